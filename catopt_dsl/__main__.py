@@ -1,0 +1,3 @@
+from catopt_dsl.cli import run
+
+run()

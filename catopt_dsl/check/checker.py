@@ -1,0 +1,1051 @@
+"""Declaration-level checking: names, kinds, schemas, morphisms, limits, colimits, functors, deltas.
+
+Expressions (types, shapes, curvature, constants, data) are checked by :mod:`catopt_dsl.check.exprs`;
+this module walks the items, builds one scope per object (one per family member) and classifies
+every Limit constraint as consensus or coupling. It never raises on user input: every problem is a
+diagnostic in the sink, and checking goes on so one run reports everything.
+
+The result, :class:`CheckedPlan`, is a side table that lowering reads; the AST is not modified.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from catopt_dsl.check.exprs import (
+    check_affine,
+    check_constraint,
+    check_objective,
+    check_param,
+    eval_const,
+    type_expr,
+)
+from catopt_dsl.check.scope import ExprContext, IndexSymbol, ParamSymbol, Scope, VarSymbol
+from catopt_dsl.diagnostics import DiagnosticSink, help_, note
+from catopt_dsl.errors import ErrorCode
+from catopt_dsl.span import Span
+from catopt_dsl.syntax import ast
+
+CANONICAL = "canonical"
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> list:
+    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return [help_(f"did you mean `{matches[0]}`?")] if matches else []
+
+
+def member_name(base: str, index: int | None) -> str:
+    return base if index is None else f"{base}[{index}]"
+
+
+# ---------------------------------------------------------------------------------------------
+# The side table
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckedObject:
+    name: str
+    decl: ast.LocalProblem
+    index: int | None
+    scope: Scope
+    params: list[ParamSymbol]
+    vars: list[VarSymbol]
+    functors: list[str]
+    ok: bool = True
+
+
+@dataclass
+class CheckedShared:
+    name: str
+    decl: ast.SharedVariables
+    scope: Scope
+    params: list[ParamSymbol]
+    vars: list[VarSymbol]
+    ok: bool = True
+
+
+@dataclass
+class CheckedMorphism:
+    name: str
+    decl: ast.Morphism
+    index: int | None
+    source: CheckedObject
+    target: CheckedShared
+    schema: ast.Schema
+    fields: list[tuple[str, ast.Expr]]  # every schema field, defaults filled in, declaration order
+    scope: Scope  # the source object's scope (plus the morphism family's index)
+
+
+@dataclass
+class ConsensusLink:
+    limit: str
+    object: CheckedObject
+    var: str
+    shared: CheckedShared
+    shared_var: str
+    shape: tuple[int, ...]
+
+
+@dataclass
+class CouplingTerm:
+    morphism: CheckedMorphism
+    field: str
+
+
+@dataclass
+class CouplingLimit:
+    name: str
+    shared: CheckedShared
+    sense: str
+    rhs: np.ndarray
+    shape: tuple[int, ...]
+    terms: list[CouplingTerm]
+
+
+@dataclass
+class CheckedDelta:
+    name: str
+    decl: ast.PlanDelta
+    ops: list[str]
+    result: "CheckedPlan | None"
+
+
+@dataclass
+class CheckedPlan:
+    items: list[ast.Item]
+    schemas: dict[tuple[str, int], ast.Schema] = field(default_factory=dict)
+    shared: dict[str, CheckedShared] = field(default_factory=dict)
+    objects: list[CheckedObject] = field(default_factory=list)
+    morphisms: list[CheckedMorphism] = field(default_factory=list)
+    consensus: list[ConsensusLink] = field(default_factory=list)
+    couplings: list[CouplingLimit] = field(default_factory=list)
+    functors: list[ast.Functor] = field(default_factory=list)
+    colimit: ast.Colimit | None = None
+    deltas: list[CheckedDelta] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# The checker
+# ---------------------------------------------------------------------------------------------
+
+
+class Checker:
+    def __init__(self, ctx: ExprContext, sink: DiagnosticSink, file: str) -> None:
+        self.ctx = ctx
+        self.sink = sink
+        self.file = file
+
+    # -- entry ------------------------------------------------------------------------------------
+    def check(self, items: Sequence[ast.Item], with_deltas: bool = True) -> CheckedPlan:
+        plan = CheckedPlan(list(items))
+        self._current = plan
+        named = self._collect(items, plan)
+        self._check_schemas(plan)
+        for item in items:
+            if isinstance(item, ast.SharedVariables) and named.get(item.name) is item:
+                plan.shared[item.name] = self._check_shared(item)
+        for item in items:
+            if isinstance(item, ast.Functor):
+                self._check_functor_decl(item)
+                plan.functors.append(item)
+        for item in items:
+            if isinstance(item, ast.LocalProblem) and named.get(item.name) is item:
+                plan.objects.extend(self._check_local(item, plan))
+        if not any(isinstance(i, ast.LocalProblem) for i in items):
+            self.sink.error(
+                ErrorCode.NO_OBJECTIVE,
+                "the plan declares no LocalProblem",
+                Span(self.file, 1, 1, 1, 2),
+                help_("declare at least one `LocalProblem name { var x: float; minimize ...; }`"),
+            )
+        objects = {o.name: o for o in plan.objects}
+        families = {i.name: i for i in items if isinstance(i, ast.LocalProblem) and i.family is not None}
+        for item in items:
+            if isinstance(item, ast.Morphism) and named.get(item.name) is item:
+                plan.morphisms.extend(self._check_morphism(item, plan, objects, families, named))
+        for item in items:
+            if isinstance(item, ast.Limit) and named.get(item.name) is item:
+                self._check_limit(item, plan, objects, families, named)
+        for item in items:
+            if isinstance(item, ast.Colimit):
+                self._check_colimit(item, plan, named)
+        if with_deltas:
+            for item in items:
+                if isinstance(item, ast.PlanDelta) and named.get(item.name) is item:
+                    plan.deltas.append(self._check_delta(item, plan))
+        self._warn_unlinked(plan)
+        return plan
+
+    # -- names ------------------------------------------------------------------------------------
+    def _collect(self, items: Sequence[ast.Item], plan: CheckedPlan) -> dict[str, ast.Item]:
+        named: dict[str, ast.Item] = {}
+        for item in items:
+            if isinstance(item, ast.Schema):
+                key = (item.name, item.version)
+                if key in plan.schemas:
+                    first = plan.schemas[key]
+                    self.sink.error(
+                        ErrorCode.DUPLICATE,
+                        f"schema `{item.name} v{item.version}` is defined twice",
+                        item.name_span,
+                        note("first defined here", first.name_span),
+                    )
+                else:
+                    plan.schemas[key] = item
+                continue
+            name = item.name
+            if name in named:
+                first = named[name]
+                self.sink.error(
+                    ErrorCode.DUPLICATE,
+                    f"`{name}` is defined twice",
+                    item.name_span,
+                    note(f"first defined here as a {_kind(first)}", first.name_span),
+                )
+                continue
+            named[name] = item
+        return named
+
+    def _lookup_item(self, name: str, span: Span, named: dict[str, ast.Item], want: type, what: str, code: ErrorCode) -> ast.Item | None:
+        item = named.get(name)
+        if item is None:
+            cands = [n for n, i in named.items() if isinstance(i, want)]
+            self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown {what} `{name}`", span, *did_you_mean(name, cands))
+            return None
+        if not isinstance(item, want):
+            self.sink.error(code, f"`{name}` is a {_kind(item)}, not a {what}", span)
+            return None
+        return item
+
+    # -- schemas ----------------------------------------------------------------------------------
+    def _check_schemas(self, plan: CheckedPlan) -> None:
+        by_name: dict[str, list[ast.Schema]] = {}
+        for (name, _), sch in sorted(plan.schemas.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+            by_name.setdefault(name, []).append(sch)
+            seen: dict[str, ast.SchemaField] = {}
+            empty = Scope()
+            for f in sch.fields:
+                if f.name in seen:
+                    self.sink.error(ErrorCode.DUPLICATE, f"field `{f.name}` appears twice in schema `{sch.name} v{sch.version}`", f.span)
+                seen[f.name] = f
+                if f.default is not None:
+                    decl = ast.ParamDecl(f.name, f.type, f.default, f.span, f.span)
+                    check_param(decl, empty, self.ctx, self.sink)
+        for name, versions in by_name.items():
+            for old, new in zip(versions, versions[1:]):
+                self._check_evolution(old, new)
+
+    def _check_evolution(self, old: ast.Schema, new: ast.Schema) -> None:
+        for i, f in enumerate(old.fields):
+            if i >= len(new.fields):
+                self.sink.error(
+                    ErrorCode.SCHEMA_EVOLUTION,
+                    f"`{new.name} v{new.version}` drops field `{f.name}` of v{old.version}",
+                    new.name_span,
+                    note("fields are identified by position: a new version may only append fields"),
+                )
+                return
+            g = new.fields[i]
+            if (g.name, g.type.base, g.type.dims) != (f.name, f.type.base, f.type.dims):
+                self.sink.error(
+                    ErrorCode.SCHEMA_EVOLUTION,
+                    f"field {i} of `{new.name} v{new.version}` is `{g.name}: {_type_str(g.type)}`, "
+                    f"but v{old.version} has `{f.name}: {_type_str(f.type)}`",
+                    g.span,
+                    note("fields are identified by position: a new version may only append fields"),
+                )
+        for g in new.fields[len(old.fields):]:
+            if g.default is None:
+                self.sink.error(
+                    ErrorCode.SCHEMA_EVOLUTION,
+                    f"field `{g.name}` appended in `{new.name} v{new.version}` needs a default",
+                    g.span,
+                    help_(f"readers of v{new.version} must be able to decode v{old.version} records: add `= ...`"),
+                )
+
+    # -- bodies -----------------------------------------------------------------------------------
+    def _body_scope(self, body: ast.Body, scope: Scope, owner: str) -> tuple[list[ParamSymbol], list[VarSymbol], bool]:
+        ok = True
+        params: list[ParamSymbol] = []
+        vars_: list[VarSymbol] = []
+        for p in body.params:
+            if _defined_here(scope, p.name):
+                self.sink.error(ErrorCode.DUPLICATE, f"`{p.name}` is declared twice in `{owner}`", p.name_span)
+                ok = False
+                continue
+            sym = check_param(p, scope, self.ctx, self.sink)
+            if sym.value is None:
+                ok = False
+            scope.define(sym)
+            params.append(sym)
+        for v in body.vars:
+            if _defined_here(scope, v.name):
+                self.sink.error(ErrorCode.DUPLICATE, f"`{v.name}` is declared twice in `{owner}`", v.name_span)
+                ok = False
+                continue
+            if v.type.base != "float":
+                self.sink.error(
+                    ErrorCode.TYPE,
+                    f"variable `{v.name}` is `{v.type.base}`: only `float` variables keep the problem convex",
+                    v.type.span,
+                    help_("declare it `float` (integer and boolean variables make the problem non-convex)"),
+                )
+                ok = False
+            if any(d == 0 for d in v.type.dims):
+                self.sink.error(ErrorCode.VALUE_SHAPE, f"variable `{v.name}` has an empty shape", v.type.span)
+                ok = False
+            sym_v = VarSymbol(v.name, tuple(v.type.dims), v.name_span)
+            scope.define(sym_v)
+            vars_.append(sym_v)
+        return params, vars_, ok
+
+    def _check_objectives(self, body: ast.Body, scope: Scope, owner: str, span: Span, required: bool) -> bool:
+        ok = True
+        if len(body.objectives) > 1:
+            for extra in body.objectives[1:]:
+                self.sink.error(
+                    ErrorCode.DUPLICATE,
+                    f"`{owner}` has more than one objective",
+                    extra.span,
+                    note("first objective here", body.objectives[0].span),
+                    help_("add the terms into one `minimize` (or `maximize`)"),
+                )
+            ok = False
+        if not body.objectives and required:
+            self.sink.error(
+                ErrorCode.NO_OBJECTIVE,
+                f"LocalProblem `{owner}` has no objective",
+                span,
+                help_("add `minimize <expr>;` (use `minimize 0;` for a pure feasibility problem)"),
+            )
+            ok = False
+        for obj in body.objectives[:1]:
+            ok = check_objective(obj, scope, self.ctx, self.sink) and ok
+        for c in body.constraints:
+            ok = check_constraint(c, scope, self.ctx, self.sink) and ok
+        return ok
+
+    def _check_shared(self, item: ast.SharedVariables) -> CheckedShared:
+        scope = Scope()
+        params, vars_, ok = self._body_scope(item.body, scope, item.name)
+        ok = self._check_objectives(item.body, scope, item.name, item.name_span, required=False) and ok
+        return CheckedShared(item.name, item, scope, params, vars_, ok)
+
+    def _check_local(self, item: ast.LocalProblem, plan: CheckedPlan) -> list[CheckedObject]:
+        out = []
+        if not item.body.vars:
+            self.sink.error(
+                ErrorCode.NO_OBJECTIVE,
+                f"LocalProblem `{item.name}` declares no variables",
+                item.name_span,
+                help_("declare what it decides: `var x: float[4];`"),
+            )
+        members: Iterable[int | None] = item.family.members if item.family is not None else [None]
+        for index in members:
+            scope = Scope()
+            if item.family is not None and index is not None:
+                scope.define(IndexSymbol(item.family.index, index, item.family.span))
+            name = member_name(item.name, index)
+            params, vars_, ok = self._body_scope(item.body, scope, name)
+            applied: list[str] = []
+            for functor in plan.functors:
+                if functor.source in (item.adapter, item.platform) and functor.target == CANONICAL:
+                    ok = self._apply_functor(functor, item, name, scope, params) and ok
+                    applied.append(functor.name)
+            ok = self._check_objectives(item.body, scope, name, item.name_span, required=True) and ok
+            out.append(CheckedObject(name, item, index, scope, params, vars_, applied, ok))
+        return out
+
+    # -- functors ---------------------------------------------------------------------------------
+    def _check_functor_decl(self, f: ast.Functor) -> None:
+        if f.target != CANONICAL:
+            self.sink.error(
+                ErrorCode.FUNCTOR,
+                f"functor `{f.name}` maps into `{f.target}`; functors map a platform or adapter into `{CANONICAL}`",
+                f.target_span,
+                help_(f"write `Functor {f.name} : {f.source} -> {CANONICAL} {{ ... }}`"),
+            )
+        seen: set[str] = set()
+        for r in f.rules:
+            if r.name in seen:
+                self.sink.error(ErrorCode.DUPLICATE, f"functor `{f.name}` defines `{r.name}` twice", r.name_span)
+            seen.add(r.name)
+
+    def _apply_functor(self, f: ast.Functor, item: ast.LocalProblem, name: str, scope: Scope, params: list[ParamSymbol]) -> bool:
+        ok = True
+        for r in f.rules:
+            if any(p.name == r.name for p in params):
+                self.sink.error(
+                    ErrorCode.FUNCTOR,
+                    f"functor `{f.name}` defines `{r.name}`, which LocalProblem `{name}` already declares",
+                    r.name_span,
+                    note(f"`{item.name}` runs `via {item.adapter}`" if item.adapter == f.source else f"`{item.name}` runs `on {item.platform}`"),
+                )
+                ok = False
+                continue
+            missing = [n for n in _names_in(r.expr) if scope.lookup(n) is None]
+            if missing:
+                self.sink.error(
+                    ErrorCode.FUNCTOR,
+                    f"functor `{f.name}` reads `{missing[0]}`, which LocalProblem `{name}` does not declare",
+                    r.span,
+                    *did_you_mean(missing[0], [p.name for p in params]),
+                )
+                ok = False
+                continue
+            if any(isinstance(scope.lookup(n), VarSymbol) for n in _names_in(r.expr)):
+                self.sink.error(ErrorCode.FUNCTOR, f"functor rule `{r.name}` must be computed from params, not variables", r.span)
+                ok = False
+                continue
+            value = eval_const(r.expr, scope, self.ctx, self.sink)
+            if value is None:
+                ok = False
+                continue
+            value = np.asarray(value, dtype=np.float64)
+            sym = ParamSymbol(r.name, "float", tuple(value.shape), value, r.name_span)
+            scope.define(sym)
+            params.append(sym)
+        return ok
+
+    # -- morphisms --------------------------------------------------------------------------------
+    def _check_morphism(
+        self,
+        item: ast.Morphism,
+        plan: CheckedPlan,
+        objects: dict[str, CheckedObject],
+        families: dict[str, ast.LocalProblem],
+        named: dict[str, ast.Item],
+    ) -> list[CheckedMorphism]:
+        src_item = self._lookup_item(item.source.name, item.source.span, named, ast.LocalProblem, "LocalProblem", ErrorCode.MORPHISM_ENDPOINT)
+        tgt_item = self._lookup_item(item.target, item.target_span, named, ast.SharedVariables, "SharedVariables block", ErrorCode.MORPHISM_ENDPOINT)
+        schema = plan.schemas.get((item.schema, item.version))
+        if schema is None:
+            versions = sorted(v for (n, v) in plan.schemas if n == item.schema)
+            if versions:
+                self.sink.error(
+                    ErrorCode.UNKNOWN_SCHEMA,
+                    f"schema `{item.schema}` has no version v{item.version}",
+                    item.schema_span,
+                    note("known versions: " + ", ".join(f"v{v}" for v in versions)),
+                )
+            else:
+                self.sink.error(
+                    ErrorCode.UNKNOWN_SCHEMA,
+                    f"unknown schema `{item.schema}`",
+                    item.schema_span,
+                    *did_you_mean(item.schema, [n for (n, _) in plan.schemas]),
+                )
+        if src_item is None or tgt_item is None or schema is None:
+            return []
+        assert isinstance(src_item, ast.LocalProblem)
+        target = plan.shared.get(item.target)
+        if target is None:
+            return []
+        out = []
+        members: Iterable[int | None] = item.family.members if item.family is not None else [None]
+        for index in members:
+            fam_scope = Scope()
+            if item.family is not None and index is not None:
+                fam_scope.define(IndexSymbol(item.family.index, index, item.family.span))
+            source = self._resolve_source(item, src_item, fam_scope, objects)
+            if source is None:
+                continue
+            name = member_name(item.name, index)
+            scope = source.scope.child()
+            if item.family is not None and index is not None:
+                scope.define(IndexSymbol(item.family.index, index, item.family.span))
+            fields = self._check_mappings(item.mappings, schema, scope, f"morphism `{name}`", item.span)
+            if fields is not None:
+                out.append(CheckedMorphism(name, item, index, source, target, schema, fields, scope))
+        return out
+
+    def _resolve_source(self, item: ast.Morphism, src: ast.LocalProblem, fam_scope: Scope, objects: dict[str, CheckedObject]) -> CheckedObject | None:
+        ref = item.source
+        if src.family is None:
+            if ref.index is not None:
+                self.sink.error(ErrorCode.MORPHISM_ENDPOINT, f"`{src.name}` is not a family; it takes no index", ref.span)
+                return None
+            return objects.get(src.name)
+        if ref.index is None:
+            self.sink.error(
+                ErrorCode.MORPHISM_ENDPOINT,
+                f"`{src.name}` is a family: pick a member, e.g. `{src.name}[i]` in a morphism family",
+                ref.span,
+                help_(f"write `Morphism {item.name}[i in {src.family.start}..{src.family.stop}] : {src.name}[i] -> ...`"),
+            )
+            return None
+        value = eval_const(ref.index, fam_scope, self.ctx, self.sink)
+        if value is None:
+            return None
+        idx = np.asarray(value)
+        if idx.shape != () or not np.issubdtype(idx.dtype, np.integer):
+            self.sink.error(ErrorCode.TYPE, "a family member index must be an integer", ref.index.span)  # type: ignore[union-attr]
+            return None
+        k = int(idx)
+        if k not in src.family.members:
+            self.sink.error(
+                ErrorCode.INDEX,
+                f"`{src.name}[{k}]` is out of range: the family has members {src.family.start}..{src.family.stop}",
+                ref.span,
+            )
+            return None
+        return objects.get(member_name(src.name, k))
+
+    def _check_mappings(
+        self, mappings: Sequence[ast.FieldMap], schema: ast.Schema, scope: Scope, what: str, span: Span
+    ) -> list[tuple[str, ast.Expr]] | None:
+        ok = True
+        by_name = {f.name: f for f in schema.fields}
+        given: dict[str, ast.FieldMap] = {}
+        for m in mappings:
+            if m.field in given:
+                self.sink.error(ErrorCode.DUPLICATE, f"field `{m.field}` is mapped twice", m.field_span)
+                ok = False
+                continue
+            given[m.field] = m
+            f = by_name.get(m.field)
+            if f is None:
+                self.sink.error(
+                    ErrorCode.UNKNOWN_FIELD,
+                    f"schema `{schema.name} v{schema.version}` has no field `{m.field}`",
+                    m.field_span,
+                    *did_you_mean(m.field, by_name),
+                )
+                ok = False
+                continue
+            t = check_affine(m.expr, scope, self.ctx, self.sink, f"{what} field `{m.field}`")
+            if t is None:
+                ok = False
+                continue
+            if tuple(t.shape) != tuple(f.type.dims) and t.shape != ():
+                self.sink.error(
+                    ErrorCode.FIELD_MISMATCH,
+                    f"field `{m.field}` is `{_type_str(f.type)}`, but the expression has shape {_shape_str(t.shape)}",
+                    m.expr_span if hasattr(m, "expr_span") else _expr_span(m.expr),
+                )
+                ok = False
+            elif f.type.base != "float" and t.curvature.name != "CONSTANT":
+                self.sink.error(
+                    ErrorCode.FIELD_MISMATCH,
+                    f"field `{m.field}` is `{_type_str(f.type)}`: only float fields can carry variables",
+                    _expr_span(m.expr),
+                )
+                ok = False
+        out: list[tuple[str, ast.Expr]] = []
+        for f in schema.fields:
+            if f.name in given:
+                out.append((f.name, given[f.name].expr))
+            elif f.default is not None:
+                out.append((f.name, f.default))
+            else:
+                self.sink.error(
+                    ErrorCode.MISSING_FIELD,
+                    f"{what} does not fill field `{f.name}` of `{schema.name} v{schema.version}`",
+                    span,
+                    help_(f"add `{f.name} = ...;` or give the field a default in the schema"),
+                )
+                ok = False
+        return out if ok else None
+
+    # -- limits -----------------------------------------------------------------------------------
+    def _check_limit(
+        self,
+        item: ast.Limit,
+        plan: CheckedPlan,
+        objects: dict[str, CheckedObject],
+        families: dict[str, ast.LocalProblem],
+        named: dict[str, ast.Item],
+    ) -> None:
+        tgt = self._lookup_item(item.target, item.target_span, named, ast.SharedVariables, "SharedVariables block", ErrorCode.CONSENSUS)
+        if tgt is None:
+            return
+        shared = plan.shared.get(item.target)
+        if shared is None:
+            return
+        members: Iterable[int | None] = item.family.members if item.family is not None else [None]
+        for index in members:
+            fam_scope = Scope()
+            if item.family is not None and index is not None:
+                fam_scope.define(IndexSymbol(item.family.index, index, item.family.span))
+            for c in item.constraints:
+                if _is_coupling(c):
+                    self._coupling(item, c, shared, plan, fam_scope, named)
+                else:
+                    self._consensus(item, c, shared, objects, families, fam_scope, named)
+
+    def _consensus(
+        self,
+        item: ast.Limit,
+        c: ast.Constraint,
+        shared: CheckedShared,
+        objects: dict[str, CheckedObject],
+        families: dict[str, ast.LocalProblem],
+        fam_scope: Scope,
+        named: dict[str, ast.Item],
+    ) -> None:
+        if c.op != "==":
+            self.sink.error(
+                ErrorCode.CONSENSUS,
+                f"a consensus limit equates local and shared variables; `{c.op}` is not allowed here",
+                c.span,
+                help_("write `site[*].w == model.w;`, or use `sum(m.field, ...) <= capacity;` for a coupling"),
+            )
+            return
+        left = self._local_side(c.left, objects, families, fam_scope, named, shared)
+        right = self._shared_side(c.right, shared)
+        if left is None or right is None:
+            left2 = self._local_side(c.right, objects, families, fam_scope, named, shared, report=False) if left is None and right is None else None
+            right2 = self._shared_side(c.left, shared, report=False) if left2 is not None else None
+            if left2 is None or right2 is None:
+                if left is None and right is None:
+                    self.sink.error(
+                        ErrorCode.CONSENSUS,
+                        "a Limit constraint must be a consensus `object.var == shared_var` or a coupling `sum(m.field, ...) <= c`",
+                        c.span,
+                    )
+                return
+            left, right = left2, right2
+        shared_var, shape = right
+        for obj, var_name, var_span in left:
+            sym = obj.scope.lookup(var_name)
+            if not isinstance(sym, VarSymbol):
+                cands = [v.name for v in obj.vars]
+                if sym is None:
+                    self.sink.error(ErrorCode.UNKNOWN_NAME, f"`{obj.name}` has no variable `{var_name}`", var_span, *did_you_mean(var_name, cands))
+                else:
+                    self.sink.error(ErrorCode.CONSENSUS, f"`{obj.name}.{var_name}` is a param; consensus needs a variable", var_span)
+                return
+            if tuple(sym.shape) != tuple(shape):
+                self.sink.error(
+                    ErrorCode.CONSENSUS,
+                    f"`{obj.name}.{var_name}` has shape {_shape_str(sym.shape)} but `{shared.name}.{shared_var}` has shape {_shape_str(shape)}",
+                    c.span,
+                )
+                return
+            self._plan.consensus.append(ConsensusLink(item.name, obj, var_name, shared, shared_var, tuple(shape)))
+
+    def _local_side(
+        self,
+        e: ast.Expr,
+        objects: dict[str, CheckedObject],
+        families: dict[str, ast.LocalProblem],
+        fam_scope: Scope,
+        named: dict[str, ast.Item],
+        shared: CheckedShared,
+        report: bool = True,
+    ) -> list[tuple[CheckedObject, str, Span]] | None:
+        if not isinstance(e, ast.Attr):
+            return None
+        base = e.base
+        if isinstance(base, ast.Name):
+            if base.name == shared.name:
+                return None
+            item = named.get(base.name)
+            if item is None:
+                if report:
+                    self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown LocalProblem `{base.name}`", base.span,
+                                    *did_you_mean(base.name, [n for n, i in named.items() if isinstance(i, ast.LocalProblem)]))
+                    return []
+                return None
+            if not isinstance(item, ast.LocalProblem):
+                if report:
+                    self.sink.error(ErrorCode.CONSENSUS, f"`{base.name}` is a {_kind(item)}, not a LocalProblem", base.span)
+                    return []
+                return None
+            if item.family is not None:
+                if report:
+                    self.sink.error(ErrorCode.CONSENSUS, f"`{base.name}` is a family: write `{base.name}[*].{e.name}` or `{base.name}[i].{e.name}`", base.span)
+                    return []
+                return None
+            obj = objects.get(base.name)
+            return [(obj, e.name, e.name_span)] if obj is not None else []
+        if isinstance(base, ast.Index) and isinstance(base.base, ast.Name) and len(base.subscripts) == 1:
+            fam = families.get(base.base.name)
+            if fam is None or fam.family is None:
+                if report:
+                    item = named.get(base.base.name)
+                    if item is None:
+                        self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown LocalProblem family `{base.base.name}`", base.base.span, *did_you_mean(base.base.name, families))
+                    else:
+                        self.sink.error(ErrorCode.CONSENSUS, f"`{base.base.name}` is not a LocalProblem family", base.base.span)
+                    return []
+                return None
+            sub = base.subscripts[0]
+            if isinstance(sub, ast.Star):
+                idxs = list(fam.family.members)
+            else:
+                value = eval_const(sub, fam_scope, self.ctx, self.sink)  # type: ignore[arg-type]
+                if value is None:
+                    return []
+                k = int(np.asarray(value))
+                if k not in fam.family.members:
+                    self.sink.error(ErrorCode.INDEX, f"`{fam.name}[{k}]` is out of range: members are {fam.family.start}..{fam.family.stop}", base.span)
+                    return []
+                idxs = [k]
+            return [(objects[member_name(fam.name, k)], e.name, e.name_span) for k in idxs if member_name(fam.name, k) in objects]
+        return None
+
+    def _shared_side(self, e: ast.Expr, shared: CheckedShared, report: bool = True) -> tuple[str, tuple[int, ...]] | None:
+        name: str | None = None
+        span = _expr_span(e)
+        if isinstance(e, ast.Name):
+            name = e.name
+        elif isinstance(e, ast.Attr) and isinstance(e.base, ast.Name) and e.base.name == shared.name:
+            name, span = e.name, e.name_span
+        if name is None:
+            return None
+        sym = shared.scope.lookup(name)
+        if not isinstance(sym, VarSymbol):
+            if report:
+                if sym is None:
+                    self.sink.error(ErrorCode.UNKNOWN_NAME, f"`{shared.name}` has no variable `{name}`", span, *did_you_mean(name, [v.name for v in shared.vars]))
+                else:
+                    self.sink.error(ErrorCode.CONSENSUS, f"`{shared.name}.{name}` is a param; consensus needs a shared variable", span)
+            return None
+        return name, tuple(sym.shape)
+
+    def _coupling(self, item: ast.Limit, c: ast.Constraint, shared: CheckedShared, plan: CheckedPlan, fam_scope: Scope, named: dict[str, ast.Item]) -> None:
+        call, rhs, sense = (c.left, c.right, c.op) if _is_sum_of_fields(c.left) else (c.right, c.left, _flip(c.op))
+        assert isinstance(call, ast.Call)
+        terms: list[CouplingTerm] = []
+        ok = True
+        for arg in call.args:
+            assert isinstance(arg, ast.Attr)
+            matched = self._coupling_terms(arg, shared, plan, named, fam_scope)
+            if matched is None:
+                ok = False
+                continue
+            terms.extend(matched)
+        if not ok:
+            return
+        if not terms:
+            self.sink.error(ErrorCode.COUPLING, f"no morphism into `{shared.name}` carries this field", _expr_span(call))
+            return
+        shapes = {tuple(_field(t.morphism.schema, t.field).type.dims) for t in terms}
+        if len(shapes) > 1:
+            self.sink.error(
+                ErrorCode.COUPLING,
+                "the summed fields have different shapes: " + ", ".join(_shape_str(s) for s in sorted(shapes)),
+                _expr_span(call),
+            )
+            return
+        shape = shapes.pop()
+        rt = type_expr(rhs, shared.scope, self.ctx, self.sink)
+        if rt is None:
+            return
+        if rt.const is None:
+            self.sink.error(
+                ErrorCode.COUPLING,
+                "the right side of a coupling limit must be a constant (a shared param or a literal)",
+                _expr_span(rhs),
+            )
+            return
+        value = np.asarray(rt.const, dtype=np.float64)
+        if value.shape not in ((), shape):
+            self.sink.error(
+                ErrorCode.COUPLING,
+                f"the summed fields have shape {_shape_str(shape)} but the right side has shape {_shape_str(value.shape)}",
+                _expr_span(rhs),
+            )
+            return
+        rhs_full = np.broadcast_to(value, shape).astype(np.float64).reshape(-1)
+        limit_name = item.name if item.family is None else item.name
+        self._plan.couplings.append(CouplingLimit(limit_name, shared, sense, rhs_full, shape, terms))
+
+    def _coupling_terms(self, arg: ast.Attr, shared: CheckedShared, plan: CheckedPlan, named: dict[str, ast.Item], fam_scope: Scope) -> list[CouplingTerm] | None:
+        base, fname = arg.base, arg.name
+        into = [m for m in plan.morphisms if m.target is shared]
+        if isinstance(base, ast.Star):
+            found = [CouplingTerm(m, fname) for m in into if any(f.name == fname for f in m.schema.fields)]
+            if not found:
+                self.sink.error(
+                    ErrorCode.COUPLING,
+                    f"no morphism into `{shared.name}` has a field `{fname}`",
+                    arg.span,
+                    *did_you_mean(fname, {f.name for m in into for f in m.schema.fields}),
+                )
+                return None
+            return found
+        mname: str | None = None
+        sel: list[int] | None = None
+        if isinstance(base, ast.Name):
+            mname = base.name
+        elif isinstance(base, ast.Index) and isinstance(base.base, ast.Name) and len(base.subscripts) == 1:
+            mname = base.base.name
+            sub = base.subscripts[0]
+            if not isinstance(sub, ast.Star):
+                value = eval_const(sub, fam_scope, self.ctx, self.sink)  # type: ignore[arg-type]
+                if value is None:
+                    return None
+                sel = [int(np.asarray(value))]
+        if mname is None:
+            self.sink.error(ErrorCode.COUPLING, "expected `morphism.field`, `morphism[*].field` or `*.field`", arg.span)
+            return None
+        decl = self._lookup_item(mname, _expr_span(base), named, ast.Morphism, "Morphism", ErrorCode.COUPLING)
+        if decl is None:
+            return None
+        assert isinstance(decl, ast.Morphism)
+        ms = [m for m in plan.morphisms if m.decl is decl and (sel is None or m.index in sel)]
+        if not ms:
+            return None  # the morphism itself failed to check (already reported)
+        out = []
+        for m in ms:
+            if m.target is not shared:
+                self.sink.error(ErrorCode.COUPLING, f"morphism `{m.name}` goes into `{m.target.name}`, not `{shared.name}`", arg.span)
+                return None
+            if not any(f.name == fname for f in m.schema.fields):
+                self.sink.error(
+                    ErrorCode.UNKNOWN_FIELD,
+                    f"morphism `{decl.name}` carries `{m.schema.name} v{m.schema.version}`, which has no field `{fname}`",
+                    arg.name_span,
+                    *did_you_mean(fname, [f.name for f in m.schema.fields]),
+                )
+                return None
+            out.append(CouplingTerm(m, fname))
+        return out
+
+    # -- colimit ----------------------------------------------------------------------------------
+    def _check_colimit(self, item: ast.Colimit, plan: CheckedPlan, named: dict[str, ast.Item]) -> None:
+        if plan.colimit is not None:
+            self.sink.error(ErrorCode.COLIMIT, "a plan has at most one Colimit", item.name_span, note("the first one", plan.colimit.name_span))
+            return
+        ok = True
+        seen = set()
+        for ref in item.objects:
+            if ref.name in seen:
+                self.sink.error(ErrorCode.DUPLICATE, f"`{ref.name}` is listed twice", ref.span)
+                ok = False
+            seen.add(ref.name)
+            if self._lookup_item(ref.name, ref.span, named, ast.SharedVariables, "SharedVariables block", ErrorCode.COLIMIT) is None:
+                ok = False
+        if ok:
+            plan.colimit = item
+
+    # -- deltas -----------------------------------------------------------------------------------
+    def _check_delta(self, delta: ast.PlanDelta, base: CheckedPlan) -> CheckedDelta:
+        items = [i for i in base.items if not isinstance(i, ast.PlanDelta)]
+        summary: list[str] = []
+        ok = True
+        for op in delta.ops:
+            result = self._apply_op(delta, op, items)
+            if result is None:
+                ok = False
+            else:
+                items, text = result
+                summary.append(text)
+        if not ok:
+            return CheckedDelta(delta.name, delta, summary, None)
+        inner = DiagnosticSink()
+        sub = Checker(self.ctx, inner, self.file)
+        result_plan = sub.check(items, with_deltas=False)
+        for d in inner.sorted():
+            self.sink.report(
+                ErrorCode.DELTA if d.severity.value == "error" else d.code,
+                f"applying PlanDelta `{delta.name}` gives an invalid plan: {d.message} [{d.code.value}]",
+                d.span,
+                *d.notes,
+                note(f"in the plan that `{delta.name}` yields", delta.name_span),
+                severity=d.severity,
+            )
+        return CheckedDelta(delta.name, delta, summary, None if inner.has_errors else result_plan)
+
+    def _apply_op(self, delta: ast.PlanDelta, op: ast.DeltaOp, items: list[ast.Item]) -> tuple[list[ast.Item], str] | None:
+        if isinstance(op, ast.AddItem):
+            return items + [op.item], f"add {_kind(op.item)} {op.item.name}"
+        if isinstance(op, ast.RemoveItem):
+            kinds = {"LocalProblem": ast.LocalProblem, "Morphism": ast.Morphism, "Limit": ast.Limit}
+            want = kinds[op.kind]
+            target = next((i for i in items if isinstance(i, want) and i.name == op.name), None)
+            if target is None:
+                self.sink.error(
+                    ErrorCode.DELTA,
+                    f"PlanDelta `{delta.name}` removes {op.kind} `{op.name}`, which the plan does not have",
+                    op.name_span,
+                    *did_you_mean(op.name, [i.name for i in items if isinstance(i, want)]),
+                )
+                return None
+            return _remove(items, target), f"remove {op.kind} {op.name}"
+        if isinstance(op, ast.SetParam):
+            for pos, i in enumerate(items):
+                if isinstance(i, (ast.LocalProblem, ast.SharedVariables)) and i.name == op.object:
+                    params = list(i.body.params)
+                    for k, p in enumerate(params):
+                        if p.name == op.param:
+                            params[k] = ast.ParamDecl(p.name, p.type, op.value, op.span, p.name_span)
+                            new_body = ast.Body(tuple(params), i.body.vars, i.body.objectives, i.body.constraints)
+                            new_item = _replace_body(i, new_body)
+                            return items[:pos] + [new_item] + items[pos + 1:], f"set {op.object}.{op.param}"
+                    self.sink.error(
+                        ErrorCode.DELTA,
+                        f"PlanDelta `{delta.name}` sets `{op.object}.{op.param}`, but `{op.object}` has no param `{op.param}`",
+                        op.target_span,
+                        *did_you_mean(op.param, [p.name for p in i.body.params]),
+                    )
+                    return None
+            self.sink.error(
+                ErrorCode.DELTA,
+                f"PlanDelta `{delta.name}` sets a param of `{op.object}`, which is not an object of the plan",
+                op.target_span,
+                *did_you_mean(op.object, [i.name for i in items if isinstance(i, (ast.LocalProblem, ast.SharedVariables))]),
+            )
+            return None
+        if isinstance(op, ast.Migrate):
+            for pos, i in enumerate(items):
+                if isinstance(i, ast.Morphism) and i.name == op.morphism:
+                    maps = {m.field: m for m in i.mappings}
+                    for m in op.mappings:
+                        maps[m.field] = m
+                    new = ast.Morphism(
+                        i.name, i.family, i.source, i.target, i.target_span, op.schema, op.version, op.span,
+                        tuple(maps.values()), i.span, i.name_span,
+                    )
+                    return items[:pos] + [new] + items[pos + 1:], f"migrate {op.morphism} to {op.schema} v{op.version}"
+            self.sink.error(
+                ErrorCode.DELTA,
+                f"PlanDelta `{delta.name}` migrates Morphism `{op.morphism}`, which the plan does not have",
+                op.name_span,
+                *did_you_mean(op.morphism, [i.name for i in items if isinstance(i, ast.Morphism)]),
+            )
+            return None
+        raise AssertionError(op)  # pragma: no cover
+
+    # -- warnings ---------------------------------------------------------------------------------
+    def _warn_unlinked(self, plan: CheckedPlan) -> None:
+        linked = {(l.shared.name, l.shared_var) for l in plan.consensus}
+        for s in plan.shared.values():
+            for v in s.vars:
+                if (s.name, v.name) not in linked:
+                    self.sink.warning(
+                        ErrorCode.CONSENSUS,
+                        f"shared variable `{s.name}.{v.name}` is not linked to any local variable by a Limit",
+                        v.span,
+                    )
+
+    # The plan under construction, for limit helpers (set in check()).
+    @property
+    def _plan(self) -> CheckedPlan:
+        return self._current
+
+    _current: CheckedPlan
+
+
+# ---------------------------------------------------------------------------------------------
+# small helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _kind(item: object) -> str:
+    return {
+        ast.Schema: "schema",
+        ast.SharedVariables: "SharedVariables block",
+        ast.LocalProblem: "LocalProblem",
+        ast.Morphism: "Morphism",
+        ast.Limit: "Limit",
+        ast.Colimit: "Colimit",
+        ast.Functor: "Functor",
+        ast.PlanDelta: "PlanDelta",
+    }.get(type(item), type(item).__name__)
+
+
+def _type_str(t: ast.TypeRef) -> str:
+    return t.base + (f"[{', '.join(str(d) for d in t.dims)}]" if t.dims else "")
+
+
+def _shape_str(shape: Sequence[int]) -> str:
+    return "scalar" if len(shape) == 0 else "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _expr_span(e: object) -> Span:
+    return e.span  # type: ignore[attr-defined,no-any-return]
+
+
+def _field(schema: ast.Schema, name: str) -> ast.SchemaField:
+    return next(f for f in schema.fields if f.name == name)
+
+
+def _flip(op: str) -> str:
+    return {"<=": ">=", ">=": "<=", "==": "=="}[op]
+
+
+def _is_sum_of_fields(e: ast.Expr) -> bool:
+    return isinstance(e, ast.Call) and e.func == "sum" and bool(e.args) and all(isinstance(a, ast.Attr) for a in e.args)
+
+
+def _is_coupling(c: ast.Constraint) -> bool:
+    return _is_sum_of_fields(c.left) or _is_sum_of_fields(c.right)
+
+
+def _defined_here(scope: Scope, name: str) -> bool:
+    return name in scope._symbols  # this level only: a param may shadow nothing but the family index
+
+
+def _names_in(e: ast.Expr) -> list[str]:
+    out: list[str] = []
+    stack: list[object] = [e]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.Name):
+            out.append(n.name)
+        elif isinstance(n, ast.BinOp):
+            stack += [n.left, n.right]
+        elif isinstance(n, ast.UnaryOp):
+            stack.append(n.operand)
+        elif isinstance(n, ast.Call):
+            stack += list(n.args)
+        elif isinstance(n, ast.Index):
+            stack.append(n.base)
+            stack += [s for s in n.subscripts if not isinstance(s, (ast.Slice, ast.Star))]
+        elif isinstance(n, ast.Transpose):
+            stack.append(n.operand)
+        elif isinstance(n, ast.ArrayLit):
+            stack += list(n.elements)
+    return out
+
+
+def _remove(items: list[ast.Item], target: ast.Item) -> list[ast.Item]:
+    """Remove an item; removing a LocalProblem also drops its morphisms and the limit terms naming them."""
+    out = [i for i in items if i is not target]
+    if isinstance(target, ast.LocalProblem):
+        gone = {i.name for i in out if isinstance(i, ast.Morphism) and i.source.name == target.name}
+        out = [i for i in out if not (isinstance(i, ast.Morphism) and i.name in gone)]
+        out = [_drop_refs(i, target.name, gone) if isinstance(i, ast.Limit) else i for i in out]
+    elif isinstance(target, ast.Morphism):
+        out = [_drop_refs(i, None, {target.name}) if isinstance(i, ast.Limit) else i for i in out]
+    return out
+
+
+def _drop_refs(limit: ast.Limit, obj: str | None, morphisms: set[str]) -> ast.Limit:
+    def names_obj(e: ast.Expr) -> bool:
+        return obj is not None and isinstance(e, ast.Attr) and isinstance(e.base, ast.Name) and e.base.name == obj
+
+    def arg_gone(a: ast.Expr) -> bool:
+        if not isinstance(a, ast.Attr):
+            return False
+        b = a.base.base if isinstance(a.base, ast.Index) else a.base
+        return isinstance(b, ast.Name) and b.name in morphisms
+
+    cons: list[ast.Constraint] = []
+    for c in limit.constraints:
+        if names_obj(c.left) or names_obj(c.right):
+            continue
+        if _is_coupling(c):
+            call = c.left if _is_sum_of_fields(c.left) else c.right
+            assert isinstance(call, ast.Call)
+            args = tuple(a for a in call.args if not arg_gone(a))
+            if not args:
+                continue
+            new_call = ast.Call(call.func, call.func_span, args, call.span)
+            c = ast.Constraint(new_call, c.op, c.right, c.span) if call is c.left else ast.Constraint(c.left, c.op, new_call, c.span)
+        cons.append(c)
+    return ast.Limit(limit.name, limit.family, limit.target, limit.target_span, tuple(cons), limit.span, limit.name_span)
+
+
+def _replace_body(item: ast.LocalProblem | ast.SharedVariables, body: ast.Body) -> ast.Item:
+    if isinstance(item, ast.LocalProblem):
+        return ast.LocalProblem(item.name, item.family, item.platform, item.adapter, body, item.span, item.name_span, item.platform_span, item.adapter_span)
+    return ast.SharedVariables(item.name, body, item.span, item.name_span)

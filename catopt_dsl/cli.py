@@ -1,0 +1,254 @@
+"""`catoptc`: the command-line interface.
+
+Exit codes: 0 clean, 1 errors in the spec (or a solve that did not reach `optimal`), 2 usage errors,
+3 an internal error (a bug in catoptc: the message asks for a report, never a raw traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import click
+
+from catopt_dsl import __version__
+from catopt_dsl.diagnostics import render_json, render_text
+
+EXAMPLES = """
+\b
+Examples:
+  catoptc check examples/gpu_fleet.cat
+  catoptc check --format json examples/*.cat
+  catoptc solve examples/gpu_fleet.cat --json
+  catoptc solve examples/federated_logreg.cat --centralized
+  catoptc solve examples/plan_deltas.cat --delta tenant_d_joins
+  catoptc compile examples/gpu_fleet.cat --target all --out build/gpu_fleet
+"""
+
+
+def _use_color(choice: str) -> bool:
+    if choice == "always":
+        return True
+    if choice == "never" or os.environ.get("NO_COLOR"):
+        return False
+    return sys.stderr.isatty()
+
+
+@click.group(help="catoptc: compile and solve distributed optimisation plans written in .cat specs.\n" + EXAMPLES)
+@click.version_option(__version__, prog_name="catoptc")
+def cli() -> None:
+    pass
+
+
+_allow = click.option(
+    "--allow-path",
+    "allow_paths",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Let load() read data from this folder too (by default only the spec's own folder).",
+)
+_color = click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True)
+
+
+def _report(analyses: Sequence[Any], fmt: str, color: bool) -> int:
+    from catopt_dsl.diagnostics import SourceMap
+
+    errors = 0
+    if fmt == "json":
+        diags = [d for a in analyses for d in a.diagnostics]
+        click.echo(render_json(diags))
+        return sum(1 for a in analyses if not a.ok)
+    for a in analyses:
+        if a.diagnostics:
+            click.echo(render_text(a.diagnostics, a.sources if a.sources else SourceMap(), color=color), err=True)
+        if not a.ok:
+            errors += 1
+    return errors
+
+
+@cli.command(epilog=EXAMPLES)
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_allow
+@_color
+def check(files: tuple[Path, ...], fmt: str, allow_paths: tuple[str, ...], color: str) -> None:
+    """Parse and type-check specs; report every problem found."""
+    from catopt_dsl.compile import analyze
+
+    analyses = [analyze(f, allow_paths, lower=False) for f in files]
+    failed = _report(analyses, fmt, _use_color(color))
+    if fmt == "text":
+        for a in analyses:
+            if a.ok:
+                click.echo(f"{a.file}: ok", err=True)
+    sys.exit(1 if failed else 0)
+
+
+def _load_or_exit(file: Path, allow_paths: Sequence[str], color: str) -> Any:
+    from catopt_dsl.compile import analyze
+
+    a = analyze(file, allow_paths)
+    if a.diagnostics:
+        click.echo(render_text(a.diagnostics, a.sources, color=_use_color(color)), err=True)
+    if a.plan is None:
+        sys.exit(1)
+    return a.plan
+
+
+@cli.command(epilog=EXAMPLES)
+@click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (the public result contract).")
+@click.option("--centralized", is_flag=True, help="Glue the whole plan into one CVXPY problem instead of running ADMM.")
+@click.option("--backend", type=click.Choice(["inprocess", "ray"]), default="inprocess", show_default=True)
+@click.option("--address", default=None, help="Ray cluster address (with --backend ray); default: start a local Ray.")
+@click.option("--max-iter", type=click.IntRange(1), default=10_000, show_default=True)
+@click.option("--eps-abs", type=click.FloatRange(min=0.0, min_open=True), default=1e-5, show_default=True)
+@click.option("--eps-rel", type=click.FloatRange(min=0.0, min_open=True), default=1e-5, show_default=True)
+@click.option("--rho", type=click.FloatRange(min=0.0, min_open=True), default=1.0, show_default=True)
+@click.option("--alpha", type=click.FloatRange(min=0.0, max=2.0, min_open=True, max_open=True), default=1.6, show_default=True)
+@click.option("--delta", "delta", default=None, help="Solve, then apply this PlanDelta and re-solve warm-started.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write residual and objective histories to a PNG.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@_allow
+@_color
+def solve(
+    file: Path,
+    as_json: bool,
+    centralized: bool,
+    backend: str,
+    address: str | None,
+    max_iter: int,
+    eps_abs: float,
+    eps_rel: float,
+    rho: float,
+    alpha: float,
+    delta: str | None,
+    plot: Path | None,
+    quiet: bool,
+    allow_paths: tuple[str, ...],
+    color: str,
+) -> None:
+    """Solve a plan with the reference ADMM solver (or centrally) and report the result."""
+    plan = _load_or_exit(file, allow_paths, color)
+    from catopt_dsl.solver import SolveOptions
+
+    options = SolveOptions(max_iter=max_iter, eps_abs=eps_abs, eps_rel=eps_rel, rho=rho, alpha=alpha)
+    if delta is not None and delta not in {d.name for d in plan.deltas}:
+        known = ", ".join(d.name for d in plan.deltas) or "none"
+        raise click.UsageError(f"unknown PlanDelta `{delta}` (this plan declares: {known})")
+    progress = None
+    if not quiet and not as_json and not centralized and sys.stderr.isatty():
+        from catopt_dsl.solver.progress import TerminalProgress
+
+        progress = TerminalProgress()
+    result = _run(plan, options, centralized, backend, address, progress)
+    if delta is not None:
+        from catopt_dsl.runtime.deltas import apply_delta
+
+        first = result
+        result = apply_delta(plan, delta, first, options=options, backend=backend, address=address, centralized=centralized)
+    if plot is not None:
+        from catopt_dsl.solver.plot import plot_history
+
+        plot_history(result, plot)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), sort_keys=True))
+    else:
+        _print_human(result)
+    sys.exit(0 if result.status == "optimal" else 1)
+
+
+def _run(plan: Any, options: Any, centralized: bool, backend: str, address: str | None, progress: Any) -> Any:
+    if centralized:
+        from catopt_dsl.solver import solve_centralized
+
+        return solve_centralized(plan)
+    if backend == "ray":
+        from catopt_dsl.runtime.ray_backend import solve_on_ray
+
+        return solve_on_ray(plan, options, address=address)
+    from catopt_dsl.solver import solve as admm
+
+    return admm(plan, options, progress=progress)
+
+
+def _print_human(result: Any) -> None:
+    click.echo(f"status:      {result.status}")
+    if result.message:
+        click.echo(f"message:     {result.message}")
+    if result.objective is not None:
+        click.echo(f"objective:   {result.objective:.8g}")
+    if result.iterations is not None:
+        click.echo(f"iterations:  {result.iterations}")
+    if result.primal_residual is not None:
+        click.echo(f"residuals:   primal {result.primal_residual:.2e}, dual {result.dual_residual:.2e}")
+    click.echo(f"time:        {result.solve_time_s:.3f} s")
+    for group, values in (("shared", result.shared), ("objects", result.objects)):
+        shown = list(values.items())
+        for name, vars_ in shown[:10]:
+            for var, value in vars_.items():
+                flat = [round(float(v), 6) for v in __import__("numpy").asarray(value).reshape(-1)[:8]]
+                more = " ..." if __import__("numpy").asarray(value).size > 8 else ""
+                click.echo(f"  {name}.{var} = {flat}{more}")
+        if len(shown) > 10:
+            click.echo(f"  ... and {len(shown) - 10} more {group}")
+
+
+TARGETS = ("python", "rust", "cpp")
+MARKER = ".catoptc-generated"
+
+
+@cli.command(name="compile", epilog=EXAMPLES)
+@click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("--target", type=click.Choice([*TARGETS, "all"]), default="python", show_default=True)
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder; each target goes into OUT/<target>/.")
+@click.option("--force", is_flag=True, help="Replace an OUT/<target>/ folder that catoptc did not write.")
+@_allow
+@_color
+def compile_(file: Path, target: str, out: Path, force: bool, allow_paths: tuple[str, ...], color: str) -> None:
+    """Emit Python bindings, a Rust crate and/or a C++ library for a spec."""
+    plan = _load_or_exit(file, allow_paths, color)
+    from catopt_dsl.backends.emit import emit_target
+
+    targets = TARGETS if target == "all" else (target,)
+    for t in targets:
+        dest = out / t
+        if dest.exists() and not (dest / MARKER).exists() and any(dest.iterdir()) and not force:
+            raise click.UsageError(
+                f"{dest} exists and was not written by catoptc; refusing to overwrite it (pass --force to replace it)"
+            )
+    for t in targets:
+        files = emit_target(t, plan, out / t)
+        click.echo(f"{t}: wrote {len(files)} files under {out / t}", err=True)
+
+
+# `main` is the click group (what tests drive through CliRunner); `run` is the console script.
+main = cli
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point: no Python traceback ever reaches the user."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="catoptc", standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # pragma: no cover - a bug in catoptc, reported without a traceback
+        click.echo(
+            f"catoptc: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in catoptc; please report it with the spec that triggered it "
+            "(set CATOPTC_TRACEBACK=1 to see the traceback).",
+            err=True,
+        )
+        if os.environ.get("CATOPTC_TRACEBACK"):
+            raise
+        sys.exit(3)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

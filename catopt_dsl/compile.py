@@ -1,0 +1,79 @@
+"""The pipeline: read -> parse -> check -> lower. Each stage reports into one sink and the
+pipeline stops before the next stage when there are errors.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from catopt_dsl.check.checker import CheckedPlan, Checker
+from catopt_dsl.check.scope import ExprContext
+from catopt_dsl.diagnostics import CatoptError, Diagnostic, DiagnosticSink, SourceMap
+from catopt_dsl.ir.model import IRPlan
+from catopt_dsl.syntax import ast
+from catopt_dsl.syntax.loader import display_name, load_spec
+
+# Every pass recurses over expressions, which the parser caps at a depth of 256; leave headroom for
+# the frames each level costs.
+if sys.getrecursionlimit() < 10_000:
+    sys.setrecursionlimit(10_000)
+
+
+@dataclass
+class Analysis:
+    sink: DiagnosticSink
+    sources: SourceMap
+    checked: CheckedPlan | None
+    plan: IRPlan | None
+    file: str
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        return self.sink.sorted()
+
+    @property
+    def ok(self) -> bool:
+        return not self.sink.has_errors
+
+
+def analyze(path: str | Path, allow_paths: Sequence[str | Path] = (), lower: bool = True) -> Analysis:
+    """Run the front end on one spec file; never raises on bad input."""
+    path = Path(path)
+    sink = DiagnosticSink()
+    shown = display_name(path)
+    loaded = load_spec(path, sink, shown)
+    if loaded.root is None or sink.has_errors:
+        return Analysis(sink, loaded.sources, None, None, shown)
+    items: list[ast.Item] = [item for module in loaded.modules for item in module.items]
+    ctx = ExprContext(path.resolve().parent, tuple(Path(p).resolve() for p in allow_paths))
+    checked = Checker(ctx, sink, shown).check(items)
+    if sink.has_errors or not lower:
+        return Analysis(sink, loaded.sources, checked, None, shown)
+    from catopt_dsl.ir.lower import lower_plan  # lowering is only needed once the spec checks
+
+    plan = lower_plan(checked, _plan_name(path), path.name, loaded.digest, ctx)
+    return Analysis(sink, loaded.sources, checked, plan, shown)
+
+
+def _plan_name(path: Path) -> str:
+    return path.stem
+
+
+def check_file(path: str | Path, allow_paths: Sequence[str | Path] = ()) -> list[Diagnostic]:
+    """Every diagnostic (errors and warnings) for a spec, sorted by position."""
+    return analyze(path, allow_paths, lower=False).diagnostics
+
+
+def load_plan(path: str | Path, allow_paths: Sequence[str | Path] = ()) -> IRPlan:
+    """Check and lower a spec; raises :class:`CatoptError` carrying the diagnostics if it has errors."""
+    a = analyze(path, allow_paths)
+    if a.plan is None:
+        raise CatoptError(a.sink.errors(), a.sources)
+    return a.plan
+
+
+def check_files(paths: Iterable[str | Path], allow_paths: Sequence[str | Path] = ()) -> list[Analysis]:
+    return [analyze(p, allow_paths, lower=False) for p in paths]

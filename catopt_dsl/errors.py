@@ -1,0 +1,106 @@
+"""Every diagnostic code catoptc can emit, in one place.
+
+`docs/errors.md` documents each code with a failing example; `tests/test_error_codes.py` checks that
+every code here is documented there and exercised by a case under `tests/cases/bad/`.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ErrorCode(str, Enum):
+    # -- input and syntax ---------------------------------------------------------------------
+    SYNTAX = "E0001"  # unexpected token / malformed construct
+    LEX = "E0002"  # a character no token starts with
+    ENCODING = "E0003"  # not UTF-8 text, or binary input
+    TOO_DEEP = "E0004"  # nesting beyond the parser's limit
+    UNREADABLE = "E0005"  # file missing, a directory, too large, unreadable
+    VERSION = "E0006"  # `catopt N;` header missing or a version this catoptc does not speak
+    # -- names ------------------------------------------------------------------------------------
+    UNKNOWN_NAME = "E0101"
+    DUPLICATE = "E0102"
+    IMPORT_CYCLE = "E0103"
+    IMPORT_NOT_FOUND = "E0104"
+    UNKNOWN_ATOM = "E0105"
+    ARITY = "E0106"
+    WRONG_KIND = "E0107"  # a name of the wrong kind (a var where a param is needed, ...)
+    # -- shapes and types ---------------------------------------------------------------------
+    SHAPE = "E0201"  # elementwise / broadcasting mismatch
+    MATMUL_SHAPE = "E0202"
+    TYPE = "E0203"  # int / float / bool mismatch
+    INDEX = "E0204"  # index or slice out of range, or too many indices
+    VALUE_SHAPE = "E0205"  # literal value does not match the declared shape
+    RANGE = "E0206"  # empty or reversed family range
+    NOT_SCALAR = "E0207"  # objective (or a scalar-only position) is not a scalar
+    # -- convexity --------------------------------------------------------------------------------
+    NOT_CONVEX_OBJECTIVE = "E0301"
+    NOT_DCP_CONSTRAINT = "E0302"
+    NOT_AFFINE = "E0303"  # an affine expression is required (morphism fields, functor rules)
+    # -- schemas and morphisms --------------------------------------------------------------------
+    UNKNOWN_SCHEMA = "E0401"
+    MISSING_FIELD = "E0402"
+    UNKNOWN_FIELD = "E0403"
+    FIELD_MISMATCH = "E0404"
+    MORPHISM_ENDPOINT = "E0405"
+    SCHEMA_EVOLUTION = "E0406"  # a new version removes or retypes a field, or appends one without a default
+    # -- limits, colimits, functors, deltas -------------------------------------------------------
+    CONSENSUS = "E0501"
+    COUPLING = "E0502"
+    COLIMIT = "E0503"
+    FUNCTOR = "E0504"
+    DELTA = "E0505"
+    NO_OBJECTIVE = "E0506"  # a LocalProblem with no variables or no objective
+    # -- data -------------------------------------------------------------------------------------
+    LOAD_MISSING = "E0601"
+    LOAD_UNREADABLE = "E0602"
+    LOAD_SHAPE = "E0603"
+    LOAD_NONFINITE = "E0604"
+    LOAD_OUTSIDE = "E0605"
+    # -- codegen ----------------------------------------------------------------------------------
+    NAME_COLLISION = "E0701"  # two names collide in a target after case conversion and escaping
+
+
+TITLES: dict[ErrorCode, str] = {
+    ErrorCode.SYNTAX: "syntax error",
+    ErrorCode.LEX: "unexpected character",
+    ErrorCode.ENCODING: "input is not UTF-8 text",
+    ErrorCode.TOO_DEEP: "nesting too deep",
+    ErrorCode.UNREADABLE: "cannot read input file",
+    ErrorCode.VERSION: "missing or unsupported language version",
+    ErrorCode.UNKNOWN_NAME: "unknown name",
+    ErrorCode.DUPLICATE: "duplicate definition",
+    ErrorCode.IMPORT_CYCLE: "import cycle",
+    ErrorCode.IMPORT_NOT_FOUND: "imported file not found",
+    ErrorCode.UNKNOWN_ATOM: "unknown function",
+    ErrorCode.ARITY: "wrong number of arguments",
+    ErrorCode.WRONG_KIND: "name of the wrong kind",
+    ErrorCode.SHAPE: "shape mismatch",
+    ErrorCode.MATMUL_SHAPE: "matrix product shape mismatch",
+    ErrorCode.TYPE: "type mismatch",
+    ErrorCode.INDEX: "index out of range",
+    ErrorCode.VALUE_SHAPE: "value does not match declared shape",
+    ErrorCode.RANGE: "empty or reversed range",
+    ErrorCode.NOT_SCALAR: "expression must be scalar",
+    ErrorCode.NOT_CONVEX_OBJECTIVE: "objective breaks convexity (DCP)",
+    ErrorCode.NOT_DCP_CONSTRAINT: "constraint breaks convexity (DCP)",
+    ErrorCode.NOT_AFFINE: "affine expression required",
+    ErrorCode.UNKNOWN_SCHEMA: "unknown schema or schema version",
+    ErrorCode.MISSING_FIELD: "schema field not filled",
+    ErrorCode.UNKNOWN_FIELD: "field not in schema",
+    ErrorCode.FIELD_MISMATCH: "field type or shape mismatch",
+    ErrorCode.MORPHISM_ENDPOINT: "invalid morphism endpoint",
+    ErrorCode.SCHEMA_EVOLUTION: "incompatible schema evolution",
+    ErrorCode.CONSENSUS: "invalid consensus limit",
+    ErrorCode.COUPLING: "invalid coupling limit",
+    ErrorCode.COLIMIT: "invalid colimit",
+    ErrorCode.FUNCTOR: "invalid functor",
+    ErrorCode.DELTA: "invalid plan delta",
+    ErrorCode.NO_OBJECTIVE: "local problem without variables or objective",
+    ErrorCode.LOAD_MISSING: "data file not found",
+    ErrorCode.LOAD_UNREADABLE: "data file unreadable",
+    ErrorCode.LOAD_SHAPE: "data shape mismatch",
+    ErrorCode.LOAD_NONFINITE: "data contains NaN or Inf",
+    ErrorCode.LOAD_OUTSIDE: "data path outside the spec folder",
+    ErrorCode.NAME_COLLISION: "generated names collide",
+}

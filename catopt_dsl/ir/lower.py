@@ -1,0 +1,179 @@
+"""Lowering: a checked plan (AST + the checker's side table) -> the IR.
+
+Pure: reads the :class:`~catopt_dsl.check.checker.CheckedPlan`, returns a new :class:`IRPlan`.
+Families are already expanded by the checker (one scope per member); here every expression is lowered
+in its member's scope, `maximize` objectives are negated into minimise form, and each coupling term's
+affine map ``B x + b`` is extracted exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Sequence
+
+import numpy as np
+
+from catopt_dsl.check.checker import CheckedObject, CheckedPlan, CheckedShared
+from catopt_dsl.check.exprs import eval_const
+from catopt_dsl.check.scope import ExprContext, ParamSymbol, Scope, VarSymbol
+from catopt_dsl.diagnostics import DiagnosticSink
+from catopt_dsl.ir.affine import affine_coefficients
+from catopt_dsl.ir.exprs import lower_expr
+from catopt_dsl.ir.model import (
+    IRColimit,
+    IRConsensus,
+    IRConstraint,
+    IRCoupling,
+    IRCouplingTerm,
+    IRDelta,
+    IRExpr,
+    IRFunctor,
+    IRMorphism,
+    IRNeg,
+    IRObject,
+    IRParam,
+    IRPlan,
+    IRSchema,
+    IRSchemaField,
+    IRShared,
+    IRVar,
+    frozen_array,
+)
+from catopt_dsl.syntax import ast
+from catopt_dsl.syntax.unparse import unparse
+
+_DTYPES = {"float": "float64", "int": "int64", "bool": "bool"}
+
+
+def lower_plan(checked: CheckedPlan, name: str, source: str, digest: str, ctx: ExprContext) -> IRPlan:
+    schemas = tuple(_schema(s, ctx) for _, s in sorted(checked.schemas.items()))
+    shared = tuple(_shared(s) for s in checked.shared.values())
+    objects = tuple(_object(o) for o in checked.objects)
+    morphisms = tuple(
+        IRMorphism(
+            m.name,
+            m.source.name,
+            m.target.name,
+            m.schema.name,
+            m.schema.version,
+            tuple((f, lower_expr(e, m.scope)) for f, e in m.fields),
+        )
+        for m in checked.morphisms
+    )
+    by_obj = {o.name: o for o in objects}
+    consensus = tuple(
+        IRConsensus(l.limit, l.object.name, l.var, l.shared.name, l.shared_var, tuple(l.shape)) for l in checked.consensus
+    )
+    morph_ir = {m.name: m for m in morphisms}
+    couplings = []
+    for c in checked.couplings:
+        terms = []
+        for t in c.terms:
+            obj = by_obj[t.morphism.source.name]
+            expr = dict(morph_ir[t.morphism.name].fields)[t.field]
+            params = {p.name: p.value for p in obj.params}
+            B, b = affine_coefficients(expr, obj.vars, params)
+            m = int(np.prod(c.shape, dtype=np.int64)) if c.shape else 1
+            if b.size == 1 and m > 1:  # a scalar default broadcast over a vector field
+                b = np.full(m, float(b.reshape(-1)[0]))
+                B = np.repeat(B.reshape(1, -1), m, axis=0)
+            terms.append(IRCouplingTerm(t.morphism.name, obj.name, t.field, expr, frozen_array(B), frozen_array(b.reshape(-1))))
+        couplings.append(IRCoupling(c.name, c.shared.name, c.sense, frozen_array(c.rhs), tuple(c.shape), tuple(terms)))
+    functors = tuple(
+        IRFunctor(f.name, f.source, f.target, tuple((r.name, unparse(r.expr)) for r in f.rules)) for f in checked.functors
+    )
+    colimit = IRColimit(checked.colimit.name, tuple(r.name for r in checked.colimit.objects)) if checked.colimit else None
+    h = hashlib.sha256(digest.encode())
+    for o in objects:
+        for p in o.params:
+            h.update(o.name.encode() + b"." + p.name.encode() + np.ascontiguousarray(p.value).tobytes())
+    for s in shared:
+        for p in s.params:
+            h.update(s.name.encode() + b"." + p.name.encode() + np.ascontiguousarray(p.value).tobytes())
+    deltas = tuple(
+        IRDelta(d.name, tuple(d.ops), lower_plan(d.result, name, source, digest + ":" + d.name, ctx))
+        for d in checked.deltas
+        if d.result is not None
+    )
+    return IRPlan(
+        name=name,
+        source=source,
+        spec_hash=h.hexdigest(),
+        schemas=schemas,
+        shared=shared,
+        objects=objects,
+        morphisms=morphisms,
+        consensus=consensus,
+        couplings=tuple(couplings),
+        functors=functors,
+        colimit=colimit,
+        deltas=deltas,
+    )
+
+
+def _params(syms: Sequence[ParamSymbol]) -> tuple[IRParam, ...]:
+    out = []
+    for p in syms:
+        assert p.value is not None
+        out.append(IRParam(p.name, p.dtype, tuple(p.shape), frozen_array(p.value, _DTYPES[p.dtype])))
+    return tuple(out)
+
+
+def _vars(syms: Sequence[VarSymbol]) -> tuple[IRVar, ...]:
+    out = []
+    offset = 0
+    for v in syms:
+        iv = IRVar(v.name, tuple(v.shape), offset)
+        offset += iv.size
+        out.append(iv)
+    return tuple(out)
+
+
+def _objective(body: ast.Body, scope: Scope) -> tuple[str, IRExpr | None]:
+    if not body.objectives:
+        return "minimize", None
+    obj = body.objectives[0]
+    e = lower_expr(obj.expr, scope)
+    if obj.sense == "maximize":
+        e = IRNeg(e, ())
+    return obj.sense, e
+
+
+def _constraints(body: ast.Body, scope: Scope) -> tuple[IRConstraint, ...]:
+    return tuple(IRConstraint(lower_expr(c.left, scope), c.op, lower_expr(c.right, scope)) for c in body.constraints)
+
+
+def _object(o: CheckedObject) -> IRObject:
+    sense, objective = _objective(o.decl.body, o.scope)
+    assert objective is not None
+    return IRObject(
+        name=o.name,
+        family=o.decl.name if o.decl.family is not None else None,
+        index=o.index,
+        platform=o.decl.platform,
+        adapter=o.decl.adapter,
+        functors=tuple(o.functors),
+        params=_params(o.params),
+        vars=_vars(o.vars),
+        sense=sense,
+        objective=objective,
+        constraints=_constraints(o.decl.body, o.scope),
+    )
+
+
+def _shared(s: CheckedShared) -> IRShared:
+    _, objective = _objective(s.decl.body, s.scope)
+    return IRShared(s.name, _params(s.params), _vars(s.vars), objective, _constraints(s.decl.body, s.scope))
+
+
+def _schema(s: ast.Schema, ctx: ExprContext) -> IRSchema:
+    fields = []
+    for f in s.fields:
+        default = None
+        if f.default is not None:
+            value = eval_const(f.default, Scope(), ctx, DiagnosticSink())
+            if value is not None:
+                arr = np.broadcast_to(np.asarray(value), f.type.dims).astype(_DTYPES[f.type.base])
+                default = arr.tolist()
+        fields.append(IRSchemaField(f.name, f.type.base, tuple(f.type.dims), default))
+    return IRSchema(s.name, s.version, tuple(fields))

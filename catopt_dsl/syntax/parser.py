@@ -1,0 +1,556 @@
+"""Source text -> AST. The only module that sees `lark`.
+
+Everything that can go wrong with raw input is turned into a diagnostic here: unreadable files,
+invalid UTF-8, binary data, oversized files, runaway nesting and syntax errors. Later stages only ever
+see :mod:`catopt_dsl.syntax.ast` nodes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from lark import Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lexer import PatternStr
+
+from catopt_dsl.diagnostics import DiagnosticSink, help_, note
+from catopt_dsl.errors import ErrorCode
+from catopt_dsl.span import Span
+from catopt_dsl.syntax import ast
+from catopt_dsl.syntax.grammar import TERMINAL_NAMES, parser
+
+LANGUAGE_VERSION = 1
+MAX_FILE_BYTES = 16 * 1024 * 1024
+# Bracket nesting and parse-tree depth caps: every later pass recurses over expressions, and a
+# 10,000-deep input must give a diagnostic, not a RecursionError.
+MAX_BRACKET_DEPTH = 128
+MAX_TREE_DEPTH = 256
+
+
+def read_source(path: Path, sink: DiagnosticSink, display: str | None = None) -> str | None:
+    """Read a spec file as UTF-8 text, or report E0005/E0003 and return None."""
+    name = display or str(path)
+    where = Span.unknown(name)
+    try:
+        if path.is_dir():
+            sink.error(ErrorCode.UNREADABLE, f"`{name}` is a directory, not a .cat file", where)
+            return None
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            sink.error(
+                ErrorCode.UNREADABLE,
+                f"`{name}` is {size / 1e6:.1f} MB; catoptc reads specs up to {MAX_FILE_BYTES // (1024 * 1024)} MiB",
+                where,
+                help_("split the plan with `import` or use an indexed family instead of writing objects out"),
+            )
+            return None
+        data = path.read_bytes()
+    except FileNotFoundError:
+        sink.error(ErrorCode.UNREADABLE, f"no such file `{name}`", where)
+        return None
+    except OSError as exc:
+        sink.error(ErrorCode.UNREADABLE, f"cannot read `{name}`: {exc.strerror or exc}", where)
+        return None
+    return decode_source(data, name, sink)
+
+
+def decode_source(data: bytes, name: str, sink: DiagnosticSink) -> str | None:
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        sink.error(ErrorCode.ENCODING, f"`{name}` contains NUL bytes: it looks like a binary file", Span(name, line, 1, line, 2))
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        sink.error(
+            ErrorCode.ENCODING,
+            f"invalid UTF-8 byte 0x{data[exc.start]:02x} in `{name}`",
+            Span(name, line, col, line, col + 1),
+            help_("save the spec as UTF-8"),
+        )
+        return None
+    return text.lstrip("\ufeff")
+
+
+def parse_file(path: Path, sink: DiagnosticSink, display: str | None = None) -> ast.Spec | None:
+    text = read_source(path, sink, display)
+    if text is None:
+        return None
+    return parse_text(text, display or str(path), sink)
+
+
+def parse_text(text: str, file: str, sink: DiagnosticSink) -> ast.Spec | None:
+    """Parse one spec. Returns None (with diagnostics in ``sink``) when the text does not parse."""
+    if not _check_brackets(text, file, sink):
+        return None
+    try:
+        tree = parser().parse(text)
+    except UnexpectedInput as exc:
+        _report_syntax_error(exc, text, file, sink)
+        return None
+    except RecursionError:  # pragma: no cover - bracket cap makes this unreachable in practice
+        sink.error(ErrorCode.TOO_DEEP, "input nests too deeply", Span(file, 1, 1, 1, 2))
+        return None
+    deep = _too_deep(tree)
+    if deep is not None:
+        sink.error(
+            ErrorCode.TOO_DEEP,
+            f"expression nests more than {MAX_TREE_DEPTH} levels deep",
+            _span_of(deep, file),
+            help_("split it into params or use `sum(...)` over a vector"),
+        )
+        return None
+    builder = _Builder(file, sink)
+    spec = builder.spec(tree)
+    if spec.version is None:
+        sink.error(
+            ErrorCode.VERSION,
+            "missing language header",
+            Span(file, 1, 1, 1, 2),
+            help_(f"start the file with `catopt {LANGUAGE_VERSION};`"),
+        )
+    return spec
+
+
+# ---------------------------------------------------------------------------------------------
+# Pre-checks
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_brackets(text: str, file: str, sink: DiagnosticSink) -> bool:
+    depth = 0
+    line, col = 1, 1
+    i, n = 0, len(text)
+    in_str = False
+    while i < n:
+        ch = text[i]
+        if in_str:
+            if ch == "\\":
+                i += 1
+                col += 1
+            elif ch == '"' or ch == "\n":
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch == "/" and i + 1 < n and text[i + 1] == "/":
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            col += j - i
+            i = j
+            continue
+        elif ch == "/" and i + 1 < n and text[i + 1] == "*":
+            j = text.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            chunk = text[i:j]
+            nl = chunk.count("\n")
+            if nl:
+                line += nl
+                col = len(chunk) - chunk.rfind("\n")
+            else:
+                col += len(chunk)
+            i = j
+            continue
+        elif ch in "([{":
+            depth += 1
+            if depth > MAX_BRACKET_DEPTH:
+                sink.error(
+                    ErrorCode.TOO_DEEP,
+                    f"brackets nest more than {MAX_BRACKET_DEPTH} levels deep",
+                    Span(file, line, col, line, col + 1),
+                )
+                return False
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        if ch == "\n":
+            line += 1
+            col = 1
+        else:
+            col += 1
+        i += 1
+    return True
+
+
+def _too_deep(tree: Tree) -> Tree | None:
+    stack: list[tuple[Any, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            return node  # type: ignore[no-any-return]
+        if isinstance(node, Tree):
+            for child in node.children:
+                if isinstance(child, Tree):
+                    stack.append((child, depth + 1))
+    return None
+
+
+def _describe_terminal(name: str) -> str:
+    if name in TERMINAL_NAMES:
+        return TERMINAL_NAMES[name]
+    term = parser().get_terminal(name) if hasattr(parser(), "get_terminal") else None
+    if term is not None and isinstance(term.pattern, PatternStr):
+        return f"`{term.pattern.value}`"
+    return name.lower()
+
+
+def _expected(names: Iterable[str]) -> str:
+    described = sorted({_describe_terminal(n) for n in names})
+    if not described:
+        return ""
+    if len(described) > 8:
+        described = described[:8] + ["..."]
+    return ", ".join(described)
+
+
+def _report_syntax_error(exc: UnexpectedInput, text: str, file: str, sink: DiagnosticSink) -> None:
+    if isinstance(exc, UnexpectedCharacters):
+        line, col = exc.line, exc.column
+        ch = text[exc.pos_in_stream] if 0 <= exc.pos_in_stream < len(text) else "?"
+        sink.error(
+            ErrorCode.LEX,
+            f"unexpected character `{ch}`" if ch.isprintable() else f"unexpected character U+{ord(ch):04X}",
+            Span(file, line, col, line, col + 1),
+            *([note(f"expected {_expected(exc.allowed)}")] if exc.allowed else []),
+        )
+        return
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        if tok.type == "$END":
+            line = text.count("\n") + 1
+            col = len(text) - (text.rfind("\n") + 1) + 1
+            sink.error(
+                ErrorCode.SYNTAX,
+                "unexpected end of file",
+                Span(file, line, col, line, col + 1),
+                note(f"expected {_expected(exc.expected)}"),
+            )
+            return
+        line = tok.line or 1
+        col = tok.column or 1
+        end_col = (tok.end_column or col + 1) if (tok.end_line or line) == line else col + len(str(tok))
+        found = str(tok)
+        expected = _expected(exc.expected)
+        notes = [note(f"expected {expected}")] if expected else []
+        hint = _hint(exc, found)
+        if hint:
+            notes.append(help_(hint))
+        sink.error(ErrorCode.SYNTAX, f"unexpected `{found}`", Span(file, line, col, line, max(end_col, col + 1)), *notes)
+        return
+    if isinstance(exc, UnexpectedEOF):  # pragma: no cover - LALR reports $END as UnexpectedToken
+        sink.error(ErrorCode.SYNTAX, "unexpected end of file", Span(file, 1, 1, 1, 2))
+        return
+    sink.error(ErrorCode.SYNTAX, "syntax error", Span(file, getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1, 1, 2))
+
+
+def _hint(exc: UnexpectedToken, found: str) -> str | None:
+    expected = set(exc.expected)
+    if "SEMICOLON" in expected:
+        return "a `;` may be missing at the end of the previous statement"
+    if found in {"LocalProblem", "SharedVariables", "Morphism", "Limit", "Colimit", "Functor", "PlanDelta", "schema"}:
+        return "a `}` may be missing before this item"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Parse tree -> AST
+# ---------------------------------------------------------------------------------------------
+
+
+def _span_of(node: Tree | Token, file: str) -> Span:
+    if isinstance(node, Token):
+        line = node.line or 1
+        col = node.column or 1
+        end_line = node.end_line or line
+        end_col = node.end_column or (col + len(str(node)))
+        return Span(file, line, col, end_line, end_col)
+    meta = node.meta
+    if getattr(meta, "empty", True):
+        return Span(file, 1, 1, 1, 2)
+    return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+class _Builder:
+    """Turns the Lark tree into AST nodes (iteratively bounded by MAX_TREE_DEPTH)."""
+
+    def __init__(self, file: str, sink: DiagnosticSink) -> None:
+        self.file = file
+        self.sink = sink
+
+    def sp(self, node: Tree | Token) -> Span:
+        return _span_of(node, self.file)
+
+    # -- top level ------------------------------------------------------------------------------
+    def spec(self, tree: Tree) -> ast.Spec:
+        version: int | None = None
+        imports: list[ast.Import] = []
+        items: list[ast.Item] = []
+        for child in tree.children:
+            if not isinstance(child, Tree):
+                continue
+            if child.data == "header":
+                tok = child.children[0]
+                version = int(str(tok))
+                if version != LANGUAGE_VERSION:
+                    self.sink.error(
+                        ErrorCode.VERSION,
+                        f"this catoptc speaks `catopt {LANGUAGE_VERSION}`, not `catopt {version}`",
+                        self.sp(tok),
+                    )
+            elif child.data == "import_stmt":
+                imports.append(ast.Import(self.string(child.children[0]), self.sp(child)))
+            else:
+                item = self.item(child)
+                if item is not None:
+                    items.append(item)
+        return ast.Spec(self.file, version, tuple(imports), tuple(items), self.sp(tree))
+
+    def string(self, tok: Token) -> str:
+        raw = str(tok)[1:-1]
+        return raw.replace('\\"', '"').replace("\\\\", "\\")
+
+    def item(self, tree: Tree) -> ast.Item | None:
+        method = getattr(self, f"item_{tree.data}", None)
+        if method is None:  # pragma: no cover - grammar and builder are kept in step by tests
+            raise AssertionError(f"no builder for {tree.data}")
+        return method(tree)  # type: ignore[no-any-return]
+
+    def item_schema(self, t: Tree) -> ast.Schema:
+        name, version, *fields = t.children
+        out = []
+        for f in fields:
+            fname, ftype, default = f.children
+            out.append(
+                ast.SchemaField(str(fname), self.type_(ftype), self.expr(default) if default is not None else None, self.sp(f))
+            )
+        return ast.Schema(str(name), int(str(version)[1:]), tuple(out), self.sp(t), self.sp(name))
+
+    def type_(self, t: Tree) -> ast.TypeRef:
+        base, dims = t.children
+        shape: tuple[int, ...] = ()
+        if dims is not None:
+            shape = tuple(int(str(d)) for d in dims.children)
+        return ast.TypeRef(str(base), shape, self.sp(t))
+
+    def body(self, members: list[Any]) -> ast.Body:
+        params: list[ast.ParamDecl] = []
+        vars_: list[ast.VarDecl] = []
+        objectives: list[ast.Objective] = []
+        constraints: list[ast.Constraint] = []
+        for m in members:
+            if m.data == "param_decl":
+                name, typ, value = m.children
+                params.append(ast.ParamDecl(str(name), self.type_(typ), self.expr(value), self.sp(m), self.sp(name)))
+            elif m.data == "var_decl":
+                name, typ = m.children
+                vars_.append(ast.VarDecl(str(name), self.type_(typ), self.sp(m), self.sp(name)))
+            elif m.data == "objective":
+                sense, e = m.children
+                objectives.append(ast.Objective(str(sense), self.expr(e), self.sp(m)))
+            elif m.data == "constraints":
+                constraints.extend(self.constraint(c) for c in m.children)
+        return ast.Body(tuple(params), tuple(vars_), tuple(objectives), tuple(constraints))
+
+    def constraint(self, t: Tree) -> ast.Constraint:
+        left, op, right = t.children
+        return ast.Constraint(self.expr(left), str(op), self.expr(right), self.sp(t))
+
+    def item_shared(self, t: Tree) -> ast.SharedVariables:
+        name, *members = t.children
+        return ast.SharedVariables(str(name), self.body(members), self.sp(t), self.sp(name))
+
+    def item_local(self, t: Tree) -> ast.LocalProblem:
+        name = t.children[0]
+        family = platform = adapter = None
+        platform_span = adapter_span = None
+        members = []
+        for c in t.children[1:]:
+            if not isinstance(c, Tree):
+                continue
+            if c.data == "family":
+                family = self.family(c)
+            elif c.data == "on_clause":
+                platform, platform_span = str(c.children[0]), self.sp(c.children[0])
+            elif c.data == "via_clause":
+                adapter, adapter_span = str(c.children[0]), self.sp(c.children[0])
+            else:
+                members.append(c)
+        return ast.LocalProblem(
+            str(name), family, platform, adapter, self.body(members), self.sp(t), self.sp(name), platform_span, adapter_span
+        )
+
+    def family(self, t: Tree) -> ast.Family:
+        index, rng = t.children
+        lo_e, hi_e = rng.children
+        lo = self.const_int(self.expr(lo_e))
+        hi = self.const_int(self.expr(hi_e))
+        span = self.sp(t)
+        if lo is None or hi is None:
+            self.sink.error(ErrorCode.RANGE, "family bounds must be integer literals (e.g. `0..199`)", self.sp(rng))
+            lo, hi = 0, -1
+        elif hi < lo:
+            self.sink.error(
+                ErrorCode.RANGE,
+                f"empty range `{lo}..{hi}`: ranges are inclusive and need start <= end",
+                self.sp(rng),
+                help_(f"did you mean `{hi}..{lo}`?"),
+            )
+            lo, hi = 0, -1
+        return ast.Family(str(index), lo, hi, span)
+
+    def const_int(self, e: ast.Expr) -> int | None:
+        if isinstance(e, ast.Number):
+            return int(e.value) if e.is_int else None
+        if isinstance(e, ast.UnaryOp):
+            v = self.const_int(e.operand)
+            return None if v is None else (-v if e.op == "-" else v)
+        if isinstance(e, ast.BinOp) and e.op in "+-*":
+            a, b = self.const_int(e.left), self.const_int(e.right)
+            if a is None or b is None:
+                return None
+            return a + b if e.op == "+" else a - b if e.op == "-" else a * b
+        return None
+
+    def obj_ref(self, t: Tree) -> ast.ObjRef:
+        name, index = t.children
+        return ast.ObjRef(str(name), self.expr(index) if index is not None else None, self.sp(t))
+
+    def field_maps(self, nodes: Iterable[Tree]) -> tuple[ast.FieldMap, ...]:
+        out = []
+        for f in nodes:
+            fname, e = f.children
+            out.append(ast.FieldMap(str(fname), self.expr(e), self.sp(f), self.sp(fname)))
+        return tuple(out)
+
+    def item_morphism(self, t: Tree) -> ast.Morphism:
+        name = t.children[0]
+        rest = list(t.children[1:])
+        family = None
+        if isinstance(rest[0], Tree) and rest[0].data == "family":
+            family = self.family(rest.pop(0))
+        elif rest[0] is None:
+            rest.pop(0)
+        source, target, schema, version, *maps = rest
+        return ast.Morphism(
+            str(name),
+            family,
+            self.obj_ref(source),
+            str(target),
+            self.sp(target),
+            str(schema),
+            int(str(version)[1:]),
+            self.sp(schema).merge(self.sp(version)),
+            self.field_maps(maps),
+            self.sp(t),
+            self.sp(name),
+        )
+
+    def item_limit(self, t: Tree) -> ast.Limit:
+        name = t.children[0]
+        rest = list(t.children[1:])
+        family = None
+        if isinstance(rest[0], Tree) and rest[0].data == "family":
+            family = self.family(rest.pop(0))
+        elif rest[0] is None:
+            rest.pop(0)
+        target, *cons = rest
+        return ast.Limit(
+            str(name), family, str(target), self.sp(target), tuple(self.constraint(c) for c in cons), self.sp(t), self.sp(name)
+        )
+
+    def item_colimit(self, t: Tree) -> ast.Colimit:
+        name, *objs = t.children
+        return ast.Colimit(str(name), tuple(ast.Name(str(o), self.sp(o)) for o in objs), self.sp(t), self.sp(name))
+
+    def item_functor(self, t: Tree) -> ast.Functor:
+        name, source, target, *maps = t.children
+        rules = tuple(ast.FunctorRule(m.field, m.expr, m.span, m.field_span) for m in self.field_maps(maps))
+        return ast.Functor(str(name), str(source), str(target), rules, self.sp(t), self.sp(name), self.sp(source), self.sp(target))
+
+    def item_plandelta(self, t: Tree) -> ast.PlanDelta:
+        name, *ops = t.children
+        out: list[ast.DeltaOp] = []
+        for op in ops:
+            if op.data == "add_op":
+                item = self.item(op.children[0])
+                assert item is not None
+                out.append(ast.AddItem(item, self.sp(op)))  # type: ignore[arg-type]
+            elif op.data == "remove_op":
+                kind, oname = op.children
+                out.append(ast.RemoveItem(str(kind), str(oname), self.sp(op), self.sp(oname)))
+            elif op.data == "set_op":
+                obj, param, value = op.children
+                out.append(ast.SetParam(str(obj), str(param), self.expr(value), self.sp(op), self.sp(obj).merge(self.sp(param))))
+            elif op.data == "migrate_op":
+                mname, schema, version, *maps = op.children
+                out.append(
+                    ast.Migrate(
+                        str(mname), str(schema), int(str(version)[1:]), self.field_maps(m for m in maps if m is not None),
+                        self.sp(op), self.sp(mname),
+                    )
+                )
+        return ast.PlanDelta(str(name), tuple(out), self.sp(t), self.sp(name))
+
+    # -- expressions ----------------------------------------------------------------------------
+    def expr(self, node: Tree | Token) -> ast.Expr:
+        if isinstance(node, Token):  # pragma: no cover - every atom is wrapped by an alias
+            return ast.Name(str(node), self.sp(node))
+        kind = node.data
+        span = self.sp(node)
+        ch = node.children
+        if kind == "number":
+            text = str(ch[0])
+            if any(c in text for c in ".eE"):
+                return ast.Number(float(text), False, span)
+            return ast.Number(int(text), True, span)
+        if kind == "boolean":
+            return ast.Bool(str(ch[0]) == "true", span)
+        if kind == "name":
+            return ast.Name(str(ch[0]), span)
+        if kind == "call":
+            fname = ch[0]
+            args = tuple(self.expr(a) for a in ch[1:] if a is not None)
+            return ast.Call(str(fname), self.sp(fname), args, span)
+        if kind == "load":
+            return ast.Load(self.string(ch[0]), span)
+        if kind == "array":
+            return ast.ArrayLit(tuple(self.expr(a) for a in ch), span)
+        if kind == "binop":
+            left, op, right = ch
+            return ast.BinOp(str(op), self.expr(left), self.expr(right), span)
+        if kind == "unaryop":
+            op, operand = ch
+            inner = self.expr(operand)
+            # Fold `-3` into a literal so `-1` is a constant int everywhere (indices, ranges).
+            if isinstance(inner, ast.Number) and str(op) == "-":
+                return ast.Number(-inner.value, inner.is_int, span)
+            return ast.UnaryOp(str(op), inner, span)
+        if kind == "index":
+            base, *subs = ch
+            return ast.Index(self.expr(base), tuple(self.subscript(s) for s in subs), span)
+        if kind == "attr":
+            base, name = ch
+            return ast.Attr(self.expr(base), str(name), self.sp(name), span)
+        if kind == "transpose":
+            return ast.Transpose(self.expr(ch[0]), span)
+        if kind == "star":
+            return ast.Star(span)  # type: ignore[return-value]
+        if kind == "slice":  # pragma: no cover - only reachable through subscript()
+            return self.subscript(node)  # type: ignore[return-value]
+        raise AssertionError(f"unknown expression node {kind}")  # pragma: no cover
+
+    def subscript(self, node: Tree | Token) -> ast.Subscript:
+        if isinstance(node, Tree) and node.data == "slice":
+            parts = [self.expr(p) if p is not None else None for p in node.children]
+            while len(parts) < 3:
+                parts.append(None)
+            return ast.Slice(parts[0], parts[1], parts[2], self.sp(node))
+        if isinstance(node, Tree) and node.data == "star":
+            return ast.Star(self.sp(node))
+        return self.expr(node)
+
+
+def spec_files_in(folder: Path) -> list[Path]:
+    return sorted(Path(p) for p in (os.path.join(folder, f) for f in os.listdir(folder)) if p.endswith(".cat"))
