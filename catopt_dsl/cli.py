@@ -78,7 +78,7 @@ def check(files: tuple[Path, ...], fmt: str, allow_paths: tuple[str, ...], color
     """Parse and type-check specs; report every problem found."""
     from catopt_dsl.compile import analyze
 
-    analyses = [analyze(f, allow_paths, lower=False) for f in files]
+    analyses = [analyze(f, allow_paths) for f in files]
     failed = _report(analyses, fmt, _use_color(color))
     if fmt == "text":
         for a in analyses:

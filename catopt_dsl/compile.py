@@ -13,6 +13,7 @@ from catopt_dsl.check.checker import CheckedPlan, Checker
 from catopt_dsl.check.scope import ExprContext
 from catopt_dsl.diagnostics import CatoptError, Diagnostic, DiagnosticSink, SourceMap
 from catopt_dsl.ir.model import IRPlan
+from catopt_dsl.span import Span
 from catopt_dsl.syntax import ast
 from catopt_dsl.syntax.loader import display_name, load_spec
 
@@ -54,8 +55,32 @@ def analyze(path: str | Path, allow_paths: Sequence[str | Path] = (), lower: boo
         return Analysis(sink, loaded.sources, checked, None, shown)
     from catopt_dsl.ir.lower import lower_plan  # lowering is only needed once the spec checks
 
+    from catopt_dsl.backends.naming import check_plan_collisions
+
     plan = lower_plan(checked, _plan_name(path), path.name, loaded.digest, ctx)
+    check_plan_collisions(plan, sink, spans=_declaration_spans(items))
+    if sink.has_errors:
+        return Analysis(sink, loaded.sources, checked, None, shown)
     return Analysis(sink, loaded.sources, checked, plan, shown)
+
+
+def _declaration_spans(items: Sequence[ast.Item]) -> dict[str, Span]:
+    """Where each name a backend turns into an identifier is declared (first declaration wins)."""
+    spans: dict[str, Span] = {}
+    for item in items:
+        if isinstance(item, ast.Schema):
+            spans.setdefault(f"{item.name}_v{item.version}", item.name_span)
+            for f in item.fields:
+                spans.setdefault(f.name, f.span)
+            continue
+        spans.setdefault(item.name, item.name_span)
+        body = getattr(item, "body", None)
+        if body is not None:
+            for p in body.params:
+                spans.setdefault(p.name, p.name_span)
+            for v in body.vars:
+                spans.setdefault(v.name, v.name_span)
+    return spans
 
 
 def _plan_name(path: Path) -> str:
@@ -63,8 +88,11 @@ def _plan_name(path: Path) -> str:
 
 
 def check_file(path: str | Path, allow_paths: Sequence[str | Path] = ()) -> list[Diagnostic]:
-    """Every diagnostic (errors and warnings) for a spec, sorted by position."""
-    return analyze(path, allow_paths, lower=False).diagnostics
+    """Every diagnostic (errors and warnings) for a spec, sorted by position.
+
+    Lowers too: name collisions in the generated code are only visible on the IR.
+    """
+    return analyze(path, allow_paths).diagnostics
 
 
 def load_plan(path: str | Path, allow_paths: Sequence[str | Path] = ()) -> IRPlan:

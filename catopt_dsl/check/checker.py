@@ -273,16 +273,8 @@ class Checker:
         ok = True
         params: list[ParamSymbol] = []
         vars_: list[VarSymbol] = []
-        for p in body.params:
-            if _defined_here(scope, p.name):
-                self.sink.error(ErrorCode.DUPLICATE, f"`{p.name}` is declared twice in `{owner}`", p.name_span)
-                ok = False
-                continue
-            sym = check_param(p, scope, self.ctx, self.sink)
-            if sym.value is None:
-                ok = False
-            scope.define(sym)
-            params.append(sym)
+        # Variables are defined first so that a param value reading one is reported as a variable
+        # used where a constant is needed (E0107), not as an unknown name.
         for v in body.vars:
             if _defined_here(scope, v.name):
                 self.sink.error(ErrorCode.DUPLICATE, f"`{v.name}` is declared twice in `{owner}`", v.name_span)
@@ -302,6 +294,18 @@ class Checker:
             sym_v = VarSymbol(v.name, tuple(v.type.dims), v.name_span)
             scope.define(sym_v)
             vars_.append(sym_v)
+        for p in body.params:
+            existing = scope._symbols.get(p.name)
+            if existing is not None:
+                later = p.name_span if (p.name_span.line, p.name_span.col) > (existing.span.line, existing.span.col) else existing.span
+                self.sink.error(ErrorCode.DUPLICATE, f"`{p.name}` is declared twice in `{owner}`", later)
+                ok = False
+                continue
+            sym = check_param(p, scope, self.ctx, self.sink)
+            if sym.value is None:
+                ok = False
+            scope.define(sym)
+            params.append(sym)
         return params, vars_, ok
 
     def _check_objectives(self, body: ast.Body, scope: Scope, owner: str, span: Span, required: bool) -> bool:
@@ -359,7 +363,19 @@ class Checker:
                     applied.append(functor.name)
             ok = self._check_objectives(item.body, scope, name, item.name_span, required=True) and ok
             out.append(CheckedObject(name, item, index, scope, params, vars_, applied, ok))
+        if out:
+            self._check_names(out[0].params, out[0].vars)
         return out
+
+    def _check_names(self, params: Sequence[ParamSymbol], vars_: Sequence[VarSymbol]) -> None:
+        """Names that only differ in case (`Foo`, `foo`) collide in the generated Rust and C++."""
+        from catopt_dsl.backends.naming import check_collisions
+
+        entries = [("field", s.name) for s in [*vars_, *params]]
+        spans = {s.name: s.span for s in [*vars_, *params]}
+        # Report at the later declaration: that is the one to rename.
+        ordered = sorted(entries, key=lambda e: (spans[e[1]].line, spans[e[1]].col), reverse=True)
+        check_collisions(ordered, self.sink, file=self.file, spans=spans)
 
     # -- functors ---------------------------------------------------------------------------------
     def _check_functor_decl(self, f: ast.Functor) -> None:
@@ -596,20 +612,21 @@ class Checker:
                 help_("write `site[*].w == model.w;`, or use `sum(m.field, ...) <= capacity;` for a coupling"),
             )
             return
-        left = self._local_side(c.left, objects, families, fam_scope, named, shared)
-        right = self._shared_side(c.right, shared)
+        for local_e, shared_e in ((c.left, c.right), (c.right, c.left)):
+            if _looks_local(local_e, shared.name) and _looks_shared(shared_e, shared.name):
+                break
+        else:
+            self.sink.error(
+                ErrorCode.CONSENSUS,
+                "a Limit constraint must be a consensus `object.var == shared_var` or a coupling `sum(m.field, ...) <= c`",
+                c.span,
+                note("consensus links whole variables: slices and expressions are not allowed on either side"),
+            )
+            return
+        left = self._local_side(local_e, objects, families, fam_scope, named, shared)
+        right = self._shared_side(shared_e, shared)
         if left is None or right is None:
-            left2 = self._local_side(c.right, objects, families, fam_scope, named, shared, report=False) if left is None and right is None else None
-            right2 = self._shared_side(c.left, shared, report=False) if left2 is not None else None
-            if left2 is None or right2 is None:
-                if left is None and right is None:
-                    self.sink.error(
-                        ErrorCode.CONSENSUS,
-                        "a Limit constraint must be a consensus `object.var == shared_var` or a coupling `sum(m.field, ...) <= c`",
-                        c.span,
-                    )
-                return
-            left, right = left2, right2
+            return
         shared_var, shape = right
         for obj, var_name, var_span in left:
             sym = obj.scope.lookup(var_name)
@@ -735,6 +752,8 @@ class Checker:
             )
             return
         shape = shapes.pop()
+        if any(isinstance(shared.scope.lookup(n), ParamSymbol) and shared.scope.lookup(n).value is None for n in _names_in(rhs)):  # type: ignore[union-attr]
+            return  # a param that failed to evaluate: already reported
         rt = type_expr(rhs, shared.scope, self.ctx, self.sink)
         if rt is None:
             return
@@ -966,6 +985,19 @@ def _expr_span(e: object) -> Span:
 
 def _field(schema: ast.Schema, name: str) -> ast.SchemaField:
     return next(f for f in schema.fields if f.name == name)
+
+
+def _looks_local(e: ast.Expr, shared: str) -> bool:
+    if not isinstance(e, ast.Attr):
+        return False
+    b = e.base
+    if isinstance(b, ast.Name):
+        return b.name != shared
+    return isinstance(b, ast.Index) and isinstance(b.base, ast.Name) and len(b.subscripts) == 1
+
+
+def _looks_shared(e: ast.Expr, shared: str) -> bool:
+    return isinstance(e, ast.Name) or (isinstance(e, ast.Attr) and isinstance(e.base, ast.Name) and e.base.name == shared)
 
 
 def _flip(op: str) -> str:

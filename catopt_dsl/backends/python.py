@@ -1,0 +1,347 @@
+"""The Python backend: an IR plan -> an importable, typed package (``catoptc compile --target python``).
+
+Pipeline: :func:`build_view` turns the plan into a view model (strings only, names already run
+through :class:`~catopt_dsl.backends.naming.Namer`), the ``templates/python/*.j2`` templates render
+it, ``black`` formats each module, and :func:`~catopt_dsl.ir.serialize.plan_to_files` ships the plan
+itself as ``_data/plan.json`` + ``.npy`` files so the package never needs the spec.
+
+Layout of ``<out>/<package>/``::
+
+    __init__.py   re-exports everything below
+    schemas.py    one frozen dataclass per schema version (AllocationV2)
+    problems.py   one class per LocalProblem / family member, one container per family
+    plan.py       Plan, plus one plan class per PlanDelta result
+    py.typed      PEP 561 marker
+    _data/        plan.json and aNNNNN.npy
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import black
+
+from catopt_dsl.backends.common import (
+    Unit,
+    all_schemas,
+    all_units,
+    catopt_version,
+    doc_text,
+    header_lines,
+    jinja_env,
+    plan_tree,
+    py_literal,
+    shape_text,
+    source_name,
+    units,
+)
+from catopt_dsl.backends.naming import PY_RESERVED_MEMBERS, Namer, check_plan_collisions
+from catopt_dsl.diagnostics import CatoptError, DiagnosticSink
+from catopt_dsl.ir.model import IRPlan, IRSchema, IRSchemaField
+from catopt_dsl.ir.serialize import plan_to_files
+from catopt_dsl.runtime.plans import DATA_FOLDER
+
+NAMER = Namer("python")
+
+_SCALAR_TYPES = {"float": "float", "int": "int", "bool": "bool"}
+_ARRAY_TYPES = {
+    "float": "npt.NDArray[np.float64]",
+    "int": "npt.NDArray[np.int64]",
+    "bool": "npt.NDArray[np.bool_]",
+}
+
+_MODULES = ("__init__.py", "schemas.py", "problems.py", "plan.py")
+
+
+# ---------------------------------------------------------------------------------------------
+# View model
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldView:
+    attr: str
+    attr_lit: str
+    name_lit: str
+    dtype_lit: str
+    shape_lit: str
+    default_lit: str
+    default_expr: str  # "" when the field is required
+    py_type: str
+    doc: str
+
+
+@dataclass(frozen=True)
+class SchemaView:
+    cls: str
+    name: str
+    name_lit: str
+    version: int
+    fields: tuple[FieldView, ...]
+
+
+@dataclass(frozen=True)
+class ParamView:
+    attr: str
+    name: str
+    name_lit: str
+    py_type: str
+    doc: str
+
+
+@dataclass(frozen=True)
+class ProblemView:
+    cls: str
+    family_cls: str  # "" for a plain LocalProblem
+    name: str
+    name_lit: str
+    doc: str
+    params: tuple[ParamView, ...]
+    vars: tuple[str, ...]
+    param_names_lit: str
+    var_shapes_lit: str
+
+
+@dataclass(frozen=True)
+class MemberView:
+    attr: str
+    cls: str
+    member_cls: str
+    family: bool
+    name_lit: str
+
+
+@dataclass(frozen=True)
+class DeltaView:
+    method: str
+    plan_cls: str
+    name: str
+    name_lit: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class PlanView:
+    cls: str
+    name_lit: str
+    delta_path_lit: str
+    doc: str
+    members: tuple[MemberView, ...]
+    deltas: tuple[DeltaView, ...]
+
+
+@dataclass(frozen=True)
+class PackageView:
+    package: str
+    source: str
+    source_lit: str
+    hash_lit: str
+    version_lit: str
+    header: tuple[str, ...]
+    docstring: str
+    schemas: tuple[SchemaView, ...]
+    problems: tuple[ProblemView, ...]
+    problem_exports: tuple[str, ...]
+    plans: tuple[PlanView, ...]
+    exports: tuple[str, ...]
+
+
+def _type_doc(dtype: str, shape: tuple[int, ...]) -> str:
+    return dtype if not shape else f"{dtype} array, shape {shape_text(shape)}"
+
+
+def _field_view(f: IRSchemaField) -> FieldView:
+    attr = NAMER.field_name(f.name, PY_RESERVED_MEMBERS["record"])
+    py_type = _SCALAR_TYPES[f.dtype] if not f.shape else _ARRAY_TYPES[f.dtype]
+    if f.default is None:
+        default_expr = ""
+    elif not f.shape:
+        default_expr = py_literal(_SCALAR_CAST[f.dtype](f.default))
+    else:
+        default_expr = f"rt.array_default({py_literal(f.default)}, {f.dtype!r})"
+    doc = _type_doc(f.dtype, f.shape)
+    if f.default is not None:
+        doc += f", default {py_literal(f.default)}"
+    return FieldView(
+        attr=attr,
+        attr_lit=repr(attr),
+        name_lit=repr(f.name),
+        dtype_lit=repr(f.dtype),
+        shape_lit=py_literal(tuple(f.shape)),
+        default_lit=py_literal(f.default),
+        default_expr=default_expr,
+        py_type=py_type,
+        doc=doc_text(doc),
+    )
+
+
+_SCALAR_CAST = {"float": float, "int": int, "bool": bool}
+
+
+def _schema_view(s: IRSchema) -> SchemaView:
+    return SchemaView(
+        cls=NAMER.schema_type(s.name, s.version),
+        name=s.name,
+        name_lit=repr(s.name),
+        version=s.version,
+        fields=tuple(_field_view(f) for f in s.fields),
+    )
+
+
+def _problem_cls(u: Unit) -> str:
+    return NAMER.type_name(u.name)
+
+
+def _family_cls(u: Unit) -> str:
+    return NAMER.derive("type", u.name, "family") if u.family else ""
+
+
+def _problem_view(u: Unit) -> ProblemView:
+    o = u.sample
+    where = []
+    if o.platform is not None:
+        where.append(f"on `{o.platform}`")
+    if o.adapter is not None:
+        where.append(f"via `{o.adapter}`")
+    what = f"Member of the LocalProblem family `{u.name}`" if u.family else f"LocalProblem `{u.name}`"
+    doc = what + (" (" + ", ".join(where) + ")" if where else "") + f"; it {o.sense}s its objective."
+    params = tuple(
+        ParamView(
+            attr=NAMER.field_name(p.name, PY_RESERVED_MEMBERS["problem"]),
+            name=p.name,
+            name_lit=repr(p.name),
+            py_type=_ARRAY_TYPES[p.dtype],
+            doc=doc_text(_type_doc(p.dtype, p.shape)),
+        )
+        for p in o.params
+    )
+    return ProblemView(
+        cls=_problem_cls(u),
+        family_cls=_family_cls(u),
+        name=u.name,
+        name_lit=repr(u.name),
+        doc=doc_text(doc),
+        params=params,
+        vars=tuple(doc_text(f"{v.name}: {shape_text(v.shape)}, x[{v.offset}:{v.offset + v.size}]") for v in o.vars),
+        param_names_lit=py_literal(tuple(p.name for p in o.params)),
+        var_shapes_lit="{" + ", ".join(f"{v.name!r}: {py_literal(tuple(v.shape))}" for v in o.vars) + "}",
+    )
+
+
+def _plan_cls(path: tuple[str, ...]) -> str:
+    return "Plan" if not path else NAMER.derive("type", *path, "plan")
+
+
+def _plan_view(path: tuple[str, ...], plan: IRPlan) -> PlanView:
+    reserved = PY_RESERVED_MEMBERS["plan"]
+    members = tuple(
+        MemberView(
+            attr=NAMER.field_name(u.name, reserved),
+            cls=_family_cls(u) or _problem_cls(u),
+            member_cls=_problem_cls(u),
+            family=u.family,
+            name_lit=repr(u.name),
+        )
+        for u in units(plan)
+    )
+    deltas = tuple(
+        DeltaView(
+            method=NAMER.fn_name(d.name, reserved),
+            plan_cls=_plan_cls(path + (d.name,)),
+            name=d.name,
+            name_lit=repr(d.name),
+            summary=doc_text("; ".join(d.ops) if d.ops else "no changes"),
+        )
+        for d in plan.deltas
+    )
+    if path:
+        doc = f"The plan `{plan.name}` after PlanDelta " + " then ".join(f"`{p}`" for p in path) + "."
+    else:
+        doc = f"The plan `{plan.name}`: {len(plan.objects)} local problem(s), {len(plan.shared)} shared block(s)."
+    return PlanView(
+        cls=_plan_cls(path),
+        name_lit=repr(plan.name),
+        delta_path_lit=py_literal(path),
+        doc=doc_text(doc),
+        members=members,
+        deltas=deltas,
+    )
+
+
+def package_name(plan: IRPlan) -> str:
+    """The generated package's import name: the spec name in snake_case, escaped."""
+    return NAMER.module_name(plan.name)
+
+
+def build_view(plan: IRPlan) -> PackageView:
+    """The view model of the whole package (deterministic: everything follows IR order)."""
+    schemas = tuple(_schema_view(s) for s in all_schemas(plan))
+    problems = tuple(_problem_view(u) for u in all_units(plan))
+    plans = tuple(_plan_view(n.path, n.plan) for n in plan_tree(plan))
+    problem_exports = tuple(c for p in problems for c in (p.cls, p.family_cls) if c)
+    exports = tuple(
+        sorted(
+            {repr(n) for n in ["PlanResult", *(p.cls for p in plans), *problem_exports, *(s.cls for s in schemas)]}
+        )
+    )
+    src = source_name(plan)
+    return PackageView(
+        package=package_name(plan),
+        source=src,
+        source_lit=repr(src),
+        hash_lit=repr(plan.spec_hash),
+        version_lit=repr(catopt_version()),
+        header=tuple(header_lines(plan, "python")),
+        docstring=doc_text(f"Generated Python package for the catopt plan `{plan.name}` ({src})."),
+        schemas=schemas,
+        problems=problems,
+        problem_exports=problem_exports,
+        plans=plans,
+        exports=exports,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Emission
+# ---------------------------------------------------------------------------------------------
+
+
+def render_python(plan: IRPlan) -> dict[str, str]:
+    """Module file name -> formatted source text (no files written)."""
+    view = build_view(plan)
+    env = jinja_env("python")
+    mode = black.Mode(line_length=100)
+    out: dict[str, str] = {}
+    for module in _MODULES:
+        text = env.get_template(module + ".j2").render(pkg=view)
+        out[module] = black.format_str(text, mode=mode)
+    return out
+
+
+def emit_python(plan: IRPlan, out_dir: Path) -> list[Path]:
+    """Write the package ``<out_dir>/<package_name(plan)>/``; returns every file written, sorted.
+
+    Raises :class:`CatoptError` (E0701) when two spec names collide as Python identifiers. An
+    existing package folder of the same name is replaced, so stale files never linger.
+    """
+    sink = DiagnosticSink()
+    check_plan_collisions(plan, sink, targets=("python",))
+    if sink.has_errors:
+        raise CatoptError(sink.sorted())
+    sources = render_python(plan)
+    pkg_dir = Path(out_dir) / package_name(plan)
+    if pkg_dir.exists():
+        shutil.rmtree(pkg_dir)
+    pkg_dir.mkdir(parents=True)
+    written: list[Path] = []
+    for module, text in sources.items():
+        path = pkg_dir / module
+        path.write_text(text, encoding="utf-8", newline="\n")
+        written.append(path)
+    marker = pkg_dir / "py.typed"
+    marker.write_text("", encoding="utf-8")
+    written.append(marker)
+    written.extend(plan_to_files(plan, pkg_dir / DATA_FOLDER))
+    return sorted(written)

@@ -1,0 +1,149 @@
+"""AST expression -> IR expression.
+
+Lowering runs after checking succeeded and never reports: it re-types the expression (memoised,
+cheap) to learn every node's shape and folded value, then builds IR nodes:
+
+* constant sub-expressions that mention no param (literals, family indices, ``load(...)``) become
+  one :class:`IRConst`; params stay :class:`IRParamRef` so generated code shows their names and
+  ``set`` deltas / functors can change their values without re-lowering;
+* ``+e`` disappears, ``-e`` is :class:`IRNeg`; the transpose of a vector or scalar disappears;
+* ``multiply(a, b)`` becomes ``IRBinary("*")``, ``dot(a, b)`` becomes ``IRBinary("@")`` and
+  ``transpose(x)`` becomes :class:`IRTranspose`, so backends implement fewer atoms;
+* constant arguments that are options (``sum``'s axis, ``huber``'s ``M``, default ``M = 1.0`` made
+  explicit) move into ``IRCall.options``;
+* index keys are normalised: non-negative ints and ``(start, stop, step)`` triples with
+  ``0 <= start, stop <= n`` and ``step >= 1``, one entry per dimension of the base.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from catopt_dsl.check.atoms import ATOMS
+from catopt_dsl.check.exprs import NP_DTYPES, ExprType, make_checker
+from catopt_dsl.check.scope import ExprContext, ParamSymbol, Scope, VarSymbol
+from catopt_dsl.diagnostics import DiagnosticSink, render_text, SourceMap
+from catopt_dsl.ir.model import (
+    IRBinary,
+    IRCall,
+    IRConst,
+    IRExpr,
+    IRIndex,
+    IRNeg,
+    IRParamRef,
+    IRStack,
+    IRTranspose,
+    IRVarRef,
+    frozen_array,
+)
+from catopt_dsl.syntax import ast
+
+
+def lower_expr(expr: ast.Expr, scope: Scope, ctx: ExprContext | None = None) -> IRExpr:
+    """Lower a checked expression.
+
+    Precondition: :func:`catopt_dsl.check.exprs.type_expr` succeeded for ``expr`` in ``scope``.
+    ``ctx`` is only needed to fold ``load(...)``; pass the one used for checking so loads come
+    from its cache. Without it, paths resolve next to the span's file (already checked).
+    Raises ``ValueError`` if the precondition does not hold.
+    """
+    if ctx is None:
+        ctx = ExprContext(Path(_span_file(expr)).parent)
+    sink = DiagnosticSink()
+    checker = make_checker(scope, ctx, sink)
+    t = checker.type(expr)
+    if t is None or sink.has_errors:
+        raise ValueError("lower_expr called on an expression that does not check:\n" + render_text(sink.sorted(), SourceMap()))
+    return _Lowerer(checker, scope).lower(expr)
+
+
+def _span_file(expr: ast.Expr) -> str:
+    span = getattr(expr, "span", None)
+    return span.file if span is not None else "."
+
+
+class _Lowerer:
+    def __init__(self, checker: object, scope: Scope) -> None:
+        self.ch = checker
+        self.scope = scope
+        self._params: dict[int, bool] = {}
+
+    def t(self, e: ast.Expr) -> ExprType:
+        t = self.ch.type(e)  # type: ignore[attr-defined]
+        assert t is not None
+        return t  # type: ignore[no-any-return]
+
+    def mentions_param(self, e: object) -> bool:
+        key = id(e)
+        hit = self._params.get(key)
+        if hit is None:
+            if isinstance(e, ast.Name):
+                hit = isinstance(self.scope.lookup(e.name), ParamSymbol)
+            else:
+                hit = any(self.mentions_param(c) for c in _children(e))
+            self._params[key] = hit
+        return hit
+
+    def lower(self, e: ast.Expr) -> IRExpr:
+        t = self.t(e)
+        if t.is_constant and not self.mentions_param(e):
+            if t.const is None:
+                raise ValueError(f"constant without a value at {getattr(e, 'span', '?')}")
+            return IRConst(frozen_array(t.const, np.dtype(NP_DTYPES[t.dtype]).name), t.shape)
+        if isinstance(e, ast.Name):
+            sym = self.scope.lookup(e.name)
+            if isinstance(sym, ParamSymbol):
+                return IRParamRef(e.name, t.shape)
+            if isinstance(sym, VarSymbol):
+                return IRVarRef(e.name, t.shape)
+            raise ValueError(f"cannot lower name `{e.name}`")  # pragma: no cover
+        if isinstance(e, ast.UnaryOp):
+            inner = self.lower(e.operand)
+            return inner if e.op == "+" else IRNeg(inner, t.shape)
+        if isinstance(e, ast.BinOp):
+            return IRBinary(e.op, self.lower(e.left), self.lower(e.right), t.shape)
+        if isinstance(e, ast.Transpose):
+            return self._transpose(e.operand, t)
+        if isinstance(e, ast.Index):
+            key = self.ch.index_keys[id(e)]  # type: ignore[attr-defined]
+            return IRIndex(self.lower(e.base), key, t.shape)
+        if isinstance(e, ast.ArrayLit):
+            return IRStack(tuple(self.lower(x) for x in e.elements), t.shape)
+        if isinstance(e, ast.Call):
+            if e.func == "multiply":
+                return IRBinary("*", self.lower(e.args[0]), self.lower(e.args[1]), t.shape)
+            if e.func == "dot":
+                return IRBinary("@", self.lower(e.args[0]), self.lower(e.args[1]), t.shape)
+            if e.func == "transpose":
+                return self._transpose(e.args[0], t)
+            spec = ATOMS[e.func]
+            args = tuple(self.lower(a) for i, a in enumerate(e.args) if i not in spec.option_args)
+            options = self.ch.call_options.get(id(e), ())  # type: ignore[attr-defined]
+            return IRCall(e.func, args, t.shape, tuple(options))
+        raise ValueError(f"cannot lower {type(e).__name__}")  # pragma: no cover
+
+    def _transpose(self, operand: ast.Expr, t: ExprType) -> IRExpr:
+        inner = self.lower(operand)
+        if len(t.shape) < 2:
+            return inner  # transpose of a vector or scalar is the identity
+        return IRTranspose(inner, t.shape)
+
+
+def _children(e: object) -> tuple[object, ...]:
+    if isinstance(e, ast.Call):
+        return tuple(e.args)
+    if isinstance(e, ast.BinOp):
+        return (e.left, e.right)
+    if isinstance(e, ast.UnaryOp):
+        return (e.operand,)
+    if isinstance(e, ast.Index):
+        return (e.base,) + tuple(e.subscripts)
+    if isinstance(e, ast.Slice):
+        return tuple(p for p in (e.start, e.stop, e.step) if p is not None)
+    if isinstance(e, ast.Transpose):
+        return (e.operand,)
+    if isinstance(e, ast.ArrayLit):
+        return tuple(e.elements)
+    return ()

@@ -1,0 +1,146 @@
+"""``PlanBase`` / ``PlanResult``: the bases of the generated ``Plan`` classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from catopt_dsl.ir.model import IRPlan
+from catopt_dsl.runtime.problems import FamilyBase, LocalProblemBase
+
+DATA_FOLDER = "_data"
+
+P = TypeVar("P", bound=LocalProblemBase)
+F = TypeVar("F", bound=FamilyBase[Any])
+
+
+def load_plan(package_file: str | Path) -> IRPlan:
+    """The IR plan shipped next to a generated module (``<package>/_data/plan.json`` + ``.npy``)."""
+    from catopt_dsl.ir.serialize import plan_from_files
+
+    return plan_from_files(Path(package_file).resolve().parent / DATA_FOLDER)
+
+
+def _opt_float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _arrays(m: Mapping[str, Any]) -> dict[str, dict[str, npt.NDArray[np.float64]]]:
+    return {
+        name: {var: np.asarray(val, dtype=np.float64) for var, val in vars_.items()}
+        for name, vars_ in sorted(m.items())
+    }
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """The outcome of :meth:`PlanBase.solve` / :meth:`PlanBase.centralized`.
+
+    ``objective`` is the plan objective in minimise form; ``objects``/``shared`` map an object or
+    shared block name (``site[3]`` for family members) to ``{var: value of the var's shape}``.
+    Optional numbers are ``None`` when the solver did not produce them (e.g. infeasible).
+    """
+
+    status: str
+    objective: float | None
+    iterations: int | None
+    primal_residual: float | None
+    dual_residual: float | None
+    solve_time_s: float
+    objects: Mapping[str, Mapping[str, npt.NDArray[np.float64]]] = field(default_factory=dict)
+    shared: Mapping[str, Mapping[str, npt.NDArray[np.float64]]] = field(default_factory=dict)
+    message: str = ""
+
+    @classmethod
+    def from_solver(cls, result: Any) -> PlanResult:
+        """Convert a ``catopt_dsl.solver.SolveResult`` (duck-typed, so no import is needed)."""
+        return cls(
+            status=str(result.status),
+            objective=_opt_float(result.objective),
+            iterations=None if result.iterations is None else int(result.iterations),
+            primal_residual=_opt_float(result.primal_residual),
+            dual_residual=_opt_float(result.dual_residual),
+            solve_time_s=float(result.solve_time_s),
+            objects=_arrays(result.objects),
+            shared=_arrays(result.shared),
+            message=str(getattr(result, "message", "")),
+        )
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("optimal", "solved")
+
+    def value(self, obj: str, var: str) -> npt.NDArray[np.float64]:
+        """The value of ``obj.var`` (an object or a shared block)."""
+        if obj in self.objects:
+            return self.objects[obj][var]
+        return self.shared[obj][var]
+
+
+class PlanBase:
+    """A whole plan: its objects as typed attributes, solving, and one method per PlanDelta.
+
+    ``Plan()`` loads the plan the generated package ships; ``Plan(ir)`` wraps any IR plan of the same
+    structure. ``DELTA_PATH`` names the deltas (from the package's base plan) that lead to this class's
+    plan, so a delta plan class can also be built from the package data alone.
+    """
+
+    NAME: ClassVar[str]
+    DELTA_PATH: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, ir: IRPlan | None = None, *, package_file: str | Path | None = None) -> None:
+        if ir is None:
+            if package_file is None:
+                raise ValueError(f"{type(self).__name__}: no plan given and no package data to load")
+            ir = load_plan(package_file)
+            for name in self.DELTA_PATH:
+                ir = ir.delta(name).result
+        self._ir = ir
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._ir.name!r}, {len(self._ir.objects)} objects)"
+
+    @property
+    def ir(self) -> IRPlan:
+        return self._ir
+
+    @property
+    def name(self) -> str:
+        return self._ir.name
+
+    @property
+    def objects(self) -> tuple[str, ...]:
+        """Object names in plan order."""
+        return tuple(o.name for o in self._ir.objects)
+
+    @property
+    def deltas(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self._ir.deltas)
+
+    def solve(self, backend: str = "inprocess", **options: Any) -> PlanResult:
+        """Solve with the reference ADMM solver; ``options`` are ``SolveOptions`` fields."""
+        if backend != "inprocess":
+            raise ValueError(f"unknown backend {backend!r}; this runtime supports 'inprocess'")
+        from catopt_dsl.solver import SolveOptions, solve  # lazy: pulls in cvxpy
+
+        return PlanResult.from_solver(solve(self._ir, SolveOptions(**options)))
+
+    def centralized(self) -> PlanResult:
+        """Solve the whole plan as one CVXPY problem (the reference the ADMM result is checked against)."""
+        from catopt_dsl.solver import solve_centralized
+
+        return PlanResult.from_solver(solve_centralized(self._ir))
+
+    # -- helpers the generated __init__ uses ---------------------------------------------------
+    def _object(self, cls: type[P], name: str) -> P:
+        return cls(self._ir.object(name))
+
+    def _family(self, cls: type[F], member: type[LocalProblemBase], family: str) -> F:
+        return cls([member(o) for o in self._ir.objects if o.family == family])
+
+    def _delta_ir(self, name: str) -> IRPlan:
+        return self._ir.delta(name).result

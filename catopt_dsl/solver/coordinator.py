@@ -1,0 +1,244 @@
+"""Coordinator: z/y-updates, scaled duals, residuals, stopping and rho adaptation.
+
+ADMM (Boyd et al. 2011, scaled form with over-relaxation; consensus §7.1 and sharing §7.3 at
+once) on the row system of ``layout.py``: ``M_i x_i + e_i == t_i`` for every object, where the
+targets t are ``z_s[var]`` (consensus rows) or the per-term copies ``y_t`` (coupling rows).
+One iteration, given the workers' ``a = M x + e`` (all rows):
+
+    h   = alpha a + (1 - alpha) t                      (over-relaxation, alpha = 1.6 default)
+    v   = h + u
+    z_s = prox_{g_s}(mean of v over each var's links)  (shared.py; t[consensus rows] = z)
+    y_t = v_t + (proj_K(s) - s) / T,  s = sum_t v_t    (Euclidean projection onto {sum y in K})
+    u   = u + h - t
+
+Residuals and stopping (infinity norms, OSQP style):
+
+    r_prim = ||a - t||_inf
+    r_dual = ||rho M'(t - t_prev)||_inf               (M' applied per object, then concatenated)
+    stop when r_prim <= eps_abs + eps_rel * max(||a||_inf, ||t||_inf)
+          and r_dual <= eps_abs + eps_rel * ||rho M'u||_inf
+
+Rho adaptation (every ``adaptive_rho_interval`` iterations):
+``rho_new = rho * sqrt((r_prim / max(||a||, ||t||)) / (r_dual / ||rho M'u||))`` clipped to
+[1e-6, 1e6], applied only when it moves rho by more than 5x; then ``u *= rho / rho_new``.
+
+Protocol: :meth:`Coordinator.update` takes one :class:`~catopt_dsl.solver.worker.Contribution`
+per object (``a`` and the local objective) and returns a :class:`Broadcast`: the iteration,
+rho, the centres ``d_i = t_i - u_i - e_i`` per object, residuals, the plan objective and whether
+to stop. The coordinator knows the plan (M_i, e_i, couplings, shared blocks), never the local
+objectives or constraints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from catopt_dsl.solver.layout import Layout
+from catopt_dsl.solver.result import SolveOptions, SolverState
+from catopt_dsl.solver.shared import SharedProx
+from catopt_dsl.solver.worker import Contribution
+
+__all__ = ["Broadcast", "Coordinator", "project_box"]
+
+RHO_MIN, RHO_MAX, RHO_MOVE = 1e-6, 1e6, 5.0
+_TINY = 1e-12
+
+
+def project_box(s: np.ndarray, sense: str, rhs: np.ndarray) -> np.ndarray:
+    """Euclidean projection of s onto K = {s <= rhs} | {s >= rhs} | {rhs}."""
+    if sense == "<=":
+        return np.minimum(s, rhs)
+    if sense == ">=":
+        return np.maximum(s, rhs)
+    return np.array(rhs, dtype=np.float64, copy=True)
+
+
+@dataclass(frozen=True, eq=False)
+class Broadcast:
+    """Coordinator -> workers (``centres``, ``rho``) plus the iteration's bookkeeping."""
+
+    iteration: int
+    rho: float
+    centres: dict[str, np.ndarray]
+    r_prim: float = float("inf")
+    r_dual: float = float("inf")
+    eps_prim: float = 0.0
+    eps_dual: float = 0.0
+    objective: float = float("nan")
+    converged: bool = False
+    rho_changed: bool = False
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+class Coordinator:
+    """Holds z, the coupling copies y, the scaled duals u, rho; decides stopping."""
+
+    def __init__(self, layout: Layout, options: SolveOptions, warm_start: SolverState | None = None) -> None:
+        self.layout = layout
+        self.opts = options
+        self.rho = float(options.rho)
+        R = layout.total_rows
+        self.t = np.zeros(R)
+        self.u = np.zeros(R)
+        self.proxes = {blk.name: SharedProx(blk) for blk in layout.shared}
+        self.z = {blk.name: np.zeros(blk.n) for blk in layout.shared}
+        self.iteration = 0
+        self.last: Broadcast | None = None
+        self._dy_prev: dict[str, np.ndarray] = {}
+        self._dy: dict[str, np.ndarray] = {}
+        if warm_start is not None:
+            self._warm(warm_start)
+        else:
+            self._sync_consensus_targets()
+
+    # -- state ---------------------------------------------------------------------------------
+    def _warm(self, state: SolverState) -> None:
+        self.rho = float(np.clip(state.rho, RHO_MIN, RHO_MAX))
+        for blk in self.layout.shared:
+            z = state.z.get(blk.name)
+            if z is not None and np.asarray(z).shape == (blk.n,):
+                self.z[blk.name] = np.asarray(z, dtype=np.float64).copy()
+        self._sync_consensus_targets()  # new members start from z
+        for block in self.layout.blocks:
+            size = block.rows.stop - block.rows.start
+            u = state.duals.get(block.key)
+            if u is not None and np.asarray(u).shape == (size,):
+                self.u[block.rows] = u
+            y = state.targets.get(block.key)
+            if block.kind == "coupling" and y is not None and np.asarray(y).shape == (size,):
+                self.t[block.rows] = y
+
+    def _sync_consensus_targets(self) -> None:
+        for (shared, var_name), index in self.layout.consensus_index.items():
+            var = self.layout.plan.shared_block(shared).var(var_name)
+            self.t[index] = self.z[shared][var.offset : var.offset + var.size][None, :]
+
+    def state(self, x: Mapping[str, np.ndarray]) -> SolverState:
+        return SolverState(
+            rho=self.rho,
+            x={k: np.asarray(v, dtype=np.float64).copy() for k, v in x.items()},
+            z={k: v.copy() for k, v in self.z.items()},
+            duals={b.key: self.u[b.rows].copy() for b in self.layout.blocks},
+            targets={b.key: self.t[b.rows].copy() for b in self.layout.blocks if b.kind == "coupling"},
+        )
+
+    def centres(self) -> dict[str, np.ndarray]:
+        return {
+            o.obj.name: self.t[o.rows] - self.u[o.rows] - o.e for o in self.layout.objects
+        }
+
+    def initial_broadcast(self) -> Broadcast:
+        return Broadcast(iteration=0, rho=self.rho, centres=self.centres())
+
+    def g_total(self) -> float:
+        return float(sum(self.proxes[name].g_value(z) for name, z in self.z.items()))
+
+    def _MT(self, vec: np.ndarray) -> np.ndarray:
+        """Concatenate M_i' vec_i over objects (the x-space image of a row vector)."""
+        parts = [o.M.T @ vec[o.rows] for o in self.layout.objects]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    # -- one iteration ------------------------------------------------------------------------------
+    def update(self, contributions: Mapping[str, Contribution]) -> Broadcast:
+        """Consume every object's contribution, run the z/y/u updates, return the broadcast."""
+        lay, opts = self.layout, self.opts
+        self.iteration += 1
+        R = lay.total_rows
+        a = np.zeros(R)
+        f_sum = 0.0
+        for o in lay.objects:
+            c = contributions[o.obj.name]
+            a[o.rows] = c.a
+            f_sum += c.objective
+        rho = self.rho
+        t_old = self.t.copy()
+        y_old = rho * self.u
+        h = opts.alpha * a + (1.0 - opts.alpha) * t_old
+        v = h + self.u
+        # consensus z-update
+        for blk in lay.shared:
+            means: dict[str, np.ndarray] = {}
+            counts: dict[str, int] = {}
+            for var in blk.vars:
+                index = lay.consensus_index.get((blk.name, var.name))
+                if index is None:
+                    continue
+                means[var.name] = v[index].mean(axis=0)
+                counts[var.name] = int(index.shape[0])
+            self.z[blk.name] = self.proxes[blk.name].prox(means, counts, rho, self.z[blk.name])
+        self._sync_consensus_targets()
+        # sharing y-update
+        for cp_ in lay.couplings:
+            T = cp_.term_index.shape[0]
+            if T == 0:
+                continue
+            V = v[cp_.term_index]
+            s = V.sum(axis=0)
+            self.t[cp_.term_index] = V + (project_box(s, cp_.sense, cp_.rhs) - s)[None, :] / T
+        self.u = self.u + h - self.t
+        # residuals
+        r_prim_vec = a - self.t
+        r_prim = float(np.abs(r_prim_vec).max(initial=0.0))
+        r_dual = float(np.abs(rho * self._MT(self.t - t_old)).max(initial=0.0))
+        prim_scale = max(float(np.abs(a).max(initial=0.0)), float(np.abs(self.t).max(initial=0.0)))
+        dual_scale = float(np.abs(rho * self._MT(self.u)).max(initial=0.0))
+        eps_prim = opts.eps_abs + opts.eps_rel * prim_scale
+        eps_dual = opts.eps_abs + opts.eps_rel * dual_scale
+        converged = r_prim <= eps_prim and r_dual <= eps_dual
+        # infeasibility tracking on the unscaled coupling duals y = rho u
+        y_new = rho * self.u
+        self._dy_prev = self._dy
+        self._dy = {c.name: (y_new - y_old)[c.term_index].mean(axis=0) for c in lay.couplings if c.term_index.size}
+        objective = f_sum + self.g_total()
+        rho_changed = False
+        if (
+            opts.adaptive_rho
+            and not converged
+            and opts.adaptive_rho_interval > 0
+            and self.iteration % opts.adaptive_rho_interval == 0
+        ):
+            ratio = (r_prim / max(prim_scale, _TINY)) / max(r_dual / max(dual_scale, _TINY), _TINY)
+            rho_new = float(np.clip(rho * np.sqrt(max(ratio, 0.0)), RHO_MIN, RHO_MAX))
+            if rho_new > RHO_MOVE * rho or rho_new < rho / RHO_MOVE:
+                self.u *= rho / rho_new
+                self.rho = rho_new
+                rho_changed = True
+                self._dy = {}  # the next increment straddles a rho change: don't compare across it
+        self.last = Broadcast(
+            iteration=self.iteration,
+            rho=self.rho,
+            centres=self.centres(),
+            r_prim=r_prim,
+            r_dual=r_dual,
+            eps_prim=eps_prim,
+            eps_dual=eps_dual,
+            objective=objective,
+            converged=converged,
+            rho_changed=rho_changed,
+        )
+        return self.last
+
+    def infeasibility_candidates(self, tol: float = 1e-3) -> dict[str, np.ndarray]:
+        """Couplings whose dual increments have settled on a nonzero constant direction.
+
+        Returns coupling name -> lambda (the increment, projected onto the sense's dual cone:
+        >= 0 for ``<=``, <= 0 for ``>=``, free for ``==``). Only a *candidate*: the solve loop
+        verifies it with the workers' support values before reporting "infeasible".
+        """
+        out: dict[str, np.ndarray] = {}
+        for c in self.layout.couplings:
+            dy, prev = self._dy.get(c.name), self._dy_prev.get(c.name)
+            if dy is None or prev is None:
+                continue
+            size = float(np.abs(dy).max(initial=0.0))
+            if size <= self.opts.eps_abs:
+                continue
+            if float(np.abs(dy - prev).max(initial=0.0)) > tol * size:
+                continue
+            lam = np.maximum(dy, 0.0) if c.sense == "<=" else np.minimum(dy, 0.0) if c.sense == ">=" else dy
+            if np.abs(lam).max(initial=0.0) > 0.0:
+                out[c.name] = lam / np.abs(lam).max()
+        return out

@@ -1,0 +1,172 @@
+"""The ADMM row layout: every constraint between objects and the coordinator is a block of *rows*.
+
+For object i the solver stacks, in plan order, one row block per consensus link of the object
+(``x_i[var]``, selection rows of its stacked vector, offset ``e = 0``) followed by one row block per
+coupling term of the object (``B_t x_i + b_t``). So every link is the single equation
+
+    M_i x_i + e_i == t_i                     (t_i: the object's rows of the target vector t)
+
+where the coordinator owns the targets t: ``z_s[shared_var]`` for a consensus row block and the
+per-term copy ``y_t`` for a coupling row block. The global row vector concatenates the objects'
+row blocks in plan order of objects.
+
+Row-block keys (stable across plan deltas, used by :class:`SolverState`):
+``consensus:<limit>:<object>.<var>=<shared>.<shared_var>`` and
+``coupling:<coupling>:<morphism>.<field>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from catopt_dsl.ir.model import IRObject, IRPlan, IRShared
+
+__all__ = ["RowBlock", "ObjectRows", "CouplingRows", "Layout", "build_layout"]
+
+
+@dataclass(frozen=True, eq=False)
+class RowBlock:
+    key: str
+    kind: str  # "consensus" | "coupling"
+    object: str
+    local: slice  # rows in the object's row vector
+    rows: slice  # rows in the global row vector
+    # consensus
+    shared: str | None = None
+    shared_var: str | None = None
+    # coupling
+    coupling: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectRows:
+    obj: IRObject
+    M: np.ndarray  # (r_i, n_i)
+    e: np.ndarray  # (r_i,)
+    rows: slice  # the object's range in the global row vector
+    blocks: tuple[RowBlock, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class CouplingRows:
+    name: str
+    sense: str
+    rhs: np.ndarray  # (m,)
+    terms: tuple[RowBlock, ...]
+    term_index: np.ndarray  # (T, m) global row indices
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    plan: IRPlan
+    objects: tuple[ObjectRows, ...]
+    shared: tuple[IRShared, ...]
+    #: (block, var) -> (N, size) global row indices of every consensus row block linked to it
+    consensus_index: dict[tuple[str, str], np.ndarray]
+    couplings: tuple[CouplingRows, ...]
+    total_rows: int
+
+    def object_rows(self, name: str) -> ObjectRows:
+        for o in self.objects:
+            if o.obj.name == name:
+                return o
+        raise KeyError(name)
+
+    @property
+    def blocks(self) -> tuple[RowBlock, ...]:
+        return tuple(b for o in self.objects for b in o.blocks)
+
+
+def build_layout(plan: IRPlan) -> Layout:
+    """Compute M_i, e_i and the global row index maps from the plan."""
+    objects: list[ObjectRows] = []
+    offset = 0
+    cons_rows: dict[tuple[str, str], list[np.ndarray]] = {}
+    term_rows: dict[str, list[RowBlock]] = {c.name: [] for c in plan.couplings}
+    for obj in plan.objects:
+        n = obj.n
+        Ms: list[np.ndarray] = [np.zeros((0, n))]
+        es: list[np.ndarray] = [np.zeros(0)]
+        blocks: list[RowBlock] = []
+        local = 0
+        for link in plan.consensus:
+            if link.object != obj.name:
+                continue
+            var = obj.var(link.var)
+            M = np.zeros((var.size, n))
+            M[np.arange(var.size), var.offset + np.arange(var.size)] = 1.0
+            key = f"consensus:{link.limit}:{link.object}.{link.var}={link.shared}.{link.shared_var}"
+            block = RowBlock(
+                key=key,
+                kind="consensus",
+                object=obj.name,
+                local=slice(local, local + var.size),
+                rows=slice(offset + local, offset + local + var.size),
+                shared=link.shared,
+                shared_var=link.shared_var,
+            )
+            cons_rows.setdefault((link.shared, link.shared_var), []).append(
+                np.arange(block.rows.start, block.rows.stop)
+            )
+            Ms.append(M)
+            es.append(np.zeros(var.size))
+            blocks.append(block)
+            local += var.size
+        for coupling in plan.couplings:
+            for term in coupling.terms:
+                if term.object != obj.name:
+                    continue
+                B = np.asarray(term.B, dtype=np.float64).reshape(-1, n)
+                m = B.shape[0]
+                block = RowBlock(
+                    key=f"coupling:{coupling.name}:{term.morphism}.{term.field}",
+                    kind="coupling",
+                    object=obj.name,
+                    local=slice(local, local + m),
+                    rows=slice(offset + local, offset + local + m),
+                    coupling=coupling.name,
+                )
+                term_rows[coupling.name].append(block)
+                Ms.append(B)
+                es.append(np.asarray(term.b, dtype=np.float64).reshape(-1))
+                blocks.append(block)
+                local += m
+        objects.append(
+            ObjectRows(
+                obj=obj,
+                M=np.vstack(Ms),
+                e=np.concatenate(es),
+                rows=slice(offset, offset + local),
+                blocks=tuple(blocks),
+            )
+        )
+        offset += local
+    couplings: list[CouplingRows] = []
+    for coupling in plan.couplings:
+        terms = term_rows[coupling.name]
+        m = int(np.asarray(coupling.rhs).size)
+        index = (
+            np.stack([np.arange(t.rows.start, t.rows.stop) for t in terms])
+            if terms
+            else np.zeros((0, m), dtype=np.int64)
+        )
+        couplings.append(
+            CouplingRows(
+                name=coupling.name,
+                sense=coupling.sense,
+                rhs=np.asarray(coupling.rhs, dtype=np.float64).reshape(-1),
+                terms=tuple(terms),
+                term_index=index,
+            )
+        )
+    consensus_index = {key: np.stack(rows) for key, rows in cons_rows.items()}
+    return Layout(
+        plan=plan,
+        objects=tuple(objects),
+        shared=plan.shared,
+        consensus_index=consensus_index,
+        couplings=tuple(couplings),
+        total_rows=offset,
+    )

@@ -1,0 +1,297 @@
+"""Fast-path eligibility: exact affine and quadratic forms read off the IR tree.
+
+An object qualifies for the closed-form x-update when its objective is
+
+    f(x) = 1/2 x'Px + q'x + r      (P symmetric PSD, x the stacked variable vector)
+
+built only from: affine scalar terms, ``sum_squares(affine)``, ``sum(square(affine))``,
+``square(affine scalar)``, ``quad_form(affine, P const)``, sums/differences of such terms and
+multiplication or division by constant scalars, and its constraints are all linear equalities
+``affine == affine``. Anything else (an unknown atom, a non-constant product, an inequality)
+makes the object ineligible and it goes through CVXPY.
+
+Affine forms are propagated exactly per node as ``(A, c)`` with ``A.shape == node.shape + (n,)``
+and ``c.shape == node.shape`` (so ``expr == A @ x + c`` along the last axis); no finite differences.
+This module is private to the solver (the IR's public ``affine_coefficients`` lives in
+``catopt_dsl.ir.affine``); keeping our own copy keeps the solver independent of the checker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from catopt_dsl.ir.model import (
+    IRBinary,
+    IRCall,
+    IRConst,
+    IRConstraint,
+    IRExpr,
+    IRIndex,
+    IRNeg,
+    IRParamRef,
+    IRStack,
+    IRTranspose,
+    IRVar,
+    IRVarRef,
+)
+
+__all__ = ["Affine", "Quadratic", "NotEligible", "affine_form", "quadratic_form", "linear_equalities"]
+
+
+class NotEligible(ValueError):
+    """The expression is not of the required (affine / quadratic) form."""
+
+
+@dataclass(frozen=True, eq=False)
+class Affine:
+    A: np.ndarray  # shape + (n,)
+    c: np.ndarray  # shape
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.c.shape)
+
+    def is_const(self) -> bool:
+        return not np.any(self.A)
+
+    def flat(self) -> tuple[np.ndarray, np.ndarray]:
+        n = self.A.shape[-1]
+        return self.A.reshape(-1, n), self.c.reshape(-1)
+
+
+@dataclass(frozen=True, eq=False)
+class Quadratic:
+    """``1/2 x'Px + q'x + r``."""
+
+    P: np.ndarray
+    q: np.ndarray
+    r: float
+
+    def __add__(self, other: "Quadratic") -> "Quadratic":
+        return Quadratic(self.P + other.P, self.q + other.q, self.r + other.r)
+
+    def scale(self, k: float) -> "Quadratic":
+        return Quadratic(k * self.P, k * self.q, k * self.r)
+
+    def value(self, x: np.ndarray) -> float:
+        return float(0.5 * x @ (self.P @ x) + self.q @ x + self.r)
+
+
+def _const_of(expr: IRExpr, vars: tuple[IRVar, ...], params: Mapping[str, np.ndarray]) -> np.ndarray:
+    aff = affine_form(expr, vars, params)
+    if not aff.is_const():
+        raise NotEligible("expected a constant")
+    return aff.c
+
+
+def _broadcast(a: Affine, shape: tuple[int, ...]) -> Affine:
+    if a.shape == shape:
+        return a
+    n = a.A.shape[-1]
+    return Affine(np.broadcast_to(a.A, shape + (n,)).copy(), np.broadcast_to(a.c, shape).copy())
+
+
+def _option(call: IRCall, name: str, default: object = None) -> object:
+    for key, value in call.options:
+        if key == name:
+            return value
+    return default
+
+
+def affine_form(expr: IRExpr, vars: tuple[IRVar, ...], params: Mapping[str, np.ndarray]) -> Affine:
+    """Exact ``(A, c)`` of an affine IR expression over the stacked vector of ``vars``."""
+    n = sum(v.size for v in vars)
+    shape = tuple(expr.shape)
+    if isinstance(expr, IRConst):
+        c = np.asarray(expr.value, dtype=np.float64).reshape(shape)
+        return Affine(np.zeros(shape + (n,)), c)
+    if isinstance(expr, IRParamRef):
+        c = np.asarray(params[expr.name], dtype=np.float64).reshape(shape)
+        return Affine(np.zeros(shape + (n,)), c)
+    if isinstance(expr, IRVarRef):
+        for v in vars:
+            if v.name == expr.name:
+                A = np.zeros((v.size, n))
+                A[np.arange(v.size), v.offset + np.arange(v.size)] = 1.0
+                return Affine(A.reshape(shape + (n,)), np.zeros(shape))
+        raise NotEligible(f"unknown variable `{expr.name}`")
+    if isinstance(expr, IRNeg):
+        a = affine_form(expr.operand, vars, params)
+        return Affine(-a.A, -a.c)
+    if isinstance(expr, IRIndex):
+        a = affine_form(expr.base, vars, params)
+        key = tuple(slice(*k) if isinstance(k, tuple) else int(k) for k in expr.key)
+        return Affine(a.A[key].reshape(shape + (n,)), a.c[key].reshape(shape))
+    if isinstance(expr, IRTranspose):
+        a = affine_form(expr.operand, vars, params)
+        if a.c.ndim == 2:
+            return Affine(a.A.transpose(1, 0, 2).copy(), a.c.T.copy())
+        return a
+    if isinstance(expr, IRStack):
+        parts = [affine_form(e, vars, params) for e in expr.elements]
+        A = np.stack([p.A for p in parts]).reshape(shape + (n,))
+        c = np.stack([p.c for p in parts]).reshape(shape)
+        return Affine(A, c)
+    if isinstance(expr, IRBinary):
+        left = affine_form(expr.left, vars, params)
+        right = affine_form(expr.right, vars, params)
+        if expr.op in ("+", "-"):
+            left, right = _broadcast(left, shape), _broadcast(right, shape)
+            sign = 1.0 if expr.op == "+" else -1.0
+            return Affine(left.A + sign * right.A, left.c + sign * right.c)
+        if expr.op == "/":
+            if not right.is_const():
+                raise NotEligible("division by a non-constant")
+            return Affine(left.A / right.c[..., None], left.c / right.c)
+        if expr.op == "*":
+            return _elementwise_product(left, right, shape)
+        if expr.op == "@":
+            return _matmul(left, right, shape)
+        raise NotEligible(f"operator `{expr.op}`")
+    if isinstance(expr, IRCall):
+        if expr.atom == "sum":
+            a = affine_form(expr.args[0], vars, params)
+            axis = _option(expr, "axis")
+            if axis is None:
+                return Affine(a.A.reshape(-1, n).sum(axis=0), np.asarray(a.c.sum()))
+            return Affine(a.A.sum(axis=int(axis)), a.c.sum(axis=int(axis)))
+        if expr.atom == "multiply":
+            left = affine_form(expr.args[0], vars, params)
+            right = affine_form(expr.args[1], vars, params)
+            return _elementwise_product(left, right, shape)
+        if expr.atom == "dot":
+            left = affine_form(expr.args[0], vars, params)
+            right = affine_form(expr.args[1], vars, params)
+            prod = _elementwise_product(left, right, tuple(np.broadcast_shapes(left.shape, right.shape)))
+            return Affine(prod.A.reshape(-1, n).sum(axis=0), np.asarray(prod.c.sum()))
+        if expr.atom == "transpose":
+            a = affine_form(expr.args[0], vars, params)
+            if a.c.ndim == 2:
+                return Affine(a.A.transpose(1, 0, 2).copy(), a.c.T.copy())
+            return a
+        raise NotEligible(f"atom `{expr.atom}` is not affine")
+    raise NotEligible(f"node {type(expr).__name__}")
+
+
+def _elementwise_product(left: Affine, right: Affine, shape: tuple[int, ...]) -> Affine:
+    if left.is_const():
+        k, a = left.c, right
+    elif right.is_const():
+        k, a = right.c, left
+    else:
+        raise NotEligible("product of two non-constant expressions")
+    a = _broadcast(a, shape)
+    k = np.broadcast_to(k, shape)
+    return Affine(k[..., None] * a.A, k * a.c)
+
+
+def _matmul(left: Affine, right: Affine, shape: tuple[int, ...]) -> Affine:
+    if left.is_const():
+        M = left.c
+        # (.., l) @ (l, ..): contract M's last axis with the affine's first axis.
+        A = np.tensordot(M, right.A, axes=([M.ndim - 1], [0]))
+        c = np.tensordot(M, right.c, axes=([M.ndim - 1], [0]))
+        return Affine(np.asarray(A).reshape(shape + (A.shape[-1],)), np.asarray(c).reshape(shape))
+    if right.is_const():
+        M = right.c
+        n = left.A.shape[-1]
+        # X (.., l) @ M (l, ..): contract X's last (non-x) axis with M's first axis.
+        ax = left.c.ndim - 1
+        A = np.tensordot(left.A, M, axes=([ax], [0]))  # X-shape-minus-last + (n,) + M-rest
+        A = np.moveaxis(A, ax, -1)
+        c = np.tensordot(left.c, M, axes=([ax], [0]))
+        return Affine(np.asarray(A).reshape(shape + (n,)), np.asarray(c).reshape(shape))
+    raise NotEligible("product of two non-constant expressions")
+
+
+def _scalar_const(expr: IRExpr, vars: tuple[IRVar, ...], params: Mapping[str, np.ndarray]) -> float | None:
+    if tuple(expr.shape) != ():
+        return None
+    try:
+        return float(_const_of(expr, vars, params))
+    except NotEligible:
+        return None
+
+
+def quadratic_form(expr: IRExpr, vars: tuple[IRVar, ...], params: Mapping[str, np.ndarray]) -> Quadratic:
+    """Exact ``(P, q, r)`` of a scalar quadratic IR expression; raises NotEligible otherwise.
+
+    Does not check convexity; the caller checks that P is PSD.
+    """
+    n = sum(v.size for v in vars)
+    if tuple(expr.shape) != ():
+        raise NotEligible("objective is not scalar")
+    # Affine scalars (constants, linear terms) first: the cheapest and most common leaf.
+    try:
+        aff = affine_form(expr, vars, params)
+        A, c = aff.flat()
+        return Quadratic(np.zeros((n, n)), A[0].copy(), float(c[0]))
+    except NotEligible:
+        pass
+    if isinstance(expr, IRNeg):
+        return quadratic_form(expr.operand, vars, params).scale(-1.0)
+    if isinstance(expr, IRBinary):
+        if expr.op in ("+", "-"):
+            left = quadratic_form(expr.left, vars, params)
+            right = quadratic_form(expr.right, vars, params)
+            return left + (right if expr.op == "+" else right.scale(-1.0))
+        if expr.op == "*":
+            k = _scalar_const(expr.left, vars, params)
+            if k is not None:
+                return quadratic_form(expr.right, vars, params).scale(k)
+            k = _scalar_const(expr.right, vars, params)
+            if k is not None:
+                return quadratic_form(expr.left, vars, params).scale(k)
+            raise NotEligible("product of two non-constant expressions")
+        if expr.op == "/":
+            k = _scalar_const(expr.right, vars, params)
+            if k is None or k == 0.0:
+                raise NotEligible("division by a non-constant")
+            return quadratic_form(expr.left, vars, params).scale(1.0 / k)
+        raise NotEligible(f"operator `{expr.op}`")
+    if isinstance(expr, IRCall):
+        atom = expr.atom
+        if atom == "sum_squares" or (atom == "square" and tuple(expr.args[0].shape) == ()):
+            return _sum_squares(affine_form(expr.args[0], vars, params))
+        if atom == "sum" and _option(expr, "axis") is None:
+            inner = expr.args[0]
+            if isinstance(inner, IRCall) and inner.atom == "square":
+                return _sum_squares(affine_form(inner.args[0], vars, params))
+            raise NotEligible("sum of a non-affine, non-square expression")
+        if atom == "quad_form":
+            a = affine_form(expr.args[0], vars, params)
+            M = np.asarray(_const_of(expr.args[1], vars, params), dtype=np.float64)
+            M = 0.5 * (M + M.T)
+            A, c = a.flat()
+            return Quadratic(2.0 * A.T @ M @ A, 2.0 * A.T @ (M @ c), float(c @ M @ c))
+        raise NotEligible(f"atom `{atom}` is not quadratic")
+    raise NotEligible(f"node {type(expr).__name__}")
+
+
+def _sum_squares(a: Affine) -> Quadratic:
+    A, c = a.flat()
+    return Quadratic(2.0 * A.T @ A, 2.0 * A.T @ c, float(c @ c))
+
+
+def linear_equalities(
+    constraints: tuple[IRConstraint, ...], vars: tuple[IRVar, ...], params: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(G, h)`` with every constraint equivalent to ``G x == h``; NotEligible for anything else."""
+    n = sum(v.size for v in vars)
+    rows_G: list[np.ndarray] = [np.zeros((0, n))]
+    rows_h: list[np.ndarray] = [np.zeros(0)]
+    for con in constraints:
+        if con.op != "==":
+            raise NotEligible("inequality constraint")
+        lhs = affine_form(con.lhs, vars, params)
+        rhs = affine_form(con.rhs, vars, params)
+        shape = tuple(np.broadcast_shapes(lhs.shape, rhs.shape))
+        lhs, rhs = _broadcast(lhs, shape), _broadcast(rhs, shape)
+        A = (lhs.A - rhs.A).reshape(-1, n)
+        c = (lhs.c - rhs.c).reshape(-1)
+        rows_G.append(A)
+        rows_h.append(-c)
+    return np.vstack(rows_G), np.concatenate(rows_h)

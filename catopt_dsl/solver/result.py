@@ -1,0 +1,108 @@
+"""Solver options, results and warm-start state (the solver's public data types)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SolveOptions", "SolveResult", "SolverState", "STATUSES"]
+
+#: Every status a solve can end with.
+STATUSES: tuple[str, ...] = (
+    "optimal",
+    "infeasible",
+    "unbounded",
+    "max_iterations",
+    "local_solver_failed",
+)
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    """ADMM settings (defaults follow OSQP).
+
+    ``adaptive_rho_interval`` (extra, additive): rho adaptation is considered every that many
+    iterations. ``infeasibility_check_interval`` (extra): how often the coupling-infeasibility
+    certificate is looked for.
+    """
+
+    max_iter: int = 10000
+    eps_abs: float = 1e-5
+    eps_rel: float = 1e-5
+    rho: float = 1.0
+    alpha: float = 1.6
+    adaptive_rho: bool = True
+    fast_path: bool = True
+    verbose: bool = False
+    adaptive_rho_interval: int = 10
+    infeasibility_check_interval: int = 25
+
+
+@dataclass
+class SolverState:
+    """Everything needed to warm-start a re-solve, keyed by *names* so it survives plan changes.
+
+    ``x``: object name -> stacked x; ``z``: shared block name -> stacked z; ``duals``: row-block key
+    (see ``catopt_dsl.solver.layout``) -> scaled dual u; ``targets``: coupling-term key -> its copy
+    y_t; ``rho``: the penalty the duals are scaled by.
+    """
+
+    rho: float
+    x: dict[str, np.ndarray] = field(default_factory=dict)
+    z: dict[str, np.ndarray] = field(default_factory=dict)
+    duals: dict[str, np.ndarray] = field(default_factory=dict)
+    targets: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _nested(value: np.ndarray) -> Any:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape == ():
+        return float(arr)
+    return arr.tolist()
+
+
+def _opt_float(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass
+class SolveResult:
+    """Outcome of :func:`catopt_dsl.solver.solve` / :func:`solve_centralized`.
+
+    ``objective`` is the plan objective in minimise form (sum of object objectives plus shared
+    terms) at the returned point; ``None`` when the status is infeasible/unbounded/failed.
+    ``objects``/``shared`` map names to ``{var: array of the var's shape}``.
+    """
+
+    status: str
+    objective: float | None
+    iterations: int | None
+    primal_residual: float | None
+    dual_residual: float | None
+    solve_time_s: float
+    objects: dict[str, dict[str, np.ndarray]]
+    shared: dict[str, dict[str, np.ndarray]]
+    message: str = ""
+    history: list[dict[str, float]] = field(default_factory=list)
+    state: SolverState | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON-able summary (no message/history/state); keys sorted, arrays as nested lists."""
+        return {
+            "dual_residual": _opt_float(self.dual_residual),
+            "iterations": None if self.iterations is None else int(self.iterations),
+            "objective": _opt_float(self.objective),
+            "objects": {
+                name: {var: _nested(val) for var, val in sorted(self.objects[name].items())}
+                for name in sorted(self.objects)
+            },
+            "primal_residual": _opt_float(self.primal_residual),
+            "shared": {
+                name: {var: _nested(val) for var, val in sorted(self.shared[name].items())}
+                for name in sorted(self.shared)
+            },
+            "solve_time_s": float(self.solve_time_s),
+            "status": self.status,
+        }

@@ -1,0 +1,184 @@
+"""The consensus z-update: a weighted prox of g_s over one SharedVariables block.
+
+For block s with vars v, each linked by N_v consensus row blocks whose averaged ``h + u`` is m_v,
+
+    z_s = argmin_z  g_s(z) + rho/2 * sum_v N_v ||z_v - m_v||^2      s.t. the block's constraints
+
+Closed forms (no constraints on the block): g absent -> z_v = m_v; ``c*sum_squares(v)`` ->
+``z_v = rho N_v m_v / (2c + rho N_v)``; ``c*norm1(v)`` -> soft threshold of m_v at ``c/(rho N_v)``
+(c a nonnegative constant scalar, each var in at most one term). A var with no links (N_v = 0)
+takes the minimiser of its own term (0 for these closed forms). Anything else is solved with
+CVXPY, compiled once with parameters ``w_v = sqrt(rho N_v)`` and ``w_v * m_v`` (DPP).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import cvxpy as cp
+import numpy as np
+
+from catopt_dsl.ir.model import IRBinary, IRCall, IRConst, IRExpr, IRNeg, IRParamRef, IRShared, IRVarRef
+from catopt_dsl.solver.cvx import stacked_views, to_cvxpy
+
+__all__ = ["SharedProx", "ProxFailure"]
+
+
+class ProxFailure(RuntimeError):
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _scalar(expr: IRExpr, params: Mapping[str, np.ndarray]) -> float | None:
+    if tuple(expr.shape) != ():
+        return None
+    if isinstance(expr, IRConst):
+        return float(np.asarray(expr.value))
+    if isinstance(expr, IRParamRef):
+        return float(np.asarray(params[expr.name]))
+    if isinstance(expr, IRNeg):
+        inner = _scalar(expr.operand, params)
+        return None if inner is None else -inner
+    return None
+
+
+def _terms(expr: IRExpr, params: Mapping[str, np.ndarray], k: float, out: list[tuple[str, str, float]]) -> bool:
+    """Flatten ``expr`` into ``(atom, var, coefficient)`` terms; False when not of the closed form."""
+    if isinstance(expr, IRBinary):
+        if expr.op == "+":
+            return _terms(expr.left, params, k, out) and _terms(expr.right, params, k, out)
+        if expr.op == "*":
+            c = _scalar(expr.left, params)
+            if c is not None:
+                return _terms(expr.right, params, k * c, out)
+            c = _scalar(expr.right, params)
+            if c is not None:
+                return _terms(expr.left, params, k * c, out)
+            return False
+        if expr.op == "/":
+            c = _scalar(expr.right, params)
+            return c is not None and c != 0.0 and _terms(expr.left, params, k / c, out)
+        return False
+    if isinstance(expr, IRCall) and expr.atom in ("sum_squares", "norm1") and len(expr.args) == 1:
+        arg = expr.args[0]
+        if isinstance(arg, IRVarRef) and k >= 0.0:
+            out.append((expr.atom, arg.name, k))
+            return True
+    return False
+
+
+def _prox_sum_squares(m: np.ndarray, c: float, rho_n: float) -> np.ndarray:
+    if 2.0 * c + rho_n == 0.0:
+        return np.zeros_like(m)
+    return rho_n * m / (2.0 * c + rho_n)
+
+
+def _prox_norm1(m: np.ndarray, c: float, rho_n: float) -> np.ndarray:
+    if rho_n == 0.0:
+        return np.zeros_like(m)
+    kappa = c / rho_n
+    return np.sign(m) * np.maximum(np.abs(m) - kappa, 0.0)
+
+
+class SharedProx:
+    """The z-update of one shared block (closed form when possible, else CVXPY)."""
+
+    def __init__(self, block: IRShared) -> None:
+        self.block = block
+        self.params = {p.name: np.asarray(p.value, dtype=np.float64) for p in block.params}
+        self.closed: dict[str, tuple[str, float]] | None = None
+        if not block.constraints:
+            terms: list[tuple[str, str, float]] = []
+            ok = block.objective is None or _terms(block.objective, self.params, 1.0, terms)
+            names = [t[1] for t in terms]
+            if ok and len(set(names)) == len(names):
+                self.closed = {var: (atom, c) for atom, var, c in terms}
+        self._problem: cp.Problem | None = None
+        self._z = cp.Variable(block.n) if block.n else None
+        self._views = stacked_views(self._z, block.vars) if self._z is not None else {}
+        self._g = None
+        if block.objective is not None and self._z is not None:
+            g = to_cvxpy(block.objective, self._views, self.params)
+            self._g = g if isinstance(g, cp.Expression) else cp.Constant(g)
+
+    @property
+    def closed_form(self) -> bool:
+        return self.closed is not None
+
+    def g_value(self, z: np.ndarray) -> float:
+        """g_s(z) (0 when the block has no objective)."""
+        if self._g is None or self._z is None:
+            return 0.0
+        self._z.value = np.asarray(z, dtype=np.float64)
+        return float(self._g.value)
+
+    def prox(self, means: Mapping[str, np.ndarray], counts: Mapping[str, int], rho: float, z_prev: np.ndarray) -> np.ndarray:
+        """Return the new stacked z (means are flat per var; counts N_v may be 0)."""
+        z = np.array(z_prev, dtype=np.float64, copy=True)
+        if self.closed is not None:
+            for v in self.block.vars:
+                n_v = counts.get(v.name, 0)
+                m = np.asarray(means.get(v.name, np.zeros(v.size)), dtype=np.float64)
+                rho_n = rho * n_v
+                atom, c = self.closed.get(v.name, ("none", 0.0))
+                if atom == "sum_squares":
+                    val = _prox_sum_squares(m, c, rho_n)
+                elif atom == "norm1":
+                    val = _prox_norm1(m, c, rho_n)
+                elif n_v > 0:
+                    val = m
+                else:
+                    continue  # unlinked and free: keep the previous value
+                z[v.offset : v.offset + v.size] = val
+            return z
+        return self._prox_cvxpy(means, counts, rho, z_prev)
+
+    def _build(self) -> None:
+        assert self._z is not None
+        self._w = {v.name: cp.Parameter(nonneg=True, name=f"w_{v.name}") for v in self.block.vars}
+        self._wm = {v.name: cp.Parameter(v.size, name=f"wm_{v.name}") for v in self.block.vars}
+        fit = sum(
+            cp.sum_squares(self._w[v.name] * self._z[v.offset : v.offset + v.size] - self._wm[v.name])
+            for v in self.block.vars
+        )
+        objective = 0.5 * fit if self._g is None else self._g + 0.5 * fit
+        cons = []
+        for con in self.block.constraints:
+            lhs = to_cvxpy(con.lhs, self._views, self.params)
+            rhs = to_cvxpy(con.rhs, self._views, self.params)
+            cons.append(lhs <= rhs if con.op == "<=" else lhs >= rhs if con.op == ">=" else lhs == rhs)
+        self._problem = cp.Problem(cp.Minimize(objective), cons)
+
+    def _prox_cvxpy(self, means: Mapping[str, np.ndarray], counts: Mapping[str, int], rho: float, z_prev: np.ndarray) -> np.ndarray:
+        if self._z is None:
+            return np.zeros(0)
+        if self._problem is None:
+            self._build()
+        assert self._problem is not None
+        for v in self.block.vars:
+            w = float(np.sqrt(rho * counts.get(v.name, 0)))
+            self._w[v.name].value = w
+            self._wm[v.name].value = w * np.asarray(means.get(v.name, np.zeros(v.size)), dtype=np.float64)
+        self._z.value = np.asarray(z_prev, dtype=np.float64)
+        status = _solve(self._problem)
+        if status in ("optimal", "optimal_inaccurate") and self._z.value is not None:
+            return np.asarray(self._z.value, dtype=np.float64).copy()
+        if status in ("infeasible", "infeasible_inaccurate"):
+            raise ProxFailure("infeasible", f"shared block `{self.block.name}`: its constraints are infeasible (CVXPY: {status})")
+        if status in ("unbounded", "unbounded_inaccurate"):
+            raise ProxFailure("unbounded", f"shared block `{self.block.name}`: g is unbounded below (CVXPY: {status})")
+        raise ProxFailure("local_solver_failed", f"shared block `{self.block.name}`: CVXPY status {status}")
+
+
+def _solve(problem: cp.Problem) -> str:
+    """Solve with Clarabel (accurate interior point) when available; return the CVXPY status."""
+    try:
+        if "CLARABEL" in cp.installed_solvers():
+            problem.solve(solver=cp.CLARABEL)
+        else:  # pragma: no cover - depends on the environment
+            problem.solve()
+    except cp.SolverError as exc:
+        return f"solver_error ({exc})"
+    return str(problem.status)

@@ -1,0 +1,267 @@
+"""LocalWorker: one object's compiled prox problem (the x-update), plus the batched fast path.
+
+Protocol (what a distributed runtime sends; see also ``coordinator.py``):
+
+* coordinator -> worker, every iteration: ``centres`` d_i (float64 vector of the object's row
+  count r_i, layout in ``layout.py``) and ``rho`` (float).
+* worker -> coordinator: a :class:`Contribution`: ``a`` = M_i x_i + e_i (r_i floats), the local
+  objective value f_i(x_i), and a status (``"ok"``, ``"infeasible"``, ``"unbounded"``,
+  ``"failed"``) with a message naming the object and the CVXPY status.
+
+The x-update is
+
+    x_i = argmin_x f_i(x) + rho/2 ||M_i x - d_i||^2   s.t. the object's constraints
+
+(d_i = t_i - u_i - e_i, so this is ``rho/2 sum_links ||x[var] - z + u||^2 + rho/2 sum_terms
+||B_t x + b_t - y_t + w_t||^2``).
+
+Two implementations:
+
+* CVXPY, compiled once per object with parameters ``s = sqrt(rho)`` and ``s*d`` so the prox term
+  is ``1/2 ||s*(M x) - s*d||^2`` (DPP: re-solves skip canonicalisation). Solved with Clarabel.
+* Fast path (closed form) when ``quadratic.py`` finds f quadratic and the constraints linear
+  equalities ``G x = h``: the KKT system ``[[P + rho M'M, G'], [G, 0]]`` is solved once per rho for
+  the affine map ``x = c0 + L d``; each step is one matrix-vector product. :class:`FastBatch`
+  stacks the maps of same-shaped workers and applies them with one ``einsum``. Objects with
+  ``n + p > FAST_MAX_SIZE`` use CVXPY (dense maps would be too large).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cvxpy as cp
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+from catopt_dsl.ir.model import IRObject
+from catopt_dsl.solver.cvx import stacked_views, to_cvxpy
+from catopt_dsl.solver.quadratic import NotEligible, Quadratic, linear_equalities, quadratic_form
+
+__all__ = ["Contribution", "LocalWorker", "FastBatch", "FAST_MAX_SIZE"]
+
+FAST_MAX_SIZE = 2000
+
+
+@dataclass(frozen=True, eq=False)
+class Contribution:
+    """What one worker reports after its x-update."""
+
+    object: str
+    a: np.ndarray  # M_i x_i + e_i
+    objective: float
+    status: str = "ok"  # "ok" | "infeasible" | "unbounded" | "failed"
+    message: str = ""
+
+
+def _solve(problem: cp.Problem, warm: bool = True) -> str:
+    try:
+        if "CLARABEL" in cp.installed_solvers():
+            problem.solve(solver=cp.CLARABEL, warm_start=warm)
+        else:  # pragma: no cover
+            problem.solve(warm_start=warm)
+    except cp.SolverError as exc:
+        return f"solver_error ({exc})"
+    return str(problem.status)
+
+
+def _classify(status: str) -> str:
+    if status in ("optimal", "optimal_inaccurate"):
+        return "ok"
+    if status in ("infeasible", "infeasible_inaccurate"):
+        return "infeasible"
+    if status in ("unbounded", "unbounded_inaccurate"):
+        return "unbounded"
+    return "failed"
+
+
+class LocalWorker:
+    """One object's x-update. ``step(centres, rho) -> x`` then ``contribution()``."""
+
+    def __init__(self, obj: IRObject, M: np.ndarray, e: np.ndarray, *, fast_path: bool = True) -> None:
+        self.obj = obj
+        self.name = obj.name
+        self.n = obj.n
+        self.M = np.asarray(M, dtype=np.float64)
+        self.e = np.asarray(e, dtype=np.float64)
+        self.r = self.M.shape[0]
+        self.params = {p.name: np.asarray(p.value, dtype=np.float64) for p in obj.params}
+        self.x = np.zeros(self.n)
+        self.status = "ok"
+        self.message = ""
+        self.quad: Quadratic | None = None
+        self.G = np.zeros((0, self.n))
+        self.h = np.zeros(0)
+        self._fast_rho: float | None = None
+        self.c0 = np.zeros(self.n)
+        self.L = np.zeros((self.n, self.r))
+        if fast_path:
+            self._try_fast()
+        self.fast = self.quad is not None
+        # The CVXPY model is built for every worker: it also evaluates objectives and answers
+        # support queries (infeasibility certificates).
+        self._xv = cp.Variable(self.n, name="x")
+        self._views = stacked_views(self._xv, obj.vars)
+        f = to_cvxpy(obj.objective, self._views, self.params)
+        self._f = f if isinstance(f, cp.Expression) else cp.Constant(np.asarray(f, dtype=np.float64))
+        self._cons: list[cp.Constraint] = []
+        for con in obj.constraints:
+            lhs = to_cvxpy(con.lhs, self._views, self.params)
+            rhs = to_cvxpy(con.rhs, self._views, self.params)
+            if not isinstance(lhs, cp.Expression):
+                lhs = cp.Constant(np.asarray(lhs, dtype=np.float64))
+            self._cons.append(lhs <= rhs if con.op == "<=" else lhs >= rhs if con.op == ">=" else lhs == rhs)
+        self._prox: cp.Problem | None = None
+        self._support: cp.Problem | None = None
+        self._solved_once = False
+
+    # -- fast path -------------------------------------------------------------------------
+    def _try_fast(self) -> None:
+        if self.n == 0:
+            return
+        try:
+            quad = quadratic_form(self.obj.objective, self.obj.vars, self.params)
+            G, h = linear_equalities(self.obj.constraints, self.obj.vars, self.params)
+        except (NotEligible, KeyError, ValueError):
+            return
+        if self.n + G.shape[0] > FAST_MAX_SIZE:
+            return
+        P = 0.5 * (quad.P + quad.P.T)
+        scale = max(1.0, float(np.abs(P).max(initial=0.0)))
+        if np.linalg.eigvalsh(P).min(initial=0.0) < -1e-9 * scale:
+            return  # not convex: leave it to CVXPY (which will refuse it) rather than guess
+        if G.shape[0] and np.linalg.matrix_rank(G) < G.shape[0]:
+            return  # redundant or inconsistent equalities: CVXPY gives an honest status
+        H = P + self.M.T @ self.M + G.T @ G
+        if np.linalg.eigvalsh(H).min(initial=1.0) <= 1e-10 * max(1.0, float(np.abs(H).max(initial=0.0))):
+            return  # a free direction: the local problem may be unbounded; CVXPY decides
+        self.quad = Quadratic(P, quad.q, quad.r)
+        self.G, self.h = G, h
+
+    def prepare(self, rho: float) -> None:
+        """(Re)factor the KKT system for this rho (fast path only; cached until rho changes)."""
+        if self.quad is None or self._fast_rho == rho:
+            return
+        n, p = self.n, self.G.shape[0]
+        K = np.zeros((n + p, n + p))
+        K[:n, :n] = self.quad.P + rho * (self.M.T @ self.M)
+        K[:n, n:] = self.G.T
+        K[n:, :n] = self.G
+        rhs = np.zeros((n + p, 1 + self.r))
+        rhs[:n, 0] = -self.quad.q
+        rhs[n:, 0] = self.h
+        rhs[:n, 1:] = rho * self.M.T
+        sol = scipy.linalg.solve(K, rhs, assume_a="sym" if p else "pos")
+        self.c0 = np.ascontiguousarray(sol[:n, 0])
+        self.L = np.ascontiguousarray(sol[:n, 1:])
+        self._fast_rho = rho
+
+    # -- the x-update ------------------------------------------------------------------------
+    def _build_prox(self) -> cp.Problem:
+        self._s = cp.Parameter(nonneg=True, name="sqrt_rho", value=1.0)
+        self._sd = cp.Parameter(self.r, name="sqrt_rho_centres", value=np.zeros(self.r))
+        objective = self._f
+        if self.r:
+            M = sp.csr_matrix(self.M)
+            objective = objective + 0.5 * cp.sum_squares(self._s * (M @ self._xv) - self._sd)
+        return cp.Problem(cp.Minimize(objective), self._cons)
+
+    def step(self, centres: np.ndarray, rho: float) -> np.ndarray:
+        """x-update for the given centres d_i and rho; returns the stacked x (also kept in ``x``)."""
+        centres = np.asarray(centres, dtype=np.float64)
+        if self.fast:
+            self.prepare(rho)
+            self.x = self.c0 + self.L @ centres
+            self.status, self.message = "ok", ""
+            return self.x
+        if self.r == 0 and self._solved_once and self.status == "ok":
+            return self.x  # nothing links this object: its x never changes
+        if self._prox is None:
+            self._prox = self._build_prox()
+        if self.r:
+            s = float(np.sqrt(rho))
+            self._s.value = s
+            self._sd.value = s * centres
+        self._xv.value = self.x
+        status = _solve(self._prox)
+        self._solved_once = True
+        kind = _classify(status)
+        if kind == "ok" and self._xv.value is not None:
+            self.x = np.asarray(self._xv.value, dtype=np.float64).copy()
+            self.status, self.message = "ok", ""
+        else:
+            self.status = kind if kind != "ok" else "failed"
+            self.message = f"object `{self.name}`: local solve returned CVXPY status `{status}`"
+        return self.x
+
+    def set_x(self, x: np.ndarray) -> None:
+        self.x = np.asarray(x, dtype=np.float64).copy()
+
+    def objective_value(self, x: np.ndarray | None = None) -> float:
+        """f_i(x) (at the current x by default)."""
+        x = self.x if x is None else np.asarray(x, dtype=np.float64)
+        if self.quad is not None:
+            return self.quad.value(x)
+        self._xv.value = x
+        val = self._f.value
+        return float("nan") if val is None else float(val)
+
+    def contribution(self) -> Contribution:
+        a = self.M @ self.x + self.e
+        objective = self.objective_value() if self.status == "ok" else float("nan")
+        return Contribution(self.name, a, objective, self.status, self.message)
+
+    def support(self, c: np.ndarray) -> float:
+        """``min c'(M x + e)`` over the object's constraint set (``-inf`` when unbounded).
+
+        Used to verify a coupling infeasibility certificate; ``c`` is over the object's rows.
+        """
+        c = np.asarray(c, dtype=np.float64)
+        if self._support is None:
+            self._cvec = cp.Parameter(self.n, name="support_dir")
+            self._support = cp.Problem(cp.Minimize(self._cvec @ self._xv), self._cons)
+        self._cvec.value = self.M.T @ c
+        if not self._cons and np.abs(self._cvec.value).max(initial=0.0) > 0.0:
+            return float("-inf")
+        status = _solve(self._support, warm=False)
+        if status in ("unbounded", "unbounded_inaccurate"):
+            return float("-inf")
+        if status != "optimal":
+            return float("nan")
+        return float(self._support.value) + float(c @ self.e)
+
+
+class FastBatch:
+    """Applies the fast-path x-updates of many workers at once, grouped by (n, r)."""
+
+    def __init__(self, workers: list[LocalWorker]) -> None:
+        self.workers = [w for w in workers if w.fast]
+        groups: dict[tuple[int, int], list[LocalWorker]] = {}
+        for w in self.workers:
+            groups.setdefault((w.n, w.r), []).append(w)
+        self.groups = list(groups.values())
+        self._rho: float | None = None
+        self._C0: list[np.ndarray] = []
+        self._L: list[np.ndarray] = []
+
+    def _prepare(self, rho: float) -> None:
+        if self._rho == rho:
+            return
+        self._C0, self._L = [], []
+        for group in self.groups:
+            for w in group:
+                w.prepare(rho)
+            self._C0.append(np.stack([w.c0 for w in group]))
+            self._L.append(np.stack([w.L for w in group]))
+        self._rho = rho
+
+    def step_all(self, centres: dict[str, np.ndarray], rho: float) -> None:
+        """x-update of every fast worker (results land in each worker's ``x``)."""
+        self._prepare(rho)
+        for group, C0, L in zip(self.groups, self._C0, self._L):
+            D = np.stack([np.asarray(centres[w.name], dtype=np.float64) for w in group])
+            X = C0 + np.einsum("gij,gj->gi", L, D)
+            for w, x in zip(group, X):
+                w.x = x
+                w.status, w.message = "ok", ""
