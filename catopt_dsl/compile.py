@@ -40,12 +40,18 @@ class Analysis:
         return not self.sink.has_errors
 
 
-def analyze(path: str | Path, allow_paths: Sequence[str | Path] = (), lower: bool = True) -> Analysis:
-    """Run the front end on one spec file; never raises on bad input."""
+def analyze(
+    path: str | Path, allow_paths: Sequence[str | Path] = (), lower: bool = True, text: str | None = None
+) -> Analysis:
+    """Run the front end on one spec file; never raises on bad input.
+
+    ``text`` replaces the file's contents (the file need not exist); imports and ``load()`` paths
+    still resolve relative to ``path``'s folder.
+    """
     path = Path(path)
     sink = DiagnosticSink()
     shown = display_name(path)
-    loaded = load_spec(path, sink, shown)
+    loaded = load_spec(path, sink, shown, text=text)
     if loaded.root is None or sink.has_errors:
         return Analysis(sink, loaded.sources, None, None, shown)
     items: list[ast.Item] = [item for module in loaded.modules for item in module.items]

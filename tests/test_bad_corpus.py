@@ -90,9 +90,9 @@ def test_check_file_reports_expected(case: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.chdir(BAD_DIR)
     diags = list(check_file(Path(case.name)))
     for e in expectations(case):
-        assert any(_matches(d, e, case) for d in diags), (
-            f"{case.name}: expected {e.code} at {e.shown_file(case)}:{e.line}:{e.col}; got\n{_describe(diags)}"
-        )
+        assert any(
+            _matches(d, e, case) for d in diags
+        ), f"{case.name}: expected {e.code} at {e.shown_file(case)}:{e.line}:{e.col}; got\n{_describe(diags)}"
 
 
 _CARET_LINE = re.compile(r"^\s*\|\s*\^~*\s*$", re.MULTILINE)
@@ -107,34 +107,3 @@ def test_cli_check_renders_expected(case: Path, monkeypatch: pytest.MonkeyPatch)
         head = f"{e.shown_file(case)}:{e.line}:{e.col}: error[{e.code}]"
         assert head in result.output, f"missing `{head}` in:\n{result.output}"
     assert _CARET_LINE.search(result.output), f"no caret line in:\n{result.output}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Code-generation errors: specs that check clean but cannot be generated (tests/cases/codegen/).
-# Their first lines are `// expect: E0701` (code only: the diagnostic is about generated names).
-# ---------------------------------------------------------------------------------------------
-
-CODEGEN_DIR = BAD_DIR.parent / "codegen"
-CODE_ONLY_RE = re.compile(r"^//\s*expect:\s*(E\d{4})\s*$")
-
-
-def codegen_cases() -> list[Path]:
-    return sorted(CODEGEN_DIR.glob("*.cat"))
-
-
-@pytest.mark.parametrize("case", codegen_cases(), ids=lambda p: p.stem)
-def test_codegen_case_checks_but_collides(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from catopt_dsl.backends.naming import check_plan_collisions
-    from catopt_dsl.compile import load_plan
-    from catopt_dsl.diagnostics import DiagnosticSink
-
-    expected = [m.group(1) for m in map(CODE_ONLY_RE.match, case.read_text(encoding="utf-8").splitlines()) if m]
-    assert expected, f"{case.name} has no `// expect:` line"
-    monkeypatch.chdir(CODEGEN_DIR)
-    errors = [d for d in check_file(Path(case.name)) if d.severity is Severity.ERROR]
-    assert errors == [], f"{case.name} should check clean:\n{_describe(errors)}"
-    sink = DiagnosticSink()
-    check_plan_collisions(load_plan(Path(case.name)), sink)
-    got = {d.code.value for d in sink.errors()}
-    for code in expected:
-        assert code in got, f"{case.name}: expected {code}, got {sorted(got)}"

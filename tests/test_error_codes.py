@@ -18,7 +18,6 @@ from catopt_dsl.errors import TITLES, ErrorCode
 ROOT = Path(__file__).resolve().parent.parent
 ERRORS_MD = ROOT / "docs" / "errors.md"
 BAD_DIR = ROOT / "tests" / "cases" / "bad"
-CASES_DIR = ROOT / "tests" / "cases"  # bad/ (check errors) and codegen/ (generation errors)
 
 # Codes whose inputs cannot be a text file in the corpus: non-UTF-8 bytes (E0003), generated deep
 # nesting (E0004) and an unreadable/missing input path (E0005). They are tested with generated
@@ -44,7 +43,7 @@ def sections() -> dict[str, tuple[str, str]]:
 
 def corpus_codes() -> set[str]:
     codes: set[str] = set()
-    for case in CASES_DIR.glob("*/*.cat"):
+    for case in BAD_DIR.glob("*.cat"):
         codes.update(EXPECT.findall(case.read_text(encoding="utf-8")))
     return codes
 
@@ -84,7 +83,9 @@ def doc_examples() -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize(("code", "source"), doc_examples(), ids=[c for c, _ in doc_examples()])
-def test_documented_example_fails_with_its_code(code: str, source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_documented_example_fails_with_its_code(
+    code: str, source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Data-file examples load from data/; give them the corpus's (deliberately broken) data.
     shutil.copytree(BAD_DIR / "data", tmp_path / "spec" / "data")
     spec = tmp_path / "spec" / "example.cat"

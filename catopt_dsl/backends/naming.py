@@ -281,7 +281,7 @@ class Collision:
     target: Target
     scope: str
     identifier: str
-    names: tuple[tuple[str, str], ...]  # (kind, spec name), sorted
+    names: tuple[tuple[str, str], ...]  # (kind, spec name), in the order they were given
 
 
 @dataclass(frozen=True)
@@ -304,16 +304,20 @@ def find_collisions(
 ) -> list[Collision]:
     """Collisions among ``names`` (one scope) in one target; identical entries count once.
 
+    Each collision lists its names in input order, so a caller that passes the later declaration
+    first gets the diagnostic at the name to rename.
+
     ``taken`` lists identifiers the generated code defines itself in this scope; a spec name that
     lands on one collides with the entry ``("generated", identifier)``.
     """
     namer = Namer(target)
-    by_ident: dict[str, set[tuple[str, str]]] = {t: {("generated", t)} for t in taken}
+    # dicts as ordered sets: first-appearance order, identical entries once
+    by_ident: dict[str, dict[tuple[str, str], None]] = {t: {("generated", t): None} for t in sorted(taken)}
     for kind, name in names:
         ident = namer.name(kind, name, reserved)
-        by_ident.setdefault(ident, set()).add((normalise_kind(kind), name))
+        by_ident.setdefault(ident, {})[(normalise_kind(kind), name)] = None
     return [
-        Collision(target, scope, ident, tuple(sorted(entries)))
+        Collision(target, scope, ident, tuple(entries))
         for ident, entries in sorted(by_ident.items())
         if len(entries) > 1
     ]

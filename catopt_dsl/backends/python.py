@@ -160,7 +160,7 @@ def _field_view(f: IRSchemaField) -> FieldView:
     elif not f.shape:
         default_expr = py_literal(_SCALAR_CAST[f.dtype](f.default))
     else:
-        default_expr = f"rt.array_default({py_literal(f.default)}, {f.dtype!r})"
+        default_expr = f"rt.array_default({py_literal(f.default)}, {f.dtype!r}, {py_literal(tuple(f.shape))})"
     doc = _type_doc(f.dtype, f.shape)
     if f.default is not None:
         doc += f", default {py_literal(f.default)}"

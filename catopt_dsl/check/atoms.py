@@ -288,7 +288,9 @@ def _sum_shape(args: Sequence[ArgType]) -> Shape:
         raise AtomError(ErrorCode.TYPE, "the axis of `sum` must be a constant int", 1)
     nd = len(x.shape)
     if not -nd <= axis < nd:
-        raise AtomError(ErrorCode.INDEX, f"axis {axis} is out of range for an argument of shape {fmt_shape(x.shape)}", 1)
+        raise AtomError(
+            ErrorCode.INDEX, f"axis {axis} is out of range for an argument of shape {fmt_shape(x.shape)}", 1
+        )
     axis %= nd
     return x.shape[:axis] + x.shape[axis + 1 :]
 
@@ -529,8 +531,18 @@ _CVX, _CCV, _AFF = Curvature.CONVEX, Curvature.CONCAVE, Curvature.AFFINE
 ATOMS: dict[str, AtomSpec] = {
     a.name: a
     for a in [
-        _atom("sum", (1, 2), _sum_shape, _AFF, lambda a: (Mono.INCREASING,), _sum_sign, "sum of entries (or along `axis`)",
-              const_args=(1,), option_args=(1,), options=_sum_options),
+        _atom(
+            "sum",
+            (1, 2),
+            _sum_shape,
+            _AFF,
+            lambda a: (Mono.INCREASING,),
+            _sum_sign,
+            "sum of entries (or along `axis`)",
+            const_args=(1,),
+            option_args=(1,),
+            options=_sum_options,
+        ),
         _atom("mean", (1, 1), _scalar, _AFF, _inc, _same_sign, "mean of all entries"),
         _atom("sum_squares", (1, 1), _scalar, _CVX, _even_first, _nonneg, "sum of squared entries"),
         _atom("square", (1, 1), _elementwise, _CVX, _even_first, _nonneg, "elementwise square"),
@@ -538,8 +550,16 @@ ATOMS: dict[str, AtomSpec] = {
         _atom("norm1", (1, 1), _scalar, _CVX, _even_first, _nonneg, "sum of absolute values"),
         _atom("norm2", (1, 1), _scalar, _CVX, _even_first, _nonneg, "Euclidean (Frobenius) norm"),
         _atom("norm_inf", (1, 1), _scalar, _CVX, _even_first, _nonneg, "largest absolute value"),
-        _atom("quad_form", (2, 2), _quad_form_shape, _quad_form_curv, _quad_form_mono, _quad_form_sign,
-              "x' P x with constant P", const_args=(1,)),
+        _atom(
+            "quad_form",
+            (2, 2),
+            _quad_form_shape,
+            _quad_form_curv,
+            _quad_form_mono,
+            _quad_form_sign,
+            "x' P x with constant P",
+            const_args=(1,),
+        ),
         _atom("logistic", (1, 1), _elementwise, _CVX, _inc, _nonneg, "elementwise log(1 + exp(x))"),
         _atom("log_sum_exp", (1, 1), _scalar, _CVX, _inc, _unknown_sign, "log(sum(exp(x)))"),
         _atom("exp", (1, 1), _elementwise, _CVX, _inc, _nonneg, "elementwise exponential"),
@@ -551,12 +571,36 @@ ATOMS: dict[str, AtomSpec] = {
         _atom("minimum", (2, None), _broadcast_all, _CCV, _inc, _min_sign, "elementwise minimum"),
         _atom("max", (1, 1), _scalar, _CVX, _inc, _same_sign, "largest entry"),
         _atom("min", (1, 1), _scalar, _CCV, _inc, _same_sign, "smallest entry"),
-        _atom("huber", (1, 2), _huber_shape, _CVX, _even_first, _nonneg, "elementwise Huber penalty",
-              const_args=(1,), option_args=(1,), options=_huber_options),
-        _atom("multiply", (2, 2), _broadcast_all, _one_const_curv, _by_other_const, _product_sign,
-              "elementwise product (one side constant)"),
-        _atom("dot", (2, 2), _dot_shape, _one_const_curv, _by_other_const, _product_sign,
-              "inner product of two vectors (one side constant)"),
+        _atom(
+            "huber",
+            (1, 2),
+            _huber_shape,
+            _CVX,
+            _even_first,
+            _nonneg,
+            "elementwise Huber penalty",
+            const_args=(1,),
+            option_args=(1,),
+            options=_huber_options,
+        ),
+        _atom(
+            "multiply",
+            (2, 2),
+            _broadcast_all,
+            _one_const_curv,
+            _by_other_const,
+            _product_sign,
+            "elementwise product (one side constant)",
+        ),
+        _atom(
+            "dot",
+            (2, 2),
+            _dot_shape,
+            _one_const_curv,
+            _by_other_const,
+            _product_sign,
+            "inner product of two vectors (one side constant)",
+        ),
         _atom("transpose", (1, 1), _transpose_shape, _AFF, _inc, _same_sign, "transpose (same as x')"),
     ]
 }

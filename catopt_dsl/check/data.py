@@ -54,7 +54,7 @@ def load_data(node: ast.Load, ctx: ExprContext, sink: DiagnosticSink) -> np.ndar
             ErrorCode.LOAD_OUTSIDE,
             f"`{node.path}` resolves outside the spec's folder",
             node.span,
-            note(f"data files must lie under `{ctx.spec_dir}`"),
+            note("data files must lie in the spec's folder (symlinks and `..` are resolved first)"),
             help_("move the file next to the spec, or pass --allow-path DIR"),
         )
         return None
@@ -77,7 +77,10 @@ def _err(code: ErrorCode, message: str, *notes: Note) -> _Outcome:
 def _read(shown: str, path: Path) -> _Outcome:
     suffix = path.suffix.lower()
     if not path.exists():
-        return _err(ErrorCode.LOAD_MISSING, f"data file `{shown}` not found", note(f"looked for `{path}`"))
+        # The message names the path as written (no absolute paths: output is machine-independent).
+        return _err(
+            ErrorCode.LOAD_MISSING, f"data file `{shown}` not found", note("paths are relative to the spec's folder")
+        )
     if path.is_dir():
         return _err(ErrorCode.LOAD_UNREADABLE, f"`{shown}` is a directory, not a data file")
     if suffix not in SUPPORTED_SUFFIXES:
@@ -137,7 +140,9 @@ def _read_npy(path: Path) -> np.ndarray:
         data = np.load(path, allow_pickle=False)
     except ValueError as exc:
         if "pickle" in str(exc).lower():
-            raise _Refused("it holds pickled Python objects", note("only plain numeric arrays are loaded (no pickles)")) from exc
+            raise _Refused(
+                "it holds pickled Python objects", note("only plain numeric arrays are loaded (no pickles)")
+            ) from exc
         raise
     if not isinstance(data, np.ndarray):
         # `.npz` archives come back as NpzFile; close it and refuse.

@@ -529,7 +529,11 @@ class _Checker:
         if not self.require_const(e, t, role):
             return None
         if t.shape != ():
-            self.sink.error(ErrorCode.NOT_SCALAR, f"{role} must be a single int, but `{_short(e)}` has shape {fmt_shape(t.shape)}", e.span)
+            self.sink.error(
+                ErrorCode.NOT_SCALAR,
+                f"{role} must be a single int, but `{_short(e)}` has shape {fmt_shape(t.shape)}",
+                e.span,
+            )
             return None
         if t.dtype != "int":
             self.sink.error(ErrorCode.TYPE, f"{role} must be an int, but `{_short(e)}` is a {t.dtype}", e.span)
@@ -558,7 +562,9 @@ class _Checker:
         for dim, sub in enumerate(e.subscripts):
             n = bt.shape[dim]
             if isinstance(sub, ast.Star):
-                self.sink.error(ErrorCode.WRONG_KIND, "`[*]` (every member) is only allowed in Limit constraints", sub.span)
+                self.sink.error(
+                    ErrorCode.WRONG_KIND, "`[*]` (every member) is only allowed in Limit constraints", sub.span
+                )
                 ok = False
                 continue
             if isinstance(sub, ast.Slice):
@@ -627,7 +633,9 @@ class _Checker:
                 return None
         triple = slice(start, stop, step).indices(n)
         if len(range(*triple)) == 0:
-            self.sink.error(ErrorCode.INDEX, f"slice `{render_expr(s)}` selects no elements of dimension {dim} (size {n})", s.span)
+            self.sink.error(
+                ErrorCode.INDEX, f"slice `{render_expr(s)}` selects no elements of dimension {dim} (size {n})", s.span
+            )
             return None
         return triple
 
@@ -647,7 +655,9 @@ class _Checker:
                 )
                 return None
             if (t.dtype == "bool") != (first.dtype == "bool"):
-                self.sink.error(ErrorCode.TYPE, f"cannot mix bool and number elements in an array (element {i})", x.span)
+                self.sink.error(
+                    ErrorCode.TYPE, f"cannot mix bool and number elements in an array (element {i})", x.span
+                )
                 return None
         if all(t.dtype == "bool" for t in ts):
             dtype = "bool"
@@ -675,7 +685,11 @@ class _Checker:
                 self.sink.error(ErrorCode.UNKNOWN_ATOM, f"`{e.func}` is not a function", e.func_span)
             else:
                 close = difflib.get_close_matches(e.func, sorted(ATOMS), n=1, cutoff=0.6)
-                notes = [help_(f"did you mean `{close[0]}`?")] if close else [note("see docs/language.md for the list of functions")]
+                notes = (
+                    [help_(f"did you mean `{close[0]}`?")]
+                    if close
+                    else [note("see docs/language.md for the list of functions")]
+                )
                 self.sink.error(ErrorCode.UNKNOWN_ATOM, f"unknown function `{e.func}`", e.func_span, *notes)
             for a in e.args:  # still report problems inside the arguments
                 self.type(a)
@@ -847,9 +861,11 @@ def check_var(decl: ast.VarDecl, sink: DiagnosticSink) -> VarSymbol:
     if decl.type.base != "float":
         sink.error(
             ErrorCode.TYPE,
-            f"variable `{decl.name}` is declared `{decl.type.base}`, but integer variables are not convex"
-            if decl.type.base == "int"
-            else f"variable `{decl.name}` is declared `bool`, but boolean variables are not convex",
+            (
+                f"variable `{decl.name}` is declared `{decl.type.base}`, but integer variables are not convex"
+                if decl.type.base == "int"
+                else f"variable `{decl.name}` is declared `bool`, but boolean variables are not convex"
+            ),
             decl.type.span,
             help_("declare it `float`; catoptc solves continuous convex problems only"),
         )
@@ -905,7 +921,12 @@ def _param_value(
     # dtype
     if dtype == "bool":
         if value.dtype != np.bool_:
-            sink.error(ErrorCode.TYPE, f"{what} is declared bool, but its value is a {_dtype_name(value)}", expr.span, *decl_note)
+            sink.error(
+                ErrorCode.TYPE,
+                f"{what} is declared bool, but its value is a {_dtype_name(value)}",
+                expr.span,
+                *decl_note,
+            )
             return None
     else:
         if value.dtype == np.bool_:
@@ -924,7 +945,9 @@ def _param_value(
                     )
                     return None
                 if np.any(np.abs(value) > _INT_MAX):
-                    sink.error(ErrorCode.TYPE, f"{what} is declared int, but its value does not fit in 64 bits", expr.span)
+                    sink.error(
+                        ErrorCode.TYPE, f"{what} is declared int, but its value does not fit in 64 bits", expr.span
+                    )
                     return None
             value = value.astype(np.int64)
         else:
@@ -1004,14 +1027,20 @@ def check_constraint(c: ast.Constraint, scope: Scope, ctx: ExprContext, sink: Di
         )
         return False
     if c.op == "<=":
-        wants = ((c.left, lt, Curvature.CONVEX, "the left side of `<=` must be convex"),
-                 (c.right, rt, Curvature.CONCAVE, "the right side of `<=` must be concave"))
+        wants = (
+            (c.left, lt, Curvature.CONVEX, "the left side of `<=` must be convex"),
+            (c.right, rt, Curvature.CONCAVE, "the right side of `<=` must be concave"),
+        )
     elif c.op == ">=":
-        wants = ((c.left, lt, Curvature.CONCAVE, "the left side of `>=` must be concave"),
-                 (c.right, rt, Curvature.CONVEX, "the right side of `>=` must be convex"))
+        wants = (
+            (c.left, lt, Curvature.CONCAVE, "the left side of `>=` must be concave"),
+            (c.right, rt, Curvature.CONVEX, "the right side of `>=` must be convex"),
+        )
     else:
-        wants = ((c.left, lt, Curvature.AFFINE, "both sides of `==` must be affine"),
-                 (c.right, rt, Curvature.AFFINE, "both sides of `==` must be affine"))
+        wants = (
+            (c.left, lt, Curvature.AFFINE, "both sides of `==` must be affine"),
+            (c.right, rt, Curvature.AFFINE, "both sides of `==` must be affine"),
+        )
     ok = True
     for side, st, want, why in wants:
         if satisfies(st.curvature, want):
@@ -1019,7 +1048,9 @@ def check_constraint(c: ast.Constraint, scope: Scope, ctx: ExprContext, sink: Di
         node, nt, notes = ch.blame(side, want)
         if c.op == "==" and nt.curvature in (Curvature.CONVEX, Curvature.CONCAVE):
             notes = notes + [help_("an equality must be affine; a convex function can only be bounded above (`<=`)")]
-        sink.error(ErrorCode.NOT_DCP_CONSTRAINT, f"`{_short(node)}` {_curv_phrase(nt.curvature)}, but {why}", node.span, *notes)
+        sink.error(
+            ErrorCode.NOT_DCP_CONSTRAINT, f"`{_short(node)}` {_curv_phrase(nt.curvature)}, but {why}", node.span, *notes
+        )
         ok = False
     return ok
 
@@ -1036,11 +1067,15 @@ def check_affine(expr: ast.Expr, scope: Scope, ctx: ExprContext, sink: Diagnosti
     if satisfies(t.curvature, Curvature.AFFINE):
         return t
     node, nt, notes = ch.blame(expr, Curvature.AFFINE)
-    sink.error(ErrorCode.NOT_AFFINE, f"`{_short(node)}` {_curv_phrase(nt.curvature)}, but {what} must be affine", node.span, *notes)
+    sink.error(
+        ErrorCode.NOT_AFFINE,
+        f"`{_short(node)}` {_curv_phrase(nt.curvature)}, but {what} must be affine",
+        node.span,
+        *notes,
+    )
     return None
 
 
 def make_checker(scope: Scope, ctx: ExprContext, sink: DiagnosticSink) -> "_Checker":
     """A checker whose memo is shared across calls (used by lowering)."""
     return _Checker(scope, ctx, sink)
-

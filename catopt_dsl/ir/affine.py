@@ -92,9 +92,9 @@ class _Affine:
                 raise ValueError(f"variable `{e.name}` is not among the stacked variables")
             if tuple(v.shape) != tuple(e.shape):
                 raise ValueError(f"variable `{e.name}` has shape {v.shape}, the expression uses {e.shape}")
-            A = np.zeros((v.size, self.n))
-            A[np.arange(v.size), v.offset + np.arange(v.size)] = 1.0
-            return A, np.zeros(v.size)
+            unit = np.zeros((v.size, self.n))
+            unit[np.arange(v.size), v.offset + np.arange(v.size)] = 1.0
+            return unit, np.zeros(v.size)
         if isinstance(e, IRNeg):
             A, c = self.pair(e.operand)
             return _neg(A), -c
@@ -149,9 +149,9 @@ class _Affine:
         if e.op == "/":
             if self.has_var(e.right):
                 raise ValueError("division by an expression with variables is not affine")
-            k = float(np.asarray(evaluate(e.right, {}, self.params)))
+            d = float(np.asarray(evaluate(e.right, {}, self.params)))
             A, c = self.pair(e.left)
-            return (None if A is None else A / k), c / k
+            return (None if A is None else A / d), c / d
         if e.op == "@":
             lv, rv = self.has_var(e.left), self.has_var(e.right)
             if lv and rv:

@@ -89,7 +89,9 @@ ATOM_IMPLS: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def apply_atom(name: str, args: tuple[np.ndarray, ...] | list[np.ndarray], options: Mapping[str, Any] | None = None) -> np.ndarray:
+def apply_atom(
+    name: str, args: tuple[np.ndarray, ...] | list[np.ndarray], options: Mapping[str, Any] | None = None
+) -> np.ndarray:
     """Evaluate atom ``name`` on numpy values (numpy floating-point warnings are silenced)."""
     fn = ATOM_IMPLS.get(name)
     if fn is None:

@@ -7,8 +7,9 @@ cheap) to learn every node's shape and folded value, then builds IR nodes:
   one :class:`IRConst`; params stay :class:`IRParamRef` so generated code shows their names and
   ``set`` deltas / functors can change their values without re-lowering;
 * ``+e`` disappears, ``-e`` is :class:`IRNeg`; the transpose of a vector or scalar disappears;
-* ``multiply(a, b)`` becomes ``IRBinary("*")``, ``dot(a, b)`` becomes ``IRBinary("@")`` and
-  ``transpose(x)`` becomes :class:`IRTranspose`, so backends implement fewer atoms;
+* ``multiply(a, b)`` becomes ``IRBinary("*")``, ``dot(a, b)`` becomes ``IRBinary("@")``,
+  ``mean(x)`` becomes ``sum(x) / size`` and ``transpose(x)`` becomes :class:`IRTranspose`, so
+  backends implement fewer atoms (every ``IRCall.atom`` is in :data:`LOWERED_ATOMS`);
 * constant arguments that are options (``sum``'s axis, ``huber``'s ``M``, default ``M = 1.0`` made
   explicit) move into ``IRCall.options``;
 * index keys are normalised: non-negative ints and ``(start, stop, step)`` triples with
@@ -17,6 +18,7 @@ cheap) to learn every node's shape and folded value, then builds IR nodes:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,22 +42,30 @@ from catopt_dsl.ir.model import (
 )
 from catopt_dsl.syntax import ast
 
+# The atoms that can appear in ``IRCall.atom`` after lowering (what backends must implement).
+LOWERED_ATOMS: frozenset[str] = frozenset(ATOMS) - {"multiply", "dot", "transpose", "mean"}
+
 
 def lower_expr(expr: ast.Expr, scope: Scope, ctx: ExprContext | None = None) -> IRExpr:
     """Lower a checked expression.
 
     Precondition: :func:`catopt_dsl.check.exprs.type_expr` succeeded for ``expr`` in ``scope``.
-    ``ctx`` is only needed to fold ``load(...)``; pass the one used for checking so loads come
-    from its cache. Without it, paths resolve next to the span's file (already checked).
+    ``ctx`` is only needed to fold ``load(...)`` written directly in the expression; pass the one
+    used for checking so loads come from its cache. Without it, paths resolve next to the span's
+    file (relative to the working directory) and are read again.
     Raises ``ValueError`` if the precondition does not hold.
     """
     if ctx is None:
-        ctx = ExprContext(Path(_span_file(expr)).parent)
+        # Checking already enforced the folder rules (E0605), so the fallback admits any path; it
+        # has no shared cache, so callers lowering many family members should pass their ctx.
+        ctx = ExprContext(Path(_span_file(expr)).parent, allow_paths=(Path(os.path.abspath(os.sep)),))
     sink = DiagnosticSink()
     checker = make_checker(scope, ctx, sink)
     t = checker.type(expr)
     if t is None or sink.has_errors:
-        raise ValueError("lower_expr called on an expression that does not check:\n" + render_text(sink.sorted(), SourceMap()))
+        raise ValueError(
+            "lower_expr called on an expression that does not check:\n" + render_text(sink.sorted(), SourceMap())
+        )
     return _Lowerer(checker, scope).lower(expr)
 
 
@@ -118,6 +128,12 @@ class _Lowerer:
                 return IRBinary("@", self.lower(e.args[0]), self.lower(e.args[1]), t.shape)
             if e.func == "transpose":
                 return self._transpose(e.args[0], t)
+            if e.func == "mean":
+                # `sum(x) / size`: one atom fewer for every backend.
+                arg = e.args[0]
+                size = int(np.prod(self.t(arg).shape, dtype=np.int64))
+                total = IRCall("sum", (self.lower(arg),), ())
+                return IRBinary("/", total, IRConst(frozen_array(float(size)), ()), ())
             spec = ATOMS[e.func]
             args = tuple(self.lower(a) for i, a in enumerate(e.args) if i not in spec.option_args)
             options = self.ch.call_options.get(id(e), ())  # type: ignore[attr-defined]

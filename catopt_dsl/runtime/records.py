@@ -27,12 +27,15 @@ class FieldSpec:
     default: Any = None  # nested list / scalar; None when the field is required
 
 
-def array_default(value: Any, dtype: str) -> Any:
-    """A dataclass field default for an array field (arrays are unhashable, so a factory)."""
+def array_default(value: Any, dtype: str, shape: tuple[int, ...]) -> Any:
+    """A dataclass field default for an array field (arrays are unhashable, so a factory).
+
+    A scalar default (``usage: float[3] = 0``) is broadcast to the field's shape.
+    """
     np_dtype = _NP_DTYPES[dtype]
 
     def make() -> np.ndarray:
-        return _frozen(np.array(value, dtype=np_dtype))
+        return _frozen(np.array(np.broadcast_to(np.array(value, dtype=np_dtype), shape)))
 
     return dataclasses.field(default_factory=make)
 

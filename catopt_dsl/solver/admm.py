@@ -72,9 +72,9 @@ def verify_coupling_certificate(
     return False, ""
 
 
-def _values(layout: Layout, workers: list[LocalWorker], z: dict[str, np.ndarray]) -> tuple[
-    dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]
-]:
+def _values(
+    layout: Layout, workers: list[LocalWorker], z: dict[str, np.ndarray]
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]]:
     objects: dict[str, dict[str, np.ndarray]] = {}
     for w in workers:
         objects[w.name] = {
@@ -147,7 +147,9 @@ def solve(
         for w in workers:
             c = w.contribution()
             if c.status != "ok":
-                kind = {"infeasible": "infeasible", "unbounded": "unbounded"}.get(c.status, "local_solver_failed")
+                kind = {"infeasible": "infeasible", "unbounded": "unbounded"}.get(
+                    c.status, "local_solver_failed"
+                )
                 return finish(kind, c.message, None)
             contributions[w.name] = c
         try:

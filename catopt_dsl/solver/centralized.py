@@ -25,7 +25,9 @@ def _views(x: cp.Variable, vars: tuple[IRVar, ...]) -> dict[str, cp.Expression]:
     return stacked_views(x, vars)
 
 
-def _constraint(con: IRConstraint, views: dict[str, cp.Expression], params: dict[str, np.ndarray]) -> cp.Constraint:
+def _constraint(
+    con: IRConstraint, views: dict[str, cp.Expression], params: dict[str, np.ndarray]
+) -> cp.Constraint:
     lhs = to_cvxpy(con.lhs, views, params)
     rhs = to_cvxpy(con.rhs, views, params)
     if not isinstance(lhs, cp.Expression):
@@ -67,7 +69,8 @@ def solve_centralized(plan: IRPlan) -> SolveResult:
         ov = plan.object(link.object).var(link.var)
         sv = plan.shared_block(link.shared).var(link.shared_var)
         cons.append(
-            xs[link.object][ov.offset : ov.offset + ov.size] == zs[link.shared][sv.offset : sv.offset + sv.size]
+            xs[link.object][ov.offset : ov.offset + ov.size]
+            == zs[link.shared][sv.offset : sv.offset + sv.size]
         )
     for coupling in plan.couplings:
         rhs = np.asarray(coupling.rhs, dtype=np.float64).reshape(-1)
@@ -85,7 +88,9 @@ def solve_centralized(plan: IRPlan) -> SolveResult:
             cons.append(total >= rhs)
         else:
             cons.append(total == rhs)
-    objective = cp.sum(cp.hstack([cp.reshape(t, (1,), order="C") for t in terms])) if terms else cp.Constant(0.0)
+    objective = (
+        cp.sum(cp.hstack([cp.reshape(t, (1,), order="C") for t in terms])) if terms else cp.Constant(0.0)
+    )
     problem = cp.Problem(cp.Minimize(objective), cons)
     message = ""
     try:
@@ -110,14 +115,18 @@ def solve_centralized(plan: IRPlan) -> SolveResult:
     for obj in plan.objects:
         val = xs[obj.name].value if ok else None
         vec = np.zeros(obj.n) if val is None else np.asarray(val, dtype=np.float64)
-        objects[obj.name] = {v.name: vec[v.offset : v.offset + v.size].reshape(v.shape).copy() for v in obj.vars}
+        objects[obj.name] = {
+            v.name: vec[v.offset : v.offset + v.size].reshape(v.shape).copy() for v in obj.vars
+        }
     names = set(plan.colimit.shared) if plan.colimit is not None else {b.name for b in plan.shared}
     for blk in plan.shared:
         if blk.name not in names:
             continue
         val = zs[blk.name].value if ok else None
         vec = np.zeros(blk.n) if val is None else np.asarray(val, dtype=np.float64)
-        shared[blk.name] = {v.name: vec[v.offset : v.offset + v.size].reshape(v.shape).copy() for v in blk.vars}
+        shared[blk.name] = {
+            v.name: vec[v.offset : v.offset + v.size].reshape(v.shape).copy() for v in blk.vars
+        }
     return SolveResult(
         status=status,
         objective=float(problem.value) if ok and problem.value is not None else None,

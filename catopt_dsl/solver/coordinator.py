@@ -126,9 +126,7 @@ class Coordinator:
         )
 
     def centres(self) -> dict[str, np.ndarray]:
-        return {
-            o.obj.name: self.t[o.rows] - self.u[o.rows] - o.e for o in self.layout.objects
-        }
+        return {o.obj.name: self.t[o.rows] - self.u[o.rows] - o.e for o in self.layout.objects}
 
     def initial_broadcast(self) -> Broadcast:
         return Broadcast(iteration=0, rho=self.rho, centres=self.centres())
@@ -191,7 +189,9 @@ class Coordinator:
         # infeasibility tracking on the unscaled coupling duals y = rho u
         y_new = rho * self.u
         self._dy_prev = self._dy
-        self._dy = {c.name: (y_new - y_old)[c.term_index].mean(axis=0) for c in lay.couplings if c.term_index.size}
+        self._dy = {
+            c.name: (y_new - y_old)[c.term_index].mean(axis=0) for c in lay.couplings if c.term_index.size
+        }
         objective = f_sum + self.g_total()
         rho_changed = False
         if (

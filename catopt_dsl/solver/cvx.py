@@ -175,13 +175,13 @@ def _call(call: IRCall, args: list[CvxLike]) -> CvxLike:
             M = float(_const_value(args[1]))
         else:
             M = float(_option(call, "M", 1.0))
-        return cp.huber(a0, M)
+        return cp.huber(a0, M)  # type: ignore[arg-type]  # CVXPY's stub says int; floats are fine
     if atom == "multiply":
         return cp.multiply(args[0], args[1])
     if atom == "dot":
         return cp.sum(cp.multiply(args[0], args[1]))
     if atom == "transpose":
-        if _is_expr(a0):
+        if isinstance(a0, cp.Expression):
             return cp.transpose(a0) if len(a0.shape) == 2 else a0
         return np.asarray(a0).T
     raise ValueError(f"unknown atom `{atom}`")
@@ -207,9 +207,7 @@ def stacked_views(x: cp.Expression, vars: Sequence[IRVar]) -> dict[str, cp.Expre
     return out
 
 
-def to_cvxpy(
-    expr: IRExpr, vars: Mapping[str, CvxLike], params: Mapping[str, Any]
-) -> CvxLike:
+def to_cvxpy(expr: IRExpr, vars: Mapping[str, CvxLike], params: Mapping[str, Any]) -> CvxLike:
     """Build the CVXPY expression for ``expr``.
 
     ``vars`` maps variable names to CVXPY expressions of the variable's shape (typically views

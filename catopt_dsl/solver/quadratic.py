@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -94,7 +95,7 @@ def _broadcast(a: Affine, shape: tuple[int, ...]) -> Affine:
     return Affine(np.broadcast_to(a.A, shape + (n,)).copy(), np.broadcast_to(a.c, shape).copy())
 
 
-def _option(call: IRCall, name: str, default: object = None) -> object:
+def _option(call: IRCall, name: str, default: Any = None) -> Any:
     for key, value in call.options:
         if key == name:
             return value

@@ -44,7 +44,9 @@ def _scalar(expr: IRExpr, params: Mapping[str, np.ndarray]) -> float | None:
     return None
 
 
-def _terms(expr: IRExpr, params: Mapping[str, np.ndarray], k: float, out: list[tuple[str, str, float]]) -> bool:
+def _terms(
+    expr: IRExpr, params: Mapping[str, np.ndarray], k: float, out: list[tuple[str, str, float]]
+) -> bool:
     """Flatten ``expr`` into ``(atom, var, coefficient)`` terms; False when not of the closed form."""
     if isinstance(expr, IRBinary):
         if expr.op == "+":
@@ -112,9 +114,12 @@ class SharedProx:
         if self._g is None or self._z is None:
             return 0.0
         self._z.value = np.asarray(z, dtype=np.float64)
-        return float(self._g.value)
+        value = self._g.value
+        return float("nan") if value is None else float(value)
 
-    def prox(self, means: Mapping[str, np.ndarray], counts: Mapping[str, int], rho: float, z_prev: np.ndarray) -> np.ndarray:
+    def prox(
+        self, means: Mapping[str, np.ndarray], counts: Mapping[str, int], rho: float, z_prev: np.ndarray
+    ) -> np.ndarray:
         """Return the new stacked z (means are flat per var; counts N_v may be 0)."""
         z = np.array(z_prev, dtype=np.float64, copy=True)
         if self.closed is not None:
@@ -151,7 +156,9 @@ class SharedProx:
             cons.append(lhs <= rhs if con.op == "<=" else lhs >= rhs if con.op == ">=" else lhs == rhs)
         self._problem = cp.Problem(cp.Minimize(objective), cons)
 
-    def _prox_cvxpy(self, means: Mapping[str, np.ndarray], counts: Mapping[str, int], rho: float, z_prev: np.ndarray) -> np.ndarray:
+    def _prox_cvxpy(
+        self, means: Mapping[str, np.ndarray], counts: Mapping[str, int], rho: float, z_prev: np.ndarray
+    ) -> np.ndarray:
         if self._z is None:
             return np.zeros(0)
         if self._problem is None:
@@ -166,9 +173,14 @@ class SharedProx:
         if status in ("optimal", "optimal_inaccurate") and self._z.value is not None:
             return np.asarray(self._z.value, dtype=np.float64).copy()
         if status in ("infeasible", "infeasible_inaccurate"):
-            raise ProxFailure("infeasible", f"shared block `{self.block.name}`: its constraints are infeasible (CVXPY: {status})")
+            raise ProxFailure(
+                "infeasible",
+                f"shared block `{self.block.name}`: its constraints are infeasible (CVXPY: {status})",
+            )
         if status in ("unbounded", "unbounded_inaccurate"):
-            raise ProxFailure("unbounded", f"shared block `{self.block.name}`: g is unbounded below (CVXPY: {status})")
+            raise ProxFailure(
+                "unbounded", f"shared block `{self.block.name}`: g is unbounded below (CVXPY: {status})"
+            )
         raise ProxFailure("local_solver_failed", f"shared block `{self.block.name}`: CVXPY status {status}")
 
 

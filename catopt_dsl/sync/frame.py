@@ -268,7 +268,7 @@ def decode_frame(
     except (TypeError, ValueError):
         raise MalformedError("frame input is not a byte buffer") from None
     fields = _check_header(buf, max_payload)
-    (_m, _v, msg_type, _f, spec_hash, schema_id, schema_version, sender, payload_len, epoch, seq, rnd) = fields
+    _m, _v, msg_type, _f, spec_hash, schema_id, schema_version, sender, payload_len, epoch, seq, rnd = fields
     total = FRAME_OVERHEAD + payload_len
     if len(buf) < total:
         raise TruncatedError(f"frame declares {total} bytes, got {len(buf)}")

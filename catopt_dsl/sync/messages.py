@@ -202,9 +202,9 @@ def _get_members(p: Mapping[str, PayloadValue]) -> tuple[int, ...]:
     return out
 
 
-def _split(p: Mapping[str, PayloadValue], allowed: set[str], state_prefix: str | None = None) -> tuple[
-    dict[str, np.ndarray], dict[str, Any], dict[str, np.ndarray]
-]:
+def _split(
+    p: Mapping[str, PayloadValue], allowed: set[str], state_prefix: str | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, np.ndarray]]:
     app: dict[str, np.ndarray] = {}
     extra: dict[str, Any] = {}
     state: dict[str, np.ndarray] = {}

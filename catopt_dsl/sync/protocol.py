@@ -307,7 +307,7 @@ class CoordinatorProtocol:
         msg = _decode(data, self.settings, self.stats)
         if msg is None:
             return []
-        self._reply: list[Send] = []
+        self._reply = []
         out: list[Send] = []
         if isinstance(msg, Join):
             out += self._on_join(msg)

@@ -37,14 +37,23 @@ def display_name(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
-def load_spec(path: Path, sink: DiagnosticSink, display: str | None = None) -> LoadedSpec:
+def load_spec(path: Path, sink: DiagnosticSink, display: str | None = None, text: str | None = None) -> LoadedSpec:
+    """Load ``path`` and its imports. With ``text``, the root's contents are taken from it instead of
+    the file (editors, fuzzing); imports still resolve relative to ``path``'s folder."""
     sources = SourceMap()
     result = LoadedSpec(None, [], {}, sources, "")
+    root_text = text
     visiting: list[Path] = []
     done: dict[Path, ast.Spec | None] = {}
 
     def visit(p: Path, shown: str, via: ast.Import | None) -> ast.Spec | None:
-        resolved = p.resolve()
+        try:
+            resolved = p.resolve()
+        except (OSError, ValueError, RuntimeError) as exc:  # NUL bytes, symlink loops, ...
+            where = via.span if via is not None else Span.unknown(shown)
+            code = ErrorCode.IMPORT_NOT_FOUND if via is not None else ErrorCode.UNREADABLE
+            sink.error(code, f"cannot open `{via.path if via else shown}`: {exc}", where)
+            return None
         if resolved in done:
             return done[resolved]
         if resolved in visiting:
@@ -53,8 +62,8 @@ def load_spec(path: Path, sink: DiagnosticSink, display: str | None = None) -> L
             sink.error(ErrorCode.IMPORT_CYCLE, f"import cycle: {chain}", via.span, note("a spec cannot import itself, directly or through others"))
             return None
         local = DiagnosticSink()
-        text = read_source(p, local, shown)
-        if text is None:
+        body = root_text if (via is None and root_text is not None) else read_source(p, local, shown)
+        if body is None:
             if via is not None:
                 sink.error(ErrorCode.IMPORT_NOT_FOUND, f"cannot import `{via.path}`: {local.diagnostics[0].message if local.diagnostics else 'unreadable'}", via.span)
             else:
@@ -62,9 +71,9 @@ def load_spec(path: Path, sink: DiagnosticSink, display: str | None = None) -> L
                     sink.report(d.code, d.message, d.span, *d.notes, severity=d.severity)
             done[resolved] = None
             return None
-        sources.add(shown, text)
-        result._hasher.update(shown.encode() + b"\0" + text.encode("utf-8") + b"\0")
-        spec = parse_text(text, shown, sink)
+        sources.add(shown, body)
+        result._hasher.update(shown.encode() + b"\0" + body.encode("utf-8", "surrogatepass") + b"\0")
+        spec = parse_text(body, shown, sink)
         visiting.append(resolved)
         if spec is not None:
             for imp in spec.imports:
@@ -82,21 +91,4 @@ def load_spec(path: Path, sink: DiagnosticSink, display: str | None = None) -> L
     return result
 
 
-def load_text(text: str, file: str, sink: DiagnosticSink, base: Path | None = None) -> LoadedSpec:
-    """Parse spec text held in memory (tests, hypothesis); imports resolve against ``base``."""
-    sources = SourceMap()
-    sources.add(file, text)
-    spec = parse_text(text, file, sink)
-    res = LoadedSpec(spec, [spec] if spec else [], {file: (base or Path.cwd()) / file}, sources, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
-    if spec is not None and spec.imports:
-        for imp in spec.imports:
-            sub = load_spec((base or Path.cwd()) / imp.path, sink)
-            for name, p in sub.paths.items():
-                res.paths.setdefault(name, p)
-            for m in sub.modules:
-                if m not in res.modules:
-                    res.modules.insert(len(res.modules) - 1, m)
-    return res
-
-
-__all__ = ["LoadedSpec", "load_spec", "load_text", "display_name", "decode_source", "Span"]
+__all__ = ["LoadedSpec", "load_spec", "display_name", "decode_source", "Span"]

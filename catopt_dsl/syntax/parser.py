@@ -50,8 +50,8 @@ def read_source(path: Path, sink: DiagnosticSink, display: str | None = None) ->
     except FileNotFoundError:
         sink.error(ErrorCode.UNREADABLE, f"no such file `{name}`", where)
         return None
-    except OSError as exc:
-        sink.error(ErrorCode.UNREADABLE, f"cannot read `{name}`: {exc.strerror or exc}", where)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        sink.error(ErrorCode.UNREADABLE, f"cannot read `{name}`: {getattr(exc, 'strerror', None) or exc}", where)
         return None
     return decode_source(data, name, sink)
 
@@ -126,16 +126,22 @@ def _check_brackets(text: str, file: str, sink: DiagnosticSink) -> bool:
     line, col = 1, 1
     i, n = 0, len(text)
     in_str = False
+    str_start = (1, 1)
     while i < n:
         ch = text[i]
         if in_str:
             if ch == "\\":
                 i += 1
                 col += 1
-            elif ch == '"' or ch == "\n":
+            elif ch == "\n":
+                sink.error(ErrorCode.LEX, "unterminated string", Span(file, *str_start, str_start[0], str_start[1] + 1),
+                           help_('close it with `"` on the same line'))
+                return False
+            elif ch == '"':
                 in_str = False
         elif ch == '"':
             in_str = True
+            str_start = (line, col)
         elif ch == "/" and i + 1 < n and text[i + 1] == "/":
             j = text.find("\n", i)
             j = n if j < 0 else j
@@ -144,7 +150,11 @@ def _check_brackets(text: str, file: str, sink: DiagnosticSink) -> bool:
             continue
         elif ch == "/" and i + 1 < n and text[i + 1] == "*":
             j = text.find("*/", i + 2)
-            j = n if j < 0 else j + 2
+            if j < 0:
+                sink.error(ErrorCode.LEX, "unterminated block comment", Span(file, line, col, line, col + 2),
+                           help_("close it with `*/`"))
+                return False
+            j += 2
             chunk = text[i:j]
             nl = chunk.count("\n")
             if nl:
@@ -171,6 +181,9 @@ def _check_brackets(text: str, file: str, sink: DiagnosticSink) -> bool:
         else:
             col += 1
         i += 1
+    if in_str:
+        sink.error(ErrorCode.LEX, "unterminated string", Span(file, *str_start, str_start[0], str_start[1] + 1))
+        return False
     return True
 
 

@@ -61,7 +61,7 @@ def coerce_array(value: Any, code: int, what: str) -> np.ndarray:
         arr = np.asarray(value)
     except (ValueError, TypeError, OverflowError) as exc:
         raise EncodeError(f"{what}: cannot convert value to an array ({exc})") from None
-    kind = arr.dtype.kind
+    kind: str = arr.dtype.kind
     if arr.size == 0 and kind in "fiub":
         kind = {DT_F64: "f", DT_I64: "i", DT_BOOL: "b"}[code]
     if code == DT_F64:
@@ -89,7 +89,7 @@ def _contiguous(arr: np.ndarray) -> np.ndarray:
 
 def data_view(arr: np.ndarray) -> memoryview:
     """A flat byte view of a contiguous array: joined into the output without a ``tobytes`` copy."""
-    return memoryview(arr).cast("B") if arr.size else memoryview(b"")
+    return memoryview(arr).cast("B") if arr.size else memoryview(b"")  # type: ignore[arg-type]
 
 
 def nbytes_of(code: int, dims: tuple[int, ...]) -> int:

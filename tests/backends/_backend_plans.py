@@ -68,6 +68,7 @@ SCHEMAS = (
             IRSchemaField("usage", "float", (3,), default=[0.0, 0.5, float("nan")]),
             IRSchemaField("active", "bool", (), default=True),
             IRSchemaField("slots", "int", (2, 2), default=[[1, 2], [3, 4]]),
+            IRSchemaField("weights", "float", (2,), default=0.25),
         ),
     ),
 )

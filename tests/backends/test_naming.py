@@ -145,7 +145,7 @@ def test_find_collisions_after_case_and_escaping() -> None:
              ("object", "solo")]
     found = find_collisions("python", names)
     assert [(c.identifier, [n for _, n in c.names]) for c in found] == [
-        ("TenantA", ["tenantA", "tenant_a"]),
+        ("TenantA", ["tenant_a", "tenantA"]),
         ("TenantB", ["TenantB", "tenant_b"]),
     ]
     # separators are not significant: `type_` is the word `type`, so it meets `type` in every target
@@ -168,6 +168,11 @@ def test_check_collisions_reports_e0701() -> None:
     assert [d.code for d in diags] == [ErrorCode.NAME_COLLISION] * 3
     assert {d.span for d in diags} == {span}
     assert "cost_a" in diags[0].message and "costA" in diags[0].message
+    # without spans, the diagnostic points at the file and names come in input order
+    sink3 = DiagnosticSink()
+    (c,) = check_collisions([("field", "b_x"), ("field", "bX")], sink3, targets=("rust",), file="z.cat")
+    assert c.names == (("field", "b_x"), ("field", "bX")) and c.identifier == "b_x"
+    assert sink3.errors()[0].span == Span.unknown("z.cat")
     sink2 = DiagnosticSink()
     check_collisions([("param", "a")], sink2, file="y.cat")
     assert not sink2.diagnostics

@@ -157,6 +157,3 @@ def span_text(env: Env, d: Diagnostic) -> str:
     lines = env.src.split("\n")
     assert d.span.line == d.span.end_line
     return lines[d.span.line - 1][d.span.col - 1 : d.span.end_col - 1]
-
-
-

@@ -92,9 +92,29 @@ def test_shape_of_every_atom_matches_numpy(env: Env, text: str, shape: tuple[int
 
 def test_atom_table_covers_task_list() -> None:
     required = {
-        "sum", "sum_squares", "square", "abs", "norm1", "norm2", "norm_inf", "quad_form", "logistic",
-        "log_sum_exp", "exp", "log", "sqrt", "pos", "neg", "maximum", "minimum", "max", "min", "huber",
-        "multiply", "dot", "transpose",
+        "sum",
+        "sum_squares",
+        "square",
+        "abs",
+        "norm1",
+        "norm2",
+        "norm_inf",
+        "quad_form",
+        "logistic",
+        "log_sum_exp",
+        "exp",
+        "log",
+        "sqrt",
+        "pos",
+        "neg",
+        "maximum",
+        "minimum",
+        "max",
+        "min",
+        "huber",
+        "multiply",
+        "dot",
+        "transpose",
     }
     assert required <= set(ATOMS)
     tested = {t.split("(")[0] for t, _ in ATOM_SHAPES}

@@ -254,10 +254,17 @@ def _lsq_tenant(name: str, A: np.ndarray, b: np.ndarray, extra: IRExpr | None = 
 
 
 def consensus_regression(
-    tenants: int = 4, m: int = 12, n: int = 5, g: str = "norm1", lam: float = 0.5, seed: int = 0,
+    tenants: int = 4,
+    m: int = 12,
+    n: int = 5,
+    g: str = "norm1",
+    lam: float = 0.5,
+    seed: int = 0,
     cvxpy_terms: bool = False,
 ) -> IRPlan:
-    """Consensus least squares with a shared ``g(w)`` (``norm1``, ``sum_squares`` or ``none``).
+    """Consensus least squares with a shared ``g(w)`` (``norm1``, ``sum_squares``, ``none``, or
+    ``norm2_box``: ``lam * norm2(w)`` with ``-0.3 <= w <= 0.3`` on the block, which needs the CVXPY
+    z-update).
 
     ``cvxpy_terms`` adds ``0.1 * huber(w)`` locally so the objects need the CVXPY x-update.
     """
@@ -273,12 +280,13 @@ def consensus_regression(
         gexpr: IRExpr | None = mul(P("lam"), call("norm1", V("w", (n,))))
     elif g == "sum_squares":
         gexpr = mul(P("lam"), call("sum_squares", V("w", (n,))))
+    elif g == "norm2_box":
+        gexpr = mul(P("lam"), call("norm2", V("w", (n,))))
     else:
         gexpr = None
-    s = shared("model", [("w", (n,))], gexpr, params={"lam": lam})
-    return plan(
-        f"consensus_{g}", objects, [s], [link(o, "w", s, "w", "fit") for o in objects]
-    )
+    box = [(V("w", (n,)), "<=", C(0.3)), (V("w", (n,)), ">=", C(-0.3))] if g == "norm2_box" else []
+    s = shared("model", [("w", (n,))], gexpr, box, params={"lam": lam})
+    return plan(f"consensus_{g}", objects, [s], [link(o, "w", s, "w", "fit") for o in objects])
 
 
 def sharing(sense: str = "<=", tenants: int = 3, seed: int = 1, vector: bool = False) -> IRPlan:
@@ -329,7 +337,9 @@ def mixed(seed: int = 2) -> IRPlan:
             call("square", sub(V("load"), P("d"))),
             mul(C(0.2), call("logistic", V("load"))),
         )
-        o = obj(f"m{i}", [("w", (n,)), ("load", ())], f, [(V("load"), ">=", C(0.0))], {"A": A, "b": b, "d": d})
+        o = obj(
+            f"m{i}", [("w", (n,)), ("load", ())], f, [(V("load"), ">=", C(0.0))], {"A": A, "b": b, "d": d}
+        )
         objects.append(o)
         terms.append(var_term(o, "load", "budget", scale=2.0, offset=0.5))
     s = shared("model", [("w", (n,))], mul(C(0.3), call("sum_squares", V("w", (n,)))))
@@ -393,6 +403,8 @@ def infeasible_coupling() -> IRPlan:
 def infeasible_local() -> IRPlan:
     """Object ``bad`` asks for ``x >= 2`` and ``x <= 1``."""
     good = obj("good", [("x", ())], call("sum_squares", sub(V("x"), C(1.0))))
-    bad = obj("bad", [("x", ())], call("sum_squares", V("x")), [(V("x"), ">=", C(2.0)), (V("x"), "<=", C(1.0))])
+    bad = obj(
+        "bad", [("x", ())], call("sum_squares", V("x")), [(V("x"), ">=", C(2.0)), (V("x"), "<=", C(1.0))]
+    )
     s = shared("S", [("w", ())])
     return plan("infeasible_local", [good, bad], [s], [link(good, "x", s, "w"), link(bad, "x", s, "w")])

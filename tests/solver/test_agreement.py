@@ -21,6 +21,7 @@ CASES: dict[str, Callable[[], IRPlan]] = {
     "consensus_norm1": lambda: F.consensus_regression(g="norm1"),
     "consensus_sum_squares": lambda: F.consensus_regression(g="sum_squares", seed=4),
     "consensus_no_g": lambda: F.consensus_regression(g="none", seed=5),
+    "consensus_constrained_shared": lambda: F.consensus_regression(g="norm2_box", seed=9),
     "consensus_cvxpy_objects": lambda: F.consensus_regression(g="norm1", cvxpy_terms=True, seed=6),
     "sharing_le": lambda: F.sharing("<="),
     "sharing_eq": lambda: F.sharing("==", seed=7),
@@ -75,3 +76,22 @@ def test_default_tolerances_still_close() -> None:
     dist = solve(plan)
     cent = solve_centralized(plan)
     assert_agree(dist, cent)
+
+
+def test_compiled_problems_are_dpp() -> None:
+    """Local and shared prox problems are compiled once with parameters (DPP), not rebuilt."""
+    from catopt_dsl.solver import build_layout, build_workers
+    from catopt_dsl.solver.shared import SharedProx
+
+    plan = F.consensus_regression(g="norm2_box", cvxpy_terms=True)
+    layout = build_layout(plan)
+    worker = build_workers(layout, SolveOptions())[0]
+    assert not worker.fast
+    worker.step(np.zeros(worker.r), 1.0)
+    first = worker._prox
+    worker.step(np.ones(worker.r), 4.0)
+    assert worker._prox is first and first is not None and first.is_dpp()
+    prox = SharedProx(plan.shared[0])
+    assert not prox.closed_form
+    prox.prox({"w": np.ones(5)}, {"w": 4}, 1.0, np.zeros(5))
+    assert prox._problem is not None and prox._problem.is_dpp()

@@ -60,8 +60,12 @@ def test_feasible_tight_coupling_is_not_flagged() -> None:
     """Sum of lower bounds == capacity: feasible (a single point); must not be called infeasible."""
     objects, terms = [], []
     for i, lb in enumerate((2.0, 2.0)):
-        o = F.obj(f"t{i}", [("x", ())], F.call("sum_squares", F.sub(F.V("x"), F.C(5.0))),
-                  [(F.V("x"), ">=", F.C(lb))])
+        o = F.obj(
+            f"t{i}",
+            [("x", ())],
+            F.call("sum_squares", F.sub(F.V("x"), F.C(5.0))),
+            [(F.V("x"), ">=", F.C(lb))],
+        )
         objects.append(o)
         terms.append(F.var_term(o, "x", "cap"))
     s = F.shared("pool", [("p", ())])
@@ -70,7 +74,9 @@ def test_feasible_tight_coupling_is_not_flagged() -> None:
     assert result.status in ("optimal", "max_iterations")
     assert solve_centralized(plan).status == "optimal"
     if result.status == "optimal":
-        np.testing.assert_allclose([result.objects["t0"]["x"], result.objects["t1"]["x"]], [2.0, 2.0], atol=1e-2)
+        np.testing.assert_allclose(
+            [result.objects["t0"]["x"], result.objects["t1"]["x"]], [2.0, 2.0], atol=1e-2
+        )
 
 
 def test_unbounded_local_problem() -> None:
@@ -92,3 +98,13 @@ def test_local_solver_failure_is_reported(monkeypatch: pytest.MonkeyPatch) -> No
     result = solve(plan)
     assert result.status == "local_solver_failed"
     assert "tenant_0" in result.message and "solver_error" in result.message
+
+
+def test_consensus_against_shared_constraints_is_never_optimal() -> None:
+    """Local ``x >= 2`` linked to a shared ``w <= 1``: infeasible through a consensus link."""
+    o = F.obj("o", [("x", ())], F.call("sum_squares", F.V("x")), [(F.V("x"), ">=", F.C(2.0))])
+    s = F.shared("S", [("w", ())], None, [(F.V("w"), "<=", F.C(1.0))])
+    plan = F.plan("clash", [o], [s], [F.link(o, "x", s, "w")])
+    result = solve(plan, SolveOptions(max_iter=150))
+    assert result.status in ("infeasible", "max_iterations")
+    assert solve_centralized(plan).status == "infeasible"
