@@ -140,10 +140,11 @@ def solve(
         known = ", ".join(d.name for d in plan.deltas) or "none"
         raise click.UsageError(f"unknown PlanDelta `{delta}` (this plan declares: {known})")
     progress = None
-    if not quiet and not as_json and not centralized and sys.stderr.isatty():
-        from catopt_dsl.solver.progress import TerminalProgress
+    # Progress goes to stderr, and only to a terminal: piped output and --json stay clean.
+    if not quiet and not centralized and sys.stderr.isatty():
+        from catopt_dsl.solver.progress import ProgressPrinter
 
-        progress = TerminalProgress()
+        progress = ProgressPrinter(every=10)
     result = _run(plan, options, centralized, backend, address, progress)
     if delta is not None:
         from catopt_dsl.runtime.deltas import apply_delta

@@ -47,8 +47,8 @@ _DTYPES = {"float": "float64", "int": "int64", "bool": "bool"}
 
 def lower_plan(checked: CheckedPlan, name: str, source: str, digest: str, ctx: ExprContext) -> IRPlan:
     schemas = tuple(_schema(s, ctx) for _, s in sorted(checked.schemas.items()))
-    shared = tuple(_shared(s) for s in checked.shared.values())
-    objects = tuple(_object(o) for o in checked.objects)
+    shared = tuple(_shared(s, ctx) for s in checked.shared.values())
+    objects = tuple(_object(o, ctx) for o in checked.objects)
     morphisms = tuple(
         IRMorphism(
             m.name,
@@ -56,7 +56,7 @@ def lower_plan(checked: CheckedPlan, name: str, source: str, digest: str, ctx: E
             m.target.name,
             m.schema.name,
             m.schema.version,
-            tuple((f, lower_expr(e, m.scope)) for f, e in m.fields),
+            tuple((f, lower_expr(e, m.scope, ctx)) for f, e in m.fields),
         )
         for m in checked.morphisms
     )
@@ -129,22 +129,22 @@ def _vars(syms: Sequence[VarSymbol]) -> tuple[IRVar, ...]:
     return tuple(out)
 
 
-def _objective(body: ast.Body, scope: Scope) -> tuple[str, IRExpr | None]:
+def _objective(body: ast.Body, scope: Scope, ctx: ExprContext) -> tuple[str, IRExpr | None]:
     if not body.objectives:
         return "minimize", None
     obj = body.objectives[0]
-    e = lower_expr(obj.expr, scope)
+    e = lower_expr(obj.expr, scope, ctx)
     if obj.sense == "maximize":
         e = IRNeg(e, ())
     return obj.sense, e
 
 
-def _constraints(body: ast.Body, scope: Scope) -> tuple[IRConstraint, ...]:
-    return tuple(IRConstraint(lower_expr(c.left, scope), c.op, lower_expr(c.right, scope)) for c in body.constraints)
+def _constraints(body: ast.Body, scope: Scope, ctx: ExprContext) -> tuple[IRConstraint, ...]:
+    return tuple(IRConstraint(lower_expr(c.left, scope, ctx), c.op, lower_expr(c.right, scope, ctx)) for c in body.constraints)
 
 
-def _object(o: CheckedObject) -> IRObject:
-    sense, objective = _objective(o.decl.body, o.scope)
+def _object(o: CheckedObject, ctx: ExprContext) -> IRObject:
+    sense, objective = _objective(o.decl.body, o.scope, ctx)
     assert objective is not None
     return IRObject(
         name=o.name,
@@ -157,13 +157,13 @@ def _object(o: CheckedObject) -> IRObject:
         vars=_vars(o.vars),
         sense=sense,
         objective=objective,
-        constraints=_constraints(o.decl.body, o.scope),
+        constraints=_constraints(o.decl.body, o.scope, ctx),
     )
 
 
-def _shared(s: CheckedShared) -> IRShared:
-    _, objective = _objective(s.decl.body, s.scope)
-    return IRShared(s.name, _params(s.params), _vars(s.vars), objective, _constraints(s.decl.body, s.scope))
+def _shared(s: CheckedShared, ctx: ExprContext) -> IRShared:
+    _, objective = _objective(s.decl.body, s.scope, ctx)
+    return IRShared(s.name, _params(s.params), _vars(s.vars), objective, _constraints(s.decl.body, s.scope, ctx))
 
 
 def _schema(s: ast.Schema, ctx: ExprContext) -> IRSchema:

@@ -27,6 +27,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from catopt_dsl.solver.glue import glue_solution
+
 from catopt_dsl.ir.model import IRPlan
 from catopt_dsl.solver.coordinator import Broadcast, Coordinator
 from catopt_dsl.solver.layout import Layout, build_layout
@@ -123,6 +125,15 @@ def solve(
 
     def finish(status: str, message: str, objective: float | None) -> SolveResult:
         objects, shared = _values(layout, workers, coordinator.z)
+        if objective is not None:
+            z_all = {
+                blk.name: {
+                    v.name: coordinator.z[blk.name][v.offset : v.offset + v.size].reshape(v.shape)
+                    for v in blk.vars
+                }
+                for blk in plan.shared
+            }
+            objects, objective = glue_solution(plan, objects, z_all)
         last = coordinator.last
         return SolveResult(
             status=status,

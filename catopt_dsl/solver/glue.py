@@ -1,0 +1,42 @@
+"""The reported solution: the local solutions glued along the shared variables (the colimit).
+
+ADMM stops when the residuals ``x_i[var] - z`` are small, not zero. Reporting ``f_i(x_i) + g(z)``
+mixes two slightly different points and its error is first order in the residual (1.9e-4 relative
+on the 16-tenant consensus lasso at eps 1e-5). Replacing every consensus-linked local variable by
+its shared value gives one consistent point, and because at the optimum the local gradients and
+g's subgradient sum to zero, the objective's error there is second order (1e-9 on the same plan).
+Coupling-only variables keep their local values: sharing has no single value to glue to.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from catopt_dsl.ir.evaluate import evaluate
+from catopt_dsl.ir.model import IRPlan
+
+
+def glue_solution(
+    plan: IRPlan,
+    objects: Mapping[str, Mapping[str, np.ndarray]],
+    z: Mapping[str, Mapping[str, np.ndarray]],
+) -> tuple[dict[str, dict[str, np.ndarray]], float]:
+    """Objects' values with consensus-linked vars set to their shared value, and the plan objective there.
+
+    ``z`` maps every shared block to its variables' values (not only those the colimit reports).
+    """
+    glued = {name: {v: np.array(val, dtype=np.float64) for v, val in vars_.items()} for name, vars_ in objects.items()}
+    for link in plan.consensus:
+        if link.object in glued and link.shared in z:
+            glued[link.object][link.var] = np.array(z[link.shared][link.shared_var], dtype=np.float64).reshape(link.shape)
+    total = 0.0
+    for o in plan.objects:
+        if o.name not in glued:
+            continue
+        total += float(evaluate(o.objective, glued[o.name], {p.name: p.value for p in o.params}))
+    for s in plan.shared:
+        if s.objective is not None and s.name in z:
+            total += float(evaluate(s.objective, dict(z[s.name]), {p.name: p.value for p in s.params}))
+    return glued, total
