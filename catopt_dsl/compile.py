@@ -55,7 +55,11 @@ def analyze(
     if loaded.root is None or sink.has_errors:
         return Analysis(sink, loaded.sources, None, None, shown)
     items: list[ast.Item] = [item for module in loaded.modules for item in module.items]
-    ctx = ExprContext(path.resolve().parent, tuple(Path(p).resolve() for p in allow_paths))
+    ctx = ExprContext(
+        path.resolve().parent,
+        tuple(Path(p).resolve() for p in allow_paths),
+        file_dirs={name: p.parent for name, p in loaded.paths.items()},
+    )
     checked = Checker(ctx, sink, shown).check(items)
     if sink.has_errors or not lower:
         return Analysis(sink, loaded.sources, checked, None, shown)

@@ -37,9 +37,9 @@ SUPPORTED_SUFFIXES = (".npy", ".csv")
 _Outcome = tuple
 
 
-def resolve_data_path(path: str, ctx: ExprContext) -> tuple[Path, bool]:
-    """``(resolved path, allowed)`` for a path written in ``load(...)``."""
-    base = Path(ctx.spec_dir)
+def resolve_data_path(path: str, ctx: ExprContext, file: str | None = None) -> tuple[Path, bool]:
+    """``(resolved path, allowed)`` for a path written in ``load(...)`` in spec ``file``."""
+    base = Path(ctx.file_dirs.get(file, ctx.spec_dir)) if file is not None else Path(ctx.spec_dir)
     resolved = Path(os.path.realpath(base / path))
     roots = [Path(os.path.realpath(base))] + [Path(os.path.realpath(p)) for p in ctx.allow_paths]
     allowed = any(resolved == r or resolved.is_relative_to(r) for r in roots)
@@ -48,7 +48,7 @@ def resolve_data_path(path: str, ctx: ExprContext) -> tuple[Path, bool]:
 
 def load_data(node: ast.Load, ctx: ExprContext, sink: DiagnosticSink) -> np.ndarray | None:
     """Load the file of a ``load(...)`` node, or report why not and return None."""
-    resolved, allowed = resolve_data_path(node.path, ctx)
+    resolved, allowed = resolve_data_path(node.path, ctx, node.span.file)
     if not allowed:
         sink.error(
             ErrorCode.LOAD_OUTSIDE,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Mapping, Union
 
 import numpy as np
 
@@ -114,4 +114,7 @@ class ExprContext:
 
     spec_dir: Path
     allow_paths: tuple[Path, ...] = ()
+    # Folder of each spec file by its display name: `load()` in an imported spec resolves against
+    # the folder of the file that says it, not the root spec's.
+    file_dirs: Mapping[str, Path] = field(default_factory=dict, compare=False)
     cache: dict[Any, Any] = field(default_factory=dict, compare=False)
