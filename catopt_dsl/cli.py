@@ -132,6 +132,8 @@ def solve(
     color: str,
 ) -> None:
     """Solve a plan with the reference ADMM solver (or centrally) and report the result."""
+    if plot is not None and centralized:
+        raise click.UsageError("--plot draws ADMM's iteration history; a --centralized solve has none")
     plan = _load_or_exit(file, allow_paths, color)
     from catopt_dsl.solver import SolveOptions
 
@@ -154,7 +156,10 @@ def solve(
     if plot is not None:
         from catopt_dsl.solver.plot import plot_history
 
-        plot_history(result, plot)
+        try:
+            plot_history(result, plot)
+        except (RuntimeError, ValueError, OSError) as exc:  # matplotlib missing, no history, unwritable path
+            click.echo(f"catoptc: cannot write the plot: {exc}", err=True)
     if as_json:
         click.echo(json.dumps(result.to_json(), sort_keys=True))
     else:

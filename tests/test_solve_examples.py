@@ -68,3 +68,26 @@ def test_human_output_and_unknown_delta(tmp_path: Path) -> None:
     assert "status:      optimal" in result.output and "tenant_a.x = [" in result.output
     bad = CliRunner().invoke(main, ["solve", str(REPO / "examples" / "gpu_fleet.cat"), "--delta", "nope"])
     assert bad.exit_code == 2 and "unknown PlanDelta" in bad.output
+
+
+def test_plot_writes_a_png(tmp_path: Path) -> None:
+    out = tmp_path / "hist.png"
+    result = CliRunner().invoke(main, ["solve", str(REPO / "examples" / "mixed_plan.cat"), "--quiet", "--plot", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    bad = CliRunner().invoke(main, ["solve", str(REPO / "examples" / "mixed_plan.cat"), "--centralized", "--plot", str(out)])
+    assert bad.exit_code == 2
+
+
+def test_progress_rows_go_to_the_callback() -> None:
+    from catopt_dsl.compile import load_plan
+    from catopt_dsl.solver import solve
+    from catopt_dsl.solver.progress import ProgressPrinter
+    import io
+
+    stream = io.StringIO()
+    result = solve(load_plan(REPO / "examples" / "gpu_fleet.cat"), progress=ProgressPrinter(every=10, stream=stream))
+    lines = stream.getvalue().splitlines()
+    assert lines[0].split() == ["iter", "r_prim", "r_dual", "rho", "objective"]
+    assert len(lines) == 2 + result.iterations // 10  # header, iteration 1, then every 10th
+    assert int(lines[-1].split()[0]) == (result.iterations // 10) * 10

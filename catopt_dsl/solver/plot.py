@@ -1,4 +1,4 @@
-"""``plot_history(result, path)``: residuals and rho per iteration (for ``--plot``).
+"""``plot_history(result, path)``: residuals, objective and rho per iteration (for ``--plot``).
 
 matplotlib is optional (``pip install catopt-dsl[plot]``); without it a clear ``RuntimeError``
 says so. The figure is written with the Agg backend (no display needed).
@@ -14,7 +14,7 @@ __all__ = ["plot_history"]
 
 
 def plot_history(result: SolveResult, path: str | Path) -> Path:
-    """Write a log-scale plot of r_prim, r_dual and rho against the iteration to ``path``."""
+    """Write r_prim and r_dual (log scale), the objective and rho against the iteration to ``path``."""
     try:
         import matplotlib
 
@@ -28,13 +28,15 @@ def plot_history(result: SolveResult, path: str | Path) -> Path:
     if not result.history:
         raise ValueError("the result has no iteration history to plot (centralised solve?)")
     its = [row["iteration"] for row in result.history]
-    fig, (ax1, ax2) = plt.subplots(2, 1, sharex=True, figsize=(7, 6))
+    fig, (ax1, ax_obj, ax2) = plt.subplots(3, 1, sharex=True, figsize=(7, 8))
     floor = 1e-300  # log scale cannot show exact zeros
     ax1.semilogy(its, [max(row["r_prim"], floor) for row in result.history], label="r_prim")
     ax1.semilogy(its, [max(row["r_dual"], floor) for row in result.history], label="r_dual")
     ax1.set_ylabel("residual (inf-norm)")
     ax1.legend()
     ax1.set_title(f"ADMM: {result.status} after {result.iterations} iterations")
+    ax_obj.plot(its, [row["objective"] for row in result.history], color="tab:purple")
+    ax_obj.set_ylabel("objective")
     ax2.semilogy(its, [row["rho"] for row in result.history], color="tab:green")
     ax2.set_ylabel("rho")
     ax2.set_xlabel("iteration")

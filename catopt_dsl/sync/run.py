@@ -53,6 +53,7 @@ import numpy as np
 
 from catopt_dsl.ir.model import IRObject, IRPlan
 from catopt_dsl.solver.coordinator import Coordinator
+from catopt_dsl.solver.glue import glue_solution
 from catopt_dsl.solver.layout import build_layout
 from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState
 from catopt_dsl.solver.shared import ProxFailure
@@ -438,9 +439,18 @@ class SolverCoordinator:
                 shared[blk.name] = {v.name: z[v.offset : v.offset + v.size].reshape(v.shape).copy() for v in blk.vars}
         last = coord.last
         failed = self.status in ("infeasible", "unbounded", "local_solver_failed")
+        objective = None if failed else self.objective
+        if objective is not None and self.active:
+            # Like solver.solve: report the point glued along the consensus links (x[var] := z),
+            # which is feasible for them, and the plan objective there.
+            z_all = {
+                blk.name: {v.name: coord.z[blk.name][v.offset : v.offset + v.size].reshape(v.shape) for v in blk.vars}
+                for blk in plan.shared
+            }
+            objects, objective = glue_solution(restrict_plan(plan, self.active), objects, z_all)
         return SolveResult(
             status=self.status,
-            objective=None if failed else self.objective,
+            objective=objective,
             iterations=coord.iteration,
             primal_residual=None if last is None else last.r_prim,
             dual_residual=None if last is None else last.r_dual,
