@@ -10,9 +10,11 @@ handed to a transport (by default a perfect in-process one; tests pass the fault
 
 Application payloads (names inside the frames, see ``docs/protocol.md`` "Runtime"):
 
-* Broadcast / Snapshot ``z``: ``d:<object>`` the object's ADMM centres ``d_i = t_i - u_i - e_i``
-  (the x-update needs nothing else) and ``z:<shared block>`` the stacked shared values.
-* Snapshot node state: ``d:<object>`` for the node's objects (a joining node's first centres).
+* Broadcast / Snapshot ``z``: ``d:<node id>`` the ADMM centres ``d_i = t_i - u_i - e_i`` of the
+  node's objects, concatenated in the node's object order (the x-update needs nothing else), and
+  ``z:<shared block>`` the stacked shared values. One entry per node, not per object: every node
+  decodes the whole broadcast, so the entry count is what a round costs.
+* Snapshot node state: ``d:<node id>`` (a joining node's first centres).
 * Delta: ``x:<object>`` the stacked local x; residual terms ``f:<object>`` (f_i(x_i)) and
   ``status:<object>`` (0 ok, 1 infeasible, 2 unbounded, 3 failed).
 
@@ -74,10 +76,14 @@ from catopt_dsl.sync.protocol import (
 from catopt_dsl.sync.transport import FaultPlan, FaultyTransport
 
 __all__ = [
+    "DEFAULT_MAX_NODES",
+    "STATUS_CODES",
     "DistributedSolve",
+    "HostFactory",
     "LocalNodes",
     "NodeHost",
     "NodeSpec",
+    "RunTrace",
     "SolverCoordinator",
     "SolverNode",
     "Transport",
@@ -127,15 +133,23 @@ def restrict_plan(plan: IRPlan, keep: Iterable[str]) -> IRPlan:
     )
 
 
+#: node count above which objects are batched when no ``max_nodes`` is given
+DEFAULT_MAX_NODES = 32
+
+
 def assign_nodes(plan: IRPlan, max_nodes: int | None = None) -> dict[int, tuple[str, ...]]:
     """Node id (1, 2, ...) -> the objects it hosts, in plan order.
 
-    One object per node when ``max_nodes`` is None or at least the object count; otherwise the
-    objects are cut into ``max_nodes`` contiguous, balanced batches (family members are declared
-    together, so a batch is mostly one family's members).
+    One object per node when there are at most ``max_nodes`` objects (default
+    :data:`DEFAULT_MAX_NODES`); otherwise the objects are cut into ``max_nodes`` contiguous,
+    balanced batches (family members are declared together, so a batch is mostly one family's
+    members). Every node decodes every broadcast, so hundreds of one-object nodes in one process
+    would spend their time decoding.
     """
     names = [o.name for o in plan.objects]
-    if max_nodes is None or max_nodes >= len(names):
+    if max_nodes is None:
+        max_nodes = DEFAULT_MAX_NODES
+    if max_nodes >= len(names):
         return {i + 1: (name,) for i, name in enumerate(names)}
     k = max(1, int(max_nodes))
     q, r = divmod(len(names), k)
@@ -195,10 +209,12 @@ class SolverNode:
 
     def __init__(
         self,
+        node_id: int,
         objects: Sequence[tuple[IRObject, np.ndarray, np.ndarray]],
         options: SolveOptions,
         warm_x: Mapping[str, np.ndarray] | None = None,
     ) -> None:
+        self.node_id = node_id
         self.workers = [LocalWorker(o, M, e, fast_path=options.fast_path) for o, M, e in objects]
         for w in self.workers:
             x = (warm_x or {}).get(w.name)
@@ -207,14 +223,19 @@ class SolverNode:
         self.batch = FastBatch(self.workers)
         self.slow = [w for w in self.workers if not w.fast]
         self.centres = {w.name: np.zeros(w.r) for w in self.workers}
+        self._rows = sum(w.r for w in self.workers)
         self.steps = 0
 
     def _take(self, entries: Mapping[str, np.ndarray]) -> None:
+        d = entries.get(f"d:{self.node_id}")
+        if d is None or np.asarray(d).size != self._rows:
+            return  # not in this broadcast (just admitted): keep the Snapshot's centres
+        flat = np.asarray(d, dtype=np.float64).reshape(-1)
+        start = 0
         for w in self.workers:
-            d = entries.get(f"d:{w.name}")
-            if d is not None and np.asarray(d).size == w.r:
-                # copy: decoded arrays are read-only views into the frame
-                self.centres[w.name] = np.array(d, dtype=np.float64).reshape(-1)
+            # copy: decoded arrays are read-only views into the frame
+            self.centres[w.name] = np.array(flat[start : start + w.r])
+            start += w.r
 
     def restore(self, state: Mapping[str, np.ndarray]) -> None:
         self._take(state)
@@ -335,7 +356,7 @@ class SolverCoordinator:
         coord = self.coordinator
         if name in self.active:
             o = coord.layout.object_rows(name)
-            return coord.t[o.rows] - coord.u[o.rows] - o.e
+            return np.asarray(coord.t[o.rows] - coord.u[o.rows] - o.e, dtype=np.float64)
         o = self._rows[name]
         rho = coord.rho
         d = np.zeros(o.M.shape[0])
@@ -351,17 +372,23 @@ class SolverCoordinator:
                 tt = None if name in self._released else self._targets.get(block.key)
                 t = np.zeros(size) if tt is None or tt.shape != (size,) else tt
             d[block.local] = t - u
-        return d - o.e
+        return np.asarray(d - o.e, dtype=np.float64)
+
+    def _node_centres(self, member: int) -> np.ndarray:
+        parts = [self._centres_of(name) for name in self.assignment.get(member, ())]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     def snapshot_for(self, member: int) -> dict[str, np.ndarray]:
-        return {f"d:{name}": self._centres_of(name) for name in self.assignment.get(member, ())}
+        return {f"d:{member}": self._node_centres(member)}
 
     # -- rounds ----------------------------------------------------------------------------------
     def _broadcast(self) -> BroadcastState:
         coord = self.coordinator
         z: dict[str, np.ndarray] = {f"z:{k}": v.copy() for k, v in coord.z.items()}
-        for o in coord.layout.objects:
-            z[f"d:{o.obj.name}"] = coord.t[o.rows] - coord.u[o.rows] - o.e
+        active = set(self.active)
+        for member, names in sorted(self.assignment.items()):
+            if names and all(n in active for n in names):
+                z[f"d:{member}"] = self._node_centres(member)
         return BroadcastState(z, coord.rho)
 
     def initial(self) -> BroadcastState:
@@ -492,6 +519,9 @@ class NodeHost(Protocol):
     def close(self) -> None: ...
 
 
+HostFactory = Callable[[Mapping[int, NodeSpec], SolveOptions, SyncSettings, Mapping[str, np.ndarray]], NodeHost]
+
+
 class LocalNodes:
     """Runs each node's :class:`NodeProtocol` + :class:`SolverNode` in this process."""
 
@@ -512,7 +542,7 @@ class LocalNodes:
 
     def start(self, node_id: int, now: int) -> list[Send]:
         spec = self.specs[node_id]
-        app = SolverNode(spec.objects, self.options, self.warm_x)
+        app = SolverNode(node_id, spec.objects, self.options, self.warm_x)
         node = NodeProtocol(node_id, spec.label, app, self.settings)
         self.apps[node_id], self.nodes[node_id] = app, node
         return node.start(now)
@@ -566,8 +596,9 @@ class DistributedSolve:
     ``faults`` is the transport's fault plan and the crash/join schedule (node id -> coordinator
     round, ids from :func:`node_ids`); ``leave_at`` schedules graceful Leaves the same way.
     ``transport`` replaces the default ``FaultyTransport(faults, seed)`` (the schedule in
-    ``faults`` still applies). ``host`` replaces the in-process nodes (the Ray backend passes its
-    actors). The run is deterministic: same arguments, same frames, same result.
+    ``faults`` still applies). ``host_factory(specs, options, settings, warm_x)`` replaces the
+    in-process nodes (the Ray backend passes one that starts actors); ``assignment`` (node id ->
+    object names) replaces :func:`assign_nodes` (``max_nodes``). The run is deterministic: same arguments, same frames, same result.
     """
 
     def __init__(
@@ -583,7 +614,7 @@ class DistributedSolve:
         max_nodes: int | None = None,
         leave_at: Mapping[int, int] | None = None,
         progress: ProgressFn | None = None,
-        host: NodeHost | None = None,
+        host_factory: HostFactory | None = None,
         assignment: Mapping[int, Sequence[str]] | None = None,
     ) -> None:
         self.plan = plan
@@ -603,7 +634,8 @@ class DistributedSolve:
         self.protocol = CoordinatorProtocol(self.app, st)
         self.transport: Transport = transport if transport is not None else FaultyTransport(faults, seed)
         warm_x = dict(warm_start.x) if warm_start is not None else {}
-        self.host: NodeHost = host if host is not None else LocalNodes(self.specs, self.options, st, warm_x)
+        factory: HostFactory = host_factory if host_factory is not None else LocalNodes
+        self.host: NodeHost = factory(self.specs, self.options, st, warm_x)
         self.trace = RunTrace()
         #: rounds without progress before the run gives up (every member crashed, say)
         self.stall_ticks = 4 * st.member_timeout + 20 * st.retransmit_after + 100
@@ -705,4 +737,3 @@ def solve_distributed(
         progress=progress,
     )
     return run.run()
-

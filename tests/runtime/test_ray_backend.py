@@ -1,0 +1,100 @@
+"""Acceptance 4: ``--backend ray`` gives the in-process answer on every example (one local Ray)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("ray")
+
+from click.testing import CliRunner  # noqa: E402
+
+from catopt_dsl.cli import main  # noqa: E402
+from catopt_dsl.compile import load_plan  # noqa: E402
+from catopt_dsl.runtime.ray_backend import (  # noqa: E402
+    AcceleratorFallbackWarning,
+    placement_for,
+    ray_session,
+    solve_on_ray,
+)
+from catopt_dsl.solver import SolveResult, solve  # noqa: E402
+from catopt_dsl.sync.transport import FaultPlan  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+NAMES = ["consensus_lasso", "federated_logreg", "gpu_fleet", "mixed_plan", "plan_deltas", "sites_200"]
+
+
+@pytest.fixture(scope="module")
+def ray_up() -> Iterator[Any]:
+    with ray_session(num_cpus=2) as ray:
+        yield ray
+    assert not ray.is_initialized()
+
+
+@lru_cache(maxsize=None)
+def in_process(name: str) -> SolveResult:
+    return solve(load_plan(EXAMPLES / f"{name}.cat"))
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and abs(a - b) <= 1e-4 * max(1.0, abs(b))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ray_matches_in_process(ray_up: Any, name: str) -> None:
+    plan = load_plan(EXAMPLES / f"{name}.cat")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = solve_on_ray(plan)
+    ref = in_process(name)
+    assert got.status == "optimal", got.message
+    assert _close(got.objective, ref.objective), (got.objective, ref.objective)
+    assert got.iterations == ref.iterations  # the same synchronous ADMM, frames through actors
+    assert set(got.objects) == set(ref.objects)
+    accelerated = sorted(o.name for o in plan.objects if o.platform in ("cuda", "rocm"))
+    fallbacks = [w for w in caught if issubclass(w.category, AcceleratorFallbackWarning)]
+    if not ray_up.cluster_resources().get("GPU"):
+        # every accelerated object was announced as falling back to CPU, nothing else
+        assert sorted(n for w in fallbacks for n in accelerated if f" {n}" in str(w.message)) == accelerated
+
+
+def test_ray_with_a_lossy_transport(ray_up: Any) -> None:
+    plan = load_plan(EXAMPLES / "plan_deltas.cat")
+    got = solve_on_ray(plan, faults=FaultPlan(drop=0.2, duplicate=0.1, reorder=0.3), seed=3)
+    assert got.status == "optimal" and got.iterations == in_process("plan_deltas").iterations
+    assert _close(got.objective, in_process("plan_deltas").objective)
+
+
+def test_cli_backend_ray_json(ray_up: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(main, ["solve", "examples/gpu_fleet.cat", "--backend", "ray", "--json"])
+    assert result.exit_code == 0, result.output
+    line = [ln for ln in result.output.splitlines() if ln.startswith("{")][-1]
+    data = json.loads(line)
+    assert data["status"] == "optimal"
+    assert _close(data["objective"], in_process("gpu_fleet").objective)
+    assert sorted(data["objects"]) == ["tenant_a", "tenant_b", "tenant_c", "tenant_d"]
+    assert ray_up.is_initialized()  # the CLI used the running session and left it up
+
+
+def test_placement_asks_for_matching_accelerators() -> None:
+    nvidia = {"CPU": 8.0, "GPU": 2.0, "accelerator_type:A100": 1.0}
+    amd = {"CPU": 8.0, "GPU": 1.0, "accelerator_type:AMD-Instinct-MI300X": 1.0}
+    unlabelled = {"CPU": 8.0, "GPU": 4.0}
+    cpu_only = {"CPU": 8.0}
+    assert placement_for({"a": "cuda"}, nvidia, gpu_nodes=4) == ({"num_gpus": 0.5, "accelerator_type": "A100"}, None)
+    assert placement_for({"b": "rocm"}, amd) == ({"num_gpus": 1.0, "accelerator_type": "AMD-Instinct-MI300X"}, None)
+    assert placement_for({"a": "cuda"}, unlabelled, gpu_nodes=2) == ({"num_gpus": 1.0}, None)
+    assert placement_for({"d": "cpu", "e": None}, nvidia) == ({}, None)
+    for platforms, resources in (({"b": "rocm"}, nvidia), ({"a": "cuda"}, amd), ({"a": "cuda"}, cpu_only)):
+        opts, warning = placement_for(platforms, resources)
+        assert opts == {} and warning is not None and "running on CPU" in warning
+    opts, warning = placement_for({"a": "cuda", "b": "rocm"}, nvidia)
+    assert opts == {} and warning is not None
