@@ -8,8 +8,10 @@ comments are escaped here, never in templates.
 Layout of ``<out>/`` (``<s>`` is the spec name in snake_case)::
 
     CMakeLists.txt      library ``catopt_<s>``, test program, ``ctest`` target
-    <s>.hpp             namespace ``catopt_<s>``: ``rt`` (runtime), ``schemas``, ``problems``, ``plans``
-    <s>.cpp             the runtime (CRC32C, record / frame codecs, Coordinator) and schema codecs
+    <s>_rt.hpp          namespace ``catopt_<s>::rt``: CRC32C, record / frame codecs, LocalSolver,
+    <s>_rt.cpp          SharedProx, Coordinator (plan-independent; per-plan namespace)
+    <s>.hpp             namespace ``catopt_<s>``: ``schemas``, ``problems``, ``plans``
+    <s>.cpp             the schema codecs
     <s>_plan.cpp        typed handles and plan structures, data as uint64 bit patterns
     tests/test_<s>.cpp  CRC, record round trips + damage, frames, handles, ADMM on every plan
 """
@@ -22,7 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from catopt_dsl.backends.common import all_schemas, catopt_version, header_lines, jinja_env, plan_tree, shape_text, source_name
+from catopt_dsl.backends.common import (
+    all_schemas,
+    catopt_version,
+    header_lines,
+    jinja_env,
+    plan_tree,
+    shape_text,
+    source_name,
+)
 from catopt_dsl.backends.naming import Namer, snake_case
 from catopt_dsl.backends.rust import (
     INLINE_MAX,
@@ -312,7 +322,10 @@ def build_view(plan: IRPlan) -> ProjectView:
                 shape=_dims(p.shape),
                 scalar=not p.shape,
                 size=int(np.prod(p.shape, dtype=np.int64)) if p.shape else 1,
-                doc=safe_comment(f"`{p.name}`: {p.dtype} " + ("scalar" if not p.shape else f"array, shape {shape_text(p.shape)}, row-major")),
+                doc=safe_comment(
+                    f"`{p.name}`: {p.dtype} "
+                    + ("scalar" if not p.shape else f"array, shape {shape_text(p.shape)}, row-major")
+                ),
             )
             for p in o.params
         )
@@ -358,9 +371,9 @@ def build_view(plan: IRPlan) -> ProjectView:
             )
             shared.append(SharedView(cpp_str(s.name), s.n, vars_, "true" if s.closed else "false"))
         objects = []
-        for o in npl.objects:
+        for no in npl.objects:
             blocks = []
-            for b in o.blocks:
+            for b in no.blocks:
                 if b.kind == "consensus":
                     blocks.append(f"{rt}Block::consensus({b.shared}, {b.var}, {b.x_offset}, {b.size})")
                 else:
@@ -368,7 +381,7 @@ def build_view(plan: IRPlan) -> ProjectView:
                         f"{rt}Block::coupling_term({b.coupling}, {b.rows}, "
                         f"{cpp_vec(np.asarray(b.B), 'f64', blobs)}, {cpp_vec(np.asarray(b.b), 'f64', blobs)})"
                     )
-            objects.append(ObjectView(cpp_str(o.name), o.n, tuple(blocks)))
+            objects.append(ObjectView(cpp_str(no.name), no.n, tuple(blocks)))
         couplings = tuple(
             CouplingView(cpp_str(c.name), f"{rt}Sense::{_SENSE[c.sense]}", cpp_vec(c.rhs, "f64", blobs))
             for c in npl.couplings
@@ -380,7 +393,15 @@ def build_view(plan: IRPlan) -> ProjectView:
             fn = "plan"
             doc = f"The plan `{plan.name}`: {len(plan.objects)} local problem(s), {len(plan.shared)} shared block(s)."
         plans.append(
-            PlanView(fn, cpp_str(node.plan.name), safe_comment(doc), npl.closed_form, tuple(shared), tuple(objects), couplings)
+            PlanView(
+                fn,
+                cpp_str(node.plan.name),
+                safe_comment(doc),
+                npl.closed_form,
+                tuple(shared),
+                tuple(objects),
+                couplings,
+            )
         )
     blob_views = tuple(BlobView(b.symbol, *blob_definition(b)) for b in blobs.all)
     stem = file_stem(plan)
@@ -410,13 +431,17 @@ def render_cpp(plan: IRPlan) -> dict[str, str]:
     env = jinja_env("cpp")
     files = {
         "CMakeLists.txt": "CMakeLists.txt.j2",
+        f"{view.stem}_rt.hpp": "plan_rt.hpp.j2",
+        f"{view.stem}_rt.cpp": "plan_rt.cpp.j2",
         f"{view.stem}.hpp": "plan.hpp.j2",
         f"{view.stem}.cpp": "plan.cpp.j2",
         f"{view.stem}_plan.cpp": "plan_data.cpp.j2",
         f"tests/test_{view.stem}.cpp": "test.cpp.j2",
     }
     # `{ns}` placeholders in literals (built before the namespace was known to the helpers).
-    return {path: env.get_template(tpl).render(p=view).replace("::{ns}::", f"::{view.ns}::") for path, tpl in files.items()}
+    return {
+        path: env.get_template(tpl).render(p=view).replace("::{ns}::", f"::{view.ns}::") for path, tpl in files.items()
+    }
 
 
 def emit_cpp(plan: IRPlan, out_dir: Path) -> list[Path]:

@@ -23,7 +23,6 @@ with the C++ backend (``cpp.py``), which renders the same model in C++17.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from catopt_dsl.backends.common import (
     shape_text,
     source_name,
 )
-from catopt_dsl.backends.naming import Namer, check_collisions, check_plan_collisions, snake_case
+from catopt_dsl.backends.naming import Namer, Target, check_collisions, check_plan_collisions, snake_case
 from catopt_dsl.diagnostics import CatoptError, DiagnosticSink
 from catopt_dsl.ir.model import IRObject, IRParam, IRPlan, IRSchema, IRSchemaField, IRShared
 
@@ -273,7 +272,7 @@ def sample_values(field: IRSchemaField, seed: int) -> list[Any]:
 def flat_default(field: IRSchemaField) -> list[Any]:
     """A field's default value flattened to the schema's shape (the wire codec's coercion)."""
     kind = {"float": np.float64, "int": np.int64, "bool": np.bool_}[field.dtype]
-    arr = np.asarray(field.default, dtype=kind)
+    arr: np.ndarray = np.asarray(field.default, dtype=kind)
     if tuple(arr.shape) != tuple(field.shape):
         arr = np.broadcast_to(arr, field.shape)
     return arr.reshape(-1).tolist()
@@ -463,12 +462,16 @@ def _field_view(s: IRSchema, index: int, f: IRSchemaField, seed: int) -> FieldVi
         default_expr = ""
     else:
         vals = flat_default(f)
-        default_expr = rust_scalar(vals[0], kind) if not f.shape else (
-            "vec![" + ", ".join(rust_scalar(v, kind) for v in vals) + "]" if vals else "Vec::new()"
+        default_expr = (
+            rust_scalar(vals[0], kind)
+            if not f.shape
+            else ("vec![" + ", ".join(rust_scalar(v, kind) for v in vals) + "]" if vals else "Vec::new()")
         )
     samples = sample_values(f, seed)
-    sample_expr = rust_scalar(samples[0], kind) if not f.shape else (
-        "vec![" + ", ".join(rust_scalar(v, kind) for v in samples) + "]" if samples else "Vec::new()"
+    sample_expr = (
+        rust_scalar(samples[0], kind)
+        if not f.shape
+        else ("vec![" + ", ".join(rust_scalar(v, kind) for v in samples) + "]" if samples else "Vec::new()")
     )
     doc = f.dtype if not f.shape else f"{f.dtype} array, shape {shape_text(f.shape)}, row-major"
     if f.default is not None:
@@ -519,7 +522,10 @@ def _unit_views(plan: IRPlan, blobs: Blobs) -> tuple[UnitView, ...]:
                 shape=_dims(p.shape),
                 scalar=not p.shape,
                 size=int(np.prod(p.shape, dtype=np.int64)) if p.shape else 1,
-                doc=safe_comment(f"`{p.name}`: {p.dtype} " + ("scalar" if not p.shape else f"array, shape {shape_text(p.shape)}, row-major")),
+                doc=safe_comment(
+                    f"`{p.name}`: {p.dtype} "
+                    + ("scalar" if not p.shape else f"array, shape {shape_text(p.shape)}, row-major")
+                ),
             )
             for p in o.params
         )
@@ -655,23 +661,35 @@ def native_scopes(plan: IRPlan) -> list[tuple[str, list[tuple[str, str]]]]:
     return [("the plans module", plans)]
 
 
-def check_names(plan: IRPlan, target: str, member_reserved: dict[str, frozenset[str]] | None = None) -> None:
+def check_names(plan: IRPlan, target: Target, member_reserved: dict[str, frozenset[str]] | None = None) -> None:
     """Raise :class:`CatoptError` (E0701) when spec names collide as ``target`` identifiers."""
     sink = DiagnosticSink()
-    check_plan_collisions(plan, sink, targets=(target,))  # type: ignore[arg-type]
+    check_plan_collisions(plan, sink, targets=(target,))
     for scope, entries in native_scopes(plan):
-        check_collisions(entries, sink, targets=(target,), scope=scope, file=plan.source)  # type: ignore[arg-type]
+        check_collisions(entries, sink, targets=(target,), scope=scope, file=plan.source)
     if member_reserved:
         # Scopes where the native code adds its own members (C++: a field cannot share a name
         # with a method), checked with those members reserved.
         for s in all_schemas(plan):
             entries = [("field", f.name) for f in s.fields]
-            check_collisions(entries, sink, targets=(target,), scope=f"schema {s.key}",  # type: ignore[arg-type]
-                             reserved=member_reserved.get("record", frozenset()), file=plan.source)
+            check_collisions(
+                entries,
+                sink,
+                targets=(target,),
+                scope=f"schema {s.key}",
+                reserved=member_reserved.get("record", frozenset()),
+                file=plan.source,
+            )
         for u in native_units(plan):
             entries = [("field", p.name) for p in u.sample.params]
-            check_collisions(entries, sink, targets=(target,), scope=f"local problem {u.name}",  # type: ignore[arg-type]
-                             reserved=member_reserved.get("problem", frozenset()), file=plan.source)
+            check_collisions(
+                entries,
+                sink,
+                targets=(target,),
+                scope=f"local problem {u.name}",
+                reserved=member_reserved.get("problem", frozenset()),
+                file=plan.source,
+            )
     if sink.has_errors:
         raise CatoptError(sink.sorted())
 
@@ -708,10 +726,6 @@ def emit_rust(plan: IRPlan, out_dir: Path) -> list[Path]:
     sources, blobs = render_rust(plan)
     binary = {f"src/data/{b.file_name}": b.data for b in blobs}
     return write_files(Path(out_dir), sources, binary)
-
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 __all__ = [

@@ -128,7 +128,13 @@ def build_vectors() -> tuple[list[dict[str, Any]], dict[str, bytes]]:
     def add(vid: str, data: bytes, reader: IRSchema, note: str) -> None:
         file = f"{vid}.bin"
         files[file] = data
-        entry: dict[str, Any] = {"id": vid, "file": file, "schema": reader.name, "version": reader.version, "note": note}
+        entry: dict[str, Any] = {
+            "id": vid,
+            "file": file,
+            "schema": reader.name,
+            "version": reader.version,
+            "note": note,
+        }
         try:
             decoded = decode_record(reader, data)
         except wire_errors.WireError as exc:
@@ -149,14 +155,22 @@ def build_vectors() -> tuple[list[dict[str, Any]], dict[str, bytes]]:
         samples[s.key] = data
         add(f"{base}_sample", data, s, "every field set (special values)")
         if any(f.default is not None for f in s.fields):
-            required = {k: v for k, v in sample_values(s).items() if s.fields[[f.name for f in s.fields].index(k)].default is None}
+            required = {
+                k: v
+                for k, v in sample_values(s).items()
+                if s.fields[[f.name for f in s.fields].index(k)].default is None
+            }
             add(f"{base}_defaults", encode_record(s, required), s, "only required fields given; defaults encoded")
 
     for s in schemas:
         for other in schemas:
             if other.name == s.name and other.version != s.version:
-                add(f"{s.name}_v{s.version}_as_v{other.version}", samples[s.key], other,
-                    f"a v{s.version} record read by v{other.version}")
+                add(
+                    f"{s.name}_v{s.version}_as_v{other.version}",
+                    samples[s.key],
+                    other,
+                    f"a v{s.version} record read by v{other.version}",
+                )
 
     for s in schemas:
         base = f"{s.name}_v{s.version}"
@@ -175,10 +189,20 @@ def build_vectors() -> tuple[list[dict[str, Any]], dict[str, bytes]]:
         fields = _field_offsets(data)
         if fields:
             pos, _code, _ = fields[0]
-            add(f"{base}_dtype9", _refresh_crc(data[: pos + 2] + b"\x09" + data[pos + 3 :]), s, "unknown dtype code, valid CRC")
+            add(
+                f"{base}_dtype9",
+                _refresh_crc(data[: pos + 2] + b"\x09" + data[pos + 3 :]),
+                s,
+                "unknown dtype code, valid CRC",
+            )
         if len(fields) >= 2:
             pos, _code, _ = fields[1]
-            add(f"{base}_unsorted", _refresh_crc(data[:pos] + b"\x00\x00" + data[pos + 2 :]), s, "field index repeated, valid CRC")
+            add(
+                f"{base}_unsorted",
+                _refresh_crc(data[:pos] + b"\x00\x00" + data[pos + 2 :]),
+                s,
+                "field index repeated, valid CRC",
+            )
         bools = [d for (_p, code, d) in fields if code == 3]
         if bools:
             bad = bytearray(data)

@@ -19,6 +19,7 @@ import numpy as np
 from catopt_dsl.backends import cpp as cpp_backend
 from catopt_dsl.backends import rust as rust_backend
 from catopt_dsl.backends.cpp import CPP_RESERVED_MEMBERS
+from catopt_dsl.compile import load_plan
 from catopt_dsl.ir.model import IRPlan
 from catopt_dsl.solver.coordinator import Coordinator
 from catopt_dsl.solver.layout import build_layout
@@ -73,7 +74,9 @@ def local_quadratics(plan: IRPlan) -> list[LocalQuadratic]:
     for o in plan.objects:
         params = {p.name: np.asarray(p.value, dtype=np.float64) for p in o.params}
         quad = quadratic_form(o.objective, o.vars, params)
-        out.append(LocalQuadratic(np.asarray(quad.P, dtype=np.float64), np.asarray(quad.q, dtype=np.float64), float(quad.r)))
+        out.append(
+            LocalQuadratic(np.asarray(quad.P, dtype=np.float64), np.asarray(quad.q, dtype=np.float64), float(quad.r))
+        )
     return out
 
 
@@ -112,7 +115,11 @@ def _rust_f64s(values: np.ndarray) -> str:
 
 
 def _cpp_f64s(ns: str, values: np.ndarray) -> str:
-    return "std::vector<double>{" + ", ".join(f"::{ns}::rt::f64_from_bits(0x{f64_hex(v)}ULL)" for v in np.asarray(values).reshape(-1)) + "}"
+    return (
+        "std::vector<double>{"
+        + ", ".join(f"::{ns}::rt::f64_from_bits(0x{f64_hex(v)}ULL)" for v in np.asarray(values).reshape(-1))
+        + "}"
+    )
 
 
 def param_crcs(plan: IRPlan) -> dict[tuple[str, str], int]:
@@ -148,7 +155,11 @@ def rust_extra_test(plan: IRPlan, reference: bool) -> str:
     for u in rust_backend.native_units(plan):
         ty = namer.type_name(u.name)
         for m in u.members:
-            getter = f"{crate}::problems::{ty}::member({m.index}).unwrap()" if u.family else f"{crate}::problems::{ty}::load()"
+            getter = (
+                f"{crate}::problems::{ty}::member({m.index}).unwrap()"
+                if u.family
+                else f"{crate}::problems::{ty}::load()"
+            )
             lines.append("    {")
             lines.append(f"        let h = {getter};")
             for p in m.params:
@@ -235,7 +246,12 @@ def cpp_extra_program(plan: IRPlan, reference: bool) -> str:
 
 
 def cargo_env(target_dir: Path) -> dict[str, str]:
-    return {"CARGO_TARGET_DIR": str(target_dir), "RUSTFLAGS": "-Dwarnings", "CARGO_NET_OFFLINE": "true", "CARGO_TERM_COLOR": "never"}
+    return {
+        "CARGO_TARGET_DIR": str(target_dir),
+        "RUSTFLAGS": "-Dwarnings",
+        "CARGO_NET_OFFLINE": "true",
+        "CARGO_TERM_COLOR": "never",
+    }
 
 
 def build_rust(plan: IRPlan, dest: Path, target_dir: Path, extra: dict[str, str]) -> str:
@@ -256,9 +272,22 @@ def build_cpp(plan: IRPlan, dest: Path, extra_program: str | None) -> str:
     if extra_program is not None:
         (dest / "tests" / "native_extra.cpp").write_text(extra_program, encoding="utf-8")
         with (dest / "CMakeLists.txt").open("a", encoding="utf-8") as fh:
-            fh.write(f"\nadd_executable(native_extra tests/native_extra.cpp)\ntarget_link_libraries(native_extra PRIVATE {cpp_backend.namespace(plan)})\n")
+            fh.write(
+                f"\nadd_executable(native_extra tests/native_extra.cpp)\ntarget_link_libraries(native_extra PRIVATE {cpp_backend.namespace(plan)})\n"
+            )
     build = dest / "build"
-    run(["cmake", "-S", ".", "-B", str(build), f"-DCMAKE_CXX_FLAGS={STRICT_CXX.replace('-std=c++17 ', '')}", "-DCMAKE_BUILD_TYPE=Debug"], dest)
+    run(
+        [
+            "cmake",
+            "-S",
+            ".",
+            "-B",
+            str(build),
+            f"-DCMAKE_CXX_FLAGS={STRICT_CXX.replace('-std=c++17 ', '')}",
+            "-DCMAKE_BUILD_TYPE=",
+        ],
+        dest,
+    )
     run(["cmake", "--build", str(build), "-j", "2"], dest)
     out = run(["ctest", "--test-dir", str(build), "--output-on-failure"], dest)
     if extra_program is not None:
@@ -270,7 +299,7 @@ def _tagged(output: str, tag: str) -> list[str]:
     """The text after ``CATOPT <tag> `` on each line that has it (cargo's progress dots may
     precede it on the same line)."""
     marker = f"CATOPT {tag} "
-    return [line[line.index(marker) + len(marker):] for line in output.splitlines() if marker in line]
+    return [line[line.index(marker) + len(marker) :] for line in output.splitlines() if marker in line]
 
 
 def parse_lines(output: str, tag: str) -> list[list[str]]:
@@ -291,3 +320,50 @@ def parse_ref(output: str) -> RunResult:
     status, bits, iters = rows[0]
     value = struct.unpack("<d", struct.pack("<Q", int(bits, 16)))[0]
     return RunResult(status, value, int(iters))
+
+
+# ---------------------------------------------------------------------------------------------
+# The session's builds (one per spec and language; fixtures in conftest.py)
+# ---------------------------------------------------------------------------------------------
+
+#: specs built natively: every example plus the keyword spec
+NATIVE_SPECS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "examples").glob("*.cat")) + [
+    "tests/cases/keywords/keywords.cat"
+]
+#: examples compared with the Python reference (consensus, sharing, both)
+REFERENCE_SPECS = ["examples/consensus_lasso.cat", "examples/gpu_fleet.cat", "examples/mixed_plan.cat"]
+
+
+class NativeBuilds:
+    """Builds on demand, caches output (or the failure) per (spec, language)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.target_dir = root / "cargo-target"
+        self._plans: dict[str, IRPlan] = {}
+        self._out: dict[tuple[str, str], str | AssertionError] = {}
+
+    def plan(self, spec: str) -> IRPlan:
+        if spec not in self._plans:
+            self._plans[spec] = load_plan(ROOT / spec)
+        return self._plans[spec]
+
+    def output(self, spec: str, lang: str) -> str:
+        key = (spec, lang)
+        if key not in self._out:
+            plan = self.plan(spec)
+            reference = spec in REFERENCE_SPECS
+            dest = self.root / lang / Path(spec).stem
+            try:
+                if lang == "rust":
+                    self._out[key] = build_rust(
+                        plan, dest, self.target_dir, {"tests/native_extra.rs": rust_extra_test(plan, reference)}
+                    )
+                else:
+                    self._out[key] = build_cpp(plan, dest, cpp_extra_program(plan, reference))
+            except AssertionError as exc:
+                self._out[key] = exc
+        result = self._out[key]
+        if isinstance(result, AssertionError):
+            raise result
+        return result

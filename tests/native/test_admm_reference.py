@@ -9,8 +9,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import REFERENCE_SPECS, NativeBuilds
-from nativetools import parse_ref, python_reference
+from nativetools import REFERENCE_SPECS, NativeBuilds, parse_ref, python_reference
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +19,9 @@ def references(native_builds: NativeBuilds) -> dict[str, object]:
 
 @pytest.mark.parametrize("lang", ["rust", "cpp"])
 @pytest.mark.parametrize("spec", REFERENCE_SPECS)
-def test_native_coordinator_matches_python(spec: str, lang: str, native_builds: NativeBuilds, references: dict[str, object], need_rust: None, need_cpp: None) -> None:
+def test_native_coordinator_matches_python(
+    spec: str, lang: str, native_builds: NativeBuilds, references: dict[str, object], need_rust: None, need_cpp: None
+) -> None:
     ref = references[spec]
     assert ref.status == "optimal" and ref.iterations > 1  # a real run, not a trivial one
     got = parse_ref(native_builds.output(spec, lang))

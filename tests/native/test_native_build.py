@@ -6,8 +6,7 @@ typed handles embed every param bit-exactly (CRC32C of the bytes, per member and
 from __future__ import annotations
 
 import pytest
-from conftest import NATIVE_SPECS, NativeBuilds
-from nativetools import param_crcs, parse_params
+from nativetools import NATIVE_SPECS, NativeBuilds, param_crcs, parse_params
 
 SLOW = {"examples/sites_200.cat"}
 
