@@ -59,6 +59,7 @@ def _child(spec: Path, front_only: bool, targets: tuple[str, ...]) -> dict[str, 
     try:
         warm = specgen.write(work / "warm.cat", specgen.written_out(2))
         warm_plan = analyze(warm).plan
+        assert warm_plan is not None, "the generated warm-up spec must compile"
         for target in list(available):
             try:
                 emit_target(target, warm_plan, work / f"warm_{target}")
@@ -74,7 +75,7 @@ def _child(spec: Path, front_only: bool, targets: tuple[str, ...]) -> dict[str, 
         emit: dict[str, float] = {}
         files: dict[str, int] = {}
         out_bytes: dict[str, int] = {}
-        if not front_only:
+        if not front_only and analysis.plan is not None:
             for target in available:
                 out = work / f"out_{target}"
                 t0 = time.perf_counter()

@@ -157,7 +157,7 @@ class Report:
 # ---------------------------------------------------------------------------------------------
 
 
-def summarize(samples: Iterable[float]) -> dict[str, float]:
+def summarize(samples: Iterable[float | None]) -> dict[str, float]:
     """``{"median", "min", "max", "n"}`` of the samples (NaNs dropped; all NaN if none remain)."""
     values = [float(s) for s in samples if s is not None and not math.isnan(float(s))]
     if not values:
