@@ -18,6 +18,7 @@ with dtype and shape) so generated packages can ship a plan without the spec.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -134,7 +135,7 @@ class IRVar:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        return math.prod(self.shape)  # pure Python: called per var per iteration by the solver
 
 
 @dataclass(frozen=True, eq=False)

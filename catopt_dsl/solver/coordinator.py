@@ -18,9 +18,13 @@ Residuals and stopping (infinity norms, OSQP style):
     stop when r_prim <= eps_abs + eps_rel * max(||a||_inf, ||t||_inf)
           and r_dual <= eps_abs + eps_rel * ||rho M'u||_inf
 
-Rho adaptation (every ``adaptive_rho_interval`` iterations):
-``rho_new = rho * sqrt((r_prim / max(||a||, ||t||)) / (r_dual / ||rho M'u||))`` clipped to
+Rho adaptation (at iterations 1, 2, 4, 8, ... below ``adaptive_rho_interval``, increases only,
+then every ``adaptive_rho_interval`` iterations):
+``rho_new = rho * sqrt((r_prim / max(||a||, ||t||)) / (r_dual / scale))`` clipped to
 [1e-6, 1e6], applied only when it moves rho by more than 5x; then ``u *= rho / rho_new``.
+``scale`` is ``||rho M'u||`` for a decrease and ``max(||rho M'u||, max_i max(||P_i x_i||, ||q_i||))``
+for an increase (see :func:`_suggest_rho`); the second term comes from workers whose objective
+is quadratic (on either path).
 
 Protocol: :meth:`Coordinator.update` takes one :class:`~catopt_dsl.solver.worker.Contribution`
 per object (``a`` and the local objective) and returns a :class:`Broadcast`: the iteration,
@@ -45,6 +49,43 @@ __all__ = ["Broadcast", "Coordinator", "project_box"]
 
 RHO_MIN, RHO_MAX, RHO_MOVE = 1e-6, 1e6, 5.0
 _TINY = 1e-12
+
+
+def _adapt_now(k: int, interval: int) -> bool:
+    """Adaptation checkpoints: iterations 1, 2, 4, 8, ... below ``interval``, then every ``interval``.
+
+    A badly chosen initial rho is the common case (users pass 0.01 or 100 for plans of any scale);
+    checking early lets the normalised-residual rule correct a too-small rho within a few
+    iterations instead of one factor per ``interval`` iterations. The 5x gate still keeps rho (and
+    the fast path's factorisations) from changing often.
+    """
+    if k % interval == 0:
+        return True
+    return k < interval and (k & (k - 1)) == 0
+
+
+def _suggest_rho(
+    rho: float, prim_norm: float, r_dual: float, dual_scale: float, grad_scale: float, early: bool
+) -> float:
+    """``rho * sqrt(normalised primal / normalised dual residual)``, clipped to [RHO_MIN, RHO_MAX].
+
+    The dual residual is normalised by ``||rho M'u||``, which is itself proportional to rho while
+    the scaled duals are still growing: from a tiny initial rho it stays tiny, the ratio looks
+    balanced and rho never rises. So an increase is judged against the larger of that and the
+    local objectives' own scale ``max(||Px||, ||q||)`` (OSQP's dual normalisation terms, sent by
+    workers with quadratic objectives). A decrease is judged against ``||rho M'u||`` alone, and
+    only from the first regular checkpoint on (``early`` is False): in the first iterations u is
+    still near zero, so that scale would call for a collapse of any rho.
+    """
+
+    def suggest(scale: float) -> float:
+        ratio = prim_norm / max(r_dual / max(scale, _TINY), _TINY)
+        return float(np.clip(rho * np.sqrt(max(ratio, 0.0)), RHO_MIN, RHO_MAX))
+
+    up = suggest(max(dual_scale, grad_scale))
+    if up > RHO_MOVE * rho or early:
+        return max(up, rho) if early else up
+    return suggest(dual_scale)
 
 
 def project_box(s: np.ndarray, sense: str, rhs: np.ndarray) -> np.ndarray:
@@ -147,10 +188,12 @@ class Coordinator:
         R = lay.total_rows
         a = np.zeros(R)
         f_sum = 0.0
+        grad_scale = 0.0
         for o in lay.objects:
             c = contributions[o.obj.name]
             a[o.rows] = c.a
             f_sum += c.objective
+            grad_scale = max(grad_scale, c.grad_scale)
         rho = self.rho
         t_old = self.t.copy()
         y_old = rho * self.u
@@ -198,10 +241,10 @@ class Coordinator:
             opts.adaptive_rho
             and not converged
             and opts.adaptive_rho_interval > 0
-            and self.iteration % opts.adaptive_rho_interval == 0
+            and _adapt_now(self.iteration, opts.adaptive_rho_interval)
         ):
-            ratio = (r_prim / max(prim_scale, _TINY)) / max(r_dual / max(dual_scale, _TINY), _TINY)
-            rho_new = float(np.clip(rho * np.sqrt(max(ratio, 0.0)), RHO_MIN, RHO_MAX))
+            early = self.iteration < opts.adaptive_rho_interval
+            rho_new = _suggest_rho(rho, r_prim / max(prim_scale, _TINY), r_dual, dual_scale, grad_scale, early)
             if rho_new > RHO_MOVE * rho or rho_new < rho / RHO_MOVE:
                 self.u *= rho / rho_new
                 self.rho = rho_new

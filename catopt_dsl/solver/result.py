@@ -23,8 +23,8 @@ STATUSES: tuple[str, ...] = (
 class SolveOptions:
     """ADMM settings (defaults follow OSQP).
 
-    ``adaptive_rho_interval`` (extra, additive): rho adaptation is considered every that many
-    iterations. ``infeasibility_check_interval`` (extra): how often the coupling-infeasibility
+    ``adaptive_rho_interval`` (extra, additive): rho adaptation is considered at iterations
+    1, 2, 4, ... below it, then every that many iterations. ``infeasibility_check_interval`` (extra): how often the coupling-infeasibility
     certificate is looked for.
     """
 

@@ -53,6 +53,11 @@ class Contribution:
     objective: float
     status: str = "ok"  # "ok" | "infeasible" | "unbounded" | "failed"
     message: str = ""
+    # max(||P x_i||_inf, ||q||_inf) when the worker's objective is quadratic (on either path), else 0.
+    # The coordinator's rho adaptation uses it as OSQP uses max(||Px||, ||q||) in its dual
+    # normalisation: a scale that does not shrink with rho (the scaled duals do), so a tiny initial
+    # rho is recognised as tiny in the first iterations instead of after dozens.
+    grad_scale: float = 0.0
 
 
 def _solve(problem: cp.Problem, warm: bool = True) -> str:
@@ -96,32 +101,60 @@ class LocalWorker:
         self._fast_rho: float | None = None
         self.c0 = np.zeros(self.n)
         self.L = np.zeros((self.n, self.r))
+        # The objective's quadratic model, when it has one, whatever the path: its scale feeds the
+        # coordinator's rho adaptation, which must not depend on which path solves the x-update.
+        self._scale_quad: Quadratic | None = None
+        try:
+            self._scale_quad = quadratic_form(obj.objective, obj.vars, self.params)
+        except (NotEligible, KeyError, ValueError):
+            pass
         if fast_path:
             self._try_fast()
         self.fast = self.quad is not None
-        # The CVXPY model is built for every worker: it also evaluates objectives and answers
-        # support queries (infeasibility certificates).
-        self._xv = cp.Variable(self.n, name="x")
-        self._views = stacked_views(self._xv, obj.vars)
-        f = to_cvxpy(obj.objective, self._views, self.params)
-        self._f = f if isinstance(f, cp.Expression) else cp.Constant(np.asarray(f, dtype=np.float64))
-        self._cons: list[cp.Constraint] = []
-        for con in obj.constraints:
-            lhs = to_cvxpy(con.lhs, self._views, self.params)
-            rhs = to_cvxpy(con.rhs, self._views, self.params)
-            if not isinstance(lhs, cp.Expression):
-                lhs = cp.Constant(np.asarray(lhs, dtype=np.float64))
-            self._cons.append(lhs <= rhs if con.op == "<=" else lhs >= rhs if con.op == ">=" else lhs == rhs)
+        # The CVXPY model (prox solves, objective values off the fast path, support queries for
+        # infeasibility certificates) is built on first use: fast-path objects usually never need
+        # it, and building it was half the set-up time of a 64-site consensus lasso.
+        self._cvx: tuple[cp.Variable, cp.Expression, list[cp.Constraint]] | None = None
         self._prox: cp.Problem | None = None
         self._support: cp.Problem | None = None
         self._solved_once = False
+
+    def _model(self) -> tuple[cp.Variable, cp.Expression, list[cp.Constraint]]:
+        if self._cvx is None:
+            xv = cp.Variable(self.n, name="x")
+            views = stacked_views(xv, self.obj.vars)
+            f = to_cvxpy(self.obj.objective, views, self.params)
+            f = f if isinstance(f, cp.Expression) else cp.Constant(np.asarray(f, dtype=np.float64))
+            cons: list[cp.Constraint] = []
+            for con in self.obj.constraints:
+                lhs = to_cvxpy(con.lhs, views, self.params)
+                rhs = to_cvxpy(con.rhs, views, self.params)
+                if not isinstance(lhs, cp.Expression):
+                    lhs = cp.Constant(np.asarray(lhs, dtype=np.float64))
+                cons.append(lhs <= rhs if con.op == "<=" else lhs >= rhs if con.op == ">=" else lhs == rhs)
+            self._cvx = (xv, f, cons)
+        return self._cvx
+
+    @property
+    def _xv(self) -> cp.Variable:
+        return self._model()[0]
+
+    @property
+    def _f(self) -> cp.Expression:
+        return self._model()[1]
+
+    @property
+    def _cons(self) -> list[cp.Constraint]:
+        return self._model()[2]
 
     # -- fast path -------------------------------------------------------------------------
     def _try_fast(self) -> None:
         if self.n == 0:
             return
+        if self._scale_quad is None:
+            return
         try:
-            quad = quadratic_form(self.obj.objective, self.obj.vars, self.params)
+            quad = self._scale_quad
             G, h = linear_equalities(self.obj.constraints, self.obj.vars, self.params)
         except (NotEligible, KeyError, ValueError):
             return
@@ -210,7 +243,11 @@ class LocalWorker:
     def contribution(self) -> Contribution:
         a = self.M @ self.x + self.e
         objective = self.objective_value() if self.status == "ok" else float("nan")
-        return Contribution(self.name, a, objective, self.status, self.message)
+        grad = 0.0
+        q = self._scale_quad
+        if q is not None and self.status == "ok":
+            grad = max(float(np.abs(q.P @ self.x).max(initial=0.0)), float(np.abs(q.q).max(initial=0.0)))
+        return Contribution(self.name, a, objective, self.status, self.message, grad)
 
     def support(self, c: np.ndarray) -> float:
         """``min c'(M x + e)`` over the object's constraint set (``-inf`` when unbounded).

@@ -15,7 +15,8 @@ Application payloads (names inside the frames, see ``docs/protocol.md`` "Runtime
   ``z:<shared block>`` the stacked shared values. One entry per node, not per object: every node
   decodes the whole broadcast, so the entry count is what a round costs.
 * Snapshot node state: ``d:<node id>`` (a joining node's first centres).
-* Delta: ``x:<object>`` the stacked local x; residual terms ``f:<object>`` (f_i(x_i)) and
+* Delta: ``x:<object>`` the stacked local x; residual terms ``f:<object>`` (f_i(x_i)),
+  ``g:<object>`` (the objective's scale for rho adaptation, ``Contribution.grad_scale``) and
   ``status:<object>`` (0 ok, 1 infeasible, 2 unbounded, 3 failed).
 
 The coordinator owns the row system (M_i, e_i), so nodes send x and the coordinator forms
@@ -251,7 +252,9 @@ class SolverNode:
         for w in self.workers:
             ok = w.status == "ok"
             arrays[f"x:{w.name}"] = np.asarray(w.x, dtype=np.float64).copy()
-            residuals[f"f:{w.name}"] = w.objective_value() if ok else float("nan")
+            c = w.contribution()
+            residuals[f"f:{w.name}"] = c.objective if ok else float("nan")
+            residuals[f"g:{w.name}"] = c.grad_scale
             residuals[f"status:{w.name}"] = float(STATUS_CODES.get(w.status, 3))
         self.steps += 1
         return NodeOutput(arrays, residuals)
@@ -295,6 +298,7 @@ class SolverCoordinator:
         self.coordinator = self._make(())
         self.x: dict[str, np.ndarray] = {}
         self.f: dict[str, float] = {}
+        self.g: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
         #: (iteration, objects) each time the solver's coordinator was rebuilt for a new member set
         self.rebuilds: list[tuple[int, tuple[str, ...]]] = []
@@ -415,6 +419,7 @@ class SolverCoordinator:
                     return self._broadcast()
                 self.x[name] = np.array(x, dtype=np.float64).reshape(-1)
                 self.f[name] = float(c.residuals.get(f"f:{name}", float("nan")))
+                self.g[name] = float(c.residuals.get(f"g:{name}", 0.0))
         objects = tuple(o.name for o in self.plan.objects if o.name in present)
         self._ensure(objects)
         if not objects:
@@ -422,7 +427,9 @@ class SolverCoordinator:
         contributions: dict[str, Contribution] = {}
         for o in self.coordinator.layout.objects:
             name = o.obj.name
-            contributions[name] = Contribution(name, o.M @ self.x[name] + o.e, self.f[name])
+            contributions[name] = Contribution(
+                name, o.M @ self.x[name] + o.e, self.f[name], grad_scale=self.g.get(name, 0.0)
+            )
         try:
             bc = self.coordinator.update(contributions)
         except ProxFailure as exc:

@@ -808,9 +808,14 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
     Iterate it;
     it.objective = f_sum + g_total;
     const std::size_t interval = opts.adaptive_rho_interval;
-    if (opts.adaptive_rho && !converged && interval > 0 && iteration % interval == 0) {
+    // Checkpoints 1, 2, 4, 8, ... below the interval, then every interval (as the Python reference).
+    const bool checkpoint = interval > 0 &&
+        (iteration % interval == 0 || (iteration < interval && (iteration & (iteration - 1)) == 0));
+    if (opts.adaptive_rho && !converged && checkpoint) {
         const double ratio = (r_prim / std::max(prim_scale, TINY)) / std::max(r_dual / std::max(dual_scale, TINY), TINY);
-        const double rho_new = std::min(std::max(rho_now * std::sqrt(std::max(ratio, 0.0)), RHO_MIN), RHO_MAX);
+        double rho_new = std::min(std::max(rho_now * std::sqrt(std::max(ratio, 0.0)), RHO_MIN), RHO_MAX);
+        // Early checkpoints only raise rho: the scaled duals are still near zero there.
+        if (iteration < interval && rho_new < rho_now) rho_new = rho_now;
         if (rho_new > RHO_MOVE * rho_now || rho_new < rho_now / RHO_MOVE) {
             const double scale = rho_now / rho_new;
             for (auto& x : u) x *= scale;

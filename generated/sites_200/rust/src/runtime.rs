@@ -1240,9 +1240,16 @@ impl Coordinator {
         let objective = f_sum + g_total;
         let mut rho_changed = false;
         let interval = self.opts.adaptive_rho_interval;
-        if self.opts.adaptive_rho && !converged && interval > 0 && self.iteration % interval == 0 {
+        // Checkpoints 1, 2, 4, 8, ... below the interval, then every interval (as the Python reference).
+        let checkpoint = interval > 0
+            && (self.iteration % interval == 0 || (self.iteration < interval && self.iteration.is_power_of_two()));
+        if self.opts.adaptive_rho && !converged && checkpoint {
             let ratio = (r_prim / prim_scale.max(TINY)) / (r_dual / dual_scale.max(TINY)).max(TINY);
-            let rho_new = (rho * ratio.max(0.0).sqrt()).clamp(RHO_MIN, RHO_MAX);
+            let mut rho_new = (rho * ratio.max(0.0).sqrt()).clamp(RHO_MIN, RHO_MAX);
+            // Early checkpoints only raise rho: the scaled duals are still near zero there.
+            if self.iteration < interval && rho_new < rho {
+                rho_new = rho;
+            }
             if rho_new > RHO_MOVE * rho || rho_new < rho / RHO_MOVE {
                 let scale = rho / rho_new;
                 for u in self.u.iter_mut() {
