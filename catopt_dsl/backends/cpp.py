@@ -35,6 +35,9 @@ from catopt_dsl.backends.common import (
 )
 from catopt_dsl.backends.naming import Namer, snake_case
 from catopt_dsl.backends.rust import (
+    CouplingView,
+    ObjectView,
+    SharedView,
     INLINE_MAX,
     Blob,
     Blobs,
@@ -190,28 +193,6 @@ class UnitView:
     params: tuple[ParamView, ...]
     members: tuple[MemberView, ...]
     indices: str
-
-
-@dataclass(frozen=True)
-class SharedView:
-    name_lit: str
-    n: int
-    vars: tuple[str, ...]
-    closed: str
-
-
-@dataclass(frozen=True)
-class ObjectView:
-    name_lit: str
-    n: int
-    blocks: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class CouplingView:
-    name_lit: str
-    sense: str
-    rhs: str
 
 
 @dataclass(frozen=True)

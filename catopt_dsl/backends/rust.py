@@ -404,6 +404,8 @@ class UnitView:
     indices: str
 
 
+# The coordinator's plan views are the same for Rust and C++ (cpp.py imports them); only the
+# literal syntax inside the strings differs.
 @dataclass(frozen=True)
 class SharedView:
     name_lit: str
