@@ -26,6 +26,7 @@ problems are CVXPY/numpy either way, so the answer is the same.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -93,6 +94,15 @@ def ray_session(address: str | None = None, *, num_cpus: int = 2) -> Iterator[An
     path = os.pathsep.join(p for p in (parent, os.environ.get("PYTHONPATH", "")) if p)
     # A short path: Ray's unix sockets live under it and must stay under ~107 bytes.
     tmp = tempfile.mkdtemp(prefix="catray-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    # Ray >= 2.59 turns on token authentication for local clusters and writes a token to
+    # ~/.ray/auth_token. A throwaway local session must leave nothing in the user's home: give it
+    # a token file inside its own temporary folder (unless the user configured a token).
+    saved_env = {k: os.environ.get(k) for k in ("RAY_AUTH_TOKEN_PATH",)}
+    if not os.environ.get("RAY_AUTH_TOKEN") and not os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        token_file = Path(tmp) / "auth_token"
+        token_file.write_text(secrets.token_hex(32), encoding="ascii")
+        token_file.chmod(0o600)
+        os.environ["RAY_AUTH_TOKEN_PATH"] = str(token_file)
     try:
         ray.init(
             _temp_dir=tmp,
@@ -107,6 +117,11 @@ def ray_session(address: str | None = None, *, num_cpus: int = 2) -> Iterator[An
         _ACTOR_CLASS.clear()
         if ray.is_initialized():
             ray.shutdown()
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -130,7 +145,9 @@ def placement_for(
     wanted = sorted({p for p in platforms.values() if p in _ACCEL})
     if not wanted:
         return {}, None
-    names = ", ".join(sorted(n for n, p in platforms.items() if p in _ACCEL))
+    accel_names = sorted(n for n, p in platforms.items() if p in _ACCEL)
+    # A batch can hold hundreds of family members: name a few, count the rest.
+    names = ", ".join(accel_names[:5]) + (f" and {len(accel_names) - 5} more" if len(accel_names) > 5 else "")
     if len(wanted) > 1:
         return {}, f"objects {names} mix cuda and rocm in one Ray actor; running it on CPU"
     platform = wanted[0]

@@ -98,3 +98,39 @@ def test_placement_asks_for_matching_accelerators() -> None:
         assert opts == {} and warning is not None and "running on CPU" in warning
     opts, warning = placement_for({"a": "cuda", "b": "rocm"}, nvidia)
     assert opts == {} and warning is not None
+
+
+def test_fallback_warning_names_a_few_members_and_counts_the_rest() -> None:
+    many = {f"tenant[{i}]": "cuda" for i in range(40)}
+    _, warning = placement_for(many, {"CPU": 2.0})
+    assert warning is not None and "and 35 more" in warning and warning.count("tenant[") == 5
+
+
+RAY_HOME_SCRIPT = r"""
+import sys
+from catopt_dsl.compile import load_plan
+from catopt_dsl.runtime.ray_backend import solve_on_ray
+result = solve_on_ray(load_plan(sys.argv[1]))
+print(result.status)
+"""
+
+
+@pytest.mark.slow
+def test_local_ray_leaves_nothing_in_home(tmp_path: Path) -> None:
+    """A throwaway local Ray keeps its session files and auth token in its own temp folder."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home), RAY_USAGE_STATS_ENABLED="0")
+    env.pop("RAY_AUTH_TOKEN", None)
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
+    spec = Path(__file__).resolve().parents[2] / "examples" / "plan_deltas.cat"
+    proc = subprocess.run(
+        [sys.executable, "-c", RAY_HOME_SCRIPT, str(spec)], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "optimal"
+    assert not (home / ".ray").exists(), sorted(str(p) for p in home.rglob("*"))
