@@ -296,3 +296,46 @@ def linear_equalities(
         rows_G.append(A)
         rows_h.append(-c)
     return np.vstack(rows_G), np.concatenate(rows_h)
+
+
+def split_constraints(
+    constraints: tuple[IRConstraint, ...], vars: tuple[IRVar, ...], params: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(G, h, lo, hi)``: linear equalities ``G x == h`` and coordinate bounds ``lo <= x <= hi``.
+
+    An inequality is accepted only when every row of it involves exactly one coordinate (``x >= 0``,
+    ``x <= demand``, ``2 * x[1] <= 3``): those are bounds, and with a separable quadratic objective
+    the prox step is a clip. Anything else raises NotEligible.
+    """
+    n = sum(v.size for v in vars)
+    lo = np.full(n, -np.inf)
+    hi = np.full(n, np.inf)
+    equalities: list[IRConstraint] = []
+    for con in constraints:
+        if con.op == "==":
+            equalities.append(con)
+            continue
+        lhs = affine_form(con.lhs, vars, params)
+        rhs = affine_form(con.rhs, vars, params)
+        shape = tuple(np.broadcast_shapes(lhs.shape, rhs.shape))
+        lhs, rhs = _broadcast(lhs, shape), _broadcast(rhs, shape)
+        # rows: D x (op) e, with D = A_l - A_r and e = c_r - c_l
+        D = (lhs.A - rhs.A).reshape(-1, n)
+        e = (rhs.c - lhs.c).reshape(-1)
+        if con.op == ">=":
+            D, e = -D, -e  # now D x <= e
+        for row, bound in zip(D, e):
+            nz = np.flatnonzero(row)
+            if nz.size == 0:
+                if bound < 0:
+                    raise NotEligible("a constant constraint that does not hold")
+                continue
+            if nz.size != 1:
+                raise NotEligible("an inequality over several coordinates")
+            j, coef = int(nz[0]), float(row[nz[0]])
+            if coef > 0:
+                hi[j] = min(hi[j], bound / coef)
+            else:
+                lo[j] = max(lo[j], bound / coef)
+    G, h = linear_equalities(tuple(equalities), vars, params)
+    return G, h, lo, hi

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 
 from catopt_dsl.ir.model import IRObject
 from catopt_dsl.solver.cvx import stacked_views, to_cvxpy
-from catopt_dsl.solver.quadratic import NotEligible, Quadratic, linear_equalities, quadratic_form
+from catopt_dsl.solver.quadratic import NotEligible, Quadratic, quadratic_form, split_constraints
 
 __all__ = ["Contribution", "LocalWorker", "FastBatch", "FAST_MAX_SIZE"]
 
@@ -101,6 +101,9 @@ class LocalWorker:
         self._fast_rho: float | None = None
         self.c0 = np.zeros(self.n)
         self.L = np.zeros((self.n, self.r))
+        self.lo = np.full(self.n, -np.inf)
+        self.hi = np.full(self.n, np.inf)
+        self.boxed = False
         # The objective's quadratic model, when it has one, whatever the path: its scale feeds the
         # coordinator's rho adaptation, which must not depend on which path solves the x-update.
         self._scale_quad: Quadratic | None = None
@@ -155,9 +158,18 @@ class LocalWorker:
             return
         try:
             quad = self._scale_quad
-            G, h = linear_equalities(self.obj.constraints, self.obj.vars, self.params)
+            G, h, lo, hi = split_constraints(self.obj.constraints, self.obj.vars, self.params)
         except (NotEligible, KeyError, ValueError):
             return
+        boxed = bool(np.isfinite(lo).any() or np.isfinite(hi).any())
+        if boxed:
+            # Bounds make the prox step a clip only when it is separable: a diagonal objective
+            # Hessian, a diagonal M'M (each coordinate in at most one row) and no equalities.
+            if G.shape[0] or np.any(lo > hi):
+                return  # coupled or infeasible bounds: CVXPY gives the honest answer
+            MtM = self.M.T @ self.M
+            if np.count_nonzero(quad.P - np.diag(np.diag(quad.P))) or np.count_nonzero(MtM - np.diag(np.diag(MtM))):
+                return
         if self.n + G.shape[0] > FAST_MAX_SIZE:
             return
         P = 0.5 * (quad.P + quad.P.T)
@@ -171,6 +183,7 @@ class LocalWorker:
             return  # a free direction: the local problem may be unbounded; CVXPY decides
         self.quad = Quadratic(P, quad.q, quad.r)
         self.G, self.h = G, h
+        self.lo, self.hi, self.boxed = lo, hi, boxed
 
     def prepare(self, rho: float) -> None:
         """(Re)factor the KKT system for this rho (fast path only; cached until rho changes)."""
@@ -206,6 +219,8 @@ class LocalWorker:
         if self.fast:
             self.prepare(rho)
             self.x = self.c0 + self.L @ centres
+            if self.boxed:  # separable: the bounded minimiser is the clipped free one
+                self.x = np.clip(self.x, self.lo, self.hi)
             self.status, self.message = "ok", ""
             return self.x
         if self.r == 0 and self._solved_once and self.status == "ok":
@@ -299,6 +314,8 @@ class FastBatch:
         for group, C0, L in zip(self.groups, self._C0, self._L):
             D = np.stack([np.asarray(centres[w.name], dtype=np.float64) for w in group])
             X = C0 + np.einsum("gij,gj->gi", L, D)
+            if any(w.boxed for w in group):
+                X = np.clip(X, np.stack([w.lo for w in group]), np.stack([w.hi for w in group]))
             for w, x in zip(group, X):
                 w.x = x
                 w.status, w.message = "ok", ""
