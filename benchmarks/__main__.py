@@ -28,14 +28,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME",
         help=f"run only this benchmark (repeatable or comma-separated): {', '.join(BENCHMARKS)}",
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for benchmarks.md/.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for benchmarks.md/.json (default: docs/ for a full run; a partial or --quick run "
+        "must name one, so it never replaces the committed full report)",
+    )
     args = parser.parse_args(argv)
     only = [name.strip() for item in args.only for name in item.split(",") if name.strip()]
     unknown = [n for n in only if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    out = args.out
+    if out is None:
+        if only or args.quick:
+            parser.error("--only and --quick runs need --out DIR: docs/benchmarks.md holds one full run")
+        out = DEFAULT_OUT
     report = run_all(quick=args.quick, only=only)
-    md, js = write_report(report, args.out)
+    md, js = write_report(report, out)
     print(md)
     print(js)
     return 0

@@ -138,3 +138,14 @@ def test_skipped_and_generic_results() -> None:
     titles = [t.title for t in generic.tables]
     assert titles == ["summary", "rows"]
     assert generic.tables[1].rows == (("1", "2.50"), ("3", "-"))
+
+
+def test_partial_runs_never_replace_the_full_report() -> None:
+    import pytest
+
+    from benchmarks.__main__ import main
+
+    for argv in (["--only", "rho"], ["--quick"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
