@@ -654,75 +654,62 @@ class Checker:
         fam_scope: Scope,
         named: dict[str, ast.Item],
         shared: CheckedShared,
-        report: bool = True,
     ) -> list[tuple[CheckedObject, str, Span]] | None:
-        if not isinstance(e, ast.Attr):
-            return None
+        """The (object, var) pairs of a consensus limit's local side; None after a reported error.
+
+        Called only on a side that `_looks_local` accepted, so every failure here is the user's to see.
+        """
+        assert isinstance(e, ast.Attr)
         base = e.base
         if isinstance(base, ast.Name):
-            if base.name == shared.name:
-                return None
             item = named.get(base.name)
             if item is None:
-                if report:
-                    self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown LocalProblem `{base.name}`", base.span,
-                                    *did_you_mean(base.name, [n for n, i in named.items() if isinstance(i, ast.LocalProblem)]))
-                    return []
+                self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown LocalProblem `{base.name}`", base.span,
+                                *did_you_mean(base.name, [n for n, i in named.items() if isinstance(i, ast.LocalProblem)]))
                 return None
             if not isinstance(item, ast.LocalProblem):
-                if report:
-                    self.sink.error(ErrorCode.CONSENSUS, f"`{base.name}` is a {_kind(item)}, not a LocalProblem", base.span)
-                    return []
+                self.sink.error(ErrorCode.CONSENSUS, f"`{base.name}` is a {_kind(item)}, not a LocalProblem", base.span)
                 return None
             if item.family is not None:
-                if report:
-                    self.sink.error(ErrorCode.CONSENSUS, f"`{base.name}` is a family: write `{base.name}[*].{e.name}` or `{base.name}[i].{e.name}`", base.span)
-                    return []
+                self.sink.error(ErrorCode.CONSENSUS, f"`{base.name}` is a family: write `{base.name}[*].{e.name}` or `{base.name}[i].{e.name}`", base.span)
                 return None
             obj = objects.get(base.name)
             return [(obj, e.name, e.name_span)] if obj is not None else []
-        if isinstance(base, ast.Index) and isinstance(base.base, ast.Name) and len(base.subscripts) == 1:
-            fam = families.get(base.base.name)
-            if fam is None or fam.family is None:
-                if report:
-                    item = named.get(base.base.name)
-                    if item is None:
-                        self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown LocalProblem family `{base.base.name}`", base.base.span, *did_you_mean(base.base.name, families))
-                    else:
-                        self.sink.error(ErrorCode.CONSENSUS, f"`{base.base.name}` is not a LocalProblem family", base.base.span)
-                    return []
-                return None
-            sub = base.subscripts[0]
-            if isinstance(sub, ast.Star):
-                idxs = list(fam.family.members)
+        assert isinstance(base, ast.Index) and isinstance(base.base, ast.Name)
+        fam = families.get(base.base.name)
+        if fam is None or fam.family is None:
+            if named.get(base.base.name) is None:
+                self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown LocalProblem family `{base.base.name}`", base.base.span, *did_you_mean(base.base.name, families))
             else:
-                value = eval_const(sub, fam_scope, self.ctx, self.sink)  # type: ignore[arg-type]
-                if value is None:
-                    return []
-                k = int(np.asarray(value))
-                if k not in fam.family.members:
-                    self.sink.error(ErrorCode.INDEX, f"`{fam.name}[{k}]` is out of range: members are {fam.family.start}..{fam.family.stop}", base.span)
-                    return []
-                idxs = [k]
-            return [(objects[member_name(fam.name, k)], e.name, e.name_span) for k in idxs if member_name(fam.name, k) in objects]
-        return None
-
-    def _shared_side(self, e: ast.Expr, shared: CheckedShared, report: bool = True) -> tuple[str, tuple[int, ...]] | None:
-        name: str | None = None
-        span = _expr_span(e)
-        if isinstance(e, ast.Name):
-            name = e.name
-        elif isinstance(e, ast.Attr) and isinstance(e.base, ast.Name) and e.base.name == shared.name:
-            name, span = e.name, e.name_span
-        if name is None:
+                self.sink.error(ErrorCode.CONSENSUS, f"`{base.base.name}` is not a LocalProblem family", base.base.span)
             return None
+        sub = base.subscripts[0]
+        if isinstance(sub, ast.Star):
+            idxs = list(fam.family.members)
+        else:
+            value = eval_const(sub, fam_scope, self.ctx, self.sink)  # type: ignore[arg-type]
+            if value is None:
+                return None
+            k = int(np.asarray(value))
+            if k not in fam.family.members:
+                self.sink.error(ErrorCode.INDEX, f"`{fam.name}[{k}]` is out of range: members are {fam.family.start}..{fam.family.stop}", base.span)
+                return None
+            idxs = [k]
+        return [(objects[member_name(fam.name, k)], e.name, e.name_span) for k in idxs if member_name(fam.name, k) in objects]
+
+    def _shared_side(self, e: ast.Expr, shared: CheckedShared) -> tuple[str, tuple[int, ...]] | None:
+        """(shared var, shape) of a consensus limit's shared side; None after a reported error."""
+        if isinstance(e, ast.Attr):
+            name, span = e.name, e.name_span
+        else:
+            assert isinstance(e, ast.Name)
+            name, span = e.name, e.span
         sym = shared.scope.lookup(name)
         if not isinstance(sym, VarSymbol):
-            if report:
-                if sym is None:
-                    self.sink.error(ErrorCode.UNKNOWN_NAME, f"`{shared.name}` has no variable `{name}`", span, *did_you_mean(name, [v.name for v in shared.vars]))
-                else:
-                    self.sink.error(ErrorCode.CONSENSUS, f"`{shared.name}.{name}` is a param; consensus needs a shared variable", span)
+            if sym is None:
+                self.sink.error(ErrorCode.UNKNOWN_NAME, f"`{shared.name}` has no variable `{name}`", span, *did_you_mean(name, [v.name for v in shared.vars]))
+            else:
+                self.sink.error(ErrorCode.CONSENSUS, f"`{shared.name}.{name}` is a param; consensus needs a shared variable", span)
             return None
         return name, tuple(sym.shape)
 
