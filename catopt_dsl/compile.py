@@ -67,7 +67,9 @@ def analyze(
 
     from catopt_dsl.backends.naming import check_plan_collisions
 
-    plan = lower_plan(checked, _plan_name(path), path.name, loaded.digest, ctx)
+    from catopt_dsl.ir.validate import validate_ir
+
+    plan = validate_ir(lower_plan(checked, _plan_name(path), path.name, loaded.digest, ctx))
     check_plan_collisions(plan, sink, spans=_declaration_spans(items))
     if sink.has_errors:
         return Analysis(sink, loaded.sources, checked, None, shown)

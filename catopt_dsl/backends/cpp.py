@@ -75,7 +75,7 @@ def cpp_str(text: str) -> str:
     out = []
     for byte in text.encode("utf-8"):
         ch = chr(byte)
-        if byte < 0x80 and (ch.isalnum() or ch in " _-.[]()*:,=<>+/"):
+        if byte < 0x80 and (ch.isalnum() or ch in " _-.[]()*:,=<>+/#"):
             out.append(ch)
         else:
             out.append(f"\\{byte:03o}")

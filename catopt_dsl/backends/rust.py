@@ -287,7 +287,7 @@ def rust_str(text: str) -> str:
     """A Rust string literal for any text: only safe ASCII verbatim, everything else ``\\u{..}``."""
     out = []
     for ch in text:
-        if ch.isascii() and (ch.isalnum() or ch in " _-.[]()*:,=<>+/"):
+        if ch.isascii() and (ch.isalnum() or ch in " _-.[]()*:,=<>+/#"):
             out.append(ch)
         else:
             out.append(f"\\u{{{ord(ch):x}}}")

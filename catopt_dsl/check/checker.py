@@ -99,7 +99,12 @@ class CouplingTerm:
 
 @dataclass
 class CouplingLimit:
+    """One coupling constraint. ``name`` is its identity, unique in the plan: the Limit's name (a
+    family member's ``lim[2]``) plus ``#k``, k its position among the Limit's constraints from 0
+    (docs/language.md, "Coupling identities"). Two constraints of one Limit are two couplings."""
+
     name: str
+    limit: str
     shared: CheckedShared
     sense: str
     rhs: np.ndarray
@@ -586,11 +591,13 @@ class Checker:
         members: Iterable[int | None] = item.family.members if item.family is not None else [None]
         for index in members:
             fam_scope = Scope()
+            limit = item.name
             if item.family is not None and index is not None:
                 fam_scope.define(IndexSymbol(item.family.index, index, item.family.span))
-            for c in item.constraints:
+                limit = member_name(item.name, index)
+            for position, c in enumerate(item.constraints):
                 if _is_coupling(c):
-                    self._coupling(item, c, shared, plan, fam_scope, named)
+                    self._coupling(limit, f"{limit}#{position}", c, shared, plan, fam_scope, named)
                 else:
                     self._consensus(item, c, shared, objects, families, fam_scope, named)
 
@@ -713,7 +720,16 @@ class Checker:
             return None
         return name, tuple(sym.shape)
 
-    def _coupling(self, item: ast.Limit, c: ast.Constraint, shared: CheckedShared, plan: CheckedPlan, fam_scope: Scope, named: dict[str, ast.Item]) -> None:
+    def _coupling(
+        self,
+        limit: str,
+        ident: str,
+        c: ast.Constraint,
+        shared: CheckedShared,
+        plan: CheckedPlan,
+        fam_scope: Scope,
+        named: dict[str, ast.Item],
+    ) -> None:
         call, rhs, sense = (c.left, c.right, c.op) if _is_sum_of_fields(c.left) else (c.right, c.left, _flip(c.op))
         assert isinstance(call, ast.Call)
         terms: list[CouplingTerm] = []
@@ -741,7 +757,13 @@ class Checker:
         shape = shapes.pop()
         if any(isinstance(shared.scope.lookup(n), ParamSymbol) and shared.scope.lookup(n).value is None for n in _names_in(rhs)):  # type: ignore[union-attr]
             return  # a param that failed to evaluate: already reported
-        rt = type_expr(rhs, shared.scope, self.ctx, self.sink)
+        # A Limit family's right side may use its index (`caps[i]`): the index sits over the block.
+        rhs_scope = Scope(shared.scope)
+        for name in _names_in(rhs):
+            sym = fam_scope.lookup(name)
+            if isinstance(sym, IndexSymbol):
+                rhs_scope.define(sym)
+        rt = type_expr(rhs, rhs_scope, self.ctx, self.sink)
         if rt is None:
             return
         if rt.const is None:
@@ -760,8 +782,7 @@ class Checker:
             )
             return
         rhs_full = np.broadcast_to(value, shape).astype(np.float64).reshape(-1)
-        limit_name = item.name if item.family is None else item.name
-        self._plan.couplings.append(CouplingLimit(limit_name, shared, sense, rhs_full, shape, terms))
+        self._plan.couplings.append(CouplingLimit(ident, limit, shared, sense, rhs_full, shape, terms))
 
     def _coupling_terms(self, arg: ast.Attr, shared: CheckedShared, plan: CheckedPlan, named: dict[str, ast.Item], fam_scope: Scope) -> list[CouplingTerm] | None:
         base, fname = arg.base, arg.name

@@ -78,7 +78,9 @@ def lower_plan(checked: CheckedPlan, name: str, source: str, digest: str, ctx: E
                 b = np.full(m, float(b.reshape(-1)[0]))
                 B = np.repeat(B.reshape(1, -1), m, axis=0)
             terms.append(IRCouplingTerm(t.morphism.name, obj.name, t.field, expr, frozen_array(B), frozen_array(b.reshape(-1))))
-        couplings.append(IRCoupling(c.name, c.shared.name, c.sense, frozen_array(c.rhs), tuple(c.shape), tuple(terms)))
+        couplings.append(
+            IRCoupling(c.name, c.shared.name, c.sense, frozen_array(c.rhs), tuple(c.shape), tuple(terms), limit=c.limit)
+        )
     functors = tuple(
         IRFunctor(f.name, f.source, f.target, tuple((r.name, unparse(r.expr)) for r in f.rules)) for f in checked.functors
     )

@@ -261,7 +261,13 @@ class IRCouplingTerm:
 
 @dataclass(frozen=True, eq=False)
 class IRCoupling:
-    """Sharing limit: ``sum(terms) <sense> rhs`` elementwise, over a flattened length-m vector."""
+    """Sharing limit: ``sum(terms) <sense> rhs`` elementwise, over a flattened length-m vector.
+
+    ``name`` is the coupling's identity, unique in the plan (``validate_ir`` enforces it): the
+    Limit's name (``lim`` or a family member's ``lim[2]``), ``#``, and the constraint's position in
+    the Limit from 0, e.g. ``capacity_limit#0``. Every consumer (solver rows, warm-start keys, the
+    native coordinators) keys couplings by it; ``limit`` is the Limit it came from, for display.
+    """
 
     name: str
     shared: str
@@ -269,6 +275,7 @@ class IRCoupling:
     rhs: np.ndarray  # (m,)
     shape: Shape  # the field's declared shape (m = prod(shape))
     terms: tuple[IRCouplingTerm, ...]
+    limit: str = ""
 
 
 @dataclass(frozen=True)

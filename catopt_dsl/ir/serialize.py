@@ -51,7 +51,7 @@ from catopt_dsl.ir.model import (
     frozen_array,
 )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PLAN_FILE = "plan.json"
 
 _ALLOWED_DTYPES = frozenset({"float64", "float32", "int64", "int32", "bool"})
@@ -326,6 +326,7 @@ def _enc_plan(plan: IRPlan, arr: ArrayWriter) -> dict[str, Any]:
         "couplings": [
             {
                 "name": c.name,
+                "limit": c.limit,
                 "shared": c.shared,
                 "sense": c.sense,
                 "rhs": arr(c.rhs),
@@ -425,6 +426,7 @@ def _dec_plan(d: dict[str, Any], arr: ArrayReader) -> IRPlan:
                     IRCouplingTerm(t["morphism"], t["object"], t["field"], _dec_expr(t["expr"], arr), arr(t["B"]), arr(t["b"]))
                     for t in c["terms"]
                 ),
+                limit=c["limit"],
             )
             for c in d["couplings"]
         ),
@@ -448,7 +450,9 @@ def plan_to_dict(plan: IRPlan) -> dict[str, Any]:
 
 def plan_from_dict(d: dict[str, Any]) -> IRPlan:
     """Inverse of :func:`plan_to_dict`; raises ``ValueError``/``KeyError`` on malformed input."""
-    return _dec_plan(d, _inline_reader)
+    from catopt_dsl.ir.validate import validate_ir
+
+    return validate_ir(_dec_plan(d, _inline_reader))
 
 
 def dumps(d: dict[str, Any]) -> str:
@@ -516,5 +520,7 @@ def plan_from_files(directory: Path | str) -> IRPlan:
             raise ValueError(f"{name}: expected {d['dtype']}{d['shape']}, found {a.dtype.name}{list(a.shape)}")
         return frozen_array(a, d["dtype"])
 
+    from catopt_dsl.ir.validate import validate_ir
+
     doc = json.loads((src / PLAN_FILE).read_text(encoding="utf-8"))
-    return _dec_plan(doc, reader)
+    return validate_ir(_dec_plan(doc, reader))

@@ -81,8 +81,8 @@ def test_new_member_starts_from_z_and_removed_share_is_released() -> None:
     joined = plan.delta("tenant_d_joins").result
     state = warm_state(joined, base_result(), before=plan)
     assert np.array_equal(state.x["tenant_d"], np.zeros(2))  # sharing only: no z to copy
-    keys = {k for k in state.duals if k.startswith("coupling:cap:")}
-    assert keys == {f"coupling:cap:{m}.hours" for m in ("a_usage", "b_usage", "c_usage", "d_usage")}
+    keys = {k for k in state.duals if k.startswith("coupling:cap#0:")}
+    assert keys == {f"coupling:cap#0:{m}.hours" for m in ("a_usage", "b_usage", "c_usage", "d_usage")}
     # the capacity grew and the old copies leave room: complementary slackness prices it at zero
     assert all(np.array_equal(state.duals[k], np.zeros(2)) for k in keys)
     left = warm_state(plan.delta("tenant_b_leaves").result, base_result(), before=plan)

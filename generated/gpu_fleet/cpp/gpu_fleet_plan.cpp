@@ -123,7 +123,7 @@ namespace plans {
         o.blocks.push_back(::catopt_gpu_fleet::rt::Block::coupling_term(0, 3, ::catopt_gpu_fleet::rt::blob_f64(BLOB_0000, 9), std::vector<double>{::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL)}));
         plan.objects.push_back(std::move(o));
     }
-    plan.couplings.push_back(::catopt_gpu_fleet::rt::CouplingSpec{ "capacity_limit", ::catopt_gpu_fleet::rt::Sense::Le, std::vector<double>{::catopt_gpu_fleet::rt::f64_from_bits(0x4034000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x4028000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x4020000000000000ULL)} });
+    plan.couplings.push_back(::catopt_gpu_fleet::rt::CouplingSpec{ "capacity_limit#0", ::catopt_gpu_fleet::rt::Sense::Le, std::vector<double>{::catopt_gpu_fleet::rt::f64_from_bits(0x4034000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x4028000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x4020000000000000ULL)} });
     return plan;
 }
 

@@ -160,7 +160,7 @@ namespace plans {
         o.blocks.push_back(::catopt_mixed_plan::rt::Block::coupling_term(0, 1, std::vector<double>{::catopt_mixed_plan::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_mixed_plan::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_mixed_plan::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_mixed_plan::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_mixed_plan::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_mixed_plan::rt::f64_from_bits(0x0000000000000000ULL)}));
         plan.objects.push_back(std::move(o));
     }
-    plan.couplings.push_back(::catopt_mixed_plan::rt::CouplingSpec{ "budget_limit", ::catopt_mixed_plan::rt::Sense::Le, std::vector<double>{::catopt_mixed_plan::rt::f64_from_bits(0x4018000000000000ULL)} });
+    plan.couplings.push_back(::catopt_mixed_plan::rt::CouplingSpec{ "budget_limit#0", ::catopt_mixed_plan::rt::Sense::Le, std::vector<double>{::catopt_mixed_plan::rt::f64_from_bits(0x4018000000000000ULL)} });
     return plan;
 }
 

@@ -108,7 +108,7 @@ namespace plans {
         o.blocks.push_back(::catopt_plan_deltas::rt::Block::coupling_term(0, 2, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}));
         plan.objects.push_back(std::move(o));
     }
-    plan.couplings.push_back(::catopt_plan_deltas::rt::CouplingSpec{ "cap", ::catopt_plan_deltas::rt::Sense::Le, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4028000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL)} });
+    plan.couplings.push_back(::catopt_plan_deltas::rt::CouplingSpec{ "cap#0", ::catopt_plan_deltas::rt::Sense::Le, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4028000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL)} });
     return plan;
 }
 
@@ -150,7 +150,7 @@ namespace plans {
         o.blocks.push_back(::catopt_plan_deltas::rt::Block::coupling_term(0, 2, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}));
         plan.objects.push_back(std::move(o));
     }
-    plan.couplings.push_back(::catopt_plan_deltas::rt::CouplingSpec{ "cap", ::catopt_plan_deltas::rt::Sense::Le, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4030000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4024000000000000ULL)} });
+    plan.couplings.push_back(::catopt_plan_deltas::rt::CouplingSpec{ "cap#0", ::catopt_plan_deltas::rt::Sense::Le, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4030000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4024000000000000ULL)} });
     return plan;
 }
 
@@ -178,7 +178,7 @@ namespace plans {
         o.blocks.push_back(::catopt_plan_deltas::rt::Block::coupling_term(0, 2, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}));
         plan.objects.push_back(std::move(o));
     }
-    plan.couplings.push_back(::catopt_plan_deltas::rt::CouplingSpec{ "cap", ::catopt_plan_deltas::rt::Sense::Le, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4028000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL)} });
+    plan.couplings.push_back(::catopt_plan_deltas::rt::CouplingSpec{ "cap#0", ::catopt_plan_deltas::rt::Sense::Le, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4028000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL)} });
     return plan;
 }
 
@@ -213,7 +213,7 @@ namespace plans {
         o.blocks.push_back(::catopt_plan_deltas::rt::Block::coupling_term(0, 2, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}));
         plan.objects.push_back(std::move(o));
     }
-    plan.couplings.push_back(::catopt_plan_deltas::rt::CouplingSpec{ "cap", ::catopt_plan_deltas::rt::Sense::Le, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4028000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL)} });
+    plan.couplings.push_back(::catopt_plan_deltas::rt::CouplingSpec{ "cap#0", ::catopt_plan_deltas::rt::Sense::Le, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4028000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL)} });
     return plan;
 }
 

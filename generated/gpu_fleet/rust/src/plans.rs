@@ -49,7 +49,7 @@ pub fn plan() -> crate::runtime::PlanSpec {
             },
         ],
         couplings: vec![
-            crate::runtime::CouplingSpec { name: "capacity_limit", sense: crate::runtime::Sense::Le, rhs: vec![f64::from_bits(0x4034000000000000), f64::from_bits(0x4028000000000000), f64::from_bits(0x4020000000000000)] },
+            crate::runtime::CouplingSpec { name: "capacity_limit#0", sense: crate::runtime::Sense::Le, rhs: vec![f64::from_bits(0x4034000000000000), f64::from_bits(0x4028000000000000), f64::from_bits(0x4020000000000000)] },
         ],
     }
 }

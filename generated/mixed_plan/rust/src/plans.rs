@@ -77,7 +77,7 @@ pub fn plan() -> crate::runtime::PlanSpec {
             },
         ],
         couplings: vec![
-            crate::runtime::CouplingSpec { name: "budget_limit", sense: crate::runtime::Sense::Le, rhs: vec![f64::from_bits(0x4018000000000000)] },
+            crate::runtime::CouplingSpec { name: "budget_limit#0", sense: crate::runtime::Sense::Le, rhs: vec![f64::from_bits(0x4018000000000000)] },
         ],
     }
 }

@@ -42,7 +42,7 @@ pub fn plan() -> crate::runtime::PlanSpec {
             },
         ],
         couplings: vec![
-            crate::runtime::CouplingSpec { name: "cap", sense: crate::runtime::Sense::Le, rhs: vec![f64::from_bits(0x4028000000000000), f64::from_bits(0x4020000000000000)] },
+            crate::runtime::CouplingSpec { name: "cap#0", sense: crate::runtime::Sense::Le, rhs: vec![f64::from_bits(0x4028000000000000), f64::from_bits(0x4020000000000000)] },
         ],
     }
 }
@@ -91,7 +91,7 @@ pub fn tenant_d_joins_plan() -> crate::runtime::PlanSpec {
             },
         ],
         couplings: vec![
-            crate::runtime::CouplingSpec { name: "cap", sense: crate::runtime::Sense::Le, rhs: vec![f64::from_bits(0x4030000000000000), f64::from_bits(0x4024000000000000)] },
+            crate::runtime::CouplingSpec { name: "cap#0", sense: crate::runtime::Sense::Le, rhs: vec![f64::from_bits(0x4030000000000000), f64::from_bits(0x4024000000000000)] },
         ],
     }
 }
@@ -126,7 +126,7 @@ pub fn tenant_b_leaves_plan() -> crate::runtime::PlanSpec {
             },
         ],
         couplings: vec![
-            crate::runtime::CouplingSpec { name: "cap", sense: crate::runtime::Sense::Le, rhs: vec![f64::from_bits(0x4028000000000000), f64::from_bits(0x4020000000000000)] },
+            crate::runtime::CouplingSpec { name: "cap#0", sense: crate::runtime::Sense::Le, rhs: vec![f64::from_bits(0x4028000000000000), f64::from_bits(0x4020000000000000)] },
         ],
     }
 }
@@ -168,7 +168,7 @@ pub fn upgrade_schema_plan() -> crate::runtime::PlanSpec {
             },
         ],
         couplings: vec![
-            crate::runtime::CouplingSpec { name: "cap", sense: crate::runtime::Sense::Le, rhs: vec![f64::from_bits(0x4028000000000000), f64::from_bits(0x4020000000000000)] },
+            crate::runtime::CouplingSpec { name: "cap#0", sense: crate::runtime::Sense::Le, rhs: vec![f64::from_bits(0x4028000000000000), f64::from_bits(0x4020000000000000)] },
         ],
     }
 }
