@@ -11,7 +11,7 @@ Public API::
 
 from __future__ import annotations
 
-from catopt_dsl.solver.admm import build_workers, solve, verify_coupling_certificate
+from catopt_dsl.solver.admm import build_workers, solve
 from catopt_dsl.solver.centralized import solve_centralized
 from catopt_dsl.solver.coordinator import Broadcast, Coordinator
 from catopt_dsl.solver.cvx import to_cvxpy
@@ -35,5 +35,4 @@ __all__ = [
     "solve",
     "solve_centralized",
     "to_cvxpy",
-    "verify_coupling_certificate",
 ]

@@ -1,23 +1,24 @@
 """``solve(plan)``: the in-process ADMM loop over :class:`LocalWorker`s and one :class:`Coordinator`.
 
 Each iteration: every worker does its x-update for the broadcast centres and rho (fast-path
-workers all at once through :class:`FastBatch`), reports a :class:`Contribution`, and the
-coordinator runs the z/y/u updates, residuals, stopping test and rho adaptation
-(``coordinator.py`` documents the exact formulas).
+workers all at once through :class:`FastBatch`), reports a :class:`Contribution` (with its answer
+to the broadcast's certificate query, if any), and the coordinator runs the z/y/u updates,
+residuals, stopping test, rho adaptation and certificate checks (``coordinator.py``,
+``certificate.py``). The distributed runtimes drive the same coordinator through the delta-sync
+protocol, so a plan gets the same status, at the same iteration, in every runtime.
 
 Statuses (never a guess):
 
-* ``optimal``: the stopping test passed.
-* ``infeasible``: a local x-update (or a shared block's z-update) was declared infeasible by
-  CVXPY -- the message names the object and the CVXPY status -- or a coupling has a verified
-  certificate: its dual increments ``delta(rho u)`` settled on a constant nonzero direction
-  lambda (Banjac et al. 2019) *and* the workers' support values prove it:
-  ``sum_i min_{x in C_i} lambda'(sum_t B_t x + b_t) > lambda' rhs`` (with lambda in the sense's
-  dual cone), which no feasible point can satisfy. Consensus links are ignored when computing the
-  minimum, which only weakens the left side, so the certificate stays sound.
-* ``unbounded``: a local (or shared) prox problem is unbounded below per CVXPY.
-* ``max_iterations``: no decision within ``max_iter`` (the returned point is the last iterate).
-* ``local_solver_failed``: CVXPY failed on an object; the message names it and the status.
+* ``optimal``: the stopping test passed; the reported point is glued along consensus links.
+* ``infeasible``: a local x-update (or a shared block's z-update) was declared infeasible by its
+  solver -- the message names the object -- or a Farkas certificate built from the dual
+  increments was verified with every object's support value (consensus and couplings alike).
+* ``unbounded``: a local (or shared) prox problem is unbounded below, or a recession direction
+  built from the iterate increments was verified from a feasible point.
+* ``max_iterations``: nothing proven within ``max_iter``; the message gives the residuals against
+  their tolerances and a hint, and the last iterate is returned.
+* ``local_solver_failed``: a local solver failed or returned a non-finite value; the message
+  names the object.
 """
 
 from __future__ import annotations
@@ -33,10 +34,9 @@ from catopt_dsl.ir.model import IRPlan
 from catopt_dsl.solver.coordinator import Broadcast, Coordinator
 from catopt_dsl.solver.layout import Layout, build_layout
 from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState
-from catopt_dsl.solver.shared import ProxFailure
 from catopt_dsl.solver.worker import Contribution, FastBatch, LocalWorker
 
-__all__ = ["solve", "build_workers", "verify_coupling_certificate"]
+__all__ = ["solve", "build_workers"]
 
 ProgressFn = Callable[[dict[str, float]], None]
 
@@ -44,34 +44,6 @@ ProgressFn = Callable[[dict[str, float]], None]
 def build_workers(layout: Layout, options: SolveOptions) -> list[LocalWorker]:
     """One :class:`LocalWorker` per object, in plan order."""
     return [LocalWorker(o.obj, o.M, o.e, fast_path=options.fast_path) for o in layout.objects]
-
-
-def verify_coupling_certificate(
-    layout: Layout, workers: list[LocalWorker], coupling: str, lam: np.ndarray
-) -> tuple[bool, str]:
-    """Check ``sum_i min_{x in C_i} lam'(sum_t B_t x + b_t) > lam' rhs`` with the workers."""
-    spec = next(c for c in layout.couplings if c.name == coupling)
-    by_name = {w.name: w for w in workers}
-    total = 0.0
-    for o in layout.objects:
-        c_local = np.zeros(o.M.shape[0])
-        for block in o.blocks:
-            if block.coupling == coupling:
-                c_local[block.local] = lam
-        if not np.any(c_local):
-            continue
-        value = by_name[o.obj.name].support(c_local)
-        if not np.isfinite(value):
-            return False, ""
-        total += value
-    bound = float(lam @ spec.rhs)
-    gap = total - bound
-    if gap > 1e-6 * max(1.0, abs(total), abs(bound)):
-        return True, (
-            f"coupling `{coupling}` is infeasible: certificate lambda = {np.round(lam, 6).tolist()} gives "
-            f"min over the local constraint sets of lambda'(sum of terms) = {total:.6g} > lambda'rhs = {bound:.6g}"
-        )
-    return False, ""
 
 
 def _values(
@@ -120,7 +92,6 @@ def solve(
     coordinator = Coordinator(layout, opts, warm_start)
     bc: Broadcast = coordinator.initial_broadcast()
     history: list[dict[str, float]] = []
-    status, message = "max_iterations", ""
     iterations = 0
 
     def finish(status: str, message: str, objective: float | None) -> SolveResult:
@@ -154,19 +125,12 @@ def solve(
         batch.step_all(bc.centres, bc.rho)
         for w in slow:
             w.step(bc.centres[w.name], bc.rho)
-        contributions: dict[str, Contribution] = {}
-        for w in workers:
-            c = w.contribution()
-            if c.status != "ok":
-                kind = {"infeasible": "infeasible", "unbounded": "unbounded"}.get(
-                    c.status, "local_solver_failed"
-                )
-                return finish(kind, c.message, None)
-            contributions[w.name] = c
-        try:
-            bc = coordinator.update(contributions)
-        except ProxFailure as exc:
-            return finish(exc.status, exc.message, None)
+        contributions: dict[str, Contribution] = {
+            w.name: w.contribution(w.answer(bc.queries.get(w.name))) for w in workers
+        }
+        bc = coordinator.update(contributions)
+        if bc.status is not None:
+            return finish(bc.status, bc.message, None)
         row = {
             "iteration": float(k),
             "r_prim": bc.r_prim,
@@ -179,10 +143,4 @@ def solve(
             progress(dict(row))
         if bc.converged:
             return finish("optimal", "", bc.objective)
-        if opts.infeasibility_check_interval > 0 and k % opts.infeasibility_check_interval == 0:
-            for name, lam in coordinator.infeasibility_candidates().items():
-                ok, msg = verify_coupling_certificate(layout, workers, name, lam)
-                if ok:
-                    return finish("infeasible", msg, None)
-    message = f"no convergence within {opts.max_iter} iterations"
-    return finish("max_iterations", message, bc.objective if coordinator.last is not None else None)
+    return finish("max_iterations", coordinator.no_convergence_message(opts.max_iter), bc.objective if coordinator.last is not None else None)

@@ -39,7 +39,20 @@ from catopt_dsl.ir.model import (
     IRVarRef,
 )
 
-__all__ = ["Affine", "Quadratic", "NotEligible", "affine_form", "quadratic_form", "linear_equalities"]
+__all__ = [
+    "RECESSION_TOL",
+    "Affine",
+    "NotEligible",
+    "Quadratic",
+    "affine_constraints",
+    "affine_form",
+    "linear_equalities",
+    "quadratic_form",
+    "recession_slope",
+]
+
+#: relative tolerance of recession checks (projection distance, inequality rows, consensus rows)
+RECESSION_TOL = 1e-6
 
 
 class NotEligible(ValueError):
@@ -339,3 +352,65 @@ def split_constraints(
                 lo[j] = max(lo[j], bound / coef)
     G, h = linear_equalities(tuple(equalities), vars, params)
     return G, h, lo, hi
+
+
+def affine_constraints(
+    constraints: tuple[IRConstraint, ...], vars: tuple[IRVar, ...], params: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(A_eq, b_eq, A_in, b_in)`` with the constraints equivalent to ``A_eq x == b_eq, A_in x <= b_in``.
+
+    Every constraint must be affine on both sides (NotEligible otherwise). Rows whose coefficients
+    are all zero are kept: a constant constraint that fails is the caller's to notice.
+    """
+    n = sum(v.size for v in vars)
+    eq_A: list[np.ndarray] = [np.zeros((0, n))]
+    eq_b: list[np.ndarray] = [np.zeros(0)]
+    in_A: list[np.ndarray] = [np.zeros((0, n))]
+    in_b: list[np.ndarray] = [np.zeros(0)]
+    for con in constraints:
+        lhs = affine_form(con.lhs, vars, params)
+        rhs = affine_form(con.rhs, vars, params)
+        shape = tuple(np.broadcast_shapes(lhs.shape, rhs.shape))
+        lhs, rhs = _broadcast(lhs, shape), _broadcast(rhs, shape)
+        D = (lhs.A - rhs.A).reshape(-1, n)
+        e = (rhs.c - lhs.c).reshape(-1)
+        if con.op == "==":
+            eq_A.append(D)
+            eq_b.append(e)
+        elif con.op == "<=":
+            in_A.append(D)
+            in_b.append(e)
+        else:
+            in_A.append(-D)
+            in_b.append(-e)
+    return np.vstack(eq_A), np.concatenate(eq_b), np.vstack(in_A), np.concatenate(in_b)
+
+
+def _null_space(K: np.ndarray) -> np.ndarray | None:
+    """An orthonormal basis of null(K) (columns); None when K has no rows (everything is null)."""
+    if K.shape[0] == 0:
+        return None
+    _, s, vt = np.linalg.svd(K, full_matrices=True)
+    top = float(s.max(initial=0.0))
+    rank = int(np.sum(s > 1e-12 * max(top, 1e-300))) if top > 0.0 else 0
+    return vt[rank:].T
+
+
+def recession_slope(
+    P: np.ndarray, q: np.ndarray, A_eq: np.ndarray, A_in: np.ndarray, d: np.ndarray
+) -> float | None:
+    """The slope ``q'd^`` of ``1/2 x'Px + q'x`` along d^, the projection of d onto null([P; A_eq]),
+    when d^ is a recession direction (``catopt_dsl.solver.certificate`` gives the rule); None otherwise."""
+    d = np.asarray(d, dtype=np.float64)
+    size = float(np.abs(d).max(initial=0.0))
+    if size == 0.0:
+        return 0.0
+    N = _null_space(np.vstack([P, A_eq]))
+    d_hat = d if N is None else N @ (N.T @ d)
+    if float(np.abs(d_hat - d).max(initial=0.0)) > RECESSION_TOL * size:
+        return None
+    if A_in.shape[0]:
+        scale = np.abs(A_in).max(axis=1) * size
+        if np.any(A_in @ d_hat > RECESSION_TOL * np.maximum(scale, 1e-300)):
+            return None
+    return float(q @ d_hat)

@@ -20,6 +20,14 @@ import numpy as np
 
 from catopt_dsl.ir.model import IRBinary, IRCall, IRConst, IRExpr, IRNeg, IRParamRef, IRShared, IRVarRef
 from catopt_dsl.solver.cvx import stacked_views, to_cvxpy
+from catopt_dsl.solver.quadratic import (
+    RECESSION_TOL,
+    NotEligible,
+    Quadratic,
+    affine_constraints,
+    quadratic_form,
+    recession_slope,
+)
 
 __all__ = ["SharedProx", "ProxFailure"]
 
@@ -48,9 +56,12 @@ def _terms(
     expr: IRExpr, params: Mapping[str, np.ndarray], k: float, out: list[tuple[str, str, float]]
 ) -> bool:
     """Flatten ``expr`` into ``(atom, var, coefficient)`` terms; False when not of the closed form."""
+    if isinstance(expr, IRNeg):  # `maximize -c * norm1(w)` is stored negated: look through it
+        return _terms(expr.operand, params, -k, out)
     if isinstance(expr, IRBinary):
-        if expr.op == "+":
-            return _terms(expr.left, params, k, out) and _terms(expr.right, params, k, out)
+        if expr.op in ("+", "-"):
+            sign = 1.0 if expr.op == "+" else -1.0
+            return _terms(expr.left, params, k, out) and _terms(expr.right, params, sign * k, out)
         if expr.op == "*":
             c = _scalar(expr.left, params)
             if c is not None:
@@ -109,6 +120,66 @@ class SharedProx:
     def closed_form(self) -> bool:
         return self.closed is not None
 
+    @property
+    def full_domain(self) -> bool:
+        """No constraints and g finite everywhere: z ranges over all of R^n."""
+        return not self.block.constraints and (self._g is None or not self._g.domain)
+
+    def _cons(self) -> list[cp.Constraint]:
+        cons = []
+        for con in self.block.constraints:
+            lhs = to_cvxpy(con.lhs, self._views, self.params)
+            rhs = to_cvxpy(con.rhs, self._views, self.params)
+            cons.append(lhs <= rhs if con.op == "<=" else lhs >= rhs if con.op == ">=" else lhs == rhs)
+        return cons
+
+    def support(self, sums: Mapping[str, np.ndarray]) -> float:
+        """``sup s'z`` over the block's constraints and g's domain (``inf`` when unbounded, NaN
+        when the solve fails); ``s`` per var, zero for vars not given."""
+        if self._z is None:
+            return 0.0
+        s = np.zeros(self.block.n)
+        for v in self.block.vars:
+            if v.name in sums:
+                s[v.offset : v.offset + v.size] = np.asarray(sums[v.name], dtype=np.float64).reshape(-1)
+        cons = self._cons() + (list(self._g.domain) if self._g is not None else [])
+        problem = cp.Problem(cp.Maximize(s @ self._z), cons)
+        status = _solve(problem)
+        if status in ("unbounded", "unbounded_inaccurate"):
+            return float("inf")
+        if status != "optimal" or problem.value is None:
+            return float("nan")
+        return float(problem.value)
+
+    def recession_slope(self, dz: np.ndarray) -> float | None:
+        """The slope of g along the direction dz if dz is a recession direction of the block (its
+        constraints and g), else None (rules in ``catopt_dsl.solver.certificate``)."""
+        dz = np.asarray(dz, dtype=np.float64)
+        size = float(np.abs(dz).max(initial=0.0))
+        if size == 0.0:
+            return 0.0
+        if self.closed is not None:
+            slope = 0.0
+            for v in self.block.vars:
+                part = dz[v.offset : v.offset + v.size]
+                atom, c = self.closed.get(v.name, ("none", 0.0))
+                if atom == "sum_squares" and c > 0.0 and float(np.abs(part).max(initial=0.0)) > RECESSION_TOL * size:
+                    return None  # g grows quadratically along it
+                if atom == "norm1":
+                    slope += c * float(np.abs(part).sum())
+            return slope
+        try:
+            n = self.block.n
+            quad = (
+                quadratic_form(self.block.objective, self.block.vars, self.params)
+                if self.block.objective is not None
+                else Quadratic(np.zeros((n, n)), np.zeros(n), 0.0)
+            )
+            A_eq, _, A_in, _ = affine_constraints(self.block.constraints, self.block.vars, self.params)
+        except (NotEligible, KeyError, ValueError):
+            return None
+        return recession_slope(0.5 * (quad.P + quad.P.T), quad.q, A_eq, A_in, dz)
+
     def g_value(self, z: np.ndarray) -> float:
         """g_s(z) (0 when the block has no objective)."""
         if self._g is None or self._z is None:
@@ -149,12 +220,7 @@ class SharedProx:
             for v in self.block.vars
         )
         objective = 0.5 * fit if self._g is None else self._g + 0.5 * fit
-        cons = []
-        for con in self.block.constraints:
-            lhs = to_cvxpy(con.lhs, self._views, self.params)
-            rhs = to_cvxpy(con.rhs, self._views, self.params)
-            cons.append(lhs <= rhs if con.op == "<=" else lhs >= rhs if con.op == ">=" else lhs == rhs)
-        self._problem = cp.Problem(cp.Minimize(objective), cons)
+        self._problem = cp.Problem(cp.Minimize(objective), self._cons())
 
     def _prox_cvxpy(
         self, means: Mapping[str, np.ndarray], counts: Mapping[str, int], rho: float, z_prev: np.ndarray

@@ -36,8 +36,16 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from catopt_dsl.ir.model import IRObject
+from catopt_dsl.solver.certificate import CertificateAnswer, CertificateQuery
 from catopt_dsl.solver.cvx import stacked_views, to_cvxpy
-from catopt_dsl.solver.quadratic import NotEligible, Quadratic, quadratic_form, split_constraints
+from catopt_dsl.solver.quadratic import (
+    NotEligible,
+    Quadratic,
+    affine_constraints,
+    quadratic_form,
+    recession_slope,
+    split_constraints,
+)
 
 __all__ = ["Contribution", "LocalWorker", "FastBatch", "FAST_MAX_SIZE"]
 
@@ -58,7 +66,10 @@ class Contribution:
     # normalisation: a scale that does not shrink with rho (the scaled duals do), so a tiny initial
     # rho is recognised as tiny in the first iterations instead of after dozens.
     grad_scale: float = 0.0
-
+    #: the stacked x itself (the coordinator watches its successive differences for unboundedness)
+    x: np.ndarray | None = None
+    #: the answer to the certificate query of the previous broadcast, if there was one
+    answer: CertificateAnswer | None = None
 
 def _solve(problem: cp.Problem, warm: bool = True) -> str:
     try:
@@ -120,6 +131,8 @@ class LocalWorker:
         self._cvx: tuple[cp.Variable, cp.Expression, list[cp.Constraint]] | None = None
         self._prox: cp.Problem | None = None
         self._support: cp.Problem | None = None
+        self._affine: tuple[np.ndarray, np.ndarray] | None = None
+        self._lineality: np.ndarray | bool | None = None
         self._solved_once = False
 
     def _model(self) -> tuple[cp.Variable, cp.Expression, list[cp.Constraint]]:
@@ -255,14 +268,60 @@ class LocalWorker:
         val = self._f.value
         return float("nan") if val is None else float(val)
 
-    def contribution(self) -> Contribution:
+    def contribution(self, answer: CertificateAnswer | None = None) -> Contribution:
         a = self.M @ self.x + self.e
         objective = self.objective_value() if self.status == "ok" else float("nan")
         grad = 0.0
         q = self._scale_quad
         if q is not None and self.status == "ok":
             grad = max(float(np.abs(q.P @ self.x).max(initial=0.0)), float(np.abs(q.q).max(initial=0.0)))
-        return Contribution(self.name, a, objective, self.status, self.message, grad)
+        return Contribution(self.name, a, objective, self.status, self.message, grad, self.x.copy(), answer)
+
+    def lineality(self) -> np.ndarray | None:
+        """A basis of the directions along which the object's feasible set extends both ways:
+        all of R^n without constraints, the null space of the constraint rows when they are affine,
+        None when unknown (non-affine constraints, or an objective with a restricted domain)."""
+        if self._lineality is None:
+            basis: np.ndarray | bool = False
+            try:
+                # a quadratic objective is finite everywhere; otherwise ask CVXPY for its domain
+                if self._scale_quad is not None or not list(self._f.domain):
+                    A_eq, _, A_in, _ = affine_constraints(self.obj.constraints, self.obj.vars, self.params)
+                    K = np.vstack([A_eq, A_in])
+                    K = K[np.abs(K).max(axis=1, initial=0.0) > 0.0] if K.shape[0] else K
+                    if K.shape[0] == 0:
+                        basis = np.eye(self.n)
+                    else:
+                        _, sv, vt = np.linalg.svd(K, full_matrices=True)
+                        rank = int(np.sum(sv > 1e-12 * max(float(sv.max(initial=0.0)), 1e-300)))
+                        basis = vt[rank:].T.copy()
+            except (NotEligible, KeyError, ValueError):
+                basis = False
+            self._lineality = basis
+        return None if self._lineality is False else self._lineality  # type: ignore[return-value]
+
+    def answer(self, query: CertificateQuery | None) -> CertificateAnswer | None:
+        """Verify this object's part of a candidate certificate (``certificate.py``)."""
+        if query is None:
+            return None
+        support = None if query.lam is None else self.support(query.lam)
+        slope = None if query.direction is None else self.recession(query.direction)
+        basis = self.lineality() if query.want_lineality else None
+        return CertificateAnswer(query.qid, support, slope, basis)
+
+    def recession(self, d: np.ndarray) -> float | None:
+        """The objective's slope along d when d is a recession direction of this object (its
+        objective quadratic, its constraints affine); None when it is not one or cannot be shown."""
+        if self._scale_quad is None:
+            return None
+        if self._affine is None:
+            try:
+                A_eq, _, A_in, _ = affine_constraints(self.obj.constraints, self.obj.vars, self.params)
+            except (NotEligible, KeyError, ValueError):
+                return None
+            self._affine = (A_eq, A_in)
+        P = 0.5 * (self._scale_quad.P + self._scale_quad.P.T)
+        return recession_slope(P, self._scale_quad.q, self._affine[0], self._affine[1], d)
 
     def support(self, c: np.ndarray) -> float:
         """``min c'(M x + e)`` over the object's constraint set (``-inf`` when unbounded).
@@ -272,9 +331,21 @@ class LocalWorker:
         c = np.asarray(c, dtype=np.float64)
         if self._support is None:
             self._cvec = cp.Parameter(self.n, name="support_dir")
-            self._support = cp.Problem(cp.Minimize(self._cvec @ self._xv), self._cons)
-        self._cvec.value = self.M.T @ c
-        if not self._cons and np.abs(self._cvec.value).max(initial=0.0) > 0.0:
+            # f's domain counts: `minimize -log(x)` keeps x > 0 even without a constraint saying so
+            self._support = cp.Problem(cp.Minimize(self._cvec @ self._xv), self._cons + list(self._f.domain))
+        cvec = self.M.T @ c
+        basis = self.lineality()
+        if basis is not None and basis.size:
+            # Along the lineality space the support is -inf unless cvec is orthogonal to it; the
+            # coordinator projected lambda so that it is, up to rounding, which is dropped here.
+            along = basis.T @ cvec
+            # (queries carry lambda scaled to unit max-norm over the whole plan: 1e-9 is rounding)
+            if float(np.abs(along).max(initial=0.0)) <= 1e-9:
+                cvec = cvec - basis @ along
+        if float(np.abs(cvec).max(initial=0.0)) == 0.0:
+            return float(c @ self.e) if self.status == "ok" or not self.obj.constraints else float("nan")
+        self._cvec.value = cvec
+        if not self._support.constraints:
             return float("-inf")
         status = _solve(self._support, warm=False)
         if status in ("unbounded", "unbounded_inaccurate"):

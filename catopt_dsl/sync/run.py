@@ -18,6 +18,11 @@ Application payloads (names inside the frames, see ``docs/protocol.md`` "Runtime
 * Delta: ``x:<object>`` the stacked local x; residual terms ``f:<object>`` (f_i(x_i)),
   ``g:<object>`` (the objective's scale for rho adaptation, ``Contribution.grad_scale``) and
   ``status:<object>`` (0 ok, 1 infeasible, 2 unbounded, 3 failed).
+* Certificates (``catopt_dsl.solver.certificate``): a Broadcast may carry a query for an object,
+  ``qid:<object>`` (one float, the query id) with ``lam:<object>`` (its rows of a candidate Farkas
+  vector) and/or ``dir:<object>`` (its part of a candidate recession direction); the node answers
+  in its next Delta with residual terms ``qid:<object>``, ``sup:<object>`` (its support value) and
+  ``slope:<object>`` (its recession slope; NaN when it cannot certify one).
 
 The coordinator owns the row system (M_i, e_i), so nodes send x and the coordinator forms
 ``a_i = M_i x_i + e_i``; it never sees local objectives or constraints. The x-update is a pure
@@ -40,9 +45,8 @@ round uses every member's answer to that round's broadcast: the iterates are tho
 ``solver.solve`` whatever the transport drops, duplicates or reorders. With ``quorum < 1`` or
 ``max_staleness > 0`` a round uses each member's newest contribution (asynchronous ADMM).
 
-Not done here (see the module docs): the coupling-infeasibility certificate of ``solver.solve``
-needs the workers' support values, which the protocol does not carry, so an infeasible coupling
-ends as ``max_iterations`` in a distributed run (a local infeasibility is still reported).
+Certificates of infeasibility and unboundedness travel as payload entries (above), so a
+distributed run reaches the same status as ``solver.solve`` at the same iteration.
 """
 
 from __future__ import annotations
@@ -55,11 +59,11 @@ from typing import Protocol
 import numpy as np
 
 from catopt_dsl.ir.model import IRObject, IRPlan
+from catopt_dsl.solver.certificate import CertificateAnswer, CertificateQuery
 from catopt_dsl.solver.coordinator import Coordinator
 from catopt_dsl.solver.glue import glue_solution
 from catopt_dsl.solver.layout import build_layout
 from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState
-from catopt_dsl.solver.shared import ProxFailure
 from catopt_dsl.solver.worker import Contribution, FastBatch, LocalWorker
 from catopt_dsl.sync.frame import ZERO_HASH, spec_hash_bytes
 from catopt_dsl.sync.protocol import (
@@ -256,8 +260,66 @@ class SolverNode:
             residuals[f"f:{w.name}"] = c.objective if ok else float("nan")
             residuals[f"g:{w.name}"] = c.grad_scale
             residuals[f"status:{w.name}"] = float(STATUS_CODES.get(w.status, 3))
+            answer = w.answer(query_from_entries(view.z, w.name))
+            if answer is not None:
+                residuals.update(answer_to_residuals(w.name, answer))
+                if answer.lineality is not None:
+                    arrays[f"lin:{w.name}"] = np.asarray(answer.lineality, dtype=np.float64).reshape(-1)
         self.steps += 1
         return NodeOutput(arrays, residuals)
+
+
+def query_to_entries(name: str, query: CertificateQuery) -> dict[str, np.ndarray]:
+    """A certificate query as Broadcast entries (see the module docstring)."""
+    # qid entry: [query id] or [query id, 1] when the lineality space is wanted
+    out = {f"qid:{name}": np.array([float(query.qid), 1.0] if query.want_lineality else [float(query.qid)])}
+    if query.lam is not None:
+        out[f"lam:{name}"] = np.asarray(query.lam, dtype=np.float64)
+    if query.direction is not None:
+        out[f"dir:{name}"] = np.asarray(query.direction, dtype=np.float64)
+    return out
+
+
+def query_from_entries(entries: Mapping[str, np.ndarray], name: str) -> CertificateQuery | None:
+    qid = entries.get(f"qid:{name}")
+    if qid is None or np.asarray(qid).size not in (1, 2):
+        return None
+    flat = np.asarray(qid, dtype=np.float64).reshape(-1)
+    lam = entries.get(f"lam:{name}")
+    d = entries.get(f"dir:{name}")
+    return CertificateQuery(
+        int(flat[0]),
+        lam=None if lam is None else np.array(lam, dtype=np.float64).reshape(-1),
+        direction=None if d is None else np.array(d, dtype=np.float64).reshape(-1),
+        want_lineality=flat.size == 2,
+    )
+
+
+def answer_to_residuals(name: str, answer: CertificateAnswer) -> dict[str, float]:
+    nan = float("nan")
+    return {
+        f"qid:{name}": float(answer.qid),
+        f"sup:{name}": nan if answer.support is None else float(answer.support),
+        f"slope:{name}": nan if answer.slope is None else float(answer.slope),
+    }
+
+
+def answer_from_residuals(
+    residuals: Mapping[str, float], arrays: Mapping[str, np.ndarray], name: str, n: int
+) -> CertificateAnswer | None:
+    qid = residuals.get(f"qid:{name}")
+    if qid is None or not np.isfinite(qid):
+        return None
+    sup = residuals.get(f"sup:{name}", float("nan"))
+    slope = residuals.get(f"slope:{name}", float("nan"))
+    lin = arrays.get(f"lin:{name}")
+    basis = None
+    if lin is not None and n > 0 and np.asarray(lin).size % n == 0:
+        basis = np.array(lin, dtype=np.float64).reshape(n, -1)
+    # NaN means "no answer"; -inf is a real support value (the object's set is unbounded that way)
+    return CertificateAnswer(
+        int(qid), None if np.isnan(sup) else float(sup), None if np.isnan(slope) else float(slope), basis
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,6 +361,7 @@ class SolverCoordinator:
         self.x: dict[str, np.ndarray] = {}
         self.f: dict[str, float] = {}
         self.g: dict[str, float] = {}
+        self.answers: dict[str, CertificateAnswer | None] = {}
         self.history: list[dict[str, float]] = []
         #: (iteration, objects) each time the solver's coordinator was rebuilt for a new member set
         self.rebuilds: list[tuple[int, tuple[str, ...]]] = []
@@ -393,6 +456,9 @@ class SolverCoordinator:
         for member, names in sorted(self.assignment.items()):
             if names and all(n in active for n in names):
                 z[f"d:{member}"] = self._node_centres(member)
+        if coord.last is not None:
+            for name, query in sorted(coord.last.queries.items()):
+                z.update(query_to_entries(name, query))
         return BroadcastState(z, coord.rho)
 
     def initial(self) -> BroadcastState:
@@ -406,20 +472,23 @@ class SolverCoordinator:
             return self._broadcast()
         ready = [m for m in inp.members if m in inp.latest]
         present = {name for m in ready for name in self.assignment.get(m, ())}
+        statuses: dict[str, tuple[int, int]] = {}
         for m in ready:
             c = inp.latest[m]
             for name in self.assignment.get(m, ()):
                 code = int(c.residuals.get(f"status:{name}", 3.0))
                 x = c.arrays.get(f"x:{name}")
                 n = self._rows[name].obj.n
-                if code != 0 or x is None or np.asarray(x).size != n:
+                if code == 0 and (x is None or np.asarray(x).size != n):
                     # code 0 with a missing or mis-sized x: a broken node, not a solver verdict
-                    status = "local_solver_failed" if code == 0 else _CODE_STATUS.get(code, "local_solver_failed")
-                    self._finish(status, f"object `{name}` (node {m}): local solve reported `{status}`", None)
+                    self._finish("local_solver_failed", f"object `{name}` (node {m}): sent no usable x", None)
                     return self._broadcast()
-                self.x[name] = np.array(x, dtype=np.float64).reshape(-1)
+                statuses[name] = (code, m)
+                if x is not None and np.asarray(x).size == n:
+                    self.x[name] = np.array(x, dtype=np.float64).reshape(-1)
                 self.f[name] = float(c.residuals.get(f"f:{name}", float("nan")))
                 self.g[name] = float(c.residuals.get(f"g:{name}", 0.0))
+                self.answers[name] = answer_from_residuals(c.residuals, c.arrays, name, n)
         objects = tuple(o.name for o in self.plan.objects if o.name in present)
         self._ensure(objects)
         if not objects:
@@ -427,13 +496,22 @@ class SolverCoordinator:
         contributions: dict[str, Contribution] = {}
         for o in self.coordinator.layout.objects:
             name = o.obj.name
+            code, member = statuses.get(name, (0, 0))
+            status = {0: "ok", 1: "infeasible", 2: "unbounded"}.get(code, "failed")
+            x = self.x.get(name, np.zeros(o.obj.n))
             contributions[name] = Contribution(
-                name, o.M @ self.x[name] + o.e, self.f[name], grad_scale=self.g.get(name, 0.0)
+                name,
+                o.M @ x + o.e,
+                self.f[name],
+                status=status,
+                message="" if code == 0 else f"object `{name}` (node {member}): local solve reported `{_CODE_STATUS.get(code, 'local_solver_failed')}`",
+                grad_scale=self.g.get(name, 0.0),
+                x=x,
+                answer=self.answers.get(name),
             )
-        try:
-            bc = self.coordinator.update(contributions)
-        except ProxFailure as exc:
-            self._finish(exc.status, exc.message, None)
+        bc = self.coordinator.update(contributions)
+        if bc.status is not None:
+            self._finish(bc.status, bc.message, None)
             return self._broadcast()
         row = {
             "iteration": float(self.coordinator.iteration),
@@ -448,7 +526,7 @@ class SolverCoordinator:
         if bc.converged:
             self._finish("optimal", "", bc.objective)
         elif self.coordinator.iteration >= self.opts.max_iter:
-            self._finish("max_iterations", f"no convergence within {self.opts.max_iter} iterations", bc.objective)
+            self._finish("max_iterations", self.coordinator.no_convergence_message(self.opts.max_iter), bc.objective)
         return self._broadcast()
 
     def stalled(self, message: str) -> None:
