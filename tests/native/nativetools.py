@@ -155,6 +155,8 @@ def rust_extra_test(plan: IRPlan, reference: bool) -> str:
     for u in rust_backend.native_units(plan):
         ty = namer.type_name(u.name)
         for m in u.members:
+            if not m.params:
+                continue  # nothing to check, and an unused handle would be a warning
             getter = (
                 f"{crate}::problems::{ty}::member({m.index}).unwrap()"
                 if u.family
@@ -187,6 +189,38 @@ def rust_extra_test(plan: IRPlan, reference: bool) -> str:
             "    let r = c.solve(&mut solvers);",
             '    println!("CATOPT REF {} {:016x} {}", r.status.as_str(), r.objective.unwrap_or(f64::NAN).to_bits(), r.iterations);',
             "}",
+            # A local solver that turns bad on its third call: NaN, then +Inf, in the last object.
+            "struct Poisoned { inner: Box<dyn rt::LocalSolver>, calls: usize, value: f64 }",
+            "impl rt::LocalSolver for Poisoned {",
+            "    fn prox(&mut self, centre: &[f64], rho: f64) -> Result<Vec<f64>, rt::StepFailure> {",
+            "        self.calls += 1;",
+            "        let mut x = self.inner.prox(centre, rho)?;",
+            "        if self.calls >= 3 { x[0] = self.value; }",
+            "        Ok(x)",
+            "    }",
+            "    fn objective(&self, x: &[f64]) -> f64 { self.inner.objective(x) }",
+            "}",
+            "#[test]",
+            "fn non_finite_local_solutions_fail_the_solve() {",
+            "    for value in [f64::NAN, f64::INFINITY] {",
+            f"        let plan = {crate}::plans::plan();",
+            "        let mut solvers: Vec<Box<dyn rt::LocalSolver>> = Vec::new();",
+        ]
+        last = len(quads) - 1
+        for i, quad in enumerate(quads):
+            make = (
+                f"Box::new(rt::QuadraticSolver::new(&plan.objects[{i}], {_rust_f64s(quad.P)}, "
+                f"{_rust_f64s(quad.q)}, f64::from_bits(0x{f64_hex(quad.r)})))"
+            )
+            if i == last:
+                make = f"Box::new(Poisoned {{ inner: {make}, calls: 0, value }})"
+            lines.append(f"        solvers.push({make});")
+        lines += [
+            "        let mut c = rt::Coordinator::new(plan.clone(), rt::Options::default());",
+            "        let r = c.solve(&mut solvers);",
+            '        println!("CATOPT NONFINITE {} {} {}", r.status.as_str(), r.iterations, r.message);',
+            "    }",
+            "}",
         ]
     return "\n".join(lines) + "\n"
 
@@ -209,6 +243,8 @@ def cpp_extra_program(plan: IRPlan, reference: bool) -> str:
     for u in rust_backend.native_units(plan):
         ty = namer.type_name(u.name)
         for m in u.members:
+            if not m.params:
+                continue  # nothing to check, and an unused handle would be a warning
             getter = f"*::{ns}::problems::{ty}::member({m.index})" if u.family else f"::{ns}::problems::{ty}::load()"
             lines.append("    {")
             lines.append(f"        const auto h = {getter};")
@@ -235,8 +271,34 @@ def cpp_extra_program(plan: IRPlan, reference: bool) -> str:
             "    const rt::SolveResult r = c.solve(solvers);",
             '    std::printf("CATOPT REF %s %016llx %zu\\n", rt::status_name(r.status), '
             "static_cast<unsigned long long>(rt::f64_to_bits(r.has_objective ? r.objective : 0.0)), r.iterations);",
+            "    for (double value : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {",
+            "        auto poisoned = solvers;",
+            "        poisoned.back() = std::make_shared<Poisoned>(solvers.back(), value);",
+            "        rt::Coordinator pc(plan, rt::Options{});",
+            "        const rt::SolveResult pr = pc.solve(poisoned);",
+            '        std::printf("CATOPT NONFINITE %s %zu %s\\n", rt::status_name(pr.status), pr.iterations, pr.message.c_str());',
+            "    }",
         ]
     lines += ["    return 0;", "}"]
+    if reference:
+        # A local solver that turns bad on its third call (NaN, then +Inf) in the last object.
+        poisoned = [
+            "#include <limits>",
+            "struct Poisoned : public rt::LocalSolver {",
+            "    Poisoned(std::shared_ptr<rt::LocalSolver> inner, double value) : inner_(std::move(inner)), value_(value) {}",
+            "    std::vector<double> prox(const std::vector<double>& centre, double rho) override {",
+            "        auto x = inner_->prox(centre, rho);",
+            "        if (++calls_ >= 3) x[0] = value_;",
+            "        return x;",
+            "    }",
+            "    double objective(const std::vector<double>& x) const override { return inner_->objective(x); }",
+            "    std::shared_ptr<rt::LocalSolver> inner_;",
+            "    double value_;",
+            "    int calls_ = 0;",
+            "};",
+        ]
+        at = lines.index("int main() {")
+        lines[at:at] = poisoned
     return "\n".join(lines) + "\n"
 
 
@@ -314,6 +376,15 @@ def parse_params(output: str) -> dict[tuple[str, str], int]:
     return out
 
 
+def parse_nonfinite(output: str) -> list[tuple[str, int, str]]:
+    """``(status, iterations, message)`` of each poisoned run (NaN, then Inf)."""
+    out = []
+    for rest in _tagged(output, "NONFINITE"):
+        status, iters, message = rest.split(" ", 2)
+        out.append((status, int(iters), message))
+    return out
+
+
 def parse_ref(output: str) -> RunResult:
     rows = parse_lines(output, "REF")
     assert len(rows) == 1, output[-3000:]
@@ -330,8 +401,15 @@ def parse_ref(output: str) -> RunResult:
 NATIVE_SPECS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "examples").glob("*.cat")) + [
     "tests/cases/keywords/keywords.cat"
 ]
-#: examples compared with the Python reference (consensus, sharing, both)
-REFERENCE_SPECS = ["examples/consensus_lasso.cat", "examples/gpu_fleet.cat", "examples/mixed_plan.cat"]
+#: plans compared with the Python reference (consensus, sharing, both, and several couplings per
+#: Limit and per Limit family member)
+REFERENCE_SPECS = [
+    "examples/consensus_lasso.cat",
+    "examples/gpu_fleet.cat",
+    "examples/mixed_plan.cat",
+    "tests/plans/cases/two_couplings_both_active.cat",
+    "tests/plans/cases/limit_family_two_constraints.cat",
+]
 
 
 class NativeBuilds:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from nativetools import REFERENCE_SPECS, NativeBuilds, parse_ref, python_reference
+from nativetools import REFERENCE_SPECS, NativeBuilds, parse_nonfinite, parse_ref, python_reference
 
 
 @pytest.fixture(scope="module")
@@ -29,3 +29,19 @@ def test_native_coordinator_matches_python(
     assert got.iterations == ref.iterations
     assert ref.objective is not None and got.objective is not None
     assert math.isclose(got.objective, ref.objective, rel_tol=1e-6, abs_tol=1e-9), (got.objective, ref.objective)
+
+
+@pytest.mark.parametrize("lang", ["rust", "cpp"])
+def test_native_coordinator_fails_on_non_finite_local_solutions(
+    lang: str, native_builds: NativeBuilds, need_rust: None, need_cpp: None
+) -> None:
+    """A local solver that returns NaN (then +Inf) at its third call ends the solve at iteration 3
+    with ``local_solver_failed`` naming the object, never ``optimal`` with a NaN objective."""
+    spec = "examples/gpu_fleet.cat"
+    last = native_builds.plan(spec).objects[-1].name
+    runs = parse_nonfinite(native_builds.output(spec, lang))
+    assert len(runs) == 2, runs
+    for status, iterations, message in runs:
+        assert status == "local_solver_failed"
+        assert iterations == 3
+        assert f"`{last}`" in message and "non-finite" in message

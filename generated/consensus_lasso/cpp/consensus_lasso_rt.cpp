@@ -752,6 +752,15 @@ void Coordinator::z_update(std::size_t s, const std::vector<double>& v, double r
 
 Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const std::vector<double>& objectives) {
     ++iteration;
+    // A non-finite value must never reach z or u: it ends the solve naming the object.
+    for (std::size_t i = 0; i < plan.objects.size(); ++i) {
+        const bool bad_x = std::any_of(xs[i].begin(), xs[i].end(), [](double x) { return !std::isfinite(x); });
+        if (bad_x || !std::isfinite(objectives[i])) {
+            throw StepError(Status::LocalSolverFailed, "object `" + plan.objects[i].name +
+                                                           "`: the local solver returned a non-finite value in " +
+                                                           (bad_x ? "x" : "its objective value") + " (NaN or Inf)");
+        }
+    }
     const std::size_t nrows = total_rows_;
     std::vector<double> a(nrows, 0.0);
     double f_sum = 0.0;
@@ -802,11 +811,20 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
     const double dual_scale = max_abs(mu);
     const double eps_prim = opts.eps_abs + opts.eps_rel * prim_scale;
     const double eps_dual = opts.eps_abs + opts.eps_rel * dual_scale;
-    const bool converged = r_prim <= eps_prim && r_dual <= eps_dual;
     double g_total = 0.0;
     for (std::size_t s = 0; s < plan.shared.size(); ++s) g_total += g_value(s);
     Iterate it;
     it.objective = f_sum + g_total;
+    // First-order objective error on the coupling rows, |y'(a - t)| with y = rho u (as the reference).
+    double gap_est = 0.0;
+    for (std::size_t c = 0; c < plan.couplings.size(); ++c) {
+        const std::size_t m = plan.couplings[c].rhs.size();
+        for (std::size_t start : term_index_[c]) {
+            for (std::size_t k = start; k < start + m; ++k) gap_est += rho_now * u[k] * (a[k] - t[k]);
+        }
+    }
+    const double eps_gap = std::isfinite(it.objective) ? 0.1 * (opts.eps_abs + opts.eps_rel * std::fabs(it.objective)) : 0.0;
+    const bool converged = r_prim <= eps_prim && r_dual <= eps_dual && std::fabs(gap_est) <= eps_gap;
     const std::size_t interval = opts.adaptive_rho_interval;
     // Checkpoints 1, 2, 4, 8, ... below the interval, then every interval (as the Python reference).
     const bool checkpoint = interval > 0 &&

@@ -1170,6 +1170,17 @@ impl Coordinator {
     /// One iteration from every object's new x and local objective (plan order).
     pub fn update(&mut self, xs: &[Vec<f64>], objectives: &[f64]) -> Result<Iterate, StepFailure> {
         self.iteration += 1;
+        // A non-finite value must never reach z or u: it ends the solve naming the object.
+        for (i, o) in self.plan.objects.iter().enumerate() {
+            let bad_x = xs[i].iter().any(|x| !x.is_finite());
+            if bad_x || !objectives[i].is_finite() {
+                let what = if bad_x { "x" } else { "its objective value" };
+                return Err(StepFailure {
+                    status: Status::LocalSolverFailed,
+                    message: format!("object `{}`: the local solver returned a non-finite value in {} (NaN or Inf)", o.name, what),
+                });
+            }
+        }
         let nrows = self.total_rows;
         let mut a = vec![0.0; nrows];
         let mut f_sum = 0.0;
@@ -1232,12 +1243,23 @@ impl Coordinator {
         let dual_scale = max_abs(&self.mt(&self.u).iter().map(|x| rho * x).collect::<Vec<f64>>());
         let eps_prim = self.opts.eps_abs + self.opts.eps_rel * prim_scale;
         let eps_dual = self.opts.eps_abs + self.opts.eps_rel * dual_scale;
-        let converged = r_prim <= eps_prim && r_dual <= eps_dual;
         let mut g_total = 0.0;
         for s in 0..self.plan.shared.len() {
             g_total += self.g_value(s);
         }
         let objective = f_sum + g_total;
+        // First-order objective error on the coupling rows, |y'(a - t)| with y = rho u (as the reference).
+        let mut gap_est = 0.0;
+        for (c, starts) in self.term_index.iter().enumerate() {
+            let m = self.plan.couplings[c].rhs.len();
+            for &start in starts {
+                for k in start..start + m {
+                    gap_est += rho * self.u[k] * (a[k] - self.t[k]);
+                }
+            }
+        }
+        let eps_gap = if objective.is_finite() { 0.1 * (self.opts.eps_abs + self.opts.eps_rel * objective.abs()) } else { 0.0 };
+        let converged = r_prim <= eps_prim && r_dual <= eps_dual && gap_est.abs() <= eps_gap;
         let mut rho_changed = false;
         let interval = self.opts.adaptive_rho_interval;
         // Checkpoints 1, 2, 4, 8, ... below the interval, then every interval (as the Python reference).
