@@ -160,6 +160,8 @@ def solve(
             plot_history(result, plot)
         except (RuntimeError, ValueError, OSError) as exc:  # matplotlib missing, no history, unwritable path
             click.echo(f"catoptc: cannot write the plot: {exc}", err=True)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         click.echo(json.dumps(result.to_json(), sort_keys=True))
     else:
@@ -186,7 +188,8 @@ def _print_human(result: Any) -> None:
     if result.message:
         click.echo(f"message:     {result.message}")
     if result.objective is not None:
-        click.echo(f"objective:   {result.objective:.8g}")
+        # One convention everywhere (README, docs/language.md): a `maximize` objective counts negated.
+        click.echo(f"objective:   {result.objective:.8g} (minimisation form)")
     if result.iterations is not None:
         click.echo(f"iterations:  {result.iterations}")
     if result.primal_residual is not None:

@@ -33,7 +33,7 @@ from catopt_dsl.solver.glue import glue_solution
 from catopt_dsl.ir.model import IRPlan
 from catopt_dsl.solver.coordinator import Broadcast, Coordinator
 from catopt_dsl.solver.layout import Layout, build_layout
-from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState
+from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState, inaccurate_warnings
 from catopt_dsl.solver.worker import Contribution, FastBatch, LocalWorker
 
 __all__ = ["solve", "build_workers"]
@@ -118,6 +118,11 @@ def solve(
             message=message,
             history=history,
             state=coordinator.state({w.name: w.x for w in workers}),
+            warnings=inaccurate_warnings(
+                status,
+                {**{w.name: w.inaccurate for w in workers}, **{n: p.inaccurate for n, p in coordinator.proxes.items()}},
+                iterations,
+            ),
         )
 
     for k in range(1, opts.max_iter + 1):

@@ -15,7 +15,7 @@ import cvxpy as cp
 import numpy as np
 
 from catopt_dsl.ir.model import IRConstraint, IRPlan, IRVar
-from catopt_dsl.solver.cvx import stacked_views, to_cvxpy
+from catopt_dsl.solver.cvx import solve_problem, stacked_views, to_cvxpy
 from catopt_dsl.solver.result import SolveResult
 
 __all__ = ["solve_centralized"]
@@ -93,15 +93,19 @@ def solve_centralized(plan: IRPlan) -> SolveResult:
     )
     problem = cp.Problem(cp.Minimize(objective), cons)
     message = ""
-    try:
-        problem.solve()
-        raw = str(problem.status)
-    except cp.SolverError as exc:
-        raw, message = "solver_error", f"centralised solve failed: {exc}"
+    notes: list[str] = []
+    # Clarabel, as the local solves: accurate, and it prints nothing (OSQP's C code writes its
+    # validation errors straight to the terminal, which would corrupt `--json` output).
+    raw, inaccurate = solve_problem(problem, warm=False)
+    if raw.startswith("solver_error"):
+        message = f"centralised solve failed: {raw}"
+    if inaccurate:
+        notes.append(
+            f"the centralised solve is inaccurate (CVXPY status `{raw}`): its solver stopped at a looser "
+            "tolerance; rescale the plan's data (values near 1 solve best) before trusting the reference"
+        )
     if raw in ("optimal", "optimal_inaccurate"):
         status = "optimal"
-        if raw == "optimal_inaccurate":
-            message = "CVXPY reported optimal_inaccurate"
     elif raw in ("infeasible", "infeasible_inaccurate"):
         status = "infeasible"
     elif raw in ("unbounded", "unbounded_inaccurate"):
@@ -137,4 +141,5 @@ def solve_centralized(plan: IRPlan) -> SolveResult:
         objects=objects,
         shared=shared,
         message=message,
+        warnings=notes,
     )

@@ -207,21 +207,33 @@ class Coordinator:
 
     # -- one iteration ------------------------------------------------------------------------------
     def _refuse(self, contributions: Mapping[str, Contribution]) -> tuple[str, str] | None:
-        """A local verdict, or a non-finite value, ends the solve: never let it into z or u."""
+        """A local verdict, or a non-finite value, ends the solve: never let it into z or u.
+
+        An infeasible object makes the plan infeasible whatever else happens, so that verdict
+        comes first; a local unboundedness is only a verdict for a feasible plan (see
+        ``LocalWorker.step``).
+        """
+        for kind in ("infeasible", "failed", "unbounded"):
+            for o in self.layout.objects:
+                c = contributions[o.obj.name]
+                if c.status == kind or (kind == "failed" and c.status not in ("ok", "infeasible", "unbounded")):
+                    status = {"infeasible": "infeasible", "unbounded": "unbounded"}.get(c.status, "local_solver_failed")
+                    return status, c.message or f"object `{c.object}`: local solve reported `{c.status}`"
         for o in self.layout.objects:
             c = contributions[o.obj.name]
-            if c.status != "ok":
-                status = {"infeasible": "infeasible", "unbounded": "unbounded"}.get(c.status, "local_solver_failed")
-                return status, c.message or f"object `{c.object}`: local solve reported `{c.status}`"
             bad = [
                 what
-                for what, value in (("x", c.x), ("its rows M x + e", c.a), ("its objective value", c.objective))
+                for what, value in (
+                    ("a non-finite value in x", c.x),
+                    ("a non-finite value in its rows M x + e", c.a),
+                    ("a non-finite objective value", c.objective),
+                )
                 if value is not None and not np.all(np.isfinite(value))
             ]
             if bad:
                 return "local_solver_failed", (
-                    f"object `{c.object}`: the local solver returned a non-finite value in {bad[0]} "
-                    "(NaN or Inf); the solve stopped before it could reach the shared variables"
+                    f"object `{c.object}`: the local solver returned {bad[0]} (NaN or Inf); the solve "
+                    "stopped before it reached the shared variables (check the object's data for overflow)"
                 )
         return None
 
@@ -310,6 +322,7 @@ class Coordinator:
         gap_est = abs(float((rho * self.u[cr]) @ r_prim_vec[cr])) if cr.size else 0.0
         eps_gap = 0.1 * (opts.eps_abs + opts.eps_rel * abs(objective)) if np.isfinite(objective) else 0.0
         converged = r_prim <= eps_prim and r_dual <= eps_dual and gap_est <= eps_gap
+        unbounded = [c.unbounded for c in contributions.values() if c.unbounded]
         rho_changed = False
         if (
             opts.adaptive_rho
@@ -326,7 +339,16 @@ class Coordinator:
         status: str | None = None
         message = ""
         queries: dict[str, CertificateQuery] = {}
-        if not converged:
+        if converged and unbounded:
+            # Converged with the unbounded objects' objectives set aside: the plan is feasible,
+            # and each of those objects falls without end along a direction its links ignore.
+            status, converged = "unbounded", False
+            message = (
+                "the plan is unbounded below: "
+                + "; ".join(sorted(unbounded))
+                + "; the rest of the plan is feasible (ADMM converged with those objectives set aside)"
+            )
+        if not converged and status is None:
             # delta y / rho converges to the gap between the constraint sets (zero iff feasible):
             # unboundedness is claimed only when the plan is feasible to the tolerance `optimal` uses
             gap = float(np.abs(dy).max(initial=0.0)) / rho

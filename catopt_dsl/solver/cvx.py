@@ -22,6 +22,7 @@ Conventions (they match the language reference and ``catopt_dsl.ir.evaluate``):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,7 +43,7 @@ from catopt_dsl.ir.model import (
     IRVarRef,
 )
 
-__all__ = ["to_cvxpy", "stacked_views", "SUPPORTED_ATOMS"]
+__all__ = ["to_cvxpy", "stacked_views", "solve_problem", "SUPPORTED_ATOMS"]
 
 CvxLike = Any  # cp.Expression | np.ndarray
 
@@ -269,3 +270,27 @@ def to_cvxpy(expr: IRExpr, vars: Mapping[str, CvxLike], params: Mapping[str, Any
             out = _reshape(out, tuple(expr.shape))
         return out
     raise ValueError(f"unknown IR node {type(expr).__name__}")
+
+
+def solve_problem(problem: cp.Problem, warm: bool = True) -> tuple[str, int]:
+    """Solve with Clarabel (an accurate interior point method) when installed; return the CVXPY
+    status and how many "inaccurate" warnings the solve raised.
+
+    CVXPY warns ``Solution may be inaccurate`` on stderr; here the warning is counted instead, so
+    the caller can name the object in one catoptc warning (or drop it when the final result is
+    verified by its residuals) rather than leak CVXPY's text into the user's terminal.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if "CLARABEL" in cp.installed_solvers():
+                problem.solve(solver=cp.CLARABEL, warm_start=warm)
+            else:  # pragma: no cover - depends on the environment
+                problem.solve(warm_start=warm)
+            status = str(problem.status)
+        except cp.SolverError as exc:
+            status = f"solver_error ({exc})"
+    inaccurate = sum(1 for w in caught if "inaccurate" in str(w.message).lower())
+    if status.endswith("_inaccurate"):
+        inaccurate = max(inaccurate, 1)
+    return status, inaccurate

@@ -91,7 +91,9 @@ class Quadratic:
         return Quadratic(k * self.P, k * self.q, k * self.r)
 
     def value(self, x: np.ndarray) -> float:
-        return float(0.5 * x @ (self.P @ x) + self.q @ x + self.r)
+        # overflow gives inf (the coordinator names the object); numpy need not warn about it too
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(0.5 * x @ (self.P @ x) + self.q @ x + self.r)
 
 
 def _const_of(expr: IRExpr, vars: tuple[IRVar, ...], params: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -287,7 +289,8 @@ def quadratic_form(expr: IRExpr, vars: tuple[IRVar, ...], params: Mapping[str, n
 
 def _sum_squares(a: Affine) -> Quadratic:
     A, c = a.flat()
-    return Quadratic(2.0 * A.T @ A, 2.0 * A.T @ c, float(c @ c))
+    with np.errstate(over="ignore", invalid="ignore"):  # huge data: inf, reported downstream
+        return Quadratic(2.0 * A.T @ A, 2.0 * A.T @ c, float(c @ c))
 
 
 def linear_equalities(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["SolveOptions", "SolveResult", "SolverState", "STATUSES"]
+__all__ = ["SolveOptions", "SolveResult", "SolverState", "STATUSES", "inaccurate_warnings"]
 
 #: Every status a solve can end with.
 STATUSES: tuple[str, ...] = (
@@ -56,6 +57,25 @@ class SolverState:
     targets: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def inaccurate_warnings(status: str, counts: Mapping[str, int], iterations: int | None) -> list[str]:
+    """One warning per object (or shared block) whose CVXPY solves were flagged inaccurate.
+
+    Dropped when the run ended ``optimal``: its residuals verified the final point, whatever an
+    intermediate local solve's accuracy was.
+    """
+    if status == "optimal":
+        return []
+    out = []
+    for name, count in sorted(counts.items()):
+        if count > 0:
+            of = f" of {iterations}" if iterations else ""
+            out.append(
+                f"`{name}`: its local solver reported an inaccurate solution in {count}{of} iterations; "
+                "rescale its data (values near 1 solve best) or loosen --eps-abs/--eps-rel"
+            )
+    return out
+
+
 def _nested(value: np.ndarray) -> Any:
     arr = np.asarray(value, dtype=np.float64)
     if arr.shape == ():
@@ -87,12 +107,15 @@ class SolveResult:
     message: str = ""
     history: list[dict[str, float]] = field(default_factory=list)
     state: SolverState | None = None
+    #: things the user should know that do not change the status (printed as `warning:` lines)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON-able summary (no message/history/state); keys sorted, arrays as nested lists."""
+        """The JSON-able summary (no history/state); keys sorted, arrays as nested lists."""
         return {
             "dual_residual": _opt_float(self.dual_residual),
             "iterations": None if self.iterations is None else int(self.iterations),
+            "message": self.message,
             "objective": _opt_float(self.objective),
             "objects": {
                 name: {var: _nested(val) for var, val in sorted(self.objects[name].items())}
@@ -105,4 +128,5 @@ class SolveResult:
             },
             "solve_time_s": float(self.solve_time_s),
             "status": self.status,
+            "warnings": list(self.warnings),
         }

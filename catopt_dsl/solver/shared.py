@@ -19,7 +19,7 @@ import cvxpy as cp
 import numpy as np
 
 from catopt_dsl.ir.model import IRBinary, IRCall, IRConst, IRExpr, IRNeg, IRParamRef, IRShared, IRVarRef
-from catopt_dsl.solver.cvx import stacked_views, to_cvxpy
+from catopt_dsl.solver.cvx import solve_problem, stacked_views, to_cvxpy
 from catopt_dsl.solver.quadratic import (
     RECESSION_TOL,
     NotEligible,
@@ -109,6 +109,8 @@ class SharedProx:
             if ok and len(set(names)) == len(names):
                 self.closed = {var: (atom, c) for atom, var, c in terms}
         self._problem: cp.Problem | None = None
+        #: z-updates CVXPY flagged as inaccurate (reported only if the run is not verified)
+        self.inaccurate = 0
         self._z = cp.Variable(block.n) if block.n else None
         self._views = stacked_views(self._z, block.vars) if self._z is not None else {}
         self._g = None
@@ -144,7 +146,7 @@ class SharedProx:
                 s[v.offset : v.offset + v.size] = np.asarray(sums[v.name], dtype=np.float64).reshape(-1)
         cons = self._cons() + (list(self._g.domain) if self._g is not None else [])
         problem = cp.Problem(cp.Maximize(s @ self._z), cons)
-        status = _solve(problem)
+        status, _ = solve_problem(problem, warm=False)
         if status in ("unbounded", "unbounded_inaccurate"):
             return float("inf")
         if status != "optimal" or problem.value is None:
@@ -235,7 +237,8 @@ class SharedProx:
             self._w[v.name].value = w
             self._wm[v.name].value = w * np.asarray(means.get(v.name, np.zeros(v.size)), dtype=np.float64)
         self._z.value = np.asarray(z_prev, dtype=np.float64)
-        status = _solve(self._problem)
+        status, inaccurate = solve_problem(self._problem)
+        self.inaccurate += inaccurate
         if status in ("optimal", "optimal_inaccurate") and self._z.value is not None:
             return np.asarray(self._z.value, dtype=np.float64).copy()
         if status in ("infeasible", "infeasible_inaccurate"):
@@ -248,15 +251,3 @@ class SharedProx:
                 "unbounded", f"shared block `{self.block.name}`: g is unbounded below (CVXPY: {status})"
             )
         raise ProxFailure("local_solver_failed", f"shared block `{self.block.name}`: CVXPY status {status}")
-
-
-def _solve(problem: cp.Problem) -> str:
-    """Solve with Clarabel (accurate interior point) when available; return the CVXPY status."""
-    try:
-        if "CLARABEL" in cp.installed_solvers():
-            problem.solve(solver=cp.CLARABEL)
-        else:  # pragma: no cover - depends on the environment
-            problem.solve()
-    except cp.SolverError as exc:
-        return f"solver_error ({exc})"
-    return str(problem.status)

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 
 from catopt_dsl.ir.model import IRObject
 from catopt_dsl.solver.certificate import CertificateAnswer, CertificateQuery
-from catopt_dsl.solver.cvx import stacked_views, to_cvxpy
+from catopt_dsl.solver.cvx import solve_problem, stacked_views, to_cvxpy
 from catopt_dsl.solver.quadratic import (
     NotEligible,
     Quadratic,
@@ -47,7 +47,7 @@ from catopt_dsl.solver.quadratic import (
     split_constraints,
 )
 
-__all__ = ["Contribution", "LocalWorker", "FastBatch", "FAST_MAX_SIZE"]
+__all__ = ["Contribution", "LocalWorker", "FastBatch", "FAST_MAX_SIZE", "unbounded_note"]
 
 FAST_MAX_SIZE = 2000
 
@@ -70,16 +70,17 @@ class Contribution:
     x: np.ndarray | None = None
     #: the answer to the certificate query of the previous broadcast, if there was one
     answer: CertificateAnswer | None = None
+    #: set when the object's objective is unbounded below along a direction that moves none of
+    #: its rows: the plan is unbounded if it is feasible (the coordinator decides)
+    unbounded: str = ""
 
-def _solve(problem: cp.Problem, warm: bool = True) -> str:
-    try:
-        if "CLARABEL" in cp.installed_solvers():
-            problem.solve(solver=cp.CLARABEL, warm_start=warm)
-        else:  # pragma: no cover
-            problem.solve(warm_start=warm)
-    except cp.SolverError as exc:
-        return f"solver_error ({exc})"
-    return str(problem.status)
+def unbounded_note(name: str) -> str:
+    """The message of an object whose objective is unbounded below along a direction that moves
+    none of its rows (one text for every runtime: the protocol carries only the flag)."""
+    return (
+        f"object `{name}`: its objective is unbounded below over its own constraints, along a "
+        "direction that changes none of its links"
+    )
 
 
 def _classify(status: str) -> str:
@@ -133,6 +134,10 @@ class LocalWorker:
         self._support: cp.Problem | None = None
         self._affine: tuple[np.ndarray, np.ndarray] | None = None
         self._lineality: np.ndarray | bool | None = None
+        #: local solves CVXPY flagged as inaccurate (reported only if the run is not verified)
+        self.inaccurate = 0
+        #: why the object is unbounded below on its own, once its prox said so (see ``step``)
+        self.unbounded = ""
         self._solved_once = False
 
     def _model(self) -> tuple[cp.Variable, cp.Expression, list[cp.Constraint]]:
@@ -217,14 +222,16 @@ class LocalWorker:
         self._fast_rho = rho
 
     # -- the x-update ------------------------------------------------------------------------
-    def _build_prox(self) -> cp.Problem:
+    def _build_prox(self, with_objective: bool = True) -> cp.Problem:
         self._s = cp.Parameter(nonneg=True, name="sqrt_rho", value=1.0)
         self._sd = cp.Parameter(self.r, name="sqrt_rho_centres", value=np.zeros(self.r))
-        objective = self._f
+        objective: cp.Expression = self._f if with_objective else cp.Constant(0.0)
         if self.r:
             M = sp.csr_matrix(self.M)
             objective = objective + 0.5 * cp.sum_squares(self._s * (M @ self._xv) - self._sd)
-        return cp.Problem(cp.Minimize(objective), self._cons)
+        # without f, f's domain still bounds where x may go (a point outside it is not feasible)
+        cons = self._cons if with_objective else self._cons + list(self._f.domain)
+        return cp.Problem(cp.Minimize(objective), cons)
 
     def step(self, centres: np.ndarray, rho: float) -> np.ndarray:
         """x-update for the given centres d_i and rho; returns the stacked x (also kept in ``x``)."""
@@ -245,9 +252,19 @@ class LocalWorker:
             self._s.value = s
             self._sd.value = s * centres
         self._xv.value = self.x
-        status = _solve(self._prox)
+        status, inaccurate = solve_problem(self._prox)
+        self.inaccurate += inaccurate
         self._solved_once = True
         kind = _classify(status)
+        if kind == "unbounded" and not self.unbounded:
+            # The prox is unbounded below only along a direction d of C_i with M_i d = 0 (the
+            # prox term grows along any other): f_i falls without end and no row notices. So the
+            # plan is unbounded *if it is feasible*, infeasible otherwise. Carry on with f_i set
+            # aside (the plan's feasibility does not depend on it): the coordinator claims
+            # `unbounded` once ADMM converges, or `infeasible` if a certificate says so.
+            self.unbounded = unbounded_note(self.name)
+            self._prox = self._build_prox(with_objective=False)
+            return self.step(centres, rho)
         if kind == "ok" and self._xv.value is not None:
             self.x = np.asarray(self._xv.value, dtype=np.float64).copy()
             self.status, self.message = "ok", ""
@@ -275,7 +292,9 @@ class LocalWorker:
         q = self._scale_quad
         if q is not None and self.status == "ok":
             grad = max(float(np.abs(q.P @ self.x).max(initial=0.0)), float(np.abs(q.q).max(initial=0.0)))
-        return Contribution(self.name, a, objective, self.status, self.message, grad, self.x.copy(), answer)
+        return Contribution(
+            self.name, a, objective, self.status, self.message, grad, self.x.copy(), answer, self.unbounded
+        )
 
     def lineality(self) -> np.ndarray | None:
         """A basis of the directions along which the object's feasible set extends both ways:
@@ -347,7 +366,7 @@ class LocalWorker:
         self._cvec.value = cvec
         if not self._support.constraints:
             return float("-inf")
-        status = _solve(self._support, warm=False)
+        status, _ = solve_problem(self._support, warm=False)
         if status in ("unbounded", "unbounded_inaccurate"):
             return float("-inf")
         if status != "optimal":

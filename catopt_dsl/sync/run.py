@@ -17,7 +17,10 @@ Application payloads (names inside the frames, see ``docs/protocol.md`` "Runtime
 * Snapshot node state: ``d:<node id>`` (a joining node's first centres).
 * Delta: ``x:<object>`` the stacked local x; residual terms ``f:<object>`` (f_i(x_i)),
   ``g:<object>`` (the objective's scale for rho adaptation, ``Contribution.grad_scale``) and
-  ``status:<object>`` (0 ok, 1 infeasible, 2 unbounded, 3 failed).
+  ``status:<object>`` (0 ok, 1 infeasible, 2 unbounded, 3 failed); when nonzero, ``inacc:<object>``
+  (CVXPY solves flagged inaccurate so far) and ``ubd:<object>`` (1: its objective is unbounded
+  below along a direction its rows ignore; it now solves for feasibility only, see
+  ``LocalWorker.step``).
 * Certificates (``catopt_dsl.solver.certificate``): a Broadcast may carry a query for an object,
   ``qid:<object>`` (one float, the query id) with ``lam:<object>`` (its rows of a candidate Farkas
   vector) and/or ``dir:<object>`` (its part of a candidate recession direction); the node answers
@@ -63,8 +66,8 @@ from catopt_dsl.solver.certificate import CertificateAnswer, CertificateQuery
 from catopt_dsl.solver.coordinator import Coordinator
 from catopt_dsl.solver.glue import glue_solution
 from catopt_dsl.solver.layout import build_layout
-from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState
-from catopt_dsl.solver.worker import Contribution, FastBatch, LocalWorker
+from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState, inaccurate_warnings
+from catopt_dsl.solver.worker import Contribution, FastBatch, LocalWorker, unbounded_note
 from catopt_dsl.sync.frame import ZERO_HASH, spec_hash_bytes
 from catopt_dsl.sync.protocol import (
     COORDINATOR_ID,
@@ -260,6 +263,10 @@ class SolverNode:
             residuals[f"f:{w.name}"] = c.objective if ok else float("nan")
             residuals[f"g:{w.name}"] = c.grad_scale
             residuals[f"status:{w.name}"] = float(STATUS_CODES.get(w.status, 3))
+            if w.inaccurate:
+                residuals[f"inacc:{w.name}"] = float(w.inaccurate)
+            if w.unbounded:
+                residuals[f"ubd:{w.name}"] = 1.0
             answer = w.answer(query_from_entries(view.z, w.name))
             if answer is not None:
                 residuals.update(answer_to_residuals(w.name, answer))
@@ -362,6 +369,8 @@ class SolverCoordinator:
         self.f: dict[str, float] = {}
         self.g: dict[str, float] = {}
         self.answers: dict[str, CertificateAnswer | None] = {}
+        self.inaccurate: dict[str, int] = {}
+        self.unbounded: set[str] = set()
         self.history: list[dict[str, float]] = []
         #: (iteration, objects) each time the solver's coordinator was rebuilt for a new member set
         self.rebuilds: list[tuple[int, tuple[str, ...]]] = []
@@ -488,6 +497,9 @@ class SolverCoordinator:
                     self.x[name] = np.array(x, dtype=np.float64).reshape(-1)
                 self.f[name] = float(c.residuals.get(f"f:{name}", float("nan")))
                 self.g[name] = float(c.residuals.get(f"g:{name}", 0.0))
+                self.inaccurate[name] = int(c.residuals.get(f"inacc:{name}", 0.0))
+                if c.residuals.get(f"ubd:{name}", 0.0) > 0.0:
+                    self.unbounded.add(name)
                 self.answers[name] = answer_from_residuals(c.residuals, c.arrays, name, n)
         objects = tuple(o.name for o in self.plan.objects if o.name in present)
         self._ensure(objects)
@@ -508,6 +520,7 @@ class SolverCoordinator:
                 grad_scale=self.g.get(name, 0.0),
                 x=x,
                 answer=self.answers.get(name),
+                unbounded=unbounded_note(name) if name in self.unbounded else "",
             )
         bc = self.coordinator.update(contributions)
         if bc.status is not None:
@@ -572,6 +585,11 @@ class SolverCoordinator:
             message=self.message,
             history=list(self.history),
             state=coord.state({n: self.x[n] for n in self.active if n in self.x}),
+            warnings=inaccurate_warnings(
+                self.status,
+                {**self.inaccurate, **{n: p.inaccurate for n, p in coord.proxes.items()}},
+                coord.iteration,
+            ),
         )
 
 

@@ -93,7 +93,7 @@ def test_unbounded_local_problem() -> None:
 def test_local_solver_failure_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     import catopt_dsl.solver.worker as worker
 
-    monkeypatch.setattr(worker, "_solve", lambda problem, warm=True: "solver_error (boom)")
+    monkeypatch.setattr(worker, "solve_problem", lambda problem, warm=True: ("solver_error (boom)", 0))
     plan = F.consensus_regression(cvxpy_terms=True)
     result = solve(plan)
     assert result.status == "local_solver_failed"

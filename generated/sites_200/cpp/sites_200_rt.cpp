@@ -756,9 +756,9 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
     for (std::size_t i = 0; i < plan.objects.size(); ++i) {
         const bool bad_x = std::any_of(xs[i].begin(), xs[i].end(), [](double x) { return !std::isfinite(x); });
         if (bad_x || !std::isfinite(objectives[i])) {
-            throw StepError(Status::LocalSolverFailed, "object `" + plan.objects[i].name +
-                                                           "`: the local solver returned a non-finite value in " +
-                                                           (bad_x ? "x" : "its objective value") + " (NaN or Inf)");
+            throw StepError(Status::LocalSolverFailed,
+                            "object `" + plan.objects[i].name + "`: the local solver returned " +
+                                (bad_x ? "a non-finite value in x" : "a non-finite objective value") + " (NaN or Inf)");
         }
     }
     const std::size_t nrows = total_rows_;

@@ -1174,10 +1174,10 @@ impl Coordinator {
         for (i, o) in self.plan.objects.iter().enumerate() {
             let bad_x = xs[i].iter().any(|x| !x.is_finite());
             if bad_x || !objectives[i].is_finite() {
-                let what = if bad_x { "x" } else { "its objective value" };
+                let what = if bad_x { "a non-finite value in x" } else { "a non-finite objective value" };
                 return Err(StepFailure {
                     status: Status::LocalSolverFailed,
-                    message: format!("object `{}`: the local solver returned a non-finite value in {} (NaN or Inf)", o.name, what),
+                    message: format!("object `{}`: the local solver returned {} (NaN or Inf)", o.name, what),
                 });
             }
         }
