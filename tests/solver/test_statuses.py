@@ -99,3 +99,12 @@ def test_inaccurate_local_solves_become_one_named_warning_unless_the_run_is_veri
     assert "`tenant_0`" in stopped.warnings[0]
     finished = solve(plan)
     assert finished.status == "optimal" and finished.warnings == []
+
+
+def test_a_negated_norm1_under_maximize_keeps_its_closed_form_prox() -> None:
+    from catopt_dsl.compile import load_plan
+    from catopt_dsl.solver.shared import SharedProx
+
+    plan = load_plan(ROOT / "tests" / "plans" / "cases" / "consensus_norm1_maximize.cat")
+    prox = SharedProx(plan.shared_block("model"))
+    assert prox.closed_form and prox.closed == {"w": ("norm1", 0.5)}
