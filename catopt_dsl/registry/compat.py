@@ -99,32 +99,29 @@ def _type(f: IRSchemaField) -> str:
     return f.dtype + (f"[{', '.join(map(str, f.shape))}]" if f.shape else "")
 
 
-def read_problems(reader: IRSchema, writer: IRSchema) -> list[tuple[str, str]]:
-    """Why a reader of ``reader`` cannot decode records written with ``writer``: (field, reason)."""
+def read_problems(reader: IRSchema, writer: IRSchema) -> list[tuple[int, str]]:
+    """Why a reader of ``reader`` cannot decode records written with ``writer``: (position, reason)."""
     r_label, w_label = f"v{reader.version}", f"v{writer.version}"
-    out: list[tuple[str, str]] = []
+    out: list[tuple[int, str]] = []
     shared = min(len(reader.fields), len(writer.fields))
     for i in range(shared):
         r, w = reader.fields[i], writer.fields[i]
         if r.name != w.name:
-            out.append(
-                (
-                    r.name,
-                    (f"field {i} is `{w.name}` in {w_label} but `{r.name}` in {r_label}; records carry fields by "
-                    f"position, so `{w.name}` would be read as `{r.name}` (a field renamed, reordered, or removed "
-                    "before the last one)"),
-                )
-            )
+            out.append((i, (
+                f"field {i} is `{w.name}` in {w_label} but `{r.name}` in {r_label}; records carry fields by "
+                f"position, so `{w.name}` would be read as `{r.name}` (a field renamed, reordered, or removed "
+                "before the last one)"
+            )))
         elif r.dtype != w.dtype:
-            out.append((r.name, (f"field {i} `{r.name}` is `{_type(w)}` in {w_label} but `{_type(r)}` in {r_label}; "
-                                "the decoder needs the same element type")))
+            out.append((i, (f"field {i} `{r.name}` is `{_type(w)}` in {w_label} but `{_type(r)}` in {r_label}; "
+                           "the decoder needs the same element type")))
         elif tuple(r.shape) != tuple(w.shape):
-            out.append((r.name, (f"field {i} `{r.name}` is `{_type(w)}` in {w_label} but `{_type(r)}` in {r_label}; "
-                                "the decoder needs the same shape")))
+            out.append((i, (f"field {i} `{r.name}` is `{_type(w)}` in {w_label} but `{_type(r)}` in {r_label}; "
+                           "the decoder needs the same shape")))
     for i in range(len(writer.fields), len(reader.fields)):
         r = reader.fields[i]
         if r.default is None:
-            out.append((r.name, f"field {i} `{r.name}` of {r_label} has no default, and {w_label} records do not carry it"))
+            out.append((i, f"field {i} `{r.name}` of {r_label} has no default, and {w_label} records do not carry it"))
     return out
 
 
@@ -173,10 +170,14 @@ def check_compatibility(
     for number, old in against:
         checks: list[tuple[str, list[tuple[str, str]]]] = []
         if isinstance(new, IRSchema) and isinstance(old, IRSchema):
+            # A violation names the new version's field at the position (where a spec points), else the old one's.
+            def name(i: int, new: IRSchema = new, old: IRSchema = old) -> str:
+                return new.fields[i].name if i < len(new.fields) else old.fields[i].name
+
             if mode.backward:
-                checks.append(("BACKWARD", read_problems(reader=new, writer=old)))
+                checks.append(("BACKWARD", [(name(i), why) for i, why in read_problems(reader=new, writer=old)]))
             if mode.forward:
-                checks.append(("FORWARD", read_problems(reader=old, writer=new)))
+                checks.append(("FORWARD", [(name(i), why) for i, why in read_problems(reader=old, writer=new)]))
         elif isinstance(new, Contract) and isinstance(old, Contract):
             if mode.backward:
                 checks.append(("BACKWARD", serve_problems(provider=new, consumer_of=old)))
