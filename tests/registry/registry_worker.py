@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from catopt_dsl.ir.model import IRSchema, IRSchemaField  # noqa: E402
-from catopt_dsl.registry.documents import canonical_text, content_hash  # noqa: E402
-from catopt_dsl.registry.errors import IncompatibleSchema, InvalidVersion, StoreError  # noqa: E402
-from catopt_dsl.registry.registry import Registry, open_registry  # noqa: E402
+from catopt_dsl.ir.model import IRSchema, IRSchemaField
+from catopt_dsl.registry.documents import canonical_text, content_hash
+from catopt_dsl.registry.errors import IncompatibleSchema, InvalidVersion, StoreError
+from catopt_dsl.registry.registry import Registry, open_registry
 
 
 def _wait_for_go() -> None:
