@@ -77,7 +77,7 @@ def run_with_httpx(command: str, base: str) -> str:
 
 def run_with_curl(command: str, base: str) -> str:
     proc = subprocess.run(["bash", "-c", command.replace(DOC_URL, base).replace("curl ", "curl -sS ", 1)],
-                          capture_output=True, text=True, timeout=60)
+                          check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
