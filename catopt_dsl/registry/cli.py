@@ -256,6 +256,7 @@ def registry_group() -> None:
 
 def _list(target: str | None, deleted: bool, kinds: tuple[str, ...], as_json: bool) -> None:
     from catopt_dsl.registry.contracts import CONTRACT_PREFIX
+    from catopt_dsl.registry.errors import SubjectNotFound
 
     rows = []
     with _open(target) as registry:
@@ -264,7 +265,12 @@ def _list(target: str | None, deleted: bool, kinds: tuple[str, ...], as_json: bo
             if kind not in kinds:
                 continue
             numbers = registry.versions(subject, deleted=deleted)
-            live = registry.versions(subject) if deleted else numbers
+            live = numbers
+            if deleted:
+                try:
+                    live = registry.versions(subject)
+                except SubjectNotFound:  # every version soft-deleted
+                    live = []
             latest = registry.get(subject, live[-1] if live else numbers[-1], deleted=True)
             doc = latest.document
             rows.append({
