@@ -186,3 +186,33 @@ def test_serves_a_postgresql_registry(pg_server: object, tmp_path: Path) -> None
         assert c.post("/subjects/Allocation/versions", json={"schema": V1}).json() == {"id": 1}
         assert c.get("/subjects/Allocation/versions/latest").json()["version"] == 1
         _error(c.get("/subjects/Nope/versions"), 404, 40401)
+
+
+def test_an_unexpected_failure_is_json_without_a_traceback(tmp_path: Path) -> None:
+    """A bug or a dying database behind the API: the client gets 500/50001 JSON, the log gets the traceback."""
+    import asyncio
+
+    from catopt_dsl.registry.errors import StoreError
+    from catopt_dsl.registry.registry import Registry
+    from catopt_dsl.registry.server import create_app
+    from catopt_dsl.registry.store import SqliteStore
+
+    class Broken(Registry):
+        def subjects(self, deleted: bool = False) -> list[str]:
+            raise RuntimeError("a bug, with a secret path /srv/x in its message")
+
+        def versions(self, subject: str, deleted: bool = False) -> list[int]:
+            raise StoreError("Error in the backend data store: disk I/O error")
+
+    async def calls(app: object) -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://registry") as c:
+            return await c.get("/subjects"), await c.get("/subjects/A/versions")
+
+    reg = Broken(SqliteStore(tmp_path / "r.db"))
+    bug, store = asyncio.run(calls(create_app(reg)))
+    reg.close()
+    assert bug.status_code == 500 and bug.json()["error_code"] == 50001
+    assert "Traceback" not in bug.text and "/srv/x" not in bug.text
+    assert store.status_code == 500
+    assert store.json() == {"error_code": 50001, "message": "Error in the backend data store: disk I/O error"}
