@@ -305,15 +305,16 @@ class Registry(RegistryView):
 
     @staticmethod
     def _resolve(tx: Tx, subject: str, version: VersionRef, deleted: bool) -> VersionRow:
-        rows = tx.versions(subject, include_deleted=True)
-        visible = rows if deleted else [r for r in rows if not r.deleted]
-        if not visible:
+        # Two indexed point queries (the primary key is (subject, version)), not a scan of the subject.
+        if version != "latest":
+            row = tx.version(subject, version)
+            if row is not None and (deleted or not row.deleted):
+                return row
+        latest = tx.latest(subject, include_deleted=deleted)
+        if latest is None:
             raise SubjectNotFound(subject)
         if version == "latest":
-            return visible[-1]
-        for r in visible:
-            if r.version == version:
-                return r
+            return latest
         raise VersionNotFound(subject, version)
 
     # -- reads ----------------------------------------------------------------------------------

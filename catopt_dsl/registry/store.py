@@ -66,6 +66,9 @@ class Tx(ABC):
     def version(self, subject: str, version: int) -> VersionRow | None: ...
 
     @abstractmethod
+    def latest(self, subject: str, include_deleted: bool) -> VersionRow | None: ...
+
+    @abstractmethod
     def version_by_hash(self, subject: str, hash_: str) -> VersionRow | None: ...
 
     @abstractmethod
@@ -146,6 +149,11 @@ class SqlTx(Tx):
 
     def version(self, subject: str, version: int) -> VersionRow | None:
         r = self._q(self._ROW + "WHERE v.subject = ? AND v.version = ?", (subject, version)).fetchone()
+        return None if r is None else self._row(r)
+
+    def latest(self, subject: str, include_deleted: bool) -> VersionRow | None:
+        extra = "" if include_deleted else "AND NOT v.deleted "
+        r = self._q(self._ROW + f"WHERE v.subject = ? {extra}ORDER BY v.version DESC LIMIT 1", (subject,)).fetchone()
         return None if r is None else self._row(r)
 
     def version_by_hash(self, subject: str, hash_: str) -> VersionRow | None:
