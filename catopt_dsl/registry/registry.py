@@ -378,7 +378,13 @@ class Registry(RegistryView):
             existing = tx.version_by_hash(subject, h)
             if existing is not None and not existing.deleted:
                 return Registration(existing.schema_id, existing.version, created=False)
-            live = tx.versions(subject, include_deleted=False)
+            mode = self._mode(tx, subject)
+            # Only the versions the mode compares with are loaded: the latest, or all for transitive modes.
+            if mode.transitive:
+                live = tx.versions(subject, include_deleted=False)
+            else:
+                top = tx.latest(subject, include_deleted=False)
+                live = [] if top is None else [top]
             if existing is None:
                 number = tx.max_version(subject) + 1
                 if isinstance(doc, IRSchema) and doc.version != number:
@@ -400,7 +406,6 @@ class Registry(RegistryView):
             kinds = {r.schema_type for r in live}
             if kinds and kinds != {stype}:
                 raise InvalidSchema(f"Invalid schema: subject `{subject}` holds {kinds.pop()} documents, not {stype}")
-            mode = self._mode(tx, subject)
             violations = check_compatibility(subject, doc, [(r.version, from_stored(r.schema_type, r.document)) for r in live], mode)
             if violations:
                 raise IncompatibleSchema(subject, violations)
