@@ -10,8 +10,18 @@ export RAY_USAGE_STATS_ENABLED=0
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "install catopt-dsl with its test, ray and plot extras"
-"$PY" -m pip install --disable-pip-version-check -q -e ".[test,ray,plot]"
+step "install catopt-dsl with its test, ray, plot and registry extras"
+"$PY" -m pip install --disable-pip-version-check -q -e ".[test,ray,plot,registry]"
+
+step "PostgreSQL server binaries (the registry's store tests start a private server from them)"
+if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "found"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >/dev/null) \
+    || echo "could not install PostgreSQL: the registry's PostgreSQL tests will be skipped"
+else
+  echo "no PostgreSQL server binaries: the registry's PostgreSQL tests will be skipped"
+fi
 
 step "pytest"
 # pytest's exit code 5 (no tests collected) is a failure here too: set -e stops on it.

@@ -55,6 +55,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "codec": ("benchmarks.bench_codec", "Wire codec: Delta frame encode + decode throughput"),
     "ray": ("benchmarks.bench_ray", "Ray runtime: per-round overhead and crossover"),
     "warmstart": ("benchmarks.bench_warmstart", "Warm start after a plan delta"),
+    "registry": ("benchmarks.bench_registry", "Schema registry: registrations and lookups per second (SQLite)"),
 }
 
 

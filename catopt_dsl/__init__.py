@@ -52,6 +52,9 @@ _EXPORTS: dict[str, str] = {
     "solve_distributed": "catopt_dsl.sync.run",
     "FaultPlan": "catopt_dsl.sync",
     "SyncSettings": "catopt_dsl.sync",
+    # schema registry
+    "Registry": "catopt_dsl.registry",
+    "open_registry": "catopt_dsl.registry",
     # runtime
     "apply_delta": "catopt_dsl.runtime.deltas",
     "PlanSession": "catopt_dsl.runtime.deltas",

@@ -72,13 +72,18 @@ def _report(analyses: Sequence[Any], fmt: str, color: bool) -> int:
 @cli.command(epilog=EXAMPLES)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--registry", default=None, metavar="PATH|URL", help="Also check the schemas morphisms carry against this schema registry.")
 @_allow
 @_color
-def check(files: tuple[Path, ...], fmt: str, allow_paths: tuple[str, ...], color: str) -> None:
+def check(files: tuple[Path, ...], fmt: str, registry: str | None, allow_paths: tuple[str, ...], color: str) -> None:
     """Parse and type-check specs; report every problem found."""
     from catopt_dsl.compile import analyze
 
     analyses = [analyze(f, allow_paths) for f in files]
+    if registry is not None:
+        from catopt_dsl.registry.cli import check_with_registry
+
+        check_with_registry(analyses, registry)
     failed = _report(analyses, fmt, _use_color(color))
     if fmt == "text":
         for a in analyses:
@@ -233,6 +238,11 @@ def compile_(file: Path, target: str, out: Path, force: bool, allow_paths: tuple
         files = emit_target(t, plan, out / t)
         click.echo(f"{t}: wrote {len(files)} files under {out / t}", err=True)
 
+
+from catopt_dsl.registry.cli import registry_group, schema_group  # noqa: E402  (light: click only)
+
+cli.add_command(schema_group)
+cli.add_command(registry_group)
 
 # `main` is the click group (what tests drive through CliRunner); `run` is the console script.
 main = cli

@@ -59,6 +59,11 @@ class ErrorCode(str, Enum):
     LOAD_OUTSIDE = "E0605"
     # -- codegen ----------------------------------------------------------------------------------
     NAME_COLLISION = "E0701"  # two names collide in a target after case conversion and escaping
+    # -- schema registry (`--registry`) ---------------------------------------------------------
+    REGISTRY_INCOMPATIBLE = "E0801"  # a schema breaks its registry subject's compatibility mode
+    REGISTRY_MISMATCH = "E0802"  # the registry holds this schema version with other content, or deleted it
+    REGISTRY_UNREGISTERED = "E0803"  # warning: the registry has no version of this schema's subject
+    REGISTRY_SEQUENCE = "E0804"  # a schema's declared version is not its subject's next registry version
 
 
 TITLES: dict[ErrorCode, str] = {
@@ -103,4 +108,8 @@ TITLES: dict[ErrorCode, str] = {
     ErrorCode.LOAD_NONFINITE: "data contains NaN or Inf",
     ErrorCode.LOAD_OUTSIDE: "data path outside the spec folder",
     ErrorCode.NAME_COLLISION: "generated names collide",
+    ErrorCode.REGISTRY_INCOMPATIBLE: "schema incompatible with the registry",
+    ErrorCode.REGISTRY_MISMATCH: "schema differs from the registry",
+    ErrorCode.REGISTRY_UNREGISTERED: "schema not in the registry",
+    ErrorCode.REGISTRY_SEQUENCE: "schema version out of sequence",
 }
