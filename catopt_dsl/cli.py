@@ -231,6 +231,11 @@ def compile_(file: Path, target: str, out: Path, force: bool, allow_paths: tuple
         click.echo(f"{t}: wrote {len(files)} files under {out / t}", err=True)
 
 
+# Command groups that live with their packages (each imports its heavy dependencies lazily).
+from catopt_dsl.identity.cli import identity as _identity_commands  # noqa: E402
+
+cli.add_command(_identity_commands)
+
 # `main` is the click group (what tests drive through CliRunner); `run` is the console script.
 main = cli
 
