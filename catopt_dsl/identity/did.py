@@ -15,6 +15,7 @@ byte for byte on the wire, so one key must have one spelling.
 from __future__ import annotations
 
 import base64
+from functools import lru_cache
 from typing import Any
 
 from catopt_dsl.identity.base58 import b58decode, b58encode
@@ -120,6 +121,13 @@ def public_key_from_did(did: str) -> bytes:
     """The 32-byte Ed25519 public key a did:key encodes; :class:`DidError` says what is wrong."""
     if not isinstance(did, str):
         raise DidError("invalidDid", "a DID must be text")
+    return _decode_did(did)
+
+
+# A plan has a handful of DIDs, each checked on every frame or entry: decode each once (the
+# curve check costs two modular exponentiations). Failures raise, and are not cached.
+@lru_cache(maxsize=4096)
+def _decode_did(did: str) -> bytes:
     if not did.startswith(DID_PREFIX):
         if did.startswith("did:"):
             method = did.split(":")[1] if did.count(":") >= 2 else ""
