@@ -52,6 +52,14 @@ _EXPORTS: dict[str, str] = {
     "solve_distributed": "catopt_dsl.sync.run",
     "FaultPlan": "catopt_dsl.sync",
     "SyncSettings": "catopt_dsl.sync",
+    "RunAuth": "catopt_dsl.sync.auth",
+    # identity and governance
+    "Identity": "catopt_dsl.identity",
+    "Owners": "catopt_dsl.identity",
+    "validate_did": "catopt_dsl.identity",
+    "resolve_did": "catopt_dsl.identity",
+    "Ledger": "catopt_dsl.ledger",
+    "TreeHead": "catopt_dsl.ledger",
     # runtime
     "apply_delta": "catopt_dsl.runtime.deltas",
     "PlanSession": "catopt_dsl.runtime.deltas",

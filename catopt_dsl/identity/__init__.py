@@ -14,6 +14,7 @@ from catopt_dsl.identity.did import (
     resolve,
     validate_did,
 )
+from catopt_dsl.identity.did import resolve as resolve_did
 from catopt_dsl.identity.keys import Identity, IdentityError, verify_signature
 from catopt_dsl.identity.owners import Owners, OwnersError
 
@@ -27,6 +28,7 @@ __all__ = [
     "ed25519_to_x25519",
     "public_key_from_did",
     "resolve",
+    "resolve_did",
     "validate_did",
     "verify_signature",
 ]
