@@ -18,6 +18,7 @@ frame, a ledger entry, a tree head) is never valid for another.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -31,9 +32,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from cryptography.hazmat.primitives.asymmetric.x25519 import (
+    X25519PrivateKey,
+    X25519PublicKey,
+)
 
 from catopt_dsl.identity.base58 import b58decode, b58encode
-from catopt_dsl.identity.did import DidError, did_from_public_key, public_key_from_did
+from catopt_dsl.identity.did import (
+    DidError,
+    did_from_public_key,
+    ed25519_to_x25519,
+    public_key_from_did,
+)
 
 __all__ = [
     "ED25519_PRIV_CODEC",
@@ -100,6 +110,23 @@ class Identity:
     def sign(self, context: bytes, message: bytes) -> bytes:
         """Ed25519 signature (64 bytes) over ``context || message``."""
         return self._key.sign(context + message)
+
+    # -- key agreement ---------------------------------------------------------------------------
+    def x25519_private(self) -> bytes:
+        """The X25519 private key paired with this Ed25519 key: the clamped first half of
+        SHA-512(seed) (RFC 8032 §5.1.5), whose public key is the DID document's keyAgreement key."""
+        h = bytearray(hashlib.sha512(self.seed()).digest()[:32])
+        h[0] &= 248
+        h[31] = (h[31] & 127) | 64
+        return bytes(h)
+
+    def agree(self, peer_did: str) -> bytes:
+        """The X25519 shared secret with ``peer_did``'s keyAgreement key (static Diffie-Hellman)."""
+        peer = X25519PublicKey.from_public_bytes(ed25519_to_x25519(public_key_from_did(peer_did)))
+        try:
+            return X25519PrivateKey.from_private_bytes(self.x25519_private()).exchange(peer)
+        except ValueError:
+            raise IdentityError(f"{peer_did}: a low-order key; no shared secret") from None
 
     # -- key file ------------------------------------------------------------------------------
     def to_json(self) -> str:

@@ -1,22 +1,27 @@
 """Signed delta-sync frames and tenant isolation.
 
-**Wire form** (``docs/protocol.md`` §9 is normative). A signed frame is an envelope around an
+**Wire form** (``docs/protocol.md`` §9 is normative). A sealed frame is an envelope around an
 unchanged ``CATF`` frame; little-endian::
 
     off     size  field
     0       4     magic "CATS"
     4       1     envelope version (1)
-    5       1     signature algorithm (1 = Ed25519)
-    6       2     u16 D: signer DID length (1..256)
-    8       D     signer DID, UTF-8 (did:key, Ed25519)
+    5       1     algorithm: 1 = Ed25519 signature, 2 = HMAC-SHA256 with a pairwise key
+    6       2     u16 D: sender DID length (1..256)
+    8       D     sender DID, UTF-8 (did:key, Ed25519)
     8+D     4     u32 F: frame length
     12+D    F     the CATF frame
-    12+D+F  64    Ed25519 signature over "catopt-sync-frame-v1" 0x00 || bytes [0, 12+D+F)
-    76+D+F  4     CRC32C over bytes [0, 76+D+F)
+    12+D+F  T     tag over bytes [0, 12+D+F): T = 64, Ed25519 over "catopt-sync-frame-v1" 0x00 || bytes;
+                  T = 32, HMAC-SHA256 over "catopt-sync-mac-v1" 0x00 || bytes
+    12+D+F+T 4    CRC32C over bytes [0, 12+D+F+T)
 
-Ed25519 signatures are deterministic, so the same frame sealed by the same key is the same bytes
-(retransmissions stay identical). The CRC separates damage in transit (``ChecksumError``, as for
-unsigned frames) from forgery (``BadSignature``).
+Everything a member sends, and every Broadcast, is signed (algorithm 1): attributable to its DID
+and checkable by anyone. What the coordinator tells one node alone (Ack, Snapshot) is
+authenticated with a key only the two share (algorithm 2): HKDF-SHA256 over the X25519 secret of
+their DIDs' keyAgreement keys (static Diffie-Hellman, no handshake), info ``"catopt-sync-pair-v1"
+0x00 || lower DID || 0x00 || higher DID``. Both tags are deterministic, so the same frame sealed
+twice is the same bytes (retransmissions stay identical). The CRC separates damage in transit
+(``ChecksumError``, as for unsealed frames) from forgery (``BadSignature``).
 
 **Checks** a coordinator makes (:class:`CoordinatorAuth`), each refusal counted in
 ``ProtocolStats.errors`` under its reason and never applied:
@@ -34,17 +39,23 @@ unsigned frames) from forgery (``BadSignature``).
   is acknowledged, so it goes on to the protocol, which acknowledges it as a duplicate and never
   applies it twice.
 
-A node (:class:`NodeAuth`) accepts only frames the coordinator's DID signed.
+* ``BadSignature`` also for a member's frame that is MAC'd rather than signed: members sign.
+
+A node (:class:`NodeAuth`) accepts only frames the coordinator signed or MAC'd with their pair key.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import crc32c
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from catopt_dsl.identity.keys import SIGNATURE_BYTES, Identity, verify_signature
 from catopt_dsl.identity.owners import Owners
@@ -54,12 +65,14 @@ from catopt_dsl.sync.protocol import COORDINATOR_ID, AuthError
 __all__ = [
     "AUTH_REASONS",
     "ENVELOPE_MAGIC",
+    "MAC_CONTEXT",
     "SIGN_CONTEXT",
     "AuthConfigError",
     "CoordinatorAuth",
     "NodeAuth",
     "RunAuth",
     "Sealed",
+    "pair_key",
     "seal_frame",
     "unseal",
 ]
@@ -67,12 +80,16 @@ __all__ = [
 ENVELOPE_MAGIC = b"CATS"
 ENVELOPE_VERSION = 1
 ALG_ED25519 = 1
+ALG_HMAC = 2
 SIGN_CONTEXT = b"catopt-sync-frame-v1\x00"
+MAC_CONTEXT = b"catopt-sync-mac-v1\x00"
+_PAIR_INFO = b"catopt-sync-pair-v1\x00"
 MAX_DID_BYTES = 256
+_TAG_BYTES = {ALG_ED25519: SIGNATURE_BYTES, ALG_HMAC: 32}
 _HEAD = struct.Struct("<4sBBH")
 _U32 = struct.Struct("<I")
 _CRC = struct.Struct("<I")
-_MIN = _HEAD.size + _U32.size + SIGNATURE_BYTES + _CRC.size
+_MIN = _HEAD.size + _U32.size + 32 + _CRC.size
 
 #: every reason a frame can be refused under by this layer (counted in ``ProtocolStats.errors``)
 AUTH_REASONS = (
@@ -91,25 +108,42 @@ class AuthConfigError(ValueError):
     """Keys and owners that cannot run a plan (an object without owner, a missing key, ...)."""
 
 
-def seal_frame(frame: bytes, identity: Identity) -> bytes:
-    """Wrap a frame in a signed envelope (see the module docs)."""
+def pair_key(me: Identity, peer_did: str) -> bytes:
+    """The MAC key ``me`` shares with ``peer_did`` (same on both sides; see the module docs)."""
+    low, high = sorted((me.did, peer_did))
+    info = _PAIR_INFO + low.encode("utf-8") + b"\x00" + high.encode("utf-8")
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(me.agree(peer_did))
+
+
+def _mac(key: bytes, signed: bytes) -> bytes:
+    return hmac.new(key, MAC_CONTEXT + signed, hashlib.sha256).digest()
+
+
+def seal_frame(frame: bytes, identity: Identity, mac_key: bytes | None = None) -> bytes:
+    """Wrap a frame in an envelope: signed by ``identity``, or MAC'd with ``mac_key`` when given."""
     did = identity.did.encode("utf-8")
-    signed = _HEAD.pack(ENVELOPE_MAGIC, ENVELOPE_VERSION, ALG_ED25519, len(did)) + did + _U32.pack(len(frame)) + frame
-    body = signed + identity.sign(SIGN_CONTEXT, signed)
+    alg = ALG_ED25519 if mac_key is None else ALG_HMAC
+    signed = _HEAD.pack(ENVELOPE_MAGIC, ENVELOPE_VERSION, alg, len(did)) + did + _U32.pack(len(frame)) + frame
+    tag = identity.sign(SIGN_CONTEXT, signed) if mac_key is None else _mac(mac_key, signed)
+    body = signed + tag
     return body + _CRC.pack(crc32c.crc32c(body))
 
 
 @dataclass(frozen=True, eq=False)
 class Sealed:
-    """A structurally sound envelope (signature not checked yet)."""
+    """A structurally sound envelope (its tag not checked yet)."""
 
     signer: str
     frame: bytes
-    signed: bytes  # the signed bytes: header, DID and frame
-    signature: bytes
+    signed: bytes  # the authenticated bytes: header, DID and frame
+    signature: bytes  # the tag: an Ed25519 signature or an HMAC
+    alg: int = ALG_ED25519
 
-    def verify(self) -> bool:
-        return verify_signature(self.signer, self.signature, SIGN_CONTEXT, self.signed)
+    def verify(self, mac_key: bytes | None = None) -> bool:
+        """Check the tag: a signature against the sender's DID, a MAC against ``mac_key``."""
+        if self.alg == ALG_ED25519:
+            return verify_signature(self.signer, self.signature, SIGN_CONTEXT, self.signed)
+        return mac_key is not None and hmac.compare_digest(_mac(mac_key, self.signed), self.signature)
 
 
 def unseal(data: bytes) -> Sealed:
@@ -123,8 +157,9 @@ def unseal(data: bytes) -> Sealed:
     if crc32c.crc32c(data[: n - _CRC.size]) != stored:
         raise AuthError("ChecksumError", "envelope CRC32C mismatch (damaged in transit)")
     _magic, version, alg, did_len = _HEAD.unpack_from(data, 0)
-    if version != ENVELOPE_VERSION or alg != ALG_ED25519:
+    if version != ENVELOPE_VERSION or alg not in _TAG_BYTES:
         raise AuthError("MalformedEnvelope", f"envelope version {version} / algorithm {alg} is not supported")
+    tag_len = _TAG_BYTES[alg]
     if not 0 < did_len <= MAX_DID_BYTES:
         raise AuthError("MalformedEnvelope", f"signer DID length {did_len}")
     at = _HEAD.size + did_len
@@ -132,13 +167,13 @@ def unseal(data: bytes) -> Sealed:
         raise AuthError("MalformedEnvelope", "envelope cut inside its DID")
     (frame_len,) = _U32.unpack_from(data, at)
     end = at + _U32.size + frame_len
-    if end + SIGNATURE_BYTES + _CRC.size != n:
+    if end + tag_len + _CRC.size != n:
         raise AuthError("MalformedEnvelope", "frame length does not match the envelope")
     try:
         signer = bytes(data[_HEAD.size : at]).decode("utf-8")
     except UnicodeDecodeError:
-        raise AuthError("MalformedEnvelope", "signer DID is not UTF-8") from None
-    return Sealed(signer, bytes(data[at + _U32.size : end]), bytes(data[:end]), bytes(data[end : end + SIGNATURE_BYTES]))
+        raise AuthError("MalformedEnvelope", "sender DID is not UTF-8") from None
+    return Sealed(signer, bytes(data[at + _U32.size : end]), bytes(data[:end]), bytes(data[end : end + tag_len]), alg)
 
 
 @dataclass
@@ -169,13 +204,21 @@ class CoordinatorAuth:
         self.revoked: set[str] = set(revoked)
         self.left: set[int] = set()  # nodes that signed a Leave: they cannot come back in this run
         self._streams: dict[int, _Stream] = {}
+        self._pair: dict[str, bytes] = {}
 
     def revoke(self, did: str) -> None:
         """Remove a member: every later frame it signs is refused (``RemovedMember``)."""
         self.revoked.add(did)
 
-    def seal(self, frame: bytes) -> bytes:
-        return seal_frame(frame, self.identity)
+    def seal(self, frame: bytes, dst: int | None = None) -> bytes:
+        """Unicast frames to a node are MAC'd with its owner's pair key; everything else is signed."""
+        did = None if dst is None else self.node_owner.get(dst)
+        if did is None:
+            return seal_frame(frame, self.identity)
+        key = self._pair.get(did)
+        if key is None:
+            key = self._pair[did] = pair_key(self.identity, did)
+        return seal_frame(frame, self.identity, key)
 
     def open(self, data: bytes) -> tuple[bytes, Sealed]:
         s = unseal(data)
@@ -183,6 +226,8 @@ class CoordinatorAuth:
             raise AuthError("RemovedMember", f"{s.signer} was removed from this plan")
         if s.signer not in self.members:
             raise AuthError("UnknownDid", f"{s.signer} owns no node of this run")
+        if s.alg != ALG_ED25519:
+            raise AuthError("BadSignature", f"{s.signer}: members sign their frames (Ed25519), they do not MAC them")
         if not s.verify():
             raise AuthError("BadSignature", f"the signature does not verify for {s.signer}")
         return s.frame, s
@@ -221,21 +266,24 @@ class CoordinatorAuth:
 
 
 class NodeAuth:
-    """A node's side: signs with the tenant's key, accepts only the coordinator's signed frames."""
+    """A node's side: signs with the tenant's key, accepts only the coordinator's frames."""
 
     def __init__(self, identity: Identity, coordinator_did: str) -> None:
         self.identity = identity
         self.coordinator_did = coordinator_did
+        self._key: bytes | None = None
 
-    def seal(self, frame: bytes) -> bytes:
+    def seal(self, frame: bytes, dst: int | None = None) -> bytes:
         return seal_frame(frame, self.identity)
 
     def open(self, data: bytes) -> tuple[bytes, Sealed]:
         s = unseal(data)
         if s.signer != self.coordinator_did:
             raise AuthError("UnknownDid", f"{s.signer} is not this run's coordinator")
-        if not s.verify():
-            raise AuthError("BadSignature", "the coordinator's signature does not verify")
+        if s.alg == ALG_HMAC and self._key is None:
+            self._key = pair_key(self.identity, self.coordinator_did)
+        if not s.verify(self._key):
+            raise AuthError("BadSignature", "the coordinator's signature or MAC does not verify")
         return s.frame, s
 
     def admit(self, token: Sealed, msg: Message) -> None:

@@ -205,12 +205,13 @@ class AuthError(Exception):
 
 @runtime_checkable
 class FrameAuth(Protocol):
-    """Optional per-endpoint authentication: every frame sent goes through ``seal``; every frame
-    received through ``open`` (before decoding: returns the inner frame and a token) and, once
-    decoded, ``admit(token, message)``. Both raise :class:`AuthError` to refuse the frame, which is
-    then counted under its reason and never reaches the protocol state."""
+    """Optional per-endpoint authentication: every frame sent goes through ``seal`` (``dst`` is the
+    one recipient of a unicast frame, None for a broadcast); every frame received through ``open``
+    (before decoding: returns the inner frame and a token) and, once decoded, ``admit(token,
+    message)``. Both raise :class:`AuthError` to refuse the frame, which is then counted under its
+    reason and never reaches the protocol state."""
 
-    def seal(self, frame: bytes) -> bytes: ...
+    def seal(self, frame: bytes, dst: int | None = None) -> bytes: ...
 
     def open(self, data: bytes) -> tuple[bytes, Any]: ...
 
@@ -312,9 +313,9 @@ class CoordinatorProtocol:
         self._seq += 1
         return Envelope(self.id, self.epoch, self._seq, self.round, self.settings.spec_hash)
 
-    def _encode(self, msg: Message) -> bytes:
+    def _encode(self, msg: Message, dst: int | None = None) -> bytes:
         data = encode_message(msg)
-        return data if self.auth is None else self.auth.seal(data)
+        return data if self.auth is None else self.auth.seal(data, dst)
 
     def _encode_broadcast(self) -> None:
         st = self.state
@@ -329,10 +330,10 @@ class CoordinatorProtocol:
         node_state = self._hook("snapshot_for", m.id) or {}
         snap = Snapshot(self._env(), st.z, st.rho, self.members, node_state, m.next_seq, m.joined_epoch, m.incarnation)
         m.last_bcast_sent = self._now
-        return (m.id, self._encode(snap))
+        return (m.id, self._encode(snap, m.id))
 
     def _ack(self, m_id: int, seq: int, joined_epoch: int, status: AckStatus) -> Send:
-        return (m_id, self._encode(Ack(self._env(), seq, joined_epoch, status)))
+        return (m_id, self._encode(Ack(self._env(), seq, joined_epoch, status), m_id))
 
     def _admit(self, m: _Member) -> None:
         """(Re)admission: a new epoch fences everything the member sent before it."""
@@ -565,7 +566,7 @@ class NodeProtocol:
 
     def _encode(self, msg: Message) -> bytes:
         data = encode_message(msg)
-        return data if self.auth is None else self.auth.seal(data)
+        return data if self.auth is None else self.auth.seal(data, self.coordinator)
 
     # -- control -----------------------------------------------------------------------------
     def start(self, now: int) -> list[Send]:

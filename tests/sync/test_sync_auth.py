@@ -28,11 +28,13 @@ from catopt_dsl.sync.auth import (
     AuthConfigError,
     CoordinatorAuth,
     RunAuth,
+    pair_key,
     seal_frame,
     unseal,
 )
 from catopt_dsl.sync.frame import decode_frame
 from catopt_dsl.sync.messages import (
+    Ack,
     Delta,
     Envelope,
     Join,
@@ -137,13 +139,33 @@ def test_coordinator_checks_one_by_one() -> None:
     auth.revoke(b.did)
     assert refused(seal_frame(_delta(sender=2, seq=1, name="tenant_b"), b)) == "RemovedMember"
     assert refused(_delta()) == "Unsigned"
-    # a node accepts only the coordinator's frames
-    _coord, nodes = run_auth().bind({1: ("tenant_a",), 2: ("tenant_b",)})
-    with pytest.raises(AuthError) as exc:
-        nodes[1].open(seal_frame(_delta(), KEYS["tenant_b"]))
-    assert exc.value.reason == "UnknownDid"
-    frame, token = nodes[1].open(seal_frame(encode_message(Join(Envelope(COORDINATOR_ID, 0, 1, 0), "x", 0)), COORD))
+    # members sign: a MAC'd frame from a member is refused even with the right pair key
+    assert refused(seal_frame(_delta(seq=9, epoch=5), a, pair_key(a, COORD.did))) == "BadSignature"
+
+
+def test_nodes_accept_only_the_coordinators_signed_or_paired_frames() -> None:
+    coord, nodes = run_auth().bind({1: ("tenant_a",), 2: ("tenant_b",)})
+    a, b = KEYS["tenant_a"], KEYS["tenant_b"]
+    assert pair_key(a, COORD.did) == pair_key(COORD, a.did) != pair_key(b, COORD.did)
+    ack = encode_message(Ack(Envelope(COORDINATOR_ID, 4, 7, 3), 2, 4))
+    sealed = coord.seal(ack, 1)  # unicast: MAC'd with tenant_a's pair key...
+    assert unseal(sealed).alg == 2 and len(sealed) < len(coord.seal(ack)) and coord.seal(ack, 1) == sealed
+    frame, token = nodes[1].open(sealed)  # ...which node 1 checks
     nodes[1].admit(token, decode_message(frame))
+    for nid, bad, reason in (
+        (2, sealed, "BadSignature"),  # node 2 holds another pair key
+        (2, seal_frame(_delta(), b), "UnknownDid"),  # a member's frame
+        (2, _forge(ack, COORD, b), "BadSignature"),  # the coordinator's DID, b's signature
+        (1, seal_frame(ack, COORD, pair_key(b, COORD.did)), "BadSignature"),  # b MACs to a "as the coordinator"
+        (2, ack, "Unsigned"),
+    ):
+        with pytest.raises(AuthError) as exc:
+            nodes[nid].open(bad)
+        assert exc.value.reason == reason
+    broadcast = coord.seal(encode_message(Join(Envelope(COORDINATOR_ID, 0, 1, 0), "x", 0)))  # no dst: signed
+    for nid in (1, 2):
+        frame, token = nodes[nid].open(broadcast)
+        nodes[nid].admit(token, decode_message(frame))
 
 
 def test_configuration_errors() -> None:
