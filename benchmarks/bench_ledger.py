@@ -187,7 +187,7 @@ def _signing_numbers(repeats: int) -> dict[str, float]:
             return _t(self, context, message)  # type: ignore[no-any-return]
 
         keys_module.Identity.sign = timed_sign  # type: ignore[method-assign]
-        auth_module.verify_signature = verify_timer
+        auth_module.verify_signature = verify_timer  # type: ignore[assignment]
         try:
             t, rounds_signed, result_signed = one(run_auth)
         finally:
