@@ -93,13 +93,16 @@ class Ledger:
 
     def __init__(self, path: Path, found: Scan, file_size: int) -> None:
         self.path = path
+        self._load(found, file_size)
+        #: torn tails this object moved aside before appending: (what, where the bytes went)
+        self.recovered: list[tuple[TornTail, Path]] = []
+
+    def _load(self, found: Scan, file_size: int) -> None:
         self._scan = found
         self._payloads: list[bytes] = list(found.payloads)
         self._offsets: list[int] = list(found.offsets)
         self._file_size = file_size
         self.tree = MerkleTree(leaf_hash(p) for p in self._payloads)
-        #: torn tails this object moved aside before appending: (what, where the bytes went)
-        self.recovered: list[tuple[TornTail, Path]] = []
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
@@ -154,8 +157,7 @@ class Ledger:
         if size == self._file_size and not self._scan.torn:
             return
         data = read_locked(fd)
-        found = scan(data)
-        self.__init__(self.path, found, len(data))  # type: ignore[misc]
+        self._load(scan(data), len(data))
 
     def append(self, identity: Identity, kind: str, body: Mapping[str, Any], time: str | None = None) -> SignedEntry:
         """Sign and durably append one entry (fsync before returning)."""
@@ -165,10 +167,16 @@ class Ledger:
         """Sign and append several entries with one write and one fsync (group commit)."""
         if not items:
             return []
+        try:
+            return self._append_locked(identity, items)
+        except LedgerFileError as exc:
+            raise LedgerError(f"{self.path}: {exc}") from None
+        except OSError as exc:  # a full disk, a lost mount: the next open reports any torn bytes
+            raise LedgerError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
+
+    def _append_locked(self, identity: Identity, items: Sequence[Item]) -> list[SignedEntry]:
         with locked(self.path) as fd:
-            recovered = self.recovered
             self._refresh(fd)
-            self.recovered = recovered
             if self._scan.damage:
                 first = self._scan.damage[0]
                 raise LedgerDamagedError(

@@ -281,3 +281,14 @@ def test_concurrent_writers_interleave_whole_entries(tmp_path: Path) -> None:
     final = Ledger.open(path)
     assert final.verify().ok and [e.entry.body["w"] for e in final.entries()] == ["a", "b", "a2"]
     assert scan(path.read_bytes()).clean
+
+
+def test_a_file_changed_or_removed_under_an_open_ledger_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "l.catl"
+    led = _ledger(path, 2)
+    path.write_bytes(b"garbage!")
+    with pytest.raises(LedgerError, match="not a catopt ledger"):
+        led.append(ALICE, "spec.published", {})
+    path.unlink()
+    with pytest.raises(LedgerError, match="cannot open"):
+        led.append(ALICE, "spec.published", {})
