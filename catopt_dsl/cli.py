@@ -170,8 +170,7 @@ def solve(
 
         first = result
         result = apply_delta(plan, delta, first, options=options, backend=backend, address=address, centralized=centralized)
-    if ledger_path is not None:
-        _record(ledger_path, signer, file, plan, options, result, centralized, backend, delta, allow_paths)
+    full = result  # a ledger record covers the whole result, whoever looks at it
     if tenant is not None:
         result = tenant[0].view(result, tenant[1])
     if plot is not None:
@@ -185,6 +184,8 @@ def solve(
         click.echo(json.dumps(result.to_json(), sort_keys=True))
     else:
         _print_human(result)
+    if ledger_path is not None:  # after the output: a ledger that cannot be written loses no result
+        _record(ledger_path, signer, file, plan, options, full, centralized, backend, delta, allow_paths)
     sys.exit(0 if result.status == "optimal" else 1)
 
 
@@ -229,7 +230,7 @@ def _signer(identity_path: Path | None) -> Any:
 
 def _record(ledger_path: Path, signer: Any, file: Path, plan: Any, options: Any, result: Any,
             centralized: bool, backend: str, delta: str | None, allow_paths: Sequence[str]) -> None:
-    """Append the solve to the ledger (before any tenant filtering: the record covers the result)."""
+    """Append the solve to the ledger (the whole result, not a tenant's view)."""
     from catopt_dsl.ledger import Ledger, LedgerError
     from catopt_dsl.ledger.solve_record import solve_body
 

@@ -181,3 +181,13 @@ def test_solve_as_a_tenant(work: Path) -> None:
     code, _, err = _run("solve", "examples/gpu_fleet.cat", "--owners", "owners.json", "--as", s)
     assert code == 1 and "owns no object" in err
     assert _run("solve", "examples/gpu_fleet.cat", "--ledger", "x.catl")[0] == 2
+
+
+def test_a_ledger_that_cannot_be_written_loses_no_result(work: Path) -> None:
+    (work / "bad.catl").write_bytes(b"garbage!")
+    code, out, err = _run("solve", "examples/gpu_fleet.cat", "--json", "--quiet", "--ledger", "bad.catl", "--identity", "a.key")
+    assert code == 1 and "not a catopt ledger" in err
+    assert (work / "bad.catl").read_bytes() == b"garbage!"
+    assert json.loads(out)["status"] == "optimal"  # the result was reported before the record failed
+    code, _, err = _run("solve", "examples/gpu_fleet.cat", "--quiet", "--ledger", "x.catl", "--identity", "nokey.key")
+    assert code == 1 and "no such key file" in err and not (work / "x.catl").exists()  # checked before solving
