@@ -56,6 +56,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "ray": ("benchmarks.bench_ray", "Ray runtime: per-round overhead and crossover"),
     "warmstart": ("benchmarks.bench_warmstart", "Warm start after a plan delta"),
     "registry": ("benchmarks.bench_registry", "Schema registry: registrations and lookups per second (SQLite)"),
+    "ledger": ("benchmarks.bench_ledger", "Governance ledger and signed frames"),
 }
 
 

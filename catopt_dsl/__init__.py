@@ -55,6 +55,14 @@ _EXPORTS: dict[str, str] = {
     # schema registry
     "Registry": "catopt_dsl.registry",
     "open_registry": "catopt_dsl.registry",
+    "RunAuth": "catopt_dsl.sync.auth",
+    # identity and governance
+    "Identity": "catopt_dsl.identity",
+    "Owners": "catopt_dsl.identity",
+    "validate_did": "catopt_dsl.identity",
+    "resolve_did": "catopt_dsl.identity",
+    "Ledger": "catopt_dsl.ledger",
+    "TreeHead": "catopt_dsl.ledger",
     # runtime
     "apply_delta": "catopt_dsl.runtime.deltas",
     "PlanSession": "catopt_dsl.runtime.deltas",

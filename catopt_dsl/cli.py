@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 import click
 
@@ -117,6 +117,13 @@ def _load_or_exit(file: Path, allow_paths: Sequence[str], color: str) -> Any:
 @click.option("--delta", "delta", default=None, help="Solve, then apply this PlanDelta and re-solve warm-started.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write residual and objective histories to a PNG.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--as", "as_did", default=None, metavar="DID", help="Report only this tenant's objects and the shared variables (needs --owners).")
+@click.option("--owners", "owners_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help='Owner bindings as JSON: {"owners": {"<object or family>": "did:key:..."}}.')
+@click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Record the solve (spec and data hashes, options, status, result hash) in this ledger.")
+@click.option("--identity", "identity_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Key file whose DID signs the --ledger entry.")
 @_allow
 @_color
 def solve(
@@ -133,13 +140,23 @@ def solve(
     delta: str | None,
     plot: Path | None,
     quiet: bool,
+    as_did: str | None,
+    owners_path: Path | None,
+    ledger_path: Path | None,
+    identity_path: Path | None,
     allow_paths: tuple[str, ...],
     color: str,
 ) -> None:
     """Solve a plan with the reference ADMM solver (or centrally) and report the result."""
     if plot is not None and centralized:
         raise click.UsageError("--plot draws ADMM's iteration history; a --centralized solve has none")
+    if (ledger_path is None) != (identity_path is None):
+        raise click.UsageError("--ledger and --identity go together: the entry is signed by the identity's DID")
+    if as_did is not None and owners_path is None:
+        raise click.UsageError("--as needs the owner bindings: pass --owners FILE")
     plan = _load_or_exit(file, allow_paths, color)
+    tenant = _tenant(plan, owners_path, as_did)
+    signer = _signer(identity_path)
     from catopt_dsl.solver import SolveOptions
 
     options = SolveOptions(max_iter=max_iter, eps_abs=eps_abs, eps_rel=eps_rel, rho=rho, alpha=alpha)
@@ -158,6 +175,9 @@ def solve(
 
         first = result
         result = apply_delta(plan, delta, first, options=options, backend=backend, address=address, centralized=centralized)
+    full = result  # a ledger record covers the whole result, whoever looks at it
+    if tenant is not None:
+        result = tenant[0].view(result, tenant[1])
     if plot is not None:
         from catopt_dsl.solver.plot import plot_history
 
@@ -171,7 +191,66 @@ def solve(
         click.echo(json.dumps(result.to_json(), sort_keys=True))
     else:
         _print_human(result)
+    if ledger_path is not None:  # after the output: a ledger that cannot be written loses no result
+        _record(ledger_path, signer, file, plan, options, full, centralized, backend, delta, allow_paths)
     sys.exit(0 if result.status == "optimal" else 1)
+
+
+def _input_error(message: str) -> NoReturn:
+    click.echo(f"catoptc: error: {message}", err=True)
+    sys.exit(1)
+
+
+def _tenant(plan: Any, owners_path: Path | None, did: str | None) -> tuple[Any, str] | None:
+    """(owners, did) for `solve --as`, checked against the plan; None without --as."""
+    if owners_path is None:
+        return None
+    from catopt_dsl.identity import Owners, OwnersError, validate_did
+
+    try:
+        owners = Owners.load(owners_path)
+    except OwnersError as exc:
+        _input_error(str(exc))
+    problems = owners.check(o.name for o in plan.objects)
+    if problems:
+        _input_error(f"{owners_path}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    if did is None:
+        return None
+    why = validate_did(did)
+    if why is not None:
+        raise click.UsageError(f"--as {did}: {why}")
+    if not owners.objects_of(did, (o.name for o in plan.objects)):
+        _input_error(f"{did} owns no object of this plan (see {owners_path})")
+    return owners, did
+
+
+def _signer(identity_path: Path | None) -> Any:
+    if identity_path is None:
+        return None
+    from catopt_dsl.identity import Identity, IdentityError
+
+    try:
+        return Identity.load(identity_path)
+    except IdentityError as exc:
+        _input_error(str(exc))
+
+
+def _record(ledger_path: Path, signer: Any, file: Path, plan: Any, options: Any, result: Any,
+            centralized: bool, backend: str, delta: str | None, allow_paths: Sequence[str]) -> None:
+    """Append the solve to the ledger (the whole result, not a tenant's view)."""
+    from catopt_dsl.ledger import Ledger, LedgerError
+    from catopt_dsl.ledger.solve_record import solve_body
+
+    body = solve_body(file, plan, options, result, centralized=centralized, backend=backend,
+                      deltas=[delta] if delta else [], allow_paths=allow_paths, version=__version__)
+    try:
+        led = Ledger.open(ledger_path, create=True)
+        se = led.append(signer, "solve.recorded", body)
+    except LedgerError as exc:
+        _input_error(str(exc))
+    for torn, aside in led.recovered:
+        click.echo(f"catoptc: warning: {ledger_path}: {torn.describe()}; moved to {aside}", err=True)
+    click.echo(f"recorded as entry {se.entry.index} of {ledger_path} (result {body['result']['sha256'][:16]}...)", err=True)
 
 
 def _run(plan: Any, options: Any, centralized: bool, backend: str, address: str | None, progress: Any) -> Any:
@@ -239,10 +318,15 @@ def compile_(file: Path, target: str, out: Path, force: bool, allow_paths: tuple
         click.echo(f"{t}: wrote {len(files)} files under {out / t}", err=True)
 
 
+# Command groups that live with their packages (each imports its heavy dependencies lazily).
+from catopt_dsl.identity.cli import identity as _identity_commands  # noqa: E402
+from catopt_dsl.ledger.cli import ledger as _ledger_commands  # noqa: E402
 from catopt_dsl.registry.cli import registry_group, schema_group  # noqa: E402  (light: click only)
 
 cli.add_command(schema_group)
 cli.add_command(registry_group)
+cli.add_command(_identity_commands)
+cli.add_command(_ledger_commands)
 
 # `main` is the click group (what tests drive through CliRunner); `run` is the console script.
 main = cli

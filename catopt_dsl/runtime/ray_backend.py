@@ -179,7 +179,7 @@ class _NodeWorker:
         self, spec: NodeSpec, options: SolveOptions, settings: SyncSettings, warm_x: Mapping[str, np.ndarray]
     ) -> bool:
         self.app = SolverNode(spec.node_id, spec.objects, options, warm_x)
-        self.node = NodeProtocol(spec.node_id, spec.label, self.app, settings)
+        self.node = NodeProtocol(spec.node_id, spec.label, self.app, settings, auth=spec.auth)
         return True
 
     def reset(self) -> bool:

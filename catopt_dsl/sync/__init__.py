@@ -38,11 +38,13 @@ from catopt_dsl.sync.messages import (
 )
 from catopt_dsl.sync.protocol import (
     COORDINATOR_ID,
+    AuthError,
     BroadcastState,
     BroadcastView,
     Contribution,
     CoordinatorApp,
     CoordinatorProtocol,
+    FrameAuth,
     NodeApp,
     NodeOutput,
     NodeProtocol,
@@ -54,6 +56,7 @@ from catopt_dsl.sync.transport import FaultPlan, FaultyTransport
 
 __all__ = [
     "Ack",
+    "AuthError",
     "AckStatus",
     "Broadcast",
     "BroadcastState",
@@ -69,6 +72,7 @@ __all__ = [
     "FRAME_MAGIC",
     "FaultPlan",
     "FaultyTransport",
+    "FrameAuth",
     "Frame",
     "HEADER_SIZE",
     "Header",

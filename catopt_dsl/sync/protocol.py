@@ -178,7 +178,7 @@ class ProtocolStats:
     duplicates: int = 0
     fenced: int = 0
     gaps: int = 0
-    rejected: int = 0  # undecodable frames, wrong spec hash, impossible header values
+    rejected: int = 0  # undecodable frames, wrong spec hash, impossible header values, refused by auth
     non_member: int = 0
     retransmits: int = 0
     dropped_members: int = 0
@@ -190,7 +190,42 @@ class ProtocolStats:
         self.errors[why] = self.errors.get(why, 0) + 1
 
 
-def _decode(data: bytes, settings: SyncSettings, stats: ProtocolStats) -> Message | None:
+# ---------------------------------------------------------------------------------------------
+# Authentication seam (``catopt_dsl.sync.auth`` implements it; the protocol only calls it)
+# ---------------------------------------------------------------------------------------------
+
+
+class AuthError(Exception):
+    """A frame the authentication layer refuses; ``reason`` is the counter it is filed under."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        super().__init__(message or reason)
+        self.reason = reason
+
+
+@runtime_checkable
+class FrameAuth(Protocol):
+    """Optional per-endpoint authentication: every frame sent goes through ``seal`` (``dst`` is the
+    one recipient of a unicast frame, None for a broadcast); every frame received through ``open``
+    (before decoding: returns the inner frame and a token) and, once decoded, ``admit(token,
+    message)``. Both raise :class:`AuthError` to refuse the frame, which is then counted under its
+    reason and never reaches the protocol state."""
+
+    def seal(self, frame: bytes, dst: int | None = None) -> bytes: ...
+
+    def open(self, data: bytes) -> tuple[bytes, Any]: ...
+
+    def admit(self, token: Any, msg: Message) -> None: ...
+
+
+def _decode(data: bytes, settings: SyncSettings, stats: ProtocolStats, auth: FrameAuth | None = None) -> Message | None:
+    token: Any = None
+    if auth is not None:
+        try:
+            data, token = auth.open(data)
+        except AuthError as exc:
+            stats.reject(exc.reason)
+            return None
     try:
         msg = decode_message(data, max_payload=settings.max_payload)
     except WireError as exc:
@@ -199,6 +234,12 @@ def _decode(data: bytes, settings: SyncSettings, stats: ProtocolStats) -> Messag
     if msg.env.spec_hash != settings.spec_hash:
         stats.reject("SpecHashMismatch")
         return None
+    if auth is not None:
+        try:
+            auth.admit(token, msg)
+        except AuthError as exc:
+            stats.reject(exc.reason)
+            return None
     return msg
 
 
@@ -225,10 +266,17 @@ class _Member:
 class CoordinatorProtocol:
     """The coordinator side: membership, dedup/fencing, round closing, broadcasts."""
 
-    def __init__(self, app: CoordinatorApp, settings: SyncSettings = SyncSettings(), node_id: int = COORDINATOR_ID):
+    def __init__(
+        self,
+        app: CoordinatorApp,
+        settings: SyncSettings = SyncSettings(),
+        node_id: int = COORDINATOR_ID,
+        auth: FrameAuth | None = None,
+    ):
         self.app = app
         self.settings = settings
         self.id = node_id
+        self.auth = auth
         self.stats = ProtocolStats()
         self.epoch = 0
         self.round = 0
@@ -265,9 +313,13 @@ class CoordinatorProtocol:
         self._seq += 1
         return Envelope(self.id, self.epoch, self._seq, self.round, self.settings.spec_hash)
 
+    def _encode(self, msg: Message, dst: int | None = None) -> bytes:
+        data = encode_message(msg)
+        return data if self.auth is None else self.auth.seal(data, dst)
+
     def _encode_broadcast(self) -> None:
         st = self.state
-        self._bcast = encode_message(Broadcast(self._env(), st.z, st.rho, self.members))
+        self._bcast = self._encode(Broadcast(self._env(), st.z, st.rho, self.members))
 
     def _hook(self, name: str, *args: Any) -> Any:
         fn = getattr(self.app, name, None)
@@ -278,10 +330,10 @@ class CoordinatorProtocol:
         node_state = self._hook("snapshot_for", m.id) or {}
         snap = Snapshot(self._env(), st.z, st.rho, self.members, node_state, m.next_seq, m.joined_epoch, m.incarnation)
         m.last_bcast_sent = self._now
-        return (m.id, encode_message(snap))
+        return (m.id, self._encode(snap, m.id))
 
     def _ack(self, m_id: int, seq: int, joined_epoch: int, status: AckStatus) -> Send:
-        return (m_id, encode_message(Ack(self._env(), seq, joined_epoch, status)))
+        return (m_id, self._encode(Ack(self._env(), seq, joined_epoch, status), m_id))
 
     def _admit(self, m: _Member) -> None:
         """(Re)admission: a new epoch fences everything the member sent before it."""
@@ -304,7 +356,7 @@ class CoordinatorProtocol:
     # -- input -------------------------------------------------------------------------------
     def receive(self, data: bytes, now: int) -> list[Send]:
         self._now = now
-        msg = _decode(data, self.settings, self.stats)
+        msg = _decode(data, self.settings, self.stats, self.auth)
         if msg is None:
             return []
         self._reply = []
@@ -485,10 +537,12 @@ class NodeProtocol:
         settings: SyncSettings = SyncSettings(),
         coordinator: int = COORDINATOR_ID,
         incarnation: int = 0,
+        auth: FrameAuth | None = None,
     ):
         if node_id == coordinator:
             raise ValueError("a node cannot use the coordinator's id")
         self.id = node_id
+        self.auth = auth
         self.name = name
         self.app = app
         self.settings = settings
@@ -510,19 +564,23 @@ class NodeProtocol:
     def _env(self, seq: int, round_: int) -> Envelope:
         return Envelope(self.id, self.epoch, seq, round_, self.settings.spec_hash)
 
+    def _encode(self, msg: Message) -> bytes:
+        data = encode_message(msg)
+        return data if self.auth is None else self.auth.seal(data, self.coordinator)
+
     # -- control -----------------------------------------------------------------------------
     def start(self, now: int) -> list[Send]:
         """Ask to join (again, with a new incarnation, after being dropped)."""
         self.status = "joining"
         self._in_flight = None
         self._pending = None
-        self._ctrl = encode_message(Join(self._env(0, 0), self.name, self.incarnation))
+        self._ctrl = self._encode(Join(self._env(0, 0), self.name, self.incarnation))
         self._ctrl_sent_at = now
         return [(self.coordinator, self._ctrl)]
 
     def request_resync(self, now: int) -> list[Send]:
         """Ask for a Snapshot (the local state is lost or suspect); retransmitted until answered."""
-        self._ctrl = encode_message(SnapshotRequest(self._env(0, self.last_round), self.incarnation))
+        self._ctrl = self._encode(SnapshotRequest(self._env(0, self.last_round), self.incarnation))
         self._ctrl_sent_at = now
         return [(self.coordinator, self._ctrl)]
 
@@ -535,13 +593,13 @@ class NodeProtocol:
         self.status = "leaving"
         seq = self._next_seq
         self._next_seq += 1
-        data = encode_message(Leave(self._env(seq, max(self.last_round, 0)), "leave"))
+        data = self._encode(Leave(self._env(seq, max(self.last_round, 0)), "leave"))
         self._in_flight = _InFlight(seq, data, now, "leave")
         return [(self.coordinator, data)]
 
     # -- input -------------------------------------------------------------------------------
     def receive(self, data: bytes, now: int) -> list[Send]:
-        msg = _decode(data, self.settings, self.stats)
+        msg = _decode(data, self.settings, self.stats, self.auth)
         if msg is None:
             return []
         if msg.env.sender != self.coordinator:
@@ -626,7 +684,7 @@ class NodeProtocol:
         self.steps += 1
         seq = self._next_seq
         self._next_seq += 1
-        data = encode_message(Delta(self._env(seq, view.round), out.contributions, out.residuals))
+        data = self._encode(Delta(self._env(seq, view.round), out.contributions, out.residuals))
         self._in_flight = _InFlight(seq, data, now, "delta")
         return [(self.coordinator, data)]
 

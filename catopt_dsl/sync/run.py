@@ -57,7 +57,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -69,11 +69,13 @@ from catopt_dsl.solver.layout import build_layout
 from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState, inaccurate_warnings
 from catopt_dsl.solver.worker import Contribution, FastBatch, LocalWorker, unbounded_note
 from catopt_dsl.sync.frame import ZERO_HASH, spec_hash_bytes
+from catopt_dsl.sync.messages import Delta, Message
 from catopt_dsl.sync.protocol import (
     COORDINATOR_ID,
     BroadcastState,
     BroadcastView,
     CoordinatorProtocol,
+    FrameAuth,
     NodeOutput,
     NodeProtocol,
     ProtocolStats,
@@ -82,6 +84,9 @@ from catopt_dsl.sync.protocol import (
     SyncSettings,
 )
 from catopt_dsl.sync.transport import FaultPlan, FaultyTransport
+
+if TYPE_CHECKING:  # the key-holding layer is only imported by callers that authenticate
+    from catopt_dsl.sync.auth import RunAuth
 
 __all__ = [
     "DEFAULT_MAX_NODES",
@@ -98,6 +103,7 @@ __all__ = [
     "assign_nodes",
     "node_ids",
     "node_specs",
+    "reported_objects",
     "restrict_plan",
     "solve_distributed",
 ]
@@ -107,6 +113,14 @@ ProgressFn = Callable[[dict[str, float]], None]
 #: status of a local solve as carried in the ``status:<object>`` residual term
 STATUS_CODES: dict[str, int] = {"ok": 0, "infeasible": 1, "unbounded": 2, "failed": 3}
 _CODE_STATUS = {0: "ok", 1: "infeasible", 2: "unbounded", 3: "local_solver_failed"}
+
+
+def reported_objects(msg: Message) -> set[str]:
+    """The objects a node's Delta reports for: the ``<object>`` of every ``x:<object>`` entry and
+    residual term (an entry of another shape counts as reporting for its whole name)."""
+    if not isinstance(msg, Delta):
+        return set()
+    return {k.split(":", 1)[1] if ":" in k else k for k in (*msg.contributions, *msg.residuals)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,6 +195,7 @@ class NodeSpec:
 
     node_id: int
     objects: tuple[tuple[IRObject, np.ndarray, np.ndarray], ...]
+    auth: FrameAuth | None = None  # signs its frames and checks the coordinator's (authenticated runs)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -646,7 +661,7 @@ class LocalNodes:
     def start(self, node_id: int, now: int) -> list[Send]:
         spec = self.specs[node_id]
         app = SolverNode(node_id, spec.objects, self.options, self.warm_x)
-        node = NodeProtocol(node_id, spec.label, app, self.settings)
+        node = NodeProtocol(node_id, spec.label, app, self.settings, auth=spec.auth)
         self.apps[node_id], self.nodes[node_id] = app, node
         return node.start(now)
 
@@ -701,7 +716,11 @@ class DistributedSolve:
     ``transport`` replaces the default ``FaultyTransport(faults, seed)`` (the schedule in
     ``faults`` still applies). ``host_factory(specs, options, settings, warm_x)`` replaces the
     in-process nodes (the Ray backend passes one that starts actors); ``assignment`` (node id ->
-    object names) replaces :func:`assign_nodes` (``max_nodes``). The run is deterministic: same arguments, same frames, same result.
+    object names) replaces :func:`assign_nodes` (``max_nodes``). ``auth`` (a
+    :class:`~catopt_dsl.sync.auth.RunAuth`) signs every frame and makes the coordinator refuse
+    frames that are forged, replayed, stale, for another plan or tenant, or from removed members
+    (counted in ``trace.coordinator_stats.errors``); nodes are then cut so that each speaks for one
+    owner. The run is deterministic: same arguments, same frames, same result.
     """
 
     def __init__(
@@ -719,6 +738,7 @@ class DistributedSolve:
         progress: ProgressFn | None = None,
         host_factory: HostFactory | None = None,
         assignment: Mapping[int, Sequence[str]] | None = None,
+        auth: RunAuth | None = None,
     ) -> None:
         self.plan = plan
         self.options = options or SolveOptions()
@@ -731,10 +751,18 @@ class DistributedSolve:
         self.settings = st
         self.faults = faults
         self.leave_at = dict(leave_at or {})
-        self.assignment = {int(k): tuple(v) for k, v in (assignment or assign_nodes(plan, max_nodes)).items()}
+        if assignment is None:
+            assignment = assign_nodes(plan, max_nodes)
+            if auth is not None:
+                assignment = auth.split(assignment)
+        self.assignment = {int(k): tuple(v) for k, v in assignment.items()}
         self.specs = node_specs(plan, self.assignment)
         self.app = SolverCoordinator(plan, self.options, self.assignment, warm_start, progress)
-        self.protocol = CoordinatorProtocol(self.app, st)
+        coordinator_auth = None
+        if auth is not None:
+            coordinator_auth, node_auth = auth.bind(self.assignment, reported_objects)
+            self.specs = {nid: replace(spec, auth=node_auth.get(nid)) for nid, spec in self.specs.items()}
+        self.protocol = CoordinatorProtocol(self.app, st, auth=coordinator_auth)
         self.transport: Transport = transport if transport is not None else FaultyTransport(faults, seed)
         warm_x = dict(warm_start.x) if warm_start is not None else {}
         factory: HostFactory = host_factory if host_factory is not None else LocalNodes
@@ -819,13 +847,15 @@ def solve_distributed(
     max_nodes: int | None = None,
     leave_at: Mapping[int, int] | None = None,
     progress: ProgressFn | None = None,
+    auth: RunAuth | None = None,
 ) -> SolveResult:
     """ADMM with every contribution and broadcast sent as frames through the delta-sync protocol.
 
     Defaults: a perfect in-process transport, synchronous protocol settings, one node per object.
     ``faults`` injects drops/duplicates/reordering/delays/corruption and crashes or late joins
     (node ids from :func:`node_ids`); the result is the optimum of the plan as it stands after
-    the membership changes (:class:`DistributedSolve` for the wire trace).
+    the membership changes (:class:`DistributedSolve` for the wire trace). ``auth`` signs and
+    checks every frame (see :class:`DistributedSolve`).
     """
     run = DistributedSolve(
         plan,
@@ -838,5 +868,6 @@ def solve_distributed(
         max_nodes=max_nodes,
         leave_at=leave_at,
         progress=progress,
+        auth=auth,
     )
     return run.run()
