@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import click
 
 from catopt_dsl import __version__
+from catopt_dsl.adapters.cli import adapters as adapters_group
 from catopt_dsl.diagnostics import render_json, render_text
 
 EXAMPLES = """
@@ -230,6 +231,8 @@ def compile_(file: Path, target: str, out: Path, force: bool, allow_paths: tuple
         files = emit_target(t, plan, out / t)
         click.echo(f"{t}: wrote {len(files)} files under {out / t}", err=True)
 
+
+cli.add_command(adapters_group)
 
 # `main` is the click group (what tests drive through CliRunner); `run` is the console script.
 main = cli

@@ -3,35 +3,16 @@
 See docs/adapters.md. The interface is in ``api.py``; discovery (entry-point group
 ``catopt.adapters``) in ``registry.py``; the conformance kit in ``kit.py``. The project's own
 adapters (`torch`, `jax`, `cpu`, `cuda`) are registered through the same entry points as any
-third party's. Importing this package loads neither torch nor JAX.
+third party's. Names load lazily: importing this package (as ``catoptc --help`` does, for the
+``adapters`` command group) loads neither numpy, torch nor JAX.
 """
 
 from __future__ import annotations
 
-from catopt_dsl.adapters.api import (
-    ADAPTER_API_VERSION,
-    Adapter,
-    AdapterError,
-    AdapterUnavailable,
-    Availability,
-    Capacity,
-    Contract,
-    DeviceDescriptor,
-    FrameworkAdapter,
-    FrameworkProblem,
-    HardwareAdapter,
-    ParamLayout,
-    ProxOptions,
-    ProxResult,
-    Quantity,
-    RecordedDevice,
-    VarSpec,
-    external_loss,
-    read_data,
-    resolve_callable,
-)
+import importlib
+from typing import Any
 
-__all__ = [
+_API = (
     "ADAPTER_API_VERSION",
     "Adapter",
     "AdapterError",
@@ -52,4 +33,57 @@ __all__ = [
     "external_loss",
     "read_data",
     "resolve_callable",
+)
+_REGISTRY = ("discover", "get", "parse_requirement", "place", "resolve")
+_KIT = ("ConformanceError", "KitReport", "assert_conforms", "verify")
+
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(_API, "catopt_dsl.adapters.api"),
+    **dict.fromkeys(_REGISTRY, "catopt_dsl.adapters.registry"),
+    **dict.fromkeys(_KIT, "catopt_dsl.adapters.kit"),
+}
+
+__all__ = [
+    "ADAPTER_API_VERSION",
+    "Adapter",
+    "AdapterError",
+    "AdapterUnavailable",
+    "Availability",
+    "Capacity",
+    "ConformanceError",
+    "Contract",
+    "DeviceDescriptor",
+    "FrameworkAdapter",
+    "FrameworkProblem",
+    "HardwareAdapter",
+    "KitReport",
+    "ParamLayout",
+    "ProxOptions",
+    "ProxResult",
+    "Quantity",
+    "RecordedDevice",
+    "VarSpec",
+    "assert_conforms",
+    "discover",
+    "external_loss",
+    "get",
+    "parse_requirement",
+    "place",
+    "read_data",
+    "resolve",
+    "resolve_callable",
+    "verify",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'catopt_dsl.adapters' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -20,8 +20,9 @@ agreement tolerances (1e-5 and below) need float64.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,12 @@ from catopt_dsl.adapters.api import (
     ProxOptions,
     ProxResult,
 )
-from catopt_dsl.adapters.framework import FRAMEWORK_QUANTITIES, ResolvedLoss, newton_polish, resolve_loss
+from catopt_dsl.adapters.framework import (
+    FRAMEWORK_QUANTITIES,
+    ResolvedLoss,
+    newton_polish,
+    resolve_loss,
+)
 
 __all__ = ["JaxAdapter", "JaxProblem", "adapter"]
 

@@ -6,7 +6,8 @@ JAX adapter jit-compiles them, so they must be traceable (no Python branching on
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -21,14 +21,14 @@ Samples (all reduce by ``sum`` over the data, not ``mean``):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import numpy as np
 
 from catopt_dsl.adapters.api import ParamLayout
 
-__all__ = ["Sample", "SAMPLES", "sample", "reference_prox", "softmax_loss_np", "softmax_grad_np", "softmax_hess_np"]
+__all__ = ["SAMPLES", "Sample", "reference_prox", "sample", "softmax_grad_np", "softmax_hess_np", "softmax_loss_np"]
 
 SEED = 20261115
 

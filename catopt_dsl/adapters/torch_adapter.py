@@ -23,8 +23,9 @@ torch is imported on first use, so listing adapters never loads it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,12 @@ from catopt_dsl.adapters.api import (
     ProxOptions,
     ProxResult,
 )
-from catopt_dsl.adapters.framework import FRAMEWORK_QUANTITIES, ResolvedLoss, newton_polish, resolve_loss
+from catopt_dsl.adapters.framework import (
+    FRAMEWORK_QUANTITIES,
+    ResolvedLoss,
+    newton_polish,
+    resolve_loss,
+)
 
 __all__ = ["TorchAdapter", "TorchProblem", "adapter"]
 

@@ -6,7 +6,7 @@ name -> tensor and ``data`` a dict of tensors. They double as worked examples of
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CanonicalQuantity", "CANONICAL", "GIB", "is_canonical", "quantity"]
+__all__ = ["CANONICAL", "GIB", "CanonicalQuantity", "is_canonical", "quantity"]
 
 GIB = 1024**3
 
