@@ -55,7 +55,9 @@ def _jax_device(jax: Any, device: str, adapter: str) -> Any:
     try:
         devices = jax.devices(platform)
     except RuntimeError as exc:
-        raise AdapterUnavailable(f"adapter {adapter}: JAX has no `{platform}` backend here ({str(exc).splitlines()[0]})") from exc
+        raise AdapterUnavailable(
+            f"adapter {adapter}: device `{device}` asked for, but JAX has no `{platform}` backend here ({str(exc).splitlines()[0]})"
+        ) from exc
     i = int(index) if index.isdigit() else 0
     if i >= len(devices):
         raise AdapterUnavailable(f"adapter {adapter}: device `{device}` asked for, JAX sees {len(devices)} {platform} device(s)")
