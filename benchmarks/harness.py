@@ -55,6 +55,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "codec": ("benchmarks.bench_codec", "Wire codec: Delta frame encode + decode throughput"),
     "ray": ("benchmarks.bench_ray", "Ray runtime: per-round overhead and crossover"),
     "warmstart": ("benchmarks.bench_warmstart", "Warm start after a plan delta"),
+    "adapters": ("benchmarks.bench_adapters", "Adapters: a torch tenant's prox step vs the same loss in .cat"),
 }
 
 
