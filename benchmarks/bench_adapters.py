@@ -29,8 +29,9 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -165,11 +166,11 @@ def run(quick: bool = False) -> dict[str, Any]:
         setup_s = time.perf_counter() - t0
         x_star = problem.prox(np.zeros(n), rho).theta
         centres = _centres(x_star, steps)
-        adapter_s, adapter_out = _median_step(lambda v: problem.prox(v, rho).theta, centres)
+        adapter_s, adapter_out = _median_step(lambda v, p=problem: p.prox(v, rho).theta, centres)
         with tempfile.TemporaryDirectory() as tmp:
             worker = _cat_worker(A, b, kind, Path(tmp))
             worker.step(np.zeros(n), rho)  # first call builds the KKT factor / the CVXPY problem
-            cat_s, cat_out = _median_step(lambda v: worker.step(v, rho).copy(), centres)
+            cat_s, cat_out = _median_step(lambda v, w=worker: w.step(v, rho).copy(), centres)
             path = "fast path" if worker.fast else "CVXPY (Clarabel)"
         tensors = {"A": torch.from_numpy(A), "b": torch.from_numpy(b)}
         bare = _bare_lbfgs(_torch_loss(kind), tensors, n, rho)

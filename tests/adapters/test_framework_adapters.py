@@ -8,7 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from catopt_dsl.adapters.api import AdapterError, AdapterUnavailable, ParamLayout, ProxOptions
+from catopt_dsl.adapters.api import (
+    AdapterError,
+    AdapterUnavailable,
+    ParamLayout,
+    ProxOptions,
+)
 from catopt_dsl.adapters.jax_adapter import JaxAdapter
 from catopt_dsl.adapters.samples import reference_prox, sample
 from catopt_dsl.adapters.torch_adapter import TorchAdapter

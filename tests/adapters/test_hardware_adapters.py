@@ -13,8 +13,16 @@ import pytest
 
 from catopt_dsl.adapters import registry
 from catopt_dsl.adapters.api import AdapterError, AdapterUnavailable, DeviceDescriptor
-from catopt_dsl.adapters.cpu_adapter import CpuAdapter, descriptor_from_proc, fp32_flops_per_cycle
-from catopt_dsl.adapters.cuda_adapter import CudaAdapter, descriptor_from_sources, parse_smi_csv
+from catopt_dsl.adapters.cpu_adapter import (
+    CpuAdapter,
+    descriptor_from_proc,
+    fp32_flops_per_cycle,
+)
+from catopt_dsl.adapters.cuda_adapter import (
+    CudaAdapter,
+    descriptor_from_sources,
+    parse_smi_csv,
+)
 from catopt_dsl.adapters.kit import validate_descriptor
 
 RECORDED = Path(__file__).resolve().parents[2] / "catopt_dsl" / "adapters" / "recorded"

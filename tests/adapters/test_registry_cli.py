@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 from click.testing import CliRunner
 
 from catopt_dsl.adapters import registry
