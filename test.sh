@@ -10,8 +10,15 @@ export RAY_USAGE_STATS_ENABLED=0
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "install catopt-dsl with its test, ray, plot and registry extras"
-"$PY" -m pip install --disable-pip-version-check -q -e ".[test,ray,plot,registry]"
+step "install torch 2.13.0 (the CPU-only build this machine kind keeps on disk)"
+# PyPI's Linux x86-64 torch wheel pulls ~3 GB of nvidia-* CUDA libraries. This release lies on the
+# CI machines' disk as a CPU-only wheel (190 MB, pip's find-links), and pip prefers 2.13.0+cpu to
+# 2.13.0; elsewhere the same line falls back to PyPI's build, which also works, only bigger. The ml
+# extra's `torch>=2.0` is then satisfied and nothing more is fetched for it.
+"$PY" -m pip install --disable-pip-version-check -q "torch==2.13.0"
+
+step "install catopt-dsl with its test, ray, plot, registry and ml (torch, JAX) extras"
+"$PY" -m pip install --disable-pip-version-check -q -e ".[test,ray,plot,registry,ml]"
 
 step "PostgreSQL server binaries (the registry's store tests start a private server from them)"
 if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

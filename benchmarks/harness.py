@@ -57,6 +57,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "warmstart": ("benchmarks.bench_warmstart", "Warm start after a plan delta"),
     "registry": ("benchmarks.bench_registry", "Schema registry: registrations and lookups per second (SQLite)"),
     "ledger": ("benchmarks.bench_ledger", "Governance ledger and signed frames"),
+    "adapters": ("benchmarks.bench_adapters", "Adapters: a torch tenant's prox step vs the same loss in .cat"),
 }
 
 

@@ -67,6 +67,14 @@ _EXPORTS: dict[str, str] = {
     "apply_delta": "catopt_dsl.runtime.deltas",
     "PlanSession": "catopt_dsl.runtime.deltas",
     "solve_on_ray": "catopt_dsl.runtime.ray_backend",
+    # adapters (torch and JAX load only inside their adapters)
+    "Contract": "catopt_dsl.adapters.api",
+    "FrameworkAdapter": "catopt_dsl.adapters.api",
+    "FrameworkProblem": "catopt_dsl.adapters.api",
+    "HardwareAdapter": "catopt_dsl.adapters.api",
+    "ParamLayout": "catopt_dsl.adapters.api",
+    "ProxResult": "catopt_dsl.adapters.api",
+    "external_loss": "catopt_dsl.adapters.api",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -15,6 +15,7 @@ from typing import Any, NoReturn, Sequence
 import click
 
 from catopt_dsl import __version__
+from catopt_dsl.adapters.cli import adapters as adapters_group
 from catopt_dsl.diagnostics import render_json, render_text
 
 EXAMPLES = """
@@ -327,6 +328,7 @@ cli.add_command(schema_group)
 cli.add_command(registry_group)
 cli.add_command(_identity_commands)
 cli.add_command(_ledger_commands)
+cli.add_command(adapters_group)
 
 # `main` is the click group (what tests drive through CliRunner); `run` is the console script.
 main = cli
