@@ -40,6 +40,8 @@ _Outcome = tuple
 def resolve_data_path(path: str, ctx: ExprContext, file: str | None = None) -> tuple[Path, bool]:
     """``(resolved path, allowed)`` for a path written in ``load(...)`` in spec ``file``."""
     base = Path(ctx.file_dirs.get(file, ctx.spec_dir)) if file is not None else Path(ctx.spec_dir)
+    if "\0" in path:  # realpath raises on NUL; such a path names no file anywhere
+        return base / path.replace("\0", "\\0"), False
     resolved = Path(os.path.realpath(base / path))
     roots = [Path(os.path.realpath(base))] + [Path(os.path.realpath(p)) for p in ctx.allow_paths]
     allowed = any(resolved == r or resolved.is_relative_to(r) for r in roots)
