@@ -67,6 +67,15 @@ def _package_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
+_TOKEN: list[str] = []
+
+
+def _process_token() -> str:
+    if not _TOKEN:
+        _TOKEN.append(secrets.token_hex(32))
+    return _TOKEN[0]
+
+
 @contextmanager
 def ray_session(address: str | None = None, *, num_cpus: int = 2) -> Iterator[Any]:
     """Yield the ``ray`` module with a session up (see the module docstring for which session)."""
@@ -100,7 +109,9 @@ def ray_session(address: str | None = None, *, num_cpus: int = 2) -> Iterator[An
     saved_env = {k: os.environ.get(k) for k in ("RAY_AUTH_TOKEN_PATH",)}
     if not os.environ.get("RAY_AUTH_TOKEN") and not os.environ.get("RAY_AUTH_TOKEN_PATH"):
         token_file = Path(tmp) / "auth_token"
-        token_file.write_text(secrets.token_hex(32), encoding="ascii")
+        # One token per process: Ray's client keeps the first token it read, so a second local
+        # session in this process with a fresh token would be refused by its own GCS.
+        token_file.write_text(_process_token(), encoding="ascii")
         token_file.chmod(0o600)
         os.environ["RAY_AUTH_TOKEN_PATH"] = str(token_file)
     try:
