@@ -41,6 +41,7 @@ from catopt_dsl.backends.common import (
 )
 from catopt_dsl.backends.naming import Namer, Target, check_collisions, check_plan_collisions, snake_case
 from catopt_dsl.diagnostics import CatoptError, DiagnosticSink
+from catopt_dsl.ir.analysis import analyze_ir
 from catopt_dsl.ir.model import IRObject, IRParam, IRPlan, IRSchema, IRSchemaField, IRShared
 
 NAMER = Namer("rust")
@@ -185,11 +186,9 @@ class NativePlan:
         return all(s.closed for s in self.shared)
 
 
-def _closed_terms(block: IRShared) -> dict[str, tuple[str, float]] | None:
-    """The block's closed-form g terms per var (the reference's own detection), or None."""
-    from catopt_dsl.solver.shared import SharedProx
-
-    closed = SharedProx(block).closed
+def _closed_terms(plan: IRPlan, block: IRShared) -> dict[str, tuple[str, float]] | None:
+    """The block's closed-form g terms per var (from the IR analysis, as the solver reads them)."""
+    closed = analyze_ir(plan).shared(block.name).closed
     return None if closed is None else dict(closed)
 
 
@@ -198,7 +197,7 @@ def native_plan(path: tuple[str, ...], plan: IRPlan) -> NativePlan:
     shared: list[NativeShared] = []
     var_index: dict[tuple[str, str], tuple[int, int]] = {}
     for si, blk in enumerate(plan.shared):
-        closed = _closed_terms(blk)
+        closed = _closed_terms(plan, blk)
         nvars = []
         for vi, v in enumerate(blk.vars):
             atom, coef = (closed or {}).get(v.name, ("free", 0.0))

@@ -189,7 +189,7 @@ class _NodeWorker:
     def configure(
         self, spec: NodeSpec, options: SolveOptions, settings: SyncSettings, warm_x: Mapping[str, np.ndarray]
     ) -> bool:
-        self.app = SolverNode(spec.node_id, spec.objects, options, warm_x)
+        self.app = SolverNode(spec.node_id, spec.objects, options, warm_x, spec.analyses)
         self.node = NodeProtocol(spec.node_id, spec.label, self.app, settings, auth=spec.auth)
         return True
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from catopt_dsl.solver.glue import glue_solution
 
+from catopt_dsl.ir.analysis import analyze_ir
 from catopt_dsl.ir.model import IRPlan
 from catopt_dsl.solver.coordinator import Broadcast, Coordinator
 from catopt_dsl.solver.layout import Layout, build_layout
@@ -43,7 +44,11 @@ ProgressFn = Callable[[dict[str, float]], None]
 
 def build_workers(layout: Layout, options: SolveOptions) -> list[LocalWorker]:
     """One :class:`LocalWorker` per object, in plan order."""
-    return [LocalWorker(o.obj, o.M, o.e, fast_path=options.fast_path) for o in layout.objects]
+    analysis = analyze_ir(layout.plan)
+    return [
+        LocalWorker(o.obj, o.M, o.e, fast_path=options.fast_path, analysis=analysis.object(o.obj.name))
+        for o in layout.objects
+    ]
 
 
 def _values(

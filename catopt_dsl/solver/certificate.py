@@ -57,20 +57,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from catopt_dsl.solver.layout import Layout
-from catopt_dsl.solver.quadratic import RECESSION_TOL, recession_slope
-from catopt_dsl.solver.shared import SharedProx
+
+if TYPE_CHECKING:  # the shared prox imports this module's recession rule
+    from catopt_dsl.solver.shared import SharedProx
 
 __all__ = [
     "CertificateAnswer",
     "CertificateQuery",
     "CertificateTracker",
     "MARGIN",
+    "RECESSION_TOL",
     "recession_slope",
 ]
 
@@ -78,6 +81,38 @@ __all__ = [
 MARGIN = 1e-6
 #: relative change of successive differences under which a candidate is considered settled
 SETTLED = 1e-3
+#: relative tolerance of recession checks (projection distance, inequality rows, consensus rows)
+RECESSION_TOL = 1e-6
+
+
+def _null_space(K: np.ndarray) -> np.ndarray | None:
+    """An orthonormal basis of null(K) (columns); None when K has no rows (everything is null)."""
+    if K.shape[0] == 0:
+        return None
+    _, s, vt = np.linalg.svd(K, full_matrices=True)
+    top = float(s.max(initial=0.0))
+    rank = int(np.sum(s > 1e-12 * max(top, 1e-300))) if top > 0.0 else 0
+    return vt[rank:].T
+
+
+def recession_slope(
+    P: np.ndarray, q: np.ndarray, A_eq: np.ndarray, A_in: np.ndarray, d: np.ndarray
+) -> float | None:
+    """The slope ``q'd^`` of ``1/2 x'Px + q'x`` along d^, the projection of d onto null([P; A_eq]),
+    when d^ is a recession direction (the module docstring gives the rule); None otherwise."""
+    d = np.asarray(d, dtype=np.float64)
+    size = float(np.abs(d).max(initial=0.0))
+    if size == 0.0:
+        return 0.0
+    N = _null_space(np.vstack([P, A_eq]))
+    d_hat = d if N is None else N @ (N.T @ d)
+    if float(np.abs(d_hat - d).max(initial=0.0)) > RECESSION_TOL * size:
+        return None
+    if A_in.shape[0]:
+        scale = np.abs(A_in).max(axis=1) * size
+        if np.any(A_in @ d_hat > RECESSION_TOL * np.maximum(scale, 1e-300)):
+            return None
+    return float(q @ d_hat)
 
 
 @dataclass(frozen=True, eq=False)

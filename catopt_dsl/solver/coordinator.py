@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from catopt_dsl.ir.analysis import analyze_ir
 from catopt_dsl.solver.certificate import CertificateQuery, CertificateTracker
 from catopt_dsl.solver.layout import Layout
 from catopt_dsl.solver.result import SolveOptions, SolverState
@@ -142,7 +143,8 @@ class Coordinator:
         R = layout.total_rows
         self.t = np.zeros(R)
         self.u = np.zeros(R)
-        self.proxes = {blk.name: SharedProx(blk) for blk in layout.shared}
+        analysis = analyze_ir(layout.plan)
+        self.proxes = {blk.name: SharedProx(blk, analysis.shared(blk.name)) for blk in layout.shared}
         self.z = {blk.name: np.zeros(blk.n) for blk in layout.shared}
         self.iteration = 0
         self.last: Broadcast | None = None

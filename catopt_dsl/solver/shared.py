@@ -18,16 +18,10 @@ from collections.abc import Mapping
 import cvxpy as cp
 import numpy as np
 
-from catopt_dsl.ir.model import IRBinary, IRCall, IRConst, IRExpr, IRNeg, IRParamRef, IRShared, IRVarRef
+from catopt_dsl.ir.analysis import SharedAnalysis, analyze_shared
+from catopt_dsl.ir.model import IRShared
+from catopt_dsl.solver.certificate import RECESSION_TOL, recession_slope
 from catopt_dsl.solver.cvx import solve_problem, stacked_views, to_cvxpy
-from catopt_dsl.solver.quadratic import (
-    RECESSION_TOL,
-    NotEligible,
-    Quadratic,
-    affine_constraints,
-    quadratic_form,
-    recession_slope,
-)
 
 __all__ = ["SharedProx", "ProxFailure"]
 
@@ -37,49 +31,6 @@ class ProxFailure(RuntimeError):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def _scalar(expr: IRExpr, params: Mapping[str, np.ndarray]) -> float | None:
-    if tuple(expr.shape) != ():
-        return None
-    if isinstance(expr, IRConst):
-        return float(np.asarray(expr.value))
-    if isinstance(expr, IRParamRef):
-        return float(np.asarray(params[expr.name]))
-    if isinstance(expr, IRNeg):
-        inner = _scalar(expr.operand, params)
-        return None if inner is None else -inner
-    return None
-
-
-def _terms(
-    expr: IRExpr, params: Mapping[str, np.ndarray], k: float, out: list[tuple[str, str, float]]
-) -> bool:
-    """Flatten ``expr`` into ``(atom, var, coefficient)`` terms; False when not of the closed form."""
-    if isinstance(expr, IRNeg):  # `maximize -c * norm1(w)` is stored negated: look through it
-        return _terms(expr.operand, params, -k, out)
-    if isinstance(expr, IRBinary):
-        if expr.op in ("+", "-"):
-            sign = 1.0 if expr.op == "+" else -1.0
-            return _terms(expr.left, params, k, out) and _terms(expr.right, params, sign * k, out)
-        if expr.op == "*":
-            c = _scalar(expr.left, params)
-            if c is not None:
-                return _terms(expr.right, params, k * c, out)
-            c = _scalar(expr.right, params)
-            if c is not None:
-                return _terms(expr.left, params, k * c, out)
-            return False
-        if expr.op == "/":
-            c = _scalar(expr.right, params)
-            return c is not None and c != 0.0 and _terms(expr.left, params, k / c, out)
-        return False
-    if isinstance(expr, IRCall) and expr.atom in ("sum_squares", "norm1") and len(expr.args) == 1:
-        arg = expr.args[0]
-        if isinstance(arg, IRVarRef) and k >= 0.0:
-            out.append((expr.atom, arg.name, k))
-            return True
-    return False
 
 
 def _prox_sum_squares(m: np.ndarray, c: float, rho_n: float) -> np.ndarray:
@@ -98,16 +49,12 @@ def _prox_norm1(m: np.ndarray, c: float, rho_n: float) -> np.ndarray:
 class SharedProx:
     """The z-update of one shared block (closed form when possible, else CVXPY)."""
 
-    def __init__(self, block: IRShared) -> None:
+    def __init__(self, block: IRShared, analysis: SharedAnalysis | None = None) -> None:
         self.block = block
         self.params = {p.name: np.asarray(p.value, dtype=np.float64) for p in block.params}
-        self.closed: dict[str, tuple[str, float]] | None = None
-        if not block.constraints:
-            terms: list[tuple[str, str, float]] = []
-            ok = block.objective is None or _terms(block.objective, self.params, 1.0, terms)
-            names = [t[1] for t in terms]
-            if ok and len(set(names)) == len(names):
-                self.closed = {var: (atom, c) for atom, var, c in terms}
+        #: the block's closed form, forms and domain, from the IR analysis
+        self.analysis = analysis if analysis is not None else analyze_shared(block)
+        self.closed = self.analysis.closed
         self._problem: cp.Problem | None = None
         #: z-updates CVXPY flagged as inaccurate (reported only if the run is not verified)
         self.inaccurate = 0
@@ -125,7 +72,7 @@ class SharedProx:
     @property
     def full_domain(self) -> bool:
         """No constraints and g finite everywhere: z ranges over all of R^n."""
-        return not self.block.constraints and (self._g is None or not self._g.domain)
+        return self.analysis.full_domain
 
     def _cons(self) -> list[cp.Constraint]:
         cons = []
@@ -170,16 +117,10 @@ class SharedProx:
                 if atom == "norm1":
                     slope += c * float(np.abs(part).sum())
             return slope
-        try:
-            n = self.block.n
-            quad = (
-                quadratic_form(self.block.objective, self.block.vars, self.params)
-                if self.block.objective is not None
-                else Quadratic(np.zeros((n, n)), np.zeros(n), 0.0)
-            )
-            A_eq, _, A_in, _ = affine_constraints(self.block.constraints, self.block.vars, self.params)
-        except (NotEligible, KeyError, ValueError):
+        quad, cons = self.analysis.objective, self.analysis.constraints
+        if quad is None or cons is None:
             return None
+        A_eq, A_in = cons.A_eq, cons.A_in
         return recession_slope(0.5 * (quad.P + quad.P.T), quad.q, A_eq, A_in, dz)
 
     def g_value(self, z: np.ndarray) -> float:

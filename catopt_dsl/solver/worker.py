@@ -35,17 +35,10 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
+from catopt_dsl.ir.analysis import ObjectAnalysis, QuadraticForm, analyze_object
 from catopt_dsl.ir.model import IRObject
-from catopt_dsl.solver.certificate import CertificateAnswer, CertificateQuery
+from catopt_dsl.solver.certificate import CertificateAnswer, CertificateQuery, recession_slope
 from catopt_dsl.solver.cvx import solve_problem, stacked_views, to_cvxpy
-from catopt_dsl.solver.quadratic import (
-    NotEligible,
-    Quadratic,
-    affine_constraints,
-    quadratic_form,
-    recession_slope,
-    split_constraints,
-)
 
 __all__ = ["Contribution", "LocalWorker", "FastBatch", "FAST_MAX_SIZE", "unbounded_note"]
 
@@ -96,7 +89,15 @@ def _classify(status: str) -> str:
 class LocalWorker:
     """One object's x-update. ``step(centres, rho) -> x`` then ``contribution()``."""
 
-    def __init__(self, obj: IRObject, M: np.ndarray, e: np.ndarray, *, fast_path: bool = True) -> None:
+    def __init__(
+        self,
+        obj: IRObject,
+        M: np.ndarray,
+        e: np.ndarray,
+        *,
+        fast_path: bool = True,
+        analysis: ObjectAnalysis | None = None,
+    ) -> None:
         self.obj = obj
         self.name = obj.name
         self.n = obj.n
@@ -107,7 +108,9 @@ class LocalWorker:
         self.x = np.zeros(self.n)
         self.status = "ok"
         self.message = ""
-        self.quad: Quadratic | None = None
+        #: the object's forms and solver class, from the IR analysis (``catopt_dsl.ir.analysis``)
+        self.analysis = analysis if analysis is not None else analyze_object(obj)
+        self.quad: QuadraticForm | None = None
         self.G = np.zeros((0, self.n))
         self.h = np.zeros(0)
         self._fast_rho: float | None = None
@@ -118,11 +121,7 @@ class LocalWorker:
         self.boxed = False
         # The objective's quadratic model, when it has one, whatever the path: its scale feeds the
         # coordinator's rho adaptation, which must not depend on which path solves the x-update.
-        self._scale_quad: Quadratic | None = None
-        try:
-            self._scale_quad = quadratic_form(obj.objective, obj.vars, self.params)
-        except (NotEligible, KeyError, ValueError):
-            pass
+        self._scale_quad = self.analysis.objective
         if fast_path:
             self._try_fast()
         self.fast = self.quad is not None
@@ -132,7 +131,6 @@ class LocalWorker:
         self._cvx: tuple[cp.Variable, cp.Expression, list[cp.Constraint]] | None = None
         self._prox: cp.Problem | None = None
         self._support: cp.Problem | None = None
-        self._affine: tuple[np.ndarray, np.ndarray] | None = None
         self._lineality: np.ndarray | bool | None = None
         #: local solves CVXPY flagged as inaccurate (reported only if the run is not verified)
         self.inaccurate = 0
@@ -170,38 +168,32 @@ class LocalWorker:
 
     # -- fast path -------------------------------------------------------------------------
     def _try_fast(self) -> None:
-        if self.n == 0:
+        a = self.analysis
+        if self.n == 0 or a.solver_class not in ("closed_form_qp", "box_qp"):
             return
-        if self._scale_quad is None:
-            return
-        try:
-            quad = self._scale_quad
-            G, h, lo, hi = split_constraints(self.obj.constraints, self.obj.vars, self.params)
-        except (NotEligible, KeyError, ValueError):
-            return
-        boxed = bool(np.isfinite(lo).any() or np.isfinite(hi).any())
+        quad, cons = a.objective, a.constraints
+        assert quad is not None and cons is not None
+        G, h = cons.A_eq, cons.b_eq
+        boxed = a.solver_class == "box_qp"
         if boxed:
             # Bounds make the prox step a clip only when it is separable: a diagonal objective
-            # Hessian, a diagonal M'M (each coordinate in at most one row) and no equalities.
-            if G.shape[0] or np.any(lo > hi):
-                return  # coupled or infeasible bounds: CVXPY gives the honest answer
+            # Hessian and a diagonal M'M (each coordinate in at most one row).
+            if np.any(cons.lo > cons.hi):
+                return  # infeasible bounds: CVXPY gives the honest answer
             MtM = self.M.T @ self.M
-            if np.count_nonzero(quad.P - np.diag(np.diag(quad.P))) or np.count_nonzero(MtM - np.diag(np.diag(MtM))):
+            if not quad.separable or np.count_nonzero(MtM - np.diag(np.diag(MtM))):
                 return
         if self.n + G.shape[0] > FAST_MAX_SIZE:
             return
         P = 0.5 * (quad.P + quad.P.T)
-        scale = max(1.0, float(np.abs(P).max(initial=0.0)))
-        if np.linalg.eigvalsh(P).min(initial=0.0) < -1e-9 * scale:
-            return  # not convex: leave it to CVXPY (which will refuse it) rather than guess
         if G.shape[0] and np.linalg.matrix_rank(G) < G.shape[0]:
             return  # redundant or inconsistent equalities: CVXPY gives an honest status
         H = P + self.M.T @ self.M + G.T @ G
         if np.linalg.eigvalsh(H).min(initial=1.0) <= 1e-10 * max(1.0, float(np.abs(H).max(initial=0.0))):
             return  # a free direction: the local problem may be unbounded; CVXPY decides
-        self.quad = Quadratic(P, quad.q, quad.r)
+        self.quad = QuadraticForm(P, quad.q, quad.r)
         self.G, self.h = G, h
-        self.lo, self.hi, self.boxed = lo, hi, boxed
+        self.lo, self.hi, self.boxed = cons.lo, cons.hi, boxed
 
     def prepare(self, rho: float) -> None:
         """(Re)factor the KKT system for this rho (fast path only; cached until rho changes)."""
@@ -301,21 +293,17 @@ class LocalWorker:
         all of R^n without constraints, the null space of the constraint rows when they are affine,
         None when unknown (non-affine constraints, or an objective with a restricted domain)."""
         if self._lineality is None:
+            cons = self.analysis.constraints
             basis: np.ndarray | bool = False
-            try:
-                # a quadratic objective is finite everywhere; otherwise ask CVXPY for its domain
-                if self._scale_quad is not None or not list(self._f.domain):
-                    A_eq, _, A_in, _ = affine_constraints(self.obj.constraints, self.obj.vars, self.params)
-                    K = np.vstack([A_eq, A_in])
-                    K = K[np.abs(K).max(axis=1, initial=0.0) > 0.0] if K.shape[0] else K
-                    if K.shape[0] == 0:
-                        basis = np.eye(self.n)
-                    else:
-                        _, sv, vt = np.linalg.svd(K, full_matrices=True)
-                        rank = int(np.sum(sv > 1e-12 * max(float(sv.max(initial=0.0)), 1e-300)))
-                        basis = vt[rank:].T.copy()
-            except (NotEligible, KeyError, ValueError):
-                basis = False
+            if cons is not None and self.analysis.full_domain:
+                K = np.vstack([cons.A_eq, cons.A_in])
+                K = K[np.abs(K).max(axis=1, initial=0.0) > 0.0] if K.shape[0] else K
+                if K.shape[0] == 0:
+                    basis = np.eye(self.n)
+                else:
+                    _, sv, vt = np.linalg.svd(K, full_matrices=True)
+                    rank = int(np.sum(sv > 1e-12 * max(float(sv.max(initial=0.0)), 1e-300)))
+                    basis = vt[rank:].T.copy()
             self._lineality = basis
         return None if self._lineality is False else self._lineality  # type: ignore[return-value]
 
@@ -331,16 +319,10 @@ class LocalWorker:
     def recession(self, d: np.ndarray) -> float | None:
         """The objective's slope along d when d is a recession direction of this object (its
         objective quadratic, its constraints affine); None when it is not one or cannot be shown."""
-        if self._scale_quad is None:
+        quad, cons = self.analysis.objective, self.analysis.constraints
+        if quad is None or cons is None:
             return None
-        if self._affine is None:
-            try:
-                A_eq, _, A_in, _ = affine_constraints(self.obj.constraints, self.obj.vars, self.params)
-            except (NotEligible, KeyError, ValueError):
-                return None
-            self._affine = (A_eq, A_in)
-        P = 0.5 * (self._scale_quad.P + self._scale_quad.P.T)
-        return recession_slope(P, self._scale_quad.q, self._affine[0], self._affine[1], d)
+        return recession_slope(0.5 * (quad.P + quad.P.T), quad.q, cons.A_eq, cons.A_in, d)
 
     def support(self, c: np.ndarray) -> float:
         """``min c'(M x + e)`` over the object's constraint set (``-inf`` when unbounded).

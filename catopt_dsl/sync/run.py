@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from catopt_dsl.ir.analysis import ObjectAnalysis, analyze_ir
 from catopt_dsl.ir.model import IRObject, IRPlan
 from catopt_dsl.solver.certificate import CertificateAnswer, CertificateQuery
 from catopt_dsl.solver.coordinator import Coordinator
@@ -196,6 +197,8 @@ class NodeSpec:
     node_id: int
     objects: tuple[tuple[IRObject, np.ndarray, np.ndarray], ...]
     auth: FrameAuth | None = None  # signs its frames and checks the coordinator's (authenticated runs)
+    #: each object's IR analysis (same order as ``objects``; computed once by the driver)
+    analyses: tuple[ObjectAnalysis, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -212,8 +215,13 @@ def node_specs(plan: IRPlan, assignment: Mapping[int, Sequence[str]]) -> dict[in
     """The :class:`NodeSpec` of every node (an object's rows do not depend on the other members)."""
     layout = build_layout(plan)
     rows = {o.obj.name: o for o in layout.objects}
+    analysis = analyze_ir(plan)
     return {
-        nid: NodeSpec(nid, tuple((rows[n].obj, rows[n].M, rows[n].e) for n in objs))
+        nid: NodeSpec(
+            nid,
+            tuple((rows[n].obj, rows[n].M, rows[n].e) for n in objs),
+            analyses=tuple(analysis.object(n) for n in objs),
+        )
         for nid, objs in sorted(assignment.items())
     }
 
@@ -236,9 +244,13 @@ class SolverNode:
         objects: Sequence[tuple[IRObject, np.ndarray, np.ndarray]],
         options: SolveOptions,
         warm_x: Mapping[str, np.ndarray] | None = None,
+        analyses: Sequence[ObjectAnalysis] = (),
     ) -> None:
         self.node_id = node_id
-        self.workers = [LocalWorker(o, M, e, fast_path=options.fast_path) for o, M, e in objects]
+        found = list(analyses) if len(analyses) == len(objects) else [None] * len(objects)
+        self.workers = [
+            LocalWorker(o, M, e, fast_path=options.fast_path, analysis=a) for (o, M, e), a in zip(objects, found)
+        ]
         for w in self.workers:
             x = (warm_x or {}).get(w.name)
             if x is not None and np.asarray(x).shape == (w.n,):
@@ -660,7 +672,7 @@ class LocalNodes:
 
     def start(self, node_id: int, now: int) -> list[Send]:
         spec = self.specs[node_id]
-        app = SolverNode(node_id, spec.objects, self.options, self.warm_x)
+        app = SolverNode(node_id, spec.objects, self.options, self.warm_x, spec.analyses)
         node = NodeProtocol(node_id, spec.label, app, self.settings, auth=spec.auth)
         self.apps[node_id], self.nodes[node_id] = app, node
         return node.start(now)

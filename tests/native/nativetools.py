@@ -23,7 +23,7 @@ from catopt_dsl.compile import load_plan
 from catopt_dsl.ir.model import IRPlan
 from catopt_dsl.solver.coordinator import Coordinator
 from catopt_dsl.solver.layout import build_layout
-from catopt_dsl.solver.quadratic import quadratic_form
+from catopt_dsl.ir.analysis import quadratic_form
 from catopt_dsl.solver.result import SolveOptions
 from catopt_dsl.solver.worker import Contribution
 

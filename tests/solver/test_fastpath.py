@@ -19,7 +19,7 @@ from catopt_dsl.solver import (
 )
 from catopt_dsl.ir.model import IRConstraint, IRExpr, IRPlan
 from catopt_dsl.solver.cvx import stacked_views
-from catopt_dsl.solver.quadratic import NotEligible, linear_equalities, quadratic_form
+from catopt_dsl.ir.analysis import NotQuadratic, linear_constraints, quadratic_form
 
 
 def test_fast_and_cvxpy_paths_agree() -> None:
@@ -158,7 +158,7 @@ def test_not_quadratic_is_rejected() -> None:
         F.call("sum", F.call("exp", F.V("w", (2,)))),
         F.call("sum", F.call("multiply", F.V("w", (2,)), F.V("w", (2,)))),
     ):
-        with pytest.raises(NotEligible):
+        with pytest.raises(NotQuadratic):
             quadratic_form(expr, vars_, {})
-    with pytest.raises(NotEligible):
-        linear_equalities((F.IRConstraint(F.V("w", (2,)), "<=", F.C(1.0)),), vars_, {})
+    with pytest.raises(NotQuadratic):
+        linear_constraints((F.IRConstraint(F.call("square", F.V("w", (2,))), "<=", F.C(1.0)),), vars_, {})
