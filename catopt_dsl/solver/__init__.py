@@ -5,7 +5,7 @@ Public API::
     solve(plan, options=None, *, warm_start=None, progress=None) -> SolveResult
     solve_centralized(plan) -> SolveResult
     SolveOptions, SolveResult, SolverState
-    LocalWorker, Coordinator, Contribution, Broadcast   (building blocks for distributed runs)
+    LocalWorker, Coordinator, LocalReport, Iterate   (building blocks for distributed runs)
     to_cvxpy(expr, vars, params)                        (IR -> CVXPY)
 """
 
@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from catopt_dsl.solver.admm import build_workers, solve
 from catopt_dsl.solver.centralized import solve_centralized
-from catopt_dsl.solver.coordinator import Broadcast, Coordinator
+from catopt_dsl.solver.coordinator import Iterate, Coordinator
 from catopt_dsl.solver.cvx import to_cvxpy
 from catopt_dsl.solver.layout import Layout, build_layout
 from catopt_dsl.solver.result import STATUSES, SolveOptions, SolveResult, SolverState
-from catopt_dsl.solver.worker import Contribution, FastBatch, LocalWorker
+from catopt_dsl.solver.worker import LocalReport, FastBatch, LocalWorker
 
 __all__ = [
     "STATUSES",
-    "Broadcast",
-    "Contribution",
+    "Iterate",
+    "LocalReport",
     "Coordinator",
     "FastBatch",
     "Layout",

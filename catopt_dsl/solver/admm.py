@@ -1,7 +1,7 @@
 """``solve(plan)``: the in-process ADMM loop over :class:`LocalWorker`s and one :class:`Coordinator`.
 
 Each iteration: every worker does its x-update for the broadcast centres and rho (fast-path
-workers all at once through :class:`FastBatch`), reports a :class:`Contribution` (with its answer
+workers all at once through :class:`FastBatch`), reports a :class:`LocalReport` (with its answer
 to the broadcast's certificate query, if any), and the coordinator runs the z/y/u updates,
 residuals, stopping test, rho adaptation and certificate checks (``coordinator.py``,
 ``certificate.py``). The distributed runtimes drive the same coordinator through the delta-sync
@@ -32,10 +32,10 @@ from catopt_dsl.solver.glue import glue_solution
 
 from catopt_dsl.ir.analysis import analyze_ir
 from catopt_dsl.ir.model import IRPlan
-from catopt_dsl.solver.coordinator import Broadcast, Coordinator
+from catopt_dsl.solver.coordinator import Iterate, Coordinator
 from catopt_dsl.solver.layout import Layout, build_layout
 from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState, inaccurate_warnings
-from catopt_dsl.solver.worker import Contribution, FastBatch, LocalWorker
+from catopt_dsl.solver.worker import LocalReport, FastBatch, LocalWorker
 
 __all__ = ["solve", "build_workers"]
 
@@ -95,7 +95,7 @@ def solve(
     batch = FastBatch(workers)
     slow = [w for w in workers if not w.fast]
     coordinator = Coordinator(layout, opts, warm_start)
-    bc: Broadcast = coordinator.initial_broadcast()
+    bc: Iterate = coordinator.first_iterate()
     history: list[dict[str, float]] = []
     iterations = 0
 
@@ -135,7 +135,7 @@ def solve(
         batch.step_all(bc.centres, bc.rho)
         for w in slow:
             w.step(bc.centres[w.name], bc.rho)
-        contributions: dict[str, Contribution] = {
+        contributions: dict[str, LocalReport] = {
             w.name: w.contribution(w.answer(bc.queries.get(w.name))) for w in workers
         }
         bc = coordinator.update(contributions)

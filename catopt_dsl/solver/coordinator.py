@@ -37,8 +37,8 @@ then every ``adaptive_rho_interval`` iterations):
 for an increase (see :func:`_suggest_rho`); the second term comes from workers whose objective
 is quadratic (on either path).
 
-Protocol: :meth:`Coordinator.update` takes one :class:`~catopt_dsl.solver.worker.Contribution`
-per object (``a`` and the local objective) and returns a :class:`Broadcast`: the iteration,
+Protocol: :meth:`Coordinator.update` takes one :class:`~catopt_dsl.solver.worker.LocalReport`
+per object (``a`` and the local objective) and returns an :class:`Iterate`: the iteration,
 rho, the centres ``d_i = t_i - u_i - e_i`` per object, residuals, the plan objective and whether
 to stop. The coordinator knows the plan (M_i, e_i, couplings, shared blocks), never the local
 objectives or constraints.
@@ -56,9 +56,9 @@ from catopt_dsl.solver.certificate import CertificateQuery, CertificateTracker
 from catopt_dsl.solver.layout import Layout
 from catopt_dsl.solver.result import SolveOptions, SolverState
 from catopt_dsl.solver.shared import ProxFailure, SharedProx
-from catopt_dsl.solver.worker import Contribution
+from catopt_dsl.solver.worker import LocalReport
 
-__all__ = ["Broadcast", "Coordinator", "project_box"]
+__all__ = ["Iterate", "Coordinator", "project_box"]
 
 RHO_MIN, RHO_MAX, RHO_MOVE = 1e-6, 1e6, 5.0
 _TINY = 1e-12
@@ -111,7 +111,7 @@ def project_box(s: np.ndarray, sense: str, rhs: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class Broadcast:
+class Iterate:
     """Coordinator -> workers (``centres``, ``rho``) plus the iteration's bookkeeping."""
 
     iteration: int
@@ -136,7 +136,17 @@ class Broadcast:
 class Coordinator:
     """Holds z, the coupling copies y, the scaled duals u, rho; decides stopping."""
 
-    def __init__(self, layout: Layout, options: SolveOptions, warm_start: SolverState | None = None) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        options: SolveOptions,
+        warm_start: SolverState | None = None,
+        *,
+        continues: Coordinator | None = None,
+    ) -> None:
+        """``continues``: the coordinator this one replaces (a member set changed): the iteration
+        count and last iterate carry over, so rho adaptation keeps its cadence and the stopping
+        and progress bookkeeping run on; the numeric state comes from ``warm_start``."""
         self.layout = layout
         self.opts = options
         self.rho = float(options.rho)
@@ -146,8 +156,8 @@ class Coordinator:
         analysis = analyze_ir(layout.plan)
         self.proxes = {blk.name: SharedProx(blk, analysis.shared(blk.name)) for blk in layout.shared}
         self.z = {blk.name: np.zeros(blk.n) for blk in layout.shared}
-        self.iteration = 0
-        self.last: Broadcast | None = None
+        self.iteration = 0 if continues is None else continues.iteration
+        self.last: Iterate | None = None if continues is None else continues.last
         self.certificates = CertificateTracker(
             layout, self.proxes, options.infeasibility_check_interval, options.eps_abs
         )
@@ -194,10 +204,15 @@ class Coordinator:
         )
 
     def centres(self) -> dict[str, np.ndarray]:
-        return {o.obj.name: self.t[o.rows] - self.u[o.rows] - o.e for o in self.layout.objects}
+        return {o.obj.name: self.centres_of(o.obj.name) for o in self.layout.objects}
 
-    def initial_broadcast(self) -> Broadcast:
-        return Broadcast(iteration=0, rho=self.rho, centres=self.centres())
+    def centres_of(self, name: str) -> np.ndarray:
+        """The centres ``d_i = t_i - u_i - e_i`` object ``name`` solves its next x-update for."""
+        o = self.layout.object_rows(name)
+        return np.asarray(self.t[o.rows] - self.u[o.rows] - o.e, dtype=np.float64)
+
+    def first_iterate(self) -> Iterate:
+        return Iterate(iteration=0, rho=self.rho, centres=self.centres())
 
     def g_total(self) -> float:
         return float(sum(self.proxes[name].g_value(z) for name, z in self.z.items()))
@@ -208,7 +223,7 @@ class Coordinator:
         return np.concatenate(parts) if parts else np.zeros(0)
 
     # -- one iteration ------------------------------------------------------------------------------
-    def _refuse(self, contributions: Mapping[str, Contribution]) -> tuple[str, str] | None:
+    def _refuse(self, contributions: Mapping[str, LocalReport]) -> tuple[str, str] | None:
         """A local verdict, or a non-finite value, ends the solve: never let it into z or u.
 
         An infeasible object makes the plan infeasible whatever else happens, so that verdict
@@ -239,9 +254,9 @@ class Coordinator:
                 )
         return None
 
-    def _stop(self, status: str, message: str) -> Broadcast:
+    def _stop(self, status: str, message: str) -> Iterate:
         last = self.last
-        self.last = Broadcast(
+        self.last = Iterate(
             iteration=self.iteration,
             rho=self.rho,
             centres=self.centres(),
@@ -253,7 +268,7 @@ class Coordinator:
         )
         return self.last
 
-    def update(self, contributions: Mapping[str, Contribution]) -> Broadcast:
+    def update(self, contributions: Mapping[str, LocalReport]) -> Iterate:
         """Consume every object's contribution, run the z/y/u updates, return the broadcast.
 
         The broadcast's ``status`` is set when the iteration proved a verdict: a local failure
@@ -367,7 +382,7 @@ class Coordinator:
                 status, message = verdict
             queries = self.certificates.queries
         self._x = x_now
-        self.last = Broadcast(
+        self.last = Iterate(
             iteration=self.iteration,
             rho=self.rho,
             centres=self.centres(),

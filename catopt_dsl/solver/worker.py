@@ -4,7 +4,7 @@ Protocol (what a distributed runtime sends; see also ``coordinator.py``):
 
 * coordinator -> worker, every iteration: ``centres`` d_i (float64 vector of the object's row
   count r_i, layout in ``layout.py``) and ``rho`` (float).
-* worker -> coordinator: a :class:`Contribution`: ``a`` = M_i x_i + e_i (r_i floats), the local
+* worker -> coordinator: a :class:`LocalReport`: ``a`` = M_i x_i + e_i (r_i floats), the local
   objective value f_i(x_i), and a status (``"ok"``, ``"infeasible"``, ``"unbounded"``,
   ``"failed"``) with a message naming the object and the CVXPY status.
 
@@ -40,13 +40,13 @@ from catopt_dsl.ir.model import IRObject
 from catopt_dsl.solver.certificate import CertificateAnswer, CertificateQuery, recession_slope
 from catopt_dsl.solver.cvx import solve_problem, stacked_views, to_cvxpy
 
-__all__ = ["Contribution", "LocalWorker", "FastBatch", "FAST_MAX_SIZE", "unbounded_note"]
+__all__ = ["LocalReport", "LocalWorker", "FastBatch", "FAST_MAX_SIZE", "unbounded_note"]
 
 FAST_MAX_SIZE = 2000
 
 
 @dataclass(frozen=True, eq=False)
-class Contribution:
+class LocalReport:
     """What one worker reports after its x-update."""
 
     object: str
@@ -277,14 +277,14 @@ class LocalWorker:
         val = self._f.value
         return float("nan") if val is None else float(val)
 
-    def contribution(self, answer: CertificateAnswer | None = None) -> Contribution:
+    def contribution(self, answer: CertificateAnswer | None = None) -> LocalReport:
         a = self.M @ self.x + self.e
         objective = self.objective_value() if self.status == "ok" else float("nan")
         grad = 0.0
         q = self._scale_quad
         if q is not None and self.status == "ok":
             grad = max(float(np.abs(q.P @ self.x).max(initial=0.0)), float(np.abs(q.q).max(initial=0.0)))
-        return Contribution(
+        return LocalReport(
             self.name, a, objective, self.status, self.message, grad, self.x.copy(), answer, self.unbounded
         )
 

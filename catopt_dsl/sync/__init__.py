@@ -5,7 +5,7 @@ See ``docs/protocol.md`` for the wire format and the protocol rules.
 
 from __future__ import annotations
 
-from catopt_dsl.sync.cluster import ClusterResult, LocalCluster
+from catopt_dsl.sync.driver import Driver, LocalNodes, RunTrace, run_apps
 from catopt_dsl.sync.frame import (
     DEFAULT_MAX_PAYLOAD,
     FRAME_MAGIC,
@@ -62,7 +62,6 @@ __all__ = [
     "BroadcastState",
     "BroadcastView",
     "COORDINATOR_ID",
-    "ClusterResult",
     "Contribution",
     "CoordinatorApp",
     "CoordinatorProtocol",
@@ -78,7 +77,9 @@ __all__ = [
     "Header",
     "Join",
     "Leave",
-    "LocalCluster",
+    "Driver",
+    "LocalNodes",
+    "RunTrace",
     "Message",
     "MsgType",
     "NodeApp",
@@ -98,5 +99,6 @@ __all__ = [
     "frame_length",
     "from_frame",
     "spec_hash_bytes",
+    "run_apps",
     "to_frame",
 ]

@@ -3,7 +3,7 @@
 Both are transport-agnostic and clock-driven: ``receive(bytes, now)`` and ``tick(now)`` return the
 frames to send as ``(destination, bytes)`` pairs; ``now`` is a logical tick count, so a run is a
 pure function of its inputs (see :mod:`catopt_dsl.sync.transport` for the deterministic fault
-injector and :mod:`catopt_dsl.sync.cluster` for an in-process driver).
+injector and :mod:`catopt_dsl.sync.driver` for the event loop).
 
 Guarantees (``docs/protocol.md`` has the full rules):
 
@@ -93,7 +93,7 @@ class SyncSettings:
 
 
 # ---------------------------------------------------------------------------------------------
-# Application interfaces (what a later ``sync/run.py`` wraps around LocalWorker / Coordinator)
+# Application interfaces (``sync/apps.py`` wraps them around LocalWorker / Coordinator)
 # ---------------------------------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ byte flipped, which the CRC32C must catch), duplicated, delayed by up to ``max_d
 ticks, or reordered among the messages due in the same tick. Same seed and same sends => same
 deliveries, and the :attr:`FaultyTransport.trace` records every decision so two runs can be
 compared event by event. Node crashes and late joins are scheduled by round in the
-:class:`FaultPlan` and carried out by :class:`catopt_dsl.sync.cluster.LocalCluster`.
+:class:`FaultPlan` and carried out by :class:`catopt_dsl.sync.driver.Driver`.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from catopt_dsl.solver.coordinator import Coordinator
 from catopt_dsl.solver.layout import build_layout
 from catopt_dsl.ir.analysis import quadratic_form
 from catopt_dsl.solver.result import SolveOptions
-from catopt_dsl.solver.worker import Contribution
+from catopt_dsl.solver.worker import LocalReport
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,7 +94,7 @@ def python_reference(plan: IRPlan, max_iter: int = 10000) -> RunResult:
     opts = SolveOptions(max_iter=max_iter)
     coordinator = Coordinator(layout, opts)
     quads = local_quadratics(plan)
-    bc = coordinator.initial_broadcast()
+    bc = coordinator.first_iterate()
     for k in range(1, max_iter + 1):
         contributions = {}
         for o, quad in zip(layout.objects, quads):
@@ -103,7 +103,7 @@ def python_reference(plan: IRPlan, max_iter: int = 10000) -> RunResult:
             x = np.linalg.solve(K, bc.rho * (o.M.T @ d) - quad.q)
             a = o.M @ x + o.e
             f = float(0.5 * x @ (quad.P @ x) + quad.q @ x + quad.r)
-            contributions[o.obj.name] = Contribution(o.obj.name, a, f)
+            contributions[o.obj.name] = LocalReport(o.obj.name, a, f)
         bc = coordinator.update(contributions)
         if bc.converged:
             return RunResult("optimal", bc.objective, k)

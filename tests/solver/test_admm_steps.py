@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import factories as F
-from catopt_dsl.solver import Contribution, Coordinator, SolveOptions, build_layout, build_workers, solve
+from catopt_dsl.solver import LocalReport, Coordinator, SolveOptions, build_layout, build_workers, solve
 
 A1, A2, RHO = 1.0, 3.0, 1.0
 
@@ -49,12 +49,12 @@ def test_components_step_by_step(fast_path: bool) -> None:
     workers = build_workers(layout, opts)
     assert [w.fast for w in workers] == [fast_path, fast_path]
     coord = Coordinator(layout, opts)
-    bc = coord.initial_broadcast()
+    bc = coord.first_iterate()
     for k, expect in enumerate(hand_iterations(3), start=1):
         # the broadcast centres are d_i = z - u_i
         xs = np.array([w.step(bc.centres[w.name], bc.rho)[0] for w in workers])
         np.testing.assert_allclose(xs, expect["x"], atol=1e-7)
-        contribs: dict[str, Contribution] = {w.name: w.contribution() for w in workers}
+        contribs: dict[str, LocalReport] = {w.name: w.contribution() for w in workers}
         np.testing.assert_allclose([contribs[w.name].a[0] for w in workers], expect["x"], atol=1e-7)
         bc = coord.update(contribs)
         assert bc.iteration == k

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from catopt_dsl.sync.cluster import LocalCluster
+from catopt_dsl.sync.driver import run_apps
 from catopt_dsl.sync.protocol import BroadcastState, RoundInput, SyncSettings
 from catopt_dsl.sync.toy import AveragingCoordinator, AveragingNode
 from catopt_dsl.sync.transport import FaultPlan, FaultyTransport
@@ -34,9 +34,8 @@ def _run(seed: int, settings: SyncSettings, faults: FaultPlan = FAULTS, n: int =
     vals = _values(seed, n)
     nodes = {i: AveragingNode(v) for i, v in vals.items()}
     coord = RecordingCoordinator()
-    cluster = LocalCluster(coord, nodes, settings, faults, seed=seed)
-    res = cluster.run(rounds)
-    return vals, nodes, coord, cluster, res
+    res, driver = run_apps(coord, nodes, rounds, settings, faults, seed=seed)
+    return vals, nodes, coord, driver, res
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -46,9 +45,9 @@ def _run(seed: int, settings: SyncSettings, faults: FaultPlan = FAULTS, n: int =
     ids=["synchronous", "bounded-staleness"],
 )
 def test_toy_average_is_exact_under_faults(seed: int, settings: SyncSettings) -> None:
-    vals, nodes, coord, cluster, res = _run(seed, settings)
+    vals, nodes, coord, driver, res = _run(seed, settings)
     assert res.rounds == 120 and res.members == tuple(sorted(vals))
-    stats = cluster.coordinator.stats
+    stats = driver.protocol.stats
     assert stats.duplicates > 0 and stats.retransmits > 0 and stats.rejected > 0  # faults happened
     for m in res.members:
         assert nodes[m].x == coord.sums[m]  # every increment applied exactly once, in order
@@ -70,7 +69,7 @@ def test_same_seed_same_trace_different_seed_different_trace() -> None:
     traces = [r[3].transport.trace for r in runs]
     assert traces[0] == traces[1] and traces[0] != traces[2]
     assert runs[0][2].history == runs[1][2].history
-    assert runs[0][3].coordinator.applied_log == runs[1][3].coordinator.applied_log
+    assert runs[0][3].protocol.applied_log == runs[1][3].protocol.applied_log
 
 
 def test_transport_alone_is_deterministic() -> None:
@@ -90,7 +89,7 @@ def test_transport_alone_is_deterministic() -> None:
 
 def test_crash_at_round_k_removes_the_member() -> None:
     faults = FaultPlan(drop=0.1, duplicate=0.1, reorder=0.2, crash_at={2: 10})
-    vals, nodes, coord, cluster, res = _run(4, SyncSettings(member_timeout=20), faults, n=4, rounds=80)
+    vals, nodes, coord, driver, res = _run(4, SyncSettings(member_timeout=20), faults, n=4, rounds=80)
     assert res.crashed == (2,) and res.members == (1, 3, 4)
     epochs = {e for r, e, mem in res.membership if r > 10 and 2 not in mem}
     assert epochs and min(epochs) > min(e for r, e, mem in res.membership if r <= 10)
@@ -103,7 +102,7 @@ def test_crash_at_round_k_removes_the_member() -> None:
 
 def test_join_at_round_k_adds_the_member() -> None:
     faults = FaultPlan(drop=0.2, duplicate=0.1, reorder=0.2, join_at={5: 15})
-    vals, nodes, coord, cluster, res = _run(7, SyncSettings(), faults, n=5, rounds=90)
+    vals, nodes, coord, driver, res = _run(7, SyncSettings(), faults, n=5, rounds=90)
     assert res.joined_late == (5,) and res.members == (1, 2, 3, 4, 5)
     first = min(i.round for i in coord.inputs if 5 in i.members)
     assert first >= 15
@@ -115,8 +114,8 @@ def test_join_at_round_k_adds_the_member() -> None:
 def test_drop_policy_removes_a_straggler_past_tau_quickly() -> None:
     faults = FaultPlan(crash_at={3: 6})
     settings = SyncSettings(quorum=0.5, max_staleness=2, stale_policy="drop", member_timeout=1000)
-    vals, nodes, coord, cluster, res = _run(1, settings, faults, n=4, rounds=70)
-    assert res.members == (1, 2, 4) and cluster.coordinator.stats.dropped_members == 1
+    vals, nodes, coord, driver, res = _run(1, settings, faults, n=4, rounds=70)
+    assert res.members == (1, 2, 4) and driver.protocol.stats.dropped_members == 1
     dropped_round = min(i.round for i in coord.inputs if 3 not in i.members)
     assert dropped_round <= 6 + 2 + 1  # within tau rounds of its last answer, not after member_timeout
     assert abs(coord.history[-1][2] - float(np.mean([vals[m] for m in (1, 2, 4)]))) <= 1e-9
@@ -125,7 +124,7 @@ def test_drop_policy_removes_a_straggler_past_tau_quickly() -> None:
 def test_block_policy_holds_rounds_for_a_slow_member() -> None:
     # node 3's every message is slow: with tau=1 the others may run at most one round ahead
     settings = SyncSettings(quorum=0.25, max_staleness=1)
-    vals, nodes, coord, cluster, res = _run(2, settings, FaultPlan(delay=0.6, max_delay=6), n=4, rounds=60)
+    vals, nodes, coord, driver, res = _run(2, settings, FaultPlan(delay=0.6, max_delay=6), n=4, rounds=60)
     assert res.members == (1, 2, 3, 4)
     assert max(inp.age(m) or 0 for inp in coord.inputs for m in inp.members) == 1
     assert abs(coord.history[-1][2] - float(np.mean(list(vals.values())))) <= 1e-9
