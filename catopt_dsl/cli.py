@@ -108,7 +108,14 @@ def _load_or_exit(file: Path, allow_paths: Sequence[str], color: str) -> Any:
 @click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (the public result contract).")
 @click.option("--centralized", is_flag=True, help="Glue the whole plan into one CVXPY problem instead of running ADMM.")
-@click.option("--backend", type=click.Choice(["inprocess", "ray"]), default="inprocess", show_default=True)
+@click.option(
+    "--backend",
+    type=click.Choice(["inprocess", "distributed", "ray", "centralized"]),
+    default="inprocess",
+    show_default=True,
+    help="Where the solve runs (catopt_dsl.runtime.backends): ADMM in this process, over the delta-sync "
+    "protocol in this process, on Ray, or as one centralised CVXPY problem.",
+)
 @click.option("--address", default=None, help="Ray cluster address (with --backend ray); default: start a local Ray.")
 @click.option("--max-iter", type=click.IntRange(1), default=10_000, show_default=True)
 @click.option("--eps-abs", type=click.FloatRange(min=0.0, min_open=True), default=1e-5, show_default=True)
@@ -149,6 +156,13 @@ def solve(
     color: str,
 ) -> None:
     """Solve a plan with the reference ADMM solver (or centrally) and report the result."""
+    if centralized:
+        if backend not in ("inprocess", "centralized"):
+            raise click.UsageError(f"--centralized and --backend {backend} disagree: pick one")
+        backend = "centralized"
+    centralized = backend == "centralized"
+    if address is not None and backend != "ray":
+        raise click.UsageError("--address names a Ray cluster: it needs --backend ray")
     if plot is not None and centralized:
         raise click.UsageError("--plot draws ADMM's iteration history; a --centralized solve has none")
     if (ledger_path is None) != (identity_path is None):
@@ -255,17 +269,9 @@ def _record(ledger_path: Path, signer: Any, file: Path, plan: Any, options: Any,
 
 
 def _run(plan: Any, options: Any, centralized: bool, backend: str, address: str | None, progress: Any) -> Any:
-    if centralized:
-        from catopt_dsl.solver import solve_centralized
+    from catopt_dsl.runtime.backends import solve_with
 
-        return solve_centralized(plan)
-    if backend == "ray":
-        from catopt_dsl.runtime.ray_backend import solve_on_ray
-
-        return solve_on_ray(plan, options, address=address)
-    from catopt_dsl.solver import solve as admm
-
-    return admm(plan, options, progress=progress)
+    return solve_with(plan, options, backend=backend, address=address, progress=progress)
 
 
 def _print_human(result: Any) -> None:

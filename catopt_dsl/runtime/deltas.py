@@ -32,12 +32,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from catopt_dsl.ir.model import IRPlan
+from catopt_dsl.runtime.backends import BACKENDS, solve_with
 from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState
 
-__all__ = ["BACKENDS", "PlanSession", "apply_delta", "solve_with", "warm_state"]
-
-#: backends :func:`apply_delta` and :func:`solve_with` accept
-BACKENDS = ("inprocess", "distributed", "ray")
+__all__ = ["PlanSession", "apply_delta", "warm_state"]
 
 
 def warm_state(
@@ -147,31 +145,6 @@ def _reprice(plan: IRPlan, state: SolverState, before: IRPlan | None) -> None:
             state.duals[k] = np.array(price, dtype=np.float64)
 
 
-def solve_with(
-    plan: IRPlan,
-    options: SolveOptions | None = None,
-    *,
-    backend: str = "inprocess",
-    address: str | None = None,
-    warm_start: SolverState | None = None,
-) -> SolveResult:
-    """Solve with the named backend: ``inprocess`` (solver.solve), ``distributed`` (over the
-    protocol, in process) or ``ray``."""
-    if backend == "inprocess":
-        from catopt_dsl.solver import solve
-
-        return solve(plan, options, warm_start=warm_start)
-    if backend == "distributed":
-        from catopt_dsl.sync.run import solve_distributed
-
-        return solve_distributed(plan, options, warm_start=warm_start)
-    if backend == "ray":
-        from catopt_dsl.runtime.ray_backend import solve_on_ray
-
-        return solve_on_ray(plan, options, address=address, warm_start=warm_start)
-    raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-
-
 def apply_delta(
     plan: IRPlan,
     delta_name: str,
@@ -189,9 +162,7 @@ def apply_delta(
     """
     changed = plan.delta(delta_name).result
     if centralized:
-        from catopt_dsl.solver import solve_centralized
-
-        return solve_centralized(changed)
+        backend = "centralized"
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     warm = warm_state(changed, previous, options, before=plan)

@@ -121,13 +121,13 @@ class PlanBase:
     def deltas(self) -> tuple[str, ...]:
         return tuple(d.name for d in self._ir.deltas)
 
-    def solve(self, backend: str = "inprocess", **options: Any) -> PlanResult:
-        """Solve with the reference ADMM solver; ``options`` are ``SolveOptions`` fields."""
-        if backend != "inprocess":
-            raise ValueError(f"unknown backend {backend!r}; this runtime supports 'inprocess'")
-        from catopt_dsl.solver import SolveOptions, solve  # lazy: pulls in cvxpy
+    def solve(self, backend: str = "inprocess", address: str | None = None, **options: Any) -> PlanResult:
+        """Solve with any backend the CLI has (``catopt_dsl.runtime.backends``: ``inprocess``,
+        ``distributed``, ``ray``, ``centralized``); ``options`` are ``SolveOptions`` fields."""
+        from catopt_dsl.runtime.backends import solve_with  # lazy: the solver pulls in cvxpy
+        from catopt_dsl.solver import SolveOptions
 
-        return PlanResult.from_solver(solve(self._ir, SolveOptions(**options)))
+        return PlanResult.from_solver(solve_with(self._ir, SolveOptions(**options), backend=backend, address=address))
 
     def centralized(self) -> PlanResult:
         """Solve the whole plan as one CVXPY problem (the reference the ADMM result is checked against)."""
