@@ -51,12 +51,12 @@ def analyze(
     path = Path(path)
     sink = DiagnosticSink()
     shown = display_name(path)
-    loaded = load_spec(path, sink, shown, text=text)
+    loaded = load_spec(path, sink, shown, text=text, allow_paths=tuple(allow_paths))
     if loaded.root is None or sink.has_errors:
         return Analysis(sink, loaded.sources, None, None, shown)
     items: list[ast.Item] = [item for module in loaded.modules for item in module.items]
     ctx = ExprContext(
-        path.resolve().parent,
+        loaded.folders.roots[0] if loaded.folders.roots else path.resolve().parent,
         tuple(Path(p).resolve() for p in allow_paths),
         file_dirs={name: p.parent for name, p in loaded.paths.items()},
     )

@@ -23,6 +23,7 @@ from typing import Any, Mapping, Union
 
 import numpy as np
 
+from catopt_dsl.files import Folders
 from catopt_dsl.span import Span
 
 
@@ -118,3 +119,13 @@ class ExprContext:
     # the folder of the file that says it, not the root spec's.
     file_dirs: Mapping[str, Path] = field(default_factory=dict, compare=False)
     cache: dict[Any, Any] = field(default_factory=dict, compare=False)
+    _folders: list[Folders] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def folders(self) -> Folders:
+        """Where ``load()`` may read: the root spec's folder and the ``--allow-path`` folders (the
+        same rule as imports, :mod:`catopt_dsl.files`). Not the folder of an imported spec: an
+        import outside the root folder is refused, and one inside it adds nothing."""
+        if not self._folders:
+            self._folders.append(Folders.of((self.spec_dir, *self.allow_paths)))
+        return self._folders[0]

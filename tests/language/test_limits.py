@@ -1,0 +1,144 @@
+"""Resource limits: each is documented in docs/language.md with its diagnostic, and each is
+checked where the quantity first becomes known (while parsing, before expanding, before allocating)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from catopt_dsl import limits
+from catopt_dsl.compile import analyze
+from catopt_dsl.diagnostics import DiagnosticSink
+from catopt_dsl.errors import ErrorCode
+from catopt_dsl.syntax.parser import parse_text
+
+ROOT = Path(__file__).resolve().parents[2]
+LANGUAGE_MD = ROOT / "docs" / "language.md"
+ROW = re.compile(r"^\|\s*`(MAX_[A-Z_]+)`\s*\|\s*([0-9,^ ]+?)\s*\|\s*(E\d{4}|-)\s*\|", re.MULTILINE)
+
+
+def _doc_rows() -> dict[str, tuple[str, str]]:
+    text = LANGUAGE_MD.read_text(encoding="utf-8")
+    section = text[text.index("## Resource limits") :]
+    return {m.group(1): (m.group(2), m.group(3)) for m in ROW.finditer(section)}
+
+
+def test_every_limit_is_documented_with_value_and_code() -> None:
+    rows = _doc_rows()
+    names = {lim.name for lim in limits.LIMITS}
+    assert set(rows) == names, f"undocumented: {sorted(names - set(rows))}; stale: {sorted(set(rows) - names)}"
+    for lim in limits.LIMITS:
+        value, code = rows[lim.name]
+        assert int(value.replace(",", "")) == lim.value, f"{lim.name}: docs say {value}, limits.py {lim.value}"
+        assert code == (lim.code.value if lim.code else "-"), f"{lim.name}: docs say {code}"
+
+
+def test_grammar_string_bound_matches_the_limit() -> None:
+    grammar = (ROOT / "grammar" / "catopt.lark").read_text(encoding="utf-8")
+    assert f"{{0,{limits.MAX_STRING_CHARS}}}" in grammar
+
+
+def _parse(text: str) -> list[tuple[str, int, int]]:
+    sink = DiagnosticSink()
+    parse_text(text, "t.cat", sink)
+    return [(d.code.value, d.span.line, d.span.col) for d in sink.errors()]
+
+
+HEAD = "catopt 1;\nLocalProblem a { var x: float; minimize "
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "line", "col"),
+    [
+        # a chain of 2,000,000 `+`: refused at the 256th operator, not after building the tree
+        (HEAD + "+".join(["x"] * 2_000_000) + "; }", "E0004", 2, 40 + 2 * limits.MAX_TREE_DEPTH),
+        # right-recursive unary signs: refused before they are all shifted
+        (HEAD + "- " * 1_000_000 + "x; }", "E0004", 2, 41 + 2 * (limits.MAX_TREE_DEPTH - 1)),
+        (HEAD + "(" * 10_000 + "x" + ")" * 10_000 + "; }", "E0004", 2, 40 + limits.MAX_BRACKET_DEPTH),
+        ("catopt 1;\nLocalProblem a { param p: float[200000] = [" + ",".join(["1"] * 200_000) + "]; }", "E0007", 2, 44 + 2 * limits.MAX_LIST_ELEMENTS - 1),
+        ("catopt 1;\nLocalProblem " + "n" * 1_000_000 + " {}", "E0007", 2, 14),
+        (HEAD + "1" * 5000 + "; }", "E0007", 2, 41),
+        ("catopt 1;\nschema S v" + "9" * 200 + " {}", "E0007", 2, 10),
+        ('catopt 1;\nimport "' + "\\a" * 1_000_000 + '";', "E0007", 2, 8),
+        ('catopt 1;\nimport "abc;\n', "E0002", 2, 8),
+        ("catopt 1;\n/* never closed\n" + "x" * 100_000, "E0002", 2, 1),
+    ],
+    ids=["sum_chain", "unary_signs", "parens", "array_literal", "long_name", "long_int", "long_version", "long_string", "open_string", "open_comment"],
+)
+def test_parse_limits_are_located_and_fast(text: str, code: str, line: int, col: int) -> None:
+    t0 = time.perf_counter()
+    got = _parse(text)
+    elapsed = time.perf_counter() - t0
+    assert got and got[0] == (code, line, col), got
+    # Not a benchmark: a generous bound that only a super-linear parse would miss.
+    assert elapsed < 30, elapsed
+
+
+def test_token_limit(tmp_path: Path) -> None:
+    # Cheapest valid tokens: `;`-free schema fields would be longer; a flat list of names in a
+    # Colimit is one token per name (and one per comma).
+    n = limits.MAX_TOKENS // 2 + 10
+    text = "catopt 1;\nColimit c of " + ",".join(["s"] * n) + ";\n"
+    got = _parse(text)
+    assert got[0][0] == ErrorCode.LIMIT.value
+
+
+def test_one_bom_is_accepted_and_a_second_is_not(tmp_path: Path) -> None:
+    body = "catopt 1;\nLocalProblem a { var x: float; minimize square(x); }\n"
+    one = tmp_path / "one.cat"
+    one.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    assert analyze(one).ok
+    two = tmp_path / "two.cat"
+    two.write_bytes(b"\xef\xbb\xbf\xef\xbb\xbf" + body.encode())
+    errs = analyze(two).sink.errors()
+    assert [(d.code.value, d.span.line, d.span.col) for d in errs] == [("E0002", 1, 1)]
+
+
+@pytest.mark.parametrize("eol", ["\r", "\r\n", "\n"])
+def test_line_endings_give_the_same_positions(tmp_path: Path, eol: str) -> None:
+    lines = ["catopt 1;", "LocalProblem a {", "    var x: float;", "    minimize square(y);", "}", ""]
+    spec = tmp_path / "t.cat"
+    spec.write_bytes(eol.join(lines).encode())
+    a = analyze(spec)
+    errs = [(d.code.value, d.span.line, d.span.col) for d in a.sink.errors()]
+    assert errs == [("E0101", 4, 21)]
+    assert a.sources.line(a.file, 4) == "    minimize square(y);"
+
+
+def test_invalid_utf8_after_cr_only_lines_is_located(tmp_path: Path) -> None:
+    spec = tmp_path / "t.cat"
+    spec.write_bytes(b"catopt 1;\rLocalProblem a\r{ \xff }")
+    errs = analyze(spec).sink.errors()
+    assert [(d.code.value, d.span.line, d.span.col) for d in errs] == [("E0003", 3, 3)]
+
+
+@pytest.mark.parametrize(
+    ("family", "code"),
+    [
+        ("0..99999*99999*99999", "E0007"),
+        ("0..9223372036854775808", "E0007"),
+        ("-9223372036854775809..0", "E0007"),
+        (f"0..{limits.MAX_FAMILY_MEMBERS}", "E0007"),
+    ],
+)
+def test_family_sizes_are_checked_before_expansion(family: str, code: str) -> None:
+    text = f"catopt 1;\nLocalProblem f[i in {family}] {{ var x: float; minimize square(x); }}\n"
+    t0 = time.perf_counter()
+    got = _parse(text)
+    assert got == [(code, 2, 21)]
+    assert time.perf_counter() - t0 < 5
+
+
+def test_largest_family_bounds_are_accepted() -> None:
+    text = "catopt 1;\nLocalProblem f[i in -9223372036854775808..-9223372036854775807] { var x: float; minimize square(x); }\n"
+    assert _parse(text) == []
+
+
+def test_schema_version_above_u32_is_refused() -> None:
+    ok = "catopt 1;\nschema S v4294967295 { a: float; }\n"
+    bad = "catopt 1;\nschema S v4294967296 { a: float; }\n"
+    assert _parse(ok) == []
+    assert _parse(bad) == [("E0007", 2, 10)]
