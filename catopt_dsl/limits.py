@@ -12,6 +12,7 @@ code; ``tests/language/test_limits.py`` checks both directions.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from catopt_dsl.errors import ErrorCode
@@ -36,16 +37,18 @@ MAX_NUMBER_CHARS = 100
 MAX_STRING_CHARS = 4096
 #: Members of one family (``[i in a..b]`` has ``b - a + 1``); bounds must also fit in int64.
 MAX_FAMILY_MEMBERS = 100_000
-#: LocalProblems of one plan after families are expanded.
-MAX_OBJECTS = 100_000
-#: LocalProblems summed over the plans every PlanDelta yields (each delta yields a whole plan).
-MAX_DELTA_OBJECTS = 200_000
+#: LocalProblems, Morphisms and Limits of one plan after families are expanded.
+MAX_OBJECTS = 200_000
+#: The same, summed over the plans every PlanDelta yields (each delta yields a whole plan).
+MAX_DELTA_OBJECTS = 20_000
 #: Elements of one array: a param, var, schema field, loaded file or intermediate constant.
 MAX_ARRAY_ELEMENTS = 10_000_000
 #: Param and var elements summed over every object of a plan after expansion.
 MAX_TOTAL_ELEMENTS = 50_000_000
 #: Entries of one morphism field's coefficient matrix (field elements x the source's var elements).
 MAX_COEFFICIENTS = 10_000_000
+#: Element operations constant folding may spend on one compilation (a matrix product costs m*n*k).
+MAX_FOLD_WORK = 2_000_000_000
 #: Unknown names that get a did-you-mean suggestion (each search costs one pass over the scope).
 MAX_SUGGESTIONS = 50
 #: Diagnostics reported per run; later ones are dropped.
@@ -78,18 +81,19 @@ LIMITS: tuple[Limit, ...] = (
     Limit("MAX_NUMBER_CHARS", MAX_NUMBER_CHARS, ErrorCode.LIMIT, "characters of one number literal"),
     Limit("MAX_STRING_CHARS", MAX_STRING_CHARS, ErrorCode.LIMIT, "characters of one string literal"),
     Limit("MAX_FAMILY_MEMBERS", MAX_FAMILY_MEMBERS, ErrorCode.LIMIT, "members of one family (bounds within int64)"),
-    Limit("MAX_OBJECTS", MAX_OBJECTS, ErrorCode.LIMIT, "LocalProblems of one plan after expansion"),
-    Limit("MAX_DELTA_OBJECTS", MAX_DELTA_OBJECTS, ErrorCode.LIMIT, "LocalProblems summed over every PlanDelta's plan"),
+    Limit("MAX_OBJECTS", MAX_OBJECTS, ErrorCode.LIMIT, "objects, morphisms and limits of one plan after expansion"),
+    Limit("MAX_DELTA_OBJECTS", MAX_DELTA_OBJECTS, ErrorCode.LIMIT, "the same, summed over the plans that PlanDeltas yield"),
     Limit("MAX_ARRAY_ELEMENTS", MAX_ARRAY_ELEMENTS, ErrorCode.LIMIT, "elements of one param, var, field, loaded file or constant"),
     Limit("MAX_TOTAL_ELEMENTS", MAX_TOTAL_ELEMENTS, ErrorCode.LIMIT, "param and var elements of all objects of a plan"),
     Limit("MAX_COEFFICIENTS", MAX_COEFFICIENTS, ErrorCode.LIMIT, "entries of one morphism field's coefficient matrix"),
+    Limit("MAX_FOLD_WORK", MAX_FOLD_WORK, ErrorCode.LIMIT, "element operations of constant folding per compilation"),
     Limit("MAX_SUGGESTIONS", MAX_SUGGESTIONS, None, "unknown names that get a did-you-mean suggestion"),
     Limit("MAX_DIAGNOSTICS", MAX_DIAGNOSTICS, None, "diagnostics reported per run"),
     Limit("MAX_SCHEMA_VERSION", MAX_SCHEMA_VERSION, ErrorCode.LIMIT, "largest schema version (u32 on the wire)"),
 )
 
 
-def elements(shape: tuple[int, ...] | list[int]) -> int:
+def elements(shape: Iterable[int]) -> int:
     """The number of elements of ``shape`` as an exact Python int (no int64 overflow)."""
     n = 1
     for d in shape:

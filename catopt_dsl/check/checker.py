@@ -10,7 +10,6 @@ The result, :class:`CheckedPlan`, is a side table that lowering reads; the AST i
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -21,10 +20,13 @@ from catopt_dsl.check.exprs import (
     check_constraint,
     check_objective,
     check_param,
+    check_type_size,
     eval_const,
     type_expr,
 )
 from catopt_dsl.check.scope import ExprContext, IndexSymbol, ParamSymbol, Scope, VarSymbol
+from catopt_dsl import limits
+from catopt_dsl.check.suggest import suggest
 from catopt_dsl.diagnostics import DiagnosticSink, help_, note
 from catopt_dsl.errors import ErrorCode
 from catopt_dsl.span import Span
@@ -33,9 +35,10 @@ from catopt_dsl.syntax import ast
 CANONICAL = "canonical"
 
 
-def did_you_mean(name: str, candidates: Iterable[str]) -> list:
-    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
-    return [help_(f"did you mean `{matches[0]}`?")] if matches else []
+def did_you_mean(name: str, candidates: Iterable[str], sink: DiagnosticSink | None = None) -> list:
+    """A "did you mean" help line, within the run's suggestion budget (:func:`suggest`)."""
+    match = suggest(name, candidates, sink)
+    return [help_(f"did you mean `{match}`?")] if match else []
 
 
 def member_name(base: str, index: int | None) -> str:
@@ -144,6 +147,37 @@ class Checker:
         self.ctx = ctx
         self.sink = sink
         self.file = file
+        self.expanded = 0  # items after family expansion (MAX_OBJECTS)
+        self.elements = 0  # declared param and var elements after expansion (MAX_TOTAL_ELEMENTS)
+
+    def _dym(self, name: str, candidates: Iterable[str]) -> list:
+        return did_you_mean(name, candidates, self.sink)
+
+    # -- expansion budget -------------------------------------------------------------------------
+    def _members(self, item: ast.LocalProblem | ast.Morphism | ast.Limit, per_member: int = 0) -> Sequence[int | None]:
+        """The members to check for ``item`` (``[None]`` for a plain item), or none when expanding it
+        would pass MAX_OBJECTS items or MAX_TOTAL_ELEMENTS param/var elements (E0007, reported at
+        the item, and checked before a single member is built)."""
+        count = len(item.family.members) if item.family is not None else 1
+        if self.expanded + count > limits.MAX_OBJECTS:
+            self.sink.error(
+                ErrorCode.LIMIT,
+                f"expanding `{item.name}` makes the plan larger than {limits.MAX_OBJECTS:,} objects, morphisms and limits",
+                item.family.span if item.family is not None else item.name_span,
+                note("every family member counts as one"),
+            )
+            return []
+        if per_member and self.elements + count * per_member > limits.MAX_TOTAL_ELEMENTS:
+            self.sink.error(
+                ErrorCode.LIMIT,
+                f"expanding `{item.name}` gives the plan more than {limits.MAX_TOTAL_ELEMENTS:,} param and var elements",
+                item.family.span if item.family is not None else item.name_span,
+                note(f"each member declares {per_member:,}"),
+            )
+            return []
+        self.expanded += count
+        self.elements += count * per_member
+        return item.family.members if item.family is not None else [None]
 
     # -- entry ------------------------------------------------------------------------------------
     def check(self, items: Sequence[ast.Item], with_deltas: bool = True) -> CheckedPlan:
@@ -180,9 +214,7 @@ class Checker:
             if isinstance(item, ast.Colimit):
                 self._check_colimit(item, plan, named)
         if with_deltas:
-            for item in items:
-                if isinstance(item, ast.PlanDelta) and named.get(item.name) is item:
-                    plan.deltas.append(self._check_delta(item, plan))
+            self._check_deltas([i for i in items if isinstance(i, ast.PlanDelta) and named.get(i.name) is i], plan)
         self._warn_unlinked(plan)
         return plan
 
@@ -220,7 +252,7 @@ class Checker:
         item = named.get(name)
         if item is None:
             cands = [n for n, i in named.items() if isinstance(i, want)]
-            self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown {what} `{name}`", span, *did_you_mean(name, cands))
+            self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown {what} `{name}`", span, *self._dym(name, cands))
             return None
         if not isinstance(item, want):
             self.sink.error(code, f"`{name}` is a {_kind(item)}, not a {what}", span)
@@ -238,6 +270,8 @@ class Checker:
                 if f.name in seen:
                     self.sink.error(ErrorCode.DUPLICATE, f"field `{f.name}` appears twice in schema `{sch.name} v{sch.version}`", f.span)
                 seen[f.name] = f
+                if not check_type_size(f.type, f"field `{f.name}`", self.sink):
+                    continue
                 if f.default is not None:
                     decl = ast.ParamDecl(f.name, f.type, f.default, f.span, f.span)
                     check_param(decl, empty, self.ctx, self.sink)
@@ -295,6 +329,8 @@ class Checker:
                 ok = False
             if any(d == 0 for d in v.type.dims):
                 self.sink.error(ErrorCode.VALUE_SHAPE, f"variable `{v.name}` has an empty shape", v.type.span)
+                ok = False
+            if not check_type_size(v.type, f"variable `{v.name}`", self.sink):
                 ok = False
             sym_v = VarSymbol(v.name, tuple(v.type.dims), v.name_span)
             scope.define(sym_v)
@@ -354,8 +390,11 @@ class Checker:
                 item.name_span,
                 help_("declare what it decides: `var x: float[4];`"),
             )
-        members: Iterable[int | None] = item.family.members if item.family is not None else [None]
-        for index in members:
+        decls: list[ast.ParamDecl | ast.VarDecl] = [*item.body.params, *item.body.vars]
+        # A declaration too large on its own is reported at its type (E0007) when the body is checked.
+        sizes = [limits.elements(d.type.dims) for d in decls]
+        per_member = sum(n for n in sizes if n <= limits.MAX_ARRAY_ELEMENTS)
+        for index in self._members(item, per_member):
             scope = Scope()
             if item.family is not None and index is not None:
                 scope.define(IndexSymbol(item.family.index, index, item.family.span))
@@ -415,7 +454,7 @@ class Checker:
                     ErrorCode.FUNCTOR,
                     f"functor `{f.name}` reads `{missing[0]}`, which LocalProblem `{name}` does not declare",
                     r.span,
-                    *did_you_mean(missing[0], [p.name for p in params]),
+                    *self._dym(missing[0], [p.name for p in params]),
                 )
                 ok = False
                 continue
@@ -459,7 +498,7 @@ class Checker:
                     ErrorCode.UNKNOWN_SCHEMA,
                     f"unknown schema `{item.schema}`",
                     item.schema_span,
-                    *did_you_mean(item.schema, [n for (n, _) in plan.schemas]),
+                    *self._dym(item.schema, [n for (n, _) in plan.schemas]),
                 )
         if src_item is None or tgt_item is None or schema is None:
             return []
@@ -468,8 +507,7 @@ class Checker:
         if target is None:
             return []
         out = []
-        members: Iterable[int | None] = item.family.members if item.family is not None else [None]
-        for index in members:
+        for index in self._members(item):
             fam_scope = Scope()
             if item.family is not None and index is not None:
                 fam_scope.define(IndexSymbol(item.family.index, index, item.family.span))
@@ -477,6 +515,8 @@ class Checker:
             if source is None:
                 continue
             name = member_name(item.name, index)
+            if not self._coefficients_fit(item, schema, source):
+                break
             scope = source.scope.child()
             if item.family is not None and index is not None:
                 scope.define(IndexSymbol(item.family.index, index, item.family.span))
@@ -484,6 +524,23 @@ class Checker:
             if fields is not None:
                 out.append(CheckedMorphism(name, item, index, source, target, schema, fields, scope))
         return out
+
+    def _coefficients_fit(self, item: ast.Morphism, schema: ast.Schema, source: CheckedObject) -> bool:
+        """Each field of a morphism becomes a dense coefficient matrix over the source's stacked
+        variables (field elements x var elements): refuse one above MAX_COEFFICIENTS (E0007)."""
+        n = sum(limits.elements(v.shape) for v in source.vars)
+        for f in schema.fields:
+            m = limits.elements(f.type.dims)
+            if m * n > limits.MAX_COEFFICIENTS:
+                self.sink.error(
+                    ErrorCode.LIMIT,
+                    f"field `{f.name}` of morphism `{item.name}` needs a {m:,} x {n:,} coefficient matrix; "
+                    f"the limit is {limits.MAX_COEFFICIENTS:,} entries",
+                    item.name_span,
+                    note(f"`{f.name}` has {m:,} elements and `{source.name}` {n:,} variable elements"),
+                )
+                return False
+        return True
 
     def _resolve_source(self, item: ast.Morphism, src: ast.LocalProblem, fam_scope: Scope, objects: dict[str, CheckedObject]) -> CheckedObject | None:
         ref = item.source
@@ -535,7 +592,7 @@ class Checker:
                     ErrorCode.UNKNOWN_FIELD,
                     f"schema `{schema.name} v{schema.version}` has no field `{m.field}`",
                     m.field_span,
-                    *did_you_mean(m.field, by_name),
+                    *self._dym(m.field, by_name),
                 )
                 ok = False
                 continue
@@ -588,8 +645,7 @@ class Checker:
         shared = plan.shared.get(item.target)
         if shared is None:
             return
-        members: Iterable[int | None] = item.family.members if item.family is not None else [None]
-        for index in members:
+        for index in self._members(item):
             fam_scope = Scope()
             limit = item.name
             if item.family is not None and index is not None:
@@ -640,7 +696,7 @@ class Checker:
             if not isinstance(sym, VarSymbol):
                 cands = [v.name for v in obj.vars]
                 if sym is None:
-                    self.sink.error(ErrorCode.UNKNOWN_NAME, f"`{obj.name}` has no variable `{var_name}`", var_span, *did_you_mean(var_name, cands))
+                    self.sink.error(ErrorCode.UNKNOWN_NAME, f"`{obj.name}` has no variable `{var_name}`", var_span, *self._dym(var_name, cands))
                 else:
                     self.sink.error(ErrorCode.CONSENSUS, f"`{obj.name}.{var_name}` is a param; consensus needs a variable", var_span)
                 return
@@ -672,7 +728,7 @@ class Checker:
             item = named.get(base.name)
             if item is None:
                 self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown LocalProblem `{base.name}`", base.span,
-                                *did_you_mean(base.name, [n for n, i in named.items() if isinstance(i, ast.LocalProblem)]))
+                                *self._dym(base.name, [n for n, i in named.items() if isinstance(i, ast.LocalProblem)]))
                 return None
             if not isinstance(item, ast.LocalProblem):
                 self.sink.error(ErrorCode.CONSENSUS, f"`{base.name}` is a {_kind(item)}, not a LocalProblem", base.span)
@@ -686,7 +742,7 @@ class Checker:
         fam = families.get(base.base.name)
         if fam is None or fam.family is None:
             if named.get(base.base.name) is None:
-                self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown LocalProblem family `{base.base.name}`", base.base.span, *did_you_mean(base.base.name, families))
+                self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown LocalProblem family `{base.base.name}`", base.base.span, *self._dym(base.base.name, families))
             else:
                 self.sink.error(ErrorCode.CONSENSUS, f"`{base.base.name}` is not a LocalProblem family", base.base.span)
             return None
@@ -714,7 +770,7 @@ class Checker:
         sym = shared.scope.lookup(name)
         if not isinstance(sym, VarSymbol):
             if sym is None:
-                self.sink.error(ErrorCode.UNKNOWN_NAME, f"`{shared.name}` has no variable `{name}`", span, *did_you_mean(name, [v.name for v in shared.vars]))
+                self.sink.error(ErrorCode.UNKNOWN_NAME, f"`{shared.name}` has no variable `{name}`", span, *self._dym(name, [v.name for v in shared.vars]))
             else:
                 self.sink.error(ErrorCode.CONSENSUS, f"`{shared.name}.{name}` is a param; consensus needs a shared variable", span)
             return None
@@ -794,7 +850,7 @@ class Checker:
                     ErrorCode.COUPLING,
                     f"no morphism into `{shared.name}` has a field `{fname}`",
                     arg.span,
-                    *did_you_mean(fname, {f.name for m in into for f in m.schema.fields}),
+                    *self._dym(fname, {f.name for m in into for f in m.schema.fields}),
                 )
                 return None
             return found
@@ -830,7 +886,7 @@ class Checker:
                     ErrorCode.UNKNOWN_FIELD,
                     f"morphism `{decl.name}` carries `{m.schema.name} v{m.schema.version}`, which has no field `{fname}`",
                     arg.name_span,
-                    *did_you_mean(fname, [f.name for f in m.schema.fields]),
+                    *self._dym(fname, [f.name for f in m.schema.fields]),
                 )
                 return None
             out.append(CouplingTerm(m, fname))
@@ -854,7 +910,31 @@ class Checker:
             plan.colimit = item
 
     # -- deltas -----------------------------------------------------------------------------------
-    def _check_delta(self, delta: ast.PlanDelta, base: CheckedPlan) -> CheckedDelta:
+    def _check_deltas(self, deltas: Sequence[ast.PlanDelta], plan: CheckedPlan) -> None:
+        """Check each PlanDelta while the plans they yield stay within MAX_DELTA_OBJECTS in total.
+
+        Each delta yields a whole plan, which is checked, lowered and generated in full, so N deltas
+        of a plan of M objects cost N x M: the total is bounded before each delta is checked.
+        """
+        total = 0
+        for k, delta in enumerate(deltas):
+            if total + self.expanded > limits.MAX_DELTA_OBJECTS:
+                rest = len(deltas) - k
+                self.sink.error(
+                    ErrorCode.LIMIT,
+                    f"the plans that PlanDeltas yield would hold more than {limits.MAX_DELTA_OBJECTS:,} "
+                    f"objects, morphisms and limits in total",
+                    delta.name_span,
+                    note(f"each PlanDelta yields a whole plan of about {self.expanded:,}; "
+                         f"this delta and {rest - 1} more are not checked"),
+                    help_("split the deltas over several specs, or make the plan smaller"),
+                )
+                return
+            checked, size = self._check_delta(delta, plan)
+            plan.deltas.append(checked)
+            total += size
+
+    def _check_delta(self, delta: ast.PlanDelta, base: CheckedPlan) -> tuple[CheckedDelta, int]:
         items = [i for i in base.items if not isinstance(i, ast.PlanDelta)]
         summary: list[str] = []
         ok = True
@@ -866,8 +946,8 @@ class Checker:
                 items, text = result
                 summary.append(text)
         if not ok:
-            return CheckedDelta(delta.name, delta, summary, None)
-        inner = DiagnosticSink()
+            return CheckedDelta(delta.name, delta, summary, None), 0
+        inner = self.sink.child()
         sub = Checker(self.ctx, inner, self.file)
         result_plan = sub.check(items, with_deltas=False)
         for d in inner.sorted():
@@ -879,7 +959,7 @@ class Checker:
                 note(f"in the plan that `{delta.name}` yields", delta.name_span),
                 severity=d.severity,
             )
-        return CheckedDelta(delta.name, delta, summary, None if inner.has_errors else result_plan)
+        return CheckedDelta(delta.name, delta, summary, None if inner.has_errors else result_plan), sub.expanded
 
     def _apply_op(self, delta: ast.PlanDelta, op: ast.DeltaOp, items: list[ast.Item]) -> tuple[list[ast.Item], str] | None:
         if isinstance(op, ast.AddItem):
@@ -893,7 +973,7 @@ class Checker:
                     ErrorCode.DELTA,
                     f"PlanDelta `{delta.name}` removes {op.kind} `{op.name}`, which the plan does not have",
                     op.name_span,
-                    *did_you_mean(op.name, [i.name for i in items if isinstance(i, want)]),
+                    *self._dym(op.name, [i.name for i in items if isinstance(i, want)]),
                 )
                 return None
             return _remove(items, target), f"remove {op.kind} {op.name}"
@@ -911,14 +991,14 @@ class Checker:
                         ErrorCode.DELTA,
                         f"PlanDelta `{delta.name}` sets `{op.object}.{op.param}`, but `{op.object}` has no param `{op.param}`",
                         op.target_span,
-                        *did_you_mean(op.param, [p.name for p in i.body.params]),
+                        *self._dym(op.param, [p.name for p in i.body.params]),
                     )
                     return None
             self.sink.error(
                 ErrorCode.DELTA,
                 f"PlanDelta `{delta.name}` sets a param of `{op.object}`, which is not an object of the plan",
                 op.target_span,
-                *did_you_mean(op.object, [i.name for i in items if isinstance(i, (ast.LocalProblem, ast.SharedVariables))]),
+                *self._dym(op.object, [i.name for i in items if isinstance(i, (ast.LocalProblem, ast.SharedVariables))]),
             )
             return None
         if isinstance(op, ast.Migrate):
@@ -936,7 +1016,7 @@ class Checker:
                 ErrorCode.DELTA,
                 f"PlanDelta `{delta.name}` migrates Morphism `{op.morphism}`, which the plan does not have",
                 op.name_span,
-                *did_you_mean(op.morphism, [i.name for i in items if isinstance(i, ast.Morphism)]),
+                *self._dym(op.morphism, [i.name for i in items if isinstance(i, ast.Morphism)]),
             )
             return None
         raise AssertionError(op)  # pragma: no cover

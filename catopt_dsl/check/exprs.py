@@ -61,12 +61,12 @@ e.g. ``exp(1000)``).
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
 
+from catopt_dsl import limits
 from catopt_dsl.check.atoms import (
     ATOMS,
     AtomError,
@@ -86,6 +86,7 @@ from catopt_dsl.check.atoms import (
     sign_of_value,
 )
 from catopt_dsl.check.data import load_data
+from catopt_dsl.check.suggest import suggest
 from catopt_dsl.check.scope import ExprContext, IndexSymbol, ParamSymbol, Scope, VarSymbol
 from catopt_dsl.diagnostics import DiagnosticSink, Note, help_, note
 from catopt_dsl.errors import ErrorCode
@@ -286,6 +287,33 @@ class _Checker:
             return False
         return True
 
+    def _size_ok(self, e: ast.Expr, shape: Sequence[int]) -> bool:
+        """Refuse an expression with more than MAX_ARRAY_ELEMENTS elements before anything of that
+        size is built (broadcasting and array literals can multiply sizes: `a[n, 1] + b[1, n]`)."""
+        n = limits.elements(shape)
+        if n <= limits.MAX_ARRAY_ELEMENTS:
+            return True
+        self.sink.error(
+            ErrorCode.LIMIT,
+            f"`{_short(e)}` has shape {fmt_shape(tuple(shape))}: {n:,} elements, more than the limit of {limits.MAX_ARRAY_ELEMENTS:,}",
+            e.span,
+        )
+        return False
+
+    def _charge(self, e: ast.Expr, work: int) -> bool:
+        """Spend ``work`` element operations of constant folding from the compilation's budget
+        (MAX_FOLD_WORK): bounded arrays alone do not bound a chain of 255 matrix products."""
+        if self.ctx.charge(work):
+            return True
+        self.sink.error(
+            ErrorCode.LIMIT,
+            f"folding `{_short(e)}` would pass the limit of {limits.MAX_FOLD_WORK:,} element operations "
+            "that constant folding may spend on one compilation",
+            e.span,
+            help_("precompute large constants and load() them from a .npy file"),
+        )
+        return False
+
     def _finish_const(self, e: ast.Expr, value: np.ndarray, dtype: str) -> np.ndarray | None:
         """Normalise a folded value; report E0604 when folding produced NaN/Inf."""
         arr = np.asarray(value)
@@ -378,9 +406,10 @@ class _Checker:
             if e.name in ATOMS:
                 notes.append(help_(f"`{e.name}` is a function; call it as `{e.name}(...)`"))
             else:
-                close = difflib.get_close_matches(e.name, self.scope.names(), n=1, cutoff=0.6)
+                # The budget is taken before listing the scope: listing it is the expensive part.
+                close = suggest(e.name, self.scope.names()) if self.sink.take_suggestion() else None
                 if close:
-                    notes.append(help_(f"did you mean `{close[0]}`?"))
+                    notes.append(help_(f"did you mean `{close}`?"))
             self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown name `{e.name}`", e.span, *notes)
             return None
         if isinstance(sym, ParamSymbol):
@@ -402,6 +431,8 @@ class _Checker:
             return t
         const = None
         if t.const is not None:
+            if not self._charge(e, limits.elements(t.shape)):
+                return None
             const = self._finish_const(e, apply_binary("-", np.zeros((), t.const.dtype), t.const), t.dtype)
         self.rules[id(e)] = _Rule(Curvature.AFFINE, ((e.operand, Mono.DECREASING),), "negation")
         curv = compose(Curvature.AFFINE, [t.curvature], [Mono.DECREASING])
@@ -480,10 +511,19 @@ class _Checker:
             sign = sign_mul(lt.sign, rt.sign)
         else:  # pragma: no cover - the grammar admits no other operator
             raise ValueError(f"unknown operator {op}")
+        if not self._size_ok(e, shape):
+            return None
         self.rules[id(e)] = rule
         curv = compose(rule.intrinsic, [lt.curvature, rt.curvature], [m for _, m in rule.children])
         const = None
         if lt.const is not None and rt.const is not None:
+            if op == "@":
+                inner = lt.shape[-1] if lt.shape else 1
+                work = limits.elements(shape) * inner
+            else:
+                work = limits.elements(shape)
+            if not self._charge(e, work):
+                return None
             value = apply_binary(op, lt.const, rt.const)
             if dtype == "int" and op in ("*", "@"):
                 # int64 wraps silently; redo the product in float to catch overflow.
@@ -666,6 +706,8 @@ class _Checker:
         else:
             dtype = "float"
         shape = (len(ts),) + first.shape
+        if not self._size_ok(e, shape):
+            return None
         self.rules[id(e)] = _Rule(Curvature.AFFINE, tuple((x, Mono.INCREASING) for x in e.elements), "array literal")
         curv = compose(Curvature.AFFINE, [t.curvature for t in ts], [Mono.INCREASING] * len(ts))
         const = None
@@ -684,9 +726,9 @@ class _Checker:
             if self.scope.lookup(e.func) is not None:
                 self.sink.error(ErrorCode.UNKNOWN_ATOM, f"`{e.func}` is not a function", e.func_span)
             else:
-                close = difflib.get_close_matches(e.func, sorted(ATOMS), n=1, cutoff=0.6)
+                close = suggest(e.func, ATOMS)
                 notes = (
-                    [help_(f"did you mean `{close[0]}`?")]
+                    [help_(f"did you mean `{close}`?")]
                     if close
                     else [note("see docs/language.md for the list of functions")]
                 )
@@ -723,6 +765,12 @@ class _Checker:
             notes = [help_(err.help)] if err.help else []
             self.sink.error(err.code, err.message, where, *notes)
             return None
+        if not self._size_ok(e, shape):
+            return None
+        if e.func == "quad_form" and ts[1].const is not None:
+            # The curvature rule takes the eigenvalues of P: cubic work.
+            if not self._charge(e, limits.elements(ts[1].shape) * (ts[1].shape[0] if ts[1].shape else 1)):
+                return None
         options = spec.options(ts)
         self.call_options[id(e)] = options
         intrinsic, reason = spec.intrinsic(ts)
@@ -735,6 +783,8 @@ class _Checker:
         sign = spec.sign(ts)
         const = None
         if all(t.const is not None for t in ts):
+            if not self._charge(e, sum(limits.elements(t.shape) for t in ts) + limits.elements(shape)):
+                return None
             values = [t.const for i, t in enumerate(ts) if i not in spec.option_args]
             value = apply_atom(e.func, values, dict(options))  # type: ignore[arg-type]
             const = self._finish_const(e, value, dtype)
@@ -856,6 +906,23 @@ def eval_const(expr: ast.Expr, scope: Scope, ctx: ExprContext, sink: DiagnosticS
     return t.const
 
 
+def check_type_size(t: ast.TypeRef, what: str, sink: DiagnosticSink) -> bool:
+    """A declared type of at most MAX_ARRAY_ELEMENTS elements (E0007 at the type otherwise).
+
+    Checked before a value is evaluated or a scalar is broadcast into the shape: `float[100000,
+    100000]` would otherwise allocate 75 GiB."""
+    n = limits.elements(t.dims)
+    if n <= limits.MAX_ARRAY_ELEMENTS:
+        return True
+    sink.error(
+        ErrorCode.LIMIT,
+        f"{what} has {n:,} elements; an array has at most {limits.MAX_ARRAY_ELEMENTS:,}",
+        t.span,
+        help_("split it, or solve the large part outside the plan"),
+    )
+    return False
+
+
 def check_var(decl: ast.VarDecl, sink: DiagnosticSink) -> VarSymbol:
     """The symbol of a ``var`` declaration; ``int``/``bool`` variables are E0203 (not convex)."""
     if decl.type.base != "float":
@@ -879,6 +946,8 @@ def check_param(decl: ast.ParamDecl, scope: Scope, ctx: ExprContext, sink: Diagn
     """
     dtype = decl.type.base
     shape = tuple(decl.type.dims)
+    if not check_type_size(decl.type, f"`{decl.name}`", sink):
+        return ParamSymbol(decl.name, dtype, shape, None, decl.name_span)
     ch = _Checker(scope, ctx, sink)
     value = _param_value(ch, decl.value, dtype, shape, f"`{decl.name}`", decl.type.span, sink)
     return ParamSymbol(decl.name, dtype, shape, value, decl.name_span)

@@ -23,6 +23,7 @@ from typing import Any, Mapping, Union
 
 import numpy as np
 
+from catopt_dsl import limits
 from catopt_dsl.files import Folders
 from catopt_dsl.span import Span
 
@@ -120,6 +121,16 @@ class ExprContext:
     file_dirs: Mapping[str, Path] = field(default_factory=dict, compare=False)
     cache: dict[Any, Any] = field(default_factory=dict, compare=False)
     _folders: list[Folders] = field(default_factory=list, compare=False, repr=False)
+    # Constant-folding work left (MAX_FOLD_WORK element operations per compilation).
+    _work: list[int] = field(default_factory=lambda: [limits.MAX_FOLD_WORK], compare=False, repr=False)
+
+    def charge(self, work: int) -> bool:
+        """Spend ``work`` element operations of constant folding; False once the budget is spent."""
+        if work > self._work[0]:
+            self._work[0] = 0
+            return False
+        self._work[0] -= work
+        return True
 
     @property
     def folders(self) -> Folders:

@@ -142,3 +142,84 @@ def test_schema_version_above_u32_is_refused() -> None:
     bad = "catopt 1;\nschema S v4294967296 { a: float; }\n"
     assert _parse(ok) == []
     assert _parse(bad) == [("E0007", 2, 10)]
+
+
+def _check(tmp_path: Path, body: str) -> tuple[list[tuple[str, int, int]], float]:
+    spec = tmp_path / "t.cat"
+    spec.write_text("catopt 1;\n" + body, encoding="utf-8")
+    t0 = time.perf_counter()
+    a = analyze(spec, lower=False)
+    return [(d.code.value, d.span.line, d.span.col) for d in a.sink.errors()], time.perf_counter() - t0
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        # a declared type too large to allocate: refused at the type
+        ("LocalProblem a { param p: float[100000, 100000] = 0; var x: float; minimize square(x); }\n", (2, 27)),
+        ("LocalProblem a { var x: float[100000, 100000]; minimize sum_squares(x); }\n", (2, 25)),
+        ("schema S v1 { f: float[100000, 100000]; }\nLocalProblem a { var x: float; minimize square(x); }\n", (2, 18)),
+        # an outer product of two legal vectors is an illegal matrix: refused before it is built
+        (
+            "LocalProblem a { param u: float[5000, 1] = 1; param v: float[1, 5000] = 2;\n"
+            "  param w: float = sum(u @ v); var x: float; minimize square(x); }\n",
+            (3, 24),
+        ),
+        # per-member elements times members
+        ("LocalProblem f[i in 0..9999] { param p: float[10000] = i; var x: float; minimize square(x); }\n", (2, 15)),
+        # a morphism field whose coefficient matrix would be dense and huge
+        (
+            "schema S v1 { f: float[5000]; }\nSharedVariables s { }\n"
+            "LocalProblem a { var x: float[5000]; minimize sum_squares(x); }\n"
+            "Morphism m : a -> s carries S v1 { f = x; }\n",
+            (5, 10),
+        ),
+    ],
+    ids=["param_type", "var_type", "field_type", "outer_product", "family_elements", "coefficients"],
+)
+def test_size_limits_are_checked_before_allocating(tmp_path: Path, body: str, where: tuple[int, int]) -> None:
+    errs, elapsed = _check(tmp_path, body)
+    assert ("E0007", *where) in errs, errs
+    assert elapsed < 10, elapsed
+
+
+def test_constant_folding_has_a_work_budget(tmp_path: Path) -> None:
+    chain = " @ ".join(["A"] * 200)
+    errs, elapsed = _check(
+        tmp_path,
+        f"LocalProblem a {{ param A: float[1500, 1500] = 0.001; param B: float[1500, 1500] = {chain};\n"
+        "  var x: float; minimize square(x); }\n",
+    )
+    assert errs and errs[0][0] == "E0007", errs
+    assert elapsed < 60, elapsed
+
+
+def test_objects_cap_is_checked_before_expanding(tmp_path: Path) -> None:
+    fams = "".join(
+        f"LocalProblem f{k}[i in 0..99999] {{ var x: float; minimize square(x); }}\n" for k in range(3)
+    )
+    errs, elapsed = _check(tmp_path, fams)
+    assert ("E0007", 4, 16) in errs, errs
+    assert elapsed < 30, elapsed
+
+
+def test_plan_deltas_are_bounded_in_total(tmp_path: Path) -> None:
+    """200 one-line deltas of a 500-member plan: each yields a whole plan. Checking stops at the
+    first delta that would pass MAX_DELTA_OBJECTS, after bounded work."""
+    lines = ["LocalProblem a[i in 0..499] { param p: float = 1; var x: float[4]; minimize sum_squares(x - p); }"]
+    lines += [f"PlanDelta d{k} {{ set a.p = {k}; }}" for k in range(200)]
+    errs, _ = _check(tmp_path, "\n".join(lines) + "\n")
+    first = limits.MAX_DELTA_OBJECTS // 500
+    assert errs == [("E0007", 3 + first, 11)], errs
+
+
+def test_did_you_mean_is_bounded(tmp_path: Path) -> None:
+    """3,000 forward-referenced params took 87 s when every unknown name ran difflib over every name."""
+    n = 3000
+    params = "".join(f"  param p{i}: float = p{i + 1};\n" for i in range(n))
+    errs, elapsed = _check(tmp_path, "LocalProblem a {\n" + params + f"  param p{n}: float = 1;\n  var x: float; minimize square(x - p0); }}\n")
+    assert len(errs) == limits.MAX_DIAGNOSTICS and all(c == "E0101" for c, _, _ in errs)
+    a = analyze(tmp_path / "t.cat", lower=False)
+    helped = [d for d in a.sink.errors() if any("did you mean" in n.message for n in d.notes)]
+    assert 0 < len(helped) <= limits.MAX_SUGGESTIONS
+    assert elapsed < 30, elapsed
