@@ -68,6 +68,36 @@ _PY_GENERATED = frozenset(
 
 PYTHON_RESERVED: frozenset[str] = _PY_KWLIST | _PY_SOFT | _PY_BUILTINS | _PY_GENERATED
 
+# Top-level module names a generated *package* must not take: a package named `numpy` on sys.path
+# would shadow the numpy that the package itself imports. The standard library of Python 3.11
+# (sys.stdlib_module_names, hard-coded so output does not depend on the running interpreter) and
+# every distribution that generated code or the catopt_dsl runtime imports.
+PY_MODULE_NAMES: frozenset[str] = frozenset(
+    """
+__future__ catopt_dsl numpy scipy cvxpy clarabel osqp ecos scs ray lark jinja2 click black crc32c
+    matplotlib hypothesis pytest syrupy mypy ruff setuptools pip pkg_resources typing_extensions
+    abc aifc antigravity argparse array ast asynchat asyncio asyncore atexit audioop base64 bdb
+    binascii bisect builtins bz2 cProfile calendar cgi cgitb chunk cmath cmd code codecs codeop
+    collections colorsys compileall concurrent configparser contextlib contextvars copy copyreg
+    crypt csv ctypes curses dataclasses datetime dbm decimal difflib dis distutils doctest email
+    encodings ensurepip enum errno faulthandler fcntl filecmp fileinput fnmatch fractions ftplib
+    functools gc genericpath getopt getpass gettext glob graphlib grp gzip hashlib heapq hmac
+    html http idlelib imaplib imghdr imp importlib inspect io ipaddress itertools json keyword
+    lib2to3 linecache locale logging lzma mailbox mailcap marshal math mimetypes mmap
+    modulefinder msilib msvcrt multiprocessing netrc nis nntplib nt ntpath nturl2path numbers
+    opcode operator optparse os ossaudiodev pathlib pdb pickle pickletools pipes pkgutil
+    platform plistlib poplib posix posixpath pprint profile pstats pty pwd py_compile pyclbr
+    pydoc pydoc_data pyexpat queue quopri random re readline reprlib resource rlcompleter runpy
+    sched secrets select selectors shelve shlex shutil signal site smtpd smtplib sndhdr socket
+    socketserver spwd sqlite3 sre_compile sre_constants sre_parse ssl stat statistics string
+    stringprep struct subprocess sunau symtable sys sysconfig syslog tabnanny tarfile telnetlib
+    tempfile termios textwrap this threading time timeit tkinter token tokenize tomllib trace
+    traceback tracemalloc tty turtle turtledemo types typing unicodedata unittest urllib uu uuid
+    venv warnings wave weakref webbrowser winreg winsound wsgiref xdrlib xml xmlrpc zipapp
+    zipfile zipimport zlib zoneinfo
+    """.split()
+)
+
 # Rust 2021 strict and reserved keywords, plus `gen` (reserved in 2024).
 RUST_KEYWORDS: frozenset[str] = frozenset(
     """as break const continue crate else enum extern false fn for if impl in let loop match mod
@@ -108,7 +138,7 @@ CPP_MACROS: frozenset[str] = frozenset(
     FILENAME_MAX FOPEN_MAX L_tmpnam TMP_MAX SEEK_SET SEEK_CUR SEEK_END CLOCKS_PER_SEC EDOM ERANGE
     EILSEQ MB_LEN_MAX offsetof setjmp longjmp va_arg va_start va_end va_copy unix linux major
     minor I complex imaginary bool_true_false_are_defined true_false std main""".split()
-)
+) | frozenset({"N"})  # every problem struct has a member `N`; a class cannot share a member's name
 CPP_RESERVED: frozenset[str] = CPP_KEYWORDS | CPP_MACROS
 
 # Members the generated Python classes inherit from ``catopt_dsl.runtime``: a spec name that lands
@@ -193,6 +223,15 @@ _CASE = {
 }
 
 
+def _start(kind: Kind, ident: str) -> str:
+    """Identifiers cannot start with a digit, but ``_3d`` splits into the words ``3``, ``d``:
+    such an identifier gets ``_`` in front (``_3_d``, ``_3D``), a module name ``plan_`` (a
+    leading underscore would make a package private)."""
+    if ident[:1].isdigit():
+        return ("plan_" if kind == "module" else "_") + ident
+    return ident
+
+
 def normalise_kind(kind: str) -> Kind:
     """Map a namer kind or an IR kind (``object``, ``param``, ``delta``, ...) to a namer kind."""
     try:
@@ -239,7 +278,8 @@ class Namer:
     # -- public API ----------------------------------------------------------------------------
     def name(self, kind: str, name: str, reserved: AbstractSet[str] = frozenset()) -> str:
         """The identifier for spec name ``name`` used as a ``kind``."""
-        return self.escape(_CASE[normalise_kind(kind)](name), reserved)
+        k = normalise_kind(kind)
+        return self.escape(_start(k, _CASE[k](name)), reserved)
 
     def type_name(self, n: str, reserved: AbstractSet[str] = frozenset()) -> str:
         return self.name("type", n, reserved)
@@ -255,6 +295,12 @@ class Namer:
 
     def module_name(self, n: str, reserved: AbstractSet[str] = frozenset()) -> str:
         return self.name("module", n, reserved)
+
+    def package_name(self, n: str) -> str:
+        """The top-level package (Python), crate or library name for a spec stem: snake_case, not
+        starting with a digit (``1`` -> ``plan_1``), and for Python never a module that generated
+        code imports or the standard library has (``numpy`` -> ``numpy_``)."""
+        return self.module_name(n, PY_MODULE_NAMES if self.target == "python" else frozenset())
 
     def derive(self, kind: str, *parts: str | int, reserved: AbstractSet[str] = frozenset()) -> str:
         """A derived name from UNescaped parts: ``derive("fn", "encode", "type")`` -> ``encode_type``.

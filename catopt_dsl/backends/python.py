@@ -37,6 +37,7 @@ from catopt_dsl.backends.common import (
     source_name,
     units,
 )
+from catopt_dsl.backends.escape import inline, py_str
 from catopt_dsl.backends.naming import PY_RESERVED_MEMBERS, Namer, check_plan_collisions
 from catopt_dsl.diagnostics import CatoptError, DiagnosticSink
 from catopt_dsl.ir.model import IRPlan, IRSchema, IRSchemaField
@@ -160,15 +161,15 @@ def _field_view(f: IRSchemaField) -> FieldView:
     elif not f.shape:
         default_expr = py_literal(_SCALAR_CAST[f.dtype](f.default))
     else:
-        default_expr = f"rt.array_default({py_literal(f.default)}, {f.dtype!r}, {py_literal(tuple(f.shape))})"
+        default_expr = f"rt.array_default({py_literal(f.default)}, {py_str(f.dtype)}, {py_literal(tuple(f.shape))})"
     doc = _type_doc(f.dtype, f.shape)
     if f.default is not None:
         doc += f", default {py_literal(f.default)}"
     return FieldView(
         attr=attr,
-        attr_lit=repr(attr),
-        name_lit=repr(f.name),
-        dtype_lit=repr(f.dtype),
+        attr_lit=py_str(attr),
+        name_lit=py_str(f.name),
+        dtype_lit=py_str(f.dtype),
         shape_lit=py_literal(tuple(f.shape)),
         default_lit=py_literal(f.default),
         default_expr=default_expr,
@@ -184,7 +185,7 @@ def _schema_view(s: IRSchema) -> SchemaView:
     return SchemaView(
         cls=NAMER.schema_type(s.name, s.version),
         name=s.name,
-        name_lit=repr(s.name),
+        name_lit=py_str(s.name),
         version=s.version,
         fields=tuple(_field_view(f) for f in s.fields),
     )
@@ -211,7 +212,7 @@ def _problem_view(u: Unit) -> ProblemView:
         ParamView(
             attr=NAMER.field_name(p.name, PY_RESERVED_MEMBERS["problem"]),
             name=p.name,
-            name_lit=repr(p.name),
+            name_lit=py_str(p.name),
             py_type=_ARRAY_TYPES[p.dtype],
             doc=doc_text(_type_doc(p.dtype, p.shape)),
         )
@@ -221,12 +222,12 @@ def _problem_view(u: Unit) -> ProblemView:
         cls=_problem_cls(u),
         family_cls=_family_cls(u),
         name=u.name,
-        name_lit=repr(u.name),
+        name_lit=py_str(u.name),
         doc=doc_text(doc),
         params=params,
         vars=tuple(doc_text(f"{v.name}: {shape_text(v.shape)}, x[{v.offset}:{v.offset + v.size}]") for v in o.vars),
         param_names_lit=py_literal(tuple(p.name for p in o.params)),
-        var_shapes_lit="{" + ", ".join(f"{v.name!r}: {py_literal(tuple(v.shape))}" for v in o.vars) + "}",
+        var_shapes_lit="{" + ", ".join(f"{py_str(v.name)}: {py_literal(tuple(v.shape))}" for v in o.vars) + "}",
     )
 
 
@@ -242,7 +243,7 @@ def _plan_view(path: tuple[str, ...], plan: IRPlan) -> PlanView:
             cls=_family_cls(u) or _problem_cls(u),
             member_cls=_problem_cls(u),
             family=u.family,
-            name_lit=repr(u.name),
+            name_lit=py_str(u.name),
         )
         for u in units(plan)
     )
@@ -251,18 +252,18 @@ def _plan_view(path: tuple[str, ...], plan: IRPlan) -> PlanView:
             method=NAMER.fn_name(d.name, reserved),
             plan_cls=_plan_cls(path + (d.name,)),
             name=d.name,
-            name_lit=repr(d.name),
+            name_lit=py_str(d.name),
             summary=doc_text("; ".join(d.ops) if d.ops else "no changes"),
         )
         for d in plan.deltas
     )
     if path:
-        doc = f"The plan `{plan.name}` after PlanDelta " + " then ".join(f"`{p}`" for p in path) + "."
+        doc = f"The plan `{inline('python', plan.name)}` after PlanDelta " + " then ".join(f"`{p}`" for p in path) + "."
     else:
-        doc = f"The plan `{plan.name}`: {len(plan.objects)} local problem(s), {len(plan.shared)} shared block(s)."
+        doc = f"The plan `{inline('python', plan.name)}`: {len(plan.objects)} local problem(s), {len(plan.shared)} shared block(s)."
     return PlanView(
         cls=_plan_cls(path),
-        name_lit=repr(plan.name),
+        name_lit=py_str(plan.name),
         delta_path_lit=py_literal(path),
         doc=doc_text(doc),
         members=members,
@@ -271,8 +272,9 @@ def _plan_view(path: tuple[str, ...], plan: IRPlan) -> PlanView:
 
 
 def package_name(plan: IRPlan) -> str:
-    """The generated package's import name: the spec name in snake_case, escaped."""
-    return NAMER.module_name(plan.name)
+    """The generated package's import name: the spec name in snake_case, escaped (see
+    :meth:`Namer.package_name`)."""
+    return NAMER.package_name(plan.name)
 
 
 def build_view(plan: IRPlan) -> PackageView:
@@ -283,18 +285,20 @@ def build_view(plan: IRPlan) -> PackageView:
     problem_exports = tuple(c for p in problems for c in (p.cls, p.family_cls) if c)
     exports = tuple(
         sorted(
-            {repr(n) for n in ["PlanResult", *(p.cls for p in plans), *problem_exports, *(s.cls for s in schemas)]}
+            {py_str(n) for n in ["PlanResult", *(p.cls for p in plans), *problem_exports, *(s.cls for s in schemas)]}
         )
     )
     src = source_name(plan)
     return PackageView(
         package=package_name(plan),
-        source=src,
-        source_lit=repr(src),
-        hash_lit=repr(plan.spec_hash),
-        version_lit=repr(catopt_version()),
+        source=doc_text(inline("python", src)),
+        source_lit=py_str(src),
+        hash_lit=py_str(plan.spec_hash),
+        version_lit=py_str(catopt_version()),
         header=tuple(header_lines(plan, "python")),
-        docstring=doc_text(f"Generated Python package for the catopt plan `{plan.name}` ({src})."),
+        docstring=doc_text(
+            f"Generated Python package for the catopt plan `{inline('python', plan.name)}` ({inline('python', src)})."
+        ),
         schemas=schemas,
         problems=problems,
         problem_exports=problem_exports,

@@ -43,6 +43,6 @@ def test_bidi_overrides_are_neutralised() -> None:
 
 
 def test_visible_line_keeps_one_character_per_character() -> None:
-    raw = "".join(chr(c) for c in range(0, 0xA0)) + "\u2028\ufeff"
+    raw = "".join(chr(c) for c in range(0xA0)) + "\u2028\ufeff"
     assert len(visible_line(raw)) == len(raw)
     assert all(ch.isprintable() for ch in visible_line(raw))
