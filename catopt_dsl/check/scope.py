@@ -17,9 +17,10 @@ folders the user allowed with ``--allow-path``, and a cache of loaded files keye
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -63,7 +64,7 @@ Symbol = Union[ParamSymbol, VarSymbol, IndexSymbol]
 class Scope:
     """A chain of name -> symbol dictionaries; lookups walk outwards through ``parent``."""
 
-    def __init__(self, parent: "Scope | None" = None) -> None:
+    def __init__(self, parent: Scope | None = None) -> None:
         self.parent = parent
         self._symbols: dict[str, Symbol] = {}
 
@@ -98,7 +99,7 @@ class Scope:
             scope = scope.parent
         return sorted(out)
 
-    def child(self) -> "Scope":
+    def child(self) -> Scope:
         """A new empty scope whose parent is this one."""
         return Scope(self)
 

@@ -164,17 +164,21 @@ def _check(tmp_path: Path, body: str) -> tuple[list[tuple[str, int, int]], float
         ("schema S v1 { f: float[100000, 100000]; }\nLocalProblem a { var x: float; minimize square(x); }\n", (2, 18)),
         # an outer product of two legal vectors is an illegal matrix: refused before it is built
         (
-            "LocalProblem a { param u: float[5000, 1] = 1; param v: float[1, 5000] = 2;\n"
-            "  param w: float = sum(u @ v); var x: float; minimize square(x); }\n",
+            (
+                "LocalProblem a { param u: float[5000, 1] = 1; param v: float[1, 5000] = 2;\n"
+                "  param w: float = sum(u @ v); var x: float; minimize square(x); }\n"
+            ),
             (3, 24),
         ),
         # per-member elements times members
         ("LocalProblem f[i in 0..9999] { param p: float[10000] = i; var x: float; minimize square(x); }\n", (2, 15)),
         # a morphism field whose coefficient matrix would be dense and huge
         (
-            "schema S v1 { f: float[5000]; }\nSharedVariables s { }\n"
-            "LocalProblem a { var x: float[5000]; minimize sum_squares(x); }\n"
-            "Morphism m : a -> s carries S v1 { f = x; }\n",
+            (
+                "schema S v1 { f: float[5000]; }\nSharedVariables s { }\n"
+                "LocalProblem a { var x: float[5000]; minimize sum_squares(x); }\n"
+                "Morphism m : a -> s carries S v1 { f = x; }\n"
+            ),
             (5, 10),
         ),
     ],
