@@ -69,7 +69,7 @@ def analyze(
 
     from catopt_dsl.ir.validate import validate_ir
 
-    plan = validate_ir(lower_plan(checked, _plan_name(path), path.name, loaded.digest, ctx))
+    plan = validate_ir(lower_plan(checked, _plan_name(path), path.name, loaded.digest))
     check_plan_collisions(plan, sink, spans=_declaration_spans(items))
     if sink.has_errors:
         return Analysis(sink, loaded.sources, checked, None, shown)

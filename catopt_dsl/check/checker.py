@@ -16,12 +16,15 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from catopt_dsl.check.exprs import (
+    TypeMap,
+    Typer,
     check_affine,
     check_constraint,
     check_objective,
     check_param,
     check_type_size,
     eval_const,
+    make_checker,
     type_expr,
 )
 from catopt_dsl.check.scope import ExprContext, IndexSymbol, ParamSymbol, Scope, VarSymbol
@@ -60,6 +63,7 @@ class CheckedObject:
     vars: list[VarSymbol]
     functors: list[str]
     ok: bool = True
+    types: TypeMap | None = None  # what typing learned about its expressions (lowering reads it)
 
 
 @dataclass
@@ -70,6 +74,7 @@ class CheckedShared:
     params: list[ParamSymbol]
     vars: list[VarSymbol]
     ok: bool = True
+    types: TypeMap | None = None
 
 
 @dataclass
@@ -82,6 +87,7 @@ class CheckedMorphism:
     schema: ast.Schema
     fields: list[tuple[str, ast.Expr]]  # every schema field, defaults filled in, declaration order
     scope: Scope  # the source object's scope (plus the morphism family's index)
+    types: TypeMap | None = None
 
 
 @dataclass
@@ -135,6 +141,8 @@ class CheckedPlan:
     functors: list[ast.Functor] = field(default_factory=list)
     colimit: ast.Colimit | None = None
     deltas: list[CheckedDelta] = field(default_factory=list)
+    #: (schema, version, field) -> the folded default of every field that has one
+    schema_defaults: dict[tuple[str, int, str], np.ndarray] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,6 +191,7 @@ class Checker:
     def check(self, items: Sequence[ast.Item], with_deltas: bool = True) -> CheckedPlan:
         plan = CheckedPlan(list(items))
         self._current = plan
+        self._links: set[tuple[str, str, str, str]] = set()  # consensus links seen (each once)
         named = self._collect(items, plan)
         self._check_schemas(plan)
         for item in items:
@@ -274,7 +283,9 @@ class Checker:
                     continue
                 if f.default is not None:
                     decl = ast.ParamDecl(f.name, f.type, f.default, f.span, f.span)
-                    check_param(decl, empty, self.ctx, self.sink)
+                    value = check_param(decl, empty, self.ctx, self.sink).value
+                    if value is not None:
+                        plan.schema_defaults[(sch.name, sch.version, f.name)] = value
         for name, versions in by_name.items():
             for old, new in zip(versions, versions[1:]):
                 self._check_evolution(old, new)
@@ -308,7 +319,9 @@ class Checker:
                 )
 
     # -- bodies -----------------------------------------------------------------------------------
-    def _body_scope(self, body: ast.Body, scope: Scope, owner: str) -> tuple[list[ParamSymbol], list[VarSymbol], bool]:
+    def _body_scope(
+        self, body: ast.Body, scope: Scope, owner: str, typer: Typer
+    ) -> tuple[list[ParamSymbol], list[VarSymbol], bool]:
         ok = True
         params: list[ParamSymbol] = []
         vars_: list[VarSymbol] = []
@@ -342,14 +355,16 @@ class Checker:
                 self.sink.error(ErrorCode.DUPLICATE, f"`{p.name}` is declared twice in `{owner}`", later)
                 ok = False
                 continue
-            sym = check_param(p, scope, self.ctx, self.sink)
+            sym = check_param(p, scope, self.ctx, self.sink, typer)
             if sym.value is None:
                 ok = False
             scope.define(sym)
             params.append(sym)
         return params, vars_, ok
 
-    def _check_objectives(self, body: ast.Body, scope: Scope, owner: str, span: Span, required: bool) -> bool:
+    def _check_objectives(
+        self, body: ast.Body, scope: Scope, owner: str, span: Span, required: bool, typer: Typer
+    ) -> bool:
         ok = True
         if len(body.objectives) > 1:
             for extra in body.objectives[1:]:
@@ -370,16 +385,17 @@ class Checker:
             )
             ok = False
         for obj in body.objectives[:1]:
-            ok = check_objective(obj, scope, self.ctx, self.sink) and ok
+            ok = check_objective(obj, scope, self.ctx, self.sink, typer) and ok
         for c in body.constraints:
-            ok = check_constraint(c, scope, self.ctx, self.sink) and ok
+            ok = check_constraint(c, scope, self.ctx, self.sink, typer) and ok
         return ok
 
     def _check_shared(self, item: ast.SharedVariables) -> CheckedShared:
         scope = Scope()
-        params, vars_, ok = self._body_scope(item.body, scope, item.name)
-        ok = self._check_objectives(item.body, scope, item.name, item.name_span, required=False) and ok
-        return CheckedShared(item.name, item, scope, params, vars_, ok)
+        typer = make_checker(scope, self.ctx, self.sink)
+        params, vars_, ok = self._body_scope(item.body, scope, item.name, typer)
+        ok = self._check_objectives(item.body, scope, item.name, item.name_span, False, typer) and ok
+        return CheckedShared(item.name, item, scope, params, vars_, ok, typer.type_map())
 
     def _check_local(self, item: ast.LocalProblem, plan: CheckedPlan) -> list[CheckedObject]:
         out = []
@@ -399,14 +415,15 @@ class Checker:
             if item.family is not None and index is not None:
                 scope.define(IndexSymbol(item.family.index, index, item.family.span))
             name = member_name(item.name, index)
-            params, vars_, ok = self._body_scope(item.body, scope, name)
+            typer = make_checker(scope, self.ctx, self.sink)
+            params, vars_, ok = self._body_scope(item.body, scope, name, typer)
             applied: list[str] = []
             for functor in plan.functors:
                 if functor.source in (item.adapter, item.platform) and functor.target == CANONICAL:
                     ok = self._apply_functor(functor, item, name, scope, params) and ok
                     applied.append(functor.name)
-            ok = self._check_objectives(item.body, scope, name, item.name_span, required=True) and ok
-            out.append(CheckedObject(name, item, index, scope, params, vars_, applied, ok))
+            ok = self._check_objectives(item.body, scope, name, item.name_span, True, typer) and ok
+            out.append(CheckedObject(name, item, index, scope, params, vars_, applied, ok, typer.type_map()))
         if out:
             self._check_names(out[0].params, out[0].vars)
         return out
@@ -520,9 +537,10 @@ class Checker:
             scope = source.scope.child()
             if item.family is not None and index is not None:
                 scope.define(IndexSymbol(item.family.index, index, item.family.span))
-            fields = self._check_mappings(item.mappings, schema, scope, f"morphism `{name}`", item.span)
+            typer = make_checker(scope, self.ctx, self.sink)
+            fields = self._check_mappings(item.mappings, schema, scope, f"morphism `{name}`", item.span, typer)
             if fields is not None:
-                out.append(CheckedMorphism(name, item, index, source, target, schema, fields, scope))
+                out.append(CheckedMorphism(name, item, index, source, target, schema, fields, scope, typer.type_map()))
         return out
 
     def _coefficients_fit(self, item: ast.Morphism, schema: ast.Schema, source: CheckedObject) -> bool:
@@ -575,7 +593,7 @@ class Checker:
         return objects.get(member_name(src.name, k))
 
     def _check_mappings(
-        self, mappings: Sequence[ast.FieldMap], schema: ast.Schema, scope: Scope, what: str, span: Span
+        self, mappings: Sequence[ast.FieldMap], schema: ast.Schema, scope: Scope, what: str, span: Span, typer: Typer
     ) -> list[tuple[str, ast.Expr]] | None:
         ok = True
         by_name = {f.name: f for f in schema.fields}
@@ -596,7 +614,7 @@ class Checker:
                 )
                 ok = False
                 continue
-            t = check_affine(m.expr, scope, self.ctx, self.sink, f"{what} field `{m.field}`")
+            t = check_affine(m.expr, scope, self.ctx, self.sink, f"{what} field `{m.field}`", typer)
             if t is None:
                 ok = False
                 continue
@@ -619,6 +637,7 @@ class Checker:
             if f.name in given:
                 out.append((f.name, given[f.name].expr))
             elif f.default is not None:
+                typer.type(f.default)  # constant; typed here so lowering finds it in this scope's map
                 out.append((f.name, f.default))
             else:
                 self.sink.error(
@@ -707,6 +726,16 @@ class Checker:
                     c.span,
                 )
                 return
+            key = (obj.name, var_name, shared.name, shared_var)
+            if key in self._links:
+                self.sink.error(
+                    ErrorCode.DUPLICATE,
+                    f"`{obj.name}.{var_name} == {shared.name}.{shared_var}` is stated twice",
+                    c.span,
+                    help_("remove the repeated consensus constraint (one link per variable pair)"),
+                )
+                return
+            self._links.add(key)
             self._plan.consensus.append(ConsensusLink(item.name, obj, var_name, shared, shared_var, tuple(shape)))
 
     def _local_side(

@@ -98,10 +98,12 @@ __all__ = [
     "Curvature",
     "Sign",
     "ExprType",
+    "TypeMap",
+    "Typer",
+    "make_checker",
     "type_expr",
     "eval_const",
     "check_param",
-    "check_var",
     "check_objective",
     "check_constraint",
     "check_affine",
@@ -231,6 +233,38 @@ def _short(e: ast.Expr, limit: int = 72) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+class TypeMap:
+    """What typing learned about the expressions of one scope (an object or family member, a
+    shared block, a morphism), keyed by node identity: each node's :class:`ExprType` (shape,
+    dtype, curvature, folded value), normalised index keys and call options. Lowering reads it
+    instead of typing the expressions again.
+    """
+
+    def __init__(
+        self,
+        types: dict[int, ExprType | None],
+        index_keys: dict[int, tuple[int | tuple[int, int, int], ...]],
+        call_options: dict[int, tuple[tuple[str, object], ...]],
+        keep: list[object],
+    ) -> None:
+        self._types = types
+        self._index_keys = index_keys
+        self._call_options = call_options
+        self._keep = keep  # the typed nodes stay alive, so their ids stay unique
+
+    def type(self, e: object) -> ExprType:
+        t = self._types.get(id(e))
+        if t is None:
+            raise KeyError(f"no type recorded for `{render_expr(e)}`: it was not checked in this scope")  # type: ignore[arg-type]
+        return t
+
+    def index_key(self, e: object) -> tuple[int | tuple[int, int, int], ...]:
+        return self._index_keys[id(e)]
+
+    def call_options(self, e: object) -> tuple[tuple[str, object], ...]:
+        return self._call_options.get(id(e), ())
+
+
 class _Checker:
     """Types one or more expressions against a scope; memoises per node (by identity)."""
 
@@ -243,6 +277,10 @@ class _Checker:
         self.index_keys: dict[int, tuple[int | tuple[int, int, int], ...]] = {}
         self.call_options: dict[int, tuple[tuple[str, object], ...]] = {}
         self._keep: list[object] = []  # keeps memoised nodes alive so ids stay unique
+
+    def type_map(self) -> TypeMap:
+        """Everything typed so far, for lowering."""
+        return TypeMap(self.memo, self.index_keys, self.call_options, self._keep)
 
     # -- helpers ---------------------------------------------------------------------------------
     def type(self, e: ast.Expr) -> ExprType | None:
@@ -923,23 +961,9 @@ def check_type_size(t: ast.TypeRef, what: str, sink: DiagnosticSink) -> bool:
     return False
 
 
-def check_var(decl: ast.VarDecl, sink: DiagnosticSink) -> VarSymbol:
-    """The symbol of a ``var`` declaration; ``int``/``bool`` variables are E0203 (not convex)."""
-    if decl.type.base != "float":
-        sink.error(
-            ErrorCode.TYPE,
-            (
-                f"variable `{decl.name}` is declared `{decl.type.base}`, but integer variables are not convex"
-                if decl.type.base == "int"
-                else f"variable `{decl.name}` is declared `bool`, but boolean variables are not convex"
-            ),
-            decl.type.span,
-            help_("declare it `float`; catoptc solves continuous convex problems only"),
-        )
-    return VarSymbol(decl.name, tuple(decl.type.dims), decl.name_span)
-
-
-def check_param(decl: ast.ParamDecl, scope: Scope, ctx: ExprContext, sink: DiagnosticSink) -> ParamSymbol:
+def check_param(
+    decl: ast.ParamDecl, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, typer: "_Checker | None" = None
+) -> ParamSymbol:
     """Evaluate a param's value and check it against the declared dtype and shape.
 
     Always returns a symbol (so later uses resolve); its ``value`` is None when anything failed.
@@ -948,24 +972,9 @@ def check_param(decl: ast.ParamDecl, scope: Scope, ctx: ExprContext, sink: Diagn
     shape = tuple(decl.type.dims)
     if not check_type_size(decl.type, f"`{decl.name}`", sink):
         return ParamSymbol(decl.name, dtype, shape, None, decl.name_span)
-    ch = _Checker(scope, ctx, sink)
+    ch = typer or _Checker(scope, ctx, sink)
     value = _param_value(ch, decl.value, dtype, shape, f"`{decl.name}`", decl.type.span, sink)
     return ParamSymbol(decl.name, dtype, shape, value, decl.name_span)
-
-
-def check_value(
-    expr: ast.Expr,
-    dtype: str,
-    shape: tuple[int, ...],
-    what: str,
-    scope: Scope,
-    ctx: ExprContext,
-    sink: DiagnosticSink,
-    decl_span: Span | None = None,
-) -> np.ndarray | None:
-    """Evaluate ``expr`` as a constant of declared ``dtype``/``shape`` (params, schema defaults,
-    ``set`` ops in plan deltas): the same rules and codes as :func:`check_param`."""
-    return _param_value(_Checker(scope, ctx, sink), expr, dtype, shape, what, decl_span, sink)
 
 
 def _param_value(
@@ -1047,9 +1056,11 @@ def _dtype_name(v: np.ndarray) -> str:
     return {"b": "bool", "i": "int", "u": "int"}.get(v.dtype.kind, "float")
 
 
-def check_objective(obj: ast.Objective, scope: Scope, ctx: ExprContext, sink: DiagnosticSink) -> bool:
+def check_objective(
+    obj: ast.Objective, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, typer: "_Checker | None" = None
+) -> bool:
     """A scalar numeric objective, convex for ``minimize`` and concave for ``maximize``."""
-    ch = _Checker(scope, ctx, sink)
+    ch = typer or _Checker(scope, ctx, sink)
     t = ch.type(obj.expr)
     if t is None:
         return False
@@ -1076,9 +1087,11 @@ def check_objective(obj: ast.Objective, scope: Scope, ctx: ExprContext, sink: Di
     return False
 
 
-def check_constraint(c: ast.Constraint, scope: Scope, ctx: ExprContext, sink: DiagnosticSink) -> bool:
+def check_constraint(
+    c: ast.Constraint, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, typer: "_Checker | None" = None
+) -> bool:
     """Shapes of both sides (E0201) and DCP (E0302): convex <= concave, concave >= convex, affine == affine."""
-    ch = _Checker(scope, ctx, sink)
+    ch = typer or _Checker(scope, ctx, sink)
     lt = ch.type(c.left)
     rt = ch.type(c.right)
     if lt is None or rt is None:
@@ -1124,10 +1137,12 @@ def check_constraint(c: ast.Constraint, scope: Scope, ctx: ExprContext, sink: Di
     return ok
 
 
-def check_affine(expr: ast.Expr, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, what: str) -> ExprType | None:
+def check_affine(
+    expr: ast.Expr, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, what: str, typer: "_Checker | None" = None
+) -> ExprType | None:
     """Type ``expr`` and require it to be affine (or constant); E0303 names ``what`` (e.g.
     "morphism field `hours`") and the smallest non-affine sub-expression."""
-    ch = _Checker(scope, ctx, sink)
+    ch = typer or _Checker(scope, ctx, sink)
     t = ch.type(expr)
     if t is None:
         return None
@@ -1145,6 +1160,11 @@ def check_affine(expr: ast.Expr, scope: Scope, ctx: ExprContext, sink: Diagnosti
     return None
 
 
+#: a typer for one scope (opaque outside this module: create it with :func:`make_checker`)
+Typer = _Checker
+
+
 def make_checker(scope: Scope, ctx: ExprContext, sink: DiagnosticSink) -> "_Checker":
-    """A checker whose memo is shared across calls (used by lowering)."""
+    """One typer for a scope: pass it to the ``check_*`` functions of that scope, then keep its
+    :meth:`~_Checker.type_map` with the checked item (lowering reads it)."""
     return _Checker(scope, ctx, sink)
