@@ -34,7 +34,7 @@ from catopt_dsl.backends.common import (
     source_name,
 )
 from catopt_dsl.backends.escape import cpp_str, inline, safe_comment
-from catopt_dsl.backends.naming import Namer, snake_case
+from catopt_dsl.backends.naming import CPP_RESERVED_MEMBERS, Namer
 from catopt_dsl.backends.rust import (
     CouplingView,
     ObjectView,
@@ -56,12 +56,6 @@ from catopt_dsl.ir.model import IRPlan, IRSchema, IRSchemaField
 NAMER = Namer("cpp")
 
 #: Members the generated C++ structs define themselves: a field cannot share a name with them.
-CPP_RESERVED_MEMBERS: dict[str, frozenset[str]] = {
-    # Members, and names the member functions bind that would shadow a field: `w` (the record
-    # writer in encode()), `other` (operator=='s argument).
-    "record": frozenset({"encode", "decode", "w", "other"}),
-    "problem": frozenset({"load", "member", "members", "indices", "functors", "var_shapes", "param_shapes"}),
-}
 
 _CTYPE = {"float": "double", "int": "std::int64_t", "bool": "bool"}
 _KIND = {"float": "f64", "int": "i64", "bool": "bool"}
@@ -424,7 +418,7 @@ def emit_cpp(plan: IRPlan, out_dir: Path) -> list[Path]:
 
     Raises :class:`CatoptError` (E0701) when two spec names collide as C++ identifiers.
     """
-    check_names(plan, "cpp", CPP_RESERVED_MEMBERS)
+    check_names(plan, "cpp")
     return write_files(Path(out_dir), render_cpp(plan), {})
 
 

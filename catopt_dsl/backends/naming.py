@@ -16,17 +16,17 @@ Derived names (``encode_x``, ``XMsg``) are built from the *unescaped* spec name 
 ``type`` yields ``encode_type`` and ``TypeMsg``, never ``encode_type_``.
 
 Two different spec names that end up as the same identifier in one scope are a collision
-(E0701 NAME_COLLISION); :func:`check_collisions` and :func:`check_plan_collisions` report them.
+(E0701 NAME_COLLISION); :func:`name_targets` finds them once for every target and
+:func:`report_collisions` reports each once, naming every target it breaks.
 """
 
 from __future__ import annotations
 
-import keyword
 import re
 from dataclasses import dataclass
 from typing import AbstractSet, Iterable, Literal, Mapping, Sequence
 
-from catopt_dsl.diagnostics import DiagnosticSink, note
+from catopt_dsl.diagnostics import CatoptError, DiagnosticSink, note
 from catopt_dsl.errors import ErrorCode
 from catopt_dsl.ir.model import IRPlan
 from catopt_dsl.span import Span
@@ -143,6 +143,13 @@ CPP_RESERVED: frozenset[str] = CPP_KEYWORDS | CPP_MACROS
 
 # Members the generated Python classes inherit from ``catopt_dsl.runtime``: a spec name that lands
 # on one of them is escaped like a keyword (``build`` -> ``build_``) so it cannot hide the method.
+#: members the generated C++ classes define (and names their member functions bind that would
+#: shadow a field: `w`, the record writer in encode(); `other`, operator=='s argument)
+CPP_RESERVED_MEMBERS: Mapping[str, frozenset[str]] = {
+    "record": frozenset({"encode", "decode", "w", "other"}),
+    "problem": frozenset({"load", "member", "members", "indices", "functors", "var_shapes", "param_shapes"}),
+}
+
 PY_RESERVED_MEMBERS: Mapping[str, frozenset[str]] = {
     "record": frozenset(
         {"to_bytes", "from_bytes", "to_dict", "from_dict", "ir_schema", "FIELDS", "SCHEMA_NAME",
@@ -369,46 +376,6 @@ def find_collisions(
     ]
 
 
-def check_collisions(
-    names: Sequence[tuple[str, str]],
-    sink: DiagnosticSink,
-    *,
-    targets: Sequence[Target] = TARGETS,
-    scope: str = "",
-    reserved: AbstractSet[str] = frozenset(),
-    taken: AbstractSet[str] = frozenset(),
-    file: str = "<unknown>",
-    spans: Mapping[str, Span] | None = None,
-) -> list[Collision]:
-    """Report every collision among ``names`` (kind, spec name) as E0701 and return them.
-
-    ``spans`` optionally maps a spec name to where it is declared; otherwise the diagnostic points at
-    ``Span.unknown(file)``. Each collision is reported once per target it occurs in.
-    """
-    found: list[Collision] = []
-    for target in targets:
-        found.extend(find_collisions(target, names, scope=scope, reserved=reserved, taken=taken))
-    for c in found:
-        # Point at the first colliding name whose declaration is known.
-        located = [n for _, n in c.names if spans and n in spans]
-        first = located[0] if located else c.names[0][1]
-        span = spans[first] if spans and first in spans else Span.unknown(file)
-        listed = " and ".join(f"`{n}` ({k})" for k, n in c.names)
-        where = f" in {c.scope}" if c.scope else ""
-        notes = [note(f"both are written `{c.identifier}` in generated {c.target} code{where}")]
-        for _, other in c.names:
-            if other != first and spans and other in spans:
-                notes.append(note(f"`{other}` is declared here", spans[other]))
-        notes.append(note("rename one of them; names are compared after case conversion and escaping"))
-        sink.error(
-            ErrorCode.NAME_COLLISION,
-            f"{listed} collide in the {c.target} backend as `{c.identifier}`",
-            span,
-            *notes,
-        )
-    return found
-
-
 def _all_plans(plan: IRPlan) -> list[tuple[str, IRPlan]]:
     """The plan and every delta result (recursively), with a scope label each."""
     out: list[tuple[str, IRPlan]] = [("plan", plan)]
@@ -460,21 +427,120 @@ def plan_scopes(plan: IRPlan, target: Target = "python") -> list[Scope]:
     return scopes
 
 
-def check_plan_collisions(
-    plan: IRPlan,
-    sink: DiagnosticSink,
-    *,
-    targets: Sequence[Target] = TARGETS,
-    spans: Mapping[str, Span] | None = None,
-) -> list[Collision]:
-    """Run :func:`check_collisions` over every scope of :func:`plan_scopes`, for each target."""
-    found: list[Collision] = []
+# ---------------------------------------------------------------------------------------------
+# name_targets: the pipeline stage
+# ---------------------------------------------------------------------------------------------
+
+
+def _members(target: Target) -> Mapping[str, frozenset[str]]:
+    return PY_RESERVED_MEMBERS if target == "python" else CPP_RESERVED_MEMBERS if target == "cpp" else {}
+
+
+def target_scopes(plan: IRPlan, target: Target) -> list[Scope]:
+    """Every namespace ``target``'s generated code has for ``plan``: the module, each schema
+    version's fields, each object's params and vars, each plan class, and (native targets) the
+    plans module's functions; with the members each target's classes define reserved."""
+    members = _members(target)
+    scopes: list[Scope] = []
+    for sc in plan_scopes(plan, target):
+        if sc.name.startswith("schema "):
+            sc = Scope(sc.name, sc.entries, members.get("record", frozenset()), sc.taken)
+        elif sc.name.startswith("local problem "):
+            unit = sc.name[len("local problem ") :]
+            sample = next(o for _, p in _all_plans(plan) for o in p.objects if (o.family or o.name) == unit)
+            entries = tuple(dict.fromkeys([*(("field", v.name) for v in sample.vars), *sc.entries]))
+            sc = Scope(sc.name, entries, members.get("problem", frozenset()), sc.taken)
+        scopes.append(sc)
+    if target != "python":
+        fns = [("fn", "plan" if label == "plan" else "_".join([*_delta_path(label), "plan"])) for label, _ in _all_plans(plan)]
+        scopes.append(Scope("the plans module", tuple(dict.fromkeys(fns))))
+    return scopes
+
+
+def _delta_path(label: str) -> list[str]:
+    # "delta a / delta b" -> ["a", "b"]
+    return [part.strip()[len("delta ") :] for part in label.split(" / ")]
+
+
+@dataclass(frozen=True)
+class TargetCollision:
+    """Spec names that become one identifier in one scope, and every target where that happens."""
+
+    scope: str
+    names: tuple[tuple[str, str], ...]  # (kind, spec name)
+    identifiers: tuple[tuple[Target, str], ...]  # (target, the identifier there)
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        return tuple(t for t, _ in self.identifiers)
+
+
+@dataclass(frozen=True)
+class NameTables:
+    """The result of :func:`name_targets`: per target, per scope, ``(kind, spec name) -> identifier``,
+    and the collisions (each once, with every target it breaks)."""
+
+    tables: Mapping[Target, Mapping[str, Mapping[tuple[str, str], str]]]
+    collisions: tuple[TargetCollision, ...]
+
+    def identifier(self, target: Target, scope: str, kind: str, name: str) -> str:
+        return self.tables[target][scope][(normalise_kind(kind), name)]
+
+
+def name_targets(plan: IRPlan, targets: Sequence[Target] = TARGETS) -> NameTables:
+    """The pipeline's naming stage: every spec name's identifier in every target, computed once,
+    and one collision report (a pair of names that collides in Rust and C++ is one collision
+    naming both targets, not two)."""
+    tables: dict[Target, dict[str, dict[tuple[str, str], str]]] = {}
+    grouped: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[Target, str]]] = {}
     for target in targets:
-        for scope in plan_scopes(plan, target):
-            found.extend(
-                check_collisions(
-                    scope.entries, sink, targets=(target,), scope=scope.name,
-                    reserved=scope.reserved, taken=scope.taken, file=plan.source, spans=spans,
-                )
-            )
-    return found
+        namer = Namer(target)
+        per_scope: dict[str, dict[tuple[str, str], str]] = {}
+        for sc in target_scopes(plan, target):
+            table = per_scope.setdefault(sc.name, {})
+            for kind, name in sc.entries:
+                table[(normalise_kind(kind), name)] = namer.name(kind, name, sc.reserved)
+            for c in find_collisions(target, sc.entries, scope=sc.name, reserved=sc.reserved, taken=sc.taken):
+                grouped.setdefault((c.scope, c.names), []).append((target, c.identifier))
+        tables[target] = per_scope
+    collisions = tuple(TargetCollision(scope, names, tuple(ids)) for (scope, names), ids in grouped.items())
+    return NameTables(tables, collisions)
+
+
+def report_collisions(
+    names: NameTables, sink: DiagnosticSink, *, file: str = "<unknown>", spans: Mapping[str, Span] | None = None
+) -> None:
+    """One E0701 per collision, at the first colliding name whose declaration is known, listing
+    every target it breaks."""
+    for c in names.collisions:
+        spec_names = [n for _, n in c.names]
+        located = [n for n in spec_names if spans and n in spans]
+        first = located[0] if located else spec_names[0]
+        span = spans[first] if spans and first in spans else Span.unknown(file)
+        listed = " and ".join(f"`{n}` ({k})" for k, n in c.names)
+        where = f" in {c.scope}" if c.scope else ""
+        targets = sorted(set(c.targets), key=TARGETS.index)
+        ids = sorted(set(i for _, i in c.identifiers))
+        written = " / ".join(f"`{i}`" for i in ids)
+        notes = [note(f"they are written {written} in generated {', '.join(targets)} code{where}")]
+        for other in spec_names:
+            if other != first and spans and other in spans:
+                notes.append(note(f"`{other}` is declared here", spans[other]))
+        notes.append(note("rename one of them; names are compared after case conversion and escaping"))
+        backends = targets[0] if len(targets) == 1 else ", ".join(targets[:-1]) + " and " + targets[-1]
+        sink.error(
+            ErrorCode.NAME_COLLISION,
+            f"{listed} collide in the {backends} backend{'s' if len(targets) > 1 else ''} as {written}",
+            span,
+            *notes,
+        )
+
+
+def require_names(plan: IRPlan, target: Target) -> None:
+    """Raise :class:`CatoptError` (E0701) when ``plan``'s names collide in ``target`` (the guard
+    a backend runs when it is called without the pipeline having named the plan)."""
+    names = name_targets(plan, (target,))
+    if names.collisions:
+        sink = DiagnosticSink()
+        report_collisions(names, sink, file=plan.source)
+        raise CatoptError(sink.sorted())

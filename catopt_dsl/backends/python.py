@@ -37,8 +37,8 @@ from catopt_dsl.backends.common import (
     units,
 )
 from catopt_dsl.backends.escape import inline, py_str
-from catopt_dsl.backends.naming import PY_RESERVED_MEMBERS, Namer, check_plan_collisions
-from catopt_dsl.diagnostics import CatoptError, DiagnosticSink
+from catopt_dsl.backends.naming import PY_RESERVED_MEMBERS, Namer, require_names
+from catopt_dsl.diagnostics import CatoptError  # noqa: F401  (documented as raised by emit_python)
 from catopt_dsl.ir.model import IRPlan, IRSchema, IRSchemaField
 from catopt_dsl.ir.serialize import plan_to_files
 from catopt_dsl.runtime.plans import DATA_FOLDER
@@ -371,10 +371,7 @@ def emit_python(plan: IRPlan, out_dir: Path) -> list[Path]:
     Raises :class:`CatoptError` (E0701) when two spec names collide as Python identifiers. An
     existing package folder of the same name is replaced, so stale files never linger.
     """
-    sink = DiagnosticSink()
-    check_plan_collisions(plan, sink, targets=("python",))
-    if sink.has_errors:
-        raise CatoptError(sink.sorted())
+    require_names(plan, "python")
     sources = render_python(plan)
     pkg_dir = Path(out_dir) / package_name(plan)
     if pkg_dir.exists():

@@ -40,8 +40,7 @@ from catopt_dsl.backends.common import (
     source_name,
 )
 from catopt_dsl.backends.escape import inline, rust_str, safe_comment
-from catopt_dsl.backends.naming import Namer, Target, check_collisions, check_plan_collisions, snake_case
-from catopt_dsl.diagnostics import CatoptError, DiagnosticSink
+from catopt_dsl.backends.naming import Namer, Target, require_names, snake_case
 from catopt_dsl.ir.analysis import analyze_ir
 from catopt_dsl.ir.model import IRObject, IRParam, IRPlan, IRSchema, IRSchemaField, IRShared
 
@@ -720,43 +719,9 @@ _FILES = (
 )
 
 
-def native_scopes(plan: IRPlan) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Extra namespaces of the native layout that ``plan_scopes`` does not cover."""
-    plans: list[tuple[str, str]] = [("fn", "_".join([*n.path, "plan"]) if n.path else "plan") for n in plan_tree(plan)]
-    return [("the plans module", plans)]
-
-
-def check_names(plan: IRPlan, target: Target, member_reserved: dict[str, frozenset[str]] | None = None) -> None:
+def check_names(plan: IRPlan, target: Target) -> None:
     """Raise :class:`CatoptError` (E0701) when spec names collide as ``target`` identifiers."""
-    sink = DiagnosticSink()
-    check_plan_collisions(plan, sink, targets=(target,))
-    for scope, entries in native_scopes(plan):
-        check_collisions(entries, sink, targets=(target,), scope=scope, file=plan.source)
-    if member_reserved:
-        # Scopes where the native code adds its own members (C++: a field cannot share a name
-        # with a method), checked with those members reserved.
-        for s in all_schemas(plan):
-            entries = [("field", f.name) for f in s.fields]
-            check_collisions(
-                entries,
-                sink,
-                targets=(target,),
-                scope=f"schema {s.key}",
-                reserved=member_reserved.get("record", frozenset()),
-                file=plan.source,
-            )
-        for u in native_units(plan):
-            entries = [("field", p.name) for p in u.sample.params]
-            check_collisions(
-                entries,
-                sink,
-                targets=(target,),
-                scope=f"local problem {u.name}",
-                reserved=member_reserved.get("problem", frozenset()),
-                file=plan.source,
-            )
-    if sink.has_errors:
-        raise CatoptError(sink.sorted())
+    require_names(plan, target)
 
 
 def render_rust(plan: IRPlan) -> tuple[dict[str, str], list[Blob]]:

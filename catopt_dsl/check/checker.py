@@ -424,19 +424,7 @@ class Checker:
                     applied.append(functor.name)
             ok = self._check_objectives(item.body, scope, name, item.name_span, True, typer) and ok
             out.append(CheckedObject(name, item, index, scope, params, vars_, applied, ok, typer.type_map()))
-        if out:
-            self._check_names(out[0].params, out[0].vars)
         return out
-
-    def _check_names(self, params: Sequence[ParamSymbol], vars_: Sequence[VarSymbol]) -> None:
-        """Names that only differ in case (`Foo`, `foo`) collide in the generated Rust and C++."""
-        from catopt_dsl.backends.naming import check_collisions
-
-        entries = [("field", s.name) for s in [*vars_, *params]]
-        spans = {s.name: s.span for s in [*vars_, *params]}
-        # Report at the later declaration: that is the one to rename.
-        ordered = sorted(entries, key=lambda e: (spans[e[1]].line, spans[e[1]].col), reverse=True)
-        check_collisions(ordered, self.sink, file=self.file, spans=spans)
 
     # -- functors ---------------------------------------------------------------------------------
     def _check_functor_decl(self, f: ast.Functor) -> None:

@@ -70,6 +70,8 @@ from catopt_dsl import limits
 from catopt_dsl.check.atoms import (
     ATOMS,
     AtomError,
+    apply_atom,
+    apply_binary,
     Curvature,
     Mono,
     Sign,
@@ -90,7 +92,6 @@ from catopt_dsl.check.suggest import suggest
 from catopt_dsl.check.scope import ExprContext, IndexSymbol, ParamSymbol, Scope, VarSymbol
 from catopt_dsl.diagnostics import DiagnosticSink, Note, help_, note
 from catopt_dsl.errors import ErrorCode
-from catopt_dsl.ir.evaluate import apply_atom, apply_binary
 from catopt_dsl.span import Span
 from catopt_dsl.syntax import ast
 
@@ -114,17 +115,6 @@ __all__ = [
 NP_DTYPES: dict[str, type] = {"float": np.float64, "int": np.int64, "bool": np.bool_}
 
 _INT_MAX = 2**63 - 1
-
-# Atoms whose result stays int for int arguments (so e.g. `max(counts)` can size an index).
-_INT_PRESERVING = frozenset({"sum", "abs", "max", "min", "maximum", "minimum", "multiply", "dot", "transpose"})
-
-# What to call an argument that must be constant, in E0107 messages.
-_CONST_ARG_ROLE: dict[tuple[str, int], str] = {
-    ("quad_form", 1): "the matrix `P` of `quad_form`",
-    ("huber", 1): "the threshold `M` of `huber`",
-    ("sum", 1): "the axis of `sum`",
-}
-
 
 @dataclass(frozen=True, eq=False)
 class ExprType:
@@ -791,7 +781,7 @@ class _Checker:
                 return None
         for i in sorted(spec.const_args):
             if i < n:
-                role = _CONST_ARG_ROLE.get((e.func, i), f"argument {i + 1} of `{e.func}`")
+                role = dict(spec.const_roles).get(i, f"argument {i + 1} of `{e.func}`")
                 if not self.require_const(e.args[i], ts[i], role):
                     return None
                 if ts[i].const is None:
@@ -815,7 +805,7 @@ class _Checker:
         monos = spec.monotonicity(ts)
         self.rules[id(e)] = _Rule(intrinsic, tuple(zip(e.args, monos)), f"`{e.func}`", reason)
         curv = compose(intrinsic, [t.curvature for t in ts], monos)
-        dtype = "int" if e.func in _INT_PRESERVING and all(t.dtype == "int" for t in ts) else "float"
+        dtype = "int" if spec.int_preserving and all(t.dtype == "int" for t in ts) else "float"
         if e.func == "sum" and n == 2:
             dtype = "int" if ts[0].dtype == "int" else "float"
         sign = spec.sign(ts)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from catopt_dsl.check.atoms import ATOMS
 from catopt_dsl.ir.affine import affine_coefficients
 from catopt_dsl.ir.evaluate import evaluate
 from catopt_dsl.ir.model import (
@@ -71,9 +72,9 @@ SOLVER_CLASSES: tuple[str, ...] = (
     "general",  # anything else: CVXPY
 )
 
-#: atoms whose domain is not all of R^n: an objective using one on a variable may keep x from
-#: going everywhere even without constraints saying so
-DOMAIN_RESTRICTED_ATOMS: frozenset[str] = frozenset({"log", "sqrt"})
+#: atoms whose domain is not all of R^n (the atom table's ``domain``): an objective using one on a
+#: variable may keep x from going everywhere even without constraints saying so
+DOMAIN_RESTRICTED_ATOMS: frozenset[str] = frozenset(n for n, spec in ATOMS.items() if spec.domain != "all")
 
 
 class NotQuadratic(ValueError):

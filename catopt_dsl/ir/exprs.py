@@ -40,7 +40,7 @@ from catopt_dsl.ir.model import (
 from catopt_dsl.syntax import ast
 
 # The atoms that can appear in ``IRCall.atom`` after lowering (what backends must implement).
-LOWERED_ATOMS: frozenset[str] = frozenset(ATOMS) - {"multiply", "dot", "transpose", "mean"}
+LOWERED_ATOMS: frozenset[str] = frozenset(name for name, spec in ATOMS.items() if not spec.rewritten)
 
 
 def lower_expr(expr: ast.Expr, types: TypeMap, scope: Scope) -> IRExpr:
