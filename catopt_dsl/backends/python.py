@@ -40,8 +40,7 @@ from catopt_dsl.backends.escape import inline, py_str
 from catopt_dsl.backends.naming import PY_RESERVED_MEMBERS, Namer, require_names
 from catopt_dsl.diagnostics import CatoptError  # noqa: F401  (documented as raised by emit_python)
 from catopt_dsl.ir.model import IRPlan, IRSchema, IRSchemaField
-from catopt_dsl.ir.serialize import plan_to_files
-from catopt_dsl.runtime.plans import DATA_FOLDER
+from catopt_dsl.ir.serialize import DATA_FOLDER, plan_to_files
 
 NAMER = Namer("python")
 

@@ -53,6 +53,8 @@ from catopt_dsl.ir.model import (
 
 FORMAT_VERSION = 2
 PLAN_FILE = "plan.json"
+#: the folder of a generated Python package that holds its plan (plan.json and .npy arrays)
+DATA_FOLDER = "_data"
 
 _ALLOWED_DTYPES = frozenset({"float64", "float32", "int64", "int32", "bool"})
 

@@ -133,7 +133,7 @@ def test_reserved_members_are_escaped_per_scope() -> None:
 
 def test_runtime_members_are_all_reserved() -> None:
     """Every public member of the runtime bases is in the reserved set used for that scope."""
-    from catopt_dsl.runtime import FamilyBase, LocalProblemBase, PlanBase, Record
+    from catopt_dsl.bindings import FamilyBase, LocalProblemBase, PlanBase, Record
 
     for cls, scope in ((Record, "record"), (LocalProblemBase, "problem"), (FamilyBase, "family"), (PlanBase, "plan")):
         public = {m for m in dir(cls) if not m.startswith("_")}

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from catopt_dsl.runtime import PlanResult
+from catopt_dsl.bindings import PlanResult
 
 from .plan import (
     Plan,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from catopt_dsl import runtime as rt
+from catopt_dsl import bindings as rt
 
 from .problems import (
     Tenant,

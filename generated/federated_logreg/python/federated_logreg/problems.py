@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from catopt_dsl import runtime as rt
+from catopt_dsl import bindings as rt
 
 
 class Site(rt.LocalProblemBase):

@@ -10,7 +10,7 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from catopt_dsl import runtime as rt
+from catopt_dsl import bindings as rt
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -10,9 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from catopt_dsl.ir.model import IRPlan
-from catopt_dsl.runtime.problems import FamilyBase, LocalProblemBase
+from catopt_dsl.bindings.problems import FamilyBase, LocalProblemBase
 
-DATA_FOLDER = "_data"
 
 P = TypeVar("P", bound=LocalProblemBase)
 F = TypeVar("F", bound=FamilyBase[Any])
@@ -20,7 +19,7 @@ F = TypeVar("F", bound=FamilyBase[Any])
 
 def load_plan(package_file: str | Path) -> IRPlan:
     """The IR plan shipped next to a generated module (``<package>/_data/plan.json`` + ``.npy``)."""
-    from catopt_dsl.ir.serialize import plan_from_files
+    from catopt_dsl.ir.serialize import DATA_FOLDER, plan_from_files
 
     return plan_from_files(Path(package_file).resolve().parent / DATA_FOLDER)
 
