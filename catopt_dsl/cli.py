@@ -205,7 +205,8 @@ def solve(
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if as_json:
-        click.echo(json.dumps(result.to_json(), sort_keys=True))
+        # to_json orders keys itself: family members by index (site[2] before site[10])
+        click.echo(json.dumps(result.to_json()))
     else:
         _print_human(result)
     if ledger_path is not None:  # after the output: a ledger that cannot be written loses no result

@@ -119,6 +119,11 @@ class CouplingLimit:
     rhs: np.ndarray
     shape: tuple[int, ...]
     terms: list[CouplingTerm]
+    #: the right side as written, its scope and types (lowering keeps it, so a changed shared
+    #: param can re-evaluate the bound)
+    rhs_expr: ast.Expr | None = None
+    rhs_scope: Scope | None = None
+    rhs_types: TypeMap | None = None
 
 
 @dataclass
@@ -836,7 +841,8 @@ class Checker:
             sym = fam_scope.lookup(name)
             if isinstance(sym, IndexSymbol):
                 rhs_scope.define(sym)
-        rt = type_expr(rhs, rhs_scope, self.ctx, self.sink)
+        typer = make_checker(rhs_scope, self.ctx, self.sink)
+        rt = typer.type(rhs)
         if rt is None:
             return
         if rt.const is None:
@@ -855,7 +861,9 @@ class Checker:
             )
             return
         rhs_full = np.broadcast_to(value, shape).astype(np.float64).reshape(-1)
-        self._plan.couplings.append(CouplingLimit(ident, limit, shared, sense, rhs_full, shape, terms))
+        self._plan.couplings.append(
+            CouplingLimit(ident, limit, shared, sense, rhs_full, shape, terms, rhs, rhs_scope, typer.type_map())
+        )
 
     def _coupling_terms(self, arg: ast.Attr, shared: CheckedShared, plan: CheckedPlan, named: dict[str, ast.Item], fam_scope: Scope) -> list[CouplingTerm] | None:
         base, fname = arg.base, arg.name
