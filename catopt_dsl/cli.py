@@ -102,6 +102,8 @@ def _load_or_exit(file: Path, allow_paths: Sequence[str], color: str) -> Any:
     if a.diagnostics:
         click.echo(render_text(a.diagnostics, a.sources, color=_use_color(color)), err=True)
     if a.plan is None:
+        if a.ok:  # it checks, but declares no LocalProblem: a library of schemas to import
+            click.echo(f"catoptc: error: `{a.file}` is a schema library (no LocalProblem): import it from a plan", err=True)
         sys.exit(1)
     return a.plan
 
