@@ -51,6 +51,16 @@ else
   echo "no PostgreSQL server binaries: the registry's PostgreSQL tests will be skipped"
 fi
 
+step "Graphviz (catoptc graph renders with its dot)"
+if command -v dot >/dev/null 2>&1; then
+  echo "found"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends graphviz >/dev/null \
+    || echo "could not install Graphviz: catoptc graph will write DOT text and its SVG test will be skipped"
+else
+  echo "no Graphviz: catoptc graph will write DOT text and its SVG test will be skipped"
+fi
+
 step "pytest ($SCOPE)"
 # pytest's exit code 5 (no tests collected) is a failure here too: set -e stops on it.
 if [ "$SCOPE" = fast ]; then

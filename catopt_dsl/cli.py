@@ -392,6 +392,29 @@ cli.add_command(_identity_commands)
 cli.add_command(_ledger_commands)
 cli.add_command(adapters_group)
 
+@cli.command(epilog=EXAMPLES)
+@click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the diagram: .svg, .png or .dot (the format follows the suffix).")
+@_allow
+@_color
+def graph(file: Path, out: Path, allow_paths: tuple[str, ...], color: str) -> None:
+    """Draw the plan: objects by platform, morphisms, limits and the colimit (Graphviz)."""
+    plan = _load_or_exit(file, allow_paths, color)
+    from catopt_dsl.backends.graph import GraphError, render
+
+    try:
+        written, notice = render(plan, out)
+    except GraphError as exc:
+        raise click.UsageError(str(exc)) from None
+    except OSError as exc:
+        click.echo(f"catoptc: error: cannot write {out}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
+    if notice:
+        click.echo(f"catoptc: {notice}", err=True)
+    click.echo(f"graph: wrote {written}", err=True)
+
+
 # `main` is the click group (what tests drive through CliRunner); `run` is the console script.
 main = cli
 
