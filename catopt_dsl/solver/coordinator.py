@@ -46,7 +46,7 @@ objectives or constraints.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -268,12 +268,16 @@ class Coordinator:
         )
         return self.last
 
-    def update(self, contributions: Mapping[str, LocalReport]) -> Iterate:
+    def update(self, contributions: Mapping[str, LocalReport], fresh: Collection[str] | None = None) -> Iterate:
         """Consume every object's contribution, run the z/y/u updates, return the broadcast.
 
         The broadcast's ``status`` is set when the iteration proved a verdict: a local failure
         or non-finite value, or a verified infeasibility or unboundedness certificate
         (``certificate.py``); ``converged`` when the stopping test passed.
+
+        ``fresh`` (asynchronous ADMM, Zhang & Kwok 2014): the objects whose contribution is new
+        this iteration; only their duals are updated (a reused, stale contribution enters the
+        z-update but must not be integrated into u again). None: every object is fresh.
         """
         lay, opts = self.layout, self.opts
         self.iteration += 1
@@ -320,7 +324,13 @@ class Coordinator:
             V = v[cp_.term_index]
             s = V.sum(axis=0)
             self.t[cp_.term_index] = V + (project_box(s, cp_.sense, cp_.rhs) - s)[None, :] / T
-        self.u = self.u + h - self.t
+        if fresh is None:
+            self.u = self.u + h - self.t
+        else:
+            step = h - self.t
+            for o in lay.objects:
+                if o.obj.name in fresh:
+                    self.u[o.rows] += step[o.rows]
         # residuals
         r_prim_vec = a - self.t
         r_prim = float(np.abs(r_prim_vec).max(initial=0.0))
