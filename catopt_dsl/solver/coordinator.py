@@ -156,7 +156,7 @@ class Coordinator:
         analysis = analyze_ir(layout.plan)
         self.proxes = {blk.name: SharedProx(blk, analysis.shared(blk.name)) for blk in layout.shared}
         self.z = {blk.name: np.zeros(blk.n) for blk in layout.shared}
-        self.iteration = 0 if continues is None else continues.iteration
+        self.iteration: int = 0 if continues is None else continues.iteration
         self.last: Iterate | None = None if continues is None else continues.last
         self.certificates = CertificateTracker(
             layout, self.proxes, options.infeasibility_check_interval, options.eps_abs

@@ -95,7 +95,9 @@ def _nested(value: np.ndarray) -> Any:
         return _finite_or_none(float(arr))
     if bool(np.isfinite(arr).all()):
         return arr.tolist()
-    return np.where(np.isfinite(arr), arr, None).tolist()  # an object array: None where non-finite
+    out = arr.astype(object)
+    out[~np.isfinite(arr)] = None
+    return out.tolist()
 
 
 def _opt_float(value: float | None) -> float | None:

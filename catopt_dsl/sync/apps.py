@@ -83,10 +83,22 @@ from catopt_dsl.solver.certificate import CertificateAnswer, CertificateQuery
 from catopt_dsl.solver.coordinator import Coordinator
 from catopt_dsl.solver.glue import glue_solution
 from catopt_dsl.solver.layout import build_layout
-from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState, inaccurate_warnings
+from catopt_dsl.solver.result import (
+    SolveOptions,
+    SolveResult,
+    SolverState,
+    inaccurate_warnings,
+)
 from catopt_dsl.solver.worker import FastBatch, LocalReport, LocalWorker, unbounded_note
 from catopt_dsl.sync.messages import Delta, Message
-from catopt_dsl.sync.protocol import BroadcastState, BroadcastView, FrameAuth, NodeOutput, RoundInput, SyncSettings
+from catopt_dsl.sync.protocol import (
+    BroadcastState,
+    BroadcastView,
+    FrameAuth,
+    NodeOutput,
+    RoundInput,
+    SyncSettings,
+)
 
 log = logging.getLogger("catopt_dsl.sync")
 
@@ -311,6 +323,7 @@ class SolverCoordinator:
         settings: SyncSettings | None = None,
         min_members: int = 1,
         start_iteration: int = 0,
+        after_round: Callable[[SolverCoordinator], None] | None = None,
     ) -> None:
         """``settings``: the protocol settings (membership windows; asynchronous mode when
         ``settings.asynchronous``); ``min_members``: the fewest objects the run goes on with once
@@ -336,6 +349,8 @@ class SolverCoordinator:
             raise ValueError(f"min_members must be between 1 and the plan's {len(self.required)} objects")
         self.min_members = int(min_members)
         self.start_iteration = int(start_iteration)
+        #: called after every round that ran an iteration (checkpoints hook in here)
+        self.after_round = after_round
         self.full = build_layout(plan)
         self._rows = {o.obj.name: o for o in self.full.objects}
         # Memory of every row block's dual, *unscaled* (y = rho u) so it survives rho changes,
@@ -403,6 +418,27 @@ class SolverCoordinator:
                 self._y.pop(block.key, None)
                 self._targets.pop(block.key, None)
         self._released.clear()
+
+    def checkpoint_state(self) -> SolverState:
+        """Everything needed to go on from here (``checkpoint.py``): the current coordinator's state
+        merged over the memory of absent members, with every object's newest x. Reads only."""
+        st = self.coordinator.state({})
+        rho = float(st.rho)
+        y = dict(self._y)
+        targets = dict(self._targets)
+        y.update({k: rho * v for k, v in st.duals.items()})
+        targets.update(st.targets)
+        for name in self._released:
+            for block in self._rows[name].blocks:
+                y.pop(block.key, None)
+                targets.pop(block.key, None)
+        return SolverState(
+            rho=rho,
+            x={k: v.copy() for k, v in self._last_x.items()},
+            z={**{k: v.copy() for k, v in self._z.items()}, **{k: v.copy() for k, v in st.z.items()}},
+            duals={k: v / rho for k, v in y.items()},
+            targets={k: v.copy() for k, v in targets.items()},
+        )
 
     def _ensure(self, objects: tuple[str, ...]) -> None:
         if objects == self.active:
@@ -619,6 +655,8 @@ class SolverCoordinator:
         self.history.append(row)
         if self.progress is not None:
             self.progress(dict(row))
+        if self.after_round is not None:
+            self.after_round(self)
         converged = bc.converged
         if self.asynchronous:
             # A stale contribution can make one round look converged: the test must keep passing

@@ -355,6 +355,11 @@ class CoordinatorProtocol:
         return self._state
 
     @property
+    def seq(self) -> int:
+        """The sequence number of the coordinator's newest frame."""
+        return self._seq
+
+    @property
     def incarnations(self) -> dict[int, int]:
         """Node id -> the newest incarnation assigned to it (members and former members)."""
         return dict(sorted(self._inc.items()))

@@ -9,9 +9,11 @@ loop the protocol's fault tests use), node placement here.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,9 +30,15 @@ from catopt_dsl.sync.apps import (
     node_specs,
     reported_objects,
 )
+from catopt_dsl.sync.checkpoint import Checkpoint, write_checkpoint
 from catopt_dsl.sync.driver import Driver, LocalNodes, NodeHost, RunTrace, Transport
 from catopt_dsl.sync.frame import ZERO_HASH, spec_hash_bytes
-from catopt_dsl.sync.protocol import CoordinatorProtocol, FrameAuth, NodeApp, SyncSettings
+from catopt_dsl.sync.protocol import (
+    CoordinatorProtocol,
+    FrameAuth,
+    NodeApp,
+    SyncSettings,
+)
 from catopt_dsl.sync.report import RunReport
 from catopt_dsl.sync.transport import FaultPlan, FaultyTransport
 
@@ -63,6 +71,8 @@ HostFactory = Callable[[Mapping[int, NodeSpec], SolveOptions, SyncSettings, Mapp
 
 #: node count above which objects are batched when no ``max_nodes`` is given
 DEFAULT_MAX_NODES = 32
+
+log = logging.getLogger("catopt_dsl.sync")
 
 
 def assign_nodes(plan: IRPlan, max_nodes: int | None = None) -> dict[int, tuple[str, ...]]:
@@ -131,6 +141,11 @@ class DistributedSolve:
     :mod:`catopt_dsl.sync.apps`); below it the run ends ``member_lost`` at once, otherwise when the
     remaining plan converges. The result's ``run`` (a :class:`RunReport`) holds the final
     membership, the epoch, the protocol counters and per-round metrics.
+
+    Checkpoints (:mod:`catopt_dsl.sync.checkpoint`): with ``checkpoint`` a file the coordinator
+    state is written to atomically every ``checkpoint_every`` iterations; ``resume`` (a
+    :class:`Checkpoint` of this plan) continues a run from one: its state is the warm start, its
+    iteration count goes on, and its epochs and incarnations fence the interrupted run's processes.
     """
 
     def __init__(
@@ -150,9 +165,21 @@ class DistributedSolve:
         assignment: Mapping[int, Sequence[str]] | None = None,
         auth: RunAuth | None = None,
         min_members: int = 1,
+        checkpoint: Path | None = None,
+        checkpoint_every: int = 10,
+        resume: Checkpoint | None = None,
     ) -> None:
         self.plan = plan
         self.options = options or SolveOptions()
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be >= 1")
+        self.checkpoint_path = None if checkpoint is None else Path(checkpoint)
+        self.checkpoint_every = int(checkpoint_every)
+        self.checkpoints_written = 0
+        self.checkpoint_s = 0.0  # wall-clock seconds spent writing checkpoints
+        if resume is not None:
+            resume.check_plan(plan.spec_hash)
+            warm_start = resume.state
         st = settings or SyncSettings()
         if st.spec_hash == ZERO_HASH and plan.spec_hash:
             try:
@@ -169,13 +196,23 @@ class DistributedSolve:
         self.assignment = {int(k): tuple(v) for k, v in assignment.items()}
         self.specs = node_specs(plan, self.assignment)
         self.app = SolverCoordinator(
-            plan, self.options, self.assignment, warm_start, progress, settings=st, min_members=min_members
+            plan,
+            self.options,
+            self.assignment,
+            warm_start,
+            progress,
+            settings=st,
+            min_members=min_members,
+            start_iteration=0 if resume is None else resume.iteration,
+            after_round=self._after_round if self.checkpoint_path is not None else None,
         )
         coordinator_auth = None
         if auth is not None:
             coordinator_auth, node_auth = auth.bind(self.assignment, reported_objects)
             self.specs = {nid: replace(spec, auth=node_auth.get(nid)) for nid, spec in self.specs.items()}
         self.protocol = CoordinatorProtocol(self.app, st, auth=coordinator_auth, expected=tuple(self.assignment))
+        if resume is not None:
+            self.protocol.restore(resume.epoch, resume.seq, resume.incarnations)
         self.transport: Transport = transport if transport is not None else FaultyTransport(faults, seed)
         warm_x = dict(warm_start.x) if warm_start is not None else {}
         factory: HostFactory = host_factory if host_factory is not None else local_solver_nodes
@@ -185,6 +222,35 @@ class DistributedSolve:
         self.stall_ticks = 4 * st.member_timeout + 20 * st.retransmit_after + 100 + st.join_ticks
         #: wall-clock seconds of start-up phases (node hosts that have them, e.g. Ray, add theirs)
         self.startup_s: dict[str, float] = {}
+
+    def checkpoint(self) -> Checkpoint:
+        """The coordinator's state now, as a :class:`Checkpoint`."""
+        app, proto = self.app, self.protocol
+        return Checkpoint(
+            spec_hash=self.plan.spec_hash,
+            plan=self.plan.name,
+            iteration=app.coordinator.iteration,
+            state=app.checkpoint_state(),
+            epoch=proto.epoch,
+            seq=proto.seq,
+            incarnations=proto.incarnations,
+            missing={name: why for name, (_since, why) in sorted(app.missing.items())},
+        )
+
+    def _after_round(self, app: SolverCoordinator) -> None:
+        if self.checkpoint_path is None or app.coordinator.iteration % self.checkpoint_every != 0:
+            return
+        t0 = time.perf_counter()
+        cp = self.checkpoint()
+        if not all(bool(np.isfinite(v).all()) for d in (cp.state.x, cp.state.z, cp.state.duals) for v in d.values()):
+            log.warning("checkpoint skipped at iteration %d: the state holds non-finite values", cp.iteration,
+                        extra={"event": "checkpoint_skipped", "iteration": cp.iteration})
+            return
+        write_checkpoint(self.checkpoint_path, cp)
+        self.checkpoints_written += 1
+        self.checkpoint_s += time.perf_counter() - t0
+        log.debug("checkpoint written at iteration %d", cp.iteration,
+                  extra={"event": "checkpoint", "iteration": cp.iteration, "path": str(self.checkpoint_path)})
 
     def report(self) -> RunReport:
         """The run's membership, counters and per-round metrics (after :meth:`run`)."""
@@ -220,6 +286,8 @@ class DistributedSolve:
         self.trace = driver.run(lambda: self.app.done, self.stall_ticks, on_stall=self.app.stalled)
         result = self.app.result(time.perf_counter() - start)
         result.run = self.report()
+        host_warnings = [w for w in getattr(self.host, "warnings", ()) if w not in result.warnings]
+        result.warnings = [*host_warnings, *result.warnings]
         return result
 
 
