@@ -403,12 +403,19 @@ main = cli
 def run(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: no Python traceback ever reaches the user."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="catoptc", standalone_mode=True)
+        # Not click's standalone mode: it turns Ctrl-C into "Aborted!" and exit 1; here it is 130.
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="catoptc", standalone_mode=False)
     except SystemExit:
         raise
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("catoptc: interrupted", err=True)
         sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:  # `catoptc ... | head`: the reader left; as click's standalone mode does
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  # the interpreter's final flush goes nowhere
+        sys.exit(1)
     except Exception as exc:  # pragma: no cover - a bug in catoptc, reported without a traceback
         click.echo(
             f"catoptc: internal error: {type(exc).__name__}: {exc}\n"
@@ -419,6 +426,7 @@ def run(argv: Sequence[str] | None = None) -> None:
         if os.environ.get("CATOPTC_TRACEBACK"):
             raise
         sys.exit(3)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
