@@ -389,7 +389,7 @@ class _NodeWorker:
         warm_x: Mapping[str, np.ndarray],
         boot: int,
         now: int,
-    ) -> list[Send]:
+    ) -> tuple[list[Send], int | None]:
         """``configure`` and ``start`` in one call (a replacement process)."""
         self.configure(spec, options, settings, warm_x)
         return self.start(now, boot)
@@ -411,23 +411,28 @@ class _NodeWorker:
             raise RuntimeError("node actor used before start()")
         return self.node
 
-    def start(self, now: int, boot: int = 1) -> list[Send]:
+    def start(self, now: int, boot: int = 1) -> tuple[list[Send], int | None]:
+        """Start the node; returns its frames and the tick its next retransmission is due."""
         if self.app is None or self.spec is None or self.settings is None:
             raise RuntimeError("node actor started before configure()")
         spec = self.spec
         self.node = NodeProtocol(spec.node_id, spec.label, self.app, self.settings, auth=spec.auth, boot=boot)
-        return self.node.start(now)
+        sends = self.node.start(now)
+        return sends, self.node.next_due()
 
-    def leave(self, now: int) -> list[Send]:
-        return self._endpoint().leave(now)
+    def leave(self, now: int) -> tuple[list[Send], int | None]:
+        node = self._endpoint()
+        return node.leave(now), node.next_due()
 
-    def exchange(self, frames: list[bytes], now: int) -> list[Send]:
+    def exchange(self, frames: list[bytes], now: int) -> tuple[list[Send], int | None]:
+        """Handle the frames, tick; the sends and the tick the next retransmission is due (so the
+        driver need not call this actor before then unless frames arrive for it)."""
         node = self._endpoint()
         out: list[Send] = []
         for data in frames:
             out += node.receive(data, now)
         out += node.tick(now)
-        return out
+        return out, node.next_due()
 
 
 # Idle actors of the current Ray session, by placement; reused by the next run in that session
@@ -501,6 +506,7 @@ class RayNodes:
         self.started: set[int] = set()
         self.boots: dict[int, int] = {}
         self.restarts: dict[int, int] = {}
+        self._due: dict[int, int | None] = {}  # node -> tick its next retransmission is due
         self._failures: list[tuple[int, str]] = []
         self._unstarted: set[int] = set()  # actors whose configure failed: start() replaces them
         self.startup_s: dict[str, float] = {}
@@ -596,7 +602,7 @@ class RayNodes:
             launch = self.actors[node_id].launch.options(max_task_retries=3)
             ref = launch.remote(spec, self.options, self.settings, self.warm[node_id], boot, now)
         try:
-            sends = list(ray.get(ref, timeout=self.start_timeout_s))
+            sends, self._due[node_id] = ray.get(ref, timeout=self.start_timeout_s)
         except Exception as exc:  # noqa: BLE001
             if isinstance(exc, ray.exceptions.RayActorError) and not first:
                 # Ray gave up on the process (restarts used up): a brand-new actor, same node
@@ -604,7 +610,7 @@ class RayNodes:
                     self.actors[node_id] = self._new_actor(node_id)
                     spec = self.specs[node_id]
                     ref = self.actors[node_id].launch.remote(spec, self.options, self.settings, self.warm[node_id], boot, now)
-                    sends = list(ray.get(ref, timeout=self.start_timeout_s))
+                    sends, self._due[node_id] = ray.get(ref, timeout=self.start_timeout_s)
                 except Exception as exc2:  # noqa: BLE001
                     self.down.pop(node_id, None)
                     self._fail(node_id, f"replacement did not start: {_why(exc2)}", kill=True)
@@ -615,16 +621,17 @@ class RayNodes:
                 return []
         self.down.pop(node_id, None)
         self._unstarted.discard(node_id)
-        return sends
+        return list(sends)
 
     def leave(self, node_id: int, now: int) -> list[Send]:
         if node_id in self.down:
             return []
         try:
-            return list(self.ray.get(self.actors[node_id].leave.remote(now), timeout=self.call_timeout_s))
+            sends, self._due[node_id] = self.ray.get(self.actors[node_id].leave.remote(now), timeout=self.call_timeout_s)
         except Exception as exc:  # noqa: BLE001
             self._fail(node_id, _why(exc), kill=True)
             return []
+        return list(sends)
 
     def crash(self, node_id: int) -> None:
         self.crashed.add(node_id)
@@ -645,20 +652,29 @@ class RayNodes:
         return self.restarts.get(node_id, 0) < self.max_restarts
 
     def exchange(self, inbox: Mapping[int, list[bytes]], now: int) -> list[tuple[int, list[Send]]]:
-        # Only actors with frames, plus every actor on retransmission-check ticks: a call per actor
-        # per tick would cost a Ray round trip for nothing.
+        # Only actors with frames, and those whose retransmission is due (each answer says when):
+        # a call per actor per tick would cost a Ray round trip for nothing.
         ray = self.ray
-        check = now % self.settings.retransmit_after == 0
-        due = [n for n in sorted(self.started) if n not in self.down and (inbox.get(n) or check)]
+
+        def waiting(n: int) -> bool:
+            t = self._due.get(n)
+            return t is not None and now >= t
+
+        due = [n for n in sorted(self.started) if n not in self.down and (inbox.get(n) or waiting(n))]
         if not due:
             return []
         refs = {self.actors[n].exchange.remote(list(inbox.get(n, ())), now): n for n in due}
         ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=self.call_timeout_s)
         answers: dict[int, list[Send]] = {}
-        for ref in ready:
+        try:  # one round trip for all the answers (the common case) ...
+            values = ray.get(ready, timeout=self.call_timeout_s) if ready else []
+        except Exception:  # noqa: BLE001 - ... else one by one, to tell which actor failed
+            values = None
+        for i, ref in enumerate(ready):
             nid = refs[ref]
             try:
-                answers[nid] = list(ray.get(ref, timeout=self.call_timeout_s))
+                sends, self._due[nid] = values[i] if values is not None else ray.get(ref, timeout=self.call_timeout_s)
+                answers[nid] = list(sends)
             except Exception as exc:  # noqa: BLE001 - died, killed, or raised inside: the crash path
                 self._fail(nid, _why(exc), kill=not isinstance(exc, ray.exceptions.RayActorError))
         for ref in late:

@@ -813,6 +813,16 @@ class NodeProtocol:
         return [(self.coordinator, data)]
 
     # -- time --------------------------------------------------------------------------------
+    def next_due(self) -> int | None:
+        """The first tick at which :meth:`tick` would retransmit something (None: nothing is
+        waiting for an answer). A host that calls nodes remotely skips the calls before it."""
+        s = self.settings
+        due = [t + s.retransmit_after for t in (
+            self._ctrl_sent_at if self._ctrl is not None else None,
+            self._in_flight.sent_at if self._in_flight is not None else None,
+        ) if t is not None]
+        return min(due) if due else None
+
     def tick(self, now: int) -> list[Send]:
         """Retransmit the unanswered Join/SnapshotRequest or in-flight Delta/Leave (same bytes)."""
         s = self.settings
