@@ -245,8 +245,9 @@ def run(quick: bool = False) -> dict[str, Any]:
                 "measured": f"{over_ms:.2f} ms (Ray {r['ray_round_s'] * 1000:.2f} ms vs in-process "
                             f"{r['in_process_round_s'] * 1000:.2f} ms per round)",
                 "met": over_ms < 5.0,
-                "reason": "" if over_ms < 5.0 else "each round is 2+ Ray calls per actor (a broadcast in, a Delta out) "
-                                                   "and ticks wait for every actor",
+                "reason": "" if over_ms < 5.0 else ("a round is one Ray call per actor (the broadcast in, the Delta "
+                                                    "out) plus the protocol's frames in the driver; on 2 shared cores "
+                                                    "the actors' processes compete with the driver"),
             })
             targets.append({
                 "name": "Ray start-up phases reported",

@@ -4,7 +4,7 @@ named failure, never an exception from CVXPY."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +24,12 @@ FAST = ["plan_deltas", "gpu_fleet", "federated_logreg"]
 SLOW = ["consensus_lasso", "mixed_plan", "sites_200"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def plan_of(name: str) -> IRPlan:
     return load_plan(EXAMPLES / f"{name}.cat")
 
 
-@lru_cache(maxsize=None)
+@cache
 def optimum(name: str) -> float:
     ref = solve_centralized(plan_of(name))
     assert ref.status == "optimal" and ref.objective is not None

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,12 @@ from catopt_dsl.cli import main
 from catopt_dsl.compile import load_plan
 from catopt_dsl.ir.model import IRPlan
 from catopt_dsl.solver import SolveOptions
-from catopt_dsl.sync.checkpoint import Checkpoint, CheckpointError, read_checkpoint, write_checkpoint
+from catopt_dsl.sync.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    read_checkpoint,
+    write_checkpoint,
+)
 from catopt_dsl.sync.run import DistributedSolve
 from catopt_dsl.sync.transport import FaultPlan
 
@@ -26,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 
-@lru_cache(maxsize=None)
+@cache
 def plan_of(name: str) -> IRPlan:
     return load_plan(EXAMPLES / f"{name}.cat")
 

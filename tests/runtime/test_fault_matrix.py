@@ -15,7 +15,7 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,12 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ASYNC = SyncSettings(quorum=0.75, max_staleness=2)
 
 
-@lru_cache(maxsize=None)
+@cache
 def fleet() -> IRPlan:
     return load_plan(EXAMPLES / "gpu_fleet.cat")
 
 
-@lru_cache(maxsize=None)
+@cache
 def optimum(without: tuple[str, ...] = ()) -> float:
     plan = fleet()
     if without:

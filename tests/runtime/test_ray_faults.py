@@ -16,8 +16,8 @@ import pytest
 
 pytest.importorskip("ray")
 
-from catopt_dsl.runtime.backends import ClusterConnectionError  # noqa: E402
-from catopt_dsl.runtime.ray_backend import _PID_FILE, _start_local, clean_stale_sessions  # noqa: E402
+from catopt_dsl.runtime.backends import ClusterConnectionError
+from catopt_dsl.runtime.ray_backend import _PID_FILE, _start_local, clean_stale_sessions
 
 ROOT = Path(__file__).resolve().parents[2]
 
