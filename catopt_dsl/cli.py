@@ -18,7 +18,7 @@ import click
 from catopt_dsl import __version__
 from catopt_dsl.adapters.cli import adapters as adapters_group
 from catopt_dsl.diagnostics import render_json, render_text
-from catopt_dsl.sync.cli_options import run_options
+from catopt_dsl.runtime.cli_options import run_options
 
 EXAMPLES = """
 \b
@@ -177,7 +177,7 @@ def solve(
         raise click.UsageError("--ledger and --identity go together: the entry is signed by the identity's DID")
     if as_did is not None and owners_path is None:
         raise click.UsageError("--as needs the owner bindings: pass --owners FILE")
-    from catopt_dsl.sync.cli_options import build_run_options, configure_logging
+    from catopt_dsl.runtime.cli_options import build_run_options, configure_logging
 
     click.get_current_context().call_on_close(configure_logging(run.pop("log_format"), run.pop("log_level")))
     metrics_path = run.get("metrics_path")
@@ -189,6 +189,8 @@ def solve(
     plan = _load_or_exit(file, allow_paths, color)
     if run_opts.resume is not None and run_opts.resume.spec_hash != plan.spec_hash:
         raise click.UsageError(f"--resume {run['resume']}: written for another plan (`{run_opts.resume.plan}`)")
+    if run_opts.min_members > len(plan.objects):
+        raise click.UsageError(f"--min-members {run_opts.min_members}: the plan has {len(plan.objects)} objects")
     tenant = _tenant(plan, owners_path, as_did)
     signer = _signer(identity_path)
     from catopt_dsl.solver import SolveOptions
@@ -203,7 +205,7 @@ def solve(
         from catopt_dsl.solver.progress import ProgressPrinter
 
         progress = ProgressPrinter(every=10)
-    from catopt_dsl.sync.cli_options import stdout_to_stderr
+    from catopt_dsl.runtime.cli_options import stdout_to_stderr
 
     caught: list[warnings.WarningMessage] = []
     try:
@@ -239,7 +241,7 @@ def solve(
             shown.add(warning)
             click.echo(f"warning: {warning}", err=True)
     if metrics_path is not None:
-        from catopt_dsl.sync.cli_options import write_metrics
+        from catopt_dsl.runtime.cli_options import write_metrics
 
         problem = write_metrics(metrics_path, result)
         if problem is not None:

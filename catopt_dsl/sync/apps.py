@@ -58,11 +58,11 @@ round uses every member's answer to that round's broadcast: the iterates are tho
 ``solver.solve`` whatever the transport drops, duplicates or reorders. With ``quorum < 1``,
 ``max_staleness > 0`` or a ``round_timeout`` a round uses each member's newest contribution
 (asynchronous ADMM, Zhang & Kwok 2014), and the run is made stable by construction: no
-over-relaxation (``alpha`` forced to 1), rho adapted only from rounds where every member is
-fresh, duals updated only for the contributions new in the round (a stale contribution is reused
-in the z-update, never integrated twice), and the stopping test must keep passing until every member
-has answered a broadcast sent after it first passed (at most ``max_staleness + 1`` rounds). The result's ``warnings`` say which
-options were forced.
+over-relaxation (``alpha`` forced to 1), a fixed rho (residuals that mix stale contributions
+misguide the adaptation), duals updated only for the contributions new in the round (a stale
+contribution is reused in the z-update, never integrated twice), and the stopping test must keep
+passing until every member has answered a broadcast sent after it first passed (at most
+``max_staleness + 1`` rounds). The result's ``warnings`` say which options were forced.
 
 Certificates of infeasibility and unboundedness travel as payload entries (above), so a
 distributed run reaches the same status as ``solver.solve`` at the same iteration.

@@ -199,3 +199,10 @@ def test_a_bad_address_is_a_usage_error_within_30_s() -> None:
             assert code == 2 and needle in err and "internal error" not in err and out == "", (address, err)
     finally:
         srv.close()
+
+
+def test_min_members_and_checkpoint_folder_are_checked_before_solving(tmp_path: Path) -> None:
+    code, _out, err = _invoke(FLEET, "--backend", "distributed", "--min-members", "5")
+    assert code == 2 and "the plan has 4 objects" in err
+    code, _out, err = _invoke(FLEET, "--backend", "distributed", "--checkpoint", str(tmp_path / "nowhere" / "c.ckpt"))
+    assert code == 2 and "does not exist" in err

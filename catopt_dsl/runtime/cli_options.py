@@ -25,12 +25,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-if TYPE_CHECKING:  # the backends module pulls the runtime package (CVXPY): imported on use
-    from catopt_dsl.runtime.backends import RunOptions
+from catopt_dsl.runtime.backends import RunOptions
 
 __all__ = [
     "JsonLogFormatter",
@@ -116,8 +115,6 @@ def build_run_options(params: dict[str, Any], backend: str, phase: Callable[[str
         raise click.UsageError(f"{', '.join(_FLAGS[k] for k in ray_only)} only apply to --backend ray")
     if params.get("checkpoint_every") is not None and params.get("checkpoint") is None:
         raise click.UsageError("--every sets how often --checkpoint writes: give --checkpoint FILE too")
-    from catopt_dsl.runtime.backends import RunOptions
-
     if not protocol:
         return RunOptions(phase=phase)
     from catopt_dsl.sync.protocol import SyncSettings
@@ -144,6 +141,8 @@ def build_run_options(params: dict[str, Any], backend: str, phase: Callable[[str
         except CheckpointError as exc:
             raise click.UsageError(str(exc)) from None
     checkpoint = params.get("checkpoint")
+    if checkpoint is not None and not (checkpoint.parent if str(checkpoint.parent) else Path(".")).is_dir():
+        raise click.UsageError(f"--checkpoint {checkpoint}: the folder {checkpoint.parent} does not exist")
     if checkpoint is not None and checkpoint.exists():
         from catopt_dsl.sync.checkpoint import is_checkpoint
 
