@@ -235,3 +235,19 @@ def test_solve_options_and_faults_reach_the_node_ids_of_the_backend() -> None:
     assert node_ids(fleet()) == {"tenant_a": 1, "tenant_b": 2, "tenant_c": 3, "tenant_d": 4}
     assert assign_nodes(fleet(), 4) == {1: ("tenant_a",), 2: ("tenant_b",), 3: ("tenant_c",), 4: ("tenant_d",)}
     assert SolveOptions().alpha == 1.6  # the synchronous default the async path forces to 1
+
+
+def test_a_restarted_node_gets_warm_state_in_its_snapshot() -> None:
+    """The coordinator hands a (re)joining node its objects' last x; the node's workers start there."""
+    from catopt_dsl.sync.apps import SolverNode
+
+    run = DistributedSolve(fleet(), faults=FaultPlan(crash_at={B: 20}, restart_after={B: 10}))
+    run.run()
+    state = run.app.snapshot_for(B)
+    x = state["w:tenant_b"]
+    assert x.shape == (3,) and float(abs(x).max()) > 0
+    spec = run.specs[B]
+    node = SolverNode(B, spec.objects, run.options, {}, spec.analyses)
+    assert float(abs(node.workers[0].x).max()) == 0.0  # a fresh process knows nothing
+    node.restore(state)
+    assert (node.workers[0].x == x).all()
