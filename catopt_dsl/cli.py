@@ -18,7 +18,7 @@ import click
 from catopt_dsl import __version__
 from catopt_dsl.adapters.cli import adapters as adapters_group
 from catopt_dsl.diagnostics import render_json, render_text
-from catopt_dsl.runtime.cli_options import run_options
+from catopt_dsl.sync.cli_options import run_options
 
 EXAMPLES = """
 \b
@@ -177,13 +177,15 @@ def solve(
         raise click.UsageError("--ledger and --identity go together: the entry is signed by the identity's DID")
     if as_did is not None and owners_path is None:
         raise click.UsageError("--as needs the owner bindings: pass --owners FILE")
-    from catopt_dsl.runtime.cli_options import build_run_options, configure_logging
+    from catopt_dsl.sync.cli_options import build_run_options, configure_logging
 
     click.get_current_context().call_on_close(configure_logging(run.pop("log_format"), run.pop("log_level")))
     metrics_path = run.get("metrics_path")
     interactive = not quiet and sys.stderr.isatty()
     phase = (lambda text: click.echo(f"catoptc: {text}", err=True)) if interactive else _log_phase
-    run_opts = build_run_options(run, backend, phase)
+    from catopt_dsl.runtime.backends import RunOptions
+
+    run_opts = RunOptions(**build_run_options(run, backend, phase))
     if delta is not None and (run_opts.resume is not None or run_opts.checkpoint is not None):
         raise click.UsageError("--delta re-solves warm-started: it does not combine with --checkpoint/--resume")
     plan = _load_or_exit(file, allow_paths, color)
@@ -205,7 +207,7 @@ def solve(
         from catopt_dsl.solver.progress import ProgressPrinter
 
         progress = ProgressPrinter(every=10)
-    from catopt_dsl.runtime.cli_options import stdout_to_stderr
+    from catopt_dsl.sync.cli_options import stdout_to_stderr
 
     caught: list[warnings.WarningMessage] = []
     try:
@@ -241,7 +243,7 @@ def solve(
             shown.add(warning)
             click.echo(f"warning: {warning}", err=True)
     if metrics_path is not None:
-        from catopt_dsl.runtime.cli_options import write_metrics
+        from catopt_dsl.sync.cli_options import write_metrics
 
         problem = write_metrics(metrics_path, result)
         if problem is not None:

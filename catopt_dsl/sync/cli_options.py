@@ -6,8 +6,8 @@ protocol settings (``--quorum``, ``--staleness``, ``--round-timeout``, ``--membe
 (``--checkpoint FILE --every N``, ``--resume FILE``), rehearsed failures (``--fault``), Ray's
 deadlines (``--node-timeout``, ``--start-timeout``, ``--max-restarts``), observability
 (``--log-format``, ``--log-level``, ``--metrics FILE``). :func:`build_run_options` checks them
-against the backend (usage errors, exit 2) and returns a
-:class:`~catopt_dsl.runtime.backends.RunOptions`.
+against the backend (usage errors, exit 2) and returns the keyword arguments of a
+:class:`~catopt_dsl.runtime.backends.RunOptions` (built by the CLI: the runtime is a later stage).
 
 Also here: :func:`configure_logging` (``logging`` to stderr, JSON lines with ``--log-format
 json``), :func:`stdout_to_stderr` (while a ``--json`` solve runs, anything a library prints --
@@ -28,8 +28,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-
-from catopt_dsl.runtime.backends import RunOptions
 
 __all__ = [
     "JsonLogFormatter",
@@ -103,8 +101,8 @@ def run_options(f: F) -> F:
     return f
 
 
-def build_run_options(params: dict[str, Any], backend: str, phase: Callable[[str], None] | None) -> RunOptions:
-    """Check the options against ``backend`` and build the :class:`RunOptions` (``UsageError`` else)."""
+def build_run_options(params: dict[str, Any], backend: str, phase: Callable[[str], None] | None) -> dict[str, Any]:
+    """Check the options against ``backend``; the keyword arguments of ``RunOptions`` (``UsageError`` else)."""
     given = [k for k in _FLAGS if params.get(k) not in (None, ())]
     protocol = backend in ("distributed", "ray")
     if given and not protocol:
@@ -116,7 +114,7 @@ def build_run_options(params: dict[str, Any], backend: str, phase: Callable[[str
     if params.get("checkpoint_every") is not None and params.get("checkpoint") is None:
         raise click.UsageError("--every sets how often --checkpoint writes: give --checkpoint FILE too")
     if not protocol:
-        return RunOptions(phase=phase)
+        return {"phase": phase}
     from catopt_dsl.sync.protocol import SyncSettings
 
     if params.get("quorum") is not None and params["quorum"] < 1.0 and not params.get("staleness"):
@@ -149,18 +147,18 @@ def build_run_options(params: dict[str, Any], backend: str, phase: Callable[[str
         if checkpoint.is_dir() or not is_checkpoint(checkpoint):
             raise click.UsageError(f"--checkpoint {checkpoint}: the file exists and is not a catoptc checkpoint; "
                                    "refusing to overwrite it")
-    return RunOptions(
-        settings=settings if kwargs else None,
-        min_members=params.get("min_members") or 1,
-        checkpoint=checkpoint,
-        checkpoint_every=params.get("checkpoint_every") or 10,
-        resume=resume,
-        fault_specs=tuple(params.get("faults") or ()),
-        phase=phase,
-        call_timeout_s=params.get("node_timeout"),
-        start_timeout_s=params.get("start_timeout"),
-        max_restarts=params.get("max_restarts"),
-    )
+    return {
+        "settings": settings if kwargs else None,
+        "min_members": params.get("min_members") or 1,
+        "checkpoint": checkpoint,
+        "checkpoint_every": params.get("checkpoint_every") or 10,
+        "resume": resume,
+        "fault_specs": tuple(params.get("faults") or ()),
+        "phase": phase,
+        "call_timeout_s": params.get("node_timeout"),
+        "start_timeout_s": params.get("start_timeout"),
+        "max_restarts": params.get("max_restarts"),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
