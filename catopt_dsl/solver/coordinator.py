@@ -46,7 +46,7 @@ objectives or constraints.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -156,7 +156,7 @@ class Coordinator:
         analysis = analyze_ir(layout.plan)
         self.proxes = {blk.name: SharedProx(blk, analysis.shared(blk.name)) for blk in layout.shared}
         self.z = {blk.name: np.zeros(blk.n) for blk in layout.shared}
-        self.iteration = 0 if continues is None else continues.iteration
+        self.iteration: int = 0 if continues is None else continues.iteration
         self.last: Iterate | None = None if continues is None else continues.last
         self.certificates = CertificateTracker(
             layout, self.proxes, options.infeasibility_check_interval, options.eps_abs
@@ -292,12 +292,16 @@ class Coordinator:
         )
         return self.last
 
-    def update(self, contributions: Mapping[str, LocalReport]) -> Iterate:
+    def update(self, contributions: Mapping[str, LocalReport], fresh: Collection[str] | None = None) -> Iterate:
         """Consume every object's contribution, run the z/y/u updates, return the broadcast.
 
         The broadcast's ``status`` is set when the iteration proved a verdict: a local failure
         or non-finite value, or a verified infeasibility or unboundedness certificate
         (``certificate.py``); ``converged`` when the stopping test passed.
+
+        ``fresh`` (asynchronous ADMM, Zhang & Kwok 2014): the objects whose contribution is new
+        this iteration; only their duals are updated (a reused, stale contribution enters the
+        z-update but must not be integrated into u again). None: every object is fresh.
         """
         lay, opts = self.layout, self.opts
         self.iteration += 1
@@ -349,7 +353,13 @@ class Coordinator:
             V = v[cp_.term_index]
             s = V.sum(axis=0)
             self.t[cp_.term_index] = V + (project_box(s, cp_.sense, cp_.rhs) - s)[None, :] / T
-        self.u = self.u + h - self.t
+        if fresh is None:
+            self.u = self.u + h - self.t
+        else:
+            step = h - self.t
+            for o in lay.objects:
+                if o.obj.name in fresh:
+                    self.u[o.rows] += step[o.rows]
         # residuals
         r_prim_vec = a - self.t
         r_prim = float(np.abs(r_prim_vec).max(initial=0.0))
