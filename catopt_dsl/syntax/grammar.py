@@ -10,7 +10,7 @@ from lark.lark import PostLex
 from lark.lexer import PatternStr
 
 from catopt_dsl.resources import grammar_path
-from catopt_dsl.syntax.guard import DepthTree, on_token
+from catopt_dsl.syntax.guard import DepthTree, on_comment, on_token
 
 
 class _NamesEverywhere(PostLex):
@@ -51,6 +51,8 @@ def parser() -> Lark:
     )
     ignored = set(lark.ignore_tokens)
     callbacks.update({t.name: on_token for t in lark.terminals if t.name not in ignored})
+    # Lark calls a callback for an ignored terminal too: comments reach the formatter this way.
+    callbacks.update({"COMMENT": on_comment, "BLOCK_COMMENT": on_comment})
     return lark
 #: How "expected ..." lists name a terminal: a list of alternatives, each as the user writes it.
 TERMINAL_NAMES: dict[str, tuple[str, ...]] = {

@@ -101,8 +101,11 @@ def parse_file(path: Path, sink: DiagnosticSink, display: str | None = None) -> 
     return parse_text(text, display or str(path), sink)
 
 
-def parse_text(text: str, file: str, sink: DiagnosticSink) -> ast.Spec | None:
+def parse_text(text: str, file: str, sink: DiagnosticSink, comments: list[ast.Comment] | None = None) -> ast.Spec | None:
     """Parse one spec. Returns None (with diagnostics in ``sink``) when the text does not parse.
+
+    ``comments``, when given, receives the file's comments in source order (the formatter's
+    input; other callers have no use for them).
 
     Every syntax error of the file is reported, not only the first (:mod:`catopt_dsl.syntax.recover`
     resynchronises after each); a file with any syntax error yields no AST, so no later stage
@@ -111,8 +114,10 @@ def parse_text(text: str, file: str, sink: DiagnosticSink) -> ast.Spec | None:
     Resource limits (tokens, nesting, list lengths, token sizes) are checked while Lark runs
     (:mod:`catopt_dsl.syntax.guard`), so refusing a hostile input costs work bounded by the limit.
     """
-    with guarded():
+    with guarded(collect_comments=comments is not None) as guard:
         outcome = parse_recovering(text)
+    if comments is not None:
+        comments.extend(ast.Comment(t, Span(file, *where)) for t, where in guard.comments or ())
     if outcome.tree is None:
         _report_syntax_errors(outcome, file, sink)
         return None
@@ -186,12 +191,14 @@ class _Builder:
     # -- top level ------------------------------------------------------------------------------
     def spec(self, tree: Tree) -> ast.Spec:
         version: int | None = None
+        header: Span | None = None
         imports: list[ast.Import] = []
         items: list[ast.Item] = []
         for child in tree.children:
             if not isinstance(child, Tree):
                 continue
             if child.data == "header":
+                header = self.sp(child)
                 tok = child.children[0]
                 version = int(str(tok))
                 if version != LANGUAGE_VERSION:
@@ -206,7 +213,7 @@ class _Builder:
                 item = self.item(child)
                 if item is not None:
                     items.append(item)
-        return ast.Spec(self.file, version, tuple(imports), tuple(items), self.sp(tree))
+        return ast.Spec(self.file, version, tuple(imports), tuple(items), self.sp(tree), header)
 
     def string(self, tok: Token) -> str:
         raw = str(tok)[1:-1]
@@ -251,6 +258,7 @@ class _Builder:
         vars_: list[ast.VarDecl] = []
         objectives: list[ast.Objective] = []
         constraints: list[ast.Constraint] = []
+        blocks: list[Span] = []
         for m in members:
             if m.data == "param_decl":
                 name, typ, value = m.children
@@ -263,7 +271,8 @@ class _Builder:
                 objectives.append(ast.Objective(str(sense), self.expr(e), self.sp(m)))
             elif m.data == "constraints":
                 constraints.extend(self.constraint(c) for c in m.children)
-        return ast.Body(tuple(params), tuple(vars_), tuple(objectives), tuple(constraints))
+                blocks.append(self.sp(m))
+        return ast.Body(tuple(params), tuple(vars_), tuple(objectives), tuple(constraints), tuple(blocks))
 
     def constraint(self, t: Tree) -> ast.Constraint:
         left, op, right = t.children
@@ -430,8 +439,8 @@ class _Builder:
         if kind == "number":
             text = str(ch[0])
             if any(c in text for c in ".eE"):
-                return ast.Number(float(text), False, span)
-            return ast.Number(int(text), True, span)
+                return ast.Number(float(text), False, span, text)
+            return ast.Number(int(text), True, span, text)
         if kind == "boolean":
             return ast.Bool(str(ch[0]) == "true", span)
         if kind == "name":
@@ -452,7 +461,8 @@ class _Builder:
             inner = self.expr(operand)
             # Fold `-3` into a literal so `-1` is a constant int everywhere (indices, ranges).
             if isinstance(inner, ast.Number) and str(op) == "-":
-                return ast.Number(-inner.value, inner.is_int, span)
+                literal = inner.text[1:] if inner.text.startswith("-") else "-" + inner.text
+                return ast.Number(-inner.value, inner.is_int, span, literal)
             return ast.UnaryOp(str(op), inner, span)
         if kind == "index":
             base, *subs = ch
