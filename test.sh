@@ -39,14 +39,16 @@ rm -rf dist
 "$PY" -m build --no-isolation --outdir dist . >/dev/null
 ls dist
 
-step "the wheel runs catoptc check with the grammar inside it"
+step "the wheel runs catoptc check, explain and init with the grammar, docs and starter inside it"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 "$PY" -m pip install --disable-pip-version-check -q --no-deps --target "$tmp/site" dist/*.whl
 test -f "$tmp/site/catopt_dsl/_data/grammar/catopt.lark"
 cp -r examples "$tmp/examples"
 (cd "$tmp" && PYTHONPATH="$tmp/site" "$PY" -c 'import catopt_dsl.resources as r, sys; p = r.grammar_path(); assert str(p).startswith(sys.argv[1]), p' "$tmp/site" \
-  && PYTHONPATH="$tmp/site" "$PY" -m catopt_dsl check examples/gpu_fleet.cat)
+  && PYTHONPATH="$tmp/site" "$PY" -m catopt_dsl check examples/gpu_fleet.cat \
+  && PYTHONPATH="$tmp/site" "$PY" -m catopt_dsl explain E0101 >/dev/null \
+  && PYTHONPATH="$tmp/site" "$PY" -m catopt_dsl init starter && PYTHONPATH="$tmp/site" "$PY" -m catopt_dsl check starter/plan.cat)
 
 step "benchmarks harness (--quick: proves it runs; times are not asserted)"
 if [ -f benchmarks/__main__.py ]; then

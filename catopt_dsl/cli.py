@@ -382,12 +382,16 @@ def _swap_in(new: Path, dest: Path) -> None:
 from catopt_dsl.identity.cli import identity as _identity_commands  # noqa: E402
 from catopt_dsl.ledger.cli import ledger as _ledger_commands  # noqa: E402
 from catopt_dsl.registry.cli import registry_group, schema_group  # noqa: E402  (light: click only)
+from catopt_dsl.authoring.cli import explain_command, fmt_command, init_command  # noqa: E402  (light: click only)
 
 cli.add_command(schema_group)
 cli.add_command(registry_group)
 cli.add_command(_identity_commands)
 cli.add_command(_ledger_commands)
 cli.add_command(adapters_group)
+cli.add_command(init_command)
+cli.add_command(fmt_command)
+cli.add_command(explain_command)
 
 # `main` is the click group (what tests drive through CliRunner); `run` is the console script.
 main = cli
