@@ -132,11 +132,15 @@ class SyntaxProblem:
     next_char: str  # the character right after the found token ("" at the end)
 
 
+class _TooMany(Exception):
+    """MAX_DIAGNOSTICS syntax errors found: the parse stops."""
+
+
 @dataclass
 class Outcome:
     tree: Tree | None  # None when there were syntax errors
     problems: list[SyntaxProblem]
-    stopped: str | None = None  # why the parse stopped early: "comment", "long-string", "limit"
+    stopped: str | None = None  # why the parse stopped early: "comment", "long-string", "limit", "too-many"
     stop_at: Tok | None = None
     limit: LimitExceeded | None = None  # the resource limit that stopped it
 
@@ -156,8 +160,8 @@ class _Driver:
         self.statement: Tok | None = None
         self.quiet = 0
         self.panic = False
-        self.last: Token | None = None
         self.skipped = 0  # `{` met while skipping, not yet closed
+        self.stuck: set[str] = set()  # token types no state on the (unchanged) stack takes while skipping
         self.undo: tuple[list[Any], list[Any], list[Tok], Tok | None, Token] | None = None
         # Lark's contextual lexer keeps a lexer over every terminal (``root_lexer``); reach it
         # through the post-lexer connector when present.
@@ -231,7 +235,6 @@ class _Driver:
         self.history = [*self.history[-(_HISTORY - 1):], t]
         if self.statement is None or (len(self.history) > 1 and self.history[-2].type in ("SEMICOLON", "LBRACE", "RBRACE")):
             self.statement = t
-        self.last = tok
         if self.quiet:
             self.quiet -= 1
 
@@ -265,12 +268,14 @@ class _Driver:
 
     # -- problems ----------------------------------------------------------------------------------
     def report(self, found: Tok, repair: Repair | None) -> None:
-        if self.quiet or len(self.problems) >= limits.MAX_DIAGNOSTICS:
+        if self.quiet:
             return
         nxt = self.text[found.end : found.end + 1]
         self.problems.append(
             SyntaxProblem(found, self.expected(), tuple(self.history), self.statement, self.unclosed(), repair, nxt)
         )
+        if len(self.problems) >= limits.MAX_DIAGNOSTICS:
+            raise _TooMany  # no more would be shown; stop before a file of junk costs more work
 
     def repair_for(self, tok: Token) -> Repair | None:
         """The smallest edit that lets the parser take ``tok`` (checked on a copy), or None."""
@@ -352,6 +357,8 @@ class _Driver:
             return self.loop()
         except LimitExceeded as exc:  # stops at once; the errors found before it still count
             return Outcome(None, self.problems, "limit", None, exc)
+        except _TooMany:
+            return Outcome(None, self.problems, "too-many")
 
     def loop(self) -> Outcome:
         while True:
@@ -435,14 +442,18 @@ class _Driver:
                 self.calm()
                 self._took(tok)
             return False
-        if (kind == "RBRACE" or kind in _STARTERS) and self.pop_to((kind,)):
-            self.calm()
-            return True
+        if (kind == "RBRACE" or kind in _STARTERS) and kind not in self.stuck:
+            # The stack does not change while skipping: a type that found no state once never will.
+            if self.pop_to((kind,)):
+                self.calm()
+                return True
+            self.stuck.add(kind)
         return False
 
     def calm(self) -> None:
         """Leave panic mode: lex in the parser's context again."""
         self.panic = False
+        self.stuck.clear()
         self.stream = self.thread.lex(self.ps)
 
     def bad_character(self, exc: UnexpectedCharacters) -> Outcome | None:
@@ -460,8 +471,10 @@ class _Driver:
             return None
         if self.text.startswith("/*", pos):
             return self.stop("comment", found)
-        if self.panic:
-            self.advance(1)
+        if self.panic or self.quiet:
+            # Skipping, or just reported one: a run of junk costs one step, not one error each.
+            m = _TOKEN_START.search(self.text, pos + 1)
+            self.advance((m.start() if m else len(self.text)) - pos)
             return None
         if ch == "#" and (pos == 0 or self.text[pos - 1] in " \t\n"):
             # A comment in another language: the rest of the line goes with it.
@@ -508,6 +521,8 @@ _VALUE: dict[str, str] = {
 
 
 _STRING_STOP = re.compile(r'["\\\n]')
+#: A character some token (or a comment) can start with: where skipping junk stops.
+_TOKEN_START = re.compile(r"""[A-Za-z0-9_"(){}\[\];:,.=<>+\-*/@']""")
 
 
 def _string_problem(text: str, start: int) -> str:
