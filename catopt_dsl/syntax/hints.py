@@ -50,7 +50,6 @@ HINTS: dict[str, str] = {
     "|": "constraints are separate statements: end each with `;`",
     "≠": "`!=` constraints are not convex, so catoptc has none",
     "%": "there is no `%` operator",
-    "'": "strings are written with double quotes: \"...\"",
     "“": "strings are written with ASCII double quotes: \"...\"",
     "”": "strings are written with ASCII double quotes: \"...\"",
 }
