@@ -259,11 +259,12 @@ class _Writer:
         self.out.append(INDENT * depth + first)
         self.out.extend(rest)  # a block comment's own lines, as written
 
-    def _trailing(self, line: int) -> tuple[str, int]:
-        """The comments that start on source line ``line`` (after what was written from it)."""
+    def _trailing(self, line: int, until: tuple[int, int] | None) -> tuple[str, int]:
+        """The comments that start on source line ``line`` before ``until`` (where the next
+        statement, or the enclosing block's `}`, begins): they follow what was written."""
         texts: list[str] = []
         last = line
-        while (c := self._peek()) is not None and c.span.line == line:
+        while (c := self._before(until)) is not None and c.span.line == line:
             texts.append(self._take().text)
             last = c.span.end_line
         return (TRAILING_GAP + " ".join(texts) if texts else ""), last
@@ -277,7 +278,8 @@ class _Writer:
 
     def block(self, nodes: Sequence[_Node], depth: int, end: tuple[int, int] | None, top: bool = False) -> None:
         last: int | None = None  # the source line the previous entry ended on
-        for node in nodes:
+        for k, node in enumerate(nodes):
+            until = nodes[k + 1].start if k + 1 < len(nodes) else end
             first = True
             while (c := self._before(node.start)) is not None:
                 self._gap(last, c.span.line, force=top and node.separate and first)
@@ -285,21 +287,22 @@ class _Writer:
                 self._comment_lines(c, depth)
                 last, first = c.span.end_line, False
             self._gap(last, node.span.line, force=top and node.separate and first)
-            last = self.node(node, depth)
+            last = self.node(node, depth, until)
         while (c := self._before(end)) is not None:
             self._gap(last, c.span.line, force=False)
             self._take()
             self._comment_lines(c, depth)
             last = c.span.end_line
 
-    def node(self, node: _Node, depth: int) -> int:
-        """Write ``node``; the source line it (with its trailing comments) ends on."""
+    def node(self, node: _Node, depth: int, until: tuple[int, int] | None) -> int:
+        """Write ``node``; the source line it (with its trailing comments) ends on. ``until``: where
+        the next statement or the enclosing `}` starts."""
         pad = INDENT * depth
         if node.children is None:
             while (c := self._before(node.end)) is not None:  # inside a statement: moved above it
                 self._take()
                 self._comment_lines(c, depth)
-            tail, last = self._trailing(node.span.end_line)
+            tail, last = self._trailing(node.span.end_line, until)
             self.out.append(pad + node.head + tail)
             return max(last, node.span.end_line)
         inner_start = node.children[0].start if node.children else node.end
@@ -307,11 +310,11 @@ class _Writer:
         while (c := self._before(inner_start)) is not None and c.span.line == node.span.line:
             head_comments.append(self._take().text)
         if not node.children and self._before(node.end) is None and not head_comments:
-            tail, last = self._trailing(node.span.end_line)
+            tail, last = self._trailing(node.span.end_line, until)
             self.out.append(pad + node.head + " {" + node.close + tail)
             return max(last, node.span.end_line)
         self.out.append(pad + node.head + " {" + (TRAILING_GAP + " ".join(head_comments) if head_comments else ""))
         self.block(node.children, depth + 1, node.end)
-        tail, last = self._trailing(node.span.end_line)
+        tail, last = self._trailing(node.span.end_line, until)
         self.out.append(pad + node.close + tail)
         return max(last, node.span.end_line)

@@ -44,7 +44,9 @@ def _unparse(e: object, literals: bool) -> tuple[str, int]:
         # Left-associative: the right operand needs parentheses at the same strength (`a - (b - c)`).
         return f"{unparse(e.left, p, literals)} {e.op} {unparse(e.right, p + 1, literals)}", p
     if isinstance(e, ast.UnaryOp):
-        return f"{e.op}{unparse(e.operand, _UNARY, literals)}", _UNARY
+        # `-(-x)`, not `--x`: a sign on a sign reads as a typo.
+        signed = isinstance(e.operand, ast.UnaryOp) or (isinstance(e.operand, ast.Number) and e.operand.value < 0)
+        return f"{e.op}{unparse(e.operand, _UNARY + 1 if signed else _UNARY, literals)}", _UNARY
     if isinstance(e, ast.Index):
         subs = ", ".join(_sub(s, literals) for s in e.subscripts)
         return f"{unparse(e.base, _POSTFIX, literals)}[{subs}]", _POSTFIX

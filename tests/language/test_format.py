@@ -258,3 +258,37 @@ def test_unparse_round_trips(e: ast.Expr) -> None:
     item = spec.items[0]
     assert isinstance(item, ast.LocalProblem)
     assert meaning(item.body.params[0].value) == meaning(e), text
+
+
+def test_a_comment_after_a_block_on_one_line_stays_after_the_block() -> None:
+    # Several statements on one source line: a comment belongs to the statement it follows, not
+    # to the first one that started on that line.
+    text = (
+        "catopt 1; LocalProblem t /* h */ { var x: float; } // end\n"
+        "PlanDelta d {\n  add LocalProblem u { var y: float; minimize square(y); } // added\n"
+        "  migrate m to S v2 { f = 1; }; // mig\n}\n"
+    )
+    want = """\
+catopt 1;
+
+LocalProblem t {  /* h */
+    var x: float;
+}  // end
+
+PlanDelta d {
+    add LocalProblem u {
+        var y: float;
+        minimize square(y);
+    }  // added
+    migrate m to S v2 {
+        f = 1;
+    };  // mig
+}
+"""
+    assert _fmt(text) == want
+    assert _fmt(want) == want
+
+
+def test_signs_on_signs_keep_their_parentheses() -> None:
+    text = "catopt 1;\nLocalProblem t { var x: float; minimize -(-x) + +(-3) - -2; }\n"
+    assert "minimize -(-x) + +(-3) - -2;" in _fmt(text)
