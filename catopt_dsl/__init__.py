@@ -54,6 +54,10 @@ _EXPORTS: dict[str, str] = {
     "solve_distributed": "catopt_dsl.sync.run",
     "FaultPlan": "catopt_dsl.sync",
     "SyncSettings": "catopt_dsl.sync",
+    "DistributedSolve": "catopt_dsl.sync.run",
+    "RunReport": "catopt_dsl.sync.report",
+    "Checkpoint": "catopt_dsl.sync.checkpoint",
+    "read_checkpoint": "catopt_dsl.sync.checkpoint",
     # schema registry
     "Registry": "catopt_dsl.registry",
     "open_registry": "catopt_dsl.registry",
@@ -70,6 +74,8 @@ _EXPORTS: dict[str, str] = {
     "apply_delta": "catopt_dsl.runtime.deltas",
     "PlanSession": "catopt_dsl.runtime.deltas",
     "solve_on_ray": "catopt_dsl.runtime.ray_backend",
+    "ClusterConnectionError": "catopt_dsl.runtime.backends",
+    "RunOptions": "catopt_dsl.runtime.backends",
     # adapters (torch and JAX load only inside their adapters)
     "Contract": "catopt_dsl.adapters.api",
     "FrameworkAdapter": "catopt_dsl.adapters.api",

@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
@@ -19,6 +20,7 @@ import click
 from catopt_dsl import __version__
 from catopt_dsl.adapters.cli import adapters as adapters_group
 from catopt_dsl.diagnostics import render_json, render_text, visible
+from catopt_dsl.sync.cli_options import run_options
 
 EXAMPLES = """
 \b
@@ -112,6 +114,8 @@ def _load_or_exit(file: Path, allow_paths: Sequence[str], color: str) -> Any:
     if a.diagnostics:
         click.echo(render_text(a.diagnostics, a.sources, color=_use_color(color)), err=True)
     if a.plan is None:
+        if a.ok:  # it checks, but declares no LocalProblem: a library of schemas to import
+            click.echo(f"catoptc: error: `{a.file}` is a schema library (no LocalProblem): import it from a plan", err=True)
         sys.exit(1)
     return a.plan
 
@@ -144,6 +148,7 @@ def _load_or_exit(file: Path, allow_paths: Sequence[str], color: str) -> Any:
               help="Record the solve (spec and data hashes, options, status, result hash) in this ledger.")
 @click.option("--identity", "identity_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Key file whose DID signs the --ledger entry.")
+@run_options
 @_allow
 @_color
 def solve(
@@ -166,8 +171,13 @@ def solve(
     identity_path: Path | None,
     allow_paths: tuple[str, ...],
     color: str,
+    **run: Any,
 ) -> None:
-    """Solve a plan with the reference ADMM solver (or centrally) and report the result."""
+    """Solve a plan with the reference ADMM solver (or centrally) and report the result.
+
+    Distributed and Ray runs also take the protocol's options (quorum, staleness, timeouts,
+    --min-members, checkpoints, --fault, logging, --metrics): see docs/protocol.md.
+    """
     if centralized:
         if backend not in ("inprocess", "centralized"):
             raise click.UsageError(f"--centralized and --backend {backend} disagree: pick one")
@@ -181,7 +191,22 @@ def solve(
         raise click.UsageError("--ledger and --identity go together: the entry is signed by the identity's DID")
     if as_did is not None and owners_path is None:
         raise click.UsageError("--as needs the owner bindings: pass --owners FILE")
+    from catopt_dsl.sync.cli_options import build_run_options, configure_logging
+
+    click.get_current_context().call_on_close(configure_logging(run.pop("log_format"), run.pop("log_level")))
+    metrics_path = run.get("metrics_path")
+    interactive = not quiet and sys.stderr.isatty()
+    phase = (lambda text: click.echo(f"catoptc: {text}", err=True)) if interactive else _log_phase
+    from catopt_dsl.runtime.backends import RunOptions
+
+    run_opts = RunOptions(**build_run_options(run, backend, phase))
+    if delta is not None and (run_opts.resume is not None or run_opts.checkpoint is not None):
+        raise click.UsageError("--delta re-solves warm-started: it does not combine with --checkpoint/--resume")
     plan = _load_or_exit(file, allow_paths, color)
+    if run_opts.resume is not None and run_opts.resume.spec_hash != plan.spec_hash:
+        raise click.UsageError(f"--resume {run['resume']}: written for another plan (`{run_opts.resume.plan}`)")
+    if run_opts.min_members > len(plan.objects):
+        raise click.UsageError(f"--min-members {run_opts.min_members}: the plan has {len(plan.objects)} objects")
     tenant = _tenant(plan, owners_path, as_did)
     signer = _signer(identity_path)
     from catopt_dsl.solver import SolveOptions
@@ -192,16 +217,30 @@ def solve(
         raise click.UsageError(f"unknown PlanDelta `{delta}` (this plan declares: {known})")
     progress = None
     # Progress goes to stderr, and only to a terminal: piped output and --json stay clean.
-    if not quiet and not centralized and sys.stderr.isatty():
+    if interactive and not centralized:
         from catopt_dsl.solver.progress import ProgressPrinter
 
         progress = ProgressPrinter(every=10)
-    result = _run(plan, options, centralized, backend, address, progress)
-    if delta is not None:
-        from catopt_dsl.runtime.deltas import apply_delta
+    from catopt_dsl.sync.cli_options import stdout_to_stderr
 
-        first = result
-        result = apply_delta(plan, delta, first, options=options, backend=backend, address=address, centralized=centralized)
+    caught: list[warnings.WarningMessage] = []
+    try:
+        # While the solve runs, stdout is stderr (a library's prints cannot break --json), and
+        # Python warnings are collected: each is printed once, with the result's own warnings.
+        with stdout_to_stderr(as_json), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            result = _run(plan, options, centralized, backend, address, progress, run_opts)
+            if delta is not None:
+                from catopt_dsl.runtime.deltas import apply_delta
+
+                first = result
+                result = apply_delta(plan, delta, first, options=options, backend=backend, address=address, centralized=centralized)
+    except KeyboardInterrupt:
+        click.echo("catoptc: interrupted", err=True)
+        sys.exit(130)
+    except _user_errors() as exc:
+        click.echo(f"catoptc: error: {exc}", err=True)
+        sys.exit(2)
     full = result  # a ledger record covers the whole result, whoever looks at it
     if tenant is not None:
         result = tenant[0].view(result, tenant[1])
@@ -212,10 +251,21 @@ def solve(
             plot_history(result, plot)
         except (RuntimeError, ValueError, OSError) as exc:  # matplotlib missing, no history, unwritable path
             click.echo(f"catoptc: cannot write the plot: {exc}", err=True)
-    for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+    shown = set()
+    for warning in [*result.warnings, *(str(w.message) for w in caught)]:
+        if warning not in shown:  # one line per event
+            shown.add(warning)
+            click.echo(f"warning: {warning}", err=True)
+    if metrics_path is not None:
+        from catopt_dsl.sync.cli_options import write_metrics
+
+        problem = write_metrics(metrics_path, result)
+        if problem is not None:
+            click.echo(f"catoptc: cannot write the metrics: {problem}", err=True)
     if as_json:
-        click.echo(json.dumps(result.to_json(), sort_keys=True))
+        # to_json orders keys itself (family members by index: site[2] before site[10]) and turns
+        # non-finite numbers into null; allow_nan=False guarantees the JSON is valid
+        click.echo(json.dumps(result.to_json(), allow_nan=False))
     else:
         _print_human(result)
     if ledger_path is not None:  # after the output: a ledger that cannot be written loses no result
@@ -280,10 +330,27 @@ def _record(ledger_path: Path, signer: Any, file: Path, plan: Any, options: Any,
     click.echo(f"recorded as entry {se.entry.index} of {ledger_path} (result {body['result']['sha256'][:16]}...)", err=True)
 
 
-def _run(plan: Any, options: Any, centralized: bool, backend: str, address: str | None, progress: Any) -> Any:
+def _run(plan: Any, options: Any, centralized: bool, backend: str, address: str | None, progress: Any, run: Any) -> Any:
     from catopt_dsl.runtime.backends import solve_with
 
-    return solve_with(plan, options, backend=backend, address=address, progress=progress)
+    return solve_with(plan, options, backend=backend, address=address, progress=progress, run=run)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors of the user's environment during a solve (exit 2, one line): an unreachable cluster,
+    an unwritable checkpoint, a fault spec naming no object."""
+    from catopt_dsl.runtime.backends import ClusterConnectionError
+    from catopt_dsl.sync.checkpoint import CheckpointError
+    from catopt_dsl.sync.faults import FaultSpecError
+
+    return (ClusterConnectionError, CheckpointError, FaultSpecError, PermissionError, IsADirectoryError,
+            FileNotFoundError)
+
+
+def _log_phase(text: str) -> None:
+    import logging
+
+    logging.getLogger("catopt_dsl.ray").info(text, extra={"event": "phase"})
 
 
 def _print_human(result: Any) -> None:
@@ -404,6 +471,29 @@ cli.add_command(init_command)
 cli.add_command(fmt_command)
 cli.add_command(explain_command)
 
+@cli.command(epilog=EXAMPLES)
+@click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the diagram: .svg, .png or .dot (the format follows the suffix).")
+@_allow
+@_color
+def graph(file: Path, out: Path, allow_paths: tuple[str, ...], color: str) -> None:
+    """Draw the plan: objects by platform, morphisms, limits and the colimit (Graphviz)."""
+    plan = _load_or_exit(file, allow_paths, color)
+    from catopt_dsl.backends.graph import GraphError, render
+
+    try:
+        written, notice = render(plan, out)
+    except GraphError as exc:
+        raise click.UsageError(str(exc)) from None
+    except OSError as exc:
+        click.echo(f"catoptc: error: cannot write {out}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
+    if notice:
+        click.echo(f"catoptc: {notice}", err=True)
+    click.echo(f"graph: wrote {written}", err=True)
+
+
 # `main` is the click group (what tests drive through CliRunner); `run` is the console script.
 main = cli
 
@@ -411,12 +501,19 @@ main = cli
 def run(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: no Python traceback ever reaches the user."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="catoptc", standalone_mode=True)
+        # Not click's standalone mode: it turns Ctrl-C into "Aborted!" and exit 1; here it is 130.
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="catoptc", standalone_mode=False)
     except SystemExit:
         raise
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("catoptc: interrupted", err=True)
         sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:  # `catoptc ... | head`: the reader left; as click's standalone mode does
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  # the interpreter's final flush goes nowhere
+        sys.exit(1)
     except Exception as exc:  # pragma: no cover - a bug in catoptc, reported without a traceback
         click.echo(
             f"catoptc: internal error: {type(exc).__name__}: {exc}\n"
@@ -427,6 +524,7 @@ def run(argv: Sequence[str] | None = None) -> None:
         if os.environ.get("CATOPTC_TRACEBACK"):
             raise
         sys.exit(3)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

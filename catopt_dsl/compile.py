@@ -83,7 +83,7 @@ def analyze(
         file_dirs={name: p.parent for name, p in loaded.paths.items()},
     )
     checked = Checker(ctx, sink, shown).check(items)
-    if sink.has_errors or not lower:
+    if sink.has_errors or not lower or not checked.objects:  # no objects: a schema library
         return Analysis(sink, loaded.sources, checked, None, shown)
     from catopt_dsl.backends.naming import name_targets, report_collisions
     from catopt_dsl.ir.analysis import analyze_ir

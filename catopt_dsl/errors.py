@@ -53,6 +53,8 @@ class ErrorCode(str, Enum):
     FUNCTOR = "E0504"
     DELTA = "E0505"
     NO_OBJECTIVE = "E0506"  # a LocalProblem with no variables or no objective
+    UNUSED_PARAM = "E0507"  # warning: a param nothing reads
+    FREE_VAR = "E0508"  # warning: a variable nothing constrains or prices
     # -- data -------------------------------------------------------------------------------------
     LOAD_MISSING = "E0601"
     LOAD_UNREADABLE = "E0602"
@@ -106,6 +108,8 @@ TITLES: dict[ErrorCode, str] = {
     ErrorCode.FUNCTOR: "invalid functor",
     ErrorCode.DELTA: "invalid plan delta",
     ErrorCode.NO_OBJECTIVE: "local problem without variables or objective",
+    ErrorCode.UNUSED_PARAM: "unused param",
+    ErrorCode.FREE_VAR: "variable that nothing constrains",
     ErrorCode.LOAD_MISSING: "data file not found",
     ErrorCode.LOAD_UNREADABLE: "data file unreadable",
     ErrorCode.LOAD_SHAPE: "data shape mismatch",

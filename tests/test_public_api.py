@@ -38,3 +38,15 @@ def test_packages_generated_before_the_bindings_split_still_find_their_base_clas
     from catopt_dsl import runtime as rt  # what packages generated before 0.2 import
 
     assert rt.PlanBase is bindings.PlanBase and rt.Record is bindings.Record
+
+
+def test_the_version_has_one_source() -> None:
+    import importlib.metadata
+
+    from click.testing import CliRunner
+
+    import catopt_dsl
+    from catopt_dsl.cli import main
+
+    assert importlib.metadata.version("catopt-dsl") == catopt_dsl.__version__
+    assert CliRunner().invoke(main, ["--version"]).output.strip() == f"catoptc, version {catopt_dsl.__version__}"

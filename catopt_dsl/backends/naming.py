@@ -158,11 +158,11 @@ PY_RESERVED_MEMBERS: Mapping[str, frozenset[str]] = {
     "problem": frozenset(
         {"build", "ir", "name", "family", "index", "platform", "adapter", "functors", "param",
          "params", "var_shapes", "n", "NAME", "FAMILY", "INDEX", "PLATFORM", "ADAPTER",
-         "VAR_SHAPES", "PARAM_NAMES"}
+         "VAR_SHAPES", "PARAM_NAMES", "set_param"}
     ),
     "family": frozenset({"members", "member", "name", "NAME", "MEMBER"}),
     "plan": frozenset(
-        {"ir", "name", "solve", "centralized", "objects", "deltas", "NAME", "DELTA_PATH"}
+        {"ir", "name", "solve", "centralized", "objects", "deltas", "NAME", "DELTA_PATH", "param", "set_param"}
     ),
 }
 

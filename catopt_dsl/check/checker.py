@@ -119,6 +119,11 @@ class CouplingLimit:
     rhs: np.ndarray
     shape: tuple[int, ...]
     terms: list[CouplingTerm]
+    #: the right side as written, its scope and types (lowering keeps it, so a changed shared
+    #: param can re-evaluate the bound)
+    rhs_expr: ast.Expr | None = None
+    rhs_scope: Scope | None = None
+    rhs_types: TypeMap | None = None
 
 
 @dataclass
@@ -204,7 +209,8 @@ class Checker:
         for item in items:
             if isinstance(item, ast.LocalProblem) and named.get(item.name) is item:
                 plan.objects.extend(self._check_local(item, plan))
-        if not any(isinstance(i, ast.LocalProblem) for i in items):
+        library = bool(items) and all(isinstance(i, ast.Schema) for i in items)  # schemas to import
+        if not library and not any(isinstance(i, ast.LocalProblem) for i in items):
             self.sink.error(
                 ErrorCode.NO_OBJECTIVE,
                 "the plan declares no LocalProblem",
@@ -231,6 +237,10 @@ class Checker:
         if with_deltas:
             self._check_deltas([i for i in items if isinstance(i, ast.PlanDelta) and named.get(i.name) is i], plan)
         self._warn_unlinked(plan)
+        # Once, for the plan as written (a delta's plan repeats its items), and only for a plan
+        # without errors: a misspelt name would otherwise also warn that the intended one is unused.
+        if with_deltas and not self.sink.has_errors:
+            self._warn_unused(items, plan)
         return plan
 
     # -- names ------------------------------------------------------------------------------------
@@ -842,7 +852,8 @@ class Checker:
             sym = fam_scope.lookup(name)
             if isinstance(sym, IndexSymbol):
                 rhs_scope.define(sym)
-        rt = type_expr(rhs, rhs_scope, self.ctx, self.sink)
+        typer = make_checker(rhs_scope, self.ctx, self.sink)
+        rt = typer.type(rhs)
         if rt is None:
             return
         if rt.const is None:
@@ -861,7 +872,9 @@ class Checker:
             )
             return
         rhs_full = np.broadcast_to(value, shape).astype(np.float64).reshape(-1)
-        self._plan.couplings.append(CouplingLimit(ident, limit, shared, sense, rhs_full, shape, terms))
+        self._plan.couplings.append(
+            CouplingLimit(ident, limit, shared, sense, rhs_full, shape, terms, rhs, rhs_scope, typer.type_map())
+        )
 
     def _coupling_terms(self, arg: ast.Attr, shared: CheckedShared, plan: CheckedPlan, named: dict[str, ast.Item], fam_scope: Scope) -> list[CouplingTerm] | None:
         base, fname = arg.base, arg.name
@@ -1057,6 +1070,65 @@ class Checker:
                         f"shared variable `{s.name}.{v.name}` is not linked to any local variable by a Limit",
                         v.span,
                     )
+
+    def _warn_unused(self, items: Sequence[ast.Item], plan: CheckedPlan) -> None:
+        """Params nothing reads, vars nothing uses, Functors no object takes: legal, but almost
+        always a typo or a leftover (one warning per declaration, not per family member)."""
+        used_by: dict[str, set[str]] = {}  # item name -> names its expressions read
+        for item in items:
+            body = getattr(item, "body", None)
+            if body is None:
+                continue
+            names = used_by.setdefault(item.name, set())
+            for e in [*(o.expr for o in body.objectives), *(c.left for c in body.constraints), *(c.right for c in body.constraints)]:
+                names.update(_names_in(e))
+            for p in body.params:
+                if p.value is not None:
+                    names.update(_names_in(p.value))
+        for item in items:
+            if isinstance(item, ast.Morphism):
+                used_by.setdefault(item.source.name, set()).update(n for m in item.mappings for n in _names_in(m.expr))
+            elif isinstance(item, ast.Limit):
+                for c in item.constraints:
+                    used_by.setdefault(item.target, set()).update([*_names_in(c.left), *_names_in(c.right)])
+            elif isinstance(item, ast.Functor):
+                for o in items:
+                    if isinstance(o, ast.LocalProblem) and item.source in (o.adapter, o.platform):
+                        used_by.setdefault(o.name, set()).update(n for r in item.rules for n in _names_in(r.expr))
+        for link in plan.consensus:
+            used_by.setdefault(link.object.decl.name, set()).add(link.var)
+        for item in items:
+            body = getattr(item, "body", None)
+            if body is None or not isinstance(item, (ast.LocalProblem, ast.SharedVariables)):
+                continue
+            names = used_by.get(item.name, set())
+            for p in body.params:
+                if p.name not in names:
+                    self.sink.warning(
+                        ErrorCode.UNUSED_PARAM,
+                        f"param `{p.name}` of `{item.name}` is never read",
+                        p.name_span,
+                        help_("remove it, or use it in the objective, a constraint or a morphism field"),
+                    )
+            if isinstance(item, ast.LocalProblem):
+                for v in body.vars:
+                    if v.name not in names:
+                        self.sink.warning(
+                            ErrorCode.FREE_VAR,
+                            f"variable `{v.name}` of `{item.name}` appears in no objective, constraint, "
+                            "morphism field or consensus link: any value is optimal",
+                            v.name_span,
+                        )
+        for item in items:
+            if isinstance(item, ast.Functor) and not any(
+                isinstance(o, ast.LocalProblem) and item.source in (o.adapter, o.platform) for o in items
+            ):
+                self.sink.warning(
+                    ErrorCode.FUNCTOR,
+                    f"Functor `{item.name}` maps `{item.source}`, but no LocalProblem is `on {item.source}` "
+                    f"or `via {item.source}`: it applies to nothing",
+                    item.source_span,
+                )
 
     # The plan under construction, for limit helpers (set in check()).
     @property

@@ -185,7 +185,8 @@ def _read_npy(data: bytes) -> np.ndarray:
 
 
 def _read_csv(data: bytes) -> np.ndarray:
-    text = data.decode("utf-8")
+    # utf-8-sig: spreadsheets save CSV with a byte-order mark, which is not part of the first number
+    text = data.decode("utf-8-sig")
     with warnings.catch_warnings():
         # Empty files warn instead of raising; `size == 0` is reported by the caller.
         warnings.simplefilter("ignore")

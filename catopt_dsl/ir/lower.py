@@ -16,7 +16,7 @@ import numpy as np
 from catopt_dsl.check.checker import CheckedObject, CheckedPlan, CheckedShared
 from catopt_dsl.check.exprs import TypeMap
 from catopt_dsl.check.scope import ParamSymbol, Scope, VarSymbol
-from catopt_dsl.ir.affine import affine_coefficients
+from catopt_dsl.ir.affine import field_coefficients
 from catopt_dsl.ir.exprs import lower_expr
 from catopt_dsl.ir.model import (
     IRColimit,
@@ -71,14 +71,22 @@ def lower_plan(checked: CheckedPlan, name: str, source: str, digest: str) -> IRP
             obj = by_obj[t.morphism.source.name]
             expr = dict(morph_ir[t.morphism.name].fields)[t.field]
             params = {p.name: p.value for p in obj.params}
-            B, b = affine_coefficients(expr, obj.vars, params)
             m = int(np.prod(c.shape, dtype=np.int64)) if c.shape else 1
-            if b.size == 1 and m > 1:  # a scalar default broadcast over a vector field
-                b = np.full(m, float(b.reshape(-1)[0]))
-                B = np.repeat(B.reshape(1, -1), m, axis=0)
-            terms.append(IRCouplingTerm(t.morphism.name, obj.name, t.field, expr, frozen_array(B), frozen_array(b.reshape(-1))))
+            B, b = field_coefficients(expr, obj.vars, params, m)
+            terms.append(IRCouplingTerm(t.morphism.name, obj.name, t.field, expr, frozen_array(B), frozen_array(b)))
         couplings.append(
-            IRCoupling(c.name, c.shared.name, c.sense, frozen_array(c.rhs), tuple(c.shape), tuple(terms), limit=c.limit)
+            IRCoupling(
+                c.name,
+                c.shared.name,
+                c.sense,
+                frozen_array(c.rhs),
+                tuple(c.shape),
+                tuple(terms),
+                limit=c.limit,
+                rhs_expr=None
+                if c.rhs_expr is None or c.rhs_types is None or c.rhs_scope is None
+                else lower_expr(c.rhs_expr, c.rhs_types, c.rhs_scope),
+            )
         )
     functors = tuple(
         IRFunctor(f.name, f.source, f.target, tuple((r.name, unparse(r.expr)) for r in f.rules)) for f in checked.functors

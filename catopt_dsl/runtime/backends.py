@@ -12,19 +12,75 @@ centralized    the whole plan as one CVXPY problem (the reference; no iterations
 =============  ===============================================================================
 
 Each entry imports what it needs on first use, so listing backends costs nothing.
+
+The protocol runtimes (``distributed``, ``ray``) take :class:`RunOptions` as well: protocol
+settings (quorum, staleness, timeouts), the membership policy, checkpoints, fault injection and,
+for Ray, the actors' deadlines and restarts. Giving them to a backend without the protocol is an
+error, as is an address to a backend that runs no cluster.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
 
 from catopt_dsl.ir.model import IRPlan
 from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState
 
-__all__ = ["BACKENDS", "Backend", "ProgressFn", "backend_names", "solve_with"]
+__all__ = ["BACKENDS", "Backend", "ClusterConnectionError", "ProgressFn", "RunOptions", "backend_names", "solve_with"]
 
 ProgressFn = Callable[[dict[str, float]], None]
+
+
+class ClusterConnectionError(RuntimeError):
+    """The cluster a run was pointed at cannot be reached or refused us (a user error, not a bug):
+    a mistyped address, nothing listening, a missing auth token, or a local Ray that did not start."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the protocol runtimes take besides the ADMM options (all optional).
+
+    ``settings``: a :class:`~catopt_dsl.sync.protocol.SyncSettings`; ``min_members``: see
+    :class:`~catopt_dsl.sync.run.DistributedSolve`; ``checkpoint`` / ``checkpoint_every`` /
+    ``resume`` (a :class:`~catopt_dsl.sync.checkpoint.Checkpoint`): coordinator checkpoints;
+    ``faults``: a :class:`~catopt_dsl.sync.transport.FaultPlan` or ``fault_specs``: the same
+    written against object names (:mod:`catopt_dsl.sync.faults`; rehearsing failures);
+    ``phase``: hears start-up steps. Ray only: ``call_timeout_s``, ``start_timeout_s``,
+    ``max_restarts`` (:class:`~catopt_dsl.runtime.ray_backend.RayNodes`).
+    """
+
+    settings: Any = None
+    min_members: int = 1
+    checkpoint: Path | None = None
+    checkpoint_every: int = 10
+    resume: Any = None
+    faults: Any = None
+    fault_specs: tuple[str, ...] = ()
+    phase: Callable[[str], None] | None = None
+    call_timeout_s: float | None = None
+    start_timeout_s: float | None = None
+    max_restarts: int | None = None
+
+    def given(self) -> list[str]:
+        """The options set to something other than their default (phase aside)."""
+        return [f.name for f in fields(self) if f.name != "phase" and getattr(self, f.name) != f.default]
+
+    def distributed_kwargs(self, assignment: Any = None) -> dict[str, Any]:
+        """Keyword arguments of ``DistributedSolve``; ``fault_specs`` resolved for ``assignment``."""
+        out: dict[str, Any] = {"min_members": self.min_members, "checkpoint_every": self.checkpoint_every}
+        for name in ("settings", "checkpoint", "resume", "faults"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if self.fault_specs:
+            from catopt_dsl.sync.faults import parse_faults
+
+            if self.faults is not None:
+                raise ValueError("give faults or fault_specs, not both")
+            out["faults"] = parse_faults(self.fault_specs, assignment)
+        return out
 
 
 @dataclass(frozen=True)
@@ -33,10 +89,12 @@ class Backend:
     description: str
     warm_starts: bool  # whether a warm start (PlanDeltas, re-solves) is used
     takes_address: bool  # whether it runs on a cluster named by an address
+    protocol: bool = False  # whether it runs the delta-sync protocol (takes RunOptions)
 
 
 def _inprocess(
-    plan: IRPlan, options: SolveOptions | None, warm: SolverState | None, address: str | None, progress: ProgressFn | None
+    plan: IRPlan, options: SolveOptions | None, warm: SolverState | None, address: str | None,
+    progress: ProgressFn | None, run: RunOptions,
 ) -> SolveResult:
     from catopt_dsl.solver import solve
 
@@ -44,41 +102,56 @@ def _inprocess(
 
 
 def _distributed(
-    plan: IRPlan, options: SolveOptions | None, warm: SolverState | None, address: str | None, progress: ProgressFn | None
+    plan: IRPlan, options: SolveOptions | None, warm: SolverState | None, address: str | None,
+    progress: ProgressFn | None, run: RunOptions,
 ) -> SolveResult:
-    from catopt_dsl.sync.run import solve_distributed
+    from catopt_dsl.sync.run import DistributedSolve, assign_nodes
 
-    return solve_distributed(plan, options, warm_start=warm, progress=progress)
+    if run.resume is not None:
+        warm = None  # the checkpoint is the warm start
+    kwargs = run.distributed_kwargs(assign_nodes(plan))
+    return DistributedSolve(plan, options, warm_start=warm, progress=progress, **kwargs).run()
 
 
 def _ray(
-    plan: IRPlan, options: SolveOptions | None, warm: SolverState | None, address: str | None, progress: ProgressFn | None
+    plan: IRPlan, options: SolveOptions | None, warm: SolverState | None, address: str | None,
+    progress: ProgressFn | None, run: RunOptions,
 ) -> SolveResult:
-    from catopt_dsl.runtime.ray_backend import solve_on_ray
+    from catopt_dsl.runtime.ray_backend import DEFAULT_MAX_ACTORS, solve_on_ray
+    from catopt_dsl.sync.run import assign_nodes
 
-    return solve_on_ray(plan, options, address=address, warm_start=warm)
+    if run.resume is not None:
+        warm = None
+    kwargs: dict[str, Any] = run.distributed_kwargs(assign_nodes(plan, DEFAULT_MAX_ACTORS))
+    for name in ("call_timeout_s", "start_timeout_s", "max_restarts"):
+        if getattr(run, name) is not None:
+            kwargs[name] = getattr(run, name)
+    return solve_on_ray(plan, options, address=address, warm_start=warm, progress=progress, phase=run.phase, **kwargs)
 
 
 def _centralized(
-    plan: IRPlan, options: SolveOptions | None, warm: SolverState | None, address: str | None, progress: ProgressFn | None
+    plan: IRPlan, options: SolveOptions | None, warm: SolverState | None, address: str | None,
+    progress: ProgressFn | None, run: RunOptions,
 ) -> SolveResult:
     from catopt_dsl.solver import solve_centralized
 
     return solve_centralized(plan)
 
 
-_Solve = Callable[[IRPlan, "SolveOptions | None", "SolverState | None", "str | None", "ProgressFn | None"], SolveResult]
+_Solve = Callable[
+    [IRPlan, "SolveOptions | None", "SolverState | None", "str | None", "ProgressFn | None", RunOptions], SolveResult
+]
 
 #: name -> (description, solve function); the order is the order users see
 _TABLE: dict[str, tuple[Backend, _Solve]] = {
-    "inprocess": (Backend("inprocess", "the reference ADMM in this process", True, False), _inprocess),
+    "inprocess": (Backend("inprocess", "the reference ADMM in this process", True, False, False), _inprocess),
     "distributed": (
-        Backend("distributed", "ADMM over the delta-sync protocol, every node in this process", True, False),
+        Backend("distributed", "ADMM over the delta-sync protocol, every node in this process", True, False, True),
         _distributed,
     ),
-    "ray": (Backend("ray", "ADMM over the delta-sync protocol, each node a Ray actor", True, True), _ray),
+    "ray": (Backend("ray", "ADMM over the delta-sync protocol, each node a Ray actor", True, True, True), _ray),
     "centralized": (
-        Backend("centralized", "the whole plan as one CVXPY problem (the reference)", False, False),
+        Backend("centralized", "the whole plan as one CVXPY problem (the reference)", False, False, False),
         _centralized,
     ),
 }
@@ -99,13 +172,22 @@ def solve_with(
     address: str | None = None,
     warm_start: SolverState | None = None,
     progress: ProgressFn | None = None,
+    run: RunOptions | None = None,
 ) -> SolveResult:
-    """Solve ``plan`` with the named backend; ``ValueError`` for an unknown one, or for an
-    ``address`` given to a backend that runs no cluster."""
+    """Solve ``plan`` with the named backend; ``ValueError`` for an unknown one, for an ``address``
+    given to a backend that runs no cluster, or for :class:`RunOptions` given to one without the
+    protocol (Ray-only options to ``distributed`` too)."""
     entry = _TABLE.get(backend)
     if entry is None:
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(_TABLE)}")
     info, solve = entry
     if address is not None and not info.takes_address:
         raise ValueError(f"backend {backend!r} runs no cluster: an address is only for {', '.join(n for n, (b, _) in _TABLE.items() if b.takes_address)}")
-    return solve(plan, options, warm_start if info.warm_starts else None, address, progress)
+    run = run or RunOptions()
+    given = run.given()
+    if given and not info.protocol:
+        raise ValueError(f"backend {backend!r} does not run the delta-sync protocol: {', '.join(given)} need(s) distributed or ray")
+    ray_only = [n for n in given if n in ("call_timeout_s", "start_timeout_s", "max_restarts")]
+    if ray_only and not info.takes_address:
+        raise ValueError(f"{', '.join(ray_only)} only apply to the ray backend")
+    return solve(plan, options, warm_start if info.warm_starts else None, address, progress, run)

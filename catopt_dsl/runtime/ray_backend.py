@@ -8,30 +8,51 @@ once, fast-path factorisations cached -- plus the node's
 in the driver; every message crosses the driver/actor boundary as encoded frame bytes, so the
 actors see exactly what a networked node would (and the fault-injecting transport works
 unchanged). One driver tick calls every actor that has frames (or a retransmission check) due, in
-parallel, and waits for all of them.
+parallel, and waits for all of them -- never longer than a deadline.
+
+Failures map onto the protocol's crash path (``docs/protocol.md`` §8): an actor whose call raises
+(it died: ``ActorDiedError``, a killed process, an exception inside it) or does not answer within
+``call_timeout_s`` (it hangs) is reported to the driver as crashed: it goes silent, and the
+coordinator drops it after ``member_timeout`` ticks. Actors are created with Ray's
+``max_restarts``: a dead actor's process is restarted by Ray (a hung one is killed first), and the
+driver starts it again as a new process of its node -- a higher boot stamp, so it rejoins with a
+new incarnation and warm state from the coordinator's Snapshot, while whatever the old process
+still had in flight is fenced. After ``max_restarts`` replacements a node stays down (the run
+then ends ``member_lost`` unless the rest suffices, see ``--min-members``). Start-up waits at most
+``start_timeout_s``.
 
 Ray session: with ``address`` the run joins that cluster (the package is shipped to it as a
-``py_modules`` runtime env); with no address and no Ray running in this process a local Ray is
-started in a temporary directory (no dashboard, ``num_cpus=2``, worker logs not forwarded, usage
-stats off) and shut down afterwards; if Ray is already initialised in this process (a test
-fixture, a notebook) it is used as is and left running.
+``py_modules`` runtime env); the address is probed first (a TCP connection and an HTTP/2 greeting,
+as Ray's GCS speaks gRPC), so a mistyped address or an unreachable cluster is a
+:class:`~catopt_dsl.runtime.backends.ClusterConnectionError` within seconds, as is any error
+``ray.init`` raises (a missing auth token, a version mismatch). With no address and no Ray running
+in this process a local Ray is started in a temporary directory (no dashboard, ``num_cpus=2``,
+worker logs not forwarded, usage stats off; its auth token inside that folder) and shut down
+afterwards; a start that fails (Ray's own start-up deadline, under load) is retried once in a
+fresh folder. Each folder holds the driver's pid, so folders of drivers that died without
+cleaning up (SIGKILL) are removed by the next local start. If Ray is already initialised in this
+process (a test fixture, a notebook) it is used as is and left running.
 
 Accelerators: a node whose objects are declared ``on cuda`` / ``on rocm`` asks Ray for a GPU
 share (``num_gpus``) and, when the cluster labels its accelerators, the matching
 ``accelerator_type`` (NVIDIA types for cuda, ``AMD-*`` for rocm). A cluster without a matching
-GPU gets the node on CPU with a warning (``warnings.warn`` and one line on stderr) -- the local
-problems are CVXPY/numpy either way, so the answer is the same.
+GPU gets the node on CPU with an :class:`AcceleratorFallbackWarning` (``warnings.warn``, once per
+event) recorded in the result's ``warnings`` -- the local problems are CVXPY/numpy either way, so
+the answer is the same.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import secrets
 import shutil
-import sys
+import socket
 import tempfile
+import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,24 +60,45 @@ from typing import Any
 import numpy as np
 
 from catopt_dsl.ir.model import IRPlan
+from catopt_dsl.runtime.backends import ClusterConnectionError
 from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState
 from catopt_dsl.sync.protocol import NodeProtocol, Send, SyncSettings
 from catopt_dsl.sync.run import DistributedSolve, NodeSpec, SolverNode, assign_nodes
 from catopt_dsl.sync.transport import FaultPlan
 
 __all__ = [
-    "AcceleratorFallbackWarning",
+    "DEFAULT_CALL_TIMEOUT_S",
     "DEFAULT_MAX_ACTORS",
+    "DEFAULT_MAX_RESTARTS",
+    "DEFAULT_START_TIMEOUT_S",
+    "AcceleratorFallbackWarning",
     "RayNodes",
+    "clean_stale_sessions",
     "placement_for",
+    "probe_address",
     "ray_session",
     "solve_on_ray",
 ]
 
+log = logging.getLogger("catopt_dsl.ray")
+log.addHandler(logging.NullHandler())
+
 #: actors per run unless told otherwise (family members are batched to stay under it)
 DEFAULT_MAX_ACTORS = 4
+#: seconds one tick waits for its actors' answers before calling the late ones hung
+DEFAULT_CALL_TIMEOUT_S = 300.0
+#: seconds an actor may take to start (process, imports, compiling its CVXPY problems)
+DEFAULT_START_TIMEOUT_S = 300.0
+#: replacements per node (Ray's max_restarts) before it stays down
+DEFAULT_MAX_RESTARTS = 2
+#: seconds the probe of an --address may take
+PROBE_TIMEOUT_S = 10.0
 
 _ACCEL = ("cuda", "rocm")
+_PREFIX = "catray-"
+_PID_FILE = "driver.pid"
+
+PhaseFn = Callable[[str], None]
 
 
 class AcceleratorFallbackWarning(RuntimeWarning):
@@ -76,9 +118,161 @@ def _process_token() -> str:
     return _TOKEN[0]
 
 
+# ---------------------------------------------------------------------------------------------
+# Addresses and sessions
+# ---------------------------------------------------------------------------------------------
+
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
+
+
+def probe_address(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """Check that ``address`` (``host:port`` or ``ray://host:port``) answers like a Ray cluster
+    (gRPC: an HTTP/2 server greets with a SETTINGS frame). ``auto`` is left to Ray.
+
+    Raises :class:`ClusterConnectionError` with a one-line reason: a malformed address, a name that
+    does not resolve, nothing listening, no answer within ``timeout_s``, or a server that is not Ray.
+    """
+    if address == "auto":
+        return
+    target = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port_text = target.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ClusterConnectionError(f"--address {address!r}: expected HOST:PORT (e.g. 10.0.0.5:6379) or ray://HOST:PORT")
+    host = host.strip("[]")
+    deadline = time.monotonic() + timeout_s
+    try:
+        with socket.create_connection((host, int(port_text)), timeout=timeout_s) as sock:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            sock.sendall(_H2_PREFACE)
+            head = b""
+            while len(head) < 9:
+                chunk = sock.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except socket.gaierror as exc:
+        raise ClusterConnectionError(f"--address {address!r}: cannot resolve {host!r} ({exc.strerror})") from None
+    except TimeoutError:
+        raise ClusterConnectionError(f"--address {address!r}: no answer within {timeout_s:g} s") from None
+    except OSError as exc:
+        raise ClusterConnectionError(f"--address {address!r}: cannot connect ({exc.strerror or exc})") from None
+    if len(head) < 9 or head[3] != 0x04:  # frame type 4: SETTINGS
+        raise ClusterConnectionError(f"--address {address!r}: the server there does not speak gRPC; is it a Ray head node's GCS port?")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def _in_use(folder: Path) -> bool:
+    """Whether a live process names ``folder`` on its command line (Ray's daemons do)."""
+    needle = str(folder).encode()
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True  # cannot tell: assume so
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def clean_stale_sessions(base: Path | None = None) -> list[Path]:
+    """Remove this user's temporary Ray folders whose driver died without cleaning up (SIGKILL):
+    its pid file names a dead process and no live process still uses the folder. Returns them."""
+    base = Path(base if base is not None else ("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()))
+    removed: list[Path] = []
+    try:
+        candidates = sorted(base.glob(f"{_PREFIX}*"))
+    except OSError:
+        return removed
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for folder in candidates:
+        try:
+            if not folder.is_dir() or folder.is_symlink() or (uid is not None and folder.stat().st_uid != uid):
+                continue
+            pid = int((folder / _PID_FILE).read_text(encoding="ascii").split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # not ours, or still being set up
+        if _pid_alive(pid) or _in_use(folder):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            removed.append(folder)
+            log.info("removed the stale Ray folder %s (driver %d is gone)", folder, pid,
+                     extra={"event": "stale_ray_folder_removed", "path": str(folder), "pid": pid})
+    return removed
+
+
+def _connect(ray: Any, address: str) -> None:
+    probe_address(address)
+    try:
+        ray.init(address=address, log_to_driver=False, runtime_env={"py_modules": [str(_package_root())]})
+    except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, AuthenticationError, ...
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        hint = ""
+        if "auth" in reason.lower() or "token" in reason.lower():
+            hint = " (the cluster wants an auth token: set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)"
+        raise ClusterConnectionError(f"cannot join the Ray cluster at {address}: {type(exc).__name__}: {reason}{hint}") from None
+
+
+def _start_local(ray: Any, num_cpus: int, own_token: bool, phase: PhaseFn | None) -> Path:
+    """Start a local Ray in a fresh temporary folder; retry once (Ray's own start-up deadline is
+    30 s, which a loaded machine can miss). Returns the folder."""
+    # Workers must import this package: put its folder on their path (it may not be installed).
+    parent = str(_package_root().parent)
+    path = os.pathsep.join(p for p in (parent, os.environ.get("PYTHONPATH", "")) if p)
+    last: BaseException | None = None
+    for attempt in (1, 2):
+        # A short path: Ray's unix sockets live under it and must stay under ~107 bytes.
+        tmp = Path(tempfile.mkdtemp(prefix=_PREFIX, dir="/tmp" if os.path.isdir("/tmp") else None))
+        (tmp / _PID_FILE).write_text(f"{os.getpid()}\n", encoding="ascii")
+        if own_token:
+            # One token per process: Ray's client keeps the first token it read, so a second local
+            # session in this process with a fresh token would be refused by its own GCS.
+            token_file = tmp / "auth_token"
+            token_file.write_text(_process_token(), encoding="ascii")
+            token_file.chmod(0o600)
+            os.environ["RAY_AUTH_TOKEN_PATH"] = str(token_file)
+        try:
+            ray.init(
+                _temp_dir=str(tmp),
+                include_dashboard=False,
+                num_cpus=num_cpus,
+                log_to_driver=False,
+                runtime_env={"env_vars": {"PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0"}},
+            )
+            return tmp
+        except (KeyboardInterrupt, SystemExit):
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        except Exception as exc:  # noqa: BLE001 - Ray raises a plain Exception on its start-up timeout
+            last = exc
+            if ray.is_initialized():
+                ray.shutdown()
+            shutil.rmtree(tmp, ignore_errors=True)
+            log.warning("local Ray failed to start (attempt %d of 2): %s", attempt, exc,
+                        extra={"event": "ray_start_failed", "attempt": attempt})
+            if phase is not None and attempt == 1:
+                phase(f"local Ray failed to start ({type(exc).__name__}); retrying once")
+    raise ClusterConnectionError(f"a local Ray did not start (twice): {type(last).__name__}: {last}")
+
+
 @contextmanager
-def ray_session(address: str | None = None, *, num_cpus: int = 2) -> Iterator[Any]:
-    """Yield the ``ray`` module with a session up (see the module docstring for which session)."""
+def ray_session(address: str | None = None, *, num_cpus: int = 2, phase: PhaseFn | None = None) -> Iterator[Any]:
+    """Yield the ``ray`` module with a session up (see the module docstring for which session).
+
+    ``phase(text)`` hears the start-up steps (for a progress line)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
@@ -86,11 +280,9 @@ def ray_session(address: str | None = None, *, num_cpus: int = 2) -> Iterator[An
         yield ray  # someone else's session: use it, leave it running
         return
     if address is not None:
-        ray.init(
-            address=address,
-            log_to_driver=False,
-            runtime_env={"py_modules": [str(_package_root())]},
-        )
+        if phase is not None:
+            phase(f"joining the Ray cluster at {address}")
+        _connect(ray, address)
         try:
             yield ray
         finally:
@@ -98,30 +290,17 @@ def ray_session(address: str | None = None, *, num_cpus: int = 2) -> Iterator[An
             _ACTOR_CLASS.clear()
             ray.shutdown()
         return
-    # Workers must import this package: put its folder on their path (it may not be installed).
-    parent = str(_package_root().parent)
-    path = os.pathsep.join(p for p in (parent, os.environ.get("PYTHONPATH", "")) if p)
-    # A short path: Ray's unix sockets live under it and must stay under ~107 bytes.
-    tmp = tempfile.mkdtemp(prefix="catray-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    clean_stale_sessions()
     # Ray >= 2.59 turns on token authentication for local clusters and writes a token to
     # ~/.ray/auth_token. A throwaway local session must leave nothing in the user's home: give it
     # a token file inside its own temporary folder (unless the user configured a token).
     saved_env = {k: os.environ.get(k) for k in ("RAY_AUTH_TOKEN_PATH",)}
-    if not os.environ.get("RAY_AUTH_TOKEN") and not os.environ.get("RAY_AUTH_TOKEN_PATH"):
-        token_file = Path(tmp) / "auth_token"
-        # One token per process: Ray's client keeps the first token it read, so a second local
-        # session in this process with a fresh token would be refused by its own GCS.
-        token_file.write_text(_process_token(), encoding="ascii")
-        token_file.chmod(0o600)
-        os.environ["RAY_AUTH_TOKEN_PATH"] = str(token_file)
+    own_token = not os.environ.get("RAY_AUTH_TOKEN") and not os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if phase is not None:
+        phase(f"starting a local Ray ({num_cpus} CPUs)")
+    tmp: Path | None = None
     try:
-        ray.init(
-            _temp_dir=tmp,
-            include_dashboard=False,
-            num_cpus=num_cpus,
-            log_to_driver=False,
-            runtime_env={"env_vars": {"PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0"}},
-        )
+        tmp = _start_local(ray, num_cpus, own_token, phase)
         yield ray
     finally:
         _POOL.clear()
@@ -133,7 +312,8 @@ def ray_session(address: str | None = None, *, num_cpus: int = 2) -> Iterator[An
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _vendor_types(resources: Mapping[str, float], platform: str) -> list[str]:
@@ -175,46 +355,84 @@ def placement_for(
     return opts, None
 
 
+# ---------------------------------------------------------------------------------------------
+# Actors
+# ---------------------------------------------------------------------------------------------
+
+
 class _NodeWorker:
     """The actor body: one node's protocol endpoint and its solver app, fed frame bytes.
 
     ``configure`` (re)loads it with a node, so a pooled actor process -- its imports done, its
-    Python warm -- can serve the next run in the same Ray session.
+    Python warm -- can serve the next run in the same Ray session; ``start`` then begins a new
+    process of that node (``boot``: its start stamp).
     """
 
     def __init__(self) -> None:
         self.app: SolverNode | None = None
         self.node: NodeProtocol | None = None
+        self.spec: NodeSpec | None = None
+        self.settings: SyncSettings | None = None
 
     def configure(
         self, spec: NodeSpec, options: SolveOptions, settings: SyncSettings, warm_x: Mapping[str, np.ndarray]
     ) -> bool:
         self.app = SolverNode(spec.node_id, spec.objects, options, warm_x, spec.analyses)
-        self.node = NodeProtocol(spec.node_id, spec.label, self.app, settings, auth=spec.auth)
+        self.spec, self.settings, self.node = spec, settings, None
         return True
 
+    def launch(
+        self,
+        spec: NodeSpec,
+        options: SolveOptions,
+        settings: SyncSettings,
+        warm_x: Mapping[str, np.ndarray],
+        boot: int,
+        now: int,
+    ) -> tuple[list[Send], int | None]:
+        """``configure`` and ``start`` in one call (a replacement process)."""
+        self.configure(spec, options, settings, warm_x)
+        return self.start(now, boot)
+
     def reset(self) -> bool:
-        self.app, self.node = None, None
+        self.app, self.node, self.spec, self.settings = None, None, None, None
+        return True
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def hang(self, seconds: float) -> bool:
+        """Stop answering (a test of the driver's deadlines): later calls wait behind this one."""
+        time.sleep(seconds)
         return True
 
     def _endpoint(self) -> NodeProtocol:
         if self.node is None:
-            raise RuntimeError("node actor used before configure()")
+            raise RuntimeError("node actor used before start()")
         return self.node
 
-    def start(self, now: int) -> list[Send]:
-        return self._endpoint().start(now)
+    def start(self, now: int, boot: int = 1) -> tuple[list[Send], int | None]:
+        """Start the node; returns its frames and the tick its next retransmission is due."""
+        if self.app is None or self.spec is None or self.settings is None:
+            raise RuntimeError("node actor started before configure()")
+        spec = self.spec
+        self.node = NodeProtocol(spec.node_id, spec.label, self.app, self.settings, auth=spec.auth, boot=boot)
+        sends = self.node.start(now)
+        return sends, self.node.next_due()
 
-    def leave(self, now: int) -> list[Send]:
-        return self._endpoint().leave(now)
+    def leave(self, now: int) -> tuple[list[Send], int | None]:
+        node = self._endpoint()
+        return node.leave(now), node.next_due()
 
-    def exchange(self, frames: list[bytes], now: int) -> list[Send]:
+    def exchange(self, frames: list[bytes], now: int) -> tuple[list[Send], int | None]:
+        """Handle the frames, tick; the sends and the tick the next retransmission is due (so the
+        driver need not call this actor before then unless frames arrive for it)."""
         node = self._endpoint()
         out: list[Send] = []
         for data in frames:
             out += node.receive(data, now)
         out += node.tick(now)
-        return out
+        return out, node.next_due()
 
 
 # Idle actors of the current Ray session, by placement; reused by the next run in that session
@@ -244,8 +462,20 @@ def _placement_key(opts: Mapping[str, Any]) -> str:
     return repr(sorted(opts.items()))
 
 
+def _why(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
 class RayNodes:
-    """A :class:`~catopt_dsl.sync.run.NodeHost` whose nodes are Ray actors (one per node)."""
+    """A :class:`~catopt_dsl.sync.driver.NodeHost` whose nodes are Ray actors (one per node).
+
+    Every wait has a wall-clock deadline: ``start_timeout_s`` for an actor to start (and for a
+    replacement), ``call_timeout_s`` for one tick's calls. A call that raises or misses its deadline
+    makes the node *failed* (:meth:`failures`); the driver treats that as a crash and starts the
+    node again -- Ray restarts the actor process (``max_restarts``), a hung one after it is killed
+    -- until ``max_restarts`` replacements are used up (see the module docstring).
+    """
 
     def __init__(
         self,
@@ -253,68 +483,228 @@ class RayNodes:
         options: SolveOptions,
         settings: SyncSettings,
         warm_x: Mapping[str, np.ndarray],
+        *,
+        call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+        start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
+        phase: PhaseFn | None = None,
     ) -> None:
         import ray
 
+        if call_timeout_s <= 0 or start_timeout_s <= 0 or max_restarts < 0:
+            raise ValueError("timeouts must be > 0 and max_restarts >= 0")
         self.ray = ray
+        self.specs = dict(specs)
+        self.options = options
         self.settings = settings
-        self.crashed: set[int] = set()
+        self.call_timeout_s = float(call_timeout_s)
+        self.start_timeout_s = float(start_timeout_s)
+        self.max_restarts = int(max_restarts)
+        self.phase = phase
+        self.crashed: set[int] = set()  # killed by the fault plan (crash_at)
+        self.down: dict[int, str] = {}  # nodes not answering now, and why
         self.started: set[int] = set()
+        self.boots: dict[int, int] = {}
+        self.restarts: dict[int, int] = {}
+        self._due: dict[int, int | None] = {}  # node -> tick its next retransmission is due
+        self._failures: list[tuple[int, str]] = []
+        self._unstarted: set[int] = set()  # actors whose configure failed: start() replaces them
+        self.startup_s: dict[str, float] = {}
         resources = dict(getattr(ray, "cluster_resources")())  # untyped in ray's stubs
         accel = {nid: {o.name: o.platform for o, _M, _e in spec.objects} for nid, spec in specs.items()}
         gpu_nodes = sum(1 for p in accel.values() if any(v in _ACCEL for v in p.values()))
         pool = _pool(ray)
-        actor_cls = _ACTOR_CLASS[0]
+        self.actor_cls = _ACTOR_CLASS[0]
         self.placements: dict[int, dict[str, Any]] = {}
         self.warnings: list[str] = []
         self.actors: dict[int, Any] = {}
         warm = {k: np.asarray(v, dtype=np.float64) for k, v in warm_x.items()}
-        # Create every actor up front: Ray starts them in parallel, and start() waits only on its own.
+        self.warm = {nid: {o.name: warm[o.name] for o, _M, _e in specs[nid].objects if o.name in warm} for nid in specs}
+        t0 = time.perf_counter()
+        if phase is not None:
+            phase(f"starting {len(specs)} node actor(s)")
+        # Create every actor up front: Ray starts them in parallel.
+        configured: dict[int, Any] = {}
         for nid in sorted(specs):
             opts, warning = placement_for(accel[nid], resources, gpu_nodes)
-            if warning is not None:
-                self.warnings.append(warning)
+            if warning is not None and warning not in self.warnings:
+                self.warnings.append(warning)  # the CLI prints result.warnings: one line per event
                 warnings.warn(warning, AcceleratorFallbackWarning, stacklevel=3)
-                print(f"catoptc: warning: {warning}", file=sys.stderr)
             self.placements[nid] = opts
-            mine = {o.name: warm[o.name] for o, _M, _e in specs[nid].objects if o.name in warm}
-            idle = pool.get(_placement_key(opts))
-            actor = idle.pop() if idle else actor_cls.options(**opts).remote()
-            # Actor calls run in submission order: start() runs after this configure.
-            actor.configure.remote(specs[nid], options, settings, mine)
+            idle = pool.get(_placement_key(self._actor_options(nid)))
+            actor = idle.pop() if idle else self._new_actor(nid)
+            configured[nid] = actor.configure.remote(specs[nid], options, settings, self.warm[nid])
             self.actors[nid] = actor
+        self._await_configure(configured)
+        self.startup_s["actors"] = time.perf_counter() - t0
 
+    def _actor_options(self, nid: int) -> dict[str, Any]:
+        return {**self.placements[nid], "max_restarts": self.max_restarts, "max_task_retries": 0}
+
+    def _new_actor(self, nid: int) -> Any:
+        return self.actor_cls.options(**self._actor_options(nid)).remote()
+
+    def _await_configure(self, refs: Mapping[int, Any]) -> None:
+        """Wait (at most ``start_timeout_s``) for every actor to load its node."""
+        ray = self.ray
+        pending = {ref: nid for nid, ref in refs.items()}
+        deadline = time.monotonic() + self.start_timeout_s
+        ready_count, total = 0, len(pending)
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            done, _rest = ray.wait(list(pending), num_returns=1, timeout=min(left, 5.0))
+            for ref in done:
+                nid = pending.pop(ref)
+                try:
+                    ray.get(ref, timeout=self.start_timeout_s)
+                    ready_count += 1
+                except Exception as exc:  # noqa: BLE001 - any actor failure: replace it at start()
+                    self._unstarted.add(nid)
+                    log.warning("node %d: its actor did not start: %s", nid, _why(exc),
+                                extra={"event": "actor_start_failed", "node": nid})
+            if self.phase is not None and done:
+                self.phase(f"node actors ready: {ready_count}/{total}")
+        for nid in pending.values():
+            self._unstarted.add(nid)  # start() will launch it again (Ray's restart, or a new actor)
+            log.warning("node %d: its actor did not start within %g s", nid, self.start_timeout_s,
+                        extra={"event": "actor_start_timeout", "node": nid})
+
+    def _fail(self, nid: int, reason: str, kill: bool) -> None:
+        if nid in self.down:
+            return
+        self.down[nid] = reason
+        self._failures.append((nid, reason))
+        log.warning("node %d failed: %s", nid, reason, extra={"event": "node_failed", "node": nid, "reason": reason})
+        if kill:  # a hung actor: kill its process; Ray restarts it while restarts remain
+            with contextlib.suppress(Exception):  # already gone
+                self.ray.kill(self.actors[nid], no_restart=False)
+
+    # -- NodeHost ----------------------------------------------------------------------------
     def start(self, node_id: int, now: int) -> list[Send]:
+        """Start the node's process: the configured actor the first time, a replacement after a
+        failure or a crash (Ray's restarted process on the same handle, else a new actor)."""
+        ray = self.ray
+        first = node_id not in self.started
         self.started.add(node_id)
-        return list(self.ray.get(self.actors[node_id].start.remote(now)))
+        boot = self.boots.get(node_id, 0) + 1
+        self.boots[node_id] = boot
+        if first and node_id not in self._unstarted:
+            ref = self.actors[node_id].start.remote(now, boot)
+        else:
+            if not first:
+                self.restarts[node_id] = self.restarts.get(node_id, 0) + 1
+            if node_id in self.crashed:  # killed for good by the fault plan
+                self.actors[node_id] = self._new_actor(node_id)
+                self.crashed.discard(node_id)
+            spec = self.specs[node_id]
+            launch = self.actors[node_id].launch.options(max_task_retries=3)
+            ref = launch.remote(spec, self.options, self.settings, self.warm[node_id], boot, now)
+        try:
+            sends, self._due[node_id] = ray.get(ref, timeout=self.start_timeout_s)
+        except Exception as exc:  # noqa: BLE001
+            if isinstance(exc, ray.exceptions.RayActorError) and not first:
+                # Ray gave up on the process (restarts used up): a brand-new actor, same node
+                try:
+                    self.actors[node_id] = self._new_actor(node_id)
+                    spec = self.specs[node_id]
+                    ref = self.actors[node_id].launch.remote(spec, self.options, self.settings, self.warm[node_id], boot, now)
+                    sends, self._due[node_id] = ray.get(ref, timeout=self.start_timeout_s)
+                except Exception as exc2:  # noqa: BLE001
+                    self.down.pop(node_id, None)
+                    self._fail(node_id, f"replacement did not start: {_why(exc2)}", kill=True)
+                    return []
+            else:
+                self.down.pop(node_id, None)
+                self._fail(node_id, f"did not start: {_why(exc)}", kill=True)
+                return []
+        self.down.pop(node_id, None)
+        self._unstarted.discard(node_id)
+        return list(sends)
 
     def leave(self, node_id: int, now: int) -> list[Send]:
-        return list(self.ray.get(self.actors[node_id].leave.remote(now)))
+        if node_id in self.down:
+            return []
+        try:
+            sends, self._due[node_id] = self.ray.get(self.actors[node_id].leave.remote(now), timeout=self.call_timeout_s)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(node_id, _why(exc), kill=True)
+            return []
+        return list(sends)
 
     def crash(self, node_id: int) -> None:
         self.crashed.add(node_id)
-        self.ray.kill(self.actors[node_id])
+        self.down[node_id] = "crashed"
+        self.ray.kill(self.actors[node_id], no_restart=True)
+
+    def hang(self, node_id: int, ticks: int | None, now: int) -> None:
+        """The actor really blocks (a sleep longer than any deadline); the next tick's deadline
+        finds it hung."""
+        if node_id not in self.down:
+            self.actors[node_id].hang.remote(max(3600.0, 10 * self.call_timeout_s))
+
+    def failures(self) -> list[tuple[int, str]]:
+        out, self._failures = self._failures, []
+        return out
+
+    def can_restart(self, node_id: int) -> bool:
+        return self.restarts.get(node_id, 0) < self.max_restarts
 
     def exchange(self, inbox: Mapping[int, list[bytes]], now: int) -> list[tuple[int, list[Send]]]:
-        # Only actors with frames, plus every actor on retransmission-check ticks: a call per actor
-        # per tick would cost a Ray round trip for nothing.
-        check = now % self.settings.retransmit_after == 0
-        due = [n for n in sorted(self.started - self.crashed) if inbox.get(n) or check]
-        refs = [self.actors[n].exchange.remote(list(inbox.get(n, ())), now) for n in due]
-        results = self.ray.get(refs) if refs else []
-        return [(n, list(r)) for n, r in zip(due, results)]
+        # Only actors with frames, and those whose retransmission is due (each answer says when):
+        # a call per actor per tick would cost a Ray round trip for nothing.
+        ray = self.ray
+
+        def waiting(n: int) -> bool:
+            t = self._due.get(n)
+            return t is not None and now >= t
+
+        due = [n for n in sorted(self.started) if n not in self.down and (inbox.get(n) or waiting(n))]
+        if not due:
+            return []
+        refs = {self.actors[n].exchange.remote(list(inbox.get(n, ())), now): n for n in due}
+        ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=self.call_timeout_s)
+        answers: dict[int, list[Send]] = {}
+        try:  # one round trip for all the answers (the common case) ...
+            values = ray.get(ready, timeout=self.call_timeout_s) if ready else []
+        except Exception:  # noqa: BLE001 - ... else one by one, to tell which actor failed
+            values = None
+        for i, ref in enumerate(ready):
+            nid = refs[ref]
+            try:
+                sends, self._due[nid] = values[i] if values is not None else ray.get(ref, timeout=self.call_timeout_s)
+                answers[nid] = list(sends)
+            except Exception as exc:  # noqa: BLE001 - died, killed, or raised inside: the crash path
+                self._fail(nid, _why(exc), kill=not isinstance(exc, ray.exceptions.RayActorError))
+        for ref in late:
+            self._fail(refs[ref], f"hung: no answer within {self.call_timeout_s:g} s", kill=True)
+        return [(n, answers[n]) for n in due if n in answers]
 
     def close(self) -> None:
-        """Return the live actors to the session's pool (reset); crashed ones were killed."""
-        pool = _pool(self.ray)
-        live = [nid for nid in sorted(self.actors) if nid not in self.crashed]
-        for nid in live:
+        """Return the live actors to the session's pool (reset); the others are killed."""
+        ray = self.ray
+        pool = _pool(ray)
+        resets = {}
+        for nid in sorted(self.actors):
             actor = self.actors[nid]
-            try:
-                self.ray.get(actor.reset.remote())
-            except Exception:  # its process died: do not pool it
+            if nid in self.down or nid in self.crashed:
+                with contextlib.suppress(Exception):
+                    ray.kill(actor, no_restart=True)
                 continue
-            pool.setdefault(_placement_key(self.placements[nid]), []).append(actor)
+            resets[nid] = actor.reset.remote()
+        if resets:
+            ready, _late = ray.wait(list(resets.values()), num_returns=len(resets), timeout=min(30.0, self.call_timeout_s))
+            for nid, ref in resets.items():
+                try:
+                    if ref not in ready:
+                        raise TimeoutError("reset did not answer")
+                    ray.get(ref, timeout=1.0)
+                except Exception:  # noqa: BLE001 - its process died or hangs: do not pool it
+                    with contextlib.suppress(Exception):
+                        ray.kill(self.actors[nid], no_restart=True)
+                    continue
+                pool.setdefault(_placement_key(self._actor_options(nid)), []).append(self.actors[nid])
         self.actors.clear()
 
 
@@ -328,16 +718,44 @@ def solve_on_ray(
     settings: SyncSettings | None = None,
     faults: FaultPlan = FaultPlan(),
     seed: int = 0,
+    progress: Callable[[dict[str, float]], None] | None = None,
+    phase: PhaseFn | None = None,
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+    start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
+    max_restarts: int = DEFAULT_MAX_RESTARTS,
+    **run_options: Any,
 ) -> SolveResult:
     """Solve ``plan`` with ADMM whose local problems run as Ray actors (see the module docstring).
 
     ``max_actors`` caps the actor count (objects are batched in plan order); ``settings``,
     ``faults`` and ``seed`` are those of :func:`catopt_dsl.sync.run.solve_distributed` (the
-    transport runs in the driver). Same options => the same iterates as the in-process solver.
+    transport runs in the driver), as are ``run_options`` (``min_members``, ``checkpoint``,
+    ``checkpoint_every``, ``resume``, ``auth``, ``leave_at``). ``progress`` hears every iteration,
+    ``phase(text)`` every start-up step. ``call_timeout_s``, ``start_timeout_s`` and
+    ``max_restarts`` bound how long an actor may hang or take to start, and how often a node is
+    replaced. Same options => the same iterates as the in-process solver. A cluster that cannot be
+    reached raises :class:`~catopt_dsl.runtime.backends.ClusterConnectionError`.
     """
     opts = options or SolveOptions()
     assignment = assign_nodes(plan, max_actors)
-    with ray_session(address):
+    t0 = time.perf_counter()
+    with ray_session(address, phase=phase):
+        ray_init_s = time.perf_counter() - t0
+
+        def hosts(
+            specs: Mapping[int, NodeSpec], o: SolveOptions, st: SyncSettings, warm: Mapping[str, np.ndarray]
+        ) -> RayNodes:
+            return RayNodes(
+                specs,
+                o,
+                st,
+                warm,
+                call_timeout_s=call_timeout_s,
+                start_timeout_s=start_timeout_s,
+                max_restarts=max_restarts,
+                phase=phase,
+            )
+
         run = DistributedSolve(
             plan,
             opts,
@@ -346,6 +764,11 @@ def solve_on_ray(
             settings=settings,
             warm_start=warm_start,
             assignment=assignment,
-            host_factory=RayNodes,
+            host_factory=hosts,
+            progress=progress,
+            **run_options,
         )
+        run.startup_s["ray_init"] = ray_init_s
+        if phase is not None:
+            phase(f"solving with {len(assignment)} node actor(s)")
         return run.run()

@@ -46,7 +46,7 @@ objectives or constraints.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -156,12 +156,13 @@ class Coordinator:
         analysis = analyze_ir(layout.plan)
         self.proxes = {blk.name: SharedProx(blk, analysis.shared(blk.name)) for blk in layout.shared}
         self.z = {blk.name: np.zeros(blk.n) for blk in layout.shared}
-        self.iteration = 0 if continues is None else continues.iteration
+        self.iteration: int = 0 if continues is None else continues.iteration
         self.last: Iterate | None = None if continues is None else continues.last
         self.certificates = CertificateTracker(
             layout, self.proxes, options.infeasibility_check_interval, options.eps_abs
         )
         self._x: dict[str, np.ndarray] = {}
+        self._y_stat: np.ndarray | None = None
         self._coupling_rows = (
             np.concatenate([c.term_index.reshape(-1) for c in layout.couplings])
             if layout.couplings
@@ -202,6 +203,29 @@ class Coordinator:
             duals={b.key: self.u[b.rows].copy() for b in self.layout.blocks},
             targets={b.key: self.t[b.rows].copy() for b in self.layout.blocks if b.kind == "coupling"},
         )
+
+    def prices(self) -> dict[str, dict[str, np.ndarray]]:
+        """The dual prices of the plan's links: the unscaled duals the last x-update was stationary
+        for (``rho (u + a - t)`` before the update; see ``update``).
+
+        ``couplings``: coupling identity -> the multiplier lambda of ``sum(terms) - rhs`` (in the
+        coupling's shape): >= 0 for ``<=``, <= 0 for ``>=``; the optimal objective changes by about
+        ``-lambda`` per unit of ``rhs``. Every term of a coupling carries the same lambda at the
+        optimum (the sharing projection makes them equal), so their mean is reported.
+        ``consensus``: ``object.var`` -> the multiplier of ``object.var - shared_var`` (the var's
+        shape): what the object would pay per unit of moving its copy away from the shared value.
+        """
+        y = self._y_stat if self._y_stat is not None else self.rho * self.u
+        couplings = {}
+        for c, spec in zip(self.layout.couplings, self.layout.plan.couplings):
+            if c.term_index.size:
+                couplings[c.name] = y[c.term_index].mean(axis=0).reshape(spec.shape)
+        consensus = {}
+        for o in self.layout.objects:
+            for block in o.blocks:
+                if block.kind == "consensus" and block.var is not None:
+                    consensus[f"{o.obj.name}.{block.var}"] = y[block.rows].reshape(o.obj.var(block.var).shape)
+        return {"couplings": couplings, "consensus": consensus}
 
     def centres(self) -> dict[str, np.ndarray]:
         return {o.obj.name: self.centres_of(o.obj.name) for o in self.layout.objects}
@@ -268,12 +292,16 @@ class Coordinator:
         )
         return self.last
 
-    def update(self, contributions: Mapping[str, LocalReport]) -> Iterate:
+    def update(self, contributions: Mapping[str, LocalReport], fresh: Collection[str] | None = None) -> Iterate:
         """Consume every object's contribution, run the z/y/u updates, return the broadcast.
 
         The broadcast's ``status`` is set when the iteration proved a verdict: a local failure
         or non-finite value, or a verified infeasibility or unboundedness certificate
         (``certificate.py``); ``converged`` when the stopping test passed.
+
+        ``fresh`` (asynchronous ADMM, Zhang & Kwok 2014): the objects whose contribution is new
+        this iteration; only their duals are updated (a reused, stale contribution enters the
+        z-update but must not be integrated into u again). None: every object is fresh.
         """
         lay, opts = self.layout, self.opts
         self.iteration += 1
@@ -295,6 +323,11 @@ class Coordinator:
         rho = self.rho
         t_old = self.t.copy()
         y_old = rho * self.u
+        # The duals the x-update was exactly stationary for: each object solved
+        # min f_i + rho/2 ||a_i - t_i + u_i||^2, so -grad f_i = M_i' rho (a_i - t_i + u_i). With
+        # over-relaxation the updated y differs from them by rho (alpha - 1)(a - t), which is not
+        # small when rho is large; prices are read from these.
+        self._y_stat = rho * (self.u + a - t_old)
         h = opts.alpha * a + (1.0 - opts.alpha) * t_old
         v = h + self.u
         # consensus z-update
@@ -320,7 +353,13 @@ class Coordinator:
             V = v[cp_.term_index]
             s = V.sum(axis=0)
             self.t[cp_.term_index] = V + (project_box(s, cp_.sense, cp_.rhs) - s)[None, :] / T
-        self.u = self.u + h - self.t
+        if fresh is None:
+            self.u = self.u + h - self.t
+        else:
+            step = h - self.t
+            for o in lay.objects:
+                if o.obj.name in fresh:
+                    self.u[o.rows] += step[o.rows]
         # residuals
         r_prim_vec = a - self.t
         r_prim = float(np.abs(r_prim_vec).max(initial=0.0))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["SolveOptions", "SolveResult", "SolverState", "STATUSES", "inaccurate_warnings"]
+__all__ = ["RunDetails", "SolveOptions", "SolveResult", "SolverState", "STATUSES", "inaccurate_warnings", "natural_sorted"]
 
 #: Every status a solve can end with.
 STATUSES: tuple[str, ...] = (
@@ -17,7 +18,14 @@ STATUSES: tuple[str, ...] = (
     "unbounded",
     "max_iterations",
     "local_solver_failed",
+    "member_lost",
 )
+
+
+class RunDetails(Protocol):
+    """What a distributed runtime attaches to its result (``catopt_dsl.sync.report.RunReport``)."""
+
+    def to_json(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -76,15 +84,34 @@ def inaccurate_warnings(status: str, counts: Mapping[str, int], iterations: int 
     return out
 
 
+def natural_sorted(names: Any) -> list[str]:
+    """Names in natural order: ``site[2]`` before ``site[10]`` (family members by index)."""
+    import re
+
+    def key(name: str) -> tuple[Any, ...]:
+        return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+    return sorted(names, key=key)
+
+
+def _finite_or_none(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
 def _nested(value: np.ndarray) -> Any:
+    """Nested lists of floats; NaN and +-Inf become None (JSON has no such numbers)."""
     arr = np.asarray(value, dtype=np.float64)
     if arr.shape == ():
-        return float(arr)
-    return arr.tolist()
+        return _finite_or_none(float(arr))
+    if bool(np.isfinite(arr).all()):
+        return arr.tolist()
+    out = arr.astype(object)
+    out[~np.isfinite(arr)] = None
+    return out.tolist()
 
 
 def _opt_float(value: float | None) -> float | None:
-    return None if value is None else float(value)
+    return None if value is None else _finite_or_none(float(value))
 
 
 @dataclass
@@ -109,22 +136,45 @@ class SolveResult:
     state: SolverState | None = None
     #: things the user should know that do not change the status (printed as `warning:` lines)
     warnings: list[str] = field(default_factory=list)
+    #: dual prices when the status is ``optimal``: ``{"couplings": {id: array}, "consensus":
+    #: {"object.var": array}}`` (sign convention in ``Coordinator.prices``); empty otherwise
+    prices: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def has_solution(self) -> bool:
+        """Whether the result holds a point worth reading (``optimal``, ``max_iterations``, or
+        ``member_lost``: the optimum of the plan without the lost members)."""
+        return self.status in ("optimal", "max_iterations", "member_lost")
+    #: membership, protocol counters and per-round metrics of a distributed run (None in-process)
+    run: RunDetails | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON-able summary (no history/state); keys sorted, arrays as nested lists."""
+        """The JSON-able summary (no history/state); keys sorted, arrays as nested lists.
+
+        Always valid JSON: a non-finite number (a diverged value) is ``null``; the status says why.
+        """
         return {
             "dual_residual": _opt_float(self.dual_residual),
             "iterations": None if self.iterations is None else int(self.iterations),
+            "membership": None if self.run is None else self.run.to_json(),
             "message": self.message,
             "objective": _opt_float(self.objective),
-            "objects": {
+            "objects": None
+            if not self.has_solution
+            else {
                 name: {var: _nested(val) for var, val in sorted(self.objects[name].items())}
-                for name in sorted(self.objects)
+                for name in natural_sorted(self.objects)
+            },
+            "prices": {
+                kind: {key: _nested(val) for key, val in ((k, table[k]) for k in natural_sorted(table))}
+                for kind, table in sorted(self.prices.items())
             },
             "primal_residual": _opt_float(self.primal_residual),
-            "shared": {
+            "shared": None
+            if not self.has_solution
+            else {
                 name: {var: _nested(val) for var, val in sorted(self.shared[name].items())}
-                for name in sorted(self.shared)
+                for name in natural_sorted(self.shared)
             },
             "solve_time_s": float(self.solve_time_s),
             "status": self.status,

@@ -34,19 +34,35 @@ exactly-once guarantee still holds and is what makes a run reproducible event by
 
 **Membership.** The solver's coordinator is built for the plan *restricted to the current
 members* (:func:`restrict_plan`). When the member set changes (a crash detected by the member
-timeout, a Leave, a late Join) it is rebuilt, warm-started from the previous one's
+timeout, a Leave, a late Join, a restart) it is rebuilt, warm-started from the previous one's
 :class:`~catopt_dsl.solver.result.SolverState` (keyed by names, so it survives the change):
 the consensus means are then taken over the current members only (re-weighted z-update), a
 removed member's coupling terms disappear from the sharing projection and its duals are
-forgotten (its share is released), and a new member starts from the current z with zero duals.
-ADMM converges from any starting point, so the run ends at the optimum of the plan *as it stands
-after the change*. A member that was admitted but has not answered yet is left out of the
-z-update until its first contribution arrives.
+forgotten (its share is released), and a new member starts from the current z with zero duals
+(a restarted one also gets its last x, to warm-start its local solver). A member that was
+admitted but has not answered yet is left out of the z-update until its first contribution
+arrives.
+
+**Required membership.** The run was asked to solve the whole plan: it ends ``optimal`` only if
+every object is a member when the stopping test passes. A missing object (never joined, dropped,
+left) has a window to come (back): ``join_timeout`` ticks from the start, ``rejoin_timeout`` ticks
+from its removal (a Leave closes the window at once); meanwhile the run goes on with the
+remaining plan and does not end even if that converges. Once a window closes the run can only
+end ``member_lost``: at once when fewer than ``min_members`` objects could still take part, else
+when the remaining plan converges (``RunReport.remaining_status`` says what the remaining plan
+reached; the reported point is *its* solution) or reaches ``max_iter``. A local infeasibility
+and a local solver failure keep their status (they hold for the whole plan too).
 
 With the default :class:`~catopt_dsl.sync.protocol.SyncSettings` (quorum 1, staleness 0) every
 round uses every member's answer to that round's broadcast: the iterates are those of
-``solver.solve`` whatever the transport drops, duplicates or reorders. With ``quorum < 1`` or
-``max_staleness > 0`` a round uses each member's newest contribution (asynchronous ADMM).
+``solver.solve`` whatever the transport drops, duplicates or reorders. With ``quorum < 1``,
+``max_staleness > 0`` or a ``round_timeout`` a round uses each member's newest contribution
+(asynchronous ADMM, Zhang & Kwok 2014), and the run is made stable by construction: no
+over-relaxation (``alpha`` forced to 1), a fixed rho (residuals that mix stale contributions
+misguide the adaptation), duals updated only for the contributions new in the round (a stale
+contribution is reused in the z-update, never integrated twice), and the stopping test must keep
+passing until every member has answered a broadcast sent after it first passed (at most
+``max_staleness + 1`` rounds). The result's ``warnings`` say which options were forced.
 
 Certificates of infeasibility and unboundedness travel as payload entries (above), so a
 distributed run reaches the same status as ``solver.solve`` at the same iteration.
@@ -54,8 +70,9 @@ distributed run reaches the same status as ``solver.solve`` at the same iteratio
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -66,10 +83,24 @@ from catopt_dsl.solver.certificate import CertificateAnswer, CertificateQuery
 from catopt_dsl.solver.coordinator import Coordinator
 from catopt_dsl.solver.glue import glue_solution
 from catopt_dsl.solver.layout import build_layout
-from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState, inaccurate_warnings
+from catopt_dsl.solver.result import (
+    SolveOptions,
+    SolveResult,
+    SolverState,
+    inaccurate_warnings,
+)
 from catopt_dsl.solver.worker import FastBatch, LocalReport, LocalWorker, unbounded_note
 from catopt_dsl.sync.messages import Delta, Message
-from catopt_dsl.sync.protocol import BroadcastState, BroadcastView, FrameAuth, NodeOutput, RoundInput
+from catopt_dsl.sync.protocol import (
+    BroadcastState,
+    BroadcastView,
+    FrameAuth,
+    NodeOutput,
+    RoundInput,
+    SyncSettings,
+)
+
+log = logging.getLogger("catopt_dsl.sync")
 
 __all__ = [
     "STATUS_CODES",
@@ -179,10 +210,27 @@ class SolverNode:
 
     def restore(self, state: Mapping[str, np.ndarray]) -> None:
         self._take(state)
+        for w in self.workers:  # a restarted node: its last x warm-starts the local solver
+            x = state.get(f"w:{w.name}")
+            if x is not None and np.asarray(x).size == w.n and bool(np.isfinite(x).all()):
+                w.set_x(np.asarray(x, dtype=np.float64).reshape(-1))
+
+    def _refuse_view(self) -> NodeOutput:
+        """A broadcast with a non-finite rho or centre is never handed to a local solver (CVXPY
+        would raise on it): every object reports failure, flagged ``nf``, with its last x."""
+        arrays = {f"x:{w.name}": np.asarray(w.x, dtype=np.float64).copy() for w in self.workers}
+        residuals: dict[str, float] = {}
+        for w in self.workers:
+            residuals.update({f"f:{w.name}": float("nan"), f"g:{w.name}": 0.0,
+                              f"status:{w.name}": float(STATUS_CODES["failed"]), f"nf:{w.name}": 1.0})
+        self.steps += 1
+        return NodeOutput(arrays, residuals)
 
     def step(self, view: BroadcastView) -> NodeOutput:
         self._take(view.z)
         rho = float(view.rho)
+        if not np.isfinite(rho) or not all(bool(np.isfinite(c).all()) for c in self.centres.values()):
+            return self._refuse_view()
         self.batch.step_all(self.centres, rho)
         for w in self.slow:
             w.step(self.centres[w.name], rho)
@@ -271,11 +319,38 @@ class SolverCoordinator:
         assignment: Mapping[int, Sequence[str]],
         warm_start: SolverState | None = None,
         progress: ProgressFn | None = None,
+        *,
+        settings: SyncSettings | None = None,
+        min_members: int = 1,
+        start_iteration: int = 0,
+        after_round: Callable[[SolverCoordinator], None] | None = None,
     ) -> None:
+        """``settings``: the protocol settings (membership windows; asynchronous mode when
+        ``settings.asynchronous``); ``min_members``: the fewest objects the run goes on with once
+        a missing object's window closed (module docstring); ``start_iteration``: the iteration a
+        resumed run continues from (``warm_start`` holds its state)."""
+        self.settings = settings or SyncSettings()
+        self.asynchronous = self.settings.asynchronous
+        self.forced: list[str] = []
+        if self.asynchronous:
+            # Stable by construction (module docstring): no over-relaxation of stale contributions.
+            if options.alpha != 1.0:
+                self.forced.append(f"alpha {options.alpha:g} -> 1 (over-relaxing a stale contribution diverges)")
+                options = replace(options, alpha=1.0)
+            if options.adaptive_rho:
+                self.forced.append("a fixed rho (residuals mixing stale contributions misguide the adaptation)")
+                options = replace(options, adaptive_rho=False)
         self.plan = plan
         self.opts = options
         self.assignment = {int(k): tuple(v) for k, v in assignment.items()}
         self.progress = progress
+        self.required: tuple[str, ...] = tuple(o.name for o in plan.objects)
+        if not 1 <= min_members <= max(1, len(self.required)):
+            raise ValueError(f"min_members must be between 1 and the plan's {len(self.required)} objects")
+        self.min_members = int(min_members)
+        self.start_iteration = int(start_iteration)
+        #: called after every round that ran an iteration (checkpoints hook in here)
+        self.after_round = after_round
         self.full = build_layout(plan)
         self._rows = {o.obj.name: o for o in self.full.objects}
         # Memory of every row block's dual, *unscaled* (y = rho u) so it survives rho changes,
@@ -305,6 +380,15 @@ class SolverCoordinator:
         self.status = "max_iterations"
         self.message = ""
         self.objective: float | None = None
+        #: with status member_lost: what the remaining plan reached
+        self.remaining_status: str | None = None
+        #: required objects not in the plan now -> (tick it went missing, why)
+        self.missing: dict[str, tuple[int, str]] = {n: (0, "not joined") for n in self.required}
+        self._now = 0
+        self._pass_since: int | None = None  # round since which the stopping test passes (asynchronous)
+        self._last_x: dict[str, np.ndarray] = {}  # every object's newest x, kept across removals
+        if warm_start is not None:
+            self._last_x = {k: np.asarray(v, dtype=np.float64).copy() for k, v in warm_start.x.items()}
 
     # -- membership ----------------------------------------------------------------------------
     def _memory_state(self) -> SolverState:
@@ -318,7 +402,10 @@ class SolverCoordinator:
 
     def _make(self, objects: tuple[str, ...], continues: Coordinator | None = None) -> Coordinator:
         layout = build_layout(restrict_plan(self.plan, objects))
-        return Coordinator(layout, self.opts, self._memory_state(), continues=continues)
+        coord = Coordinator(layout, self.opts, self._memory_state(), continues=continues)
+        if continues is None and self.start_iteration:
+            coord.iteration = self.start_iteration  # a resumed run keeps its iteration count (rho cadence)
+        return coord
 
     def _remember(self) -> None:
         st = self.coordinator.state({})
@@ -332,6 +419,27 @@ class SolverCoordinator:
                 self._targets.pop(block.key, None)
         self._released.clear()
 
+    def checkpoint_state(self) -> SolverState:
+        """Everything needed to go on from here (``checkpoint.py``): the current coordinator's state
+        merged over the memory of absent members, with every object's newest x. Reads only."""
+        st = self.coordinator.state({})
+        rho = float(st.rho)
+        y = dict(self._y)
+        targets = dict(self._targets)
+        y.update({k: rho * v for k, v in st.duals.items()})
+        targets.update(st.targets)
+        for name in self._released:
+            for block in self._rows[name].blocks:
+                y.pop(block.key, None)
+                targets.pop(block.key, None)
+        return SolverState(
+            rho=rho,
+            x={k: v.copy() for k, v in self._last_x.items()},
+            z={**{k: v.copy() for k, v in self._z.items()}, **{k: v.copy() for k, v in st.z.items()}},
+            duals={k: v / rho for k, v in y.items()},
+            targets={k: v.copy() for k, v in targets.items()},
+        )
+
     def _ensure(self, objects: tuple[str, ...]) -> None:
         if objects == self.active:
             return
@@ -343,6 +451,13 @@ class SolverCoordinator:
 
     def member_joined(self, member: int, name: str) -> None:
         self._released.difference_update(self.assignment.get(member, ()))
+
+    def member_removed(self, member: int, reason: str, now: int) -> None:
+        """Start the object's window to come back (``left``: none; ``replaced``: a restart that is
+        already rejoining)."""
+        for name in self.assignment.get(member, ()):
+            if name not in self.missing:
+                self.missing[name] = (now, reason)
 
     def member_left(self, member: int) -> None:
         # Release the member's share: its duals and coupling copies are forgotten at the next
@@ -379,7 +494,13 @@ class SolverCoordinator:
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def snapshot_for(self, member: int) -> dict[str, np.ndarray]:
-        return {f"d:{member}": self._node_centres(member)}
+        """The centres to start from, and (warm state for a restart) each object's last x."""
+        out = {f"d:{member}": self._node_centres(member)}
+        for name in self.assignment.get(member, ()):
+            x = self._last_x.get(name)
+            if x is not None:
+                out[f"w:{name}"] = x.copy()
+        return out
 
     # -- rounds ----------------------------------------------------------------------------------
     def _broadcast(self) -> BroadcastState:
@@ -400,12 +521,64 @@ class SolverCoordinator:
     def _finish(self, status: str, message: str, objective: float | None) -> None:
         self.done, self.status, self.message, self.objective = True, status, message, objective
 
+    # -- membership policy ---------------------------------------------------------------------------
+    def _window_open(self, name: str) -> bool:
+        since, why = self.missing[name]
+        if why == "left":
+            return False  # a Leave is final
+        limit = self.settings.join_ticks if why == "not joined" else self.settings.rejoin_ticks
+        return self._now - since < limit
+
+    def _could_take_part(self) -> int:
+        """Objects that are members, or missing with their window still open."""
+        return sum(1 for n in self.required if n not in self.missing or self._window_open(n))
+
+    def _describe_missing(self) -> str:
+        groups: dict[str, list[str]] = {}
+        for name in self.required:
+            if name in self.missing:
+                since, why = self.missing[name]
+                what = "never joined" if why == "not joined" else f"{why} at tick {since}"
+                groups.setdefault(what, []).append(name)
+        parts = []
+        for what, names in groups.items():
+            shown = ", ".join(f"`{n}`" for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            parts.append(f"{shown} ({what})")
+        return "; ".join(parts)
+
+    def _lose(self, remaining: str, detail: str, objective: float | None) -> None:
+        """End ``member_lost``: the plan solved is not the plan asked for."""
+        self.remaining_status = remaining
+        what = {
+            "optimal": "converged: the reported point is the optimum of the plan WITHOUT them, not of the plan asked for",
+            "max_iterations": "did not converge",
+            "stalled": "stopped: no round closed",
+            "below_min_members": f"was not solved: fewer than --min-members {self.min_members} objects could take part",
+        }.get(remaining, f"ended `{remaining}`")
+        message = f"required member(s) missing from the plan: {self._describe_missing()}; the remaining plan {what}"
+        if detail:
+            message += f" ({detail})"
+        log.info(message, extra={"event": "member_lost", "remaining_status": remaining,
+                                    "lost": sorted(self.missing), "tick": self._now})
+        self._finish("member_lost", message, objective)
+
+    def _verdict(self, status: str, message: str, local_infeasible: bool) -> None:
+        # A local failure, and a local infeasibility, hold for the whole plan; a certificate about
+        # the remaining plan does not.
+        if self.missing and status != "local_solver_failed" and not (status == "infeasible" and local_infeasible):
+            self._lose(status, message, None)
+        else:
+            self._finish(status, message, None)
+
     def update(self, inp: RoundInput) -> BroadcastState:
         if self.done:
             return self._broadcast()
+        self._now = inp.now
         ready = [m for m in inp.members if m in inp.latest]
+        fresh_members = {m for m in ready if inp.new.get(m)}
         present = {name for m in ready for name in self.assignment.get(m, ())}
         statuses: dict[str, tuple[int, int]] = {}
+        refused_view: list[str] = []
         for m in ready:
             c = inp.latest[m]
             for name in self.assignment.get(m, ()):
@@ -416,16 +589,29 @@ class SolverCoordinator:
                     # code 0 with a missing or mis-sized x: a broken node, not a solver verdict
                     self._finish("local_solver_failed", f"object `{name}` (node {m}): sent no usable x", None)
                     return self._broadcast()
+                if c.residuals.get(f"nf:{name}", 0.0) > 0.0:
+                    refused_view.append(f"`{name}` (node {m})")
                 statuses[name] = (code, m)
                 if x is not None and np.asarray(x).size == n:
                     self.x[name] = np.array(x, dtype=np.float64).reshape(-1)
+                    if bool(np.isfinite(self.x[name]).all()):
+                        self._last_x[name] = self.x[name]
                 self.f[name] = float(c.residuals.get(f"f:{name}", float("nan")))
                 self.g[name] = float(c.residuals.get(f"g:{name}", 0.0))
                 self.inaccurate[name] = int(c.residuals.get(f"inacc:{name}", 0.0))
                 if c.residuals.get(f"ubd:{name}", 0.0) > 0.0:
                     self.unbounded.add(name)
                 self.answers[name] = answer_from_residuals(c.residuals, c.arrays, name, n)
+        if refused_view:
+            self._finish("local_solver_failed", f"object(s) {', '.join(refused_view)}: the broadcast held a non-finite "
+                         "centre or rho (the iterates diverged); no local solve was attempted", None)
+            return self._broadcast()
         objects = tuple(o.name for o in self.plan.objects if o.name in present)
+        for name in objects:
+            self.missing.pop(name, None)
+        if self.missing and self._could_take_part() < self.min_members:
+            self._lose("below_min_members", "", None)
+            return self._broadcast()
         self._ensure(objects)
         if not objects:
             return self._broadcast()
@@ -446,9 +632,18 @@ class SolverCoordinator:
                 answer=self.answers.get(name),
                 unbounded=unbounded_note(name) if name in self.unbounded else "",
             )
-        bc = self.coordinator.update(contributions)
+        fresh = None
+        if self.asynchronous:
+            fresh = {name for m in fresh_members for name in self.assignment.get(m, ())}
+        bc = self.coordinator.update(contributions, fresh)
         if bc.status is not None:
-            self._finish(bc.status, bc.message, None)
+            self._verdict(bc.status, bc.message, any(code == 1 for code, _m in statuses.values()))
+            return self._broadcast()
+        diverged = sorted(n for n, d in bc.centres.items() if not bool(np.isfinite(d).all()))
+        diverged += sorted(f"shared block {k}" for k, z in self.coordinator.z.items() if not bool(np.isfinite(z).all()))
+        if diverged or not np.isfinite(bc.rho):
+            self._finish("local_solver_failed", f"the iterates diverged at iteration {bc.iteration}: non-finite values for "
+                         f"{', '.join(diverged) or 'rho'}; the solve stopped before sending them", None)
             return self._broadcast()
         row = {
             "iteration": float(self.coordinator.iteration),
@@ -460,16 +655,43 @@ class SolverCoordinator:
         self.history.append(row)
         if self.progress is not None:
             self.progress(dict(row))
-        if bc.converged:
-            self._finish("optimal", "", bc.objective)
+        if self.after_round is not None:
+            self.after_round(self)
+        converged = bc.converged
+        if self.asynchronous:
+            # A stale contribution can make one round look converged: the test must keep passing
+            # until every member has answered a broadcast sent after it first passed (at most
+            # tau + 1 rounds: no contribution used is older than tau).
+            if not converged:
+                self._pass_since = None
+            elif self._pass_since is None:
+                self._pass_since = inp.round
+            since = self._pass_since
+            converged = since is not None and all(
+                m in inp.latest and inp.latest[m].round > since for m in inp.members
+            )
+        if converged:
+            if not self.missing:
+                self._finish("optimal", "", bc.objective)
+            elif not any(self._window_open(n) for n in self.missing):
+                self._lose("optimal", "", bc.objective)
+            # else: a missing member may still come back; the run goes on
         elif self.coordinator.iteration >= self.opts.max_iter:
-            self._finish("max_iterations", self.coordinator.no_convergence_message(self.opts.max_iter), bc.objective)
+            message = self.coordinator.no_convergence_message(self.opts.max_iter)
+            if self.missing:
+                self._lose("max_iterations", message, bc.objective)
+            else:
+                self._finish("max_iterations", message, bc.objective)
         return self._broadcast()
 
     def stalled(self, message: str) -> None:
         """The driver saw no round close for too long (e.g. every member crashed)."""
         last = self.coordinator.last
-        self._finish("max_iterations", message, None if last is None else last.objective)
+        objective = None if last is None else last.objective
+        if self.missing:
+            self._lose("stalled", message, None)
+        else:
+            self._finish("max_iterations", message, objective)
 
     # -- result -----------------------------------------------------------------------------------
     def result(self, solve_time_s: float) -> SolveResult:
@@ -487,7 +709,9 @@ class SolverCoordinator:
                 z = coord.z[blk.name]
                 shared[blk.name] = {v.name: z[v.offset : v.offset + v.size].reshape(v.shape).copy() for v in blk.vars}
         last = coord.last
-        failed = self.status in ("infeasible", "unbounded", "local_solver_failed")
+        failed = self.status in ("infeasible", "unbounded", "local_solver_failed") or (
+            self.status == "member_lost" and self.remaining_status not in ("optimal", "max_iterations")
+        )
         objective = None if failed else self.objective
         if objective is not None and self.active:
             # Like solver.solve: report the point glued along the consensus links (x[var] := z),
@@ -509,9 +733,13 @@ class SolverCoordinator:
             message=self.message,
             history=list(self.history),
             state=coord.state({n: self.x[n] for n in self.active if n in self.x}),
-            warnings=inaccurate_warnings(
-                self.status,
-                {**self.inaccurate, **{n: p.inaccurate for n, p in coord.proxes.items()}},
-                coord.iteration,
-            ),
+            prices=coord.prices() if self.status == "optimal" else {},
+            warnings=[
+                *(f"asynchronous mode (quorum < 1 or staleness > 0) forced {what}" for what in self.forced),
+                *inaccurate_warnings(
+                    self.status,
+                    {**self.inaccurate, **{n: p.inaccurate for n, p in coord.proxes.items()}},
+                    coord.iteration,
+                ),
+            ],
         )

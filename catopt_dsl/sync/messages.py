@@ -53,11 +53,17 @@ class AckStatus(IntEnum):
 
 @dataclass(frozen=True, eq=False)
 class Join:
-    """A node asks to become a member. ``incarnation`` changes each time the node (re)starts."""
+    """A node asks to become a member (InitProducerId-style: the coordinator assigns the incarnation).
+
+    ``boot`` grows with every start of the node's process (a start counter kept by whoever starts
+    it, or the start time); ``incarnation`` is the newest incarnation the node held (0: none, a
+    fresh process). The coordinator answers with a Snapshot carrying the incarnation it assigned.
+    """
 
     env: Envelope
     name: str
     incarnation: int
+    boot: int = 0
     TYPE: ClassVar[MsgType] = MsgType.JOIN
 
 
@@ -146,7 +152,7 @@ def to_frame(msg: Message) -> Frame:
     header = Header(msg.TYPE, e.sender, e.epoch, e.seq, e.round, e.spec_hash, e.schema_id, e.schema_version)
     p: dict[str, PayloadValue]
     if isinstance(msg, Join):
-        p = {"$name": msg.name, "$incarnation": int(msg.incarnation)}
+        p = {"$name": msg.name, "$incarnation": int(msg.incarnation), "$boot": int(msg.boot)}
     elif isinstance(msg, Leave):
         p = {"$reason": msg.reason}
     elif isinstance(msg, Delta):
@@ -239,8 +245,8 @@ def from_frame(frame: Frame) -> Message:
             raise MalformedError(f"{t.name} carries unexpected entries {sorted(extra)}")
 
     if t == MsgType.JOIN:
-        only("$name", "$incarnation")
-        return Join(env, _get(p, "$name", str), _get(p, "$incarnation", int))
+        only("$name", "$incarnation", "$boot")
+        return Join(env, _get(p, "$name", str), _get(p, "$incarnation", int), _get(p, "$boot", int))
     if t == MsgType.LEAVE:
         only("$reason")
         return Leave(env, _get(p, "$reason", str))

@@ -15,19 +15,25 @@ Guarantees (``docs/protocol.md`` has the full rules):
 * **Fencing**: every admission (join, rejoin, resync) bumps the membership epoch and records it as
   the member's ``joined_epoch``; a message whose epoch is below its sender's ``joined_epoch`` comes
   from an earlier incarnation and is never applied, nor is anything from a non-member.
+* **Incarnations** (Kafka's InitProducerId): the coordinator assigns every admitted process an
+  incarnation above any its node id had; a Join carries the process's ``boot`` stamp (growing with
+  every start), so a restarted node is admitted at once, replacing its dead incarnation, while a
+  Join from an older process (a zombie) is fenced.
 * **Bounded staleness, partial barriers** (asynchronous ADMM, Zhang & Kwok 2014): round ``r``
   closes once a fraction ``quorum`` of members answered round ``r`` (or ``round_timeout`` ticks
   passed and at least one did), *and* no member's newest contribution is more than
   ``max_staleness`` rounds old; a straggler beyond that either holds the round (``block``) or is
   dropped (``drop``). ``quorum=1, max_staleness=0`` is the synchronous reference.
 * **Membership**: join, leave, drop and resync bump the epoch; every round the application is told
-  the current member set, and ``member_left`` releases a member's share.
+  the current member set, and ``member_left`` releases a member's share. Round 0 waits for the
+  ``expected`` members (at most ``join_timeout`` ticks), so a lost Join cannot change the iterates.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Union, runtime_checkable
 
@@ -53,6 +59,9 @@ from catopt_dsl.wire.errors import WireError
 #: the coordinator's sender id (nodes use ids >= 1)
 COORDINATOR_ID = 0
 
+log = logging.getLogger("catopt_dsl.sync")
+log.addHandler(logging.NullHandler())  # a library logs; the application decides where it goes
+
 Send = tuple[int, bytes]  # (destination id, frame bytes)
 
 
@@ -76,12 +85,22 @@ class SyncSettings:
     member_timeout: int = 60  # ticks a member the round waits on may stay silent before it is dropped
     max_payload: int = DEFAULT_MAX_PAYLOAD  # cap on a received frame's declared payload
     spec_hash: bytes = ZERO_HASH  # frames for another plan are rejected
+    join_timeout: int | None = None  # ticks round 0 waits for the expected members (None: member_timeout)
+    rejoin_timeout: int | None = None  # ticks a lost member has to come back (None: member_timeout)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.quorum <= 1.0:
             raise ValueError("quorum must be in (0, 1]")
         if self.max_staleness < 0:
             raise ValueError("max_staleness must be >= 0")
+        if self.quorum < 1.0 and self.max_staleness == 0:
+            # Every member not in the quorum is one round stale at once: `block` would wait for it
+            # (the synchronous protocol, slower) and `drop` would drop it every round.
+            raise ValueError("quorum < 1 needs max_staleness >= 1 (with staleness 0 every round waits for everyone)")
+        for name in ("join_timeout", "rejoin_timeout"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 tick or None")
         if self.stale_policy not in ("block", "drop"):
             raise ValueError("stale_policy must be 'block' or 'drop'")
         if self.retransmit_after < 1 or self.member_timeout < 1:
@@ -90,6 +109,19 @@ class SyncSettings:
             raise ValueError("round_timeout must be >= 1 tick or None")
         if len(self.spec_hash) != 32:
             raise ValueError("spec_hash must be 32 raw bytes")
+
+    @property
+    def asynchronous(self) -> bool:
+        """Whether a round may close without every member's answer to it (asynchronous ADMM)."""
+        return self.quorum < 1.0 or self.max_staleness > 0 or self.round_timeout is not None
+
+    @property
+    def join_ticks(self) -> int:
+        return self.member_timeout if self.join_timeout is None else self.join_timeout
+
+    @property
+    def rejoin_ticks(self) -> int:
+        return self.member_timeout if self.rejoin_timeout is None else self.rejoin_timeout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,6 +176,7 @@ class RoundInput:
     members: tuple[int, ...]  # current members, sorted
     new: Mapping[int, tuple[Contribution, ...]]  # applied since the last update, per member, in seq order
     latest: Mapping[int, Contribution]  # each member's newest contribution (none older than tau)
+    now: int = 0  # the tick the round closed at
 
     def age(self, member: int) -> int | None:
         """Rounds since ``member``'s newest contribution (None if it has none yet)."""
@@ -162,8 +195,9 @@ class BroadcastState:
 @runtime_checkable
 class CoordinatorApp(Protocol):
     """Wrapped by :class:`CoordinatorProtocol`. Optional hooks: ``member_joined(member, name)``,
-    ``member_left(member)`` (release its share), ``snapshot_for(member) -> Mapping[str, ndarray]``
-    (node state handed to a (re)joining node)."""
+    ``member_removed(member, reason, now)`` (reason ``left``, ``dropped`` or ``replaced``, before
+    ``member_left``), ``member_left(member)`` (release its share), ``snapshot_for(member) ->
+    Mapping[str, ndarray]`` (node state handed to a (re)joining node)."""
 
     def initial(self) -> BroadcastState: ...
 
@@ -183,6 +217,7 @@ class ProtocolStats:
     retransmits: int = 0
     dropped_members: int = 0
     rounds: int = 0
+    restarts: int = 0  # admissions of a new process for a node id that had an incarnation before
     errors: dict[str, int] = field(default_factory=dict)
 
     def reject(self, why: str) -> None:
@@ -248,6 +283,18 @@ def _decode(data: bytes, settings: SyncSettings, stats: ProtocolStats, auth: Fra
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class MembershipEvent:
+    """One membership change the coordinator made (for the run report and the logs)."""
+
+    now: int
+    round: int
+    epoch: int  # the epoch after the change
+    kind: str  # joined | restarted | rejoined | left | dropped | replaced | resync
+    member: int
+    incarnation: int
+
+
 @dataclass
 class _Member:
     id: int
@@ -272,17 +319,23 @@ class CoordinatorProtocol:
         settings: SyncSettings = SyncSettings(),
         node_id: int = COORDINATOR_ID,
         auth: FrameAuth | None = None,
+        expected: Iterable[int] = (),
     ):
         self.app = app
         self.settings = settings
         self.id = node_id
         self.auth = auth
+        #: the members round 0 waits for (at most ``settings.join_ticks`` ticks)
+        self.expected = frozenset(int(m) for m in expected)
         self.stats = ProtocolStats()
         self.epoch = 0
         self.round = 0
         self._seq = 0
         self._members: dict[int, _Member] = {}
-        self._retired: dict[int, int] = {}  # id -> highest incarnation that left or was dropped
+        self._boot: dict[int, int] = {}  # id -> newest boot stamp seen in a Join
+        self._inc: dict[int, int] = {}  # id -> newest incarnation assigned
+        self.events: list[MembershipEvent] = []
+        self._started_at = 0
         self._opened_at = 0
         self._state: BroadcastState | None = None
         self._bcast: bytes = b""
@@ -301,12 +354,40 @@ class CoordinatorProtocol:
         assert self._state is not None, "start() first"
         return self._state
 
+    @property
+    def seq(self) -> int:
+        """The sequence number of the coordinator's newest frame."""
+        return self._seq
+
+    @property
+    def incarnations(self) -> dict[int, int]:
+        """Node id -> the newest incarnation assigned to it (members and former members)."""
+        return dict(sorted(self._inc.items()))
+
     def start(self, now: int) -> list[Send]:
         """Open round 0 with the application's initial state (no members yet)."""
         self._state = self.app.initial()
-        self._opened_at = now
+        self._opened_at = self._started_at = now
         self._encode_broadcast()
         return []
+
+    def restore(self, epoch: int, seq: int, incarnations: Mapping[int, int]) -> None:
+        """Continue a checkpointed coordinator: epochs, frame numbers and incarnations go on from
+        the checkpoint's, so nothing a process of the interrupted run sent can be applied."""
+        self.epoch = max(self.epoch, int(epoch))
+        self._seq = max(self._seq, int(seq))
+        for m, inc in incarnations.items():
+            self._inc[int(m)] = max(self._inc.get(int(m), 0), int(inc))
+
+    def _event(self, kind: str, m: _Member) -> None:
+        ev = MembershipEvent(self._now, self.round, self.epoch, kind, m.id, m.incarnation)
+        self.events.append(ev)
+        log.info(
+            "member %d (%s) %s: incarnation %d, epoch %d, round %d",
+            m.id, m.name, kind, m.incarnation, self.epoch, self.round,
+            extra={"event": f"member_{kind}", "member": m.id, "label": m.name, "incarnation": m.incarnation,
+                   "epoch": self.epoch, "round": self.round, "tick": self._now},
+        )
 
     # -- helpers -----------------------------------------------------------------------------
     def _env(self) -> Envelope:
@@ -344,12 +425,14 @@ class CoordinatorProtocol:
         m.last_heard = self._now
         self._encode_broadcast()  # the member list changed: laggards must see the current one
 
-    def _remove(self, m_id: int, dropped: bool) -> None:
+    def _remove(self, m_id: int, reason: str) -> None:
+        """``reason``: ``left`` (a Leave), ``dropped`` (silent or stale), ``replaced`` (restarted)."""
         m = self._members.pop(m_id)
-        self._retired[m_id] = max(self._retired.get(m_id, -1), m.incarnation)
         self.epoch += 1
-        if dropped:
+        if reason == "dropped":
             self.stats.dropped_members += 1
+        self._event(reason, m)
+        self._hook("member_removed", m_id, reason, self._now)
         self._hook("member_left", m_id)
         self._encode_broadcast()
 
@@ -374,23 +457,40 @@ class CoordinatorProtocol:
         return out
 
     def _on_join(self, msg: Join) -> list[Send]:
-        sid, inc = msg.env.sender, msg.incarnation
-        if sid == self.id or inc <= self._retired.get(sid, -1):
-            self.stats.fenced += 1  # a join from an incarnation that already left or was dropped
+        """InitProducerId: assign an incarnation, fence older processes (docs/protocol.md §5)."""
+        sid, hint, boot = msg.env.sender, msg.incarnation, msg.boot
+        if sid == self.id:
+            self.stats.reject("CoordinatorId")
             return []
+        last_boot = self._boot.get(sid)
+        assigned = self._inc.get(sid, 0)
         m = self._members.get(sid)
-        if m is not None:
-            if inc == m.incarnation:  # a retry or duplicate: answer again, change nothing
+        if last_boot is not None and boot < last_boot:
+            self.stats.fenced += 1  # a Join from a process older than the newest one: a zombie
+            return []
+        if last_boot is not None and boot == last_boot:
+            if m is not None and hint < m.incarnation:
+                # a retry (or a network duplicate) of the request that got this incarnation
                 self.stats.duplicates += 1
                 m.last_heard = self._now
                 return [self._snapshot(m)]
-            if inc < m.incarnation:
-                self.stats.fenced += 1
+            if m is None and hint < assigned:
+                self.stats.fenced += 1  # a stale copy of an earlier request of this process
                 return []
-            self._remove(sid, dropped=False)  # a restarted node replaces its dead incarnation
+            kind = "rejoined"  # the same process, dropped (or believing so): a new incarnation
+        else:
+            kind = "restarted" if sid in self._inc else "joined"
+        self._boot[sid] = boot
+        if m is not None:
+            self._remove(sid, "replaced")  # its previous incarnation is dead (or fenced from now on)
+        inc = max(assigned, hint) + 1
+        self._inc[sid] = inc
+        if kind == "restarted":
+            self.stats.restarts += 1
         m = _Member(sid, msg.name, inc, 0, self.round, self._now)
         self._members[sid] = m
         self._admit(m)
+        self._event(kind, m)
         self._hook("member_joined", sid, msg.name)
         return [self._snapshot(m)]
 
@@ -403,6 +503,10 @@ class CoordinatorProtocol:
             return None
         if msg.env.epoch < m.joined_epoch:
             self.stats.fenced += 1
+            log.debug(
+                "fenced a frame of member %d from epoch %d (admitted at %d)", m.id, msg.env.epoch, m.joined_epoch,
+                extra={"event": "fenced", "member": m.id, "epoch": msg.env.epoch, "joined_epoch": m.joined_epoch},
+            )
             return None
         if msg.env.epoch > self.epoch:
             self.stats.reject("FutureEpoch")
@@ -429,7 +533,7 @@ class CoordinatorProtocol:
         m.next_seq += 1
         if isinstance(msg, Leave):
             joined = m.joined_epoch
-            self._remove(sid, dropped=False)
+            self._remove(sid, "left")
             return [self._ack(sid, seq, joined, AckStatus.LEFT)]
         if msg.env.round > self.round:
             self.stats.reject("FutureRound")  # impossible from a correct node; consume the seq
@@ -450,6 +554,7 @@ class CoordinatorProtocol:
             return []
         self.stats.gaps += 1
         self._admit(m)
+        self._event("resync", m)
         return [self._snapshot(m)]
 
     # -- time --------------------------------------------------------------------------------
@@ -460,7 +565,7 @@ class CoordinatorProtocol:
         for m in [self._members[k] for k in sorted(self._members)]:
             waiting = m.answered < self.round
             if waiting and now - max(m.last_heard, self._opened_at) >= s.member_timeout:
-                self._remove(m.id, dropped=True)
+                self._remove(m.id, "dropped")
         out = self._maybe_close(now)
         for k in sorted(self._members):
             m = self._members[k]
@@ -473,6 +578,8 @@ class CoordinatorProtocol:
     def _maybe_close(self, now: int) -> list[Send]:
         s = self.settings
         out: list[Send] = []
+        if self.round == 0 and not self.expected <= set(self._members) and now - self._started_at < s.join_ticks:
+            return out  # round 0 waits for every expected member (a lost Join must not change the iterates)
         while self._members:
             members = [self._members[k] for k in sorted(self._members)]
             fresh = sum(1 for m in members if m.answered >= self.round)
@@ -485,7 +592,7 @@ class CoordinatorProtocol:
                 if s.stale_policy == "block":
                     return out
                 for m in stale:
-                    self._remove(m.id, dropped=True)
+                    self._remove(m.id, "dropped")
                 continue  # re-evaluate against the smaller membership
             out += self._close(now, members)
             # loop: with S < 1 the new round can only close once fresh answers arrive
@@ -498,6 +605,7 @@ class CoordinatorProtocol:
             members=tuple(m.id for m in members),
             new={m.id: tuple(m.new) for m in members if m.new},
             latest={m.id: m.latest for m in members if m.latest is not None},
+            now=now,
         )
         self._state = self.app.update(inp)
         for m in members:
@@ -538,10 +646,16 @@ class NodeProtocol:
         coordinator: int = COORDINATOR_ID,
         incarnation: int = 0,
         auth: FrameAuth | None = None,
+        boot: int = 0,
     ):
+        """``incarnation``: the newest one this node held (0 for a fresh process; a node that kept
+        it may pass it on); ``boot``: this process's start stamp (grows with every start)."""
         if node_id == coordinator:
             raise ValueError("a node cannot use the coordinator's id")
+        if boot < 0 or incarnation < 0:
+            raise ValueError("boot and incarnation must be >= 0")
         self.id = node_id
+        self.boot = boot
         self.auth = auth
         self.name = name
         self.app = app
@@ -570,11 +684,11 @@ class NodeProtocol:
 
     # -- control -----------------------------------------------------------------------------
     def start(self, now: int) -> list[Send]:
-        """Ask to join (again, with a new incarnation, after being dropped)."""
+        """Ask to join (again after being dropped: the coordinator assigns a new incarnation)."""
         self.status = "joining"
         self._in_flight = None
         self._pending = None
-        self._ctrl = self._encode(Join(self._env(0, 0), self.name, self.incarnation))
+        self._ctrl = self._encode(Join(self._env(0, 0), self.name, self.incarnation, self.boot))
         self._ctrl_sent_at = now
         return [(self.coordinator, self._ctrl)]
 
@@ -615,10 +729,20 @@ class NodeProtocol:
         return []
 
     def _on_snapshot(self, snap: Snapshot, now: int) -> list[Send]:
-        if snap.incarnation != self.incarnation or self.status in ("idle", "left", "leaving"):
+        if self.status in ("idle", "left", "leaving"):
             self.stats.fenced += 1
             return []
-        if self.status != "joining" and snap.joined_epoch <= self.joined_epoch:
+        if self.status == "joining":
+            # The answer to this Join carries a newly assigned incarnation, above any held before;
+            # a Snapshot of an earlier admission is not.
+            if snap.incarnation <= self.incarnation:
+                self.stats.fenced += 1
+                return []
+            self.incarnation = snap.incarnation
+        elif snap.incarnation != self.incarnation:
+            self.stats.fenced += 1
+            return []
+        elif snap.joined_epoch <= self.joined_epoch:
             self.stats.duplicates += 1  # the answer to a retried Join / an older resync
             return []
         self.status = "member"
@@ -664,9 +788,9 @@ class NodeProtocol:
             return []  # old news (or not a member yet: the join Snapshot carries the state)
         self.epoch = max(self.epoch, b.env.epoch)
         if self.id not in b.members:
-            # Dropped (a straggler past tau, or silent too long): rejoin as a new incarnation.
+            # Dropped (a straggler past tau, or silent too long): rejoin; the coordinator assigns
+            # a new incarnation, fencing whatever this one still has in flight.
             self.stats.dropped_members += 1
-            self.incarnation += 1
             return self.start(now)
         if b.env.round <= self.last_round:
             return []
@@ -689,6 +813,16 @@ class NodeProtocol:
         return [(self.coordinator, data)]
 
     # -- time --------------------------------------------------------------------------------
+    def next_due(self) -> int | None:
+        """The first tick at which :meth:`tick` would retransmit something (None: nothing is
+        waiting for an answer). A host that calls nodes remotely skips the calls before it."""
+        s = self.settings
+        due = [t + s.retransmit_after for t in (
+            self._ctrl_sent_at if self._ctrl is not None else None,
+            self._in_flight.sent_at if self._in_flight is not None else None,
+        ) if t is not None]
+        return min(due) if due else None
+
     def tick(self, now: int) -> list[Send]:
         """Retransmit the unanswered Join/SnapshotRequest or in-flight Delta/Leave (same bytes)."""
         s = self.settings

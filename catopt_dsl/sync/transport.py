@@ -23,7 +23,17 @@ TraceEvent = tuple[int, str, int, int, int]
 
 @dataclass(frozen=True)
 class FaultPlan:
-    """Probabilities per message, and the crash / join schedule (node id -> coordinator round)."""
+    """Probabilities per message, and what happens to nodes (node id -> coordinator round or ticks).
+
+    ``crash_at``: the round a node's process dies (silently); ``restart_after``: ticks after its
+    crash when a new process starts for it (a new boot: it rejoins with a new incarnation);
+    ``join_at``: the round a node starts (a late joiner); ``partition_at`` / ``partition_ticks``:
+    from that round, every frame to or from the node is lost, for that many ticks (for ever if
+    absent) -- the node keeps running, a zombie of its admission once the partition heals;
+    ``hang_at`` / ``hang_ticks``: the node's process stops answering (a hung process; on Ray the
+    actor really blocks) and, in this process, resumes after that many ticks; ``lag``: every frame
+    the node sends arrives that many ticks late (a persistently slow member).
+    """
 
     drop: float = 0.0
     duplicate: float = 0.0
@@ -33,6 +43,12 @@ class FaultPlan:
     corrupt: float = 0.0
     crash_at: Mapping[int, int] = field(default_factory=dict)
     join_at: Mapping[int, int] = field(default_factory=dict)
+    restart_after: Mapping[int, int] = field(default_factory=dict)
+    partition_at: Mapping[int, int] = field(default_factory=dict)
+    partition_ticks: Mapping[int, int] = field(default_factory=dict)
+    hang_at: Mapping[int, int] = field(default_factory=dict)
+    hang_ticks: Mapping[int, int] = field(default_factory=dict)
+    lag: Mapping[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("drop", "duplicate", "reorder", "delay", "corrupt"):
@@ -41,6 +57,14 @@ class FaultPlan:
                 raise ValueError(f"{name} must be a probability")
         if self.max_delay < 1:
             raise ValueError("max_delay must be >= 1")
+        for name in ("crash_at", "join_at", "restart_after", "partition_at", "partition_ticks", "hang_at",
+                     "hang_ticks", "lag"):
+            for node, value in getattr(self, name).items():
+                if int(node) < 1 or int(value) < 0:
+                    raise ValueError(f"{name}: node ids are >= 1 and rounds/ticks >= 0")
+        for node in self.restart_after:
+            if node not in self.crash_at:
+                raise ValueError(f"restart_after: node {node} has no crash_at to restart from")
 
 
 class FaultyTransport:

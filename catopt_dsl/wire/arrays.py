@@ -150,7 +150,10 @@ def array_from(raw: memoryview, code: int, dims: tuple[int, ...], copy: bool, wh
         arr = np.frombuffer(raw, dtype=NUMPY_DTYPE[code])
         if not arr.dtype.isnative:  # big-endian hosts only; a no-op branch on x86/ARM
             arr = arr.astype(arr.dtype.newbyteorder("="))
-    arr = arr.reshape(dims)
+    try:
+        arr = arr.reshape(dims)
+    except ValueError:  # an empty array whose other dims overflow numpy's size arithmetic
+        raise MalformedError(f"{what}: dims {dims} cannot be represented") from None
     if copy:
         arr = arr.copy()
     return arr

@@ -134,3 +134,17 @@ def test_local_ray_leaves_nothing_in_home(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "optimal"
     assert not (home / ".ray").exists(), sorted(str(p) for p in home.rglob("*"))
+
+
+def test_ray_reports_its_start_up_phases_and_progress(ray_up: Any) -> None:
+    """A Ray solve is not silent while it starts: each phase is announced, then every iteration."""
+    phases: list[str] = []
+    rows: list[dict[str, float]] = []
+    plan = load_plan(EXAMPLES / "plan_deltas.cat")
+    got = solve_on_ray(plan, phase=phases.append, progress=rows.append)
+    assert got.status == "optimal" and got.run is not None
+    assert phases[0].startswith("starting 3 node actor(s)") and phases[-1] == "solving with 3 node actor(s)"
+    assert "node actors ready: 3/3" in phases
+    assert [int(r["iteration"]) for r in rows] == list(range(1, (got.iterations or 0) + 1))
+    startup = got.run.to_json()["startup_s"]
+    assert set(startup) == {"ray_init", "actors"} and startup["actors"] > 0

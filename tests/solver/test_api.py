@@ -21,7 +21,7 @@ def test_to_json_shape_and_determinism() -> None:
     assert list(doc) == sorted(doc)
     assert set(doc) == {
         "status", "objective", "iterations", "primal_residual", "dual_residual", "solve_time_s", "objects", "shared",
-    "message", "warnings",
+    "message", "warnings", "prices", "membership",
     }  # fmt: skip
     assert doc["status"] == "optimal"
     assert isinstance(doc["objective"], float) and isinstance(doc["iterations"], int)

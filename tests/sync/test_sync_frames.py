@@ -241,3 +241,22 @@ def test_bit_flips_never_escape_as_other_exceptions() -> None:
         bad[i] ^= 0x41
         with pytest.raises(WireError):
             decode_message(bytes(bad))
+
+
+def test_an_empty_entry_whose_dims_overflow_numpy_is_malformed() -> None:
+    """Found by the atheris harness: dims (0, 3187671040, 1117428378, 0) hold no data, but numpy
+    cannot represent the shape; that is a MalformedError, not a ValueError."""
+    import base64
+    import struct
+
+    import crc32c
+
+    from catopt_dsl.wire.errors import MalformedError
+
+    data = base64.b64decode(
+        "Q0NBVEYBBAAAAAAAAAC+mpqamkNBVEYBmpqaVpqampqatJqampqampqampqampqampqamppCAAAAAAAAAAAAAAAAAAAAAAAA"
+        "AAAAAAAAAAAAAQAAAAIAVEYBBAAAAAAAAAC+mpqaQgAAAAAAAAAAAAAAAACampqa8fHxmpiampqampqampqa8fHxmphURgAAmpqamppGKA=="
+    )
+    body = data[1:-4]
+    with pytest.raises(MalformedError, match="cannot be represented"):
+        decode_frame(body + struct.pack("<I", crc32c.crc32c(body)), max_payload=1 << 16)

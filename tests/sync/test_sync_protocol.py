@@ -30,8 +30,9 @@ def _coord() -> tuple[CoordinatorProtocol, AveragingCoordinator]:
     return c, app
 
 
-def _join(c: CoordinatorProtocol, sender: int, incarnation: int, now: int = 1) -> Snapshot:
-    out = c.receive(encode_message(Join(Envelope(sender, 0, 0, 0), f"n{sender}", incarnation)), now)
+def _join(c: CoordinatorProtocol, sender: int, boot: int, now: int = 1, hint: int = 0) -> Snapshot:
+    """A Join from the process started as ``boot`` that last held incarnation ``hint``."""
+    out = c.receive(encode_message(Join(Envelope(sender, 0, 0, 0), f"n{sender}", hint, boot)), now)
     snaps = [decode_message(d) for dst, d in out if dst == sender]
     snap = [m for m in snaps if isinstance(m, Snapshot)]
     assert len(snap) == 1
@@ -58,7 +59,8 @@ def test_duplicates_and_replays_never_change_the_result(ops: list[int], rejoin_a
     expected_sum = 0.0
     for k, op in enumerate(ops):
         if k == rejoin_at:
-            # the node restarts: a new incarnation, a new epoch; everything earlier is fenced
+            # the node restarts (a new process, boot 1): a new incarnation, a new epoch; everything
+            # earlier is fenced
             snap = _join(c, 1, 1, now=k + 2)
             epoch, seq, expected_sum = snap.joined_epoch, 1, 0.0
         if op == -1 or not sent:
@@ -106,18 +108,55 @@ def test_sequence_gap_triggers_resync_and_fences_the_old_stream() -> None:
 
 def test_snapshot_request_and_join_retries() -> None:
     c, _ = _coord()
-    s1 = _join(c, 4, 0)
-    s1b = _join(c, 4, 0)  # a retried Join: same admission, nothing changes
-    assert s1b.joined_epoch == s1.joined_epoch and c.epoch == s1.joined_epoch
-    out = c.receive(encode_message(SnapshotRequest(Envelope(4, c.epoch, 0, 0), 0)), 3)
+    s1 = _join(c, 4, 1)
+    assert s1.incarnation == 1  # assigned by the coordinator (InitProducerId)
+    s1b = _join(c, 4, 1)  # a retried Join: same admission, nothing changes
+    assert (s1b.joined_epoch, s1b.incarnation) == (s1.joined_epoch, 1) and c.epoch == s1.joined_epoch
+    out = c.receive(encode_message(SnapshotRequest(Envelope(4, c.epoch, 0, 0), 1)), 3)
     (s2,) = [decode_message(d) for _, d in out]
     assert isinstance(s2, Snapshot) and s2.joined_epoch == s1.joined_epoch + 1
     # a replay of the same request carries the old epoch: fenced
-    assert c.receive(encode_message(SnapshotRequest(Envelope(4, s1.joined_epoch, 0, 0), 0)), 4) == []
-    # a Join from an older incarnation is fenced; one from a newer incarnation replaces the member
+    assert c.receive(encode_message(SnapshotRequest(Envelope(4, s1.joined_epoch, 0, 0), 1)), 4) == []
+    # a Join from a newer process replaces the member with a new incarnation; one from an older
+    # process (a zombie) is fenced, whatever incarnation it claims
     s3 = _join(c, 4, 5)
-    assert s3.joined_epoch == c.epoch and c.members == (4,)
-    assert c.receive(encode_message(Join(Envelope(4, 0, 0, 0), "n4", 4)), 6) == []
+    assert s3.joined_epoch == c.epoch and c.members == (4,) and s3.incarnation == 2
+    fenced = c.stats.fenced
+    assert c.receive(encode_message(Join(Envelope(4, 0, 0, 0), "n4", 9, 4)), 6) == []
+    assert c.stats.fenced == fenced + 1 and c.incarnations == {4: 2}
+    assert [e.kind for e in c.events] == ["joined", "resync", "replaced", "restarted"]
+
+
+def test_incarnations_are_assigned_and_zombies_fenced() -> None:
+    """A restarted process rejoins at once; the dead one's frames, Joins and retries are fenced."""
+    c, app = _coord()
+    first = _join(c, 1, boot=1)
+    _join(c, 2, boot=1)
+    c.receive(_delta(1, c.epoch, 1, 0, 4.0), 2)
+    c.receive(_delta(2, c.epoch, 1, 0, 8.0), 2)
+    assert c.round == 1
+    zombie_epoch = c.epoch
+    # node 1 crashes and its new process (boot 2) joins before the member timeout
+    second = _join(c, 1, boot=2, now=3)
+    assert second.incarnation == first.incarnation + 1 and c.members == (1, 2)
+    assert c.stats.restarts == 1 and app.sums[1] == 0.0  # the old share is released, the new one starts
+    # the old process's Delta (it was only hung) is fenced; its stale Join too
+    before = list(c.applied_log)
+    assert c.receive(_delta(1, zombie_epoch, 2, 1, 100.0), 4) == []
+    assert c.receive(encode_message(Join(Envelope(1, 0, 0, 0), "n1", first.incarnation, 1)), 4) == []
+    assert c.applied_log == before and c.stats.fenced >= 2
+    # the new process's stream is applied
+    c.receive(_delta(1, c.epoch, 1, 1, 2.0), 5)
+    c.receive(_delta(2, c.epoch, 2, 1, 0.0), 5)
+    assert c.round == 2 and app.sums[1] == 2.0
+    # dropped, the same process rejoins with the incarnation it held: a new one is assigned
+    c._remove(1, "dropped")
+    third = _join(c, 1, boot=2, now=6, hint=second.incarnation)
+    assert third.incarnation == second.incarnation + 1
+    # a late network copy of its original Join (hint 0) changes nothing now
+    epoch = c.epoch
+    assert c.receive(encode_message(Join(Envelope(1, 0, 0, 0), "n1", 0, 2)), 7) != [] and c.epoch == epoch
+    assert c.incarnations == {1: third.incarnation, 2: 1}
 
 
 def test_non_members_are_not_applied_and_learn_the_membership() -> None:
@@ -154,8 +193,11 @@ def test_node_answers_one_broadcast_at_a_time_and_retransmits_same_bytes() -> No
     assert join[0] == 0 and isinstance(decode_message(join[1]), Join)
     assert n.tick(1) == [] and n.tick(2) == [join]  # Join retried until answered
     z = {"z": np.zeros(1)}
-    snap = Snapshot(Envelope(0, 5, 10, 0), z, 1.0, (3,), {"s": np.array([0.0])}, 1, 5, 0)
+    stale = Snapshot(Envelope(0, 5, 9, 0), z, 1.0, (3,), {"s": np.array([0.0])}, 1, 4, 0)
+    assert n.receive(encode_message(stale), 3) == []  # no incarnation assigned to this Join
+    snap = Snapshot(Envelope(0, 5, 10, 0), z, 1.0, (3,), {"s": np.array([0.0])}, 1, 5, 1)
     (d1,) = n.receive(encode_message(snap), 3)
+    assert n.incarnation == 1
     m1 = decode_message(d1[1])
     assert isinstance(m1, Delta) and m1.env.seq == 1 and m1.env.epoch == 5 and m1.env.round == 0
     # a newer broadcast while Delta 1 is unacknowledged waits
@@ -171,6 +213,7 @@ def test_node_answers_one_broadcast_at_a_time_and_retransmits_same_bytes() -> No
     n.receive(encode_message(Ack(Envelope(0, 5, 14, 1), 2, 5, AckStatus.APPLIED)), 8)
     (rejoin,) = n.receive(encode_message(Broadcast(Envelope(0, 6, 15, 2), z, 1.0, (1,))), 9)
     j = decode_message(rejoin[1])
+    # it tells the coordinator the incarnation it held; the coordinator assigns the next
     assert isinstance(j, Join) and j.incarnation == 1 and n.status == "joining"
 
 

@@ -28,13 +28,21 @@ class Site(rt.LocalProblemBase):
 
     @property
     def x(self) -> npt.NDArray[np.float64]:
-        """Param `X`: float array, shape (40, 5)."""
+        """Param `X`: float array, shape (40, 5). Settable: the plan's next solve uses the new value."""
         return self.param("X")
+
+    @x.setter
+    def x(self, value: npt.ArrayLike) -> None:
+        self.set_param("X", value)
 
     @property
     def y(self) -> npt.NDArray[np.float64]:
-        """Param `y`: float array, shape (40,)."""
+        """Param `y`: float array, shape (40,). Settable: the plan's next solve uses the new value."""
         return self.param("y")
+
+    @y.setter
+    def y(self, value: npt.ArrayLike) -> None:
+        self.set_param("y", value)
 
 
 class SiteFamily(rt.FamilyBase[Site]):

@@ -30,23 +30,39 @@ class TenantA(rt.LocalProblemBase):
 
     @property
     def value(self) -> npt.NDArray[np.float64]:
-        """Param `value`: float array, shape (3,)."""
+        """Param `value`: float array, shape (3,). Settable: the plan's next solve uses the new value."""
         return self.param("value")
+
+    @value.setter
+    def value(self, value: npt.ArrayLike) -> None:
+        self.set_param("value", value)
 
     @property
     def gpu_hours(self) -> npt.NDArray[np.float64]:
-        """Param `gpu_hours`: float array, shape (3,)."""
+        """Param `gpu_hours`: float array, shape (3,). Settable: the plan's next solve uses the new value."""
         return self.param("gpu_hours")
+
+    @gpu_hours.setter
+    def gpu_hours(self, value: npt.ArrayLike) -> None:
+        self.set_param("gpu_hours", value)
 
     @property
     def penalty(self) -> npt.NDArray[np.float64]:
-        """Param `penalty`: float."""
+        """Param `penalty`: float. Settable: the plan's next solve uses the new value."""
         return self.param("penalty")
+
+    @penalty.setter
+    def penalty(self, value: npt.ArrayLike) -> None:
+        self.set_param("penalty", value)
 
     @property
     def demand(self) -> npt.NDArray[np.float64]:
-        """Param `demand`: float array, shape (3,)."""
+        """Param `demand`: float array, shape (3,). Settable: the plan's next solve uses the new value."""
         return self.param("demand")
+
+    @demand.setter
+    def demand(self, value: npt.ArrayLike) -> None:
+        self.set_param("demand", value)
 
 
 class TenantB(rt.LocalProblemBase):
@@ -67,23 +83,39 @@ class TenantB(rt.LocalProblemBase):
 
     @property
     def value(self) -> npt.NDArray[np.float64]:
-        """Param `value`: float array, shape (3,)."""
+        """Param `value`: float array, shape (3,). Settable: the plan's next solve uses the new value."""
         return self.param("value")
+
+    @value.setter
+    def value(self, value: npt.ArrayLike) -> None:
+        self.set_param("value", value)
 
     @property
     def gpu_hours(self) -> npt.NDArray[np.float64]:
-        """Param `gpu_hours`: float array, shape (3,)."""
+        """Param `gpu_hours`: float array, shape (3,). Settable: the plan's next solve uses the new value."""
         return self.param("gpu_hours")
+
+    @gpu_hours.setter
+    def gpu_hours(self, value: npt.ArrayLike) -> None:
+        self.set_param("gpu_hours", value)
 
     @property
     def penalty(self) -> npt.NDArray[np.float64]:
-        """Param `penalty`: float."""
+        """Param `penalty`: float. Settable: the plan's next solve uses the new value."""
         return self.param("penalty")
+
+    @penalty.setter
+    def penalty(self, value: npt.ArrayLike) -> None:
+        self.set_param("penalty", value)
 
     @property
     def demand(self) -> npt.NDArray[np.float64]:
-        """Param `demand`: float array, shape (3,)."""
+        """Param `demand`: float array, shape (3,). Settable: the plan's next solve uses the new value."""
         return self.param("demand")
+
+    @demand.setter
+    def demand(self, value: npt.ArrayLike) -> None:
+        self.set_param("demand", value)
 
 
 class TenantC(rt.LocalProblemBase):
@@ -104,23 +136,39 @@ class TenantC(rt.LocalProblemBase):
 
     @property
     def value(self) -> npt.NDArray[np.float64]:
-        """Param `value`: float array, shape (3,)."""
+        """Param `value`: float array, shape (3,). Settable: the plan's next solve uses the new value."""
         return self.param("value")
+
+    @value.setter
+    def value(self, value: npt.ArrayLike) -> None:
+        self.set_param("value", value)
 
     @property
     def gpu_minutes(self) -> npt.NDArray[np.float64]:
-        """Param `gpu_minutes`: float array, shape (3,)."""
+        """Param `gpu_minutes`: float array, shape (3,). Settable: the plan's next solve uses the new value."""
         return self.param("gpu_minutes")
+
+    @gpu_minutes.setter
+    def gpu_minutes(self, value: npt.ArrayLike) -> None:
+        self.set_param("gpu_minutes", value)
 
     @property
     def penalty(self) -> npt.NDArray[np.float64]:
-        """Param `penalty`: float."""
+        """Param `penalty`: float. Settable: the plan's next solve uses the new value."""
         return self.param("penalty")
+
+    @penalty.setter
+    def penalty(self, value: npt.ArrayLike) -> None:
+        self.set_param("penalty", value)
 
     @property
     def demand(self) -> npt.NDArray[np.float64]:
-        """Param `demand`: float array, shape (3,)."""
+        """Param `demand`: float array, shape (3,). Settable: the plan's next solve uses the new value."""
         return self.param("demand")
+
+    @demand.setter
+    def demand(self, value: npt.ArrayLike) -> None:
+        self.set_param("demand", value)
 
 
 class TenantD(rt.LocalProblemBase):
@@ -140,15 +188,27 @@ class TenantD(rt.LocalProblemBase):
 
     @property
     def value(self) -> npt.NDArray[np.float64]:
-        """Param `value`: float array, shape (3,)."""
+        """Param `value`: float array, shape (3,). Settable: the plan's next solve uses the new value."""
         return self.param("value")
+
+    @value.setter
+    def value(self, value: npt.ArrayLike) -> None:
+        self.set_param("value", value)
 
     @property
     def demand(self) -> npt.NDArray[np.float64]:
-        """Param `demand`: float array, shape (3,)."""
+        """Param `demand`: float array, shape (3,). Settable: the plan's next solve uses the new value."""
         return self.param("demand")
+
+    @demand.setter
+    def demand(self, value: npt.ArrayLike) -> None:
+        self.set_param("demand", value)
 
     @property
     def penalty(self) -> npt.NDArray[np.float64]:
-        """Param `penalty`: float."""
+        """Param `penalty`: float. Settable: the plan's next solve uses the new value."""
         return self.param("penalty")
+
+    @penalty.setter
+    def penalty(self, value: npt.ArrayLike) -> None:
+        self.set_param("penalty", value)

@@ -31,23 +31,39 @@ class Site(rt.LocalProblemBase):
 
     @property
     def a(self) -> npt.NDArray[np.float64]:
-        """Param `A`: float array, shape (20, 4)."""
+        """Param `A`: float array, shape (20, 4). Settable: the plan's next solve uses the new value."""
         return self.param("A")
+
+    @a.setter
+    def a(self, value: npt.ArrayLike) -> None:
+        self.set_param("A", value)
 
     @property
     def b(self) -> npt.NDArray[np.float64]:
-        """Param `b`: float array, shape (20,)."""
+        """Param `b`: float array, shape (20,). Settable: the plan's next solve uses the new value."""
         return self.param("b")
+
+    @b.setter
+    def b(self, value: npt.ArrayLike) -> None:
+        self.set_param("b", value)
 
     @property
     def need(self) -> npt.NDArray[np.float64]:
-        """Param `need`: float."""
+        """Param `need`: float. Settable: the plan's next solve uses the new value."""
         return self.param("need")
+
+    @need.setter
+    def need(self, value: npt.ArrayLike) -> None:
+        self.set_param("need", value)
 
     @property
     def cost(self) -> npt.NDArray[np.float64]:
-        """Param `cost`: float."""
+        """Param `cost`: float. Settable: the plan's next solve uses the new value."""
         return self.param("cost")
+
+    @cost.setter
+    def cost(self, value: npt.ArrayLike) -> None:
+        self.set_param("cost", value)
 
 
 class SiteFamily(rt.FamilyBase[Site]):

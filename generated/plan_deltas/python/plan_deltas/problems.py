@@ -28,13 +28,21 @@ class TenantA(rt.LocalProblemBase):
 
     @property
     def value(self) -> npt.NDArray[np.float64]:
-        """Param `value`: float array, shape (2,)."""
+        """Param `value`: float array, shape (2,). Settable: the plan's next solve uses the new value."""
         return self.param("value")
+
+    @value.setter
+    def value(self, value: npt.ArrayLike) -> None:
+        self.set_param("value", value)
 
     @property
     def demand(self) -> npt.NDArray[np.float64]:
-        """Param `demand`: float array, shape (2,)."""
+        """Param `demand`: float array, shape (2,). Settable: the plan's next solve uses the new value."""
         return self.param("demand")
+
+    @demand.setter
+    def demand(self, value: npt.ArrayLike) -> None:
+        self.set_param("demand", value)
 
 
 class TenantB(rt.LocalProblemBase):
@@ -53,13 +61,21 @@ class TenantB(rt.LocalProblemBase):
 
     @property
     def value(self) -> npt.NDArray[np.float64]:
-        """Param `value`: float array, shape (2,)."""
+        """Param `value`: float array, shape (2,). Settable: the plan's next solve uses the new value."""
         return self.param("value")
+
+    @value.setter
+    def value(self, value: npt.ArrayLike) -> None:
+        self.set_param("value", value)
 
     @property
     def demand(self) -> npt.NDArray[np.float64]:
-        """Param `demand`: float array, shape (2,)."""
+        """Param `demand`: float array, shape (2,). Settable: the plan's next solve uses the new value."""
         return self.param("demand")
+
+    @demand.setter
+    def demand(self, value: npt.ArrayLike) -> None:
+        self.set_param("demand", value)
 
 
 class TenantC(rt.LocalProblemBase):
@@ -78,13 +94,21 @@ class TenantC(rt.LocalProblemBase):
 
     @property
     def value(self) -> npt.NDArray[np.float64]:
-        """Param `value`: float array, shape (2,)."""
+        """Param `value`: float array, shape (2,). Settable: the plan's next solve uses the new value."""
         return self.param("value")
+
+    @value.setter
+    def value(self, value: npt.ArrayLike) -> None:
+        self.set_param("value", value)
 
     @property
     def demand(self) -> npt.NDArray[np.float64]:
-        """Param `demand`: float array, shape (2,)."""
+        """Param `demand`: float array, shape (2,). Settable: the plan's next solve uses the new value."""
         return self.param("demand")
+
+    @demand.setter
+    def demand(self, value: npt.ArrayLike) -> None:
+        self.set_param("demand", value)
 
 
 class TenantD(rt.LocalProblemBase):
@@ -103,10 +127,18 @@ class TenantD(rt.LocalProblemBase):
 
     @property
     def value(self) -> npt.NDArray[np.float64]:
-        """Param `value`: float array, shape (2,)."""
+        """Param `value`: float array, shape (2,). Settable: the plan's next solve uses the new value."""
         return self.param("value")
+
+    @value.setter
+    def value(self, value: npt.ArrayLike) -> None:
+        self.set_param("value", value)
 
     @property
     def demand(self) -> npt.NDArray[np.float64]:
-        """Param `demand`: float array, shape (2,)."""
+        """Param `demand`: float array, shape (2,). Settable: the plan's next solve uses the new value."""
         return self.param("demand")
+
+    @demand.setter
+    def demand(self, value: npt.ArrayLike) -> None:
+        self.set_param("demand", value)

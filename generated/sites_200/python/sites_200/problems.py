@@ -28,13 +28,21 @@ class Site(rt.LocalProblemBase):
 
     @property
     def a(self) -> npt.NDArray[np.float64]:
-        """Param `A`: float array, shape (30, 10)."""
+        """Param `A`: float array, shape (30, 10). Settable: the plan's next solve uses the new value."""
         return self.param("A")
+
+    @a.setter
+    def a(self, value: npt.ArrayLike) -> None:
+        self.set_param("A", value)
 
     @property
     def b(self) -> npt.NDArray[np.float64]:
-        """Param `b`: float array, shape (30,)."""
+        """Param `b`: float array, shape (30,). Settable: the plan's next solve uses the new value."""
         return self.param("b")
+
+    @b.setter
+    def b(self, value: npt.ArrayLike) -> None:
+        self.set_param("b", value)
 
 
 class SiteFamily(rt.FamilyBase[Site]):
