@@ -77,7 +77,7 @@ rm -rf dist
 ls dist
 passed "python -m build"
 
-step "the wheel, installed into a clean virtual environment, checks and solves an example"
+step "the wheel, installed into a clean virtual environment, checks, solves, explains and inits"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 "$PY" -m venv "$tmp/venv"
@@ -87,8 +87,10 @@ cp -r examples "$tmp/examples"
   && "$tmp/venv/bin/python" -c 'import catopt_dsl.resources as r, sys; p = r.grammar_path(); assert "site-packages" in str(p), p' \
   && "$tmp/venv/bin/catoptc" check examples/gpu_fleet.cat \
   && "$tmp/venv/bin/catoptc" solve examples/gpu_fleet.cat --json >"$tmp/solve.json" \
-  && "$tmp/venv/bin/python" -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["status"] == "optimal", d' "$tmp/solve.json")
-passed "wheel in a clean venv: catoptc check + solve"
+  && "$tmp/venv/bin/python" -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["status"] == "optimal", d' "$tmp/solve.json" \
+  && "$tmp/venv/bin/catoptc" explain E0101 >/dev/null \
+  && "$tmp/venv/bin/catoptc" init starter && "$tmp/venv/bin/catoptc" check starter/plan.cat)
+passed "wheel in a clean venv: catoptc check + solve + explain + init"
 
 step "benchmarks harness (--quick: proves it runs; times are not asserted)"
 "$PY" -m benchmarks --quick --out "$tmp/bench" >/dev/null

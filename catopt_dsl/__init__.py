@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "SourceMap": "catopt_dsl.diagnostics",
     "render_text": "catopt_dsl.diagnostics",
     "render_json": "catopt_dsl.diagnostics",
+    "format_source": "catopt_dsl.syntax.format",
+    "Formatted": "catopt_dsl.syntax.format",
     # IR
     "IRPlan": "catopt_dsl.ir.model",
     "IRObject": "catopt_dsl.ir.model",

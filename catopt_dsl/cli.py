@@ -42,7 +42,10 @@ def _use_color(choice: str) -> bool:
     return sys.stderr.isatty()
 
 
-@click.group(help="catoptc: compile and solve distributed optimisation plans written in .cat specs.\n" + EXAMPLES)
+@click.group(
+    help="catoptc: compile and solve distributed optimisation plans written in .cat specs.\n" + EXAMPLES,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every subcommand
+)
 @click.version_option(__version__, prog_name="catoptc")
 def cli() -> None:
     pass
@@ -55,7 +58,13 @@ _allow = click.option(
     type=click.Path(file_okay=False),
     help="Let load() read data from this folder too (by default only the spec's own folder).",
 )
-_color = click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True)
+_color = click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour diagnostics: on a terminal (auto), always, or never (NO_COLOR=1 also turns it off).",
+)
 
 
 def _report(analyses: Sequence[Any], fmt: str, color: bool) -> int:
@@ -76,7 +85,8 @@ def _report(analyses: Sequence[Any], fmt: str, color: bool) -> int:
 
 @cli.command(epilog=EXAMPLES)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Diagnostics as rustc-style text on stderr, or as a JSON array on stdout.")
 @click.option("--registry", default=None, metavar="PATH|URL", help="Also check the schemas morphisms carry against this schema registry.")
 @_allow
 @_color
@@ -123,11 +133,11 @@ def _load_or_exit(file: Path, allow_paths: Sequence[str], color: str) -> Any:
     "protocol in this process, on Ray, or as one centralised CVXPY problem.",
 )
 @click.option("--address", default=None, help="Ray cluster address (with --backend ray); default: start a local Ray.")
-@click.option("--max-iter", type=click.IntRange(1), default=10_000, show_default=True)
-@click.option("--eps-abs", type=click.FloatRange(min=0.0, min_open=True), default=1e-5, show_default=True)
-@click.option("--eps-rel", type=click.FloatRange(min=0.0, min_open=True), default=1e-5, show_default=True)
-@click.option("--rho", type=click.FloatRange(min=0.0, min_open=True), default=1.0, show_default=True)
-@click.option("--alpha", type=click.FloatRange(min=0.0, max=2.0, min_open=True, max_open=True), default=1.6, show_default=True)
+@click.option("--max-iter", type=click.IntRange(1), default=10_000, show_default=True, help="ADMM iterations before giving up.")
+@click.option("--eps-abs", type=click.FloatRange(min=0.0, min_open=True), default=1e-5, show_default=True, help="Absolute tolerance of the residuals.")
+@click.option("--eps-rel", type=click.FloatRange(min=0.0, min_open=True), default=1e-5, show_default=True, help="Relative tolerance of the residuals.")
+@click.option("--rho", type=click.FloatRange(min=0.0, min_open=True), default=1.0, show_default=True, help="ADMM penalty parameter to start from.")
+@click.option("--alpha", type=click.FloatRange(min=0.0, max=2.0, min_open=True, max_open=True), default=1.6, show_default=True, help="Over-relaxation factor, in (0, 2).")
 @click.option("--delta", "delta", default=None, help="Solve, then apply this PlanDelta and re-solve warm-started.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write residual and objective histories to a PNG.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
@@ -372,7 +382,8 @@ MARKER = ".catoptc-generated"
 
 @cli.command(name="compile", epilog=EXAMPLES)
 @click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
-@click.option("--target", type=click.Choice([*TARGETS, "all"]), default="python", show_default=True)
+@click.option("--target", type=click.Choice([*TARGETS, "all"]), default="python", show_default=True,
+              help="The language to emit, or all three.")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Output folder; each target goes into OUT/<target>/.")
 @click.option("--force", is_flag=True, help="Replace an OUT/<target>/ folder that catoptc did not write.")
 @_allow
@@ -449,12 +460,16 @@ def _swap_in(new: Path, dest: Path) -> None:
 from catopt_dsl.identity.cli import identity as _identity_commands  # noqa: E402
 from catopt_dsl.ledger.cli import ledger as _ledger_commands  # noqa: E402
 from catopt_dsl.registry.cli import registry_group, schema_group  # noqa: E402  (light: click only)
+from catopt_dsl.authoring.cli import explain_command, fmt_command, init_command  # noqa: E402  (light: click only)
 
 cli.add_command(schema_group)
 cli.add_command(registry_group)
 cli.add_command(_identity_commands)
 cli.add_command(_ledger_commands)
 cli.add_command(adapters_group)
+cli.add_command(init_command)
+cli.add_command(fmt_command)
+cli.add_command(explain_command)
 
 @cli.command(epilog=EXAMPLES)
 @click.argument("file", type=click.Path(dir_okay=True, path_type=Path))

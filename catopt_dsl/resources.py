@@ -1,7 +1,8 @@
-"""Where the grammar and templates live: inside the installed wheel, or in the source tree.
+"""Where the grammar, templates and error docs live: inside the installed wheel, or in the source tree.
 
-The wheel force-includes `grammar/` and `templates/` as `catopt_dsl/_data/...`; an editable install (or a
-checkout on `PYTHONPATH`) has no `_data`, so we fall back to the repository's top-level folders.
+The wheel force-includes `grammar/`, `templates/` and `docs/errors.md` as `catopt_dsl/_data/...`; an
+editable install (or a checkout on `PYTHONPATH`) has no `_data`, so we fall back to the repository's
+top-level folders.
 """
 
 from __future__ import annotations
@@ -31,3 +32,13 @@ def grammar_path() -> Path:
 
 def template_dir() -> Path:
     return _find("templates")
+
+
+def starter_dir() -> Path:
+    """The plan and data `catoptc init` writes."""
+    return template_dir() / "starter"
+
+
+def errors_doc_path() -> Path:
+    """docs/errors.md, which `catoptc explain` prints from."""
+    return _find("docs") / "errors.md"

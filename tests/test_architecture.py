@@ -31,6 +31,7 @@ RANK = {
     "compile": 7,
     "bindings": 8,
     "registry": 8,
+    "authoring": 8,
     "ledger": 8,
     "cli": 9,
 }

@@ -219,9 +219,15 @@ class Checker:
             )
         objects = {o.name: o for o in plan.objects}
         families = {i.name: i for i in items if isinstance(i, ast.LocalProblem) and i.family is not None}
+        # SharedVariables blocks some morphism into which failed to check (already reported): a
+        # coupling that finds no field there reports nothing more, the field is in the broken one.
+        self._broken_into: set[str] = set()
         for item in items:
             if isinstance(item, ast.Morphism) and named.get(item.name) is item:
-                plan.morphisms.extend(self._check_morphism(item, plan, objects, families, named))
+                checked = self._check_morphism(item, plan, objects, families, named)
+                if len(checked) < (len(item.family.members) if item.family is not None else 1):
+                    self._broken_into.add(item.target)
+                plan.morphisms.extend(checked)
         for item in items:
             if isinstance(item, ast.Limit) and named.get(item.name) is item:
                 self._check_limit(item, plan, objects, families, named)
@@ -875,6 +881,8 @@ class Checker:
         into = [m for m in plan.morphisms if m.target is shared]
         if isinstance(base, ast.Star):
             found = [CouplingTerm(m, fname) for m in into if any(f.name == fname for f in m.schema.fields)]
+            if not found and shared.name in self._broken_into:
+                return None  # the field belongs to a morphism that failed to check (reported there)
             if not found:
                 self.sink.error(
                     ErrorCode.COUPLING,

@@ -380,7 +380,7 @@ def registry_delete(subject: str, version: str | None, target: str | None) -> No
 @click.option("--max-body-bytes", type=click.IntRange(1), default=1024 * 1024, show_default=True,
               help="Larger request bodies are refused with 413.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="warning",
-              show_default=True)
+              show_default=True, help="How much the server logs.")
 @_registry_opt
 @_guard
 def registry_serve(host: str, port: int, max_body_bytes: int, log_level: str, target: str | None) -> None:

@@ -6,7 +6,7 @@ and by lowering. Nodes are never mutated; passes return new data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Union
 
 from catopt_dsl.span import Span
@@ -21,6 +21,8 @@ class Number:
     value: float | int
     is_int: bool
     span: Span
+    #: the literal as written (`1e-3`, `.5`): the formatter keeps it; not part of the meaning
+    text: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,8 @@ class Body:
     vars: tuple[VarDecl, ...]
     objectives: tuple[Objective, ...]  # the checker reports more than one
     constraints: tuple[Constraint, ...]
+    #: where each `subject to { ... }` block lies (a body may have several): for the formatter
+    blocks: tuple[Span, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -350,6 +354,14 @@ Item = Union[Schema, SharedVariables, LocalProblem, Morphism, Limit, Colimit, Fu
 
 
 @dataclass(frozen=True)
+class Comment:
+    """A `// ...` or `/* ... */` comment as written (only the formatter asks for them)."""
+
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True)
 class Spec:
     """One `.cat` file. Imports are resolved by the loader, not here."""
 
@@ -358,3 +370,4 @@ class Spec:
     imports: tuple[Import, ...]
     items: tuple[Item, ...]
     span: Span
+    header_span: Span | None = field(default=None, compare=False)  # the `catopt N;` statement

@@ -59,9 +59,11 @@ def _where(tok: Token) -> Where:
 class Guard:
     """The counters of one parse."""
 
-    __slots__ = ("depth", "lists", "signs", "tokens")
+    __slots__ = ("comments", "depth", "lists", "signs", "tokens")
 
-    def __init__(self) -> None:
+    def __init__(self, collect_comments: bool = False) -> None:
+        # (text, (line, col, end_line, end_col)) of each comment, for the formatter; None: not kept
+        self.comments: list[tuple[str, tuple[int, int, int, int]]] | None = [] if collect_comments else None
         self.tokens = 0
         self.signs = 0  # consecutive unary signs: `- - - x` is right-recursive, so no node exists
         # until its operand arrives; counting the signs refuses a long run before it is all shifted
@@ -143,6 +145,16 @@ def on_token(tok: Token) -> Token:
     return guard.token(tok) if guard is not None else tok
 
 
+def on_comment(tok: Token) -> Token:
+    """The lexer callback for comments (which the parser never sees): kept when asked for."""
+    guard = _current()
+    if guard is not None and guard.comments is not None:
+        line = tok.line or 1
+        col = tok.column or 1
+        guard.comments.append((str(tok), (line, col, tok.end_line or line, tok.end_column or col + len(tok))))
+    return tok
+
+
 class DepthTree(Tree):
     """A parse-tree node that knows its height and refuses to exceed ``MAX_TREE_DEPTH``.
 
@@ -188,10 +200,10 @@ def _first_token(node: Any) -> Token | None:
 
 
 @contextmanager
-def guarded() -> Iterator[Guard]:
+def guarded(collect_comments: bool = False) -> Iterator[Guard]:
     """Install a fresh :class:`Guard` for the parse run inside the ``with`` block."""
     previous = _current()
-    guard = Guard()
+    guard = Guard(collect_comments)
     _state.guard = guard
     try:
         yield guard

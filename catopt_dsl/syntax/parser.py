@@ -1,20 +1,19 @@
-"""Source text -> AST. The only module that sees `lark`.
+"""Source text -> AST. With the grammar loader, the guard and the recovering driver beside it, the
+only place that sees `lark`.
 
 Everything that can go wrong with raw input is turned into a diagnostic here: unreadable files,
-invalid UTF-8, binary data, oversized files, runaway nesting and syntax errors. Later stages only ever
-see :mod:`catopt_dsl.syntax.ast` nodes.
+invalid UTF-8, binary data, oversized files, runaway nesting and syntax errors (every one of them:
+:mod:`catopt_dsl.syntax.recover` resynchronises after each, :mod:`catopt_dsl.syntax.hints` words
+them). Later stages only ever see :mod:`catopt_dsl.syntax.ast` nodes.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Iterable
 
 from lark import Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.lexer import PatternStr
 
 from catopt_dsl import limits
 from catopt_dsl.diagnostics import DiagnosticSink, help_, note
@@ -22,8 +21,9 @@ from catopt_dsl.errors import ErrorCode
 from catopt_dsl.files import Folders, ReadError, Refusal, read_file
 from catopt_dsl.span import Span
 from catopt_dsl.syntax import ast
-from catopt_dsl.syntax.grammar import TERMINAL_NAMES, parser
-from catopt_dsl.syntax.guard import LimitExceeded, guarded
+from catopt_dsl.syntax.guard import guarded
+from catopt_dsl.syntax.hints import describe
+from catopt_dsl.syntax.recover import Outcome, parse_recovering
 
 LANGUAGE_VERSION = 1
 MAX_FILE_BYTES = limits.MAX_SPEC_BYTES
@@ -101,24 +101,28 @@ def parse_file(path: Path, sink: DiagnosticSink, display: str | None = None) -> 
     return parse_text(text, display or str(path), sink)
 
 
-def parse_text(text: str, file: str, sink: DiagnosticSink) -> ast.Spec | None:
+def parse_text(text: str, file: str, sink: DiagnosticSink, comments: list[ast.Comment] | None = None) -> ast.Spec | None:
     """Parse one spec. Returns None (with diagnostics in ``sink``) when the text does not parse.
+
+    ``comments``, when given, receives the file's comments in source order (the formatter's
+    input; other callers have no use for them).
+
+    Every syntax error of the file is reported, not only the first (:mod:`catopt_dsl.syntax.recover`
+    resynchronises after each); a file with any syntax error yields no AST, so no later stage
+    reports follow-on errors about statements the parser had to skip.
 
     Resource limits (tokens, nesting, list lengths, token sizes) are checked while Lark runs
     (:mod:`catopt_dsl.syntax.guard`), so refusing a hostile input costs work bounded by the limit.
     """
-    try:
-        with guarded():
-            tree = parser().parse(text)
-    except LimitExceeded as exc:
-        w = exc.where
-        sink.error(exc.code, exc.message, Span(file, w.line, w.col, w.end_line, w.end_col), *([help_(exc.help)] if exc.help else []))
-        return None
-    except UnexpectedInput as exc:
-        _report_syntax_error(exc, text, file, sink)
+    with guarded(collect_comments=comments is not None) as guard:
+        outcome = parse_recovering(text)
+    if comments is not None:
+        comments.extend(ast.Comment(t, Span(file, *where)) for t, where in guard.comments or ())
+    if outcome.tree is None:
+        _report_syntax_errors(outcome, file, sink)
         return None
     builder = _Builder(file, sink)
-    spec = builder.spec(tree)
+    spec = builder.spec(outcome.tree)
     if spec.version is None:
         sink.error(
             ErrorCode.VERSION,
@@ -133,113 +137,27 @@ def parse_text(text: str, file: str, sink: DiagnosticSink) -> ast.Spec | None:
 # Syntax errors
 # ---------------------------------------------------------------------------------------------
 
-_STRING_STOP = re.compile(r'["\\\n]')
 
-
-def _string_problem(text: str, start: int) -> str | None:
-    """Why the string literal opening at ``start`` did not lex: unterminated or too long."""
-    i = start + 1
-    limit = start + 1 + 2 * limits.MAX_STRING_CHARS + 2
-    while True:
-        m = _STRING_STOP.search(text, i, min(len(text), limit))
-        if m is None:
-            return "long" if limit < len(text) else "unterminated"
-        c = m.group()
-        if c == '"':
-            return "long"
-        if c == "\n":
-            return "unterminated"
-        if m.end() < len(text) and text[m.end()] == "\n":
-            return "unterminated"
-        i = m.end() + 1
-
-
-def _describe_terminal(name: str) -> str:
-    if name in TERMINAL_NAMES:
-        return TERMINAL_NAMES[name]
-    term = parser().get_terminal(name) if hasattr(parser(), "get_terminal") else None
-    if term is not None and isinstance(term.pattern, PatternStr):
-        return f"`{term.pattern.value}`"
-    return name.lower()
-
-
-def _expected(names: Iterable[str]) -> str:
-    described = sorted({_describe_terminal(n) for n in names})
-    if not described:
-        return ""
-    if len(described) > 8:
-        described = described[:8] + ["..."]
-    return ", ".join(described)
-
-
-def _report_syntax_error(exc: UnexpectedInput, text: str, file: str, sink: DiagnosticSink) -> None:
-    if isinstance(exc, UnexpectedCharacters):
-        line, col = exc.line, exc.column
-        pos = exc.pos_in_stream or 0
-        ch = text[pos] if 0 <= pos < len(text) else "?"
-        if ch == '"':
-            if _string_problem(text, pos) == "long":
-                sink.error(
-                    ErrorCode.LIMIT,
-                    f"string literal longer than {limits.MAX_STRING_CHARS} characters",
-                    Span(file, line, col, line, col + 1),
-                )
-            else:
-                sink.error(ErrorCode.LEX, "unterminated string", Span(file, line, col, line, col + 1),
-                           help_('close it with `"` on the same line'))
-            return
-        if text.startswith("/*", pos):
-            sink.error(ErrorCode.LEX, "unterminated block comment", Span(file, line, col, line, col + 2),
-                       help_("close it with `*/`"))
-            return
+def _report_syntax_errors(outcome: Outcome, file: str, sink: DiagnosticSink) -> None:
+    for problem in outcome.problems:
+        r = describe(problem, file)
+        sink.error(r.code, r.message, r.span, *r.notes)
+    where = outcome.stop_at
+    if outcome.limit is not None:
+        exc = outcome.limit
+        w = exc.where
+        sink.error(exc.code, exc.message, Span(file, w.line, w.col, w.end_line, w.end_col), *([help_(exc.help)] if exc.help else []))
+    elif outcome.stopped == "long-string" and where is not None:
         sink.error(
-            ErrorCode.LEX,
-            f"unexpected character `{ch}`" if ch.isprintable() else f"unexpected character U+{ord(ch):04X}",
-            Span(file, line, col, line, col + 1),
-            *([note(f"expected {_expected(exc.allowed)}")] if exc.allowed else []),
+            ErrorCode.LIMIT,
+            f"string literal longer than {limits.MAX_STRING_CHARS} characters",
+            Span(file, where.line, where.col, where.line, where.col + 1),
         )
-        return
-    if isinstance(exc, UnexpectedToken):
-        tok = exc.token
-        if str(tok) == "/" and tok.start_pos is not None and text.startswith("/*", tok.start_pos):
-            line, col = tok.line or 1, tok.column or 1
-            sink.error(ErrorCode.LEX, "unterminated block comment", Span(file, line, col, line, col + 2),
-                       help_("close it with `*/`"))
-            return
-        if tok.type == "$END":
-            line = text.count("\n") + 1
-            col = len(text) - (text.rfind("\n") + 1) + 1
-            sink.error(
-                ErrorCode.SYNTAX,
-                "unexpected end of file",
-                Span(file, line, col, line, col + 1),
-                note(f"expected {_expected(exc.expected)}"),
-            )
-            return
-        line = tok.line or 1
-        col = tok.column or 1
-        end_col = (tok.end_column or col + 1) if (tok.end_line or line) == line else col + len(str(tok))
-        found = str(tok)
-        expected = _expected(exc.expected)
-        notes = [note(f"expected {expected}")] if expected else []
-        hint = _hint(exc, found)
-        if hint:
-            notes.append(help_(hint))
-        sink.error(ErrorCode.SYNTAX, f"unexpected `{found}`", Span(file, line, col, line, max(end_col, col + 1)), *notes)
-        return
-    if isinstance(exc, UnexpectedEOF):  # pragma: no cover - LALR reports $END as UnexpectedToken
-        sink.error(ErrorCode.SYNTAX, "unexpected end of file", Span(file, 1, 1, 1, 2))
-        return
-    sink.error(ErrorCode.SYNTAX, "syntax error", Span(file, getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1, 1, 2))
-
-
-def _hint(exc: UnexpectedToken, found: str) -> str | None:
-    expected = set(exc.expected)
-    if "SEMICOLON" in expected:
-        return "a `;` may be missing at the end of the previous statement"
-    if found in {"LocalProblem", "SharedVariables", "Morphism", "Limit", "Colimit", "Functor", "PlanDelta", "schema"}:
-        return "a `}` may be missing before this item"
-    return None
+    elif outcome.stopped == "comment" and where is not None:
+        sink.error(ErrorCode.LEX, "unterminated block comment", Span(file, where.line, where.col, where.line, where.col + 2),
+                   help_("close it with `*/`"))
+    elif not outcome.problems:  # pragma: no cover - the driver records a problem for every failure
+        sink.error(ErrorCode.SYNTAX, "syntax error", Span(file, 1, 1, 1, 2))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,12 +191,14 @@ class _Builder:
     # -- top level ------------------------------------------------------------------------------
     def spec(self, tree: Tree) -> ast.Spec:
         version: int | None = None
+        header: Span | None = None
         imports: list[ast.Import] = []
         items: list[ast.Item] = []
         for child in tree.children:
             if not isinstance(child, Tree):
                 continue
             if child.data == "header":
+                header = self.sp(child)
                 tok = child.children[0]
                 version = int(str(tok))
                 if version != LANGUAGE_VERSION:
@@ -293,7 +213,7 @@ class _Builder:
                 item = self.item(child)
                 if item is not None:
                     items.append(item)
-        return ast.Spec(self.file, version, tuple(imports), tuple(items), self.sp(tree))
+        return ast.Spec(self.file, version, tuple(imports), tuple(items), self.sp(tree), header)
 
     def string(self, tok: Token) -> str:
         raw = str(tok)[1:-1]
@@ -338,6 +258,7 @@ class _Builder:
         vars_: list[ast.VarDecl] = []
         objectives: list[ast.Objective] = []
         constraints: list[ast.Constraint] = []
+        blocks: list[Span] = []
         for m in members:
             if m.data == "param_decl":
                 name, typ, value = m.children
@@ -350,7 +271,8 @@ class _Builder:
                 objectives.append(ast.Objective(str(sense), self.expr(e), self.sp(m)))
             elif m.data == "constraints":
                 constraints.extend(self.constraint(c) for c in m.children)
-        return ast.Body(tuple(params), tuple(vars_), tuple(objectives), tuple(constraints))
+                blocks.append(self.sp(m))
+        return ast.Body(tuple(params), tuple(vars_), tuple(objectives), tuple(constraints), tuple(blocks))
 
     def constraint(self, t: Tree) -> ast.Constraint:
         left, op, right = t.children
@@ -517,8 +439,8 @@ class _Builder:
         if kind == "number":
             text = str(ch[0])
             if any(c in text for c in ".eE"):
-                return ast.Number(float(text), False, span)
-            return ast.Number(int(text), True, span)
+                return ast.Number(float(text), False, span, text)
+            return ast.Number(int(text), True, span, text)
         if kind == "boolean":
             return ast.Bool(str(ch[0]) == "true", span)
         if kind == "name":
@@ -539,7 +461,8 @@ class _Builder:
             inner = self.expr(operand)
             # Fold `-3` into a literal so `-1` is a constant int everywhere (indices, ranges).
             if isinstance(inner, ast.Number) and str(op) == "-":
-                return ast.Number(-inner.value, inner.is_int, span)
+                literal = inner.text[1:] if inner.text.startswith("-") else "-" + inner.text
+                return ast.Number(-inner.value, inner.is_int, span, literal)
             return ast.UnaryOp(str(op), inner, span)
         if kind == "index":
             base, *subs = ch

@@ -299,6 +299,11 @@ GENERATED: list[Case] = [
     Case("colimit_names_500k", _spec(H + "Colimit c of " + ",".join(["s"] * 500_000) + ";\n"), "E0007", (2, 13 + 2 * limits.MAX_LIST_ELEMENTS)),
     Case("array_literal_300k", _spec(H + "LocalProblem a { param p: float[300000] = [" + ",".join(["1"] * 300_000) + "]; }\n"), "E0007", (2, 43 + 2 * limits.MAX_LIST_ELEMENTS)),
     Case("file_over_16mib", _spec(H + ("// " + "x" * 1021 + "\n") * (17 * 1024)), "E0005", (1, 1)),
+    # -- syntax errors: recovery reads on after each one, so junk must cost linear work ----------------
+    Case("junk_chars_2mb", _spec(H + "$ " * 1_000_000), "E0002", (2, 1)),
+    Case("junk_after_an_error", _spec(H + "LocalProblem a { var x: float; minimize x = " + "x = " * 100_000 + "}\n"), "E0001", (2, 43)),
+    Case("stray_closers", _spec(H + "} " * 200_000), "E0001", (2, 1)),
+    Case("syntax_errors_everywhere", _spec(H + "LocalProblem a { var x: float; minimize x = 1; }\n" * 50_000), "E0001", (2, 43)),
     # -- work that used to grow faster than the input --------------------------------------------------
     Case("forward_references_3000", _spec(_forward(3000)), "E0101", (3, 21)),
     Case("unknown_functions_3000", _spec(H + "LocalProblem a { var x: float;\n" + "".join(f"  param q{i}: float = fn{i}(1);\n" for i in range(3000)) + "  minimize square(x); }\n"), "E0105", (3, 21)),
