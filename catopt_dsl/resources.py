@@ -1,7 +1,9 @@
-"""Where the grammar and templates live: inside the installed wheel, or in the source tree.
+"""Where the grammar, the templates and the native runtimes live: inside the installed wheel, or in
+the source tree.
 
-The wheel force-includes `grammar/` and `templates/` as `catopt_dsl/_data/...`; an editable install (or a
-checkout on `PYTHONPATH`) has no `_data`, so we fall back to the repository's top-level folders.
+The wheel force-includes `grammar/`, `templates/` and `native/` as `catopt_dsl/_data/...`; an editable
+install (or a checkout on `PYTHONPATH`) has no `_data`, so we fall back to the repository's top-level
+folders.
 """
 
 from __future__ import annotations
@@ -31,3 +33,8 @@ def grammar_path() -> Path:
 
 def template_dir() -> Path:
     return _find("templates")
+
+
+def native_dir() -> Path:
+    """The static native runtimes (``native/rust``, ``native/cpp``) that the backends copy."""
+    return _find("native")

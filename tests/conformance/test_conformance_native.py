@@ -229,7 +229,7 @@ def test_cpp_decoders_match_python_under_sanitizers(spec: Path, tmp_path: Path) 
             "-fno-omit-frame-pointer",
             "-I",
             str(tmp_path / "src"),
-            str(tmp_path / "src" / f"{stem}_rt.cpp"),
+            str(tmp_path / "src" / "catopt_runtime.cpp"),
             str(tmp_path / "src" / f"{stem}.cpp"),
             str(tmp_path / "conformance.cpp"),
             "-o",

@@ -1,11 +1,52 @@
-// ---------------------------------------------------------------------------------------------
-// rt: the plan-independent runtime (CRC32C, record and frame codecs, the ADMM coordinator).
-// It mirrors catopt_dsl.wire, catopt_dsl.sync.frame and catopt_dsl.solver.coordinator.
-// ---------------------------------------------------------------------------------------------
+// catoptc's native runtime for C++17 (standard library only). `catoptc compile --target cpp`
+// copies this file and catopt_runtime.cpp unchanged into every generated project: edit them here
+// (native/cpp/ in the catoptc sources), never in a generated project. native/cpp/CMakeLists.txt
+// builds and tests them on their own.
+//
+// rt: the plan-independent runtime (CRC32C, record and frame codecs, the ADMM coordinator). It
+// mirrors catopt_dsl.wire, catopt_dsl.sync.frame and catopt_dsl.solver.coordinator.
+//
+// The runtime lives in `CATOPT_RT_NAMESPACE::rt`. catopt_runtime_config.hpp, which the generated
+// project writes, names that namespace after the spec (`catopt_<spec>`), so several generated
+// projects link into one program without clashing.
+
+#ifndef CATOPT_RUNTIME_HPP
+#define CATOPT_RUNTIME_HPP
+
+#include "catopt_runtime_config.hpp"
+
+#ifndef CATOPT_RT_NAMESPACE
+#error "catopt_runtime_config.hpp must define CATOPT_RT_NAMESPACE"
+#endif
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace CATOPT_RT_NAMESPACE {
 namespace rt {
 
 /// Why a record or frame was rejected (one value per Python WireError subclass).
-enum class WireErrorKind { Truncated, Checksum, BadMagic, Version, Length, Malformed, SchemaMismatch, MissingField, Encode };
+enum class WireErrorKind {
+    Truncated,
+    Checksum,
+    BadMagic,
+    Version,
+    Length,
+    Malformed,
+    SchemaMismatch,
+    MissingField,
+    Encode
+};
 
 const char* kind_name(WireErrorKind kind) noexcept;
 
@@ -152,7 +193,8 @@ struct Block {
     std::size_t coupling = 0, rows = 0;
     std::vector<double> b_mat, b_vec;
     static Block consensus(std::size_t shared, std::size_t var, std::size_t x_offset, std::size_t size);
-    static Block coupling_term(std::size_t coupling, std::size_t rows, std::vector<double> b_mat, std::vector<double> b_vec);
+    static Block coupling_term(std::size_t coupling, std::size_t rows, std::vector<double> b_mat,
+                               std::vector<double> b_vec);
     std::size_t row_count() const { return kind == BlockKind::Consensus ? size : rows; }
 };
 
@@ -210,8 +252,9 @@ public:
 class SharedProx {
 public:
     virtual ~SharedProx() = default;
-    virtual std::vector<double> prox(const std::vector<std::vector<double>>& means, const std::vector<std::size_t>& counts,
-                                     double rho, const std::vector<double>& z_prev) = 0;
+    virtual std::vector<double> prox(const std::vector<std::vector<double>>& means,
+                                     const std::vector<std::size_t>& counts, double rho,
+                                     const std::vector<double>& z_prev) = 0;
     virtual double value(const std::vector<double>& z) const = 0;
 };
 
@@ -296,3 +339,6 @@ private:
 };
 
 }  // namespace rt
+}  // namespace CATOPT_RT_NAMESPACE
+
+#endif  // CATOPT_RUNTIME_HPP

@@ -1,6 +1,10 @@
-// ---------------------------------------------------------------------------------------------
-// rt implementation
-// ---------------------------------------------------------------------------------------------
+// catoptc's native runtime for C++17: the implementation of catopt_runtime.hpp, copied unchanged
+// into every generated project (see the header). It mirrors catopt_dsl.wire,
+// catopt_dsl.sync.frame and catopt_dsl.solver.coordinator operation by operation.
+
+#include "catopt_runtime.hpp"
+
+namespace CATOPT_RT_NAMESPACE {
 namespace rt {
 
 namespace {
@@ -63,11 +67,21 @@ bool valid_utf8(const std::uint8_t* s, std::size_t n) {
         const std::uint8_t c = s[i];
         std::size_t len = 0;
         std::uint32_t cp = 0;
-        if (c < 0x80) { ++i; continue; }
-        if ((c & 0xE0u) == 0xC0u) { len = 2; cp = c & 0x1Fu; }
-        else if ((c & 0xF0u) == 0xE0u) { len = 3; cp = c & 0x0Fu; }
-        else if ((c & 0xF8u) == 0xF0u) { len = 4; cp = c & 0x07u; }
-        else return false;
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        if ((c & 0xE0u) == 0xC0u) {
+            len = 2;
+            cp = c & 0x1Fu;
+        } else if ((c & 0xF0u) == 0xE0u) {
+            len = 3;
+            cp = c & 0x0Fu;
+        } else if ((c & 0xF8u) == 0xF0u) {
+            len = 4;
+            cp = c & 0x07u;
+        } else
+            return false;
         if (n - i < len) return false;
         for (std::size_t k = 1; k < len; ++k) {
             if ((s[i + k] & 0xC0u) != 0x80u) return false;
@@ -89,7 +103,8 @@ struct Cursor {
     const std::uint8_t* take(std::size_t n, const std::string& what) {
         if (n > end - pos) {
             throw WireError(WireErrorKind::Truncated, what + ": needs " + std::to_string(n) + " bytes at offset " +
-                                                          std::to_string(pos) + ", only " + std::to_string(end - pos) + " left");
+                                                          std::to_string(pos) + ", only " + std::to_string(end - pos) +
+                                                          " left");
         }
         const std::uint8_t* out = buf + pos;
         pos += n;
@@ -185,10 +200,12 @@ RecordWriter::RecordWriter(const std::string& name, std::uint32_t version, std::
     put_u16(buf_, field_count);
 }
 
-void RecordWriter::field_header(std::uint16_t index, std::uint8_t code, const Dims& dims, std::size_t count, const char* what) {
+void RecordWriter::field_header(std::uint16_t index, std::uint8_t code, const Dims& dims, std::size_t count,
+                                const char* what) {
     if (count != product(dims)) {
         throw WireError(WireErrorKind::Encode, std::string(what) + ": " + std::to_string(count) +
-                                                   " values, the schema's shape needs " + std::to_string(product(dims)));
+                                                   " values, the schema's shape needs " +
+                                                   std::to_string(product(dims)));
     }
     put_u16(buf_, index);
     buf_.push_back(code);
@@ -201,7 +218,8 @@ void RecordWriter::f64s(std::uint16_t index, const Dims& dims, const std::vector
     for (double v : data) put_u64(buf_, f64_to_bits(v));
 }
 
-void RecordWriter::i64s(std::uint16_t index, const Dims& dims, const std::vector<std::int64_t>& data, const char* what) {
+void RecordWriter::i64s(std::uint16_t index, const Dims& dims, const std::vector<std::int64_t>& data,
+                        const char* what) {
     field_header(index, DT_I64, dims, data.size(), what);
     for (std::int64_t v : data) put_u64(buf_, static_cast<std::uint64_t>(v));
 }
@@ -219,19 +237,23 @@ Bytes RecordWriter::finish() {
 
 RecordView parse_record(const std::uint8_t* data, std::size_t n, const std::string& schema_name, std::size_t known) {
     static const std::uint8_t magic[4] = {'C', 'A', 'T', 'R'};
-    if (n >= 4 && std::memcmp(data, magic, 4) != 0) throw WireError(WireErrorKind::BadMagic, "not a schema record (bad magic)");
+    if (n >= 4 && std::memcmp(data, magic, 4) != 0)
+        throw WireError(WireErrorKind::BadMagic, "not a schema record (bad magic)");
     if (n < MIN_RECORD_SIZE) {
-        throw WireError(WireErrorKind::Truncated, "record of " + std::to_string(n) + " bytes is shorter than the minimum " +
-                                                      std::to_string(MIN_RECORD_SIZE));
+        throw WireError(
+            WireErrorKind::Truncated,
+            "record of " + std::to_string(n) + " bytes is shorter than the minimum " + std::to_string(MIN_RECORD_SIZE));
     }
     // Structure first, then the CRC: a cut record is reported as truncated.
     Cursor rd{data, 4, n - 4};
     const std::uint8_t version = rd.u8("record header");
     if (version != RECORD_FORMAT_VERSION) {
-        throw WireError(WireErrorKind::Version, "record format version " + std::to_string(version) + " is not supported");
+        throw WireError(WireErrorKind::Version,
+                        "record format version " + std::to_string(version) + " is not supported");
     }
     const std::uint8_t flags = rd.u8("record header");
-    if (flags != 0) throw WireError(WireErrorKind::Malformed, "record flags " + std::to_string(flags) + ": none are defined");
+    if (flags != 0)
+        throw WireError(WireErrorKind::Malformed, "record flags " + std::to_string(flags) + ": none are defined");
     const std::uint16_t name_len = rd.u16("record header");
     const std::uint8_t* name = rd.take(name_len, "schema name");
     if (!valid_utf8(name, name_len)) throw WireError(WireErrorKind::Malformed, "schema name: not valid UTF-8");
@@ -245,12 +267,13 @@ RecordView parse_record(const std::uint8_t* data, std::size_t n, const std::stri
         const std::uint8_t code = rd.u8("field header");
         const std::uint8_t ndim = rd.u8("field header");
         if (static_cast<long>(index) <= last) {
-            throw WireError(WireErrorKind::Malformed, "field index " + std::to_string(index) + " after " + std::to_string(last) +
-                                                          ": indices must strictly increase");
+            throw WireError(WireErrorKind::Malformed, "field index " + std::to_string(index) + " after " +
+                                                          std::to_string(last) + ": indices must strictly increase");
         }
         last = index;
         if (item_size(code) == 0 || code == DT_UTF8) {
-            throw WireError(WireErrorKind::Malformed, "field " + std::to_string(index) + ": unknown dtype code " + std::to_string(code));
+            throw WireError(WireErrorKind::Malformed,
+                            "field " + std::to_string(index) + ": unknown dtype code " + std::to_string(code));
         }
         const std::uint8_t* dims = rd.take(4u * ndim, "field " + std::to_string(index) + " dims");
         const std::size_t size = data_size(code, dims, ndim);
@@ -262,20 +285,25 @@ RecordView parse_record(const std::uint8_t* data, std::size_t n, const std::stri
         }  // else: appended by a newer writer, skipped using its dims
     }
     if (rd.pos != rd.end) {
-        throw WireError(WireErrorKind::Length, std::to_string(rd.end - rd.pos) + " unexpected bytes before the checksum");
+        throw WireError(WireErrorKind::Length,
+                        std::to_string(rd.end - rd.pos) + " unexpected bytes before the checksum");
     }
-    if (crc32c(data, n - 4) != get_u32(data + n - 4)) throw WireError(WireErrorKind::Checksum, "record CRC32C mismatch");
+    if (crc32c(data, n - 4) != get_u32(data + n - 4))
+        throw WireError(WireErrorKind::Checksum, "record CRC32C mismatch");
     if (view.name != schema_name) {
-        throw WireError(WireErrorKind::SchemaMismatch, "record is for schema \"" + view.name + "\", not \"" + schema_name + "\"");
+        throw WireError(WireErrorKind::SchemaMismatch,
+                        "record is for schema \"" + view.name + "\", not \"" + schema_name + "\"");
     }
     return view;
 }
 
-const RecordView::Raw* RecordView::raw(std::uint16_t index, std::uint8_t code, const Dims& dims, const char* what) const {
+const RecordView::Raw* RecordView::raw(std::uint16_t index, std::uint8_t code, const Dims& dims,
+                                       const char* what) const {
     for (const auto& r : fields) {
         if (r.index != index) continue;
         if (r.code != code || r.dims != dims) {
-            throw WireError(WireErrorKind::SchemaMismatch, std::string(what) + ": record dtype/shape contradicts the schema");
+            throw WireError(WireErrorKind::SchemaMismatch,
+                            std::string(what) + ": record dtype/shape contradicts the schema");
         }
         return &r;
     }
@@ -303,7 +331,8 @@ bool RecordView::bools(std::uint16_t index, const Dims& dims, const char* what, 
     if (r == nullptr) return false;
     out.assign(r->size, false);
     for (std::size_t i = 0; i < r->size; ++i) {
-        if (r->data[i] > 1) throw WireError(WireErrorKind::Malformed, std::string(what) + ": bool byte other than 0 or 1");
+        if (r->data[i] > 1)
+            throw WireError(WireErrorKind::Malformed, std::string(what) + ": bool byte other than 0 or 1");
         out[i] = r->data[i] == 1;
     }
     return true;
@@ -317,7 +346,8 @@ void missing(const char* what) {
 
 bool FrameHeader::operator==(const FrameHeader& o) const {
     return msg_type == o.msg_type && spec_hash == o.spec_hash && schema_id == o.schema_id &&
-           schema_version == o.schema_version && sender == o.sender && epoch == o.epoch && seq == o.seq && round == o.round;
+           schema_version == o.schema_version && sender == o.sender && epoch == o.epoch && seq == o.seq &&
+           round == o.round;
 }
 
 FrameEntry FrameEntry::f64s(const std::string& name, const Dims& dims, const std::vector<double>& values) {
@@ -352,7 +382,8 @@ Bytes Frame::encode() const {
     for (std::size_t i = 0; i < sorted.size(); ++i) {
         const FrameEntry& e = *sorted[i];
         if (i > 0 && sorted[i - 1]->name == e.name) throw WireError(WireErrorKind::Encode, "duplicate entry " + e.name);
-        if (e.name.empty() || e.name.size() > 0xFFFFu) throw WireError(WireErrorKind::Encode, "entry names must be 1..65535 bytes");
+        if (e.name.empty() || e.name.size() > 0xFFFFu)
+            throw WireError(WireErrorKind::Encode, "entry names must be 1..65535 bytes");
         if (item_size(e.code) == 0 || e.dims.size() > 255 || product(e.dims) * item_size(e.code) != e.data.size()) {
             throw WireError(WireErrorKind::Encode, "entry " + e.name + ": data does not match its dims");
         }
@@ -403,13 +434,16 @@ Frame Frame::decode(const std::uint8_t* data, std::size_t n, std::size_t max_pay
     if (flags != 0) throw WireError(WireErrorKind::Malformed, "frame flags: none are defined");
     if (payload > max_payload) throw WireError(WireErrorKind::Length, "declared payload exceeds the cap");
     const std::size_t total = FRAME_HEADER_SIZE + payload + 4;
-    if (n < total) throw WireError(WireErrorKind::Truncated, "frame declares " + std::to_string(total) + " bytes, got " + std::to_string(n));
+    if (n < total)
+        throw WireError(WireErrorKind::Truncated,
+                        "frame declares " + std::to_string(total) + " bytes, got " + std::to_string(n));
     if (n > total) throw WireError(WireErrorKind::Length, std::to_string(n - total) + " bytes after the frame");
     if (crc32c(data, n - 4) != get_u32(data + n - 4)) throw WireError(WireErrorKind::Checksum, "frame CRC32C mismatch");
     Cursor body{data, FRAME_HEADER_SIZE, n - 4};
     try {
         const std::size_t count = body.u32("payload entry count");
-        if (count > (body.end - body.pos) / 5) throw WireError(WireErrorKind::Malformed, "too many entries for the payload");
+        if (count > (body.end - body.pos) / 5)
+            throw WireError(WireErrorKind::Malformed, "too many entries for the payload");
         for (std::size_t k = 0; k < count; ++k) {
             FrameEntry e;
             const std::uint16_t name_len = body.u16("entry name length");
@@ -422,7 +456,8 @@ Frame Frame::decode(const std::uint8_t* data, std::size_t n, std::size_t max_pay
             if (!valid_utf8(name, name_len)) throw WireError(WireErrorKind::Malformed, "entry name is not valid UTF-8");
             e.code = body.u8("entry dtype");
             const std::uint8_t ndim = body.u8("entry ndim");
-            if (item_size(e.code) == 0) throw WireError(WireErrorKind::Malformed, "unknown dtype code " + std::to_string(e.code));
+            if (item_size(e.code) == 0)
+                throw WireError(WireErrorKind::Malformed, "unknown dtype code " + std::to_string(e.code));
             const std::uint8_t* dims = body.take(4u * ndim, "entry dims");
             for (std::size_t j = 0; j < ndim; ++j) e.dims.push_back(get_u32(dims + 4 * j));
             const std::size_t pad = (8 - body.pos % 8) % 8;
@@ -464,7 +499,8 @@ Block Block::consensus(std::size_t shared, std::size_t var, std::size_t x_offset
     return b;
 }
 
-Block Block::coupling_term(std::size_t coupling, std::size_t rows, std::vector<double> b_mat, std::vector<double> b_vec) {
+Block Block::coupling_term(std::size_t coupling, std::size_t rows, std::vector<double> b_mat,
+                           std::vector<double> b_vec) {
     Block b;
     b.kind = BlockKind::Coupling;
     b.coupling = coupling;
@@ -592,7 +628,8 @@ std::vector<double> QuadraticSolver::prox(const std::vector<double>& centre, dou
     std::vector<double> a(n * n), b = object_.apply_t(centre), x;
     for (std::size_t i = 0; i < n * n; ++i) a[i] = p_[i] + rho * mtm_[i];
     for (std::size_t i = 0; i < n; ++i) b[i] = rho * b[i] - q_[i];
-    if (!dense_solve(a, b, n, x)) throw StepError(Status::LocalSolverFailed, "object `" + object_.name + "`: singular prox system");
+    if (!dense_solve(a, b, n, x))
+        throw StepError(Status::LocalSolverFailed, "object `" + object_.name + "`: singular prox system");
     return x;
 }
 
@@ -614,7 +651,8 @@ namespace {
 constexpr double RHO_MIN = 1e-6, RHO_MAX = 1e6, RHO_MOVE = 5.0, TINY = 1e-12;
 }
 
-Coordinator::Coordinator(PlanSpec plan_in, Options opts_in) : plan(std::move(plan_in)), opts(opts_in), rho(opts_in.rho) {
+Coordinator::Coordinator(PlanSpec plan_in, Options opts_in)
+    : plan(std::move(plan_in)), opts(opts_in), rho(opts_in.rho) {
     consensus_index_.resize(plan.shared.size());
     for (std::size_t s = 0; s < plan.shared.size(); ++s) consensus_index_[s].resize(plan.shared[s].vars.size());
     term_index_.resize(plan.couplings.size());
@@ -626,8 +664,10 @@ Coordinator::Coordinator(PlanSpec plan_in, Options opts_in) : plan(std::move(pla
         e_.push_back(e);
         std::size_t local = 0;
         for (const auto& b : o.blocks) {
-            if (b.kind == BlockKind::Consensus) consensus_index_[b.shared][b.var].push_back(offset + local);
-            else term_index_[b.coupling].push_back(offset + local);
+            if (b.kind == BlockKind::Consensus)
+                consensus_index_[b.shared][b.var].push_back(offset + local);
+            else
+                term_index_[b.coupling].push_back(offset + local);
             local += b.row_count();
         }
         offset += local;
@@ -640,7 +680,9 @@ Coordinator::Coordinator(PlanSpec plan_in, Options opts_in) : plan(std::move(pla
     sync_consensus_targets();
 }
 
-void Coordinator::set_shared_prox(std::size_t block, std::shared_ptr<SharedProx> prox) { proxes_.at(block) = std::move(prox); }
+void Coordinator::set_shared_prox(std::size_t block, std::shared_ptr<SharedProx> prox) {
+    proxes_.at(block) = std::move(prox);
+}
 
 void Coordinator::sync_consensus_targets() {
     for (std::size_t s = 0; s < plan.shared.size(); ++s) {
@@ -668,7 +710,8 @@ std::vector<double> Coordinator::mt(const std::vector<double>& vec) const {
     std::vector<double> out;
     for (std::size_t i = 0; i < plan.objects.size(); ++i) {
         const std::size_t start = object_rows_[i], r = plan.objects[i].rows();
-        std::vector<double> part(vec.begin() + static_cast<std::ptrdiff_t>(start), vec.begin() + static_cast<std::ptrdiff_t>(start + r));
+        std::vector<double> part(vec.begin() + static_cast<std::ptrdiff_t>(start),
+                                 vec.begin() + static_cast<std::ptrdiff_t>(start + r));
         const auto img = plan.objects[i].apply_t(part);
         out.insert(out.end(), img.begin(), img.end());
     }
@@ -682,8 +725,10 @@ double Coordinator::g_value(std::size_t s) const {
         double acc = 0.0;
         for (std::size_t j = 0; j < var.size; ++j) {
             const double x = z[s][var.offset + j];
-            if (var.term.kind == TermKind::SumSquares) acc += x * x;
-            else if (var.term.kind == TermKind::Norm1) acc += std::fabs(x);
+            if (var.term.kind == TermKind::SumSquares)
+                acc += x * x;
+            else if (var.term.kind == TermKind::Norm1)
+                acc += std::fabs(x);
         }
         g += var.term.kind == TermKind::Free ? 0.0 : var.term.coef * acc;
     }
@@ -712,7 +757,8 @@ void Coordinator::z_update(std::size_t s, const std::vector<double>& v, double r
         return;
     }
     if (!blk.closed_form) {
-        throw StepError(Status::LocalSolverFailed, "shared block `" + blk.name + "` has no closed-form z-update: supply a SharedProx");
+        throw StepError(Status::LocalSolverFailed,
+                        "shared block `" + blk.name + "` has no closed-form z-update: supply a SharedProx");
     }
     for (std::size_t vi = 0; vi < blk.vars.size(); ++vi) {
         const auto& var = blk.vars[vi];
@@ -778,7 +824,8 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
             for (std::size_t j = 0; j < m; ++j) s[j] += v[start + j];
         }
         for (std::size_t j = 0; j < m; ++j) {
-            const double p = cp.sense == Sense::Le ? std::min(s[j], cp.rhs[j]) : (cp.sense == Sense::Ge ? std::max(s[j], cp.rhs[j]) : cp.rhs[j]);
+            const double p = cp.sense == Sense::Le ? std::min(s[j], cp.rhs[j])
+                                                   : (cp.sense == Sense::Ge ? std::max(s[j], cp.rhs[j]) : cp.rhs[j]);
             shift[j] = (p - s[j]) / static_cast<double>(starts.size());
         }
         for (std::size_t start : starts) {
@@ -813,14 +860,16 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
             for (std::size_t k = start; k < start + m; ++k) gap_est += rho_now * u[k] * (a[k] - t[k]);
         }
     }
-    const double eps_gap = std::isfinite(it.objective) ? 0.1 * (opts.eps_abs + opts.eps_rel * std::fabs(it.objective)) : 0.0;
+    const double eps_gap =
+        std::isfinite(it.objective) ? 0.1 * (opts.eps_abs + opts.eps_rel * std::fabs(it.objective)) : 0.0;
     const bool converged = r_prim <= eps_prim && r_dual <= eps_dual && std::fabs(gap_est) <= eps_gap;
     const std::size_t interval = opts.adaptive_rho_interval;
     // Checkpoints 1, 2, 4, 8, ... below the interval, then every interval (as the Python reference).
-    const bool checkpoint = interval > 0 &&
-        (iteration % interval == 0 || (iteration < interval && (iteration & (iteration - 1)) == 0));
+    const bool checkpoint =
+        interval > 0 && (iteration % interval == 0 || (iteration < interval && (iteration & (iteration - 1)) == 0));
     if (opts.adaptive_rho && !converged && checkpoint) {
-        const double ratio = (r_prim / std::max(prim_scale, TINY)) / std::max(r_dual / std::max(dual_scale, TINY), TINY);
+        const double ratio =
+            (r_prim / std::max(prim_scale, TINY)) / std::max(r_dual / std::max(dual_scale, TINY), TINY);
         double rho_new = std::min(std::max(rho_now * std::sqrt(std::max(ratio, 0.0)), RHO_MIN), RHO_MAX);
         // Early checkpoints only raise rho: the scaled duals are still near zero there.
         if (iteration < interval && rho_new < rho_now) rho_new = rho_now;
@@ -875,7 +924,8 @@ SolveResult Coordinator::solve(const std::vector<std::shared_ptr<LocalSolver>>& 
             for (std::size_t i = 0; i < nobj; ++i) {
                 auto x = solvers[i]->prox(cs[i], rho);
                 if (x.size() != plan.objects[i].n) {
-                    throw StepError(Status::LocalSolverFailed, "object `" + plan.objects[i].name + "`: prox returned the wrong size");
+                    throw StepError(Status::LocalSolverFailed,
+                                    "object `" + plan.objects[i].name + "`: prox returned the wrong size");
                 }
                 xs[i] = std::move(x);
                 objectives.push_back(solvers[i]->objective(xs[i]));
@@ -892,3 +942,4 @@ SolveResult Coordinator::solve(const std::vector<std::shared_ptr<LocalSolver>>& 
 }
 
 }  // namespace rt
+}  // namespace CATOPT_RT_NAMESPACE

@@ -1,6 +1,6 @@
-{% for line in crate.header %}
-// {{ line }}
-{% endfor %}
+// catoptc's native runtime for Rust. `catoptc compile --target rust` copies this file unchanged
+// into every generated crate as src/runtime.rs: edit it here (native/rust/src/runtime.rs in the
+// catoptc sources), never in a generated crate. `cargo test` in native/rust/ tests it on its own.
 
 //! The plan-independent runtime of the generated crate (std only): CRC32C, the schema record
 //! wire format, the delta-sync frame layout, and the ADMM coordinator.
@@ -110,10 +110,7 @@ pub fn blob_f64(bytes: &[u8]) -> Vec<f64> {
 
 /// Little-endian i64 data as values.
 pub fn blob_i64(bytes: &[u8]) -> Vec<i64> {
-    bytes
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-        .collect()
+    bytes.chunks_exact(8).map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect()
 }
 
 /// Bool data (one byte each, 0 or 1) as values.
@@ -312,7 +309,10 @@ pub fn parse_record<'a>(data: &'a [u8], schema_name: &str, known: usize) -> Resu
     }
     let flags = rd.u8("record header")?;
     if flags != 0 {
-        return Err(WireError::new(WireErrorKind::Malformed, format!("record flags {:#x}: no flags are defined", flags)));
+        return Err(WireError::new(
+            WireErrorKind::Malformed,
+            format!("record flags {:#x}: no flags are defined", flags),
+        ));
     }
     let name_len = rd.u16("record header")? as usize;
     let name = std::str::from_utf8(rd.take(name_len, "schema name")?)
@@ -333,7 +333,10 @@ pub fn parse_record<'a>(data: &'a [u8], schema_name: &str, known: usize) -> Resu
         }
         last = i64::from(index);
         if item_size(code).is_none() || code == DT_UTF8 {
-            return Err(WireError::new(WireErrorKind::Malformed, format!("field {}: unknown dtype code {}", index, code)));
+            return Err(WireError::new(
+                WireErrorKind::Malformed,
+                format!("field {}: unknown dtype code {}", index, code),
+            ));
         }
         let dims = rd.take(4 * ndim, &format!("field {} dims", index))?;
         let size = data_size(code, dims).unwrap_or(usize::MAX);
@@ -485,7 +488,10 @@ impl Frame {
             }
         }
         if !(1..=MAX_MSG_TYPE).contains(&self.header.msg_type) {
-            return Err(WireError::new(WireErrorKind::Encode, format!("unknown message type {}", self.header.msg_type)));
+            return Err(WireError::new(
+                WireErrorKind::Encode,
+                format!("unknown message type {}", self.header.msg_type),
+            ));
         }
         let mut out = vec![0u8; FRAME_HEADER_SIZE];
         out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
@@ -496,7 +502,10 @@ impl Frame {
                 .ok_or_else(|| WireError::new(WireErrorKind::Encode, "entry names must be 1..65535 bytes"))?;
             let want = data_size(e.code, &e.dims.iter().flat_map(|d| d.to_le_bytes()).collect::<Vec<u8>>());
             if want != Some(e.data.len()) || e.dims.len() > 255 {
-                return Err(WireError::new(WireErrorKind::Encode, format!("entry {:?}: data does not match its dims", e.name)));
+                return Err(WireError::new(
+                    WireErrorKind::Encode,
+                    format!("entry {:?}: data does not match its dims", e.name),
+                ));
             }
             out.extend_from_slice(&name_len.to_le_bytes());
             out.extend_from_slice(e.name.as_bytes());
@@ -538,13 +547,22 @@ impl Frame {
             return Err(WireError::new(WireErrorKind::BadMagic, "not a frame (bad magic)"));
         }
         if n < 5 {
-            return Err(WireError::new(WireErrorKind::Truncated, format!("frame of {} bytes is shorter than its header", n)));
+            return Err(WireError::new(
+                WireErrorKind::Truncated,
+                format!("frame of {} bytes is shorter than its header", n),
+            ));
         }
         if data[4] != PROTOCOL_VERSION {
-            return Err(WireError::new(WireErrorKind::Version, format!("protocol version {} is not supported", data[4])));
+            return Err(WireError::new(
+                WireErrorKind::Version,
+                format!("protocol version {} is not supported", data[4]),
+            ));
         }
         if n < FRAME_HEADER_SIZE {
-            return Err(WireError::new(WireErrorKind::Truncated, format!("frame of {} bytes is shorter than its header", n)));
+            return Err(WireError::new(
+                WireErrorKind::Truncated,
+                format!("frame of {} bytes is shorter than its header", n),
+            ));
         }
         let mut rd = Cursor { buf: data, pos: 5, end: FRAME_HEADER_SIZE };
         let msg_type = rd.u8("frame header")?;
@@ -562,10 +580,16 @@ impl Frame {
             return Err(WireError::new(WireErrorKind::Malformed, format!("unknown message type {}", msg_type)));
         }
         if flags != 0 {
-            return Err(WireError::new(WireErrorKind::Malformed, format!("frame flags {:#x}: none are defined", flags)));
+            return Err(WireError::new(
+                WireErrorKind::Malformed,
+                format!("frame flags {:#x}: none are defined", flags),
+            ));
         }
         if payload > max_payload {
-            return Err(WireError::new(WireErrorKind::Length, format!("payload of {} bytes exceeds the cap {}", payload, max_payload)));
+            return Err(WireError::new(
+                WireErrorKind::Length,
+                format!("payload of {} bytes exceeds the cap {}", payload, max_payload),
+            ));
         }
         let total = FRAME_HEADER_SIZE + payload + 4;
         if n < total {
@@ -600,7 +624,10 @@ impl Frame {
             let code = rd.u8("entry dtype")?;
             let ndim = rd.u8("entry ndim")? as usize;
             if item_size(code).is_none() {
-                return Err(WireError::new(WireErrorKind::Malformed, format!("entry {:?}: unknown dtype code {}", name, code)));
+                return Err(WireError::new(
+                    WireErrorKind::Malformed,
+                    format!("entry {:?}: unknown dtype code {}", name, code),
+                ));
             }
             let dims_raw = rd.take(4 * ndim, "entry dims")?;
             let pad = (8 - rd.pos % 8) % 8;
@@ -827,7 +854,8 @@ pub trait LocalSolver {
 /// A user z-update for a shared block that has no closed form:
 /// `z = argmin g(z) + rho/2 sum_v N_v ||z_v - m_v||^2` subject to the block's constraints.
 pub trait SharedProx {
-    fn prox(&mut self, means: &[Vec<f64>], counts: &[usize], rho: f64, z_prev: &[f64]) -> Result<Vec<f64>, StepFailure>;
+    fn prox(&mut self, means: &[Vec<f64>], counts: &[usize], rho: f64, z_prev: &[f64])
+        -> Result<Vec<f64>, StepFailure>;
     /// g(z).
     fn value(&self, z: &[f64]) -> f64;
 }
@@ -1154,7 +1182,13 @@ impl Coordinator {
                         let kappa = c / rho_n;
                         m.iter()
                             .map(|&x| {
-                                let sign = if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 };
+                                let sign = if x > 0.0 {
+                                    1.0
+                                } else if x < 0.0 {
+                                    -1.0
+                                } else {
+                                    0.0
+                                };
                                 sign * (x.abs() - kappa).max(0.0)
                             })
                             .collect()
@@ -1259,7 +1293,8 @@ impl Coordinator {
                 }
             }
         }
-        let eps_gap = if objective.is_finite() { 0.1 * (self.opts.eps_abs + self.opts.eps_rel * objective.abs()) } else { 0.0 };
+        let eps_gap =
+            if objective.is_finite() { 0.1 * (self.opts.eps_abs + self.opts.eps_rel * objective.abs()) } else { 0.0 };
         let converged = r_prim <= eps_prim && r_dual <= eps_dual && gap_est.abs() <= eps_gap;
         let mut rho_changed = false;
         let interval = self.opts.adaptive_rho_interval;
@@ -1312,7 +1347,12 @@ impl Coordinator {
                 match solvers[i].prox(&centres[i], self.rho) {
                     Ok(x) if x.len() == self.plan.objects[i].n => xs[i] = x,
                     Ok(x) => {
-                        let msg = format!("object `{}`: prox returned {} values, expected {}", self.plan.objects[i].name, x.len(), self.plan.objects[i].n);
+                        let msg = format!(
+                            "object `{}`: prox returned {} values, expected {}",
+                            self.plan.objects[i].name,
+                            x.len(),
+                            self.plan.objects[i].n
+                        );
                         return self.result(Status::LocalSolverFailed, None, k, xs, msg);
                     }
                     Err(f) => return self.result(f.status, None, k, xs, f.message),
@@ -1333,7 +1373,14 @@ impl Coordinator {
         self.result(Status::MaxIterations, objective, self.opts.max_iter, xs, msg)
     }
 
-    fn result(&self, status: Status, objective: Option<f64>, iterations: usize, x: Vec<Vec<f64>>, message: String) -> SolveResult {
+    fn result(
+        &self,
+        status: Status,
+        objective: Option<f64>,
+        iterations: usize,
+        x: Vec<Vec<f64>>,
+        message: String,
+    ) -> SolveResult {
         SolveResult {
             status,
             objective,
