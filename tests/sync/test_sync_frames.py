@@ -227,6 +227,10 @@ def test_malformed_payloads_with_valid_checksums() -> None:
         "huge count": struct.pack("<I", 0xFFFF_FFFF) + e_a,
         "text ndim 2": struct.pack("<I", 1) + _entry(b"a", 4, (1, 1), b"x", start),
         "bool byte": struct.pack("<I", 1) + _entry(b"a", 3, (1,), b"\x05", start),
+        # shapes no array can have, though they hold no data (numpy refused them with a ValueError)
+        "65 dims": struct.pack("<I", 1) + _entry(b"a", 1, (0,) * 65, b"", start),
+        "empty but huge": struct.pack("<I", 1) + _entry(b"a", 1, (0, 2**32 - 1, 2**32 - 1, 2**32 - 1), b"", start),
+        "huge but empty": struct.pack("<I", 1) + _entry(b"a", 1, (2**32 - 1, 2**32 - 1, 2**32 - 1, 0), b"", start),
     }
     for why, payload in cases.items():
         with pytest.raises(MalformedError):
@@ -241,3 +245,27 @@ def test_bit_flips_never_escape_as_other_exceptions() -> None:
         bad[i] ^= 0x41
         with pytest.raises(WireError):
             decode_message(bytes(bad))
+
+
+def test_crafted_frames_are_dropped_and_counted_by_both_receivers() -> None:
+    """CRC-valid frames that numpy cannot represent once raised a ValueError out of decode_frame, and
+    receive() crashed on them before the spec-hash check; now each is dropped and counted."""
+    from catopt_dsl.sync.protocol import CoordinatorProtocol, NodeProtocol, SyncSettings
+    from catopt_dsl.sync.toy import AveragingCoordinator, AveragingNode
+
+    start = HEADER_SIZE + 4
+    crafted = [
+        _payload_frame(struct.pack("<I", 1) + _entry(b"a", 1, dims, b"", start))
+        for dims in ((0,) * 65, (0, 2**32 - 1, 2**32 - 1, 2**32 - 1))
+    ]
+    settings = SyncSettings(spec_hash=HASH)
+    coordinator = CoordinatorProtocol(AveragingCoordinator(), settings)
+    coordinator.start(0)
+    node = NodeProtocol(1, "n1", AveragingNode(1.0), settings)
+    node.start(0)
+    for now, data in enumerate(crafted, start=1):
+        with pytest.raises(MalformedError):
+            decode_message(data)
+        assert coordinator.receive(data, now) == [] and node.receive(data, now) == []
+    for stats in (coordinator.stats, node.stats):
+        assert stats.undecodable == 2 and stats.errors == {"MalformedError": 2}

@@ -35,14 +35,17 @@
 namespace CATOPT_RT_NAMESPACE {
 namespace rt {
 
-/// Why a record or frame was rejected (one value per Python WireError subclass).
+/// Why a record or frame was rejected: one value per Python WireError subclass, named (kind_name) as
+/// the class is without "Error", so all three languages report one set of kinds (docs/protocol.md).
 enum class WireErrorKind {
     Truncated,
     Checksum,
     BadMagic,
     Version,
     Length,
+    TooLarge,
     Malformed,
+    UnknownMessageType,
     SchemaMismatch,
     MissingField,
     Encode
@@ -73,6 +76,8 @@ constexpr std::uint8_t DT_F64 = 1;
 constexpr std::uint8_t DT_I64 = 2;
 constexpr std::uint8_t DT_BOOL = 3;
 constexpr std::uint8_t DT_UTF8 = 4;
+/// The most dims an array may have (numpy's limit: no encoder writes more).
+constexpr std::size_t MAX_NDIM = 64;
 constexpr std::uint8_t RECORD_FORMAT_VERSION = 1;
 constexpr std::size_t MIN_RECORD_SIZE = 18;
 
@@ -116,8 +121,10 @@ private:
     const Raw* raw(std::uint16_t index, std::uint8_t code, const Dims& dims, const char* what) const;
 };
 
-/// Parse a record of schema `schema_name` whose reader knows `known` fields.
-RecordView parse_record(const std::uint8_t* data, std::size_t size, const std::string& schema_name, std::size_t known);
+/// Parse a record for a reader of schema `schema_name` version `schema_version` that knows `known`
+/// fields; the checks and their order follow catopt_dsl.wire.record.decode_record.
+RecordView parse_record(const std::uint8_t* data, std::size_t size, const std::string& schema_name,
+                        std::uint32_t schema_version, std::size_t known);
 
 /// Throw MissingField for a required field the record lacks.
 [[noreturn]] void missing(const char* what);

@@ -130,6 +130,31 @@ std::size_t data_size(std::uint8_t code, const std::uint8_t* dims, std::size_t n
     return n;
 }
 
+void check_ndim(std::size_t ndim, const std::string& what) {
+    if (ndim > MAX_NDIM) {
+        throw WireError(WireErrorKind::Malformed, what + ": " + std::to_string(ndim) + " dims, at most " +
+                                                      std::to_string(MAX_NDIM) + " are allowed");
+    }
+}
+
+/// Refuse a shape that describes more than INT64_MAX bytes with its zero dims counted as 1 (checked
+/// before its data is read): no encoder writes one, and numpy cannot represent it.
+void check_shape(std::uint8_t code, const std::uint8_t* dims, std::size_t ndim, const std::string& what) {
+    const std::uint64_t limit = static_cast<std::uint64_t>(INT64_MAX);
+    std::uint64_t n = item_size(code);
+    for (std::size_t k = 0; k < ndim; ++k) {
+        const std::uint64_t d = std::max<std::uint64_t>(get_u32(dims + 4 * k), 1);
+        if (n > limit / d) throw WireError(WireErrorKind::Malformed, what + ": shape is too large");
+        n *= d;
+    }
+}
+
+void check_bools(const std::uint8_t* raw, std::size_t size, const std::string& what) {
+    for (std::size_t j = 0; j < size; ++j) {
+        if (raw[j] > 1) throw WireError(WireErrorKind::Malformed, what + ": bool byte other than 0 or 1");
+    }
+}
+
 std::size_t product(const Dims& dims) {
     std::size_t n = 1;
     for (auto d : dims) n *= d;
@@ -151,7 +176,9 @@ const char* kind_name(WireErrorKind kind) noexcept {
         case WireErrorKind::BadMagic: return "BadMagic";
         case WireErrorKind::Version: return "Version";
         case WireErrorKind::Length: return "Length";
+        case WireErrorKind::TooLarge: return "TooLarge";
         case WireErrorKind::Malformed: return "Malformed";
+        case WireErrorKind::UnknownMessageType: return "UnknownMessageType";
         case WireErrorKind::SchemaMismatch: return "SchemaMismatch";
         case WireErrorKind::MissingField: return "MissingField";
         case WireErrorKind::Encode: return "Encode";
@@ -235,7 +262,8 @@ Bytes RecordWriter::finish() {
     return out;
 }
 
-RecordView parse_record(const std::uint8_t* data, std::size_t n, const std::string& schema_name, std::size_t known) {
+RecordView parse_record(const std::uint8_t* data, std::size_t n, const std::string& schema_name,
+                        std::uint32_t schema_version, std::size_t known) {
     static const std::uint8_t magic[4] = {'C', 'A', 'T', 'R'};
     if (n >= 4 && std::memcmp(data, magic, 4) != 0)
         throw WireError(WireErrorKind::BadMagic, "not a schema record (bad magic)");
@@ -261,23 +289,26 @@ RecordView parse_record(const std::uint8_t* data, std::size_t n, const std::stri
     view.name.assign(reinterpret_cast<const char*>(name), name_len);
     view.version = rd.u32("record header");
     const std::uint16_t count = rd.u16("record header");
-    long last = -1;
-    for (std::uint16_t k = 0; k < count; ++k) {
+    for (std::uint16_t expected = 0; expected < count; ++expected) {
         const std::uint16_t index = rd.u16("field header");
         const std::uint8_t code = rd.u8("field header");
         const std::uint8_t ndim = rd.u8("field header");
-        if (static_cast<long>(index) <= last) {
-            throw WireError(WireErrorKind::Malformed, "field index " + std::to_string(index) + " after " +
-                                                          std::to_string(last) + ": indices must strictly increase");
+        if (index != expected) {
+            throw WireError(WireErrorKind::Malformed, "field index " + std::to_string(index) + " where " +
+                                                          std::to_string(expected) +
+                                                          " belongs: a record holds fields 0, 1, 2, ... in order");
         }
-        last = index;
         if (item_size(code) == 0 || code == DT_UTF8) {
             throw WireError(WireErrorKind::Malformed,
                             "field " + std::to_string(index) + ": unknown dtype code " + std::to_string(code));
         }
-        const std::uint8_t* dims = rd.take(4u * ndim, "field " + std::to_string(index) + " dims");
+        const std::string what = "field " + std::to_string(index);
+        check_ndim(ndim, what);
+        const std::uint8_t* dims = rd.take(4u * ndim, what + " dims");
+        check_shape(code, dims, ndim, what);
         const std::size_t size = data_size(code, dims, ndim);
-        const std::uint8_t* raw = rd.take(size, "field " + std::to_string(index) + " data");
+        const std::uint8_t* raw = rd.take(size, what + " data");
+        if (code == DT_BOOL) check_bools(raw, size, what);
         if (index < known) {
             Dims d;
             for (std::size_t j = 0; j < ndim; ++j) d.push_back(get_u32(dims + 4 * j));
@@ -293,6 +324,17 @@ RecordView parse_record(const std::uint8_t* data, std::size_t n, const std::stri
     if (view.name != schema_name) {
         throw WireError(WireErrorKind::SchemaMismatch,
                         "record is for schema \"" + view.name + "\", not \"" + schema_name + "\"");
+    }
+    // Versions only append fields: a writer of the reader's version wrote exactly the reader's
+    // fields, an older one at most as many, a newer one at least as many.
+    const bool fits = view.version == schema_version  ? count == known
+                      : view.version < schema_version ? count <= known
+                                                      : count >= known;
+    if (!fits) {
+        throw WireError(WireErrorKind::SchemaMismatch,
+                        "a v" + std::to_string(view.version) + " record of " + schema_name + " holds " +
+                            std::to_string(count) + " fields, which v" + std::to_string(schema_version) + " (" +
+                            std::to_string(known) + " fields) rules out: versions only append fields");
     }
     return view;
 }
@@ -329,12 +371,8 @@ bool RecordView::i64s(std::uint16_t index, const Dims& dims, const char* what, s
 bool RecordView::bools(std::uint16_t index, const Dims& dims, const char* what, std::vector<bool>& out) const {
     const Raw* r = raw(index, DT_BOOL, dims, what);
     if (r == nullptr) return false;
-    out.assign(r->size, false);
-    for (std::size_t i = 0; i < r->size; ++i) {
-        if (r->data[i] > 1)
-            throw WireError(WireErrorKind::Malformed, std::string(what) + ": bool byte other than 0 or 1");
-        out[i] = r->data[i] == 1;
-    }
+    out.assign(r->size, false);  // every byte is 0 or 1 (checked by parse_record)
+    for (std::size_t i = 0; i < r->size; ++i) out[i] = r->data[i] == 1;
     return true;
 }
 
@@ -384,7 +422,8 @@ Bytes Frame::encode() const {
         if (i > 0 && sorted[i - 1]->name == e.name) throw WireError(WireErrorKind::Encode, "duplicate entry " + e.name);
         if (e.name.empty() || e.name.size() > 0xFFFFu)
             throw WireError(WireErrorKind::Encode, "entry names must be 1..65535 bytes");
-        if (item_size(e.code) == 0 || e.dims.size() > 255 || product(e.dims) * item_size(e.code) != e.data.size()) {
+        if (item_size(e.code) == 0 || e.dims.size() > MAX_NDIM ||
+            product(e.dims) * item_size(e.code) != e.data.size()) {
             throw WireError(WireErrorKind::Encode, "entry " + e.name + ": data does not match its dims");
         }
         put_u16(out, static_cast<std::uint16_t>(e.name.size()));
@@ -429,10 +468,10 @@ Frame Frame::decode(const std::uint8_t* data, std::size_t n, std::size_t max_pay
     f.header.seq = rd.u64("frame header");
     f.header.round = rd.u64("frame header");
     if (f.header.msg_type < 1 || f.header.msg_type > MAX_MSG_TYPE) {
-        throw WireError(WireErrorKind::Malformed, "unknown message type " + std::to_string(f.header.msg_type));
+        throw WireError(WireErrorKind::UnknownMessageType, "unknown message type " + std::to_string(f.header.msg_type));
     }
     if (flags != 0) throw WireError(WireErrorKind::Malformed, "frame flags: none are defined");
-    if (payload > max_payload) throw WireError(WireErrorKind::Length, "declared payload exceeds the cap");
+    if (payload > max_payload) throw WireError(WireErrorKind::TooLarge, "declared payload exceeds the cap");
     const std::size_t total = FRAME_HEADER_SIZE + payload + 4;
     if (n < total)
         throw WireError(WireErrorKind::Truncated,
@@ -458,7 +497,10 @@ Frame Frame::decode(const std::uint8_t* data, std::size_t n, std::size_t max_pay
             const std::uint8_t ndim = body.u8("entry ndim");
             if (item_size(e.code) == 0)
                 throw WireError(WireErrorKind::Malformed, "unknown dtype code " + std::to_string(e.code));
+            const std::string what = "entry " + e.name;
+            check_ndim(ndim, what);
             const std::uint8_t* dims = body.take(4u * ndim, "entry dims");
+            check_shape(e.code, dims, ndim, what);
             for (std::size_t j = 0; j < ndim; ++j) e.dims.push_back(get_u32(dims + 4 * j));
             const std::size_t pad = (8 - body.pos % 8) % 8;
             const std::uint8_t* padding = body.take(pad, "entry padding");
@@ -467,11 +509,7 @@ Frame Frame::decode(const std::uint8_t* data, std::size_t n, std::size_t max_pay
             }
             const std::size_t size = data_size(e.code, dims, ndim);
             const std::uint8_t* raw = body.take(size, "entry data");
-            if (e.code == DT_BOOL) {
-                for (std::size_t j = 0; j < size; ++j) {
-                    if (raw[j] > 1) throw WireError(WireErrorKind::Malformed, "bool byte other than 0 or 1");
-                }
-            }
+            if (e.code == DT_BOOL) check_bools(raw, size, what);
             if (e.code == DT_UTF8 && (ndim != 1 || !valid_utf8(raw, size))) {
                 throw WireError(WireErrorKind::Malformed, "text entry is not 1-d UTF-8");
             }

@@ -78,7 +78,7 @@ rt::Bytes sample_record() {
 
 void test_records() {
     const rt::Bytes bytes = sample_record();
-    const rt::RecordView rec = rt::parse_record(bytes.data(), bytes.size(), "S", 3);
+    const rt::RecordView rec = rt::parse_record(bytes.data(), bytes.size(), "S", 2, 3);
     check(rec.name == "S" && rec.version == 2, "record header");
     std::vector<double> f;
     check(rec.f64s(0, {}, "S.f", f) && f.size() == 1 && rt::f64_to_bits(f[0]) == rt::f64_to_bits(-0.0), "float field");
@@ -87,18 +87,19 @@ void test_records() {
           "int field");
     std::vector<bool> b;
     check(rec.bools(2, {3}, "S.b", b) && b == std::vector<bool>{true, false, true}, "bool field");
-    check_rejects_damage(bytes, [](const std::uint8_t* d, std::size_t n) { rt::parse_record(d, n, "S", 3); }, "record");
+    check_rejects_damage(
+        bytes, [](const std::uint8_t* d, std::size_t n) { rt::parse_record(d, n, "S", 2, 3); }, "record");
 
     std::vector<double> wrong;
     check(
         outcome(bytes, [&](const std::uint8_t*, std::size_t) { rec.f64s(1, {2}, "S.ia", wrong); }) == "SchemaMismatch",
         "dtype mismatch");
-    check(outcome(bytes, [](const std::uint8_t* d, std::size_t n) { rt::parse_record(d, n, "T", 3); }) ==
+    check(outcome(bytes, [](const std::uint8_t* d, std::size_t n) { rt::parse_record(d, n, "T", 2, 3); }) ==
               "SchemaMismatch",
           "another schema's record");
     check(outcome(bytes, [](const std::uint8_t*, std::size_t) { rt::missing("S.g"); }) == "MissingField",
           "missing field");
-    const rt::RecordView older = rt::parse_record(bytes.data(), bytes.size(), "S", 1);
+    const rt::RecordView older = rt::parse_record(bytes.data(), bytes.size(), "S", 1, 1);
     check(!older.i64s(1, {2}, "S.ia", ia), "appended fields are skipped by an older reader");
     check(outcome(bytes,
                   [](const std::uint8_t*, std::size_t) {
@@ -106,6 +107,35 @@ void test_records() {
                       w.f64s(0, {3}, {1.0, 2.0}, "S.f");
                   }) == "Encode",
           "writer refuses a value that does not fit the shape");
+}
+
+/// `bytes` with its CRC32C trailer recomputed (so that a change reaches the checks behind it).
+rt::Bytes recrc(rt::Bytes bytes) {
+    const std::size_t n = bytes.size() - 4;
+    const std::uint32_t crc = rt::crc32c(bytes.data(), n);
+    for (int k = 0; k < 4; ++k) bytes[n + static_cast<std::size_t>(k)] = static_cast<std::uint8_t>(crc >> (8 * k));
+    return bytes;
+}
+
+/// The outcome of parsing `bytes` as a record of "S" version `version` with `known` fields.
+std::string parse_as(const rt::Bytes& bytes, std::uint32_t version, std::size_t known) {
+    return outcome(bytes, [&](const std::uint8_t* d, std::size_t n) { rt::parse_record(d, n, "S", version, known); });
+}
+
+void test_non_canonical_records() {
+    const rt::Bytes bytes = sample_record();
+    // a field count its version cannot have (versions only append fields): this v2 record holds
+    // three fields, so v2 has three, v3 at least three and v1 at most three
+    check(parse_as(bytes, 2, 4) == "SchemaMismatch", "same version, other field count");
+    check(parse_as(bytes, 3, 2) == "SchemaMismatch", "an older writer with more fields");
+    check(parse_as(bytes, 1, 4) == "SchemaMismatch", "a newer writer with fewer fields");
+    check(parse_as(bytes, 3, 4) == "ok" && parse_as(bytes, 1, 2) == "ok", "other versions");
+    rt::Bytes renumbered = bytes;
+    renumbered[8 + 1 + 6] = 1;  // field 0 renumbered: fields are 0, 1, 2 in order
+    check(parse_as(recrc(renumbered), 2, 3) == "Malformed", "fields out of order");
+    rt::Bytes bool2 = bytes;
+    bool2[bool2.size() - 5] = 2;  // in a field a v1 reader skips: still malformed
+    check(parse_as(recrc(bool2), 1, 1) == "Malformed", "bool byte 2 in a skipped field");
 }
 
 // -- frames -------------------------------------------------------------------------------------
@@ -135,12 +165,56 @@ void test_frames() {
     check(back.entries[1].as_f64s() == std::vector<double>{1.5, -0.0}, "frame entry values");
     check_rejects_damage(bytes, [](const std::uint8_t* d, std::size_t n) { rt::Frame::decode(d, n); }, "frame");
 
+    const auto decode_capped = [](const std::uint8_t* d, std::size_t n) { rt::Frame::decode(d, n, 1024); };
+    rt::Bytes unknown = bytes;
+    unknown[5] = 8;
+    check(outcome(unknown, decode_capped) == "UnknownMessageType", "unknown message type");
+    rt::Bytes huge = bytes;
+    huge[53] = 4;  // the payload length grows by 1024
+    check(outcome(huge, decode_capped) == "TooLarge", "payload over the cap");
+    rt::Bytes overrun = bytes;
+    overrun[84] = 0x58;  // the first entry's name claims 600 bytes
+    overrun[85] = 0x02;
+    check(outcome(recrc(overrun), decode_capped) == "Malformed", "entry overruns the payload");
+    rt::Bytes fewer = bytes;
+    fewer[80] = 1;  // one entry fewer than the payload holds
+    check(outcome(recrc(fewer), decode_capped) == "Malformed", "bytes after the last entry");
+    check(outcome(rt::Bytes(bytes.begin(), bytes.end() - 1), decode_capped) == "Truncated", "cut frame");
+
     rt::Frame bad = sample_frame();
     bad.header.msg_type = 0;
     check(outcome(bytes, [&](const std::uint8_t*, std::size_t) { bad.encode(); }) == "Encode", "unknown type refused");
     bad = sample_frame();
     bad.entries.push_back(rt::FrameEntry::f64s("z", {}, {1.0}));
     check(outcome(bytes, [&](const std::uint8_t*, std::size_t) { bad.encode(); }) == "Encode", "duplicate refused");
+}
+
+/// A CRC-valid frame holding one empty float entry "e" of shape `dims`, written by hand (the encoder
+/// refuses shapes no array can have).
+rt::Bytes frame_with_empty_entry(const rt::Dims& dims) {
+    rt::Frame header_only;
+    header_only.header = sample_frame().header;
+    rt::Bytes bytes = header_only.encode();
+    bytes.resize(80);
+    const std::uint8_t entry[] = {1, 0, 0, 0, 1, 0, 'e', rt::DT_F64, static_cast<std::uint8_t>(dims.size())};
+    bytes.insert(bytes.end(), entry, entry + sizeof entry);
+    for (std::uint32_t d : dims) {
+        for (int k = 0; k < 4; ++k) bytes.push_back(static_cast<std::uint8_t>(d >> (8 * k)));
+    }
+    while (bytes.size() % 8 != 0) bytes.push_back(0);
+    const std::size_t payload = bytes.size() - 80;
+    for (int k = 0; k < 4; ++k) bytes[52 + static_cast<std::size_t>(k)] = static_cast<std::uint8_t>(payload >> (8 * k));
+    bytes.resize(bytes.size() + 4);
+    return recrc(bytes);
+}
+
+void test_frame_shapes() {
+    const auto decode = [](const std::uint8_t* d, std::size_t n) { rt::Frame::decode(d, n, 1u << 16); };
+    check(outcome(frame_with_empty_entry({0, 3}), decode) == "ok", "an empty 0 x 3 array is fine");
+    check(outcome(frame_with_empty_entry(rt::Dims(65, 0)), decode) == "Malformed", "65 dims");
+    const std::uint32_t m = 0xFFFFFFFFu;
+    check(outcome(frame_with_empty_entry({0, m, m, m}), decode) == "Malformed", "empty but huge");
+    check(outcome(frame_with_empty_entry({m, m, m, 0}), decode) == "Malformed", "huge but empty");
 }
 
 // -- the coordinator ----------------------------------------------------------------------------
@@ -244,7 +318,9 @@ void test_shared_prox_required() {
 int main() {
     test_crc();
     test_records();
+    test_non_canonical_records();
     test_frames();
+    test_frame_shapes();
     test_consensus();
     test_coupling();
     test_non_finite();

@@ -48,26 +48,55 @@ fn sample_record() -> Vec<u8> {
 #[test]
 fn record_round_trip_and_damage() {
     let bytes = sample_record();
-    let rec = rt::parse_record(&bytes, "S", 3).expect("parses");
+    let rec = rt::parse_record(&bytes, "S", 2, 3).expect("parses");
     assert_eq!((rec.name, rec.version), ("S", 2));
     let f = rec.f64s(0, &[], "S.f").unwrap().expect("present");
     assert_eq!(f[0].to_bits(), (-0.0f64).to_bits());
     assert_eq!(rec.i64s(1, &[2], "S.ia").unwrap(), Some(vec![i64::MIN, 7]));
     assert_eq!(rec.bools(2, &[3], "S.b").unwrap(), Some(vec![true, false, true]));
-    assert_rejects_damage(&bytes, |b| rt::parse_record(b, "S", 3).map(|_| ()));
+    assert_rejects_damage(&bytes, |b| rt::parse_record(b, "S", 2, 3).map(|_| ()));
 }
 
 #[test]
 fn record_fields_are_checked_against_the_schema() {
     let bytes = sample_record();
-    let rec = rt::parse_record(&bytes, "S", 3).unwrap();
+    let rec = rt::parse_record(&bytes, "S", 2, 3).unwrap();
     assert_eq!(kind(rec.f64s(1, &[2], "S.ia")), rt::WireErrorKind::SchemaMismatch);
     assert_eq!(kind(rec.i64s(1, &[3], "S.ia")), rt::WireErrorKind::SchemaMismatch);
-    assert_eq!(kind(rt::parse_record(&bytes, "T", 3)), rt::WireErrorKind::SchemaMismatch);
+    assert_eq!(kind(rt::parse_record(&bytes, "T", 2, 3)), rt::WireErrorKind::SchemaMismatch);
     assert_eq!(kind(rt::required::<Vec<f64>>(None, "S.g")), rt::WireErrorKind::MissingField);
     // a reader that knows fewer fields skips the ones appended after its own
-    let older = rt::parse_record(&bytes, "S", 1).unwrap();
+    let older = rt::parse_record(&bytes, "S", 1, 1).unwrap();
     assert_eq!(older.i64s(1, &[2], "S.ia").unwrap(), None);
+}
+
+/// `bytes` with its CRC32C trailer recomputed (so that a change reaches the checks behind it).
+fn recrc(mut bytes: Vec<u8>) -> Vec<u8> {
+    let n = bytes.len() - 4;
+    let crc = rt::crc32c(&bytes[..n]);
+    bytes[n..].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn records_no_encoder_writes_are_rejected() {
+    let bytes = sample_record();
+    let fields = 8 + 1 + 6; // header, name "S", version and count
+                            // a field count its version cannot have (versions only append fields): this v2 record holds
+                            // three fields, so v2 has three, v3 at least three and v1 at most three
+    assert_eq!(kind(rt::parse_record(&bytes, "S", 2, 4)), rt::WireErrorKind::SchemaMismatch);
+    assert_eq!(kind(rt::parse_record(&bytes, "S", 3, 2)), rt::WireErrorKind::SchemaMismatch);
+    assert_eq!(kind(rt::parse_record(&bytes, "S", 1, 4)), rt::WireErrorKind::SchemaMismatch);
+    assert!(rt::parse_record(&bytes, "S", 3, 4).is_ok() && rt::parse_record(&bytes, "S", 1, 2).is_ok());
+    // field 0 renumbered: the fields are 0, 1, 2 in order or the record is not canonical
+    let mut renumbered = bytes.clone();
+    renumbered[fields] = 1;
+    assert_eq!(kind(rt::parse_record(&recrc(renumbered), "S", 2, 3)), rt::WireErrorKind::Malformed);
+    // a bool byte 2 in a field this reader skips is still malformed
+    let mut bool2 = bytes.clone();
+    let last_bool = bool2.len() - 5;
+    bool2[last_bool] = 2;
+    assert_eq!(kind(rt::parse_record(&recrc(bool2), "S", 1, 1)), rt::WireErrorKind::Malformed);
 }
 
 #[test]
@@ -104,6 +133,59 @@ fn frame_round_trip_and_damage() {
     assert_eq!(back.entries[0].name, "$rho");
     assert_eq!(back.entries[1].as_f64s(), Some(vec![1.5, -0.0]));
     assert_rejects_damage(&bytes, |b| rt::Frame::decode(b, rt::DEFAULT_MAX_PAYLOAD));
+}
+
+#[test]
+fn frame_errors_have_the_python_kinds() {
+    let bytes = sample_frame().encode().unwrap();
+    let decode = |b: Vec<u8>| kind(rt::Frame::decode(&b, 1024));
+    let mut unknown = bytes.clone();
+    unknown[5] = 8;
+    assert_eq!(decode(unknown), rt::WireErrorKind::UnknownMessageType);
+    let mut huge = bytes.clone();
+    huge[52..56].copy_from_slice(&1025u32.to_le_bytes());
+    assert_eq!(decode(huge), rt::WireErrorKind::TooLarge);
+    // a CRC-valid frame whose first entry claims more data than the payload holds
+    let mut overrun = bytes.clone();
+    overrun[84..86].copy_from_slice(&600u16.to_le_bytes());
+    assert_eq!(decode(recrc(overrun)), rt::WireErrorKind::Malformed);
+    // a CRC-valid frame with one entry fewer than it holds: bytes after the last entry
+    let mut fewer = bytes.clone();
+    fewer[80..84].copy_from_slice(&1u32.to_le_bytes());
+    assert_eq!(decode(recrc(fewer)), rt::WireErrorKind::Malformed);
+    assert_eq!(decode(bytes[..bytes.len() - 1].to_vec()), rt::WireErrorKind::Truncated);
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(decode(longer), rt::WireErrorKind::Length);
+}
+
+/// A CRC-valid frame holding one empty float entry "e" of shape `dims`, written by hand (the
+/// encoder refuses shapes no array can have).
+fn frame_with_empty_entry(dims: &[u32]) -> Vec<u8> {
+    let mut bytes = rt::Frame { header: sample_frame().header, entries: vec![] }.encode().unwrap();
+    bytes.truncate(80); // the header alone
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(&1u16.to_le_bytes());
+    bytes.extend_from_slice(&[b'e', rt::DT_F64, dims.len() as u8]);
+    for d in dims {
+        bytes.extend_from_slice(&d.to_le_bytes());
+    }
+    while bytes.len() % 8 != 0 {
+        bytes.push(0);
+    }
+    let payload = (bytes.len() - 80) as u32;
+    bytes[52..56].copy_from_slice(&payload.to_le_bytes());
+    bytes.extend_from_slice(&[0; 4]);
+    recrc(bytes)
+}
+
+#[test]
+fn frame_shapes_no_array_can_have_are_malformed() {
+    let decode = |dims: &[u32]| rt::Frame::decode(&frame_with_empty_entry(dims), 1 << 16);
+    assert_eq!(decode(&[0, 3]).expect("an empty 0 x 3 array is fine").entries[0].dims, vec![0, 3]);
+    assert_eq!(kind(decode(&[0; 65])), rt::WireErrorKind::Malformed);
+    assert_eq!(kind(decode(&[0, u32::MAX, u32::MAX, u32::MAX])), rt::WireErrorKind::Malformed);
+    assert_eq!(kind(decode(&[u32::MAX, u32::MAX, u32::MAX, 0])), rt::WireErrorKind::Malformed);
 }
 
 #[test]

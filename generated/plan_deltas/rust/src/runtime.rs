@@ -15,7 +15,9 @@ use std::fmt;
 // Errors
 // ---------------------------------------------------------------------------------------------
 
-/// Why a record or frame was rejected (the Python `WireError` subclasses, one variant each).
+/// Why a record or frame was rejected: one variant per Python `WireError` subclass, named as the
+/// class is without `Error` (`{:?}` prints that name), so all three languages report one set of
+/// kinds (docs/protocol.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WireErrorKind {
     /// The input ends before the structure it declares.
@@ -28,8 +30,12 @@ pub enum WireErrorKind {
     Version,
     /// A declared length disagrees with the input.
     Length,
+    /// A frame's declared payload exceeds the receiver's cap (refused before anything is read).
+    TooLarge,
     /// Structurally invalid or non-canonical content.
     Malformed,
+    /// A frame whose message-type byte names no known message.
+    UnknownMessageType,
     /// A record for another schema, or a field whose dtype/shape contradicts the schema.
     SchemaMismatch,
     /// A required field (one without a default) is absent.
@@ -130,6 +136,8 @@ pub const DT_F64: u8 = 1;
 pub const DT_I64: u8 = 2;
 pub const DT_BOOL: u8 = 3;
 pub const DT_UTF8: u8 = 4;
+/// The most dims an array may have (numpy's limit: no encoder writes more).
+pub const MAX_NDIM: usize = 64;
 
 fn item_size(code: u8) -> Option<usize> {
     match code {
@@ -276,6 +284,37 @@ pub struct RecordView<'a> {
     fields: Vec<(u16, RawField<'a>)>,
 }
 
+/// Refuse a shape that describes more than `i64::MAX` bytes with its zero dims counted as 1
+/// (checked before its data is read): no encoder writes one, and numpy cannot represent it.
+fn check_shape(code: u8, dims: &[u8], what: &str) -> Result<(), WireError> {
+    let mut n = item_size(code).unwrap_or(1) as u64;
+    for c in dims.chunks_exact(4) {
+        let d = u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])).max(1);
+        n = match n.checked_mul(d) {
+            Some(v) if v <= i64::MAX as u64 => v,
+            _ => return Err(WireError::new(WireErrorKind::Malformed, format!("{}: shape is too large", what))),
+        };
+    }
+    Ok(())
+}
+
+fn check_ndim(ndim: usize, what: &str) -> Result<(), WireError> {
+    if ndim > MAX_NDIM {
+        return Err(WireError::new(
+            WireErrorKind::Malformed,
+            format!("{}: {} dims, at most {} are allowed", what, ndim, MAX_NDIM),
+        ));
+    }
+    Ok(())
+}
+
+fn check_bools(raw: &[u8], what: &str) -> Result<(), WireError> {
+    if raw.iter().any(|&b| b > 1) {
+        return Err(WireError::new(WireErrorKind::Malformed, format!("{}: bool byte other than 0 or 1", what)));
+    }
+    Ok(())
+}
+
 fn data_size(code: u8, dims: &[u8]) -> Option<usize> {
     let mut n = item_size(code)?;
     for c in dims.chunks_exact(4) {
@@ -284,9 +323,14 @@ fn data_size(code: u8, dims: &[u8]) -> Option<usize> {
     Some(n)
 }
 
-/// Parse a record of schema `schema_name` whose reader knows `known` fields; the checks and their
-/// order follow `catopt_dsl.wire.record.decode_record`.
-pub fn parse_record<'a>(data: &'a [u8], schema_name: &str, known: usize) -> Result<RecordView<'a>, WireError> {
+/// Parse a record for a reader of schema `schema_name` version `schema_version` that knows `known`
+/// fields; the checks and their order follow `catopt_dsl.wire.record.decode_record`.
+pub fn parse_record<'a>(
+    data: &'a [u8],
+    schema_name: &str,
+    schema_version: u32,
+    known: usize,
+) -> Result<RecordView<'a>, WireError> {
     let n = data.len();
     if n >= 4 && data[..4] != RECORD_MAGIC {
         return Err(WireError::new(WireErrorKind::BadMagic, "not a schema record (bad magic)"));
@@ -320,27 +364,34 @@ pub fn parse_record<'a>(data: &'a [u8], schema_name: &str, known: usize) -> Resu
     let record_version = rd.u32("record header")?;
     let count = rd.u16("record header")?;
     let mut fields = Vec::new();
-    let mut last: i64 = -1;
-    for _ in 0..count {
+    for expected in 0..count {
         let index = rd.u16("field header")?;
         let code = rd.u8("field header")?;
         let ndim = rd.u8("field header")? as usize;
-        if i64::from(index) <= last {
+        if index != expected {
             return Err(WireError::new(
                 WireErrorKind::Malformed,
-                format!("field index {} after {}: indices must strictly increase", index, last),
+                format!(
+                    "field index {} where {} belongs: a record holds fields 0, 1, 2, ... in order",
+                    index, expected
+                ),
             ));
         }
-        last = i64::from(index);
         if item_size(code).is_none() || code == DT_UTF8 {
             return Err(WireError::new(
                 WireErrorKind::Malformed,
                 format!("field {}: unknown dtype code {}", index, code),
             ));
         }
+        let what = format!("field {}", index);
+        check_ndim(ndim, &what)?;
         let dims = rd.take(4 * ndim, &format!("field {} dims", index))?;
+        check_shape(code, dims, &what)?;
         let size = data_size(code, dims).unwrap_or(usize::MAX);
         let raw = rd.take(size, &format!("field {} data", index))?;
+        if code == DT_BOOL {
+            check_bools(raw, &what)?;
+        }
         if (index as usize) < known {
             fields.push((index, RawField { code, dims, ndim, data: raw }));
         } // else: appended by a newer writer, skipped (its size is known from the dims)
@@ -359,6 +410,23 @@ pub fn parse_record<'a>(data: &'a [u8], schema_name: &str, known: usize) -> Resu
         return Err(WireError::new(
             WireErrorKind::SchemaMismatch,
             format!("record is for schema {:?}, not {:?}", name, schema_name),
+        ));
+    }
+    // Versions only append fields: a writer of the reader's version wrote exactly the reader's
+    // fields, an older one at most as many, a newer one at least as many.
+    let count = usize::from(count);
+    let fits = match record_version.cmp(&schema_version) {
+        std::cmp::Ordering::Equal => count == known,
+        std::cmp::Ordering::Less => count <= known,
+        std::cmp::Ordering::Greater => count >= known,
+    };
+    if !fits {
+        return Err(WireError::new(
+            WireErrorKind::SchemaMismatch,
+            format!(
+                "a v{} record of {:?} holds {} fields, which v{} ({} fields) rules out: versions only append fields",
+                record_version, schema_name, count, schema_version, known
+            ),
         ));
     }
     Ok(RecordView { name, version: record_version, fields })
@@ -395,15 +463,9 @@ impl<'a> RecordView<'a> {
         Ok(self.raw(index, DT_I64, dims, what)?.map(|r| blob_i64(r.data)))
     }
 
-    /// Bool field `index`; any byte other than 0 or 1 is rejected (canonical form).
+    /// Bool field `index` (its bytes were checked to be 0 or 1 by `parse_record`).
     pub fn bools(&self, index: u16, dims: &[u32], what: &str) -> Result<Option<Vec<bool>>, WireError> {
-        match self.raw(index, DT_BOOL, dims, what)? {
-            None => Ok(None),
-            Some(r) if r.data.iter().any(|&b| b > 1) => {
-                Err(WireError::new(WireErrorKind::Malformed, format!("{}: bool byte other than 0 or 1", what)))
-            }
-            Some(r) => Ok(Some(blob_bool(r.data))),
-        }
+        Ok(self.raw(index, DT_BOOL, dims, what)?.map(|r| blob_bool(r.data)))
     }
 }
 
@@ -501,7 +563,7 @@ impl Frame {
                 .filter(|&l| l > 0)
                 .ok_or_else(|| WireError::new(WireErrorKind::Encode, "entry names must be 1..65535 bytes"))?;
             let want = data_size(e.code, &e.dims.iter().flat_map(|d| d.to_le_bytes()).collect::<Vec<u8>>());
-            if want != Some(e.data.len()) || e.dims.len() > 255 {
+            if want != Some(e.data.len()) || e.dims.len() > MAX_NDIM {
                 return Err(WireError::new(
                     WireErrorKind::Encode,
                     format!("entry {:?}: data does not match its dims", e.name),
@@ -577,7 +639,10 @@ impl Frame {
         let seq = rd.u64("frame header")?;
         let round = rd.u64("frame header")?;
         if !(1..=MAX_MSG_TYPE).contains(&msg_type) {
-            return Err(WireError::new(WireErrorKind::Malformed, format!("unknown message type {}", msg_type)));
+            return Err(WireError::new(
+                WireErrorKind::UnknownMessageType,
+                format!("unknown message type {}", msg_type),
+            ));
         }
         if flags != 0 {
             return Err(WireError::new(
@@ -587,7 +652,7 @@ impl Frame {
         }
         if payload > max_payload {
             return Err(WireError::new(
-                WireErrorKind::Length,
+                WireErrorKind::TooLarge,
                 format!("payload of {} bytes exceeds the cap {}", payload, max_payload),
             ));
         }
@@ -602,55 +667,68 @@ impl Frame {
         if crc32c(&data[..n - 4]) != stored {
             return Err(WireError::new(WireErrorKind::Checksum, "frame CRC32C mismatch"));
         }
-        let mut rd = Cursor { buf: data, pos: FRAME_HEADER_SIZE, end: n - 4 };
-        let count = rd.u32("payload entry count")? as usize;
-        if count.saturating_mul(5) > rd.end - rd.pos {
-            return Err(WireError::new(WireErrorKind::Malformed, "too many entries for the payload length"));
-        }
-        let mut entries: Vec<FrameEntry> = Vec::new();
-        for _ in 0..count {
-            let name_len = rd.u16("entry name length")? as usize;
-            if name_len == 0 {
-                return Err(WireError::new(WireErrorKind::Malformed, "empty payload entry name"));
-            }
-            let name = std::str::from_utf8(rd.take(name_len, "entry name")?)
-                .map_err(|_| WireError::new(WireErrorKind::Malformed, "entry name: not valid UTF-8"))?
-                .to_string();
-            if let Some(prev) = entries.last() {
-                if prev.name.as_bytes() >= name.as_bytes() {
-                    return Err(WireError::new(WireErrorKind::Malformed, "entries are not sorted by name"));
-                }
-            }
-            let code = rd.u8("entry dtype")?;
-            let ndim = rd.u8("entry ndim")? as usize;
-            if item_size(code).is_none() {
-                return Err(WireError::new(
-                    WireErrorKind::Malformed,
-                    format!("entry {:?}: unknown dtype code {}", name, code),
-                ));
-            }
-            let dims_raw = rd.take(4 * ndim, "entry dims")?;
-            let pad = (8 - rd.pos % 8) % 8;
-            if rd.take(pad, "entry padding")?.iter().any(|&b| b != 0) {
-                return Err(WireError::new(WireErrorKind::Malformed, "non-zero padding"));
-            }
-            let size = data_size(code, dims_raw).unwrap_or(usize::MAX);
-            let raw = rd.take(size, "entry data")?;
-            if code == DT_BOOL && raw.iter().any(|&b| b > 1) {
-                return Err(WireError::new(WireErrorKind::Malformed, "bool byte other than 0 or 1"));
-            }
-            if code == DT_UTF8 && (ndim != 1 || std::str::from_utf8(raw).is_err()) {
-                return Err(WireError::new(WireErrorKind::Malformed, "text entry is not 1-d UTF-8"));
-            }
-            let dims = dims_raw.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-            entries.push(FrameEntry { name, code, dims, data: raw.to_vec() });
-        }
-        if rd.pos != rd.end {
-            return Err(WireError::new(WireErrorKind::Length, "unexpected bytes after the last entry"));
-        }
+        // The CRC matched, so the frame is intact: an overrun inside it is a malformed payload.
+        let entries = decode_payload(&data[..n - 4]).map_err(|e| match e.kind {
+            WireErrorKind::Truncated => WireError::new(WireErrorKind::Malformed, e.message),
+            _ => e,
+        })?;
         let header = FrameHeader { msg_type, spec_hash, schema_id, schema_version, sender, epoch, seq, round };
         Ok(Frame { header, entries })
     }
+}
+
+/// The entries of a frame whose header and CRC passed (`data` is the frame without its trailer).
+fn decode_payload(data: &[u8]) -> Result<Vec<FrameEntry>, WireError> {
+    let mut rd = Cursor { buf: data, pos: FRAME_HEADER_SIZE, end: data.len() };
+    let count = rd.u32("payload entry count")? as usize;
+    if count.saturating_mul(5) > rd.end - rd.pos {
+        return Err(WireError::new(WireErrorKind::Malformed, "too many entries for the payload length"));
+    }
+    let mut entries: Vec<FrameEntry> = Vec::new();
+    for _ in 0..count {
+        let name_len = rd.u16("entry name length")? as usize;
+        if name_len == 0 {
+            return Err(WireError::new(WireErrorKind::Malformed, "empty payload entry name"));
+        }
+        let name = std::str::from_utf8(rd.take(name_len, "entry name")?)
+            .map_err(|_| WireError::new(WireErrorKind::Malformed, "entry name: not valid UTF-8"))?
+            .to_string();
+        if let Some(prev) = entries.last() {
+            if prev.name.as_bytes() >= name.as_bytes() {
+                return Err(WireError::new(WireErrorKind::Malformed, "entries are not sorted by name"));
+            }
+        }
+        let code = rd.u8("entry dtype")?;
+        let ndim = rd.u8("entry ndim")? as usize;
+        if item_size(code).is_none() {
+            return Err(WireError::new(
+                WireErrorKind::Malformed,
+                format!("entry {:?}: unknown dtype code {}", name, code),
+            ));
+        }
+        let what = format!("entry {:?}", name);
+        check_ndim(ndim, &what)?;
+        let dims_raw = rd.take(4 * ndim, "entry dims")?;
+        check_shape(code, dims_raw, &what)?;
+        let pad = (8 - rd.pos % 8) % 8;
+        if rd.take(pad, "entry padding")?.iter().any(|&b| b != 0) {
+            return Err(WireError::new(WireErrorKind::Malformed, "non-zero padding"));
+        }
+        let size = data_size(code, dims_raw).unwrap_or(usize::MAX);
+        let raw = rd.take(size, "entry data")?;
+        if code == DT_BOOL {
+            check_bools(raw, &what)?;
+        }
+        if code == DT_UTF8 && (ndim != 1 || std::str::from_utf8(raw).is_err()) {
+            return Err(WireError::new(WireErrorKind::Malformed, "text entry is not 1-d UTF-8"));
+        }
+        let dims = dims_raw.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        entries.push(FrameEntry { name, code, dims, data: raw.to_vec() });
+    }
+    if rd.pos != rd.end {
+        return Err(WireError::new(WireErrorKind::Malformed, "bytes after the last payload entry"));
+    }
+    Ok(entries)
 }
 
 // ---------------------------------------------------------------------------------------------
