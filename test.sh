@@ -87,8 +87,10 @@ cp -r examples "$tmp/examples"
   && "$tmp/venv/bin/python" -c 'import catopt_dsl.resources as r, sys; p = r.grammar_path(); assert "site-packages" in str(p), p' \
   && "$tmp/venv/bin/catoptc" check examples/gpu_fleet.cat \
   && "$tmp/venv/bin/catoptc" solve examples/gpu_fleet.cat --json >"$tmp/solve.json" \
-  && "$tmp/venv/bin/python" -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["status"] == "optimal", d' "$tmp/solve.json")
-passed "wheel in a clean venv: catoptc check + solve"
+  && "$tmp/venv/bin/python" -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["status"] == "optimal", d' "$tmp/solve.json" \
+  && "$tmp/venv/bin/catoptc" compile examples/plan_deltas.cat --target all --out "$tmp/compiled" >/dev/null \
+  && test -s "$tmp/compiled/rust/src/runtime.rs" && test -s "$tmp/compiled/cpp/catopt_runtime.cpp")
+passed "wheel in a clean venv: catoptc check + solve + compile (the native runtimes ship in the wheel)"
 
 step "benchmarks harness (--quick: proves it runs; times are not asserted)"
 "$PY" -m benchmarks --quick --out "$tmp/bench" >/dev/null
