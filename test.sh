@@ -89,8 +89,10 @@ cp -r examples "$tmp/examples"
   && "$tmp/venv/bin/catoptc" solve examples/gpu_fleet.cat --json >"$tmp/solve.json" \
   && "$tmp/venv/bin/python" -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["status"] == "optimal", d' "$tmp/solve.json" \
   && "$tmp/venv/bin/catoptc" explain E0101 >/dev/null \
+  && "$tmp/venv/bin/catoptc" compile examples/plan_deltas.cat --target all --out "$tmp/compiled" >/dev/null \
+  && test -s "$tmp/compiled/rust/src/runtime.rs" && test -s "$tmp/compiled/cpp/catopt_runtime.cpp" \
   && "$tmp/venv/bin/catoptc" init starter && "$tmp/venv/bin/catoptc" check starter/plan.cat)
-passed "wheel in a clean venv: catoptc check + solve + explain + init"
+passed "wheel in a clean venv: catoptc check + solve + explain + compile (native runtimes ship in the wheel) + init"
 
 step "benchmarks harness (--quick: proves it runs; times are not asserted)"
 "$PY" -m benchmarks --quick --out "$tmp/bench" >/dev/null

@@ -1,8 +1,9 @@
-"""Where the grammar, templates and error docs live: inside the installed wheel, or in the source tree.
+"""Where the grammar, the templates and the native runtimes live: inside the installed wheel, or in
+the source tree.
 
-The wheel force-includes `grammar/`, `templates/` and `docs/errors.md` as `catopt_dsl/_data/...`; an
-editable install (or a checkout on `PYTHONPATH`) has no `_data`, so we fall back to the repository's
-top-level folders.
+The wheel force-includes `grammar/`, `templates/`, `native/` and `docs/errors.md` as `catopt_dsl/_data/...`; an editable
+install (or a checkout on `PYTHONPATH`) has no `_data`, so we fall back to the repository's top-level
+folders.
 """
 
 from __future__ import annotations
@@ -42,3 +43,6 @@ def starter_dir() -> Path:
 def errors_doc_path() -> Path:
     """docs/errors.md, which `catoptc explain` prints from."""
     return _find("docs") / "errors.md"
+def native_dir() -> Path:
+    """The static native runtimes (``native/rust``, ``native/cpp``) that the backends copy."""
+    return _find("native")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -101,9 +102,32 @@ def test_generated_python_passes_mypy_strict() -> None:
     assert proc.returncode == 0, proc.stdout[-4000:]
 
 
-@pytest.mark.parametrize("spec", EXAMPLES, ids=lambda p: p.stem)
-def test_generated_python_snapshot(spec: Path, snapshot: object, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(REPO)
-    emit_target("python", load_plan(spec.relative_to(REPO)), tmp_path)
-    sources = {k: v.decode() for k, v in _tree(tmp_path).items() if k.endswith(".py")}
-    assert sources == snapshot
+def _recipe() -> str:
+    text = (REPO / "docs" / "codegen.md").read_text(encoding="utf-8")
+    after = text.split("<!-- golden-test-recipe -->", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.slow
+def test_the_documented_golden_test_recipe_works(tmp_path: Path) -> None:
+    """docs/codegen.md's recipe for users, run as written: it writes the golden copy, then passes,
+    then fails once a golden file changes."""
+    shutil.copy(REPO / "examples" / "plan_deltas.cat", tmp_path / "my_plan.cat")
+    (tmp_path / "test_golden.py").write_text(_recipe(), encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("UPDATE_GOLDEN", None)
+
+    def pytest_run(**extra: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_golden.py"]
+        return subprocess.run(cmd, check=False, cwd=tmp_path, env={**env, **extra}, capture_output=True, text=True, timeout=300)
+
+    first = pytest_run(UPDATE_GOLDEN="1")
+    assert first.returncode == 0, first.stdout[-3000:]
+    golden = tmp_path / "golden" / "my_plan"
+    assert (golden / "rust" / "src" / "runtime.rs").is_file() and (golden / "cpp" / "CMakeLists.txt").is_file()
+    again = pytest_run()
+    assert again.returncode == 0, again.stdout[-3000:]
+    lib = golden / "rust" / "src" / "lib.rs"
+    lib.write_text(lib.read_text(encoding="utf-8") + "// edited\n", encoding="utf-8")
+    stale = pytest_run()
+    assert stale.returncode == 1 and "src/lib.rs" in stale.stdout, stale.stdout[-3000:]

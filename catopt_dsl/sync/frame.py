@@ -43,8 +43,12 @@ from catopt_dsl.wire.arrays import (
     I64_MAX,
     I64_MIN,
     ITEMSIZE,
+    MAX_NDIM,
     Reader,
     array_from,
+    check_bools,
+    check_ndim,
+    check_shape,
     coerce_array,
     data_view,
     nbytes_of,
@@ -156,8 +160,8 @@ def _entry(name: str, value: PayloadValue, offset: int) -> tuple[list[bytes | me
         arr = coerce_array(value, code, f"payload {name!r}")
         dims = tuple(arr.shape)
         data = data_view(arr)
-    if len(dims) > 255:
-        raise EncodeError(f"payload {name!r}: more than 255 dims")
+    if len(dims) > MAX_NDIM:
+        raise EncodeError(f"payload {name!r}: more than {MAX_NDIM} dims")
     head = _NAME_LEN.pack(len(raw_name)) + raw_name + _DT_NDIM.pack(code, len(dims)) + pack_dims(dims)
     pad = (-(offset + len(head))) % 8
     parts: list[bytes | memoryview] = [head + _PAD[:pad], data]
@@ -319,11 +323,15 @@ def _decode_payload(rd: Reader, copy: bool) -> dict[str, PayloadValue]:
         code, ndim = rd.unpack(_DT_NDIM, f"entry {name!r} dtype")
         if code not in ITEMSIZE:
             raise MalformedError(f"entry {name!r}: unknown dtype code {code}")
+        check_ndim(ndim, f"entry {name!r}")
         dims = rd.dims(ndim, f"entry {name!r} dims")
+        check_shape(code, dims, f"entry {name!r}")
         pad = (-rd.pos) % 8
         if any(rd.take(pad, f"entry {name!r} padding")):
             raise MalformedError(f"entry {name!r}: non-zero padding")
         raw = rd.take(nbytes_of(code, dims), f"entry {name!r} data")
+        if code == DT_BOOL:
+            check_bools(raw, f"entry {name!r}")
         if code == DT_UTF8:
             if ndim != 1:
                 raise MalformedError(f"entry {name!r}: text must have ndim 1")

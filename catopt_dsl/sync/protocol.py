@@ -213,6 +213,7 @@ class ProtocolStats:
     fenced: int = 0
     gaps: int = 0
     rejected: int = 0  # undecodable frames, wrong spec hash, impossible header values, refused by auth
+    undecodable: int = 0  # frames dropped because they do not decode (also counted in rejected / errors)
     non_member: int = 0
     retransmits: int = 0
     dropped_members: int = 0
@@ -264,7 +265,14 @@ def _decode(data: bytes, settings: SyncSettings, stats: ProtocolStats, auth: Fra
     try:
         msg = decode_message(data, max_payload=settings.max_payload)
     except WireError as exc:
+        stats.undecodable += 1
         stats.reject(type(exc).__name__)
+        return None
+    except Exception:  # noqa: BLE001 -- a decoder bug: one datagram must not stop the state machine
+        # The decoders raise only WireError (fuzzed in tests/wire and tests/conformance); should one
+        # ever raise anything else, the frame is still dropped and counted, under its own name.
+        stats.undecodable += 1
+        stats.reject("DecoderFault")
         return None
     if msg.env.spec_hash != settings.spec_hash:
         stats.reject("SpecHashMismatch")

@@ -36,6 +36,12 @@ U32_MAX = 0xFFFF_FFFF
 I64_MIN = -(2**63)
 I64_MAX = 2**63 - 1
 
+#: the most dims an array may have: numpy's limit, so no encoder writes more
+MAX_NDIM = 64
+#: the most bytes a shape may describe with its zero dims counted as 1 (numpy's limit, so no
+#: encoder writes more: an empty array of shape (0, 2**32-1, 2**32-1, 2**32-1) is refused too)
+MAX_SHAPE_BYTES = I64_MAX
+
 _DIMS = [struct.Struct("<" + "I" * n) for n in range(9)]
 
 
@@ -92,6 +98,28 @@ def data_view(arr: np.ndarray) -> memoryview:
     return memoryview(arr).cast("B") if arr.size else memoryview(b"")  # type: ignore[arg-type]
 
 
+def check_ndim(ndim: int, what: str) -> None:
+    """Refuse more dims than :data:`MAX_NDIM` (before the dims are read)."""
+    if ndim > MAX_NDIM:
+        raise MalformedError(f"{what}: {ndim} dims, at most {MAX_NDIM} are allowed")
+
+
+def check_shape(code: int, dims: tuple[int, ...], what: str) -> None:
+    """Refuse a shape that describes more than :data:`MAX_SHAPE_BYTES` bytes, zero dims counted as
+    1 (before its data is read): no encoder can write one, and numpy cannot even represent it."""
+    n = ITEMSIZE[code]
+    for d in dims:
+        n *= d or 1
+    if n > MAX_SHAPE_BYTES:
+        raise MalformedError(f"{what}: shape {dims} is too large")
+
+
+def check_bools(raw: memoryview, what: str) -> None:
+    """Canonical form: a bool byte is exactly 0 or 1 (so decode -> encode is the identity)."""
+    if len(raw) and int(np.frombuffer(raw, dtype=np.uint8).max()) > 1:
+        raise MalformedError(f"{what}: bool byte other than 0 or 1")
+
+
 def nbytes_of(code: int, dims: tuple[int, ...]) -> int:
     n = ITEMSIZE[code]
     for d in dims:
@@ -135,17 +163,14 @@ class Reader:
 
 
 def array_from(raw: memoryview, code: int, dims: tuple[int, ...], copy: bool, what: str) -> np.ndarray:
-    """Decode raw little-endian data (already bounds-checked to the exact size) into an array.
+    """Decode raw little-endian data into an array. The caller has bounds-checked it to the exact
+    size of ``dims`` (which passed :func:`check_ndim` / :func:`check_shape`) and checked bool bytes.
 
     ``np.frombuffer`` is a view; we copy only when asked, so large frames decode without touching
     their payload twice.
     """
     if code == DT_BOOL:
-        u8 = np.frombuffer(raw, dtype=np.uint8)
-        # canonical form: a bool byte is exactly 0 or 1 (so decode -> encode is the identity)
-        if u8.size and int(u8.max()) > 1:
-            raise MalformedError(f"{what}: bool byte other than 0 or 1")
-        arr = u8.view(np.bool_)
+        arr = np.frombuffer(raw, dtype=np.uint8).view(np.bool_)
     else:
         arr = np.frombuffer(raw, dtype=NUMPY_DTYPE[code])
         if not arr.dtype.isnative:  # big-endian hosts only; a no-op branch on x86/ARM

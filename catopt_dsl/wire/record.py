@@ -11,7 +11,9 @@ Fields are written in declaration-index order and identified by that index, neve
 schema evolution may only append fields (with defaults), so index ``i`` means the same field in
 every version. The encoder always writes every field of its schema, so for a given schema and
 values the bytes are unique; the decoder rejects anything the encoder could not have produced
-(unsorted indices, bool bytes other than 0/1, non-zero flags), which makes ``encode(decode(b)) == b``.
+(indices other than 0, 1, 2, ... in order, bool bytes other than 0/1, non-zero flags, shapes no
+array can have, a field count its version cannot have), which makes ``encode(decode(b)) == b``
+for every record the reader's own version accepts.
 """
 
 from __future__ import annotations
@@ -25,10 +27,14 @@ import numpy as np
 
 from catopt_dsl.ir.model import IRSchema, IRSchemaField
 from catopt_dsl.wire.arrays import (
+    DT_BOOL,
     ITEMSIZE,
     SCHEMA_DTYPE_CODE,
     Reader,
     array_from,
+    check_bools,
+    check_ndim,
+    check_shape,
     coerce_array,
     data_view,
     nbytes_of,
@@ -125,6 +131,21 @@ def _default_value(field: IRSchemaField, what: str) -> Any:
     return arr.view(np.bool_).copy() if code == 3 else arr.copy()
 
 
+def _check_field_count(schema: IRSchema, record_version: int, count: int) -> None:
+    """Versions only append fields, so a writer of the reader's version wrote exactly the reader's
+    fields, an older one at most as many, a newer one at least as many."""
+    known = len(schema.fields)
+    if (
+        (record_version == schema.version and count != known)
+        or (record_version < schema.version and count > known)
+        or (record_version > schema.version and count < known)
+    ):
+        raise SchemaMismatchError(
+            f"a v{record_version} record of {schema.name!r} holds {count} fields, which v{schema.version} "
+            f"({known} fields) rules out: versions only append fields"
+        )
+
+
 def decode_record(schema: IRSchema, data: bytes | bytearray | memoryview) -> dict[str, Any]:
     """Decode a record written for (any version of) ``schema``.
 
@@ -153,20 +174,22 @@ def decode_record(schema: IRSchema, data: bytes | bytearray | memoryview) -> dic
     if flags != 0:
         raise MalformedError(f"record flags {flags:#x}: no flags are defined in format version 1")
     name = rd.utf8(name_len, "schema name")
-    _record_version, count = rd.unpack(_VER_COUNT, "record header")
+    record_version, count = rd.unpack(_VER_COUNT, "record header")
 
     fields = schema.fields
     raw_fields: dict[int, tuple[int, tuple[int, ...], memoryview]] = {}
-    last = -1
-    for _ in range(count):
+    for expected in range(count):
         index, code, ndim = rd.unpack(_FIELD, "field header")
-        if index <= last:
-            raise MalformedError(f"field index {index} after {last}: indices must strictly increase")
-        last = index
+        if index != expected:
+            raise MalformedError(f"field index {index} where {expected} belongs: fields are 0, 1, 2, ... in order")
         if code not in ITEMSIZE or code == 4:
             raise MalformedError(f"field {index}: unknown dtype code {code}")
+        check_ndim(ndim, f"field {index}")
         dims = rd.dims(ndim, f"field {index} dims")
+        check_shape(code, dims, f"field {index}")
         raw = rd.take(nbytes_of(code, dims), f"field {index} data")
+        if code == DT_BOOL:
+            check_bools(raw, f"field {index}")
         if index < len(fields):
             raw_fields[index] = (code, dims, raw)
         # else: a field appended by a newer writer -- skipped, its size known from the dims.
@@ -177,6 +200,7 @@ def decode_record(schema: IRSchema, data: bytes | bytearray | memoryview) -> dic
         raise ChecksumError("record CRC32C mismatch")
     if name != schema.name:
         raise SchemaMismatchError(f"record is for schema {name!r}, not {schema.name!r}")
+    _check_field_count(schema, record_version, count)
 
     out: dict[str, Any] = {}
     for index, field in enumerate(fields):

@@ -15,7 +15,12 @@ arrays, a version that appends defaulted fields, a schema with no fields):
   is what the reader re-encodes (defaults filled in, or appended fields dropped);
 * rejections: truncated, bit-flipped, bad magic, trailing byte, another schema's record, and
   non-canonical content with a valid CRC (bool byte 2, flags, format version, dtype code,
-  unsorted indices). ``error`` names the Python ``WireError`` class minus ``Error``.
+  unsorted or skipped indices, a field count the version cannot have, a bool byte 2 in a field
+  the reader skips). ``error`` names the Python ``WireError`` class minus ``Error``.
+
+Frame vectors (``vectors/frames/``, ``wire_corpus.frame_cases``): one frame per rule of the frame
+format -- every message type and dtype, then each header check, length lie and payload rule --
+each with what every decoder must say about it (``ok``: it re-encodes to itself).
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ from catopt_dsl.compile import load_plan  # noqa: E402
 from catopt_dsl.ir.model import IRSchema, IRSchemaField  # noqa: E402
 from catopt_dsl.wire import errors as wire_errors  # noqa: E402
 from catopt_dsl.wire.record import decode_record, encode_record  # noqa: E402
+from wire_corpus import MAX_PAYLOAD, frame_cases, frame_outcome  # noqa: E402
+
+FRAME_VECTORS = VECTORS / "frames"
 
 
 def spec_files() -> list[Path]:
@@ -95,7 +103,7 @@ def sample_values(schema: IRSchema) -> dict[str, Any]:
 def _error_name(exc: Exception) -> str:
     name = type(exc).__name__
     # TooLargeError / UnknownMessageTypeError are frame-only; records raise the classes below.
-    return name[: -len("Error")] if name.endswith("Error") else name
+    return name.removesuffix("Error")
 
 
 def _refresh_crc(data: bytes) -> bytes:
@@ -208,25 +216,79 @@ def build_vectors() -> tuple[list[dict[str, Any]], dict[str, bytes]]:
             bad = bytearray(data)
             bad[bools[0]] = 2
             add(f"{base}_bool2", _refresh_crc(bytes(bad)), s, "bool byte 2, valid CRC")
+        if len(fields) >= 2:
+            pos, _code, _ = fields[1]
+            add(
+                f"{base}_gap",
+                _refresh_crc(data[:pos] + struct.pack("<H", 2) + data[pos + 2 :]),
+                s,
+                "field index 1 skipped (fields 0, 2, ...), valid CRC",
+            )
+        if fields:
+            pos, _code, _ = fields[-1]
+            (name_len,) = struct.unpack_from("<H", data, 6)
+            count_at = 8 + name_len + 4
+            dropped = data[:count_at] + struct.pack("<H", len(fields) - 1) + data[count_at + 2 : pos] + data[-4:]
+            add(f"{base}_dropped", _refresh_crc(dropped), s, "the last field left out, valid CRC")
         others = [o for o in schemas if o.name != s.name]
         if others:
             add(f"{base}_foreign", samples[others[0].key], s, f"a record of schema {others[0].name}")
+    for s in schemas:
+        older = [o for o in schemas if o.name == s.name and o.version < s.version]
+        fields = _field_offsets(samples[s.key])
+        appended = [d for (_p, code, d) in fields[len(older[0].fields) :] if code == 3] if older else []
+        if appended:
+            bad = bytearray(samples[s.key])
+            bad[appended[0]] = 2
+            add(
+                f"{s.name}_v{s.version}_bool2_as_v{older[0].version}",
+                _refresh_crc(bytes(bad)),
+                older[0],
+                f"bool byte 2 in a field v{older[0].version} skips, valid CRC",
+            )
     return entries, files
+
+
+def build_frame_vectors() -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+    """The frame vectors' index entries and file contents (deterministic)."""
+    entries: list[dict[str, Any]] = []
+    files: dict[str, bytes] = {}
+    for vid, data, note in frame_cases():
+        file = f"{vid}.bin"
+        files[file] = data
+        outcome = frame_outcome(data)
+        entry: dict[str, Any] = {"id": vid, "file": file, "note": note}
+        entry.update(expect="ok") if outcome == "ok" else entry.update(expect="error", error=outcome)
+        entries.append(entry)
+    return entries, files
+
+
+def frame_index_text(entries: list[dict[str, Any]]) -> str:
+    body = {"format": "catopt frame vectors", "max_payload": MAX_PAYLOAD, "vectors": entries}
+    return json.dumps(body, indent=1, sort_keys=True) + "\n"
 
 
 def index_text(entries: list[dict[str, Any]]) -> str:
     return json.dumps({"format": "catopt record vectors", "vectors": entries}, indent=1, sort_keys=True) + "\n"
 
 
-def main() -> None:
-    entries, files = build_vectors()
-    VECTORS.mkdir(parents=True, exist_ok=True)
-    for old in VECTORS.glob("*.bin"):
+def write(folder: Path, files: dict[str, bytes], index: str) -> None:
+    """Replace the vectors in ``folder`` (stale ``.bin`` files removed) and their index."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.bin"):
         old.unlink()
     for name, data in files.items():
-        (VECTORS / name).write_bytes(data)
-    (VECTORS / "index.json").write_text(index_text(entries), encoding="utf-8", newline="\n")
-    print(f"wrote {len(entries)} vectors ({len(files)} files) to {VECTORS}")
+        (folder / name).write_bytes(data)
+    (folder / "index.json").write_text(index, encoding="utf-8", newline="\n")
+
+
+def main() -> None:
+    entries, files = build_vectors()
+    write(VECTORS, files, index_text(entries))
+    print(f"wrote {len(entries)} record vectors ({len(files)} files) to {VECTORS}")
+    frames, frame_files = build_frame_vectors()
+    write(FRAME_VECTORS, frame_files, frame_index_text(frames))
+    print(f"wrote {len(frames)} frame vectors to {FRAME_VECTORS}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 on every golden vector: a good record decodes and re-encodes byte-identically (or to the expected
 bytes when read by another version), and every bad one is rejected with the same error kind as
 Python's. Every truncation and every bit flip of each good vector must also be an error, never a
-crash; the C++ program runs under AddressSanitizer + UndefinedBehaviorSanitizer.
+crash; the C++ program runs under AddressSanitizer + UndefinedBehaviorSanitizer. The golden frame
+vectors (vectors/frames/) are decoded the same way: a good frame re-encodes to itself, a bad one
+gets Python's error kind.
 
 The vectors are grouped by a spec that declares their schemas (gpu_fleet carries Allocation and
 ComputeUsage, plan_deltas carries Usage, edge_schemas.cat carries Edge and Empty)."""
@@ -13,7 +15,7 @@ import json
 from pathlib import Path
 
 import pytest
-from make_vectors import EDGE_SPEC, VECTORS
+from make_vectors import EDGE_SPEC, FRAME_VECTORS, VECTORS
 from nativetools import ROOT, build_rust, missing_tools, run
 
 from catopt_dsl.backends import cpp as cpp_backend
@@ -55,13 +57,48 @@ def _cases(entries: list[dict[str, object]]) -> list[tuple[str, str, int, str, s
     return out
 
 
+def _frame_cases() -> tuple[int, list[tuple[str, str, str]]]:
+    """The frame vectors as (id, input hex, "ok" or the error kind), and their payload cap."""
+    index = json.loads((FRAME_VECTORS / "index.json").read_text(encoding="utf-8"))
+    cases = [
+        (str(e["id"]), (FRAME_VECTORS / str(e["file"])).read_bytes().hex(), "ok" if e["expect"] == "ok" else str(e["error"]))
+        for e in index["vectors"]
+    ]
+    return int(index["max_payload"]), cases
+
+
 def rust_conformance(plan: IRPlan, entries: list[dict[str, object]]) -> str:
     crate = rust_backend.crate_name(plan)
     rows = ",\n".join(
         f'    ({rust_backend.rust_str(i)}, {rust_backend.rust_str(s)}, {v}, "{d}", "{x}", "{o}")'
         for i, s, v, d, x, o in _cases(entries)
     )
-    return f"""use {crate}::schemas;
+    max_payload, frames = _frame_cases()
+    frame_rows = ",\n".join(f'    ({rust_backend.rust_str(i)}, "{d}", "{x}")' for i, d, x in frames)
+    return f"""use {crate}::runtime as rt;
+use {crate}::schemas;
+
+const FRAMES: &[(&str, &str, &str)] = &[
+{frame_rows}
+];
+
+#[test]
+fn frame_vectors() {{
+    let mut failures: Vec<String> = Vec::new();
+    for (id, input, expect) in FRAMES {{
+        let data = unhex(input);
+        let got = match rt::Frame::decode(&data, {max_payload}) {{
+            Ok(frame) if frame.encode().ok() == Some(data.clone()) => "ok".to_string(),
+            Ok(_) => "noncanonical".to_string(),
+            Err(e) => format!("{{:?}}", e.kind),
+        }};
+        if got != *expect {{
+            failures.push(format!("{{}}: {{}}, Python says {{}}", id, got, expect));
+        }}
+    }}
+    println!("CATOPT FRAMES {{}}", FRAMES.len());
+    assert!(failures.is_empty(), "{{:#?}}", failures);
+}}
 
 fn unhex(s: &str) -> Vec<u8> {{
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
@@ -120,6 +157,8 @@ def cpp_conformance(plan: IRPlan, entries: list[dict[str, object]]) -> str:
         f'    {{{cpp_backend.cpp_str(i)}, {cpp_backend.cpp_str(s)}, {v}u, "{d}", "{x}", "{o}"}}'
         for i, s, v, d, x, o in _cases(entries)
     )
+    max_payload, frames = _frame_cases()
+    frame_rows = ",\n".join(f'    {{{cpp_backend.cpp_str(i)}, "{d}", "{x}"}}' for i, d, x in frames)
     return f"""#include "{cpp_backend.file_stem(plan)}.hpp"
 #include <cstdio>
 
@@ -130,6 +169,12 @@ struct Case {{ const char* id; const char* schema; std::uint32_t version; const 
 
 const Case CASES[] = {{
 {rows}
+}};
+
+struct FrameCase {{ const char* id; const char* input; const char* expect; }};
+
+const FrameCase FRAMES[] = {{
+{frame_rows}
 }};
 
 rt::Bytes unhex(const std::string& s) {{
@@ -149,10 +194,30 @@ std::string attempt(const Case& c, const rt::Bytes& data, rt::Bytes& out) {{
         return "crash";
     }}
 }}
+
+/// "ok" (decodes and re-encodes to itself), "noncanonical", the error kind, or "crash".
+std::string frame_outcome(const rt::Bytes& data) {{
+    try {{
+        const rt::Frame f = rt::Frame::decode(data.data(), data.size(), {max_payload}u);
+        return f.encode() == data ? "ok" : "noncanonical";
+    }} catch (const rt::WireError& e) {{
+        return rt::kind_name(e.kind());
+    }} catch (...) {{
+        return "crash";
+    }}
+}}
 }}  // namespace
 
 int main() {{
     int failures = 0;
+    for (const FrameCase& c : FRAMES) {{
+        const std::string got = frame_outcome(unhex(c.input));
+        if (got != c.expect) {{
+            std::fprintf(stderr, "%s: got %s, Python says %s\\n", c.id, got.c_str(), c.expect);
+            ++failures;
+        }}
+    }}
+    std::printf("CATOPT FRAMES %zu\\n", sizeof FRAMES / sizeof FRAMES[0]);
     std::size_t damaged = 0, count = 0;
     for (const Case& c : CASES) {{
         ++count;
@@ -202,6 +267,7 @@ def test_rust_decoders_match_python(spec: Path, tmp_path_factory: pytest.TempPat
     root = tmp_path_factory.mktemp("conformance-rust")
     out = build_rust(plan, root / "crate", root / "target", {"tests/conformance.rs": rust_conformance(plan, entries)})
     assert f"CATOPT CONFORMANCE {len(entries)} " in out
+    assert f"CATOPT FRAMES {len(_frame_cases()[1])}" in out
 
 
 @pytest.mark.slow
@@ -229,7 +295,7 @@ def test_cpp_decoders_match_python_under_sanitizers(spec: Path, tmp_path: Path) 
             "-fno-omit-frame-pointer",
             "-I",
             str(tmp_path / "src"),
-            str(tmp_path / "src" / f"{stem}_rt.cpp"),
+            str(tmp_path / "src" / "catopt_runtime.cpp"),
             str(tmp_path / "src" / f"{stem}.cpp"),
             str(tmp_path / "conformance.cpp"),
             "-o",
@@ -243,3 +309,4 @@ def test_cpp_decoders_match_python_under_sanitizers(spec: Path, tmp_path: Path) 
         env={"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0", "UBSAN_OPTIONS": "print_stacktrace=1"},
     )
     assert f"CATOPT CONFORMANCE {len(entries)} " in out
+    assert f"CATOPT FRAMES {len(_frame_cases()[1])}" in out

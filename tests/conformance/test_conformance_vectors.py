@@ -9,7 +9,15 @@ import struct
 
 import numpy as np
 import pytest
-from make_vectors import EDGE_SPEC, VECTORS, build_vectors, index_text
+from make_vectors import (
+    EDGE_SPEC,
+    FRAME_VECTORS,
+    VECTORS,
+    build_frame_vectors,
+    build_vectors,
+    frame_index_text,
+    index_text,
+)
 
 from catopt_dsl.compile import load_plan
 from catopt_dsl.wire.record import decode_record
@@ -28,6 +36,37 @@ def test_vectors_are_current(built: tuple[list[dict[str, object]], dict[str, byt
     assert (VECTORS / "index.json").read_text(encoding="utf-8") == index_text(entries)
 
 
+#: every error kind a decoder may report: the WireError subclasses (docs/protocol.md), minus "Error"
+KINDS = {
+    "Truncated",
+    "Checksum",
+    "BadMagic",
+    "Version",
+    "Length",
+    "TooLarge",
+    "Malformed",
+    "UnknownMessageType",
+    "SchemaMismatch",
+    "MissingField",
+}
+
+
+def test_frame_vectors_are_current() -> None:
+    entries, files = build_frame_vectors()
+    on_disk = {p.name: p.read_bytes() for p in FRAME_VECTORS.glob("*.bin")}
+    stale = sorted(n for n in set(files) | set(on_disk) if files.get(n) != on_disk.get(n))
+    assert not stale, f"stale frame vectors (run `python tests/conformance/make_vectors.py`): {stale[:10]}"
+    assert (FRAME_VECTORS / "index.json").read_text(encoding="utf-8") == frame_index_text(entries)
+
+
+def test_frame_vectors_cover_every_frame_error_kind() -> None:
+    entries, _ = build_frame_vectors()
+    kinds = {e["error"] for e in entries if e["expect"] == "error"}
+    assert kinds <= KINDS
+    assert kinds == {"Truncated", "Checksum", "BadMagic", "Version", "Length", "TooLarge", "Malformed", "UnknownMessageType"}
+    assert sum(e["expect"] == "ok" for e in entries) >= 9
+
+
 def test_every_expectation_names_a_file(built: tuple[list[dict[str, object]], dict[str, bytes]]) -> None:
     entries, files = built
     for e in entries:
@@ -35,16 +74,7 @@ def test_every_expectation_names_a_file(built: tuple[list[dict[str, object]], di
         if e["expect"] == "ok":
             assert e["output"] in files
         else:
-            assert e["error"] in {
-                "Truncated",
-                "Checksum",
-                "BadMagic",
-                "Version",
-                "Length",
-                "Malformed",
-                "SchemaMismatch",
-                "MissingField",
-            }
+            assert e["error"] in KINDS - {"TooLarge", "UnknownMessageType"}  # frame-only kinds
 
 
 def _bits(x: float) -> int:

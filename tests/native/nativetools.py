@@ -13,17 +13,19 @@ import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
 import crc32c
 import numpy as np
 
 from catopt_dsl.backends import cpp as cpp_backend
+from catopt_dsl.backends import native
 from catopt_dsl.backends import rust as rust_backend
 from catopt_dsl.backends.cpp import CPP_RESERVED_MEMBERS
 from catopt_dsl.compile import load_plan
+from catopt_dsl.ir.analysis import quadratic_form
 from catopt_dsl.ir.model import IRPlan
 from catopt_dsl.solver.coordinator import Coordinator
 from catopt_dsl.solver.layout import build_layout
-from catopt_dsl.ir.analysis import quadratic_form
 from catopt_dsl.solver.result import SolveOptions
 from catopt_dsl.solver.worker import LocalReport
 
@@ -125,11 +127,11 @@ def _cpp_f64s(ns: str, values: np.ndarray) -> str:
 def param_crcs(plan: IRPlan) -> dict[tuple[str, str], int]:
     """CRC32C of every param's little-endian bytes, per (object, param), for every unit member."""
     out = {}
-    for u in rust_backend.native_units(plan):
+    for u in native.native_units(plan):
         for m in u.members:
             for p in m.params:
                 kind = {"float": "f64", "int": "i64", "bool": "bool"}[p.dtype]
-                out[(m.name, p.name)] = crc32c.crc32c(rust_backend.le_bytes(np.asarray(p.value), kind))
+                out[(m.name, p.name)] = crc32c.crc32c(native.le_bytes(np.asarray(p.value), kind))
     return out
 
 
@@ -152,7 +154,7 @@ def rust_extra_test(plan: IRPlan, reference: bool) -> str:
         "fn params_bit_exact() {",
     ]
     kinds = {"float": "f64", "int": "i64", "bool": "bool"}
-    for u in rust_backend.native_units(plan):
+    for u in native.native_units(plan):
         ty = namer.type_name(u.name)
         for m in u.members:
             if not m.params:
@@ -240,7 +242,7 @@ def cpp_extra_program(plan: IRPlan, reference: bool) -> str:
         "int main() {",
     ]
     kinds = {"float": ("f64", "double"), "int": ("i64", "std::int64_t"), "bool": ("bool", "bool")}
-    for u in rust_backend.native_units(plan):
+    for u in native.native_units(plan):
         ty = namer.type_name(u.name)
         for m in u.members:
             if not m.params:

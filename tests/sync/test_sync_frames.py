@@ -227,6 +227,10 @@ def test_malformed_payloads_with_valid_checksums() -> None:
         "huge count": struct.pack("<I", 0xFFFF_FFFF) + e_a,
         "text ndim 2": struct.pack("<I", 1) + _entry(b"a", 4, (1, 1), b"x", start),
         "bool byte": struct.pack("<I", 1) + _entry(b"a", 3, (1,), b"\x05", start),
+        # shapes no array can have, though they hold no data (numpy refused them with a ValueError)
+        "65 dims": struct.pack("<I", 1) + _entry(b"a", 1, (0,) * 65, b"", start),
+        "empty but huge": struct.pack("<I", 1) + _entry(b"a", 1, (0, 2**32 - 1, 2**32 - 1, 2**32 - 1), b"", start),
+        "huge but empty": struct.pack("<I", 1) + _entry(b"a", 1, (2**32 - 1, 2**32 - 1, 2**32 - 1, 0), b"", start),
     }
     for why, payload in cases.items():
         with pytest.raises(MalformedError):
@@ -260,3 +264,25 @@ def test_an_empty_entry_whose_dims_overflow_numpy_is_malformed() -> None:
     body = data[1:-4]
     with pytest.raises(MalformedError, match="cannot be represented"):
         decode_frame(body + struct.pack("<I", crc32c.crc32c(body)), max_payload=1 << 16)
+def test_crafted_frames_are_dropped_and_counted_by_both_receivers() -> None:
+    """CRC-valid frames that numpy cannot represent once raised a ValueError out of decode_frame, and
+    receive() crashed on them before the spec-hash check; now each is dropped and counted."""
+    from catopt_dsl.sync.protocol import CoordinatorProtocol, NodeProtocol, SyncSettings
+    from catopt_dsl.sync.toy import AveragingCoordinator, AveragingNode
+
+    start = HEADER_SIZE + 4
+    crafted = [
+        _payload_frame(struct.pack("<I", 1) + _entry(b"a", 1, dims, b"", start))
+        for dims in ((0,) * 65, (0, 2**32 - 1, 2**32 - 1, 2**32 - 1))
+    ]
+    settings = SyncSettings(spec_hash=HASH)
+    coordinator = CoordinatorProtocol(AveragingCoordinator(), settings)
+    coordinator.start(0)
+    node = NodeProtocol(1, "n1", AveragingNode(1.0), settings)
+    node.start(0)
+    for now, data in enumerate(crafted, start=1):
+        with pytest.raises(MalformedError):
+            decode_message(data)
+        assert coordinator.receive(data, now) == [] and node.receive(data, now) == []
+    for stats in (coordinator.stats, node.stats):
+        assert stats.undecodable == 2 and stats.errors == {"MalformedError": 2}

@@ -249,10 +249,48 @@ def test_non_canonical_inputs_are_rejected() -> None:
     f1 = rec[head + 10 : -4]
     with pytest.raises(MalformedError):
         decode_record(schema, _recrc(rec[:head] + f1 + f0 + rec[-4:]))
-    # a required field missing from the record (count 1, only field 1 present)
+    # a field left out (count 1, only field 1 present): no encoder skips a field
     short = rec[: head - 2] + struct.pack("<H", 1) + f1
-    with pytest.raises(MissingFieldError):
+    with pytest.raises(MalformedError, match=r"0, 1, 2, \.\.\. in order"):
         decode_record(schema, short + struct.pack("<I", crc32c.crc32c(short)))
+    # a field count the record's version cannot have: v1 of this schema has two fields
+    only_p = rec[: head - 2] + struct.pack("<H", 1) + f0
+    with pytest.raises(SchemaMismatchError, match="versions only append"):
+        decode_record(schema, only_p + struct.pack("<I", crc32c.crc32c(only_p)))
+    # ...but a v0 writer may well have had one field: the reader's required q is then missing
+    v0 = only_p[: head - 6] + struct.pack("<I", 0) + only_p[head - 2 :]
+    with pytest.raises(MissingFieldError):
+        decode_record(schema, v0 + struct.pack("<I", crc32c.crc32c(v0)))
+    # a newer writer (v2) cannot have fewer fields than v1
+    v2 = only_p[: head - 6] + struct.pack("<I", 2) + only_p[head - 2 :]
+    with pytest.raises(SchemaMismatchError):
+        decode_record(schema, v2 + struct.pack("<I", crc32c.crc32c(v2)))
+
+
+def test_every_bool_byte_is_checked_even_in_fields_the_reader_skips() -> None:
+    v1 = IRSchema("s", 1, (IRSchemaField("x", "float", ()),))
+    v2 = IRSchema("s", 2, (IRSchemaField("x", "float", ()), IRSchemaField("on", "bool", (2,), default=[True, True])))
+    rec = bytearray(encode_record(v2, {"x": 1.0, "on": [True, False]}))
+    assert decode_record(v1, bytes(rec)) == {"x": 1.0}  # the appended field is skipped...
+    rec[-5] = 2  # ...but its bytes must still be canonical
+    with pytest.raises(MalformedError, match="bool byte"):
+        decode_record(v1, _recrc(bytes(rec)))
+
+
+@pytest.mark.parametrize(
+    ("ndim", "dims"),
+    [(65, (0,) * 65), (4, (0, 2**32 - 1, 2**32 - 1, 2**32 - 1)), (4, (2**32 - 1, 2**32 - 1, 2**32 - 1, 0))],
+    ids=["65 dims", "empty but huge", "huge but empty"],
+)
+def test_shapes_no_array_can_have_are_malformed(ndim: int, dims: tuple[int, ...]) -> None:
+    """Zero-size arrays need no data bytes, so a short record can declare any shape: ones numpy
+    cannot represent are refused as malformed (never a ValueError), in a field the reader skips too."""
+    v1 = IRSchema("s", 1, (IRSchemaField("x", "float", ()),))
+    body = encode_record(v1, {"x": 1.0})[:-4]
+    body = body[:-14] + struct.pack("<H", 2) + body[-12:]  # count 2: one appended field
+    body += struct.pack("<HBB", 1, 1, ndim) + struct.pack(f"<{ndim}I", *dims)
+    with pytest.raises(MalformedError, match="dims|too large"):
+        decode_record(v1, body + struct.pack("<I", crc32c.crc32c(body)))
 
 
 def test_non_buffer_input_is_a_wire_error() -> None:

@@ -16,7 +16,7 @@ namespace schemas {
 }
 
 AllocationV1 AllocationV1::decode(const std::uint8_t* data, std::size_t size) {
-    const ::catopt_mixed_plan::rt::RecordView rec = ::catopt_mixed_plan::rt::parse_record(data, size, SCHEMA_NAME, 1);
+    const ::catopt_mixed_plan::rt::RecordView rec = ::catopt_mixed_plan::rt::parse_record(data, size, SCHEMA_NAME, SCHEMA_VERSION, 1);
     AllocationV1 out;
     {
         std::vector<double> v;
@@ -41,7 +41,7 @@ bool AllocationV1::operator==(const AllocationV1& other) const {
 }
 
 AllocationV2 AllocationV2::decode(const std::uint8_t* data, std::size_t size) {
-    const ::catopt_mixed_plan::rt::RecordView rec = ::catopt_mixed_plan::rt::parse_record(data, size, SCHEMA_NAME, 2);
+    const ::catopt_mixed_plan::rt::RecordView rec = ::catopt_mixed_plan::rt::parse_record(data, size, SCHEMA_NAME, SCHEMA_VERSION, 2);
     AllocationV2 out;
     {
         std::vector<double> v;
@@ -73,7 +73,7 @@ bool AllocationV2::operator==(const AllocationV2& other) const {
 }
 
 ComputeUsageV1 ComputeUsageV1::decode(const std::uint8_t* data, std::size_t size) {
-    const ::catopt_mixed_plan::rt::RecordView rec = ::catopt_mixed_plan::rt::parse_record(data, size, SCHEMA_NAME, 1);
+    const ::catopt_mixed_plan::rt::RecordView rec = ::catopt_mixed_plan::rt::parse_record(data, size, SCHEMA_NAME, SCHEMA_VERSION, 1);
     ComputeUsageV1 out;
     {
         std::vector<double> v;

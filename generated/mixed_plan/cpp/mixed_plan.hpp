@@ -3,7 +3,7 @@
 
 // C++17, standard library only. Namespace catopt_mixed_plan:
 //   rt        CRC32C, the record and frame codecs, LocalSolver, SharedProx, Coordinator
-//             (mixed_plan_rt.hpp / mixed_plan_rt.cpp)
+//             (catopt_runtime.hpp / catopt_runtime.cpp, catoptc's runtime copied unchanged)
 //   schemas   one struct per schema version with encode / decode (record wire format)
 //   problems  one typed handle per LocalProblem (platform, adapter, shapes, embedded params)
 //   plans     the coordinator structure of the plan and of each PlanDelta result
@@ -11,7 +11,7 @@
 #ifndef CATOPT_MIXED_PLAN_HPP
 #define CATOPT_MIXED_PLAN_HPP
 
-#include "mixed_plan_rt.hpp"
+#include "catopt_runtime.hpp"
 
 namespace catopt_mixed_plan {
 

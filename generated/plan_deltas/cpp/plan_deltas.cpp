@@ -16,7 +16,7 @@ namespace schemas {
 }
 
 UsageV1 UsageV1::decode(const std::uint8_t* data, std::size_t size) {
-    const ::catopt_plan_deltas::rt::RecordView rec = ::catopt_plan_deltas::rt::parse_record(data, size, SCHEMA_NAME, 1);
+    const ::catopt_plan_deltas::rt::RecordView rec = ::catopt_plan_deltas::rt::parse_record(data, size, SCHEMA_NAME, SCHEMA_VERSION, 1);
     UsageV1 out;
     {
         std::vector<double> v;
@@ -41,7 +41,7 @@ bool UsageV1::operator==(const UsageV1& other) const {
 }
 
 UsageV2 UsageV2::decode(const std::uint8_t* data, std::size_t size) {
-    const ::catopt_plan_deltas::rt::RecordView rec = ::catopt_plan_deltas::rt::parse_record(data, size, SCHEMA_NAME, 2);
+    const ::catopt_plan_deltas::rt::RecordView rec = ::catopt_plan_deltas::rt::parse_record(data, size, SCHEMA_NAME, SCHEMA_VERSION, 2);
     UsageV2 out;
     {
         std::vector<double> v;

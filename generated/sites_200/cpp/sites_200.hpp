@@ -3,7 +3,7 @@
 
 // C++17, standard library only. Namespace catopt_sites_200:
 //   rt        CRC32C, the record and frame codecs, LocalSolver, SharedProx, Coordinator
-//             (sites_200_rt.hpp / sites_200_rt.cpp)
+//             (catopt_runtime.hpp / catopt_runtime.cpp, catoptc's runtime copied unchanged)
 //   schemas   one struct per schema version with encode / decode (record wire format)
 //   problems  one typed handle per LocalProblem (platform, adapter, shapes, embedded params)
 //   plans     the coordinator structure of the plan and of each PlanDelta result
@@ -11,7 +11,7 @@
 #ifndef CATOPT_SITES_200_HPP
 #define CATOPT_SITES_200_HPP
 
-#include "sites_200_rt.hpp"
+#include "catopt_runtime.hpp"
 
 namespace catopt_sites_200 {
 

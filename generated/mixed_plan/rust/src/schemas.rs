@@ -32,7 +32,7 @@ impl AllocationV1 {
     /// Decode a record of any version of this schema; every bad input is an `Err`.
     pub fn decode(data: &[u8]) -> Result<Self, WireError> {
         #[allow(unused_variables)]
-        let rec = crate::runtime::parse_record(data, Self::SCHEMA_NAME, 1)?;
+        let rec = crate::runtime::parse_record(data, Self::SCHEMA_NAME, Self::SCHEMA_VERSION, 1)?;
         Ok(Self {
             hours: crate::runtime::required(rec.f64s(0, &[3], "Allocation.v1.hours")?, "Allocation.v1.hours")?,
         })
@@ -65,7 +65,7 @@ impl AllocationV2 {
     /// Decode a record of any version of this schema; every bad input is an `Err`.
     pub fn decode(data: &[u8]) -> Result<Self, WireError> {
         #[allow(unused_variables)]
-        let rec = crate::runtime::parse_record(data, Self::SCHEMA_NAME, 2)?;
+        let rec = crate::runtime::parse_record(data, Self::SCHEMA_NAME, Self::SCHEMA_VERSION, 2)?;
         Ok(Self {
             hours: crate::runtime::required(rec.f64s(0, &[3], "Allocation.v2.hours")?, "Allocation.v2.hours")?,
             priority: rec.f64s(1, &[], "Allocation.v2.priority")?.map(crate::runtime::scalar).unwrap_or(f64::from_bits(0x0000000000000000)),
@@ -96,7 +96,7 @@ impl ComputeUsageV1 {
     /// Decode a record of any version of this schema; every bad input is an `Err`.
     pub fn decode(data: &[u8]) -> Result<Self, WireError> {
         #[allow(unused_variables)]
-        let rec = crate::runtime::parse_record(data, Self::SCHEMA_NAME, 1)?;
+        let rec = crate::runtime::parse_record(data, Self::SCHEMA_NAME, Self::SCHEMA_VERSION, 1)?;
         Ok(Self {
             h: crate::runtime::required(rec.f64s(0, &[], "ComputeUsage.v1.h")?.map(crate::runtime::scalar), "ComputeUsage.v1.h")?,
         })

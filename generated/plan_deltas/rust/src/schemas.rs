@@ -32,7 +32,7 @@ impl UsageV1 {
     /// Decode a record of any version of this schema; every bad input is an `Err`.
     pub fn decode(data: &[u8]) -> Result<Self, WireError> {
         #[allow(unused_variables)]
-        let rec = crate::runtime::parse_record(data, Self::SCHEMA_NAME, 1)?;
+        let rec = crate::runtime::parse_record(data, Self::SCHEMA_NAME, Self::SCHEMA_VERSION, 1)?;
         Ok(Self {
             hours: crate::runtime::required(rec.f64s(0, &[2], "Usage.v1.hours")?, "Usage.v1.hours")?,
         })
@@ -65,7 +65,7 @@ impl UsageV2 {
     /// Decode a record of any version of this schema; every bad input is an `Err`.
     pub fn decode(data: &[u8]) -> Result<Self, WireError> {
         #[allow(unused_variables)]
-        let rec = crate::runtime::parse_record(data, Self::SCHEMA_NAME, 2)?;
+        let rec = crate::runtime::parse_record(data, Self::SCHEMA_NAME, Self::SCHEMA_VERSION, 2)?;
         Ok(Self {
             hours: crate::runtime::required(rec.f64s(0, &[2], "Usage.v2.hours")?, "Usage.v2.hours")?,
             peak: rec.f64s(1, &[], "Usage.v2.peak")?.map(crate::runtime::scalar).unwrap_or(f64::from_bits(0x0000000000000000)),

@@ -1,0 +1,351 @@
+// catoptc's native runtime for C++17 (standard library only). `catoptc compile --target cpp`
+// copies this file and catopt_runtime.cpp unchanged into every generated project: edit them here
+// (native/cpp/ in the catoptc sources), never in a generated project. native/cpp/CMakeLists.txt
+// builds and tests them on their own.
+//
+// rt: the plan-independent runtime (CRC32C, record and frame codecs, the ADMM coordinator). It
+// mirrors catopt_dsl.wire, catopt_dsl.sync.frame and catopt_dsl.solver.coordinator.
+//
+// The runtime lives in `CATOPT_RT_NAMESPACE::rt`. catopt_runtime_config.hpp, which the generated
+// project writes, names that namespace after the spec (`catopt_<spec>`), so several generated
+// projects link into one program without clashing.
+
+#ifndef CATOPT_RUNTIME_HPP
+#define CATOPT_RUNTIME_HPP
+
+#include "catopt_runtime_config.hpp"
+
+#ifndef CATOPT_RT_NAMESPACE
+#error "catopt_runtime_config.hpp must define CATOPT_RT_NAMESPACE"
+#endif
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace CATOPT_RT_NAMESPACE {
+namespace rt {
+
+/// Why a record or frame was rejected: one value per Python WireError subclass, named (kind_name) as
+/// the class is without "Error", so all three languages report one set of kinds (docs/protocol.md).
+enum class WireErrorKind {
+    Truncated,
+    Checksum,
+    BadMagic,
+    Version,
+    Length,
+    TooLarge,
+    Malformed,
+    UnknownMessageType,
+    SchemaMismatch,
+    MissingField,
+    Encode
+};
+
+const char* kind_name(WireErrorKind kind) noexcept;
+
+/// Every codec error: decoders throw only this (never crash, never read out of bounds).
+class WireError : public std::runtime_error {
+public:
+    WireError(WireErrorKind kind, const std::string& message);
+    WireErrorKind kind() const noexcept { return kind_; }
+
+private:
+    WireErrorKind kind_;
+};
+
+/// Continue a CRC32C (Castagnoli) over data; start with crc = 0.
+std::uint32_t crc32c_update(std::uint32_t crc, const std::uint8_t* data, std::size_t size) noexcept;
+std::uint32_t crc32c(const std::uint8_t* data, std::size_t size) noexcept;
+
+/// Bit-exact conversions for embedded data.
+double f64_from_bits(std::uint64_t bits) noexcept;
+std::uint64_t f64_to_bits(double value) noexcept;
+std::vector<double> blob_f64(const std::uint64_t* bits, std::size_t count);
+
+constexpr std::uint8_t DT_F64 = 1;
+constexpr std::uint8_t DT_I64 = 2;
+constexpr std::uint8_t DT_BOOL = 3;
+constexpr std::uint8_t DT_UTF8 = 4;
+/// The most dims an array may have (numpy's limit: no encoder writes more).
+constexpr std::size_t MAX_NDIM = 64;
+constexpr std::uint8_t RECORD_FORMAT_VERSION = 1;
+constexpr std::size_t MIN_RECORD_SIZE = 18;
+
+using Bytes = std::vector<std::uint8_t>;
+using Dims = std::vector<std::uint32_t>;
+
+/// Builds one schema record: header, fields in declaration order, CRC32C trailer.
+class RecordWriter {
+public:
+    RecordWriter(const std::string& name, std::uint32_t version, std::uint16_t field_count);
+    void f64s(std::uint16_t index, const Dims& dims, const std::vector<double>& data, const char* what);
+    void i64s(std::uint16_t index, const Dims& dims, const std::vector<std::int64_t>& data, const char* what);
+    void bools(std::uint16_t index, const Dims& dims, const std::vector<bool>& data, const char* what);
+    Bytes finish();
+
+private:
+    void field_header(std::uint16_t index, std::uint8_t code, const Dims& dims, std::size_t count, const char* what);
+    Bytes buf_;
+};
+
+/// A parsed record (structure, CRC and schema name checked); fields decoded on request.
+class RecordView {
+public:
+    std::string name;
+    std::uint32_t version = 0;
+    /// Each returns false when the writer did not send field `index`; throws on a mismatch.
+    bool f64s(std::uint16_t index, const Dims& dims, const char* what, std::vector<double>& out) const;
+    bool i64s(std::uint16_t index, const Dims& dims, const char* what, std::vector<std::int64_t>& out) const;
+    bool bools(std::uint16_t index, const Dims& dims, const char* what, std::vector<bool>& out) const;
+
+    struct Raw {
+        std::uint16_t index;
+        std::uint8_t code;
+        Dims dims;
+        const std::uint8_t* data;
+        std::size_t size;
+    };
+    std::vector<Raw> fields;
+
+private:
+    const Raw* raw(std::uint16_t index, std::uint8_t code, const Dims& dims, const char* what) const;
+};
+
+/// Parse a record for a reader of schema `schema_name` version `schema_version` that knows `known`
+/// fields; the checks and their order follow catopt_dsl.wire.record.decode_record.
+RecordView parse_record(const std::uint8_t* data, std::size_t size, const std::string& schema_name,
+                        std::uint32_t schema_version, std::size_t known);
+
+/// Throw MissingField for a required field the record lacks.
+[[noreturn]] void missing(const char* what);
+
+// -- frames ("CATF") --------------------------------------------------------------------------
+constexpr std::uint8_t PROTOCOL_VERSION = 1;
+constexpr std::size_t FRAME_HEADER_SIZE = 80;
+constexpr std::uint8_t MAX_MSG_TYPE = 7;
+constexpr std::size_t DEFAULT_MAX_PAYLOAD = 256u * 1024u * 1024u;
+
+struct FrameHeader {
+    std::uint8_t msg_type = 0;
+    std::array<std::uint8_t, 32> spec_hash{};
+    std::uint32_t schema_id = 0;
+    std::uint32_t schema_version = 0;
+    std::uint32_t sender = 0;
+    std::uint64_t epoch = 0;
+    std::uint64_t seq = 0;
+    std::uint64_t round = 0;
+    bool operator==(const FrameHeader& o) const;
+};
+
+/// One payload entry: a named array (dtype code, dims, raw little-endian data).
+struct FrameEntry {
+    std::string name;
+    std::uint8_t code = DT_F64;
+    Dims dims;
+    Bytes data;
+    static FrameEntry f64s(const std::string& name, const Dims& dims, const std::vector<double>& values);
+    std::vector<double> as_f64s() const;
+    bool operator==(const FrameEntry& o) const;
+};
+
+struct Frame {
+    FrameHeader header;
+    std::vector<FrameEntry> entries;
+    /// Canonical bytes: entries sorted by name, zero padding to 8-byte aligned data.
+    Bytes encode() const;
+    static Frame decode(const std::uint8_t* data, std::size_t size, std::size_t max_payload = DEFAULT_MAX_PAYLOAD);
+};
+
+// -- plan structure ---------------------------------------------------------------------------
+enum class Sense { Le, Ge, Eq };
+enum class TermKind { Free, SumSquares, Norm1 };
+
+/// The closed-form global term of one shared var.
+struct SharedTerm {
+    TermKind kind = TermKind::Free;
+    double coef = 0.0;
+};
+
+struct SharedVarSpec {
+    std::string name;
+    std::size_t offset = 0;
+    std::size_t size = 0;
+    SharedTerm term;
+};
+
+struct SharedSpec {
+    std::string name;
+    std::size_t n = 0;
+    std::vector<SharedVarSpec> vars;
+    bool closed_form = true;
+};
+
+enum class BlockKind { Consensus, Coupling };
+
+/// One row block: a consensus link x[x_offset..+size] == z[shared][var], or a coupling term
+/// B x + b (B row-major, rows x n).
+struct Block {
+    BlockKind kind = BlockKind::Consensus;
+    std::size_t shared = 0, var = 0, x_offset = 0, size = 0;
+    std::size_t coupling = 0, rows = 0;
+    std::vector<double> b_mat, b_vec;
+    static Block consensus(std::size_t shared, std::size_t var, std::size_t x_offset, std::size_t size);
+    static Block coupling_term(std::size_t coupling, std::size_t rows, std::vector<double> b_mat,
+                               std::vector<double> b_vec);
+    std::size_t row_count() const { return kind == BlockKind::Consensus ? size : rows; }
+};
+
+struct ObjectSpec {
+    std::string name;
+    std::size_t n = 0;
+    std::vector<Block> blocks;
+    std::size_t rows() const;
+    /// M x + e
+    std::vector<double> apply(const std::vector<double>& x) const;
+    /// M' y
+    std::vector<double> apply_t(const std::vector<double>& y) const;
+    /// dense M (row-major) and e
+    void dense(std::vector<double>& m, std::vector<double>& e) const;
+};
+
+struct CouplingSpec {
+    std::string name;
+    Sense sense = Sense::Le;
+    std::vector<double> rhs;
+};
+
+struct PlanSpec {
+    std::string name;
+    std::vector<SharedSpec> shared;
+    std::vector<ObjectSpec> objects;
+    std::vector<CouplingSpec> couplings;
+};
+
+// -- solving ----------------------------------------------------------------------------------
+enum class Status { Optimal, Infeasible, Unbounded, MaxIterations, LocalSolverFailed };
+const char* status_name(Status status) noexcept;
+
+/// Thrown by a LocalSolver / SharedProx that cannot produce a point.
+class StepError : public std::runtime_error {
+public:
+    StepError(Status status, const std::string& message);
+    Status status() const noexcept { return status_; }
+
+private:
+    Status status_;
+};
+
+/// The x-update an object must provide:
+/// x = argmin f(x) + rho/2 ||M x - centre||^2 subject to the object's constraints.
+class LocalSolver {
+public:
+    virtual ~LocalSolver() = default;
+    virtual std::vector<double> prox(const std::vector<double>& centre, double rho) = 0;
+    /// f(x) in minimise form.
+    virtual double objective(const std::vector<double>& x) const = 0;
+};
+
+/// A user z-update for a shared block without a closed form.
+class SharedProx {
+public:
+    virtual ~SharedProx() = default;
+    virtual std::vector<double> prox(const std::vector<std::vector<double>>& means,
+                                     const std::vector<std::size_t>& counts, double rho,
+                                     const std::vector<double>& z_prev) = 0;
+    virtual double value(const std::vector<double>& z) const = 0;
+};
+
+/// Solve a x = b (row-major n x n) by Gaussian elimination with partial pivoting; false if singular.
+bool dense_solve(std::vector<double> a, std::vector<double> b, std::size_t n, std::vector<double>& x);
+
+/// Closed-form prox of f(x) = 1/2 x'Px + q'x + c (no constraints).
+class QuadraticSolver : public LocalSolver {
+public:
+    QuadraticSolver(const ObjectSpec& object, std::vector<double> p, std::vector<double> q, double c);
+    std::vector<double> prox(const std::vector<double>& centre, double rho) override;
+    double objective(const std::vector<double>& x) const override;
+
+private:
+    ObjectSpec object_;
+    std::vector<double> p_, q_, mtm_;
+    double c_;
+};
+
+/// ADMM settings (the defaults of catopt_dsl.solver.SolveOptions).
+struct Options {
+    std::size_t max_iter = 10000;
+    double eps_abs = 1e-5;
+    double eps_rel = 1e-5;
+    double rho = 1.0;
+    double alpha = 1.6;
+    bool adaptive_rho = true;
+    std::size_t adaptive_rho_interval = 10;
+};
+
+struct Iterate {
+    std::size_t iteration = 0;
+    double rho = 0, r_prim = 0, r_dual = 0, eps_prim = 0, eps_dual = 0, objective = 0;
+    bool converged = false, rho_changed = false;
+};
+
+struct SolveResult {
+    Status status = Status::MaxIterations;
+    bool has_objective = false;
+    double objective = 0.0;
+    std::size_t iterations = 0;
+    bool has_residuals = false;
+    double primal_residual = 0.0, dual_residual = 0.0;
+    std::vector<std::vector<double>> x, z;
+    double rho = 0.0;
+    std::string message;
+};
+
+/// Holds z, the coupling copies y, the scaled duals u and rho; decides stopping.
+class Coordinator {
+public:
+    Coordinator(PlanSpec plan, Options opts);
+    void set_shared_prox(std::size_t block, std::shared_ptr<SharedProx> prox);
+    std::vector<std::vector<double>> centres() const;
+    /// One iteration from every object's x and local objective (plan order). Throws StepError.
+    Iterate update(const std::vector<std::vector<double>>& xs, const std::vector<double>& objectives);
+    /// Run to a status with one solver per object (plan order).
+    SolveResult solve(const std::vector<std::shared_ptr<LocalSolver>>& solvers);
+
+    PlanSpec plan;
+    Options opts;
+    double rho;
+    std::vector<double> t, u;
+    std::vector<std::vector<double>> z;
+    std::size_t iteration = 0;
+    bool has_last = false;
+    Iterate last;
+
+private:
+    void sync_consensus_targets();
+    std::vector<double> mt(const std::vector<double>& vec) const;
+    double g_value(std::size_t s) const;
+    void z_update(std::size_t s, const std::vector<double>& v, double rho_now);
+    SolveResult result(Status status, bool has_objective, double objective, std::size_t iterations,
+                       std::vector<std::vector<double>> x, std::string message) const;
+    std::vector<std::size_t> object_rows_;
+    std::vector<std::vector<double>> e_;
+    std::vector<std::vector<std::vector<std::size_t>>> consensus_index_;
+    std::vector<std::vector<std::size_t>> term_index_;
+    std::vector<std::shared_ptr<SharedProx>> proxes_;
+    std::size_t total_rows_ = 0;
+};
+
+}  // namespace rt
+}  // namespace CATOPT_RT_NAMESPACE
+
+#endif  // CATOPT_RUNTIME_HPP

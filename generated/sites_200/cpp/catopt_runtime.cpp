@@ -1,0 +1,983 @@
+// catoptc's native runtime for C++17: the implementation of catopt_runtime.hpp, copied unchanged
+// into every generated project (see the header). It mirrors catopt_dsl.wire,
+// catopt_dsl.sync.frame and catopt_dsl.solver.coordinator operation by operation.
+
+#include "catopt_runtime.hpp"
+
+namespace CATOPT_RT_NAMESPACE {
+namespace rt {
+
+namespace {
+
+std::array<std::uint32_t, 256> make_crc_table() {
+    std::array<std::uint32_t, 256> table{};
+    for (std::uint32_t i = 0; i < 256; ++i) {
+        std::uint32_t c = i;
+        for (int k = 0; k < 8; ++k) {
+            c = (c & 1u) ? ((c >> 1) ^ 0x82F63B78u) : (c >> 1);
+        }
+        table[i] = c;
+    }
+    return table;
+}
+
+const std::array<std::uint32_t, 256>& crc_table() {
+    static const std::array<std::uint32_t, 256> table = make_crc_table();
+    return table;
+}
+
+void put_u16(Bytes& out, std::uint16_t v) {
+    out.push_back(static_cast<std::uint8_t>(v & 0xFFu));
+    out.push_back(static_cast<std::uint8_t>(v >> 8));
+}
+
+void put_u32(Bytes& out, std::uint32_t v) {
+    for (int k = 0; k < 4; ++k) out.push_back(static_cast<std::uint8_t>((v >> (8 * k)) & 0xFFu));
+}
+
+void put_u64(Bytes& out, std::uint64_t v) {
+    for (int k = 0; k < 8; ++k) out.push_back(static_cast<std::uint8_t>((v >> (8 * k)) & 0xFFu));
+}
+
+std::uint64_t get_u64(const std::uint8_t* p) {
+    std::uint64_t v = 0;
+    for (int k = 7; k >= 0; --k) v = (v << 8) | p[k];
+    return v;
+}
+
+std::uint32_t get_u32(const std::uint8_t* p) {
+    return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8) |
+           (static_cast<std::uint32_t>(p[2]) << 16) | (static_cast<std::uint32_t>(p[3]) << 24);
+}
+
+std::size_t item_size(std::uint8_t code) {
+    switch (code) {
+        case DT_F64:
+        case DT_I64: return 8;
+        case DT_BOOL:
+        case DT_UTF8: return 1;
+        default: return 0;
+    }
+}
+
+/// Strict UTF-8 validation (what Python's bytes.decode("utf-8") accepts).
+bool valid_utf8(const std::uint8_t* s, std::size_t n) {
+    std::size_t i = 0;
+    while (i < n) {
+        const std::uint8_t c = s[i];
+        std::size_t len = 0;
+        std::uint32_t cp = 0;
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        if ((c & 0xE0u) == 0xC0u) {
+            len = 2;
+            cp = c & 0x1Fu;
+        } else if ((c & 0xF0u) == 0xE0u) {
+            len = 3;
+            cp = c & 0x0Fu;
+        } else if ((c & 0xF8u) == 0xF0u) {
+            len = 4;
+            cp = c & 0x07u;
+        } else
+            return false;
+        if (n - i < len) return false;
+        for (std::size_t k = 1; k < len; ++k) {
+            if ((s[i + k] & 0xC0u) != 0x80u) return false;
+            cp = (cp << 6) | (s[i + k] & 0x3Fu);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return false;
+        if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        i += len;
+    }
+    return true;
+}
+
+/// Bounds-checked cursor: every overrun throws Truncated.
+struct Cursor {
+    const std::uint8_t* buf;
+    std::size_t pos;
+    std::size_t end;
+
+    const std::uint8_t* take(std::size_t n, const std::string& what) {
+        if (n > end - pos) {
+            throw WireError(WireErrorKind::Truncated, what + ": needs " + std::to_string(n) + " bytes at offset " +
+                                                          std::to_string(pos) + ", only " + std::to_string(end - pos) +
+                                                          " left");
+        }
+        const std::uint8_t* out = buf + pos;
+        pos += n;
+        return out;
+    }
+    std::uint8_t u8(const std::string& what) { return *take(1, what); }
+    std::uint16_t u16(const std::string& what) {
+        const std::uint8_t* p = take(2, what);
+        return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
+    }
+    std::uint32_t u32(const std::string& what) { return get_u32(take(4, what)); }
+    std::uint64_t u64(const std::string& what) { return get_u64(take(8, what)); }
+};
+
+/// Byte size of data with `code` and dims (little-endian u32s); SIZE_MAX on overflow.
+std::size_t data_size(std::uint8_t code, const std::uint8_t* dims, std::size_t ndim) {
+    std::size_t n = item_size(code);
+    for (std::size_t k = 0; k < ndim; ++k) {
+        const std::size_t d = get_u32(dims + 4 * k);
+        if (d != 0 && n > SIZE_MAX / d) return SIZE_MAX;
+        n *= d;
+    }
+    return n;
+}
+
+void check_ndim(std::size_t ndim, const std::string& what) {
+    if (ndim > MAX_NDIM) {
+        throw WireError(WireErrorKind::Malformed, what + ": " + std::to_string(ndim) + " dims, at most " +
+                                                      std::to_string(MAX_NDIM) + " are allowed");
+    }
+}
+
+/// Refuse a shape that describes more than INT64_MAX bytes with its zero dims counted as 1 (checked
+/// before its data is read): no encoder writes one, and numpy cannot represent it.
+void check_shape(std::uint8_t code, const std::uint8_t* dims, std::size_t ndim, const std::string& what) {
+    const std::uint64_t limit = static_cast<std::uint64_t>(INT64_MAX);
+    std::uint64_t n = item_size(code);
+    for (std::size_t k = 0; k < ndim; ++k) {
+        const std::uint64_t d = std::max<std::uint64_t>(get_u32(dims + 4 * k), 1);
+        if (n > limit / d) throw WireError(WireErrorKind::Malformed, what + ": shape is too large");
+        n *= d;
+    }
+}
+
+void check_bools(const std::uint8_t* raw, std::size_t size, const std::string& what) {
+    for (std::size_t j = 0; j < size; ++j) {
+        if (raw[j] > 1) throw WireError(WireErrorKind::Malformed, what + ": bool byte other than 0 or 1");
+    }
+}
+
+std::size_t product(const Dims& dims) {
+    std::size_t n = 1;
+    for (auto d : dims) n *= d;
+    return n;
+}
+
+double max_abs(const std::vector<double>& v) {
+    double m = 0.0;
+    for (double x : v) m = std::max(m, std::fabs(x));
+    return m;
+}
+
+}  // namespace
+
+const char* kind_name(WireErrorKind kind) noexcept {
+    switch (kind) {
+        case WireErrorKind::Truncated: return "Truncated";
+        case WireErrorKind::Checksum: return "Checksum";
+        case WireErrorKind::BadMagic: return "BadMagic";
+        case WireErrorKind::Version: return "Version";
+        case WireErrorKind::Length: return "Length";
+        case WireErrorKind::TooLarge: return "TooLarge";
+        case WireErrorKind::Malformed: return "Malformed";
+        case WireErrorKind::UnknownMessageType: return "UnknownMessageType";
+        case WireErrorKind::SchemaMismatch: return "SchemaMismatch";
+        case WireErrorKind::MissingField: return "MissingField";
+        case WireErrorKind::Encode: return "Encode";
+    }
+    return "Unknown";
+}
+
+WireError::WireError(WireErrorKind kind, const std::string& message)
+    : std::runtime_error(std::string(kind_name(kind)) + ": " + message), kind_(kind) {}
+
+std::uint32_t crc32c_update(std::uint32_t crc, const std::uint8_t* data, std::size_t size) noexcept {
+    const auto& table = crc_table();
+    std::uint32_t c = ~crc;
+    for (std::size_t i = 0; i < size; ++i) c = table[(c ^ data[i]) & 0xFFu] ^ (c >> 8);
+    return ~c;
+}
+
+std::uint32_t crc32c(const std::uint8_t* data, std::size_t size) noexcept { return crc32c_update(0, data, size); }
+
+double f64_from_bits(std::uint64_t bits) noexcept {
+    double v;
+    std::memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+std::uint64_t f64_to_bits(double value) noexcept {
+    std::uint64_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    return bits;
+}
+
+std::vector<double> blob_f64(const std::uint64_t* bits, std::size_t count) {
+    std::vector<double> out(count);
+    for (std::size_t i = 0; i < count; ++i) out[i] = f64_from_bits(bits[i]);
+    return out;
+}
+
+// -- records ----------------------------------------------------------------------------------
+
+RecordWriter::RecordWriter(const std::string& name, std::uint32_t version, std::uint16_t field_count) {
+    if (name.size() > 0xFFFFu) throw WireError(WireErrorKind::Encode, "schema name longer than 65535 bytes");
+    buf_ = {'C', 'A', 'T', 'R', RECORD_FORMAT_VERSION, 0};
+    put_u16(buf_, static_cast<std::uint16_t>(name.size()));
+    buf_.insert(buf_.end(), name.begin(), name.end());
+    put_u32(buf_, version);
+    put_u16(buf_, field_count);
+}
+
+void RecordWriter::field_header(std::uint16_t index, std::uint8_t code, const Dims& dims, std::size_t count,
+                                const char* what) {
+    if (count != product(dims)) {
+        throw WireError(WireErrorKind::Encode, std::string(what) + ": " + std::to_string(count) +
+                                                   " values, the schema's shape needs " +
+                                                   std::to_string(product(dims)));
+    }
+    put_u16(buf_, index);
+    buf_.push_back(code);
+    buf_.push_back(static_cast<std::uint8_t>(dims.size()));
+    for (auto d : dims) put_u32(buf_, d);
+}
+
+void RecordWriter::f64s(std::uint16_t index, const Dims& dims, const std::vector<double>& data, const char* what) {
+    field_header(index, DT_F64, dims, data.size(), what);
+    for (double v : data) put_u64(buf_, f64_to_bits(v));
+}
+
+void RecordWriter::i64s(std::uint16_t index, const Dims& dims, const std::vector<std::int64_t>& data,
+                        const char* what) {
+    field_header(index, DT_I64, dims, data.size(), what);
+    for (std::int64_t v : data) put_u64(buf_, static_cast<std::uint64_t>(v));
+}
+
+void RecordWriter::bools(std::uint16_t index, const Dims& dims, const std::vector<bool>& data, const char* what) {
+    field_header(index, DT_BOOL, dims, data.size(), what);
+    for (bool v : data) buf_.push_back(v ? 1 : 0);
+}
+
+Bytes RecordWriter::finish() {
+    Bytes out = buf_;
+    put_u32(out, crc32c(out.data(), out.size()));
+    return out;
+}
+
+RecordView parse_record(const std::uint8_t* data, std::size_t n, const std::string& schema_name,
+                        std::uint32_t schema_version, std::size_t known) {
+    static const std::uint8_t magic[4] = {'C', 'A', 'T', 'R'};
+    if (n >= 4 && std::memcmp(data, magic, 4) != 0)
+        throw WireError(WireErrorKind::BadMagic, "not a schema record (bad magic)");
+    if (n < MIN_RECORD_SIZE) {
+        throw WireError(
+            WireErrorKind::Truncated,
+            "record of " + std::to_string(n) + " bytes is shorter than the minimum " + std::to_string(MIN_RECORD_SIZE));
+    }
+    // Structure first, then the CRC: a cut record is reported as truncated.
+    Cursor rd{data, 4, n - 4};
+    const std::uint8_t version = rd.u8("record header");
+    if (version != RECORD_FORMAT_VERSION) {
+        throw WireError(WireErrorKind::Version,
+                        "record format version " + std::to_string(version) + " is not supported");
+    }
+    const std::uint8_t flags = rd.u8("record header");
+    if (flags != 0)
+        throw WireError(WireErrorKind::Malformed, "record flags " + std::to_string(flags) + ": none are defined");
+    const std::uint16_t name_len = rd.u16("record header");
+    const std::uint8_t* name = rd.take(name_len, "schema name");
+    if (!valid_utf8(name, name_len)) throw WireError(WireErrorKind::Malformed, "schema name: not valid UTF-8");
+    RecordView view;
+    view.name.assign(reinterpret_cast<const char*>(name), name_len);
+    view.version = rd.u32("record header");
+    const std::uint16_t count = rd.u16("record header");
+    for (std::uint16_t expected = 0; expected < count; ++expected) {
+        const std::uint16_t index = rd.u16("field header");
+        const std::uint8_t code = rd.u8("field header");
+        const std::uint8_t ndim = rd.u8("field header");
+        if (index != expected) {
+            throw WireError(WireErrorKind::Malformed, "field index " + std::to_string(index) + " where " +
+                                                          std::to_string(expected) +
+                                                          " belongs: a record holds fields 0, 1, 2, ... in order");
+        }
+        if (item_size(code) == 0 || code == DT_UTF8) {
+            throw WireError(WireErrorKind::Malformed,
+                            "field " + std::to_string(index) + ": unknown dtype code " + std::to_string(code));
+        }
+        const std::string what = "field " + std::to_string(index);
+        check_ndim(ndim, what);
+        const std::uint8_t* dims = rd.take(4u * ndim, what + " dims");
+        check_shape(code, dims, ndim, what);
+        const std::size_t size = data_size(code, dims, ndim);
+        const std::uint8_t* raw = rd.take(size, what + " data");
+        if (code == DT_BOOL) check_bools(raw, size, what);
+        if (index < known) {
+            Dims d;
+            for (std::size_t j = 0; j < ndim; ++j) d.push_back(get_u32(dims + 4 * j));
+            view.fields.push_back(RecordView::Raw{index, code, d, raw, size});
+        }  // else: appended by a newer writer, skipped using its dims
+    }
+    if (rd.pos != rd.end) {
+        throw WireError(WireErrorKind::Length,
+                        std::to_string(rd.end - rd.pos) + " unexpected bytes before the checksum");
+    }
+    if (crc32c(data, n - 4) != get_u32(data + n - 4))
+        throw WireError(WireErrorKind::Checksum, "record CRC32C mismatch");
+    if (view.name != schema_name) {
+        throw WireError(WireErrorKind::SchemaMismatch,
+                        "record is for schema \"" + view.name + "\", not \"" + schema_name + "\"");
+    }
+    // Versions only append fields: a writer of the reader's version wrote exactly the reader's
+    // fields, an older one at most as many, a newer one at least as many.
+    const bool fits = view.version == schema_version  ? count == known
+                      : view.version < schema_version ? count <= known
+                                                      : count >= known;
+    if (!fits) {
+        throw WireError(WireErrorKind::SchemaMismatch,
+                        "a v" + std::to_string(view.version) + " record of " + schema_name + " holds " +
+                            std::to_string(count) + " fields, which v" + std::to_string(schema_version) + " (" +
+                            std::to_string(known) + " fields) rules out: versions only append fields");
+    }
+    return view;
+}
+
+const RecordView::Raw* RecordView::raw(std::uint16_t index, std::uint8_t code, const Dims& dims,
+                                       const char* what) const {
+    for (const auto& r : fields) {
+        if (r.index != index) continue;
+        if (r.code != code || r.dims != dims) {
+            throw WireError(WireErrorKind::SchemaMismatch,
+                            std::string(what) + ": record dtype/shape contradicts the schema");
+        }
+        return &r;
+    }
+    return nullptr;
+}
+
+bool RecordView::f64s(std::uint16_t index, const Dims& dims, const char* what, std::vector<double>& out) const {
+    const Raw* r = raw(index, DT_F64, dims, what);
+    if (r == nullptr) return false;
+    out.resize(r->size / 8);
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = f64_from_bits(get_u64(r->data + 8 * i));
+    return true;
+}
+
+bool RecordView::i64s(std::uint16_t index, const Dims& dims, const char* what, std::vector<std::int64_t>& out) const {
+    const Raw* r = raw(index, DT_I64, dims, what);
+    if (r == nullptr) return false;
+    out.resize(r->size / 8);
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<std::int64_t>(get_u64(r->data + 8 * i));
+    return true;
+}
+
+bool RecordView::bools(std::uint16_t index, const Dims& dims, const char* what, std::vector<bool>& out) const {
+    const Raw* r = raw(index, DT_BOOL, dims, what);
+    if (r == nullptr) return false;
+    out.assign(r->size, false);  // every byte is 0 or 1 (checked by parse_record)
+    for (std::size_t i = 0; i < r->size; ++i) out[i] = r->data[i] == 1;
+    return true;
+}
+
+void missing(const char* what) {
+    throw WireError(WireErrorKind::MissingField, std::string(what) + ": required field absent from the record");
+}
+
+// -- frames -----------------------------------------------------------------------------------
+
+bool FrameHeader::operator==(const FrameHeader& o) const {
+    return msg_type == o.msg_type && spec_hash == o.spec_hash && schema_id == o.schema_id &&
+           schema_version == o.schema_version && sender == o.sender && epoch == o.epoch && seq == o.seq &&
+           round == o.round;
+}
+
+FrameEntry FrameEntry::f64s(const std::string& name, const Dims& dims, const std::vector<double>& values) {
+    FrameEntry e;
+    e.name = name;
+    e.code = DT_F64;
+    e.dims = dims;
+    for (double v : values) put_u64(e.data, f64_to_bits(v));
+    return e;
+}
+
+std::vector<double> FrameEntry::as_f64s() const {
+    std::vector<double> out;
+    if (code != DT_F64) return out;
+    for (std::size_t i = 0; i + 8 <= data.size(); i += 8) out.push_back(f64_from_bits(get_u64(data.data() + i)));
+    return out;
+}
+
+bool FrameEntry::operator==(const FrameEntry& o) const {
+    return name == o.name && code == o.code && dims == o.dims && data == o.data;
+}
+
+Bytes Frame::encode() const {
+    if (header.msg_type < 1 || header.msg_type > MAX_MSG_TYPE) {
+        throw WireError(WireErrorKind::Encode, "unknown message type " + std::to_string(header.msg_type));
+    }
+    std::vector<const FrameEntry*> sorted;
+    for (const auto& e : entries) sorted.push_back(&e);
+    std::sort(sorted.begin(), sorted.end(), [](const FrameEntry* a, const FrameEntry* b) { return a->name < b->name; });
+    Bytes out(FRAME_HEADER_SIZE, 0);
+    put_u32(out, static_cast<std::uint32_t>(sorted.size()));
+    for (std::size_t i = 0; i < sorted.size(); ++i) {
+        const FrameEntry& e = *sorted[i];
+        if (i > 0 && sorted[i - 1]->name == e.name) throw WireError(WireErrorKind::Encode, "duplicate entry " + e.name);
+        if (e.name.empty() || e.name.size() > 0xFFFFu)
+            throw WireError(WireErrorKind::Encode, "entry names must be 1..65535 bytes");
+        if (item_size(e.code) == 0 || e.dims.size() > MAX_NDIM ||
+            product(e.dims) * item_size(e.code) != e.data.size()) {
+            throw WireError(WireErrorKind::Encode, "entry " + e.name + ": data does not match its dims");
+        }
+        put_u16(out, static_cast<std::uint16_t>(e.name.size()));
+        out.insert(out.end(), e.name.begin(), e.name.end());
+        out.push_back(e.code);
+        out.push_back(static_cast<std::uint8_t>(e.dims.size()));
+        for (auto d : e.dims) put_u32(out, d);
+        while (out.size() % 8 != 0) out.push_back(0);
+        out.insert(out.end(), e.data.begin(), e.data.end());
+    }
+    Bytes head = {'C', 'A', 'T', 'F', PROTOCOL_VERSION, header.msg_type, 0, 0};
+    head.insert(head.end(), header.spec_hash.begin(), header.spec_hash.end());
+    put_u32(head, header.schema_id);
+    put_u32(head, header.schema_version);
+    put_u32(head, header.sender);
+    put_u32(head, static_cast<std::uint32_t>(out.size() - FRAME_HEADER_SIZE));
+    put_u64(head, header.epoch);
+    put_u64(head, header.seq);
+    put_u64(head, header.round);
+    std::copy(head.begin(), head.end(), out.begin());
+    put_u32(out, crc32c(out.data(), out.size()));
+    return out;
+}
+
+Frame Frame::decode(const std::uint8_t* data, std::size_t n, std::size_t max_payload) {
+    static const std::uint8_t magic[4] = {'C', 'A', 'T', 'F'};
+    if (n >= 4 && std::memcmp(data, magic, 4) != 0) throw WireError(WireErrorKind::BadMagic, "not a frame (bad magic)");
+    if (n < 5) throw WireError(WireErrorKind::Truncated, "frame shorter than its header");
+    if (data[4] != PROTOCOL_VERSION) throw WireError(WireErrorKind::Version, "protocol version not supported");
+    if (n < FRAME_HEADER_SIZE) throw WireError(WireErrorKind::Truncated, "frame shorter than its header");
+    Cursor rd{data, 5, FRAME_HEADER_SIZE};
+    Frame f;
+    f.header.msg_type = rd.u8("frame header");
+    const std::uint16_t flags = rd.u16("frame header");
+    const std::uint8_t* hash = rd.take(32, "frame header");
+    std::copy(hash, hash + 32, f.header.spec_hash.begin());
+    f.header.schema_id = rd.u32("frame header");
+    f.header.schema_version = rd.u32("frame header");
+    f.header.sender = rd.u32("frame header");
+    const std::size_t payload = rd.u32("frame header");
+    f.header.epoch = rd.u64("frame header");
+    f.header.seq = rd.u64("frame header");
+    f.header.round = rd.u64("frame header");
+    if (f.header.msg_type < 1 || f.header.msg_type > MAX_MSG_TYPE) {
+        throw WireError(WireErrorKind::UnknownMessageType, "unknown message type " + std::to_string(f.header.msg_type));
+    }
+    if (flags != 0) throw WireError(WireErrorKind::Malformed, "frame flags: none are defined");
+    if (payload > max_payload) throw WireError(WireErrorKind::TooLarge, "declared payload exceeds the cap");
+    const std::size_t total = FRAME_HEADER_SIZE + payload + 4;
+    if (n < total)
+        throw WireError(WireErrorKind::Truncated,
+                        "frame declares " + std::to_string(total) + " bytes, got " + std::to_string(n));
+    if (n > total) throw WireError(WireErrorKind::Length, std::to_string(n - total) + " bytes after the frame");
+    if (crc32c(data, n - 4) != get_u32(data + n - 4)) throw WireError(WireErrorKind::Checksum, "frame CRC32C mismatch");
+    Cursor body{data, FRAME_HEADER_SIZE, n - 4};
+    try {
+        const std::size_t count = body.u32("payload entry count");
+        if (count > (body.end - body.pos) / 5)
+            throw WireError(WireErrorKind::Malformed, "too many entries for the payload");
+        for (std::size_t k = 0; k < count; ++k) {
+            FrameEntry e;
+            const std::uint16_t name_len = body.u16("entry name length");
+            if (name_len == 0) throw WireError(WireErrorKind::Malformed, "empty payload entry name");
+            const std::uint8_t* name = body.take(name_len, "entry name");
+            e.name.assign(reinterpret_cast<const char*>(name), name_len);
+            if (!f.entries.empty() && !(f.entries.back().name < e.name)) {
+                throw WireError(WireErrorKind::Malformed, "entries must be sorted by name, without duplicates");
+            }
+            if (!valid_utf8(name, name_len)) throw WireError(WireErrorKind::Malformed, "entry name is not valid UTF-8");
+            e.code = body.u8("entry dtype");
+            const std::uint8_t ndim = body.u8("entry ndim");
+            if (item_size(e.code) == 0)
+                throw WireError(WireErrorKind::Malformed, "unknown dtype code " + std::to_string(e.code));
+            const std::string what = "entry " + e.name;
+            check_ndim(ndim, what);
+            const std::uint8_t* dims = body.take(4u * ndim, "entry dims");
+            check_shape(e.code, dims, ndim, what);
+            for (std::size_t j = 0; j < ndim; ++j) e.dims.push_back(get_u32(dims + 4 * j));
+            const std::size_t pad = (8 - body.pos % 8) % 8;
+            const std::uint8_t* padding = body.take(pad, "entry padding");
+            for (std::size_t j = 0; j < pad; ++j) {
+                if (padding[j] != 0) throw WireError(WireErrorKind::Malformed, "non-zero padding");
+            }
+            const std::size_t size = data_size(e.code, dims, ndim);
+            const std::uint8_t* raw = body.take(size, "entry data");
+            if (e.code == DT_BOOL) check_bools(raw, size, what);
+            if (e.code == DT_UTF8 && (ndim != 1 || !valid_utf8(raw, size))) {
+                throw WireError(WireErrorKind::Malformed, "text entry is not 1-d UTF-8");
+            }
+            e.data.assign(raw, raw + size);
+            f.entries.push_back(std::move(e));
+        }
+    } catch (const WireError& err) {
+        // The CRC matched, so the frame is intact: an overrun inside it is a malformed payload.
+        if (err.kind() == WireErrorKind::Truncated) throw WireError(WireErrorKind::Malformed, err.what());
+        throw;
+    }
+    if (body.pos != body.end) throw WireError(WireErrorKind::Malformed, "bytes after the last payload entry");
+    return f;
+}
+
+// -- plan structure ---------------------------------------------------------------------------
+
+Block Block::consensus(std::size_t shared, std::size_t var, std::size_t x_offset, std::size_t size) {
+    Block b;
+    b.kind = BlockKind::Consensus;
+    b.shared = shared;
+    b.var = var;
+    b.x_offset = x_offset;
+    b.size = size;
+    return b;
+}
+
+Block Block::coupling_term(std::size_t coupling, std::size_t rows, std::vector<double> b_mat,
+                           std::vector<double> b_vec) {
+    Block b;
+    b.kind = BlockKind::Coupling;
+    b.coupling = coupling;
+    b.rows = rows;
+    b.b_mat = std::move(b_mat);
+    b.b_vec = std::move(b_vec);
+    return b;
+}
+
+std::size_t ObjectSpec::rows() const {
+    std::size_t r = 0;
+    for (const auto& b : blocks) r += b.row_count();
+    return r;
+}
+
+std::vector<double> ObjectSpec::apply(const std::vector<double>& x) const {
+    std::vector<double> out;
+    out.reserve(rows());
+    for (const auto& b : blocks) {
+        if (b.kind == BlockKind::Consensus) {
+            for (std::size_t j = 0; j < b.size; ++j) out.push_back(x[b.x_offset + j]);
+        } else {
+            for (std::size_t r = 0; r < b.rows; ++r) {
+                double dot = 0.0;
+                for (std::size_t j = 0; j < n; ++j) dot += b.b_mat[r * n + j] * x[j];
+                out.push_back(dot + b.b_vec[r]);
+            }
+        }
+    }
+    return out;
+}
+
+std::vector<double> ObjectSpec::apply_t(const std::vector<double>& y) const {
+    std::vector<double> out(n, 0.0);
+    std::size_t row0 = 0;
+    for (const auto& b : blocks) {
+        if (b.kind == BlockKind::Consensus) {
+            for (std::size_t j = 0; j < b.size; ++j) out[b.x_offset + j] += y[row0 + j];
+        } else {
+            for (std::size_t r = 0; r < b.rows; ++r) {
+                for (std::size_t j = 0; j < n; ++j) out[j] += b.b_mat[r * n + j] * y[row0 + r];
+            }
+        }
+        row0 += b.row_count();
+    }
+    return out;
+}
+
+void ObjectSpec::dense(std::vector<double>& m, std::vector<double>& e) const {
+    const std::size_t r = rows();
+    m.assign(r * n, 0.0);
+    e.assign(r, 0.0);
+    std::size_t row0 = 0;
+    for (const auto& b : blocks) {
+        if (b.kind == BlockKind::Consensus) {
+            for (std::size_t j = 0; j < b.size; ++j) m[(row0 + j) * n + b.x_offset + j] = 1.0;
+        } else {
+            std::copy(b.b_mat.begin(), b.b_mat.end(), m.begin() + static_cast<std::ptrdiff_t>(row0 * n));
+            std::copy(b.b_vec.begin(), b.b_vec.end(), e.begin() + static_cast<std::ptrdiff_t>(row0));
+        }
+        row0 += b.row_count();
+    }
+}
+
+// -- solving ----------------------------------------------------------------------------------
+
+const char* status_name(Status status) noexcept {
+    switch (status) {
+        case Status::Optimal: return "optimal";
+        case Status::Infeasible: return "infeasible";
+        case Status::Unbounded: return "unbounded";
+        case Status::MaxIterations: return "max_iterations";
+        case Status::LocalSolverFailed: return "local_solver_failed";
+    }
+    return "unknown";
+}
+
+StepError::StepError(Status status, const std::string& message) : std::runtime_error(message), status_(status) {}
+
+bool dense_solve(std::vector<double> a, std::vector<double> b, std::size_t n, std::vector<double>& x) {
+    for (std::size_t col = 0; col < n; ++col) {
+        std::size_t pivot = col;
+        for (std::size_t i = col + 1; i < n; ++i) {
+            if (std::fabs(a[i * n + col]) > std::fabs(a[pivot * n + col])) pivot = i;
+        }
+        if (a[pivot * n + col] == 0.0) return false;
+        if (pivot != col) {
+            for (std::size_t k = 0; k < n; ++k) std::swap(a[pivot * n + k], a[col * n + k]);
+            std::swap(b[pivot], b[col]);
+        }
+        for (std::size_t row = col + 1; row < n; ++row) {
+            const double factor = a[row * n + col] / a[col * n + col];
+            if (factor != 0.0) {
+                for (std::size_t k = col; k < n; ++k) a[row * n + k] -= factor * a[col * n + k];
+                b[row] -= factor * b[col];
+            }
+        }
+    }
+    x.assign(n, 0.0);
+    for (std::size_t row = n; row-- > 0;) {
+        double s = b[row];
+        for (std::size_t k = row + 1; k < n; ++k) s -= a[row * n + k] * x[k];
+        x[row] = s / a[row * n + row];
+    }
+    return true;
+}
+
+QuadraticSolver::QuadraticSolver(const ObjectSpec& object, std::vector<double> p, std::vector<double> q, double c)
+    : object_(object), p_(std::move(p)), q_(std::move(q)), c_(c) {
+    const std::size_t n = object.n, r = object.rows();
+    std::vector<double> m, e;
+    object.dense(m, e);
+    mtm_.assign(n * n, 0.0);
+    for (std::size_t i = 0; i < n; ++i) {
+        for (std::size_t j = 0; j < n; ++j) {
+            double s = 0.0;
+            for (std::size_t k = 0; k < r; ++k) s += m[k * n + i] * m[k * n + j];
+            mtm_[i * n + j] = s;
+        }
+    }
+}
+
+std::vector<double> QuadraticSolver::prox(const std::vector<double>& centre, double rho) {
+    const std::size_t n = object_.n;
+    std::vector<double> a(n * n), b = object_.apply_t(centre), x;
+    for (std::size_t i = 0; i < n * n; ++i) a[i] = p_[i] + rho * mtm_[i];
+    for (std::size_t i = 0; i < n; ++i) b[i] = rho * b[i] - q_[i];
+    if (!dense_solve(a, b, n, x))
+        throw StepError(Status::LocalSolverFailed, "object `" + object_.name + "`: singular prox system");
+    return x;
+}
+
+double QuadraticSolver::objective(const std::vector<double>& x) const {
+    const std::size_t n = object_.n;
+    double quad = 0.0, lin = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+        double px = 0.0;
+        for (std::size_t j = 0; j < n; ++j) px += p_[i * n + j] * x[j];
+        quad += x[i] * px;
+        lin += q_[i] * x[i];
+    }
+    return 0.5 * quad + lin + c_;
+}
+
+// -- the coordinator (catopt_dsl/solver/coordinator.py, line by line) --------------------------
+
+namespace {
+constexpr double RHO_MIN = 1e-6, RHO_MAX = 1e6, RHO_MOVE = 5.0, TINY = 1e-12;
+}
+
+Coordinator::Coordinator(PlanSpec plan_in, Options opts_in)
+    : plan(std::move(plan_in)), opts(opts_in), rho(opts_in.rho) {
+    consensus_index_.resize(plan.shared.size());
+    for (std::size_t s = 0; s < plan.shared.size(); ++s) consensus_index_[s].resize(plan.shared[s].vars.size());
+    term_index_.resize(plan.couplings.size());
+    std::size_t offset = 0;
+    for (const auto& o : plan.objects) {
+        object_rows_.push_back(offset);
+        std::vector<double> m, e;
+        o.dense(m, e);
+        e_.push_back(e);
+        std::size_t local = 0;
+        for (const auto& b : o.blocks) {
+            if (b.kind == BlockKind::Consensus)
+                consensus_index_[b.shared][b.var].push_back(offset + local);
+            else
+                term_index_[b.coupling].push_back(offset + local);
+            local += b.row_count();
+        }
+        offset += local;
+    }
+    total_rows_ = offset;
+    t.assign(offset, 0.0);
+    u.assign(offset, 0.0);
+    for (const auto& s : plan.shared) z.emplace_back(s.n, 0.0);
+    proxes_.resize(plan.shared.size());
+    sync_consensus_targets();
+}
+
+void Coordinator::set_shared_prox(std::size_t block, std::shared_ptr<SharedProx> prox) {
+    proxes_.at(block) = std::move(prox);
+}
+
+void Coordinator::sync_consensus_targets() {
+    for (std::size_t s = 0; s < plan.shared.size(); ++s) {
+        for (std::size_t v = 0; v < plan.shared[s].vars.size(); ++v) {
+            const auto& var = plan.shared[s].vars[v];
+            for (std::size_t start : consensus_index_[s][v]) {
+                for (std::size_t j = 0; j < var.size; ++j) t[start + j] = z[s][var.offset + j];
+            }
+        }
+    }
+}
+
+std::vector<std::vector<double>> Coordinator::centres() const {
+    std::vector<std::vector<double>> out;
+    for (std::size_t i = 0; i < plan.objects.size(); ++i) {
+        const std::size_t start = object_rows_[i], r = plan.objects[i].rows();
+        std::vector<double> d(r);
+        for (std::size_t k = 0; k < r; ++k) d[k] = t[start + k] - u[start + k] - e_[i][k];
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+
+std::vector<double> Coordinator::mt(const std::vector<double>& vec) const {
+    std::vector<double> out;
+    for (std::size_t i = 0; i < plan.objects.size(); ++i) {
+        const std::size_t start = object_rows_[i], r = plan.objects[i].rows();
+        std::vector<double> part(vec.begin() + static_cast<std::ptrdiff_t>(start),
+                                 vec.begin() + static_cast<std::ptrdiff_t>(start + r));
+        const auto img = plan.objects[i].apply_t(part);
+        out.insert(out.end(), img.begin(), img.end());
+    }
+    return out;
+}
+
+double Coordinator::g_value(std::size_t s) const {
+    if (proxes_[s]) return proxes_[s]->value(z[s]);
+    double g = 0.0;
+    for (const auto& var : plan.shared[s].vars) {
+        double acc = 0.0;
+        for (std::size_t j = 0; j < var.size; ++j) {
+            const double x = z[s][var.offset + j];
+            if (var.term.kind == TermKind::SumSquares)
+                acc += x * x;
+            else if (var.term.kind == TermKind::Norm1)
+                acc += std::fabs(x);
+        }
+        g += var.term.kind == TermKind::Free ? 0.0 : var.term.coef * acc;
+    }
+    return g;
+}
+
+void Coordinator::z_update(std::size_t s, const std::vector<double>& v, double rho_now) {
+    const auto& blk = plan.shared[s];
+    std::vector<std::vector<double>> means;
+    std::vector<std::size_t> counts;
+    for (std::size_t vi = 0; vi < blk.vars.size(); ++vi) {
+        const auto& var = blk.vars[vi];
+        const auto& index = consensus_index_[s][vi];
+        std::vector<double> m(var.size, 0.0);
+        for (std::size_t start : index) {
+            for (std::size_t j = 0; j < var.size; ++j) m[j] += v[start + j];
+        }
+        if (!index.empty()) {
+            for (auto& x : m) x /= static_cast<double>(index.size());
+        }
+        means.push_back(std::move(m));
+        counts.push_back(index.size());
+    }
+    if (proxes_[s]) {
+        z[s] = proxes_[s]->prox(means, counts, rho_now, z[s]);
+        return;
+    }
+    if (!blk.closed_form) {
+        throw StepError(Status::LocalSolverFailed,
+                        "shared block `" + blk.name + "` has no closed-form z-update: supply a SharedProx");
+    }
+    for (std::size_t vi = 0; vi < blk.vars.size(); ++vi) {
+        const auto& var = blk.vars[vi];
+        const double rho_n = rho_now * static_cast<double>(counts[vi]);
+        const auto& m = means[vi];
+        const double c = var.term.coef;
+        for (std::size_t j = 0; j < var.size; ++j) {
+            double val;
+            if (var.term.kind == TermKind::SumSquares) {
+                val = (2.0 * c + rho_n == 0.0) ? 0.0 : rho_n * m[j] / (2.0 * c + rho_n);
+            } else if (var.term.kind == TermKind::Norm1) {
+                if (rho_n == 0.0) {
+                    val = 0.0;
+                } else {
+                    const double sign = m[j] > 0.0 ? 1.0 : (m[j] < 0.0 ? -1.0 : 0.0);
+                    val = sign * std::max(std::fabs(m[j]) - c / rho_n, 0.0);
+                }
+            } else if (counts[vi] > 0) {
+                val = m[j];
+            } else {
+                continue;  // unlinked and free: keep the previous value
+            }
+            z[s][var.offset + j] = val;
+        }
+    }
+}
+
+Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const std::vector<double>& objectives) {
+    ++iteration;
+    // A non-finite value must never reach z or u: it ends the solve naming the object.
+    for (std::size_t i = 0; i < plan.objects.size(); ++i) {
+        const bool bad_x = std::any_of(xs[i].begin(), xs[i].end(), [](double x) { return !std::isfinite(x); });
+        if (bad_x || !std::isfinite(objectives[i])) {
+            throw StepError(Status::LocalSolverFailed,
+                            "object `" + plan.objects[i].name + "`: the local solver returned " +
+                                (bad_x ? "a non-finite value in x" : "a non-finite objective value") + " (NaN or Inf)");
+        }
+    }
+    const std::size_t nrows = total_rows_;
+    std::vector<double> a(nrows, 0.0);
+    double f_sum = 0.0;
+    for (std::size_t i = 0; i < plan.objects.size(); ++i) {
+        const auto ax = plan.objects[i].apply(xs[i]);
+        std::copy(ax.begin(), ax.end(), a.begin() + static_cast<std::ptrdiff_t>(object_rows_[i]));
+        f_sum += objectives[i];
+    }
+    const double rho_now = rho, alpha = opts.alpha;
+    const std::vector<double> t_old = t;
+    std::vector<double> h(nrows), v(nrows);
+    for (std::size_t k = 0; k < nrows; ++k) {
+        h[k] = alpha * a[k] + (1.0 - alpha) * t_old[k];
+        v[k] = h[k] + u[k];
+    }
+    for (std::size_t s = 0; s < plan.shared.size(); ++s) z_update(s, v, rho_now);
+    sync_consensus_targets();
+    for (std::size_t c = 0; c < plan.couplings.size(); ++c) {
+        const auto& starts = term_index_[c];
+        if (starts.empty()) continue;
+        const auto& cp = plan.couplings[c];
+        const std::size_t m = cp.rhs.size();
+        std::vector<double> s(m, 0.0), shift(m);
+        for (std::size_t start : starts) {
+            for (std::size_t j = 0; j < m; ++j) s[j] += v[start + j];
+        }
+        for (std::size_t j = 0; j < m; ++j) {
+            const double p = cp.sense == Sense::Le ? std::min(s[j], cp.rhs[j])
+                                                   : (cp.sense == Sense::Ge ? std::max(s[j], cp.rhs[j]) : cp.rhs[j]);
+            shift[j] = (p - s[j]) / static_cast<double>(starts.size());
+        }
+        for (std::size_t start : starts) {
+            for (std::size_t j = 0; j < m; ++j) t[start + j] = v[start + j] + shift[j];
+        }
+    }
+    for (std::size_t k = 0; k < nrows; ++k) u[k] = u[k] + h[k] - t[k];
+    double r_prim = 0.0;
+    std::vector<double> dt(nrows);
+    for (std::size_t k = 0; k < nrows; ++k) {
+        r_prim = std::max(r_prim, std::fabs(a[k] - t[k]));
+        dt[k] = t[k] - t_old[k];
+    }
+    auto scaled = mt(dt);
+    for (auto& x : scaled) x *= rho_now;
+    const double r_dual = max_abs(scaled);
+    const double prim_scale = std::max(max_abs(a), max_abs(t));
+    auto mu = mt(u);
+    for (auto& x : mu) x *= rho_now;
+    const double dual_scale = max_abs(mu);
+    const double eps_prim = opts.eps_abs + opts.eps_rel * prim_scale;
+    const double eps_dual = opts.eps_abs + opts.eps_rel * dual_scale;
+    double g_total = 0.0;
+    for (std::size_t s = 0; s < plan.shared.size(); ++s) g_total += g_value(s);
+    Iterate it;
+    it.objective = f_sum + g_total;
+    // First-order objective error on the coupling rows, |y'(a - t)| with y = rho u (as the reference).
+    double gap_est = 0.0;
+    for (std::size_t c = 0; c < plan.couplings.size(); ++c) {
+        const std::size_t m = plan.couplings[c].rhs.size();
+        for (std::size_t start : term_index_[c]) {
+            for (std::size_t k = start; k < start + m; ++k) gap_est += rho_now * u[k] * (a[k] - t[k]);
+        }
+    }
+    const double eps_gap =
+        std::isfinite(it.objective) ? 0.1 * (opts.eps_abs + opts.eps_rel * std::fabs(it.objective)) : 0.0;
+    const bool converged = r_prim <= eps_prim && r_dual <= eps_dual && std::fabs(gap_est) <= eps_gap;
+    const std::size_t interval = opts.adaptive_rho_interval;
+    // Checkpoints 1, 2, 4, 8, ... below the interval, then every interval (as the Python reference).
+    const bool checkpoint =
+        interval > 0 && (iteration % interval == 0 || (iteration < interval && (iteration & (iteration - 1)) == 0));
+    if (opts.adaptive_rho && !converged && checkpoint) {
+        const double ratio =
+            (r_prim / std::max(prim_scale, TINY)) / std::max(r_dual / std::max(dual_scale, TINY), TINY);
+        double rho_new = std::min(std::max(rho_now * std::sqrt(std::max(ratio, 0.0)), RHO_MIN), RHO_MAX);
+        // Early checkpoints only raise rho: the scaled duals are still near zero there.
+        if (iteration < interval && rho_new < rho_now) rho_new = rho_now;
+        if (rho_new > RHO_MOVE * rho_now || rho_new < rho_now / RHO_MOVE) {
+            const double scale = rho_now / rho_new;
+            for (auto& x : u) x *= scale;
+            rho = rho_new;
+            it.rho_changed = true;
+        }
+    }
+    it.iteration = iteration;
+    it.rho = rho;
+    it.r_prim = r_prim;
+    it.r_dual = r_dual;
+    it.eps_prim = eps_prim;
+    it.eps_dual = eps_dual;
+    it.converged = converged;
+    last = it;
+    has_last = true;
+    return it;
+}
+
+SolveResult Coordinator::result(Status status, bool has_objective, double objective, std::size_t iterations,
+                                std::vector<std::vector<double>> x, std::string message) const {
+    SolveResult r;
+    r.status = status;
+    r.has_objective = has_objective;
+    r.objective = objective;
+    r.iterations = iterations;
+    r.has_residuals = has_last;
+    r.primal_residual = has_last ? last.r_prim : 0.0;
+    r.dual_residual = has_last ? last.r_dual : 0.0;
+    r.x = std::move(x);
+    r.z = z;
+    r.rho = rho;
+    r.message = std::move(message);
+    return r;
+}
+
+SolveResult Coordinator::solve(const std::vector<std::shared_ptr<LocalSolver>>& solvers) {
+    const std::size_t nobj = plan.objects.size();
+    std::vector<std::vector<double>> xs;
+    for (const auto& o : plan.objects) xs.emplace_back(o.n, 0.0);
+    if (solvers.size() != nobj) {
+        return result(Status::LocalSolverFailed, false, 0.0, 0, xs,
+                      std::to_string(solvers.size()) + " local solvers for " + std::to_string(nobj) + " objects");
+    }
+    auto cs = centres();
+    for (std::size_t k = 1; k <= opts.max_iter; ++k) {
+        std::vector<double> objectives;
+        try {
+            for (std::size_t i = 0; i < nobj; ++i) {
+                auto x = solvers[i]->prox(cs[i], rho);
+                if (x.size() != plan.objects[i].n) {
+                    throw StepError(Status::LocalSolverFailed,
+                                    "object `" + plan.objects[i].name + "`: prox returned the wrong size");
+                }
+                xs[i] = std::move(x);
+                objectives.push_back(solvers[i]->objective(xs[i]));
+            }
+            const Iterate it = update(xs, objectives);
+            if (it.converged) return result(Status::Optimal, true, it.objective, k, xs, "");
+        } catch (const StepError& err) {
+            return result(err.status(), false, 0.0, k, xs, err.what());
+        }
+        cs = centres();
+    }
+    return result(Status::MaxIterations, has_last, has_last ? last.objective : 0.0, opts.max_iter, xs,
+                  "no convergence within " + std::to_string(opts.max_iter) + " iterations");
+}
+
+}  // namespace rt
+}  // namespace CATOPT_RT_NAMESPACE

@@ -1,0 +1,1474 @@
+// catoptc's native runtime for Rust. `catoptc compile --target rust` copies this file unchanged
+// into every generated crate as src/runtime.rs: edit it here (native/rust/src/runtime.rs in the
+// catoptc sources), never in a generated crate. `cargo test` in native/rust/ tests it on its own.
+
+//! The plan-independent runtime of the generated crate (std only): CRC32C, the schema record
+//! wire format, the delta-sync frame layout, and the ADMM coordinator.
+//!
+//! Everything here mirrors the Python reference (`catopt_dsl.wire`, `catopt_dsl.sync.frame`,
+//! `catopt_dsl.solver.coordinator`) operation by operation, so that a plan solved here takes the
+//! same iterations and ends with the same status as `catoptc solve`.
+
+use std::fmt;
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// Why a record or frame was rejected: one variant per Python `WireError` subclass, named as the
+/// class is without `Error` (`{:?}` prints that name), so all three languages report one set of
+/// kinds (docs/protocol.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireErrorKind {
+    /// The input ends before the structure it declares.
+    Truncated,
+    /// The CRC32C trailer does not match.
+    Checksum,
+    /// The input does not start with the expected magic bytes.
+    BadMagic,
+    /// A format version this codec does not speak.
+    Version,
+    /// A declared length disagrees with the input.
+    Length,
+    /// A frame's declared payload exceeds the receiver's cap (refused before anything is read).
+    TooLarge,
+    /// Structurally invalid or non-canonical content.
+    Malformed,
+    /// A frame whose message-type byte names no known message.
+    UnknownMessageType,
+    /// A record for another schema, or a field whose dtype/shape contradicts the schema.
+    SchemaMismatch,
+    /// A required field (one without a default) is absent.
+    MissingField,
+    /// A value cannot be encoded (wrong length, too large).
+    Encode,
+}
+
+/// A codec error: its kind and a message naming the offending part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError {
+    pub kind: WireErrorKind,
+    pub message: String,
+}
+
+impl WireError {
+    pub fn new(kind: WireErrorKind, message: impl Into<String>) -> Self {
+        WireError { kind, message: message.into() }
+    }
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for WireError {}
+
+// ---------------------------------------------------------------------------------------------
+// CRC32C (Castagnoli, reflected polynomial 0x82F63B78), table-driven
+// ---------------------------------------------------------------------------------------------
+
+const fn crc_table() -> [u32; 256] {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 { (c >> 1) ^ 0x82F6_3B78 } else { c >> 1 };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+}
+
+static CRC_TABLE: [u32; 256] = crc_table();
+
+/// Continue a CRC32C over `data` (start with `crc = 0`); the same convention as the `crc32c`
+/// Python package's `crc32c(data, value=crc)`.
+pub fn crc32c_update(crc: u32, data: &[u8]) -> u32 {
+    let mut c = !crc;
+    for &byte in data {
+        c = CRC_TABLE[((c ^ byte as u32) & 0xFF) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+/// CRC32C of `data`.
+pub fn crc32c(data: &[u8]) -> u32 {
+    crc32c_update(0, data)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embedded data (little-endian blobs -> values, bit-exact)
+// ---------------------------------------------------------------------------------------------
+
+/// Little-endian f64 data (an `include_bytes!` blob) as values, every bit kept.
+pub fn blob_f64(bytes: &[u8]) -> Vec<f64> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| f64::from_bits(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])))
+        .collect()
+}
+
+/// Little-endian i64 data as values.
+pub fn blob_i64(bytes: &[u8]) -> Vec<i64> {
+    bytes.chunks_exact(8).map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect()
+}
+
+/// Bool data (one byte each, 0 or 1) as values.
+pub fn blob_bool(bytes: &[u8]) -> Vec<bool> {
+    bytes.iter().map(|&b| b != 0).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema records ("CATR"), see docs/protocol.md
+// ---------------------------------------------------------------------------------------------
+
+pub const RECORD_MAGIC: [u8; 4] = *b"CATR";
+pub const RECORD_FORMAT_VERSION: u8 = 1;
+/// The smallest possible record: empty name, no fields.
+pub const MIN_RECORD_SIZE: usize = 8 + 6 + 4;
+pub const DT_F64: u8 = 1;
+pub const DT_I64: u8 = 2;
+pub const DT_BOOL: u8 = 3;
+pub const DT_UTF8: u8 = 4;
+/// The most dims an array may have (numpy's limit: no encoder writes more).
+pub const MAX_NDIM: usize = 64;
+
+fn item_size(code: u8) -> Option<usize> {
+    match code {
+        DT_F64 | DT_I64 => Some(8),
+        DT_BOOL | DT_UTF8 => Some(1),
+        _ => None,
+    }
+}
+
+/// Builds one record: header, then fields in declaration order, then the CRC trailer.
+pub struct RecordWriter {
+    buf: Vec<u8>,
+}
+
+impl RecordWriter {
+    /// Start a record of schema `name` version `version` carrying `field_count` fields.
+    pub fn new(name: &str, version: u32, field_count: u16) -> Result<Self, WireError> {
+        let name_len = u16::try_from(name.len())
+            .map_err(|_| WireError::new(WireErrorKind::Encode, "schema name longer than 65535 bytes"))?;
+        let mut buf = Vec::with_capacity(64);
+        buf.extend_from_slice(&RECORD_MAGIC);
+        buf.push(RECORD_FORMAT_VERSION);
+        buf.push(0);
+        buf.extend_from_slice(&name_len.to_le_bytes());
+        buf.extend_from_slice(name.as_bytes());
+        buf.extend_from_slice(&version.to_le_bytes());
+        buf.extend_from_slice(&field_count.to_le_bytes());
+        Ok(RecordWriter { buf })
+    }
+
+    fn field_header(&mut self, index: u16, code: u8, dims: &[u32], len: usize, what: &str) -> Result<(), WireError> {
+        let want: usize = dims.iter().map(|&d| d as usize).product();
+        if len != want {
+            return Err(WireError::new(
+                WireErrorKind::Encode,
+                format!("{}: {} values, the schema's shape {:?} needs {}", what, len, dims, want),
+            ));
+        }
+        self.buf.extend_from_slice(&index.to_le_bytes());
+        self.buf.push(code);
+        self.buf.push(dims.len() as u8);
+        for d in dims {
+            self.buf.extend_from_slice(&d.to_le_bytes());
+        }
+        Ok(())
+    }
+
+    /// Append a float field (`dims` empty for a scalar).
+    pub fn f64s(&mut self, index: u16, dims: &[u32], data: &[f64], what: &str) -> Result<(), WireError> {
+        self.field_header(index, DT_F64, dims, data.len(), what)?;
+        for v in data {
+            self.buf.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
+        Ok(())
+    }
+
+    /// Append an int field.
+    pub fn i64s(&mut self, index: u16, dims: &[u32], data: &[i64], what: &str) -> Result<(), WireError> {
+        self.field_header(index, DT_I64, dims, data.len(), what)?;
+        for v in data {
+            self.buf.extend_from_slice(&v.to_le_bytes());
+        }
+        Ok(())
+    }
+
+    /// Append a bool field (one byte each, exactly 0 or 1).
+    pub fn bools(&mut self, index: u16, dims: &[u32], data: &[bool], what: &str) -> Result<(), WireError> {
+        self.field_header(index, DT_BOOL, dims, data.len(), what)?;
+        for &v in data {
+            self.buf.push(u8::from(v));
+        }
+        Ok(())
+    }
+
+    /// Append the CRC32C trailer and return the record.
+    pub fn finish(mut self) -> Vec<u8> {
+        let crc = crc32c(&self.buf);
+        self.buf.extend_from_slice(&crc.to_le_bytes());
+        self.buf
+    }
+}
+
+/// Bounds-checked cursor: every overrun is a `Truncated` error, never a panic.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    end: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], WireError> {
+        match self.pos.checked_add(n) {
+            Some(stop) if stop <= self.end => {
+                let out = &self.buf[self.pos..stop];
+                self.pos = stop;
+                Ok(out)
+            }
+            _ => Err(WireError::new(
+                WireErrorKind::Truncated,
+                format!("{}: needs {} bytes at offset {}, only {} left", what, n, self.pos, self.end - self.pos),
+            )),
+        }
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8, WireError> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    fn u16(&mut self, what: &str) -> Result<u16, WireError> {
+        let b = self.take(2, what)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, WireError> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, WireError> {
+        let b = self.take(8, what)?;
+        Ok(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+    }
+}
+
+/// One field of a parsed record: dtype code, dims and the raw little-endian bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct RawField<'a> {
+    pub code: u8,
+    pub dims: &'a [u8],
+    pub ndim: usize,
+    pub data: &'a [u8],
+}
+
+impl RawField<'_> {
+    fn dims(&self) -> Vec<u32> {
+        self.dims.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    }
+}
+
+/// A structurally valid record (CRC and schema name checked) whose fields are not decoded yet.
+pub struct RecordView<'a> {
+    pub name: &'a str,
+    pub version: u32,
+    fields: Vec<(u16, RawField<'a>)>,
+}
+
+/// Refuse a shape that describes more than `i64::MAX` bytes with its zero dims counted as 1
+/// (checked before its data is read): no encoder writes one, and numpy cannot represent it.
+fn check_shape(code: u8, dims: &[u8], what: &str) -> Result<(), WireError> {
+    let mut n = item_size(code).unwrap_or(1) as u64;
+    for c in dims.chunks_exact(4) {
+        let d = u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])).max(1);
+        n = match n.checked_mul(d) {
+            Some(v) if v <= i64::MAX as u64 => v,
+            _ => return Err(WireError::new(WireErrorKind::Malformed, format!("{}: shape is too large", what))),
+        };
+    }
+    Ok(())
+}
+
+fn check_ndim(ndim: usize, what: &str) -> Result<(), WireError> {
+    if ndim > MAX_NDIM {
+        return Err(WireError::new(
+            WireErrorKind::Malformed,
+            format!("{}: {} dims, at most {} are allowed", what, ndim, MAX_NDIM),
+        ));
+    }
+    Ok(())
+}
+
+fn check_bools(raw: &[u8], what: &str) -> Result<(), WireError> {
+    if raw.iter().any(|&b| b > 1) {
+        return Err(WireError::new(WireErrorKind::Malformed, format!("{}: bool byte other than 0 or 1", what)));
+    }
+    Ok(())
+}
+
+fn data_size(code: u8, dims: &[u8]) -> Option<usize> {
+    let mut n = item_size(code)?;
+    for c in dims.chunks_exact(4) {
+        n = n.checked_mul(u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize)?;
+    }
+    Some(n)
+}
+
+/// Parse a record for a reader of schema `schema_name` version `schema_version` that knows `known`
+/// fields; the checks and their order follow `catopt_dsl.wire.record.decode_record`.
+pub fn parse_record<'a>(
+    data: &'a [u8],
+    schema_name: &str,
+    schema_version: u32,
+    known: usize,
+) -> Result<RecordView<'a>, WireError> {
+    let n = data.len();
+    if n >= 4 && data[..4] != RECORD_MAGIC {
+        return Err(WireError::new(WireErrorKind::BadMagic, "not a schema record (bad magic)"));
+    }
+    if n < MIN_RECORD_SIZE {
+        return Err(WireError::new(
+            WireErrorKind::Truncated,
+            format!("record of {} bytes is shorter than the minimum {}", n, MIN_RECORD_SIZE),
+        ));
+    }
+    // Structure first (against everything but the trailer), then the CRC: a cut record is
+    // reported as truncated, not as a checksum mismatch.
+    let mut rd = Cursor { buf: data, pos: 4, end: n - 4 };
+    let version = rd.u8("record header")?;
+    if version != RECORD_FORMAT_VERSION {
+        return Err(WireError::new(
+            WireErrorKind::Version,
+            format!("record format version {} is not supported (expected {})", version, RECORD_FORMAT_VERSION),
+        ));
+    }
+    let flags = rd.u8("record header")?;
+    if flags != 0 {
+        return Err(WireError::new(
+            WireErrorKind::Malformed,
+            format!("record flags {:#x}: no flags are defined", flags),
+        ));
+    }
+    let name_len = rd.u16("record header")? as usize;
+    let name = std::str::from_utf8(rd.take(name_len, "schema name")?)
+        .map_err(|_| WireError::new(WireErrorKind::Malformed, "schema name: not valid UTF-8"))?;
+    let record_version = rd.u32("record header")?;
+    let count = rd.u16("record header")?;
+    let mut fields = Vec::new();
+    for expected in 0..count {
+        let index = rd.u16("field header")?;
+        let code = rd.u8("field header")?;
+        let ndim = rd.u8("field header")? as usize;
+        if index != expected {
+            return Err(WireError::new(
+                WireErrorKind::Malformed,
+                format!(
+                    "field index {} where {} belongs: a record holds fields 0, 1, 2, ... in order",
+                    index, expected
+                ),
+            ));
+        }
+        if item_size(code).is_none() || code == DT_UTF8 {
+            return Err(WireError::new(
+                WireErrorKind::Malformed,
+                format!("field {}: unknown dtype code {}", index, code),
+            ));
+        }
+        let what = format!("field {}", index);
+        check_ndim(ndim, &what)?;
+        let dims = rd.take(4 * ndim, &format!("field {} dims", index))?;
+        check_shape(code, dims, &what)?;
+        let size = data_size(code, dims).unwrap_or(usize::MAX);
+        let raw = rd.take(size, &format!("field {} data", index))?;
+        if code == DT_BOOL {
+            check_bools(raw, &what)?;
+        }
+        if (index as usize) < known {
+            fields.push((index, RawField { code, dims, ndim, data: raw }));
+        } // else: appended by a newer writer, skipped (its size is known from the dims)
+    }
+    if rd.pos != rd.end {
+        return Err(WireError::new(
+            WireErrorKind::Length,
+            format!("{} unexpected bytes before the checksum", rd.end - rd.pos),
+        ));
+    }
+    let stored = u32::from_le_bytes([data[n - 4], data[n - 3], data[n - 2], data[n - 1]]);
+    if crc32c(&data[..n - 4]) != stored {
+        return Err(WireError::new(WireErrorKind::Checksum, "record CRC32C mismatch"));
+    }
+    if name != schema_name {
+        return Err(WireError::new(
+            WireErrorKind::SchemaMismatch,
+            format!("record is for schema {:?}, not {:?}", name, schema_name),
+        ));
+    }
+    // Versions only append fields: a writer of the reader's version wrote exactly the reader's
+    // fields, an older one at most as many, a newer one at least as many.
+    let count = usize::from(count);
+    let fits = match record_version.cmp(&schema_version) {
+        std::cmp::Ordering::Equal => count == known,
+        std::cmp::Ordering::Less => count <= known,
+        std::cmp::Ordering::Greater => count >= known,
+    };
+    if !fits {
+        return Err(WireError::new(
+            WireErrorKind::SchemaMismatch,
+            format!(
+                "a v{} record of {:?} holds {} fields, which v{} ({} fields) rules out: versions only append fields",
+                record_version, schema_name, count, schema_version, known
+            ),
+        ));
+    }
+    Ok(RecordView { name, version: record_version, fields })
+}
+
+impl<'a> RecordView<'a> {
+    fn raw(&self, index: u16, code: u8, dims: &[u32], what: &str) -> Result<Option<RawField<'a>>, WireError> {
+        let Some(&(_, raw)) = self.fields.iter().find(|(i, _)| *i == index) else {
+            return Ok(None);
+        };
+        if raw.code != code || raw.ndim != dims.len() || raw.dims() != dims {
+            return Err(WireError::new(
+                WireErrorKind::SchemaMismatch,
+                format!(
+                    "{}: record has dtype {} shape {:?}, schema says dtype {} shape {:?}",
+                    what,
+                    raw.code,
+                    raw.dims(),
+                    code,
+                    dims
+                ),
+            ));
+        }
+        Ok(Some(raw))
+    }
+
+    /// Float field `index` (None when the writer did not send it).
+    pub fn f64s(&self, index: u16, dims: &[u32], what: &str) -> Result<Option<Vec<f64>>, WireError> {
+        Ok(self.raw(index, DT_F64, dims, what)?.map(|r| blob_f64(r.data)))
+    }
+
+    /// Int field `index`.
+    pub fn i64s(&self, index: u16, dims: &[u32], what: &str) -> Result<Option<Vec<i64>>, WireError> {
+        Ok(self.raw(index, DT_I64, dims, what)?.map(|r| blob_i64(r.data)))
+    }
+
+    /// Bool field `index` (its bytes were checked to be 0 or 1 by `parse_record`).
+    pub fn bools(&self, index: u16, dims: &[u32], what: &str) -> Result<Option<Vec<bool>>, WireError> {
+        Ok(self.raw(index, DT_BOOL, dims, what)?.map(|r| blob_bool(r.data)))
+    }
+}
+
+/// The value of a decoded field, or the error for a required field the record lacks.
+pub fn required<T>(value: Option<T>, what: &str) -> Result<T, WireError> {
+    value.ok_or_else(|| {
+        WireError::new(WireErrorKind::MissingField, format!("{}: required field absent from the record", what))
+    })
+}
+
+/// The single element of a scalar field.
+pub fn scalar<T: Copy>(values: Vec<T>) -> T {
+    values[0]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delta-sync frames ("CATF"), the layout of catopt_dsl.sync.frame
+// ---------------------------------------------------------------------------------------------
+
+pub const FRAME_MAGIC: [u8; 4] = *b"CATF";
+pub const PROTOCOL_VERSION: u8 = 1;
+pub const FRAME_HEADER_SIZE: usize = 80;
+/// Message types 1..=7: Join, Leave, Delta, Broadcast, Ack, Snapshot, SnapshotRequest.
+pub const MAX_MSG_TYPE: u8 = 7;
+/// Default cap on a frame's declared payload length.
+pub const DEFAULT_MAX_PAYLOAD: usize = 256 * 1024 * 1024;
+
+/// The fixed 80-byte frame header (everything but magic and protocol version).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FrameHeader {
+    pub msg_type: u8,
+    pub spec_hash: [u8; 32],
+    pub schema_id: u32,
+    pub schema_version: u32,
+    pub sender: u32,
+    pub epoch: u64,
+    pub seq: u64,
+    pub round: u64,
+}
+
+/// One payload entry: a named array (dtype code, dims, raw little-endian data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameEntry {
+    pub name: String,
+    pub code: u8,
+    pub dims: Vec<u32>,
+    pub data: Vec<u8>,
+}
+
+impl FrameEntry {
+    /// A float entry (`dims` empty for a scalar).
+    pub fn f64s(name: &str, dims: &[u32], values: &[f64]) -> Self {
+        FrameEntry {
+            name: name.to_string(),
+            code: DT_F64,
+            dims: dims.to_vec(),
+            data: values.iter().flat_map(|v| v.to_bits().to_le_bytes()).collect(),
+        }
+    }
+
+    /// The entry's floats (None unless it is a float entry).
+    pub fn as_f64s(&self) -> Option<Vec<f64>> {
+        (self.code == DT_F64).then(|| blob_f64(&self.data))
+    }
+}
+
+/// A decoded frame: header plus entries sorted by the UTF-8 bytes of their names.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Frame {
+    pub header: FrameHeader,
+    pub entries: Vec<FrameEntry>,
+}
+
+impl Frame {
+    /// Canonical bytes: entries sorted by name, zero padding to 8-byte data alignment.
+    pub fn encode(&self) -> Result<Vec<u8>, WireError> {
+        let mut entries: Vec<&FrameEntry> = self.entries.iter().collect();
+        entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        for pair in entries.windows(2) {
+            if pair[0].name == pair[1].name {
+                return Err(WireError::new(WireErrorKind::Encode, format!("duplicate entry {:?}", pair[0].name)));
+            }
+        }
+        if !(1..=MAX_MSG_TYPE).contains(&self.header.msg_type) {
+            return Err(WireError::new(
+                WireErrorKind::Encode,
+                format!("unknown message type {}", self.header.msg_type),
+            ));
+        }
+        let mut out = vec![0u8; FRAME_HEADER_SIZE];
+        out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+        for e in entries {
+            let name_len = u16::try_from(e.name.len())
+                .ok()
+                .filter(|&l| l > 0)
+                .ok_or_else(|| WireError::new(WireErrorKind::Encode, "entry names must be 1..65535 bytes"))?;
+            let want = data_size(e.code, &e.dims.iter().flat_map(|d| d.to_le_bytes()).collect::<Vec<u8>>());
+            if want != Some(e.data.len()) || e.dims.len() > MAX_NDIM {
+                return Err(WireError::new(
+                    WireErrorKind::Encode,
+                    format!("entry {:?}: data does not match its dims", e.name),
+                ));
+            }
+            out.extend_from_slice(&name_len.to_le_bytes());
+            out.extend_from_slice(e.name.as_bytes());
+            out.push(e.code);
+            out.push(e.dims.len() as u8);
+            for d in &e.dims {
+                out.extend_from_slice(&d.to_le_bytes());
+            }
+            while out.len() % 8 != 0 {
+                out.push(0);
+            }
+            out.extend_from_slice(&e.data);
+        }
+        let payload = out.len() - FRAME_HEADER_SIZE;
+        let h = &self.header;
+        let mut head = Vec::with_capacity(FRAME_HEADER_SIZE);
+        head.extend_from_slice(&FRAME_MAGIC);
+        head.push(PROTOCOL_VERSION);
+        head.push(h.msg_type);
+        head.extend_from_slice(&0u16.to_le_bytes());
+        head.extend_from_slice(&h.spec_hash);
+        head.extend_from_slice(&h.schema_id.to_le_bytes());
+        head.extend_from_slice(&h.schema_version.to_le_bytes());
+        head.extend_from_slice(&h.sender.to_le_bytes());
+        head.extend_from_slice(&(payload as u32).to_le_bytes());
+        head.extend_from_slice(&h.epoch.to_le_bytes());
+        head.extend_from_slice(&h.seq.to_le_bytes());
+        head.extend_from_slice(&h.round.to_le_bytes());
+        out[..FRAME_HEADER_SIZE].copy_from_slice(&head);
+        let crc = crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        Ok(out)
+    }
+
+    /// Decode one frame; anything the encoder could not have produced is an error.
+    pub fn decode(data: &[u8], max_payload: usize) -> Result<Frame, WireError> {
+        let n = data.len();
+        if n >= 4 && data[..4] != FRAME_MAGIC {
+            return Err(WireError::new(WireErrorKind::BadMagic, "not a frame (bad magic)"));
+        }
+        if n < 5 {
+            return Err(WireError::new(
+                WireErrorKind::Truncated,
+                format!("frame of {} bytes is shorter than its header", n),
+            ));
+        }
+        if data[4] != PROTOCOL_VERSION {
+            return Err(WireError::new(
+                WireErrorKind::Version,
+                format!("protocol version {} is not supported", data[4]),
+            ));
+        }
+        if n < FRAME_HEADER_SIZE {
+            return Err(WireError::new(
+                WireErrorKind::Truncated,
+                format!("frame of {} bytes is shorter than its header", n),
+            ));
+        }
+        let mut rd = Cursor { buf: data, pos: 5, end: FRAME_HEADER_SIZE };
+        let msg_type = rd.u8("frame header")?;
+        let flags = rd.u16("frame header")?;
+        let mut spec_hash = [0u8; 32];
+        spec_hash.copy_from_slice(rd.take(32, "frame header")?);
+        let schema_id = rd.u32("frame header")?;
+        let schema_version = rd.u32("frame header")?;
+        let sender = rd.u32("frame header")?;
+        let payload = rd.u32("frame header")? as usize;
+        let epoch = rd.u64("frame header")?;
+        let seq = rd.u64("frame header")?;
+        let round = rd.u64("frame header")?;
+        if !(1..=MAX_MSG_TYPE).contains(&msg_type) {
+            return Err(WireError::new(
+                WireErrorKind::UnknownMessageType,
+                format!("unknown message type {}", msg_type),
+            ));
+        }
+        if flags != 0 {
+            return Err(WireError::new(
+                WireErrorKind::Malformed,
+                format!("frame flags {:#x}: none are defined", flags),
+            ));
+        }
+        if payload > max_payload {
+            return Err(WireError::new(
+                WireErrorKind::TooLarge,
+                format!("payload of {} bytes exceeds the cap {}", payload, max_payload),
+            ));
+        }
+        let total = FRAME_HEADER_SIZE + payload + 4;
+        if n < total {
+            return Err(WireError::new(WireErrorKind::Truncated, format!("frame declares {} bytes, got {}", total, n)));
+        }
+        if n > total {
+            return Err(WireError::new(WireErrorKind::Length, format!("{} trailing bytes after the frame", n - total)));
+        }
+        let stored = u32::from_le_bytes([data[n - 4], data[n - 3], data[n - 2], data[n - 1]]);
+        if crc32c(&data[..n - 4]) != stored {
+            return Err(WireError::new(WireErrorKind::Checksum, "frame CRC32C mismatch"));
+        }
+        // The CRC matched, so the frame is intact: an overrun inside it is a malformed payload.
+        let entries = decode_payload(&data[..n - 4]).map_err(|e| match e.kind {
+            WireErrorKind::Truncated => WireError::new(WireErrorKind::Malformed, e.message),
+            _ => e,
+        })?;
+        let header = FrameHeader { msg_type, spec_hash, schema_id, schema_version, sender, epoch, seq, round };
+        Ok(Frame { header, entries })
+    }
+}
+
+/// The entries of a frame whose header and CRC passed (`data` is the frame without its trailer).
+fn decode_payload(data: &[u8]) -> Result<Vec<FrameEntry>, WireError> {
+    let mut rd = Cursor { buf: data, pos: FRAME_HEADER_SIZE, end: data.len() };
+    let count = rd.u32("payload entry count")? as usize;
+    if count.saturating_mul(5) > rd.end - rd.pos {
+        return Err(WireError::new(WireErrorKind::Malformed, "too many entries for the payload length"));
+    }
+    let mut entries: Vec<FrameEntry> = Vec::new();
+    for _ in 0..count {
+        let name_len = rd.u16("entry name length")? as usize;
+        if name_len == 0 {
+            return Err(WireError::new(WireErrorKind::Malformed, "empty payload entry name"));
+        }
+        let name = std::str::from_utf8(rd.take(name_len, "entry name")?)
+            .map_err(|_| WireError::new(WireErrorKind::Malformed, "entry name: not valid UTF-8"))?
+            .to_string();
+        if let Some(prev) = entries.last() {
+            if prev.name.as_bytes() >= name.as_bytes() {
+                return Err(WireError::new(WireErrorKind::Malformed, "entries are not sorted by name"));
+            }
+        }
+        let code = rd.u8("entry dtype")?;
+        let ndim = rd.u8("entry ndim")? as usize;
+        if item_size(code).is_none() {
+            return Err(WireError::new(
+                WireErrorKind::Malformed,
+                format!("entry {:?}: unknown dtype code {}", name, code),
+            ));
+        }
+        let what = format!("entry {:?}", name);
+        check_ndim(ndim, &what)?;
+        let dims_raw = rd.take(4 * ndim, "entry dims")?;
+        check_shape(code, dims_raw, &what)?;
+        let pad = (8 - rd.pos % 8) % 8;
+        if rd.take(pad, "entry padding")?.iter().any(|&b| b != 0) {
+            return Err(WireError::new(WireErrorKind::Malformed, "non-zero padding"));
+        }
+        let size = data_size(code, dims_raw).unwrap_or(usize::MAX);
+        let raw = rd.take(size, "entry data")?;
+        if code == DT_BOOL {
+            check_bools(raw, &what)?;
+        }
+        if code == DT_UTF8 && (ndim != 1 || std::str::from_utf8(raw).is_err()) {
+            return Err(WireError::new(WireErrorKind::Malformed, "text entry is not 1-d UTF-8"));
+        }
+        let dims = dims_raw.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        entries.push(FrameEntry { name, code, dims, data: raw.to_vec() });
+    }
+    if rd.pos != rd.end {
+        return Err(WireError::new(WireErrorKind::Malformed, "bytes after the last payload entry"));
+    }
+    Ok(entries)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plan structure the coordinator needs
+// ---------------------------------------------------------------------------------------------
+
+/// A coupling limit's sense: `sum(terms) <= rhs`, `>= rhs` or `== rhs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sense {
+    Le,
+    Ge,
+    Eq,
+}
+
+/// The closed-form global term of one shared var (`c * sum_squares(v)` or `c * norm1(v)`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SharedTerm {
+    Free,
+    SumSquares(f64),
+    Norm1(f64),
+}
+
+/// One var of a SharedVariables block (its slice of the block's stacked z).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedVarSpec {
+    pub name: &'static str,
+    pub offset: usize,
+    pub size: usize,
+    pub term: SharedTerm,
+}
+
+/// A SharedVariables block; `closed_form` is false when its z-update needs a user `SharedProx`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedSpec {
+    pub name: &'static str,
+    pub n: usize,
+    pub vars: Vec<SharedVarSpec>,
+    pub closed_form: bool,
+}
+
+/// One row block of an object: a consensus link `x[x_offset..+size] == z_shared[var]` or a
+/// coupling term `B x + b` (B row-major, `rows x n`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    Consensus { shared: usize, var: usize, x_offset: usize, size: usize },
+    Coupling { coupling: usize, rows: usize, b_mat: Vec<f64>, b_vec: Vec<f64> },
+}
+
+impl Block {
+    /// Number of rows this block contributes.
+    pub fn rows(&self) -> usize {
+        match self {
+            Block::Consensus { size, .. } => *size,
+            Block::Coupling { rows, .. } => *rows,
+        }
+    }
+}
+
+/// One LocalProblem as the coordinator sees it: its stacked size and its row blocks, in the
+/// order of `catopt_dsl.solver.layout` (consensus links, then coupling terms).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectSpec {
+    pub name: &'static str,
+    pub n: usize,
+    pub blocks: Vec<Block>,
+}
+
+impl ObjectSpec {
+    /// Row count r (the length of the centre vector).
+    pub fn rows(&self) -> usize {
+        self.blocks.iter().map(Block::rows).sum()
+    }
+
+    /// `M x + e` (all rows of this object).
+    pub fn apply(&self, x: &[f64]) -> Vec<f64> {
+        let mut out = Vec::with_capacity(self.rows());
+        for b in &self.blocks {
+            match b {
+                Block::Consensus { x_offset, size, .. } => out.extend_from_slice(&x[*x_offset..*x_offset + *size]),
+                Block::Coupling { rows, b_mat, b_vec, .. } => {
+                    for r in 0..*rows {
+                        let row = &b_mat[r * self.n..(r + 1) * self.n];
+                        let dot: f64 = row.iter().zip(x).map(|(m, v)| m * v).sum();
+                        out.push(dot + b_vec[r]);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// `M' y` for a row vector `y`.
+    pub fn apply_t(&self, y: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; self.n];
+        let mut row0 = 0;
+        for b in &self.blocks {
+            match b {
+                Block::Consensus { x_offset, size, .. } => {
+                    for j in 0..*size {
+                        out[x_offset + j] += y[row0 + j];
+                    }
+                }
+                Block::Coupling { rows, b_mat, .. } => {
+                    for r in 0..*rows {
+                        let yr = y[row0 + r];
+                        for (o, m) in out.iter_mut().zip(&b_mat[r * self.n..(r + 1) * self.n]) {
+                            *o += m * yr;
+                        }
+                    }
+                }
+            }
+            row0 += b.rows();
+        }
+        out
+    }
+
+    /// The dense `M` (row-major, `rows x n`) and `e`.
+    pub fn dense(&self) -> (Vec<f64>, Vec<f64>) {
+        let r = self.rows();
+        let mut m = vec![0.0; r * self.n];
+        let mut e = vec![0.0; r];
+        let mut row0 = 0;
+        for b in &self.blocks {
+            match b {
+                Block::Consensus { x_offset, size, .. } => {
+                    for j in 0..*size {
+                        m[(row0 + j) * self.n + x_offset + j] = 1.0;
+                    }
+                }
+                Block::Coupling { rows, b_mat, b_vec, .. } => {
+                    m[row0 * self.n..(row0 + rows) * self.n].copy_from_slice(b_mat);
+                    e[row0..row0 + rows].copy_from_slice(b_vec);
+                }
+            }
+            row0 += b.rows();
+        }
+        (m, e)
+    }
+}
+
+/// A coupling (sharing) limit: `sum of its terms <sense> rhs`, elementwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CouplingSpec {
+    pub name: &'static str,
+    pub sense: Sense,
+    pub rhs: Vec<f64>,
+}
+
+/// Everything the coordinator needs to know about one plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanSpec {
+    pub name: &'static str,
+    pub shared: Vec<SharedSpec>,
+    pub objects: Vec<ObjectSpec>,
+    pub couplings: Vec<CouplingSpec>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Solver interfaces
+// ---------------------------------------------------------------------------------------------
+
+/// How a solve ended (the Python `STATUSES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Optimal,
+    Infeasible,
+    Unbounded,
+    MaxIterations,
+    LocalSolverFailed,
+}
+
+impl Status {
+    /// The status as the Python reference spells it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Optimal => "optimal",
+            Status::Infeasible => "infeasible",
+            Status::Unbounded => "unbounded",
+            Status::MaxIterations => "max_iterations",
+            Status::LocalSolverFailed => "local_solver_failed",
+        }
+    }
+}
+
+/// A local (or shared) step that could not produce a point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepFailure {
+    pub status: Status,
+    pub message: String,
+}
+
+/// The x-update an object must provide:
+/// `x = argmin_x f(x) + rho/2 ||M x - centre||^2` subject to the object's constraints, where
+/// `M` is the object's row map (`ObjectSpec::dense`, `apply`, `apply_t`).
+pub trait LocalSolver {
+    fn prox(&mut self, centre: &[f64], rho: f64) -> Result<Vec<f64>, StepFailure>;
+    /// The local objective f(x) in minimise form (reported, summed into the plan objective).
+    fn objective(&self, x: &[f64]) -> f64;
+}
+
+/// A user z-update for a shared block that has no closed form:
+/// `z = argmin g(z) + rho/2 sum_v N_v ||z_v - m_v||^2` subject to the block's constraints.
+pub trait SharedProx {
+    fn prox(&mut self, means: &[Vec<f64>], counts: &[usize], rho: f64, z_prev: &[f64])
+        -> Result<Vec<f64>, StepFailure>;
+    /// g(z).
+    fn value(&self, z: &[f64]) -> f64;
+}
+
+/// Solve `a x = b` (row-major `n x n`) by Gaussian elimination with partial pivoting.
+pub fn dense_solve(mut a: Vec<f64>, mut b: Vec<f64>, n: usize) -> Option<Vec<f64>> {
+    for col in 0..n {
+        let pivot = (col..n).max_by(|&i, &j| a[i * n + col].abs().total_cmp(&a[j * n + col].abs()))?;
+        if a[pivot * n + col] == 0.0 {
+            return None;
+        }
+        if pivot != col {
+            for k in 0..n {
+                a.swap(pivot * n + k, col * n + k);
+            }
+            b.swap(pivot, col);
+        }
+        for row in col + 1..n {
+            let factor = a[row * n + col] / a[col * n + col];
+            if factor != 0.0 {
+                for k in col..n {
+                    a[row * n + k] -= factor * a[col * n + k];
+                }
+                b[row] -= factor * b[col];
+            }
+        }
+    }
+    let mut x = vec![0.0; n];
+    for row in (0..n).rev() {
+        let mut s = b[row];
+        for k in row + 1..n {
+            s -= a[row * n + k] * x[k];
+        }
+        x[row] = s / a[row * n + row];
+    }
+    Some(x)
+}
+
+/// The closed-form prox of a quadratic `f(x) = 1/2 x'Px + q'x + c` (no constraints):
+/// `(P + rho M'M) x = rho M'(centre) - q`.
+#[derive(Debug, Clone)]
+pub struct QuadraticSolver {
+    pub p: Vec<f64>,
+    pub q: Vec<f64>,
+    pub c: f64,
+    n: usize,
+    mtm: Vec<f64>,
+    object: ObjectSpec,
+}
+
+impl QuadraticSolver {
+    pub fn new(object: &ObjectSpec, p: Vec<f64>, q: Vec<f64>, c: f64) -> Self {
+        let n = object.n;
+        let r = object.rows();
+        let (m, _) = object.dense();
+        let mut mtm = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                mtm[i * n + j] = (0..r).map(|k| m[k * n + i] * m[k * n + j]).sum();
+            }
+        }
+        QuadraticSolver { p, q, c, n, mtm, object: object.clone() }
+    }
+}
+
+impl LocalSolver for QuadraticSolver {
+    fn prox(&mut self, centre: &[f64], rho: f64) -> Result<Vec<f64>, StepFailure> {
+        let n = self.n;
+        let a: Vec<f64> = self.p.iter().zip(&self.mtm).map(|(p, m)| p + rho * m).collect();
+        let b: Vec<f64> = self.object.apply_t(centre).iter().zip(&self.q).map(|(d, q)| rho * d - q).collect();
+        dense_solve(a, b, n).ok_or_else(|| StepFailure {
+            status: Status::LocalSolverFailed,
+            message: format!("object `{}`: singular prox system", self.object.name),
+        })
+    }
+
+    fn objective(&self, x: &[f64]) -> f64 {
+        let n = self.n;
+        let mut quad = 0.0;
+        for i in 0..n {
+            let px: f64 = (0..n).map(|j| self.p[i * n + j] * x[j]).sum();
+            quad += x[i] * px;
+        }
+        let lin: f64 = self.q.iter().zip(x).map(|(q, v)| q * v).sum();
+        0.5 * quad + lin + self.c
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The coordinator (catopt_dsl/solver/coordinator.py, line by line)
+// ---------------------------------------------------------------------------------------------
+
+const RHO_MIN: f64 = 1e-6;
+const RHO_MAX: f64 = 1e6;
+const RHO_MOVE: f64 = 5.0;
+const TINY: f64 = 1e-12;
+
+/// ADMM settings (the defaults of `catopt_dsl.solver.SolveOptions`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub max_iter: usize,
+    pub eps_abs: f64,
+    pub eps_rel: f64,
+    pub rho: f64,
+    pub alpha: f64,
+    pub adaptive_rho: bool,
+    pub adaptive_rho_interval: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_iter: 10000,
+            eps_abs: 1e-5,
+            eps_rel: 1e-5,
+            rho: 1.0,
+            alpha: 1.6,
+            adaptive_rho: true,
+            adaptive_rho_interval: 10,
+        }
+    }
+}
+
+/// One iteration's bookkeeping (the Python `Broadcast` minus the centres).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Iterate {
+    pub iteration: usize,
+    pub rho: f64,
+    pub r_prim: f64,
+    pub r_dual: f64,
+    pub eps_prim: f64,
+    pub eps_dual: f64,
+    pub objective: f64,
+    pub converged: bool,
+    pub rho_changed: bool,
+}
+
+/// The outcome of `Coordinator::solve`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SolveResult {
+    pub status: Status,
+    /// Plan objective (minimise form); None unless optimal or max_iterations.
+    pub objective: Option<f64>,
+    pub iterations: usize,
+    pub primal_residual: Option<f64>,
+    pub dual_residual: Option<f64>,
+    /// Stacked x per object, in plan order.
+    pub x: Vec<Vec<f64>>,
+    /// Stacked z per shared block, in plan order.
+    pub z: Vec<Vec<f64>>,
+    pub rho: f64,
+    pub message: String,
+}
+
+/// Holds z, the coupling copies y, the scaled duals u and rho; decides stopping.
+pub struct Coordinator {
+    pub plan: PlanSpec,
+    pub opts: Options,
+    pub rho: f64,
+    pub t: Vec<f64>,
+    pub u: Vec<f64>,
+    pub z: Vec<Vec<f64>>,
+    pub iteration: usize,
+    pub last: Option<Iterate>,
+    object_rows: Vec<usize>,
+    e: Vec<Vec<f64>>,
+    // (shared, var) -> global row starts of every consensus block linked to it (object order)
+    consensus_index: Vec<Vec<Vec<usize>>>,
+    // coupling -> global row starts of its terms (object order)
+    term_index: Vec<Vec<usize>>,
+    proxes: Vec<Option<Box<dyn SharedProx>>>,
+    total_rows: usize,
+}
+
+fn max_abs(v: &[f64]) -> f64 {
+    v.iter().fold(0.0, |m: f64, x| m.max(x.abs()))
+}
+
+impl Coordinator {
+    /// A coordinator for `plan`; shared blocks without a closed form need `set_shared_prox`.
+    pub fn new(plan: PlanSpec, opts: Options) -> Self {
+        let mut object_rows = Vec::new();
+        let mut e = Vec::new();
+        let mut consensus_index: Vec<Vec<Vec<usize>>> =
+            plan.shared.iter().map(|s| vec![Vec::new(); s.vars.len()]).collect();
+        let mut term_index = vec![Vec::new(); plan.couplings.len()];
+        let mut offset = 0;
+        for o in &plan.objects {
+            object_rows.push(offset);
+            let (_, e_o) = o.dense();
+            e.push(e_o);
+            let mut local = 0;
+            for b in &o.blocks {
+                match b {
+                    Block::Consensus { shared, var, .. } => consensus_index[*shared][*var].push(offset + local),
+                    Block::Coupling { coupling, .. } => term_index[*coupling].push(offset + local),
+                }
+                local += b.rows();
+            }
+            offset += local;
+        }
+        let z = plan.shared.iter().map(|s| vec![0.0; s.n]).collect();
+        let proxes = plan.shared.iter().map(|_| None).collect();
+        let mut c = Coordinator {
+            rho: opts.rho,
+            plan,
+            opts,
+            t: vec![0.0; offset],
+            u: vec![0.0; offset],
+            z,
+            iteration: 0,
+            last: None,
+            object_rows,
+            e,
+            consensus_index,
+            term_index,
+            proxes,
+            total_rows: offset,
+        };
+        c.sync_consensus_targets();
+        c
+    }
+
+    /// Use `prox` for shared block `block` (required for blocks without a closed form).
+    pub fn set_shared_prox(&mut self, block: usize, prox: Box<dyn SharedProx>) {
+        self.proxes[block] = Some(prox);
+    }
+
+    fn sync_consensus_targets(&mut self) {
+        for (s, blk) in self.plan.shared.iter().enumerate() {
+            for (v, var) in blk.vars.iter().enumerate() {
+                for &start in &self.consensus_index[s][v] {
+                    self.t[start..start + var.size].copy_from_slice(&self.z[s][var.offset..var.offset + var.size]);
+                }
+            }
+        }
+    }
+
+    fn rows_of(&self, i: usize) -> std::ops::Range<usize> {
+        let start = self.object_rows[i];
+        start..start + self.plan.objects[i].rows()
+    }
+
+    /// The centres `d_i = t_i - u_i - e_i`, one per object.
+    pub fn centres(&self) -> Vec<Vec<f64>> {
+        (0..self.plan.objects.len())
+            .map(|i| {
+                let r = self.rows_of(i);
+                self.t[r.clone()].iter().zip(&self.u[r]).zip(&self.e[i]).map(|((t, u), e)| t - u - e).collect()
+            })
+            .collect()
+    }
+
+    fn mt(&self, vec: &[f64]) -> Vec<f64> {
+        let mut out = Vec::new();
+        for (i, o) in self.plan.objects.iter().enumerate() {
+            out.extend(o.apply_t(&vec[self.rows_of(i)]));
+        }
+        out
+    }
+
+    fn g_value(&self, s: usize) -> f64 {
+        if let Some(p) = &self.proxes[s] {
+            return p.value(&self.z[s]);
+        }
+        let mut g = 0.0;
+        for var in &self.plan.shared[s].vars {
+            let zv = &self.z[s][var.offset..var.offset + var.size];
+            g += match var.term {
+                SharedTerm::Free => 0.0,
+                SharedTerm::SumSquares(c) => c * zv.iter().map(|x| x * x).sum::<f64>(),
+                SharedTerm::Norm1(c) => c * zv.iter().map(|x| x.abs()).sum::<f64>(),
+            };
+        }
+        g
+    }
+
+    fn z_update(&mut self, s: usize, v: &[f64], rho: f64) -> Result<(), StepFailure> {
+        let blk = &self.plan.shared[s];
+        let mut means = Vec::new();
+        let mut counts = Vec::new();
+        for (vi, var) in blk.vars.iter().enumerate() {
+            let index = &self.consensus_index[s][vi];
+            let mut m = vec![0.0; var.size];
+            for &start in index {
+                for (mj, vj) in m.iter_mut().zip(&v[start..start + var.size]) {
+                    *mj += vj;
+                }
+            }
+            if !index.is_empty() {
+                let count = index.len() as f64;
+                for mj in m.iter_mut() {
+                    *mj /= count;
+                }
+            }
+            means.push(m);
+            counts.push(index.len());
+        }
+        if let Some(p) = self.proxes[s].as_mut() {
+            self.z[s] = p.prox(&means, &counts, rho, &self.z[s])?;
+            return Ok(());
+        }
+        if !blk.closed_form {
+            return Err(StepFailure {
+                status: Status::LocalSolverFailed,
+                message: format!("shared block `{}` has no closed-form z-update: supply a SharedProx", blk.name),
+            });
+        }
+        for (vi, var) in blk.vars.iter().enumerate() {
+            let rho_n = rho * counts[vi] as f64;
+            let m = &means[vi];
+            let val: Vec<f64> = match var.term {
+                SharedTerm::SumSquares(c) => {
+                    if 2.0 * c + rho_n == 0.0 {
+                        vec![0.0; var.size]
+                    } else {
+                        m.iter().map(|x| rho_n * x / (2.0 * c + rho_n)).collect()
+                    }
+                }
+                SharedTerm::Norm1(c) => {
+                    if rho_n == 0.0 {
+                        vec![0.0; var.size]
+                    } else {
+                        let kappa = c / rho_n;
+                        m.iter()
+                            .map(|&x| {
+                                let sign = if x > 0.0 {
+                                    1.0
+                                } else if x < 0.0 {
+                                    -1.0
+                                } else {
+                                    0.0
+                                };
+                                sign * (x.abs() - kappa).max(0.0)
+                            })
+                            .collect()
+                    }
+                }
+                SharedTerm::Free if counts[vi] > 0 => m.clone(),
+                SharedTerm::Free => continue, // unlinked and free: keep the previous value
+            };
+            self.z[s][var.offset..var.offset + var.size].copy_from_slice(&val);
+        }
+        Ok(())
+    }
+
+    /// One iteration from every object's new x and local objective (plan order).
+    pub fn update(&mut self, xs: &[Vec<f64>], objectives: &[f64]) -> Result<Iterate, StepFailure> {
+        self.iteration += 1;
+        // A non-finite value must never reach z or u: it ends the solve naming the object.
+        for (i, o) in self.plan.objects.iter().enumerate() {
+            let bad_x = xs[i].iter().any(|x| !x.is_finite());
+            if bad_x || !objectives[i].is_finite() {
+                let what = if bad_x { "a non-finite value in x" } else { "a non-finite objective value" };
+                return Err(StepFailure {
+                    status: Status::LocalSolverFailed,
+                    message: format!("object `{}`: the local solver returned {} (NaN or Inf)", o.name, what),
+                });
+            }
+        }
+        let nrows = self.total_rows;
+        let mut a = vec![0.0; nrows];
+        let mut f_sum = 0.0;
+        for (i, o) in self.plan.objects.iter().enumerate() {
+            let start = self.object_rows[i];
+            let ax = o.apply(&xs[i]);
+            a[start..start + ax.len()].copy_from_slice(&ax);
+            f_sum += objectives[i];
+        }
+        let rho = self.rho;
+        let alpha = self.opts.alpha;
+        let t_old = self.t.clone();
+        let h: Vec<f64> = a.iter().zip(&t_old).map(|(a, t)| alpha * a + (1.0 - alpha) * t).collect();
+        let v: Vec<f64> = h.iter().zip(&self.u).map(|(h, u)| h + u).collect();
+        // consensus z-update
+        for s in 0..self.plan.shared.len() {
+            self.z_update(s, &v, rho)?;
+        }
+        self.sync_consensus_targets();
+        // sharing y-update: Euclidean projection of the term copies onto {sum y in K}
+        for (c, cp) in self.plan.couplings.iter().enumerate() {
+            let starts = &self.term_index[c];
+            if starts.is_empty() {
+                continue;
+            }
+            let m = cp.rhs.len();
+            let mut s = vec![0.0; m];
+            for &start in starts {
+                for (sj, vj) in s.iter_mut().zip(&v[start..start + m]) {
+                    *sj += vj;
+                }
+            }
+            let count = starts.len() as f64;
+            let shift: Vec<f64> = s
+                .iter()
+                .zip(&cp.rhs)
+                .map(|(&sj, &r)| {
+                    let p = match cp.sense {
+                        Sense::Le => sj.min(r),
+                        Sense::Ge => sj.max(r),
+                        Sense::Eq => r,
+                    };
+                    (p - sj) / count
+                })
+                .collect();
+            for &start in starts {
+                for j in 0..m {
+                    self.t[start + j] = v[start + j] + shift[j];
+                }
+            }
+        }
+        for k in 0..nrows {
+            self.u[k] = self.u[k] + h[k] - self.t[k];
+        }
+        // residuals (infinity norms)
+        let r_prim = a.iter().zip(&self.t).fold(0.0, |m: f64, (a, t)| m.max((a - t).abs()));
+        let dt: Vec<f64> = self.t.iter().zip(&t_old).map(|(t, o)| t - o).collect();
+        let r_dual = max_abs(&self.mt(&dt).iter().map(|x| rho * x).collect::<Vec<f64>>());
+        let prim_scale = max_abs(&a).max(max_abs(&self.t));
+        let dual_scale = max_abs(&self.mt(&self.u).iter().map(|x| rho * x).collect::<Vec<f64>>());
+        let eps_prim = self.opts.eps_abs + self.opts.eps_rel * prim_scale;
+        let eps_dual = self.opts.eps_abs + self.opts.eps_rel * dual_scale;
+        let mut g_total = 0.0;
+        for s in 0..self.plan.shared.len() {
+            g_total += self.g_value(s);
+        }
+        let objective = f_sum + g_total;
+        // First-order objective error on the coupling rows, |y'(a - t)| with y = rho u (as the reference).
+        let mut gap_est = 0.0;
+        for (c, starts) in self.term_index.iter().enumerate() {
+            let m = self.plan.couplings[c].rhs.len();
+            for &start in starts {
+                for k in start..start + m {
+                    gap_est += rho * self.u[k] * (a[k] - self.t[k]);
+                }
+            }
+        }
+        let eps_gap =
+            if objective.is_finite() { 0.1 * (self.opts.eps_abs + self.opts.eps_rel * objective.abs()) } else { 0.0 };
+        let converged = r_prim <= eps_prim && r_dual <= eps_dual && gap_est.abs() <= eps_gap;
+        let mut rho_changed = false;
+        let interval = self.opts.adaptive_rho_interval;
+        // Checkpoints 1, 2, 4, 8, ... below the interval, then every interval (as the Python reference).
+        let checkpoint = interval > 0
+            && (self.iteration % interval == 0 || (self.iteration < interval && self.iteration.is_power_of_two()));
+        if self.opts.adaptive_rho && !converged && checkpoint {
+            let ratio = (r_prim / prim_scale.max(TINY)) / (r_dual / dual_scale.max(TINY)).max(TINY);
+            let mut rho_new = (rho * ratio.max(0.0).sqrt()).clamp(RHO_MIN, RHO_MAX);
+            // Early checkpoints only raise rho: the scaled duals are still near zero there.
+            if self.iteration < interval && rho_new < rho {
+                rho_new = rho;
+            }
+            if rho_new > RHO_MOVE * rho || rho_new < rho / RHO_MOVE {
+                let scale = rho / rho_new;
+                for u in self.u.iter_mut() {
+                    *u *= scale;
+                }
+                self.rho = rho_new;
+                rho_changed = true;
+            }
+        }
+        let it = Iterate {
+            iteration: self.iteration,
+            rho: self.rho,
+            r_prim,
+            r_dual,
+            eps_prim,
+            eps_dual,
+            objective,
+            converged,
+            rho_changed,
+        };
+        self.last = Some(it.clone());
+        Ok(it)
+    }
+
+    /// Run ADMM to a status with one local solver per object (plan order).
+    pub fn solve(&mut self, solvers: &mut [Box<dyn LocalSolver>]) -> SolveResult {
+        let nobj = self.plan.objects.len();
+        let mut xs: Vec<Vec<f64>> = self.plan.objects.iter().map(|o| vec![0.0; o.n]).collect();
+        if solvers.len() != nobj {
+            let msg = format!("{} local solvers for {} objects", solvers.len(), nobj);
+            return self.result(Status::LocalSolverFailed, None, 0, xs, msg);
+        }
+        let mut centres = self.centres();
+        for k in 1..=self.opts.max_iter {
+            let mut objectives = Vec::with_capacity(nobj);
+            for i in 0..nobj {
+                match solvers[i].prox(&centres[i], self.rho) {
+                    Ok(x) if x.len() == self.plan.objects[i].n => xs[i] = x,
+                    Ok(x) => {
+                        let msg = format!(
+                            "object `{}`: prox returned {} values, expected {}",
+                            self.plan.objects[i].name,
+                            x.len(),
+                            self.plan.objects[i].n
+                        );
+                        return self.result(Status::LocalSolverFailed, None, k, xs, msg);
+                    }
+                    Err(f) => return self.result(f.status, None, k, xs, f.message),
+                }
+                objectives.push(solvers[i].objective(&xs[i]));
+            }
+            let it = match self.update(&xs, &objectives) {
+                Ok(it) => it,
+                Err(f) => return self.result(f.status, None, k, xs, f.message),
+            };
+            if it.converged {
+                return self.result(Status::Optimal, Some(it.objective), k, xs, String::new());
+            }
+            centres = self.centres();
+        }
+        let objective = self.last.as_ref().map(|l| l.objective);
+        let msg = format!("no convergence within {} iterations", self.opts.max_iter);
+        self.result(Status::MaxIterations, objective, self.opts.max_iter, xs, msg)
+    }
+
+    fn result(
+        &self,
+        status: Status,
+        objective: Option<f64>,
+        iterations: usize,
+        x: Vec<Vec<f64>>,
+        message: String,
+    ) -> SolveResult {
+        SolveResult {
+            status,
+            objective,
+            iterations,
+            primal_residual: self.last.as_ref().map(|l| l.r_prim),
+            dual_residual: self.last.as_ref().map(|l| l.r_dual),
+            x,
+            z: self.z.clone(),
+            rho: self.rho,
+            message,
+        }
+    }
+}

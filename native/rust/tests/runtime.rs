@@ -1,0 +1,309 @@
+//! Tests of the runtime on its own (no plan): CRC32C, the record and frame codecs, and the
+//! coordinator on small hand-written plans whose optimum is known in closed form.
+
+use catopt_runtime::runtime as rt;
+
+/// Every truncation, every single-bit flip and one extra byte must be an `Err`, never a panic.
+fn assert_rejects_damage<T>(bytes: &[u8], decode: impl Fn(&[u8]) -> Result<T, rt::WireError>) {
+    for cut in 0..bytes.len() {
+        assert!(decode(&bytes[..cut]).is_err(), "accepted a cut at {} bytes", cut);
+    }
+    for i in 0..bytes.len() {
+        for bit in 0..8 {
+            let mut damaged = bytes.to_vec();
+            damaged[i] ^= 1 << bit;
+            assert!(decode(&damaged).is_err(), "accepted a flip of bit {} in byte {}", bit, i);
+        }
+    }
+    let mut longer = bytes.to_vec();
+    longer.push(0);
+    assert!(decode(&longer).is_err(), "accepted a trailing byte");
+}
+
+fn kind<T>(r: Result<T, rt::WireError>) -> rt::WireErrorKind {
+    match r {
+        Ok(_) => panic!("accepted input that must be rejected"),
+        Err(e) => e.kind,
+    }
+}
+
+#[test]
+fn crc32c_check_value() {
+    assert_eq!(rt::crc32c(b"123456789"), 0xE306_9283);
+    assert_eq!(rt::crc32c_update(rt::crc32c(b"1234"), b"56789"), 0xE306_9283);
+    assert_eq!(rt::crc32c(b""), 0);
+}
+
+// -- records ------------------------------------------------------------------------------------
+
+/// A record of schema "S" v2: f (f64 scalar), ia (i64 [2]), b (bool [3]).
+fn sample_record() -> Vec<u8> {
+    let mut w = rt::RecordWriter::new("S", 2, 3).expect("header");
+    w.f64s(0, &[], &[-0.0], "S.f").unwrap();
+    w.i64s(1, &[2], &[i64::MIN, 7], "S.ia").unwrap();
+    w.bools(2, &[3], &[true, false, true], "S.b").unwrap();
+    w.finish()
+}
+
+#[test]
+fn record_round_trip_and_damage() {
+    let bytes = sample_record();
+    let rec = rt::parse_record(&bytes, "S", 2, 3).expect("parses");
+    assert_eq!((rec.name, rec.version), ("S", 2));
+    let f = rec.f64s(0, &[], "S.f").unwrap().expect("present");
+    assert_eq!(f[0].to_bits(), (-0.0f64).to_bits());
+    assert_eq!(rec.i64s(1, &[2], "S.ia").unwrap(), Some(vec![i64::MIN, 7]));
+    assert_eq!(rec.bools(2, &[3], "S.b").unwrap(), Some(vec![true, false, true]));
+    assert_rejects_damage(&bytes, |b| rt::parse_record(b, "S", 2, 3).map(|_| ()));
+}
+
+#[test]
+fn record_fields_are_checked_against_the_schema() {
+    let bytes = sample_record();
+    let rec = rt::parse_record(&bytes, "S", 2, 3).unwrap();
+    assert_eq!(kind(rec.f64s(1, &[2], "S.ia")), rt::WireErrorKind::SchemaMismatch);
+    assert_eq!(kind(rec.i64s(1, &[3], "S.ia")), rt::WireErrorKind::SchemaMismatch);
+    assert_eq!(kind(rt::parse_record(&bytes, "T", 2, 3)), rt::WireErrorKind::SchemaMismatch);
+    assert_eq!(kind(rt::required::<Vec<f64>>(None, "S.g")), rt::WireErrorKind::MissingField);
+    // a reader that knows fewer fields skips the ones appended after its own
+    let older = rt::parse_record(&bytes, "S", 1, 1).unwrap();
+    assert_eq!(older.i64s(1, &[2], "S.ia").unwrap(), None);
+}
+
+/// `bytes` with its CRC32C trailer recomputed (so that a change reaches the checks behind it).
+fn recrc(mut bytes: Vec<u8>) -> Vec<u8> {
+    let n = bytes.len() - 4;
+    let crc = rt::crc32c(&bytes[..n]);
+    bytes[n..].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn records_no_encoder_writes_are_rejected() {
+    let bytes = sample_record();
+    let fields = 8 + 1 + 6; // header, name "S", version and count
+                            // a field count its version cannot have (versions only append fields): this v2 record holds
+                            // three fields, so v2 has three, v3 at least three and v1 at most three
+    assert_eq!(kind(rt::parse_record(&bytes, "S", 2, 4)), rt::WireErrorKind::SchemaMismatch);
+    assert_eq!(kind(rt::parse_record(&bytes, "S", 3, 2)), rt::WireErrorKind::SchemaMismatch);
+    assert_eq!(kind(rt::parse_record(&bytes, "S", 1, 4)), rt::WireErrorKind::SchemaMismatch);
+    assert!(rt::parse_record(&bytes, "S", 3, 4).is_ok() && rt::parse_record(&bytes, "S", 1, 2).is_ok());
+    // field 0 renumbered: the fields are 0, 1, 2 in order or the record is not canonical
+    let mut renumbered = bytes.clone();
+    renumbered[fields] = 1;
+    assert_eq!(kind(rt::parse_record(&recrc(renumbered), "S", 2, 3)), rt::WireErrorKind::Malformed);
+    // a bool byte 2 in a field this reader skips is still malformed
+    let mut bool2 = bytes.clone();
+    let last_bool = bool2.len() - 5;
+    bool2[last_bool] = 2;
+    assert_eq!(kind(rt::parse_record(&recrc(bool2), "S", 1, 1)), rt::WireErrorKind::Malformed);
+}
+
+#[test]
+fn record_writer_refuses_values_that_do_not_fit_the_shape() {
+    let mut w = rt::RecordWriter::new("S", 1, 1).unwrap();
+    assert_eq!(kind(w.f64s(0, &[3], &[1.0, 2.0], "S.f")), rt::WireErrorKind::Encode);
+}
+
+// -- frames -------------------------------------------------------------------------------------
+
+fn sample_frame() -> rt::Frame {
+    rt::Frame {
+        header: rt::FrameHeader {
+            msg_type: 3,
+            spec_hash: [7u8; 32],
+            schema_id: 1,
+            schema_version: 2,
+            sender: 9,
+            epoch: 4,
+            seq: 5,
+            round: 6,
+        },
+        entries: vec![rt::FrameEntry::f64s("z", &[2], &[1.5, -0.0]), rt::FrameEntry::f64s("$rho", &[], &[2.0])],
+    }
+}
+
+#[test]
+fn frame_round_trip_and_damage() {
+    let frame = sample_frame();
+    let bytes = frame.encode().expect("encodes");
+    let back = rt::Frame::decode(&bytes, rt::DEFAULT_MAX_PAYLOAD).expect("decodes");
+    assert_eq!(back.encode().expect("re-encodes"), bytes);
+    assert_eq!(back.header, frame.header);
+    assert_eq!(back.entries[0].name, "$rho");
+    assert_eq!(back.entries[1].as_f64s(), Some(vec![1.5, -0.0]));
+    assert_rejects_damage(&bytes, |b| rt::Frame::decode(b, rt::DEFAULT_MAX_PAYLOAD));
+}
+
+#[test]
+fn frame_errors_have_the_python_kinds() {
+    let bytes = sample_frame().encode().unwrap();
+    let decode = |b: Vec<u8>| kind(rt::Frame::decode(&b, 1024));
+    let mut unknown = bytes.clone();
+    unknown[5] = 8;
+    assert_eq!(decode(unknown), rt::WireErrorKind::UnknownMessageType);
+    let mut huge = bytes.clone();
+    huge[52..56].copy_from_slice(&1025u32.to_le_bytes());
+    assert_eq!(decode(huge), rt::WireErrorKind::TooLarge);
+    // a CRC-valid frame whose first entry claims more data than the payload holds
+    let mut overrun = bytes.clone();
+    overrun[84..86].copy_from_slice(&600u16.to_le_bytes());
+    assert_eq!(decode(recrc(overrun)), rt::WireErrorKind::Malformed);
+    // a CRC-valid frame with one entry fewer than it holds: bytes after the last entry
+    let mut fewer = bytes.clone();
+    fewer[80..84].copy_from_slice(&1u32.to_le_bytes());
+    assert_eq!(decode(recrc(fewer)), rt::WireErrorKind::Malformed);
+    assert_eq!(decode(bytes[..bytes.len() - 1].to_vec()), rt::WireErrorKind::Truncated);
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(decode(longer), rt::WireErrorKind::Length);
+}
+
+/// A CRC-valid frame holding one empty float entry "e" of shape `dims`, written by hand (the
+/// encoder refuses shapes no array can have).
+fn frame_with_empty_entry(dims: &[u32]) -> Vec<u8> {
+    let mut bytes = rt::Frame { header: sample_frame().header, entries: vec![] }.encode().unwrap();
+    bytes.truncate(80); // the header alone
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(&1u16.to_le_bytes());
+    bytes.extend_from_slice(&[b'e', rt::DT_F64, dims.len() as u8]);
+    for d in dims {
+        bytes.extend_from_slice(&d.to_le_bytes());
+    }
+    while bytes.len() % 8 != 0 {
+        bytes.push(0);
+    }
+    let payload = (bytes.len() - 80) as u32;
+    bytes[52..56].copy_from_slice(&payload.to_le_bytes());
+    bytes.extend_from_slice(&[0; 4]);
+    recrc(bytes)
+}
+
+#[test]
+fn frame_shapes_no_array_can_have_are_malformed() {
+    let decode = |dims: &[u32]| rt::Frame::decode(&frame_with_empty_entry(dims), 1 << 16);
+    assert_eq!(decode(&[0, 3]).expect("an empty 0 x 3 array is fine").entries[0].dims, vec![0, 3]);
+    assert_eq!(kind(decode(&[0; 65])), rt::WireErrorKind::Malformed);
+    assert_eq!(kind(decode(&[0, u32::MAX, u32::MAX, u32::MAX])), rt::WireErrorKind::Malformed);
+    assert_eq!(kind(decode(&[u32::MAX, u32::MAX, u32::MAX, 0])), rt::WireErrorKind::Malformed);
+}
+
+#[test]
+fn frame_encoder_refuses_what_the_decoder_would_reject() {
+    let mut frame = sample_frame();
+    frame.header.msg_type = 0;
+    assert_eq!(kind(frame.encode()), rt::WireErrorKind::Encode);
+    let mut frame = sample_frame();
+    frame.entries.push(rt::FrameEntry::f64s("z", &[], &[1.0]));
+    assert_eq!(kind(frame.encode()), rt::WireErrorKind::Encode);
+}
+
+// -- the coordinator ----------------------------------------------------------------------------
+
+/// f(x) = 1/2 (x - a)^2 for a 1-vector: P = [1], q = [-a], c = a^2 / 2.
+fn pull_towards(object: &rt::ObjectSpec, a: f64) -> Box<dyn rt::LocalSolver> {
+    Box::new(rt::QuadraticSolver::new(object, vec![1.0], vec![-a], 0.5 * a * a))
+}
+
+/// Three objects agree on one shared scalar: the optimum is the mean of their targets.
+fn consensus_plan() -> rt::PlanSpec {
+    let object = |name: &'static str| rt::ObjectSpec {
+        name,
+        n: 1,
+        blocks: vec![rt::Block::Consensus { shared: 0, var: 0, x_offset: 0, size: 1 }],
+    };
+    rt::PlanSpec {
+        name: "consensus",
+        shared: vec![rt::SharedSpec {
+            name: "g",
+            n: 1,
+            vars: vec![rt::SharedVarSpec { name: "w", offset: 0, size: 1, term: rt::SharedTerm::Free }],
+            closed_form: true,
+        }],
+        objects: vec![object("a"), object("b"), object("c")],
+        couplings: vec![],
+    }
+}
+
+#[test]
+fn consensus_reaches_the_mean() {
+    let plan = consensus_plan();
+    let mut solvers: Vec<Box<dyn rt::LocalSolver>> =
+        [1.0, 2.0, 6.0].iter().zip(&plan.objects).map(|(a, o)| pull_towards(o, *a)).collect();
+    let mut c = rt::Coordinator::new(plan, rt::Options::default());
+    let r = c.solve(&mut solvers);
+    assert_eq!(r.status, rt::Status::Optimal, "{}", r.message);
+    assert!((r.z[0][0] - 3.0).abs() < 1e-3, "z = {:?}", r.z);
+    // 1/2 (2^2 + 1^2 + 3^2) at the mean
+    assert!((r.objective.unwrap() - 7.0).abs() < 1e-2, "objective {:?}", r.objective);
+}
+
+/// Two objects share a budget `x_a + x_b <= 2` while pulling towards 3 each: the optimum is
+/// x = (1, 1) with objective 2 x 1/2 (3 - 1)^2 = 4.
+#[test]
+fn coupling_limit_binds() {
+    let term = |name: &'static str| rt::ObjectSpec {
+        name,
+        n: 1,
+        blocks: vec![rt::Block::Coupling { coupling: 0, rows: 1, b_mat: vec![1.0], b_vec: vec![0.0] }],
+    };
+    let plan = rt::PlanSpec {
+        name: "budget",
+        shared: vec![],
+        objects: vec![term("a"), term("b")],
+        couplings: vec![rt::CouplingSpec { name: "budget", sense: rt::Sense::Le, rhs: vec![2.0] }],
+    };
+    let mut solvers: Vec<Box<dyn rt::LocalSolver>> = plan.objects.iter().map(|o| pull_towards(o, 3.0)).collect();
+    let mut c = rt::Coordinator::new(plan, rt::Options::default());
+    let r = c.solve(&mut solvers);
+    assert_eq!(r.status, rt::Status::Optimal, "{}", r.message);
+    assert!((r.x[0][0] - 1.0).abs() < 1e-3 && (r.x[1][0] - 1.0).abs() < 1e-3, "x = {:?}", r.x);
+    assert!((r.objective.unwrap() - 4.0).abs() < 1e-2);
+}
+
+/// A local solver whose third answer is not finite: the solve fails, it never ends `optimal`.
+struct Poisoned {
+    inner: Box<dyn rt::LocalSolver>,
+    calls: usize,
+    value: f64,
+}
+
+impl rt::LocalSolver for Poisoned {
+    fn prox(&mut self, centre: &[f64], rho: f64) -> Result<Vec<f64>, rt::StepFailure> {
+        self.calls += 1;
+        let mut x = self.inner.prox(centre, rho)?;
+        if self.calls >= 3 {
+            x[0] = self.value;
+        }
+        Ok(x)
+    }
+
+    fn objective(&self, x: &[f64]) -> f64 {
+        self.inner.objective(x)
+    }
+}
+
+#[test]
+fn non_finite_local_solutions_fail_the_solve() {
+    for value in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let plan = consensus_plan();
+        let mut solvers: Vec<Box<dyn rt::LocalSolver>> = vec![
+            pull_towards(&plan.objects[0], 1.0),
+            pull_towards(&plan.objects[1], 2.0),
+            Box::new(Poisoned { inner: pull_towards(&plan.objects[2], 6.0), calls: 0, value }),
+        ];
+        let mut c = rt::Coordinator::new(plan, rt::Options::default());
+        let r = c.solve(&mut solvers);
+        assert_eq!(r.status, rt::Status::LocalSolverFailed, "{}: {}", value, r.message);
+        assert_eq!(r.iterations, 3);
+    }
+}
+
+#[test]
+fn a_shared_block_without_closed_form_needs_a_prox() {
+    let mut plan = consensus_plan();
+    plan.shared[0].closed_form = false;
+    let mut solvers: Vec<Box<dyn rt::LocalSolver>> = plan.objects.iter().map(|o| pull_towards(o, 1.0)).collect();
+    let mut c = rt::Coordinator::new(plan, rt::Options::default());
+    assert_eq!(c.solve(&mut solvers).status, rt::Status::LocalSolverFailed);
+}
