@@ -122,6 +122,9 @@ def _load_or_exit(file: Path, allow_paths: Sequence[str], color: str) -> Any:
 @click.option("--eps-rel", type=click.FloatRange(min=0.0, min_open=True), default=1e-5, show_default=True)
 @click.option("--rho", type=click.FloatRange(min=0.0, min_open=True), default=1.0, show_default=True)
 @click.option("--alpha", type=click.FloatRange(min=0.0, max=2.0, min_open=True, max_open=True), default=1.6, show_default=True)
+@click.option("--adaptive-rho/--no-adaptive-rho", default=True, show_default=True,
+              help="Adapt rho while solving (the local objectives' curvature per link, else residual balancing); "
+              "off: --rho stays fixed.")
 @click.option("--delta", "delta", default=None, help="Solve, then apply this PlanDelta and re-solve warm-started.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write residual and objective histories to a PNG.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
@@ -145,6 +148,7 @@ def solve(
     eps_rel: float,
     rho: float,
     alpha: float,
+    adaptive_rho: bool,
     delta: str | None,
     plot: Path | None,
     quiet: bool,
@@ -174,7 +178,9 @@ def solve(
     signer = _signer(identity_path)
     from catopt_dsl.solver import SolveOptions
 
-    options = SolveOptions(max_iter=max_iter, eps_abs=eps_abs, eps_rel=eps_rel, rho=rho, alpha=alpha)
+    options = SolveOptions(
+        max_iter=max_iter, eps_abs=eps_abs, eps_rel=eps_rel, rho=rho, alpha=alpha, adaptive_rho=adaptive_rho
+    )
     if delta is not None and delta not in {d.name for d in plan.deltas}:
         known = ", ".join(d.name for d in plan.deltas) or "none"
         raise click.UsageError(f"unknown PlanDelta `{delta}` (this plan declares: {known})")

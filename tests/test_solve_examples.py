@@ -49,6 +49,18 @@ def test_distributed_agrees_with_centralized(spec: Path) -> None:
                 assert _close(dist[group][name][var], value, 1e-3) <= 1e-3, (group, name, var)
 
 
+def test_no_adaptive_rho_keeps_the_given_rho() -> None:
+    from catopt_dsl.compile import load_plan
+    from catopt_dsl.solver import SolveOptions, solve
+
+    spec = REPO / "examples" / "sites_200.cat"
+    code, fixed = _solve(str(spec), "--no-adaptive-rho", "--rho", "0.5")
+    _, adaptive = _solve(str(spec), "--rho", "0.5")
+    assert code == 0 and fixed["status"] == adaptive["status"] == "optimal"
+    assert fixed["iterations"] == solve(load_plan(spec), SolveOptions(rho=0.5, adaptive_rho=False)).iterations
+    assert fixed["iterations"] > adaptive["iterations"]
+
+
 def test_family_members_are_keyed_by_index() -> None:
     _, out = _solve(str(REPO / "examples" / "consensus_lasso.cat"), "--max-iter", "3")
     assert any(k.endswith("[0]") for k in out["objects"])

@@ -29,13 +29,14 @@ Non-finite values and local verdicts end the solve (``local_solver_failed`` nami
 plan as a whole are proven by certificates built from the dual and iterate increments
 (``certificate.py``); queries for them ride on the broadcast.
 
-Rho adaptation (at iterations 1, 2, 4, 8, ... below ``adaptive_rho_interval``, increases only,
-then every ``adaptive_rho_interval`` iterations):
-``rho_new = rho * sqrt((r_prim / max(||a||, ||t||)) / (r_dual / scale))`` clipped to
-[1e-6, 1e6], applied only when it moves rho by more than 5x; then ``u *= rho / rho_new``.
-``scale`` is ``||rho M'u||`` for a decrease and ``max(||rho M'u||, max_i max(||P_i x_i||, ||q_i||))``
-for an increase (see :func:`_suggest_rho`); the second term comes from workers whose objective
-is quadratic (on either path).
+Rho adaptation (``rho.py``, where the rule is derived): at iterations 1, 2, 4, 8, ... below
+``adaptive_rho_interval``, then every ``adaptive_rho_interval`` iterations, rho moves to the secant
+curvature of the local objectives read per link, ``||delta yhat|| / ||delta a||`` with
+``yhat = rho (a - t_prev + u_prev)``, when it is outside [kappa/2, 2 kappa]; where that secant says
+nothing (first checkpoint, linear objectives, runs that diverge) residual balancing decides:
+``rho * sqrt((r_prim / max(||a||, ||t||)) / (r_dual / scale))``, applied only when it moves rho by
+more than 5x. Either way ``u *= rho / rho_new``. Unlike residual balancing, the curvature does
+not depend on the number of members a consensus has.
 
 Protocol: :meth:`Coordinator.update` takes one :class:`~catopt_dsl.solver.worker.LocalReport`
 per object (``a`` and the local objective) and returns an :class:`Iterate`: the iteration,
@@ -55,50 +56,21 @@ from catopt_dsl.ir.analysis import analyze_ir
 from catopt_dsl.solver.certificate import CertificateQuery, CertificateTracker
 from catopt_dsl.solver.layout import Layout
 from catopt_dsl.solver.result import SolveOptions, SolverState
+from catopt_dsl.solver.rho import (
+    RHO_MAX,
+    RHO_MIN,
+    Secant,
+    adapt_now,
+    multiplier_estimate,
+    next_rho,
+    secant_curvature,
+)
 from catopt_dsl.solver.shared import ProxFailure, SharedProx
 from catopt_dsl.solver.worker import LocalReport
 
 __all__ = ["Iterate", "Coordinator", "project_box"]
 
-RHO_MIN, RHO_MAX, RHO_MOVE = 1e-6, 1e6, 5.0
 _TINY = 1e-12
-
-
-def _adapt_now(k: int, interval: int) -> bool:
-    """Adaptation checkpoints: iterations 1, 2, 4, 8, ... below ``interval``, then every ``interval``.
-
-    A badly chosen initial rho is the common case (users pass 0.01 or 100 for plans of any scale);
-    checking early lets the normalised-residual rule correct a too-small rho within a few
-    iterations instead of one factor per ``interval`` iterations. The 5x gate still keeps rho (and
-    the fast path's factorisations) from changing often.
-    """
-    if k % interval == 0:
-        return True
-    return k < interval and (k & (k - 1)) == 0
-
-
-def _suggest_rho(
-    rho: float, prim_norm: float, r_dual: float, dual_scale: float, grad_scale: float, early: bool
-) -> float:
-    """``rho * sqrt(normalised primal / normalised dual residual)``, clipped to [RHO_MIN, RHO_MAX].
-
-    The dual residual is normalised by ``||rho M'u||``, which is itself proportional to rho while
-    the scaled duals are still growing: from a tiny initial rho it stays tiny, the ratio looks
-    balanced and rho never rises. So an increase is judged against the larger of that and the
-    local objectives' own scale ``max(||Px||, ||q||)`` (OSQP's dual normalisation terms, sent by
-    workers with quadratic objectives). A decrease is judged against ``||rho M'u||`` alone, and
-    only from the first regular checkpoint on (``early`` is False): in the first iterations u is
-    still near zero, so that scale would call for a collapse of any rho.
-    """
-
-    def suggest(scale: float) -> float:
-        ratio = prim_norm / max(r_dual / max(scale, _TINY), _TINY)
-        return float(np.clip(rho * np.sqrt(max(ratio, 0.0)), RHO_MIN, RHO_MAX))
-
-    up = suggest(max(dual_scale, grad_scale))
-    if up > RHO_MOVE * rho or early:
-        return max(up, rho) if early else up
-    return suggest(dual_scale)
 
 
 def project_box(s: np.ndarray, sense: str, rhs: np.ndarray) -> np.ndarray:
@@ -156,7 +128,7 @@ class Coordinator:
         analysis = analyze_ir(layout.plan)
         self.proxes = {blk.name: SharedProx(blk, analysis.shared(blk.name)) for blk in layout.shared}
         self.z = {blk.name: np.zeros(blk.n) for blk in layout.shared}
-        self.iteration = 0 if continues is None else continues.iteration
+        self.iteration: int = 0 if continues is None else continues.iteration
         self.last: Iterate | None = None if continues is None else continues.last
         self.certificates = CertificateTracker(
             layout, self.proxes, options.infeasibility_check_interval, options.eps_abs
@@ -167,6 +139,8 @@ class Coordinator:
             if layout.couplings
             else np.zeros(0, dtype=np.int64)
         )
+        #: the previous iteration's rows and multiplier estimate (the curvature secant, ``rho.py``)
+        self._secant: Secant | None = None
         if warm_start is not None:
             self._warm(warm_start)
         else:
@@ -295,6 +269,8 @@ class Coordinator:
         rho = self.rho
         t_old = self.t.copy()
         y_old = rho * self.u
+        secant = Secant(a, multiplier_estimate(rho, a, t_old, self.u))
+        previous, self._secant = self._secant, secant
         h = opts.alpha * a + (1.0 - opts.alpha) * t_old
         v = h + self.u
         # consensus z-update
@@ -341,15 +317,11 @@ class Coordinator:
         converged = r_prim <= eps_prim and r_dual <= eps_dual and gap_est <= eps_gap
         unbounded = [c.unbounded for c in contributions.values() if c.unbounded]
         rho_changed = False
-        if (
-            opts.adaptive_rho
-            and not converged
-            and opts.adaptive_rho_interval > 0
-            and _adapt_now(self.iteration, opts.adaptive_rho_interval)
-        ):
+        if opts.adaptive_rho and not converged and adapt_now(self.iteration, opts.adaptive_rho_interval):
             early = self.iteration < opts.adaptive_rho_interval
-            rho_new = _suggest_rho(rho, r_prim / max(prim_scale, _TINY), r_dual, dual_scale, grad_scale, early)
-            if rho_new > RHO_MOVE * rho or rho_new < rho / RHO_MOVE:
+            kappa = None if previous is None else secant_curvature(previous, secant)
+            rho_new = next_rho(rho, kappa, r_prim / max(prim_scale, _TINY), r_dual, dual_scale, grad_scale, early)
+            if rho_new != rho:
                 self.u *= rho / rho_new
                 self.rho = rho_new
                 rho_changed = True
