@@ -49,11 +49,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
+import scipy.sparse as sp
 
 from catopt_dsl.ir.analysis import analyze_ir
-from catopt_dsl.solver.certificate import CertificateQuery, CertificateTracker
+from catopt_dsl.solver.certificate import (
+    CertificateAnswer,
+    CertificateQuery,
+    CertificateTracker,
+)
 from catopt_dsl.solver.layout import Layout
 from catopt_dsl.solver.result import SolveOptions, SolverState
 from catopt_dsl.solver.rho import (
@@ -68,7 +74,7 @@ from catopt_dsl.solver.rho import (
 from catopt_dsl.solver.shared import ProxFailure, SharedProx
 from catopt_dsl.solver.worker import LocalReport
 
-__all__ = ["Iterate", "Coordinator", "project_box"]
+__all__ = ["Coordinator", "Iterate", "Round", "project_box"]
 
 _TINY = 1e-12
 
@@ -88,7 +94,9 @@ class Iterate:
 
     iteration: int
     rho: float
-    centres: dict[str, np.ndarray]
+    #: the centres of every object, concatenated in layout order (``centres`` splits them)
+    d: np.ndarray
+    layout: Layout
     r_prim: float = float("inf")
     r_dual: float = float("inf")
     eps_prim: float = 0.0
@@ -103,6 +111,27 @@ class Iterate:
     message: str = ""
     #: certificate queries for the objects to answer with their next contribution
     queries: dict[str, CertificateQuery] = field(default_factory=dict)
+
+    @cached_property
+    def centres(self) -> dict[str, np.ndarray]:
+        """Object name -> the centres ``d_i`` of its next x-update."""
+        return {o.obj.name: self.d[o.rows] for o in self.layout.objects}
+
+
+@dataclass(frozen=True, eq=False)
+class Round:
+    """Every object's report of one iteration, as arrays in layout order (the in-process loop
+    builds it directly; :meth:`Coordinator.update` builds it from per-object reports)."""
+
+    a: np.ndarray  # (R,) the rows M x + e of every object
+    f: np.ndarray  # (N,) each object's objective value
+    grad_scale: float  # the largest of the objects' grad_scale
+    x: np.ndarray | None  # (sum n_i,) every x stacked, or None when some are unknown
+    #: (object, status, message) of every object whose status is not "ok", in layout order
+    failures: tuple[tuple[str, str, str], ...] = ()
+    answers: Mapping[str, CertificateAnswer | None] = field(default_factory=dict)
+    #: the notes of objects unbounded below along a direction their rows ignore
+    unbounded: tuple[str, ...] = ()
 
 
 class Coordinator:
@@ -133,7 +162,10 @@ class Coordinator:
         self.certificates = CertificateTracker(
             layout, self.proxes, options.infeasibility_check_interval, options.eps_abs
         )
-        self._x: dict[str, np.ndarray] = {}
+        self._x: np.ndarray | None = None
+        #: every object's M_i on the block diagonal: M' of a row vector in one product
+        self._M = sp.block_diag([sp.csr_matrix(o.M) for o in layout.objects], format="csr") if layout.objects else None
+        self._MTt = None if self._M is None else self._M.T.tocsr()
         self._coupling_rows = (
             np.concatenate([c.term_index.reshape(-1) for c in layout.couplings])
             if layout.couplings
@@ -178,7 +210,12 @@ class Coordinator:
         )
 
     def centres(self) -> dict[str, np.ndarray]:
-        return {o.obj.name: self.centres_of(o.obj.name) for o in self.layout.objects}
+        d = self.centres_flat()
+        return {o.obj.name: d[o.rows] for o in self.layout.objects}
+
+    def centres_flat(self) -> np.ndarray:
+        """Every object's centres ``t - u - e``, concatenated in layout order."""
+        return np.asarray(self.t - self.u - self.layout.e, dtype=np.float64)
 
     def centres_of(self, name: str) -> np.ndarray:
         """The centres ``d_i = t_i - u_i - e_i`` object ``name`` solves its next x-update for."""
@@ -186,18 +223,19 @@ class Coordinator:
         return np.asarray(self.t[o.rows] - self.u[o.rows] - o.e, dtype=np.float64)
 
     def first_iterate(self) -> Iterate:
-        return Iterate(iteration=0, rho=self.rho, centres=self.centres())
+        return Iterate(iteration=0, rho=self.rho, d=self.centres_flat(), layout=self.layout)
 
     def g_total(self) -> float:
         return float(sum(self.proxes[name].g_value(z) for name, z in self.z.items()))
 
     def _MT(self, vec: np.ndarray) -> np.ndarray:
         """Concatenate M_i' vec_i over objects (the x-space image of a row vector)."""
-        parts = [o.M.T @ vec[o.rows] for o in self.layout.objects]
-        return np.concatenate(parts) if parts else np.zeros(0)
+        if self._MTt is None:
+            return np.zeros(0)
+        return np.asarray(self._MTt @ vec)
 
     # -- one iteration ------------------------------------------------------------------------------
-    def _refuse(self, contributions: Mapping[str, LocalReport]) -> tuple[str, str] | None:
+    def _refuse(self, rnd: Round) -> tuple[str, str] | None:
         """A local verdict, or a non-finite value, ends the solve: never let it into z or u.
 
         An infeasible object makes the plan infeasible whatever else happens, so that verdict
@@ -205,35 +243,71 @@ class Coordinator:
         ``LocalWorker.step``).
         """
         for kind in ("infeasible", "failed", "unbounded"):
-            for o in self.layout.objects:
-                c = contributions[o.obj.name]
-                if c.status == kind or (kind == "failed" and c.status not in ("ok", "infeasible", "unbounded")):
-                    status = {"infeasible": "infeasible", "unbounded": "unbounded"}.get(c.status, "local_solver_failed")
-                    return status, c.message or f"object `{c.object}`: local solve reported `{c.status}`"
-        for o in self.layout.objects:
-            c = contributions[o.obj.name]
+            for name, st, message in rnd.failures:
+                if st == kind or (kind == "failed" and st not in ("ok", "infeasible", "unbounded")):
+                    status = {"infeasible": "infeasible", "unbounded": "unbounded"}.get(st, "local_solver_failed")
+                    return status, message or f"object `{name}`: local solve reported `{st}`"
+        x_ok = rnd.x is None or bool(np.all(np.isfinite(rnd.x)))
+        if x_ok and bool(np.all(np.isfinite(rnd.a))) and bool(np.all(np.isfinite(rnd.f))):
+            return None
+        lay = self.layout
+        for i, o in enumerate(lay.objects):
             bad = [
                 what
                 for what, value in (
-                    ("a non-finite value in x", c.x),
-                    ("a non-finite value in its rows M x + e", c.a),
-                    ("a non-finite objective value", c.objective),
+                    ("a non-finite value in x", None if rnd.x is None else rnd.x[lay.x_slices[i]]),
+                    ("a non-finite value in its rows M x + e", rnd.a[o.rows]),
+                    ("a non-finite objective value", rnd.f[i]),
                 )
                 if value is not None and not np.all(np.isfinite(value))
             ]
             if bad:
                 return "local_solver_failed", (
-                    f"object `{c.object}`: the local solver returned {bad[0]} (NaN or Inf); the solve "
+                    f"object `{o.obj.name}`: the local solver returned {bad[0]} (NaN or Inf); the solve "
                     "stopped before it reached the shared variables (check the object's data for overflow)"
                 )
         return None
+
+    def round_of(self, contributions: Mapping[str, LocalReport]) -> Round:
+        """The :class:`Round` of per-object reports (one per object of the layout)."""
+        lay = self.layout
+        a = np.zeros(lay.total_rows)
+        f = np.zeros(len(lay.objects))
+        x = np.zeros(lay.total_n)
+        complete = True
+        grad = 0.0
+        failures = []
+        unbounded = []
+        for i, o in enumerate(lay.objects):
+            c = contributions[o.obj.name]
+            a[o.rows] = c.a
+            f[i] = c.objective
+            grad = max(grad, c.grad_scale)
+            if c.x is None:
+                complete = False
+            else:
+                x[lay.x_slices[i]] = np.asarray(c.x, dtype=np.float64).reshape(-1)
+            if c.status != "ok":
+                failures.append((c.object, c.status, c.message))
+            if c.unbounded:
+                unbounded.append(c.unbounded)
+        if not complete:
+            # the provided parts still have to be finite: check them before dropping x
+            for i, o in enumerate(lay.objects):
+                c = contributions[o.obj.name]
+                if c.x is not None and not np.all(np.isfinite(c.x)):
+                    complete = True
+                    break
+        answers = {n: c.answer for n, c in contributions.items()}
+        return Round(a, f, grad, x if complete else None, tuple(failures), answers, tuple(unbounded))
 
     def _stop(self, status: str, message: str) -> Iterate:
         last = self.last
         self.last = Iterate(
             iteration=self.iteration,
             rho=self.rho,
-            centres=self.centres(),
+            d=self.centres_flat(),
+            layout=self.layout,
             r_prim=float("inf") if last is None else last.r_prim,
             r_dual=float("inf") if last is None else last.r_dual,
             objective=float("nan") if last is None else last.objective,
@@ -249,23 +323,19 @@ class Coordinator:
         or non-finite value, or a verified infeasibility or unboundedness certificate
         (``certificate.py``); ``converged`` when the stopping test passed.
         """
+        return self.update_round(self.round_of(contributions))
+
+    def update_round(self, rnd: Round) -> Iterate:
+        """:meth:`update` from the arrays of a :class:`Round`."""
         lay, opts = self.layout, self.opts
         self.iteration += 1
-        refused = self._refuse(contributions)
+        refused = self._refuse(rnd)
         if refused is not None:
             return self._stop(*refused)
-        R = lay.total_rows
-        a = np.zeros(R)
-        f_sum = 0.0
-        grad_scale = 0.0
-        x_now: dict[str, np.ndarray] = {}
-        for o in lay.objects:
-            c = contributions[o.obj.name]
-            a[o.rows] = c.a
-            f_sum += c.objective
-            grad_scale = max(grad_scale, c.grad_scale)
-            if c.x is not None:
-                x_now[o.obj.name] = np.asarray(c.x, dtype=np.float64)
+        a = np.array(rnd.a, dtype=np.float64)  # the caller may reuse its buffer
+        f_sum = float(np.sum(rnd.f))
+        grad_scale = rnd.grad_scale
+        x_now = None if rnd.x is None else rnd.x.copy()
         rho = self.rho
         t_old = self.t.copy()
         y_old = rho * self.u
@@ -315,7 +385,7 @@ class Coordinator:
         gap_est = abs(float((rho * self.u[cr]) @ r_prim_vec[cr])) if cr.size else 0.0
         eps_gap = 0.1 * (opts.eps_abs + opts.eps_rel * abs(objective)) if np.isfinite(objective) else 0.0
         converged = r_prim <= eps_prim and r_dual <= eps_dual and gap_est <= eps_gap
-        unbounded = [c.unbounded for c in contributions.values() if c.unbounded]
+        unbounded = list(rnd.unbounded)
         rho_changed = False
         if opts.adaptive_rho and not converged and adapt_now(self.iteration, opts.adaptive_rho_interval):
             early = self.iteration < opts.adaptive_rho_interval
@@ -343,7 +413,7 @@ class Coordinator:
             gap = float(np.abs(dy).max(initial=0.0)) / rho
             verdict = self.certificates.step(
                 self.iteration,
-                {n: c.answer for n, c in contributions.items()},
+                rnd.answers,
                 dy,
                 self._x,
                 x_now,
@@ -357,7 +427,8 @@ class Coordinator:
         self.last = Iterate(
             iteration=self.iteration,
             rho=self.rho,
-            centres=self.centres(),
+            d=self.centres_flat(),
+            layout=self.layout,
             r_prim=r_prim,
             r_dual=r_dual,
             eps_prim=eps_prim,

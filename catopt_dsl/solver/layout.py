@@ -17,7 +17,7 @@ Row-block keys (stable across plan deltas, used by :class:`SolverState`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -67,12 +67,19 @@ class Layout:
     consensus_index: dict[tuple[str, str], np.ndarray]
     couplings: tuple[CouplingRows, ...]
     total_rows: int
+    #: object name -> its position in ``objects``
+    index: dict[str, int] = field(default_factory=dict)
+    #: each object's slice of the stacked x of all objects (objects in order)
+    x_slices: tuple[slice, ...] = ()
+    total_n: int = 0
+    #: the concatenated e_i of all objects (the global row offsets)
+    e: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def object_rows(self, name: str) -> ObjectRows:
-        for o in self.objects:
-            if o.obj.name == name:
-                return o
-        raise KeyError(name)
+        found = self.index.get(name)
+        if found is None:
+            raise KeyError(name)
+        return self.objects[found]
 
     @property
     def blocks(self) -> tuple[RowBlock, ...]:
@@ -162,6 +169,11 @@ def build_layout(plan: IRPlan) -> Layout:
             )
         )
     consensus_index = {key: np.stack(rows) for key, rows in cons_rows.items()}
+    x_slices = []
+    start = 0
+    for o in objects:
+        x_slices.append(slice(start, start + o.obj.n))
+        start += o.obj.n
     return Layout(
         plan=plan,
         objects=tuple(objects),
@@ -169,4 +181,8 @@ def build_layout(plan: IRPlan) -> Layout:
         consensus_index=consensus_index,
         couplings=tuple(couplings),
         total_rows=offset,
+        index={o.obj.name: i for i, o in enumerate(objects)},
+        x_slices=tuple(x_slices),
+        total_n=start,
+        e=np.concatenate([o.e for o in objects]) if objects else np.zeros(0),
     )

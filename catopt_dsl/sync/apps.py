@@ -67,7 +67,8 @@ from catopt_dsl.solver.coordinator import Coordinator
 from catopt_dsl.solver.glue import glue_solution
 from catopt_dsl.solver.layout import build_layout
 from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState, inaccurate_warnings
-from catopt_dsl.solver.worker import FastBatch, LocalReport, LocalWorker, unbounded_note
+from catopt_dsl.solver.local import Accuracy
+from catopt_dsl.solver.worker import FastBatch, LocalReport, make_workers, unbounded_note
 from catopt_dsl.sync.messages import Delta, Message
 from catopt_dsl.sync.protocol import BroadcastState, BroadcastView, FrameAuth, NodeOutput, RoundInput
 
@@ -153,9 +154,12 @@ class SolverNode:
     ) -> None:
         self.node_id = node_id
         found = list(analyses) if len(analyses) == len(objects) else [None] * len(objects)
-        self.workers = [
-            LocalWorker(o, M, e, fast_path=options.fast_path, analysis=a) for (o, M, e), a in zip(objects, found)
-        ]
+        # one batch per structure among this node's objects (a family slice solves as one)
+        self.workers = make_workers(
+            [(o, M, e, a) for (o, M, e), a in zip(objects, found)],
+            fast_path=options.fast_path,
+            accuracy=Accuracy(options.eps_abs, options.eps_rel),
+        )
         for w in self.workers:
             x = (warm_x or {}).get(w.name)
             if x is not None and np.asarray(x).shape == (w.n,):

@@ -85,8 +85,8 @@ def test_compiled_problems_are_dpp() -> None:
 
     plan = F.consensus_regression(g="norm2_box", cvxpy_terms=True)
     layout = build_layout(plan)
-    worker = build_workers(layout, SolveOptions())[0]
-    assert not worker.fast
+    worker = build_workers(layout, SolveOptions(fast_path=False))[0]
+    assert not worker.fast and worker.method == "cvxpy"
     worker.step(np.zeros(worker.r), 1.0)
     first = worker._prox
     worker.step(np.ones(worker.r), 4.0)
