@@ -79,6 +79,20 @@ __all__ = ["Coordinator", "Iterate", "Round", "project_box"]
 _TINY = 1e-12
 
 
+def _stacked_transpose(layout: Layout) -> sp.csr_matrix:
+    """``M'`` of the block-diagonal ``M = diag(M_1, ..., M_N)`` (x-space by rows), built in one go."""
+    rows, cols, vals = [], [], []
+    for o, xs in zip(layout.objects, layout.x_slices):
+        r, c = np.nonzero(o.M)
+        rows.append(c + xs.start)
+        cols.append(r + o.rows.start)
+        vals.append(o.M[r, c])
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(layout.total_n, layout.total_rows),
+    )
+
+
 def project_box(s: np.ndarray, sense: str, rhs: np.ndarray) -> np.ndarray:
     """Euclidean projection of s onto K = {s <= rhs} | {s >= rhs} | {rhs}."""
     if sense == "<=":
@@ -164,8 +178,7 @@ class Coordinator:
         )
         self._x: np.ndarray | None = None
         #: every object's M_i on the block diagonal: M' of a row vector in one product
-        self._M = sp.block_diag([sp.csr_matrix(o.M) for o in layout.objects], format="csr") if layout.objects else None
-        self._MTt = None if self._M is None else self._M.T.tocsr()
+        self._MTt = _stacked_transpose(layout) if layout.objects else None
         self._coupling_rows = (
             np.concatenate([c.term_index.reshape(-1) for c in layout.couplings])
             if layout.couplings

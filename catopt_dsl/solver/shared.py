@@ -19,6 +19,7 @@ import cvxpy as cp
 import numpy as np
 
 from catopt_dsl.ir.analysis import SharedAnalysis, analyze_shared
+from catopt_dsl.ir.evaluate import evaluate
 from catopt_dsl.ir.model import IRShared
 from catopt_dsl.solver.certificate import RECESSION_TOL, recession_slope
 from catopt_dsl.solver.cvx import solve_problem, stacked_views, to_cvxpy
@@ -124,12 +125,13 @@ class SharedProx:
         return recession_slope(0.5 * (quad.P + quad.P.T), quad.q, A_eq, A_in, dz)
 
     def g_value(self, z: np.ndarray) -> float:
-        """g_s(z) (0 when the block has no objective)."""
-        if self._g is None or self._z is None:
+        """g_s(z) (0 when the block has no objective), evaluated with numpy from the IR."""
+        if self.block.objective is None or self._z is None:
             return 0.0
-        self._z.value = np.asarray(z, dtype=np.float64)
-        value = self._g.value
-        return float("nan") if value is None else float(value)
+        z = np.asarray(z, dtype=np.float64)
+        values = {v.name: z[v.offset : v.offset + v.size].reshape(v.shape) for v in self.block.vars}
+        with np.errstate(all="ignore"):
+            return float(evaluate(self.block.objective, values, self.params))
 
     def prox(
         self, means: Mapping[str, np.ndarray], counts: Mapping[str, int], rho: float, z_prev: np.ndarray

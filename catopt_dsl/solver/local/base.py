@@ -131,7 +131,7 @@ class StepResult:
 
 #: the inner tolerance follows the motion of the prox problem by this factor ...
 INNER_TRACK = 0.1
-#: ... between a floor this far below the outer stopping tolerance and this cap
+#: ... between a floor this far below the outer stopping tolerance and this relative cap
 INNER_FLOOR = 1e-2
 INNER_CAP = 1e-2
 
@@ -144,21 +144,27 @@ class Accuracy:
     eps_abs: float = 1e-5
     eps_rel: float = 1e-5
 
+    def inner(self, move: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """The inner tolerance for residuals of size ``scale`` when the centres moved by ``move``."""
+        floor = INNER_FLOOR * (self.eps_abs + self.eps_rel * scale)
+        return np.maximum(floor, np.minimum(INNER_CAP * scale, move))
+
 
 class BatchSolver:
     """The interface of a batch's method, and what every method shares: the members' current x
     (their warm start), and the inner tolerance rule of the iterative methods.
 
-    The inner tolerance of member i at a step with centres d_i (after d_i^prev) is
+    The inner tolerance of member i, for a residual of size ``s`` (the larger of the terms it is
+    a difference of), at a step with centres d_i after d_i^prev, is
 
-        tol_i = max(INNER_FLOOR * eps_abs, min(INNER_CAP, INNER_TRACK * rho * ||d_i - d_i^prev||_inf))
+        tol_i = max(INNER_FLOOR * (eps_abs + eps_rel * s), min(INNER_CAP * s, INNER_TRACK * rho * ||d_i - d_i^prev||_inf))
 
-    in the units of the x-update's optimality residual (a gradient). Inexact ADMM converges when
-    the errors of the x-updates are summable (Eckstein and Bertsekas, Math. Programming 1992); the
-    centres move by amounts that shrink geometrically as the outer iteration converges, so the
-    errors do, and once it has converged every x-update is solved to a hundredth of the absolute
-    tolerance the outer stopping test uses: an ``optimal`` is never read off a loose inner solve.
-    The direct methods (``kkt``, ``clip``, ``coord``, ``newton``) solve to rounding and ignore it.
+    Inexact ADMM converges when the errors of the x-updates are summable (Eckstein and Bertsekas,
+    Math. Programming 1992); the centres move by amounts that shrink geometrically as the outer
+    iteration converges, so the errors do too, and once it has converged every x-update is solved
+    to a hundredth of the tolerance the outer stopping test uses (with the same absolute and
+    relative parts): an ``optimal`` is never read off a loose inner solve. The direct methods
+    (``kkt``, ``clip``, ``coord``, ``newton``) solve to rounding and ignore it.
     """
 
     method = "?"
@@ -178,17 +184,18 @@ class BatchSolver:
         self.accepted &= ~mask
 
     def tolerance(self, D: np.ndarray, rho: float, members: np.ndarray) -> np.ndarray:
-        """The inner tolerance of each member of this step (the rule above)."""
-        floor = INNER_FLOOR * self.accuracy.eps_abs
+        """How far the centres of each member moved since its last step, in gradient units
+        (``INNER_TRACK * rho * ||d - d_prev||_inf``; inf at a first step or a new rho): the
+        moving part of the rule above (:meth:`Accuracy.inner` adds the floor and the cap)."""
         if self._D_prev is None or self._rho_prev != rho:
             move = np.full(members.size, np.inf)
         else:
-            move = rho * np.abs(D - self._D_prev[members]).max(axis=1, initial=0.0)
+            move = INNER_TRACK * rho * np.abs(D - self._D_prev[members]).max(axis=1, initial=0.0)
         if self._D_prev is None:
             self._D_prev = np.zeros((self.data.k, self.data.r))
         self._D_prev[members] = D
         self._rho_prev = rho
-        return np.maximum(floor, np.minimum(INNER_CAP, INNER_TRACK * move))
+        return move
 
     def solve(self, D: np.ndarray, rho: float, members: np.ndarray) -> StepResult:
         """The x-update of ``members`` (indices into the batch) for centres ``D`` (their rows)."""

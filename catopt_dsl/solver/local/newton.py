@@ -9,10 +9,11 @@ Hessians are exact, from the calculus table (``catopt_dsl.ir.calculus``):
     hess = P + sum_k A_k' diag(w_k * phi''(A_k x + b_k)) A_k + rho M'M
 
 ``newton``: damped Newton with the equalities ``G x = h`` in the KKT system (Boyd and
-Vandenberghe, *Convex Optimization*, section 10.3: the infeasible-start method, so a warm start
-that breaks the equalities is fine), a backtracking line search on the norm of the KKT residual
-that also keeps x where the objective is finite (``log``'s domain), all members at once (one
-batched ``numpy.linalg.solve`` per iteration over the members still running). Warm started from
+Vandenberghe, *Convex Optimization*, section 10.2: the warm start is first projected onto the
+equalities, and every step then keeps them), an Armijo backtracking line search on the objective
+that also keeps x where it is finite (``log``'s domain; along the step every term's argument is
+``U + t A dx``, so a trial costs no matrix product), all members at once (one batched
+``numpy.linalg.solve`` per iteration over the members still running). Warm started from
 the previous outer iteration, it takes two to four iterations once the outer iterate settles.
 Why Newton and not a first-order inner method: the Hessians are small (n is a member's variable
 count) and exact, so each x-update is solved to rounding in a handful of batched solves; the
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from catopt_dsl.ir.analysis import BatchTerm, term_values
+from catopt_dsl.ir.analysis import term_values
 from catopt_dsl.ir.calculus import CALCULUS
 from catopt_dsl.solver.local.base import Accuracy, BatchData, BatchSolver, StepResult
 
@@ -44,34 +45,18 @@ _ALPHA, _BETA = 0.01, 0.5  # Armijo fraction and backtracking factor
 _MAX_BACKTRACK = 60
 
 
-def _term_parts(t: BatchTerm, X: np.ndarray, members: np.ndarray, want_hess: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(value (k,), gradient (k, n), Hessian (k, n, n) or None) of one term at X for ``members``."""
-    A, b, w = t.A[members], t.b[members], t.w[members]
-    U = np.einsum("kmn,kn->km", A, X) + b
-    calc = CALCULUS[t.atom]
-    value = term_values(t.atom, U, w, t.M)
-    with np.errstate(all="ignore"):
-        if calc.kind == "elementwise":
-            assert calc.d1 is not None and calc.d2 is not None
-            g1 = np.where(w != 0.0, w * calc.d1(U, t.M), 0.0)
-            grad = np.einsum("kmn,km->kn", A, g1)
-            hess = None
-            if want_hess:
-                h2 = np.where(w != 0.0, w * calc.d2(U, t.M), 0.0)
-                hess = np.einsum("kmi,km,kmj->kij", A, h2, A)
-        else:
-            assert calc.grad is not None and calc.hess is not None
-            g1 = w[:, :1] * calc.grad(U, t.M)
-            grad = np.einsum("kmn,km->kn", A, g1)
-            hess = None
-            if want_hess:
-                H2 = w[:, :1, None] * calc.hess(U, t.M)
-                hess = np.einsum("kmi,kml,klj->kij", A, H2, A)
-    return value, grad, hess
+def _mv(A: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Batched matrix-vector product ``A @ x`` (``(k, m, n)``, ``(k, n)``) through BLAS."""
+    return np.matmul(A, x[:, :, None])[:, :, 0]
+
+
+def _mtv(A: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Batched ``A' @ y``."""
+    return np.matmul(y[:, None, :], A)[:, 0, :]
 
 
 class NewtonSolver(BatchSolver):
-    """Smooth terms with linear equalities: batched damped (infeasible-start) Newton."""
+    """Smooth terms with linear equalities: batched damped Newton."""
 
     method = "newton"
 
@@ -81,11 +66,11 @@ class NewtonSolver(BatchSolver):
         assert g.P is not None and g.q is not None and g.A_eq is not None and g.b_eq is not None
         self.P, self.q = data.take(g.P), data.take(g.q)
         self.G, self.h = data.take(g.A_eq), data.take(g.b_eq)
-        assert self.P is not None and self.q is not None and self.G is not None and self.h is not None
         self.terms = data.terms()
         self.MtM = np.matmul(np.swapaxes(data.M, 1, 2), data.M)
-        self.nu = np.zeros((data.k, self.G.shape[1]))
         finite = np.isfinite(self.P).all(axis=(1, 2)) & np.isfinite(self.q).all(axis=1)
+        for t in self.terms:
+            finite &= np.isfinite(t.A).all(axis=(1, 2)) & np.isfinite(t.b).all(axis=1) & np.isfinite(t.w).all(axis=1)
         self.reject(~finite, "non-finite data")
         p = self.G.shape[1]
         if p and self.accepted.any():
@@ -94,128 +79,162 @@ class NewtonSolver(BatchSolver):
         if data.n + p > 2000:
             self.reject(np.ones(data.k, dtype=bool), "too many unknowns for dense Newton systems")
 
-    def _f(self, X: np.ndarray, D: np.ndarray, rho: float, members: np.ndarray) -> np.ndarray:
-        """F = f + rho/2 ||M x - d||^2 for the members (inf outside the domain)."""
-        P, q = self.P[members], self.q[members]
+    def _terms_at(
+        self, X: np.ndarray, mem: np.ndarray, order: int
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, list[np.ndarray]]:
+        """The terms' value (k,), gradient (k, n) and Hessian (k, n, n) at X (up to ``order``),
+        and each term's argument U (reused by the line search: U is affine in x)."""
+        k, n = X.shape
+        value = np.zeros(k)
+        grad = np.zeros((k, n)) if order >= 1 else None
+        hess = np.zeros((k, n, n)) if order >= 2 else None
+        args = []
         with np.errstate(all="ignore"):
-            val = 0.5 * np.einsum("ki,kij,kj->k", X, P, X) + np.einsum("ki,ki->k", q, X)
-            R = np.einsum("krn,kn->kr", self.data.M[members], X) - D
-            val = val + 0.5 * rho * np.einsum("kr,kr->k", R, R)
             for t in self.terms:
-                U = np.einsum("kmn,kn->km", t.A[members], X) + t.b[members]
-                val = val + term_values(t.atom, U, t.w[members], t.M)
-        return np.where(np.isfinite(val), val, np.inf)
+                A, w = t.A[mem], t.w[mem]
+                U = _mv(A, X) + t.b[mem]
+                args.append(U)
+                value += term_values(t.atom, U, w, t.M)
+                if order == 0:
+                    continue
+                calc = CALCULUS[t.atom]
+                if calc.kind == "elementwise":
+                    assert calc.d1 is not None and calc.d2 is not None
+                    live = w != 0.0
+                    assert grad is not None
+                    grad += _mtv(A, np.where(live, w * calc.d1(U, t.M), 0.0))
+                    if hess is not None:
+                        h2 = np.where(live, w * calc.d2(U, t.M), 0.0)
+                        hess += np.matmul(np.swapaxes(A * h2[:, :, None], 1, 2), A)
+                else:
+                    assert calc.grad is not None and calc.hess is not None and grad is not None
+                    grad += _mtv(A, w[:, :1] * calc.grad(U, t.M))
+                    if hess is not None:
+                        H2 = w[:, :1, None] * calc.hess(U, t.M)
+                        hess += np.matmul(np.swapaxes(A, 1, 2), np.matmul(H2, A))
+        return value, grad, hess, args
 
-    def _grad_hess(
-        self, X: np.ndarray, D: np.ndarray, rho: float, members: np.ndarray, want_hess: bool = True
-    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        P, q, M = self.P[members], self.q[members], self.data.M[members]
+    def _value_along(self, mem: np.ndarray, args: list[np.ndarray], dirs: list[np.ndarray], t: np.ndarray) -> np.ndarray:
+        """The terms' value at ``x + t dx`` from their arguments at x and their directions ``A dx``."""
+        value = np.zeros(t.size)
         with np.errstate(all="ignore"):
-            R = np.einsum("krn,kn->kr", M, X) - D
-            grad = np.einsum("kij,kj->ki", P, X) + q + rho * np.einsum("krn,kr->kn", M, R)
-            scale = np.maximum(np.abs(q).max(axis=1, initial=0.0), np.abs(rho * np.einsum("krn,kr->kn", M, D)).max(axis=1, initial=0.0))
-            hess = P + rho * self.MtM[members] if want_hess else None
-            for t in self.terms:
-                _, g, H = _term_parts(t, X, members, want_hess)
-                grad = grad + g
-                scale = np.maximum(scale, np.abs(g).max(axis=1, initial=0.0))
-                if hess is not None and H is not None:
-                    hess = hess + H
-        return grad, hess, scale
-
-    def _residual(self, X: np.ndarray, nu: np.ndarray, D: np.ndarray, rho: float, members: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(dual residual (k, n), primal residual (k, p), scale (k,)) of the KKT conditions."""
-        grad, _, scale = self._grad_hess(X, D, rho, members, want_hess=False)
-        G = self.G[members]
-        rd = grad + np.einsum("kpn,kp->kn", G, nu)
-        rp = np.einsum("kpn,kn->kp", G, X) - self.h[members]
-        return rd, rp, scale
+            for term, U, dU in zip(self.terms, args, dirs):
+                value += term_values(term.atom, U + t[:, None] * dU, term.w[mem], term.M)
+        return np.where(np.isfinite(value), value, np.inf)
 
     def solve(self, D: np.ndarray, rho: float, members: np.ndarray) -> StepResult:
         k, n = members.size, self.data.n
         p = self.G.shape[1]
         X = self.X[members].copy()
-        nu = self.nu[members].copy()
         ok = np.zeros(k, dtype=bool)
         why: dict[int, str] = {}
         live = self.accepted[members].copy()
         for i in np.flatnonzero(~live):
             why[int(i)] = self.rejected.get(int(members[i]), "not taken by this batch")
-        start_f = self._f(X, D, rho, members)
-        for i in np.flatnonzero(live & ~np.isfinite(start_f)):
-            why[int(i)] = "the warm start is outside the objective's domain"
-        live &= np.isfinite(start_f)
+        if p:
+            # start on the equalities (every Newton step then keeps them): x - G'(GG')^{-1}(Gx - h)
+            G, h = self.G[members], self.h[members]
+            res = _mv(G, X) - h
+            with np.errstate(all="ignore"):
+                X = X - _mtv(G, np.linalg.solve(np.matmul(G, np.swapaxes(G, 1, 2)), res[:, :, None])[:, :, 0])
+        MtD = _mtv(self.data.M[members], D)
         for _ in range(NEWTON_MAX_ITER):
-            if not live.any():
-                break
             idx = np.flatnonzero(live)
+            if not idx.size:
+                break
             mem = members[idx]
-            grad, hess, scale = self._grad_hess(X[idx], D[idx], rho, mem)
-            assert hess is not None
-            G = self.G[mem]
-            rd = grad + np.einsum("kpn,kp->kn", G, nu[idx])
-            rp = np.einsum("kpn,kn->kp", G, X[idx]) - self.h[mem]
-            tol = NEWTON_TOL * (1.0 + scale)
-            done = (np.abs(rd).max(axis=1, initial=0.0) <= tol) & (np.abs(rp).max(axis=1, initial=0.0) <= tol)
+            x = X[idx]
+            P, q, MtM = self.P[mem], self.q[mem], self.MtM[mem]
+            tv, tg, tH, args = self._terms_at(x, mem, 2)
+            assert tg is not None and tH is not None
+            Hq = P + rho * MtM
+            lin = q - rho * MtD[idx]
+            Hx = _mv(Hq, x)
+            F0 = 0.5 * np.einsum("ki,ki->k", x, Hx) + np.einsum("ki,ki->k", lin, x) + tv
+            grad = Hx + lin + tg
+            H = Hq + tH
+            bad0 = ~np.isfinite(F0) | ~np.isfinite(grad).all(axis=1)
+            for j in np.flatnonzero(bad0):
+                why[int(idx[j])] = "the objective is not finite at the start (outside its domain?)"
+            live[idx[bad0]] = False
+            # the KKT residual: grad + G'nu = 0 on the equalities; nu from least squares
+            if p:
+                G = self.G[mem]
+                GGt = np.matmul(G, np.swapaxes(G, 1, 2))
+                with np.errstate(all="ignore"):
+                    nu = np.linalg.solve(GGt, _mv(G, grad)[:, :, None])[:, :, 0]
+                rd = grad - _mtv(G, nu)
+            else:
+                rd = grad
+            scale = np.maximum.reduce([np.abs(Hx).max(axis=1, initial=0.0), np.abs(lin).max(axis=1, initial=0.0),
+                                       np.abs(tg).max(axis=1, initial=0.0)])
+            done = ~bad0 & (np.abs(rd).max(axis=1, initial=0.0) <= NEWTON_TOL * (1.0 + scale))
             ok[idx[done]] = True
             live[idx[done]] = False
-            if done.all():
-                break
-            run = ~done
-            idx, mem = idx[run], mem[run]
-            grad, hess, G = grad[run], hess[run], G[run]
-            rd, rp = rd[run], rp[run]
+            run = ~done & ~bad0
+            if not run.any():
+                continue
+            idx, mem, x = idx[run], mem[run], x[run]
+            grad, H, F0 = grad[run], H[run], F0[run]
+            Hq, lin = Hq[run], lin[run]
+            args = [U[run] for U in args]
             # a small shift keeps the system solvable where a term is flat (huber's linear part)
-            shift = 1e-12 * np.maximum(1.0, np.abs(hess).max(axis=(1, 2)))
-            K = np.zeros((idx.size, n + p, n + p))
-            K[:, :n, :n] = hess + shift[:, None, None] * np.eye(n)
-            K[:, :n, n:] = np.swapaxes(G, 1, 2)
-            K[:, n:, :n] = G
-            rhs = np.concatenate([-grad, -rp], axis=1)
+            shift = 1e-12 * np.maximum(1.0, np.abs(H).max(axis=(1, 2)))
+            H = H + shift[:, None, None] * np.eye(n)
             with np.errstate(all="ignore"):
-                try:
-                    sol = np.linalg.solve(K, rhs[:, :, None])[:, :, 0]
-                except np.linalg.LinAlgError:
-                    sol = np.full_like(rhs, np.nan)
-            dx, nu_new = sol[:, :n], sol[:, n:]
-            dnu = nu_new - nu[idx]
-            bad = ~np.isfinite(sol).all(axis=1)
+                if p:
+                    G = self.G[mem]
+                    K = np.zeros((idx.size, n + p, n + p))
+                    K[:, :n, :n] = H
+                    K[:, :n, n:] = np.swapaxes(G, 1, 2)
+                    K[:, n:, :n] = G
+                    rhs = np.concatenate([-grad, np.zeros((idx.size, p))], axis=1)
+                    try:
+                        dx = np.linalg.solve(K, rhs[:, :, None])[:, :n, 0]
+                    except np.linalg.LinAlgError:
+                        dx = np.full((idx.size, n), np.nan)
+                else:
+                    try:
+                        dx = np.linalg.solve(H, -grad[:, :, None])[:, :, 0]
+                    except np.linalg.LinAlgError:
+                        dx = np.full((idx.size, n), np.nan)
+            bad = ~np.isfinite(dx).all(axis=1)
             for jj in np.flatnonzero(bad):
                 why[int(idx[jj])] = "the Newton system is singular"
             live[idx[bad]] = False
             keep = ~bad
-            idx, mem, dx, dnu = idx[keep], mem[keep], dx[keep], dnu[keep]
-            rd, rp = rd[keep], rp[keep]
+            idx, mem, x, dx = idx[keep], mem[keep], x[keep], dx[keep]
+            grad, F0, Hq, lin = grad[keep], F0[keep], Hq[keep], lin[keep]
+            args = [U[keep] for U in args]
             if not idx.size:
                 continue
-            norm0 = np.sqrt(np.einsum("kn,kn->k", rd, rd) + np.einsum("kp,kp->k", rp, rp))
+            # Armijo backtracking on F: along x + t dx every term's argument is U + t A dx
+            dirs = [_mv(term.A[mem], dx) for term in self.terms]
+            Hdx = _mv(Hq, dx)
+            slope = np.einsum("ki,ki->k", grad, dx)
+            xHx = np.einsum("ki,ki->k", x, _mv(Hq, x))
             t = np.ones(idx.size)
             pending = np.ones(idx.size, dtype=bool)
             for _ in range(_MAX_BACKTRACK):
-                j = np.flatnonzero(pending)
-                if not j.size:
+                sel = np.flatnonzero(pending)
+                if not sel.size:
                     break
-                Xt = X[idx[j]] + t[j, None] * dx[j]
-                nut = nu[idx[j]] + t[j, None] * dnu[j]
-                finite = np.isfinite(self._f(Xt, D[idx[j]], rho, mem[j]))
-                rdt, rpt, _ = self._residual(Xt, nut, D[idx[j]], rho, mem[j])
-                norm = np.sqrt(np.einsum("kn,kn->k", rdt, rdt) + np.einsum("kp,kp->k", rpt, rpt))
-                accept = finite & np.isfinite(norm) & (norm <= (1.0 - _ALPHA * t[j]) * norm0[j])
-                # at rounding level the residual cannot fall further: take the full step
-                accept |= finite & (norm0[j] <= 1e3 * np.finfo(float).eps * (1.0 + norm0[j]))
-                pending[j[accept]] = False
-                t[j[~accept]] *= _BETA
-            stuck = pending
-            for jj in np.flatnonzero(stuck):
+                tj = t[sel]
+                xt = x[sel] + tj[:, None] * dx[sel]
+                quad = 0.5 * (xHx[sel] + 2.0 * tj * np.einsum("ki,ki->k", x[sel], Hdx[sel]) + tj * tj * np.einsum("ki,ki->k", dx[sel], Hdx[sel]))
+                Ft = quad + np.einsum("ki,ki->k", lin[sel], xt) + self._value_along(mem[sel], [U[sel] for U in args], [d[sel] for d in dirs], tj)
+                tiny = 1e3 * np.finfo(float).eps * (1.0 + np.abs(F0[sel]))
+                accept = np.isfinite(Ft) & (Ft <= F0[sel] + _ALPHA * tj * slope[sel] + tiny)
+                pending[sel[accept]] = False
+                t[sel[~accept]] *= _BETA
+            for jj in np.flatnonzero(pending):
                 why[int(idx[jj])] = "the line search found no decrease"
-            live[idx[stuck]] = False
-            move = ~stuck
-            X[idx[move]] += t[move, None] * dx[move]
-            nu[idx[move]] += t[move, None] * dnu[move]
+            live[idx[pending]] = False
+            move = ~pending
+            X[idx[move]] = x[move] + t[move, None] * dx[move]
         for i in np.flatnonzero(live):
             why[int(i)] = f"no convergence in {NEWTON_MAX_ITER} Newton iterations"
         ok &= np.isfinite(X).all(axis=1)
-        self.nu[members[ok]] = nu[ok]
         return StepResult(X, ok, why)
 
 
