@@ -85,6 +85,7 @@ __all__ = [
     "analyze_object",
     "analyze_shared",
     "linear_constraints",
+    "psd",
     "quadratic_form",
     "structure_key",
 ]
@@ -338,9 +339,10 @@ class GroupAnalysis:
         assert self.P is not None and self.q is not None and self.r is not None and self.terms is not None
         P, q, r = self.P[members], self.q[members], self.r[members]
         with np.errstate(over="ignore", invalid="ignore"):
-            out = 0.5 * np.einsum("bi,bij,bj->b", X, P, X) + np.einsum("bi,bi->b", q, X) + r
+            PX = np.matmul(P, X[:, :, None])[:, :, 0]
+            out = np.sum(X * (0.5 * PX + q), axis=1) + r
             for t in self.terms:
-                U = np.einsum("bmn,bn->bm", t.A[members], X) + t.b[members]
+                U = np.matmul(t.A[members], X[:, :, None])[:, :, 0] + t.b[members]
                 out = out + term_values(t.atom, U, t.w[members], t.M)
         return np.asarray(out)
 
@@ -421,8 +423,8 @@ def structure_key(obj: IRObject) -> tuple:
     Two objects with equal keys have the same vars, the same constraint senses, and objective and
     constraint trees that differ only in the values of the params they name.
     """
-    out: list[object] = [tuple((v.name, tuple(v.shape), v.offset) for v in obj.vars)]
-    out.append(tuple(sorted((p.name, p.dtype, tuple(p.shape)) for p in obj.params)))
+    out: list[object] = [tuple((v.name, v.shape, v.offset) for v in obj.vars)]
+    out.append(tuple((p.name, p.dtype, p.shape) for p in obj.params))
     _walk_key(obj.objective, out)
     for con in obj.constraints:
         out.append(con.op)
@@ -435,7 +437,8 @@ def _walk_key(e: IRExpr, out: list[object]) -> None:
     kind = type(e).__name__
     if isinstance(e, IRConst):
         value = np.ascontiguousarray(e.value)
-        out.append((kind, tuple(e.shape), value.dtype.str, hashlib.sha256(value.tobytes()).hexdigest()))
+        raw = value.tobytes()
+        out.append((kind, e.shape, value.dtype.str, raw if len(raw) <= 256 else hashlib.sha256(raw).digest()))
         return
     if isinstance(e, (IRParamRef, IRVarRef)):
         out.append((kind, e.name, tuple(e.shape)))
@@ -694,20 +697,21 @@ def _objective_form(d: _Decomposer, expr: IRExpr) -> _BatchForm:
     with np.errstate(over="ignore", invalid="ignore"):  # huge data: inf, reported downstream
         for t in rows.terms:
             w = t.w
+            AT = np.swapaxes(t.A, 1, 2)
             if t.atom == "square":
                 WA = t.A * w[:, :, None]
-                P += 2.0 * np.einsum("bmi,bmj->bij", WA, t.A)
-                q += 2.0 * np.einsum("bmi,bm->bi", WA, t.b)
+                P += 2.0 * np.matmul(AT, WA)
+                q += 2.0 * np.matmul(AT, (w * t.b)[:, :, None])[:, :, 0]
                 r += np.sum(w * t.b * t.b, axis=1)
             elif t.atom == "sum_squares":
-                P += 2.0 * w[:, 0, None, None] * np.einsum("bmi,bmj->bij", t.A, t.A)
-                q += 2.0 * w[:, 0, None] * np.einsum("bmi,bm->bi", t.A, t.b)
+                P += 2.0 * w[:, 0, None, None] * np.matmul(AT, t.A)
+                q += 2.0 * w[:, 0, None] * np.matmul(AT, t.b[:, :, None])[:, :, 0]
                 r += w[:, 0] * np.sum(t.b * t.b, axis=1)
             elif t.atom == "quad_form":
                 assert t.P is not None
                 KA = np.matmul(t.P, t.A)
-                P += 2.0 * w[:, 0, None, None] * np.einsum("bmi,bmj->bij", t.A, KA)
-                q += 2.0 * w[:, 0, None] * np.einsum("bmi,bm->bi", KA, t.b)
+                P += 2.0 * w[:, 0, None, None] * np.matmul(AT, KA)
+                q += 2.0 * w[:, 0, None] * np.matmul(np.swapaxes(KA, 1, 2), t.b[:, :, None])[:, :, 0]
                 r += w[:, 0] * np.einsum("bm,bmk,bk->b", t.b, t.P, t.b)
             else:
                 _check_convex_term(t)
@@ -861,13 +865,7 @@ def analyze_group(objects: Sequence[IRObject]) -> list[ObjectAnalysis]:
         lo, hi, general = _bounds(cons.A_in, cons.b_in)
     convex = np.ones(B, dtype=bool)
     if form is not None and n:
-        scale = np.maximum(1.0, np.abs(form.P).max(axis=(1, 2)))
-        with np.errstate(invalid="ignore"):
-            finite = np.isfinite(form.P).all(axis=(1, 2))
-            eig = np.full(B, -np.inf)
-            if finite.any():
-                eig[finite] = np.linalg.eigvalsh(form.P[finite]).min(axis=1)
-        convex = eig >= -1e-9 * scale
+        convex = psd(form.P, 1e-9)
     classes: list[str] = []
     reasons: list[str] = []
     for i in range(B):
@@ -895,6 +893,28 @@ def analyze_group(objects: Sequence[IRObject]) -> list[ObjectAnalysis]:
     return [
         ObjectAnalysis(o.name, full_domain, classes[i], reasons[i], group, i) for i, o in enumerate(objects)
     ]
+
+
+def psd(P: np.ndarray, tol: float) -> np.ndarray:
+    """Per matrix of the stack: smallest eigenvalue >= -tol * max(1, max |P|) (a Cholesky of the
+    shifted matrices first; the eigenvalues only when some member fails it)."""
+    B, n = P.shape[0], P.shape[-1]
+    scale = np.maximum(1.0, np.abs(P).max(axis=(1, 2)))
+    finite = np.isfinite(P).all(axis=(1, 2))
+    out = np.zeros(B, dtype=bool)
+    if not finite.any():
+        return out
+    shifted = P[finite] + (tol * scale[finite])[:, None, None] * np.eye(n)
+    try:
+        np.linalg.cholesky(shifted)
+        out[finite] = True
+        return out
+    except np.linalg.LinAlgError:
+        pass
+    with np.errstate(invalid="ignore"):
+        eig = np.linalg.eigvalsh(P[finite]).min(axis=1)
+    out[finite] = eig >= -tol * scale[finite]
+    return out
 
 
 def _why(exc: Exception) -> str:

@@ -40,7 +40,7 @@ from catopt_dsl.solver.result import (
     SolverState,
     inaccurate_warnings,
 )
-from catopt_dsl.solver.worker import FastBatch, LocalWorker, make_workers
+from catopt_dsl.solver.worker import FastBatch, LocalWorker, local_solver_summary, make_workers
 
 __all__ = ["solve", "build_workers"]
 
@@ -135,11 +135,13 @@ def solve(
                 {**{w.name: w.inaccurate for w in workers}, **{n: p.inaccurate for n, p in coordinator.proxes.items()}},
                 iterations,
             ),
+            local_solvers=local_solver_summary(workers),
         )
 
     a = np.zeros(layout.total_rows)
     x_all = np.zeros(layout.total_n)
     f = np.zeros(len(workers))
+    order = {w.name: i for i, w in enumerate(workers)}
     for k in range(1, opts.max_iter + 1):
         iterations = k
         batch.step_flat(bc.d, bc.rho)
@@ -171,7 +173,6 @@ def solve(
             for w in workers:
                 if w.fast and w.name in bc.queries:
                     answers[w.name] = w.answer(bc.queries[w.name])
-        order = {w.name: i for i, w in enumerate(workers)}
         failures.sort(key=lambda item: order[item[0]])
         bc = coordinator.update_round(Round(a, f, grad, x_all, tuple(failures), answers, tuple(unbounded)))
         if bc.status is not None:

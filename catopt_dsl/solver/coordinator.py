@@ -55,6 +55,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from catopt_dsl.ir.analysis import analyze_ir
+from catopt_dsl.ir.model import IRVar
 from catopt_dsl.solver.certificate import (
     CertificateAnswer,
     CertificateQuery,
@@ -168,6 +169,7 @@ class Coordinator:
         R = layout.total_rows
         self.t = np.zeros(R)
         self.u = np.zeros(R)
+        self._targets: list[tuple[str, IRVar, np.ndarray]] | None = None
         analysis = analyze_ir(layout.plan)
         self.proxes = {blk.name: SharedProx(blk, analysis.shared(blk.name)) for blk in layout.shared}
         self.z = {blk.name: np.zeros(blk.n) for blk in layout.shared}
@@ -209,8 +211,13 @@ class Coordinator:
                 self.t[block.rows] = y
 
     def _sync_consensus_targets(self) -> None:
-        for (shared, var_name), index in self.layout.consensus_index.items():
-            var = self.layout.plan.shared_block(shared).var(var_name)
+        if self._targets is None:
+            plan = self.layout.plan
+            self._targets = [
+                (shared, plan.shared_block(shared).var(var_name), index)
+                for (shared, var_name), index in self.layout.consensus_index.items()
+            ]
+        for shared, var, index in self._targets:
             self.t[index] = self.z[shared][var.offset : var.offset + var.size][None, :]
 
     def state(self, x: Mapping[str, np.ndarray]) -> SolverState:
@@ -395,7 +402,7 @@ class Coordinator:
         # y'(a - t) (first order: ~1e-4 relative at eps 1e-5 on sharing plans). Stop only once
         # that estimate is within the relative tolerance too.
         cr = self._coupling_rows
-        gap_est = abs(float((rho * self.u[cr]) @ r_prim_vec[cr])) if cr.size else 0.0
+        gap_est = abs(float(np.sum(rho * self.u[cr] * r_prim_vec[cr]))) if cr.size else 0.0
         eps_gap = 0.1 * (opts.eps_abs + opts.eps_rel * abs(objective)) if np.isfinite(objective) else 0.0
         converged = r_prim <= eps_prim and r_dual <= eps_dual and gap_est <= eps_gap
         unbounded = list(rnd.unbounded)

@@ -92,15 +92,21 @@ def build_layout(plan: IRPlan) -> Layout:
     offset = 0
     cons_rows: dict[tuple[str, str], list[np.ndarray]] = {}
     term_rows: dict[str, list[RowBlock]] = {c.name: [] for c in plan.couplings}
+    # each object's links and coupling terms, in plan order (one pass, not one per object)
+    links_of: dict[str, list] = {}
+    for link in plan.consensus:
+        links_of.setdefault(link.object, []).append(link)
+    terms_of: dict[str, list] = {}
+    for coupling in plan.couplings:
+        for term in coupling.terms:
+            terms_of.setdefault(term.object, []).append((coupling, term))
     for obj in plan.objects:
         n = obj.n
         Ms: list[np.ndarray] = [np.zeros((0, n))]
         es: list[np.ndarray] = [np.zeros(0)]
         blocks: list[RowBlock] = []
         local = 0
-        for link in plan.consensus:
-            if link.object != obj.name:
-                continue
+        for link in links_of.get(obj.name, ()):
             var = obj.var(link.var)
             M = np.zeros((var.size, n))
             M[np.arange(var.size), var.offset + np.arange(var.size)] = 1.0
@@ -121,25 +127,22 @@ def build_layout(plan: IRPlan) -> Layout:
             es.append(np.zeros(var.size))
             blocks.append(block)
             local += var.size
-        for coupling in plan.couplings:
-            for term in coupling.terms:
-                if term.object != obj.name:
-                    continue
-                B = np.asarray(term.B, dtype=np.float64).reshape(-1, n)
-                m = B.shape[0]
-                block = RowBlock(
-                    key=f"coupling:{coupling.name}:{term.morphism}.{term.field}",
-                    kind="coupling",
-                    object=obj.name,
-                    local=slice(local, local + m),
-                    rows=slice(offset + local, offset + local + m),
-                    coupling=coupling.name,
-                )
-                term_rows[coupling.name].append(block)
-                Ms.append(B)
-                es.append(np.asarray(term.b, dtype=np.float64).reshape(-1))
-                blocks.append(block)
-                local += m
+        for coupling, term in terms_of.get(obj.name, ()):
+            B = np.asarray(term.B, dtype=np.float64).reshape(-1, n)
+            m = B.shape[0]
+            block = RowBlock(
+                key=f"coupling:{coupling.name}:{term.morphism}.{term.field}",
+                kind="coupling",
+                object=obj.name,
+                local=slice(local, local + m),
+                rows=slice(offset + local, offset + local + m),
+                coupling=coupling.name,
+            )
+            term_rows[coupling.name].append(block)
+            Ms.append(B)
+            es.append(np.asarray(term.b, dtype=np.float64).reshape(-1))
+            blocks.append(block)
+            local += m
         objects.append(
             ObjectRows(
                 obj=obj,

@@ -83,6 +83,10 @@ def _nested(value: np.ndarray) -> Any:
     return arr.tolist()
 
 
+def _jsonable_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: dict(value) if isinstance(value, Mapping) else value for key, value in summary.items()}
+
+
 def _opt_float(value: float | None) -> float | None:
     return None if value is None else float(value)
 
@@ -109,6 +113,9 @@ class SolveResult:
     state: SolverState | None = None
     #: things the user should know that do not change the status (printed as `warning:` lines)
     warnings: list[str] = field(default_factory=list)
+    #: who solved the x-updates (in-process ADMM; None elsewhere): objects per solver class and
+    #: per method, the objects CVXPY solved (and why), the steps that fell back to CVXPY per object
+    local_solvers: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-able summary (no history/state); keys sorted, arrays as nested lists."""
@@ -126,6 +133,7 @@ class SolveResult:
                 name: {var: _nested(val) for var, val in sorted(self.shared[name].items())}
                 for name in sorted(self.shared)
             },
+            "local_solvers": None if self.local_solvers is None else _jsonable_summary(self.local_solvers),
             "solve_time_s": float(self.solve_time_s),
             "status": self.status,
             "warnings": list(self.warnings),

@@ -159,19 +159,24 @@ class Secant:
     yhat: np.ndarray
 
 
+def _norm(v: np.ndarray) -> float:
+    # elementwise, not BLAS: a multithreaded BLAS dot on a shared machine can cost milliseconds
+    return float(np.sqrt(np.sum(v * v)))
+
+
 def secant_curvature(before: Secant, after: Secant) -> float | None:
     """kappa_hat from two consecutive iterations, or None when the secant is not usable."""
     da = after.a - before.a
     dy = after.yhat - before.yhat
-    nda = float(np.linalg.norm(da))
-    ndy = float(np.linalg.norm(dy))
-    if nda <= SECANT_FLOOR * max(float(np.linalg.norm(after.a)), 1.0):
+    nda = _norm(da)
+    ndy = _norm(dy)
+    if nda <= SECANT_FLOOR * max(_norm(after.a), 1.0):
         return None
-    if ndy <= SECANT_FLOOR * max(float(np.linalg.norm(after.yhat)), 1.0):
+    if ndy <= SECANT_FLOOR * max(_norm(after.yhat), 1.0):
         return None
     if not (np.isfinite(nda) and np.isfinite(ndy)):
         return None
-    if float(-(dy @ da)) < MIN_CORRELATION * nda * ndy:
+    if -float(np.sum(dy * da)) < MIN_CORRELATION * nda * ndy:
         return None
     kappa = ndy / nda
     if not RHO_MIN <= kappa <= RHO_MAX:

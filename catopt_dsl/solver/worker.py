@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
@@ -53,7 +55,15 @@ from catopt_dsl.solver.local import (
     make_solver,
 )
 
-__all__ = ["FAST_MAX_SIZE", "FastBatch", "LocalReport", "LocalWorker", "make_workers", "unbounded_note"]
+__all__ = [
+    "FAST_MAX_SIZE",
+    "FastBatch",
+    "LocalReport",
+    "LocalWorker",
+    "local_solver_summary",
+    "make_workers",
+    "unbounded_note",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +125,7 @@ class LocalWorker:
         analysis: ObjectAnalysis | None = None,
         accuracy: Accuracy | None = None,
         _batched: bool = False,
+        _separable_rows: bool | None = None,
     ) -> None:
         self.obj = obj
         self.name = obj.name
@@ -122,7 +133,6 @@ class LocalWorker:
         self.M = np.asarray(M, dtype=np.float64)
         self.e = np.asarray(e, dtype=np.float64)
         self.r = self.M.shape[0]
-        self.params = {p.name: np.asarray(p.value, dtype=np.float64) for p in obj.params}
         self._x = np.zeros(self.n)
         self.status = "ok"
         self.message = ""
@@ -135,7 +145,9 @@ class LocalWorker:
         elif self.n == 0:
             self.method, self.method_reason = "cvxpy", "no variables"
         else:
-            self.method, self.method_reason = choose_method(self.analysis.group, self.analysis.index, self.M)
+            self.method, self.method_reason = choose_method(
+                self.analysis.group, self.analysis.index, self.M, _separable_rows
+            )
         self._solver: BatchSolver | None = None
         self._slot = 0
         #: steps whose batch solve failed and CVXPY solved instead, and the last reason
@@ -155,6 +167,11 @@ class LocalWorker:
         self._solved_once = False
         if self.method != "cvxpy" and not _batched:
             _attach([self])
+
+    @cached_property
+    def params(self) -> dict[str, np.ndarray]:
+        """The object's params (for its CVXPY model, built only when needed)."""
+        return {p.name: np.asarray(p.value, dtype=np.float64) for p in self.obj.params}
 
     # -- where x lives ---------------------------------------------------------------------------
     @property
@@ -365,6 +382,27 @@ class LocalWorker:
         return float(self._support.value) + float(c @ self.e)
 
 
+def local_solver_summary(workers: Sequence[LocalWorker]) -> dict[str, Any]:
+    """``solve --json``'s ``local_solvers``: objects per IR solver class and per method, the objects
+    CVXPY solved throughout (with the reason), and per object the steps CVXPY solved because its
+    method failed (objects without any are left out)."""
+    from catopt_dsl.ir.analysis import SOLVER_CLASSES
+    from catopt_dsl.solver.local import METHODS
+
+    classes = dict.fromkeys(SOLVER_CLASSES, 0)
+    methods = dict.fromkeys(METHODS, 0)
+    cvxpy: dict[str, str] = {}
+    fallbacks: dict[str, int] = {}
+    for w in workers:
+        classes[w.analysis.solver_class] += 1
+        methods[w.method] += 1
+        if w.method == "cvxpy":
+            cvxpy[w.name] = w.method_reason
+        if w.fallbacks:
+            fallbacks[w.name] = w.fallbacks
+    return {"classes": classes, "methods": methods, "cvxpy": cvxpy, "fallbacks": fallbacks}
+
+
 def make_workers(
     items: Sequence[tuple[IRObject, np.ndarray, np.ndarray, ObjectAnalysis | None]],
     *,
@@ -372,9 +410,21 @@ def make_workers(
     accuracy: Accuracy | None = None,
 ) -> list[LocalWorker]:
     """Workers for ``(object, M, e, analysis)`` items, members of one structure sharing a batch."""
+    # whether each M'M is diagonal, one batched check per row shape
+    shapes: dict[tuple[int, int], list[int]] = {}
+    for i, (_, M, _, _) in enumerate(items):
+        shapes.setdefault(np.shape(M), []).append(i)
+    separable = [False] * len(items)
+    for idx in shapes.values():
+        Ms = np.stack([np.asarray(items[i][1], dtype=np.float64) for i in idx])
+        MtM = np.matmul(np.swapaxes(Ms, 1, 2), Ms)
+        n = MtM.shape[-1]
+        off = np.count_nonzero(MtM * (1.0 - np.eye(n)), axis=(1, 2)) if n else np.zeros(len(idx), dtype=np.int64)
+        for i, count in zip(idx, off):
+            separable[i] = not count
     workers = [
-        LocalWorker(obj, M, e, fast_path=fast_path, analysis=a, accuracy=accuracy, _batched=True)
-        for obj, M, e, a in items
+        LocalWorker(obj, M, e, fast_path=fast_path, analysis=a, accuracy=accuracy, _batched=True, _separable_rows=sep)
+        for (obj, M, e, a), sep in zip(items, separable)
     ]
     _attach([w for w in workers if w.method != "cvxpy"])
     return workers
@@ -428,14 +478,18 @@ class FastBatch:
         self._irregular: dict[str, LocalWorker] = {}
         self._index: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
         if rows is not None:
-            self._index = [
-                (
-                    np.stack([np.arange(rows[w.name][0].start, rows[w.name][0].stop) for w in ws]).reshape(len(ws), -1),
-                    np.stack([np.arange(rows[w.name][1].start, rows[w.name][1].stop) for w in ws]).reshape(len(ws), -1),
-                    np.array([rows[w.name][2] for w in ws], dtype=np.int64),
+            self._index = []
+            for _, ws, _ in self.batches:
+                spans = [rows[w.name] for w in ws]
+                r_start = np.array([r.start for r, _, _ in spans], dtype=np.int64)
+                x_start = np.array([x.start for _, x, _ in spans], dtype=np.int64)
+                self._index.append(
+                    (
+                        r_start[:, None] + np.arange(ws[0].r)[None, :],
+                        x_start[:, None] + np.arange(ws[0].n)[None, :],
+                        np.array([pos for _, _, pos in spans], dtype=np.int64),
+                    )
                 )
-                for _, ws, _ in self.batches
-            ]
 
     def irregular(self) -> list[LocalWorker]:
         """The workers whose latest step did not come from their batch (CVXPY solved it)."""
@@ -485,7 +539,7 @@ class FastBatch:
         grad = 0.0
         for (solver, ws, slots), (rows, xs, pos) in zip(self.batches, self._index):
             X = solver.X[slots]
-            a[rows] = np.einsum("kij,kj->ki", solver.data.M[slots], X) + solver.data.e[slots]
+            a[rows] = np.matmul(solver.data.M[slots], X[:, :, None])[:, :, 0] + solver.data.e[slots]
             x[xs] = X
             f[pos] = solver.objective(X, slots)
             g = solver.grad_scale(X, slots)

@@ -49,14 +49,16 @@ def _coordinatewise(terms: tuple[BatchTerm, ...]) -> bool:
     return True
 
 
-def choose_method(group: GroupAnalysis, index: int, M: np.ndarray) -> tuple[str, str]:
-    """The method for member ``index`` of ``group`` with rows ``M``, and why (from the IR class)."""
+def choose_method(group: GroupAnalysis, index: int, M: np.ndarray, separable_rows: bool | None = None) -> tuple[str, str]:
+    """The method for member ``index`` of ``group`` with rows ``M``, and why (from the IR class).
+
+    ``separable_rows``: whether ``M'M`` is diagonal, when the caller knows it already."""
     cls = group.classes[index]
     if cls == "general":
         return "cvxpy", group.reasons[index]
     assert group.terms is not None and group.general is not None and group.A_eq is not None
-    MtM = M.T @ M
-    separable_rows = diagonal(MtM)
+    if separable_rows is None:
+        separable_rows = diagonal(M.T @ M)
     bounds_only = group.A_eq.shape[1] == 0 and not bool(group.general[index].any())
     if cls == "closed_form_qp":
         return "kkt", "quadratic objective, linear equalities: a linear map per rho"
@@ -210,7 +212,7 @@ class BatchSolver:
         idx = self.data.members[members]
         P, q = g.P[idx], g.q[idx]
         with np.errstate(over="ignore", invalid="ignore"):
-            px = np.abs(np.einsum("kij,kj->ki", P, X)).max(axis=1, initial=0.0)
+            px = np.abs(np.matmul(P, X[:, :, None])[:, :, 0]).max(axis=1, initial=0.0)
         return np.maximum(px, np.abs(q).max(axis=1, initial=0.0))
 
     def objective(self, X: np.ndarray, members: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from catopt_dsl.ir.analysis import psd
 from catopt_dsl.solver.local.base import Accuracy, BatchData, BatchSolver, StepResult
 
 __all__ = ["FAST_MAX_SIZE", "KKTSolver"]
@@ -74,10 +75,7 @@ class KKTSolver(BatchSolver):
         ok &= finite
         if ok.any():
             H = self.P + self.MtM + np.matmul(np.swapaxes(self.G, 1, 2), self.G)
-            scale = np.maximum(1.0, np.abs(H).max(axis=(1, 2)))
-            low = np.full(k, -np.inf)
-            low[ok] = np.linalg.eigvalsh(H[ok]).min(axis=1)
-            free = ok & (low <= 1e-10 * scale)
+            free = ok & ~psd(H, -1e-10)  # positive definite: smallest eigenvalue > 1e-10 * scale
             for i in np.flatnonzero(free):
                 why[int(i)] = "a direction no term or row curves: the local problem may be unbounded"
             ok &= ~free
@@ -103,16 +101,19 @@ class KKTSolver(BatchSolver):
         rhs[:, n:, 0] = self.h
         rhs[:, :n, 1:] = rho * np.swapaxes(d.M, 1, 2)
         live = self.accepted
-        sol = np.zeros_like(rhs)
-        if live.any():
-            sol[live] = np.linalg.solve(K[live], rhs[live])
+        if live.all():
+            sol = np.linalg.solve(K, rhs)
+        else:
+            sol = np.zeros_like(rhs)
+            if live.any():
+                sol[live] = np.linalg.solve(K[live], rhs[live])
         self.C0 = np.ascontiguousarray(sol[:, :n, 0])
         self.L = np.ascontiguousarray(sol[:, :n, 1:])
         self._rho = rho
 
     def solve(self, D: np.ndarray, rho: float, members: np.ndarray) -> StepResult:
         self.prepare(rho)
-        X = self.C0[members] + np.einsum("kij,kj->ki", self.L[members], D)
+        X = self.C0[members] + np.matmul(self.L[members], D[:, :, None])[:, :, 0]
         if self.lo is not None and self.hi is not None:
             X = np.clip(X, self.lo[members], self.hi[members])
         ok = self.accepted[members] & np.isfinite(X).all(axis=1)
