@@ -74,10 +74,13 @@ def _report(analyses: Sequence[Any], fmt: str, color: bool) -> int:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--registry", default=None, metavar="PATH|URL", help="Also check the schemas morphisms carry against this schema registry.")
+@click.option("--explain", is_flag=True, help="Also print each object's solver class, the method its x-update gets, and why.")
 @_allow
 @_color
-def check(files: tuple[Path, ...], fmt: str, registry: str | None, allow_paths: tuple[str, ...], color: str) -> None:
+def check(files: tuple[Path, ...], fmt: str, registry: str | None, explain: bool, allow_paths: tuple[str, ...], color: str) -> None:
     """Parse and type-check specs; report every problem found."""
+    if explain and fmt == "json":
+        raise click.UsageError("--explain prints text: use it with --format text")
     from catopt_dsl.compile import analyze
 
     analyses = [analyze(f, allow_paths) for f in files]
@@ -90,6 +93,13 @@ def check(files: tuple[Path, ...], fmt: str, registry: str | None, allow_paths: 
         for a in analyses:
             if a.ok:
                 click.echo(f"{a.file}: ok", err=True)
+    if explain:
+        from catopt_dsl.solver.explain import explain as explain_plan
+
+        for a in analyses:
+            if a.plan is not None:
+                for line in explain_plan(a.plan):
+                    click.echo(f"{a.file}: {line}")
     sys.exit(1 if failed else 0)
 
 

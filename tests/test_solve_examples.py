@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "examples").glob("*.cat"))
 CONTRACT_KEYS = {
     "status", "objective", "iterations", "primal_residual", "dual_residual", "solve_time_s", "objects", "shared",
-    "message", "warnings",
+    "message", "warnings", "local_solvers",
 }
 
 
@@ -40,6 +40,10 @@ def test_distributed_agrees_with_centralized(spec: Path) -> None:
     assert dist["status"] == cent["status"] == "optimal"
     assert code_d == code_c == 0
     assert isinstance(dist["iterations"], int) and cent["iterations"] is None
+    assert cent["local_solvers"] is None
+    summary = dist["local_solvers"]
+    assert sum(summary["methods"].values()) == len(dist["objects"])
+    assert summary["cvxpy"] == {} and summary["fallbacks"] == {}  # every example has a local method
     ref = cent["objective"]
     assert abs(dist["objective"] - ref) <= max(1e-4 * abs(ref), 1e-6), (dist["objective"], ref)
     assert set(dist["objects"]) == set(cent["objects"]) and set(dist["shared"]) == set(cent["shared"])

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import scipy.special
 
-__all__ = ["CALCULUS", "AtomCalculus", "proj_l1_ball", "proj_simplex", "smooth_atoms", "polyhedral_atoms"]
+__all__ = ["CALCULUS", "AtomCalculus", "polyhedral_atoms", "proj_l1_ball", "proj_simplex", "smooth_atoms"]
 
 Array = np.ndarray
 

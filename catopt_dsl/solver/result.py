@@ -122,6 +122,7 @@ class SolveResult:
         return {
             "dual_residual": _opt_float(self.dual_residual),
             "iterations": None if self.iterations is None else int(self.iterations),
+            "local_solvers": None if self.local_solvers is None else _jsonable_summary(self.local_solvers),
             "message": self.message,
             "objective": _opt_float(self.objective),
             "objects": {
@@ -133,7 +134,6 @@ class SolveResult:
                 name: {var: _nested(val) for var, val in sorted(self.shared[name].items())}
                 for name in sorted(self.shared)
             },
-            "local_solvers": None if self.local_solvers is None else _jsonable_summary(self.local_solvers),
             "solve_time_s": float(self.solve_time_s),
             "status": self.status,
             "warnings": list(self.warnings),

@@ -90,7 +90,10 @@ def test_elementwise_derivatives_match_finite_differences(atom: str) -> None:
     u = rng.uniform(0.2, 2.5, size=40) if calc.domain is not None else rng.normal(scale=2.0, size=40)
     opts = {"M": M} if atom == "huber" else {}
     h = 1e-6
-    f = lambda x: apply_atom(atom, (x,), opts)  # noqa: E731
+
+    def f(x: np.ndarray) -> np.ndarray:
+        return apply_atom(atom, (x,), opts)
+
     np.testing.assert_allclose(calc.d1(u, M), (f(u + h) - f(u - h)) / (2 * h), rtol=1e-5, atol=1e-6)
     if atom == "huber":
         u = u[np.abs(np.abs(u) - M) > 1e-3]  # the second derivative jumps at +-M

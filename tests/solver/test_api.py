@@ -21,8 +21,11 @@ def test_to_json_shape_and_determinism() -> None:
     assert list(doc) == sorted(doc)
     assert set(doc) == {
         "status", "objective", "iterations", "primal_residual", "dual_residual", "solve_time_s", "objects", "shared",
-    "message", "warnings",
+    "message", "warnings", "local_solvers",
     }  # fmt: skip
+    summary = doc["local_solvers"]
+    assert set(summary) == {"classes", "methods", "cvxpy", "fallbacks"}
+    assert sum(summary["classes"].values()) == sum(summary["methods"].values()) == len(plan.objects)
     assert doc["status"] == "optimal"
     assert isinstance(doc["objective"], float) and isinstance(doc["iterations"], int)
     assert list(doc["objects"]) == sorted(doc["objects"]) == ["m0", "m1", "m2"]

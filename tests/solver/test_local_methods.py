@@ -11,7 +11,13 @@ import pytest
 
 from catopt_dsl.compile import load_plan
 from catopt_dsl.ir.model import IRPlan
-from catopt_dsl.solver import SolveOptions, build_layout, build_workers, solve, solve_centralized
+from catopt_dsl.solver import (
+    SolveOptions,
+    build_layout,
+    build_workers,
+    solve,
+    solve_centralized,
+)
 from catopt_dsl.solver.worker import FastBatch, LocalWorker
 
 RHOS = (0.1, 1.0, 10.0)
@@ -220,7 +226,7 @@ def test_local_infeasibility_is_reported_with_the_object(tmp_path: Path) -> None
 
 
 def test_a_failed_step_falls_back_to_cvxpy_and_is_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import catopt_dsl.solver.local.newton as newton
+    from catopt_dsl.solver.local import newton
 
     monkeypatch.setattr(newton, "NEWTON_MAX_ITER", 0)  # Newton never converges
     plan = plan_with(tmp_path, "minimize sum(logistic(A @ x - b));")

@@ -61,26 +61,26 @@ def choose_method(group: GroupAnalysis, index: int, M: np.ndarray, separable_row
         separable_rows = diagonal(M.T @ M)
     bounds_only = group.A_eq.shape[1] == 0 and not bool(group.general[index].any())
     if cls == "closed_form_qp":
-        return "kkt", "quadratic objective, linear equalities: a linear map per rho"
+        return "kkt", "one linear map per rho"
     if cls == "box_qp":
         assert group.P is not None
         if separable_rows and diagonal(group.P[index]):
-            return "clip", "separable quadratic with bounds: the closed form, clipped"
-        return "split", "quadratic with bounds that couple through the rows: inner ADMM"
+            return "clip", "separable: the closed form, clipped to the bounds"
+        return "split", "the bounds couple through P or the rows: active-set solves"
     if cls == "qp":
-        return "split", "quadratic with linear inequalities: inner ADMM"
+        return "split", "active-set solves (an inner ADMM finds the set)"
     inequalities = group.A_in is not None and group.A_in.shape[1] > 0
     if cls == "smooth":
         assert group.P is not None
         if bounds_only and inequalities and separable_rows and diagonal(group.P[index]) and _coordinatewise(group.terms):
-            return "coord", "separable smooth terms with bounds: exact 1-D Newton per coordinate"
+            return "coord", "separable with bounds: exact 1-D Newton per coordinate"
         if not inequalities:
-            return "newton", "smooth terms, linear equalities: Newton with exact Hessians"
+            return "newton", "Newton with exact Hessians"
         if all(CALCULUS[t.atom].prox is not None for t in group.terms):
-            return "split", "smooth terms with closed-form proxes and inequalities: inner ADMM"
+            return "split", "inequalities: an inner ADMM with the terms' proxes"
         return "cvxpy", "smooth terms without a closed-form prox under inequality constraints"
     if cls == "prox":
-        return "split", "terms with closed-form proxes: inner ADMM (splitting)"
+        return "split", "an inner ADMM with the terms' proxes"
     return "cvxpy", f"no local method for class `{cls}`"
 
 
