@@ -41,6 +41,7 @@ __all__ = ["NEWTON_MAX_ITER", "NEWTON_TOL", "CoordSolver", "NewtonSolver"]
 
 NEWTON_TOL = 1e-10
 NEWTON_MAX_ITER = 60
+COORD_MAX_ITER = 200
 _ALPHA, _BETA = 0.01, 0.5  # Armijo fraction and backtracking factor
 _MAX_BACKTRACK = 60
 
@@ -252,77 +253,91 @@ class CoordSolver(BatchSolver):
         self.lo, self.hi = data.take(g.lo), data.take(g.hi)
         assert self.q is not None and self.lo is not None and self.hi is not None
         self.m = np.einsum("kri,kri->ki", data.M, data.M)  # the diagonal of M'M
-        # each term entry: (coordinate, slope a, offset b, weight w) per member
-        self.entries: list[tuple[str, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        # each term entry: (coordinate, slope a, offset b, weight w) per member, and whether
+        # no coordinate takes two entries of one term
+        self.entries: list[tuple[str, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]] = []
         for t in data.terms():
             coord = np.argmax(np.abs(t.A), axis=2)  # (k, m)
             slope = np.take_along_axis(t.A, coord[:, :, None], axis=2)[:, :, 0]
-            self.entries.append((t.atom, t.M, coord, slope, t.b, t.w))
+            unique = all(np.unique(row).size == row.size for row in coord[:1]) and bool((coord == coord[:1]).all())
+            self.entries.append((t.atom, t.M, coord, slope, t.b, t.w, unique))
         curv = self.p + self.m
         self.reject(~np.isfinite(self.q).all(axis=1), "non-finite data")
         self.reject(np.any(self.lo > self.hi, axis=1), "bounds with lo > hi")
         # strictly convex per coordinate: a curvature from P or the rows (terms may be flat)
         self.reject(np.any(curv <= 0.0, axis=1), "a coordinate no quadratic or row curves")
 
-    def _derivs(self, X: np.ndarray, D: np.ndarray, rho: float, members: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """First and second derivative of each coordinate's 1-D function, and whether x is in the domain."""
-        M = self.data.M[members]
-        c = rho * self.m[members] + self.p[members]
-        lin = self.q[members] - rho * np.einsum("kri,kr->ki", M, D)
+    def _derivs(self, X: np.ndarray, members: np.ndarray, c: np.ndarray, lin: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per coordinate: first and second derivative of its 1-D function at X, whether X is in
+        the terms' domain, and the size of the terms in the first derivative (for the tolerance)."""
         g1 = c * X + lin
         g2 = c.copy()
+        size = np.abs(lin) + np.abs(c * X)
         inside = np.ones_like(X, dtype=bool)
         rows = np.arange(members.size)[:, None]
         with np.errstate(all="ignore"):
-            for atom, Mh, coord, slope, off, w in self.entries:
+            for atom, Mh, coord, slope, off, w, unique in self.entries:
                 co, a, b, ww = coord[members], slope[members], off[members], w[members]
                 U = a * X[rows, co] + b
                 calc = CALCULUS[atom]
                 assert calc.d1 is not None and calc.d2 is not None
-                d1 = np.where(ww != 0.0, ww * a * calc.d1(U, Mh), 0.0)
-                d2 = np.where(ww != 0.0, ww * a * a * calc.d2(U, Mh), 0.0)
-                np.add.at(g1, (np.broadcast_to(rows, co.shape), co), d1)
-                np.add.at(g2, (np.broadcast_to(rows, co.shape), co), d2)
-                if calc.domain is not None:
-                    bad = (ww != 0.0) & ~(U > calc.domain)
-                    np.logical_and.at(inside, (np.broadcast_to(rows, co.shape), co), ~bad)
-        return g1, g2, inside
+                live = ww != 0.0
+                d1 = np.where(live, ww * a * calc.d1(U, Mh), 0.0)
+                d2 = np.where(live, ww * a * a * calc.d2(U, Mh), 0.0)
+                out = ~(U > calc.domain) & live if calc.domain is not None else None
+                if unique:  # each coordinate takes at most one entry: plain fancy indexing
+                    g1[rows, co] += d1
+                    g2[rows, co] += d2
+                    size[rows, co] += np.abs(d1)
+                    if out is not None:
+                        inside[rows, co] &= ~out
+                else:
+                    where = (np.broadcast_to(rows, co.shape), co)
+                    np.add.at(g1, where, d1)
+                    np.add.at(g2, where, d2)
+                    np.add.at(size, where, np.abs(d1))
+                    if out is not None:
+                        np.logical_and.at(inside, where, ~out)
+        return g1, g2, inside, size
 
     def solve(self, D: np.ndarray, rho: float, members: np.ndarray) -> StepResult:
         lo, hi = self.lo[members], self.hi[members]
-        X = np.clip(self.X[members].copy(), lo, hi)
-        why: dict[int, str] = {}
-        # The bracket: the bounds, and where they are infinite, the reach of the curvature
-        # (g is increasing with slope >= c: the root lies within |g(x0)| / c of x0).
-        g1, _, inside = self._derivs(X, D, rho, members)
+        M = self.data.M[members]
         c = rho * self.m[members] + self.p[members]
-        reach = np.abs(g1) / c + 1.0
+        lin = self.q[members] - rho * np.matmul(D[:, None, :], M)[:, 0, :]
+        why: dict[int, str] = {}
+        # A bound is the answer when the derivative there points outside the interval; otherwise
+        # the root is strictly inside, in a bracket: the bounds, and where they are infinite the
+        # reach of the curvature (g is increasing with slope >= c: the root lies within |g(x0)|/c).
+        X = np.clip(self.X[members].copy(), lo, hi)
+        g_lo, _, in_lo, _ = self._derivs(np.where(np.isfinite(lo), lo, 0.0), members, c, lin)
+        g_hi, _, in_hi, _ = self._derivs(np.where(np.isfinite(hi), hi, 0.0), members, c, lin)
+        at_lo = np.isfinite(lo) & in_lo & (g_lo >= 0.0)
+        at_hi = np.isfinite(hi) & in_hi & (g_hi <= 0.0) & ~at_lo
+        g1, _, inside, _ = self._derivs(X, members, c, lin)
+        reach = np.where(inside, np.abs(g1) / c, 0.0) + 1.0
         L = np.where(np.isfinite(lo), lo, X - reach)
         U = np.where(np.isfinite(hi), hi, X + reach)
-        if not inside.all():
-            # the warm start is outside a term's domain (a first step from x = 0): start inside
-            X = np.where(inside, X, np.where(np.isfinite(hi), hi, X + reach))
-        for _ in range(200):
-            g1, g2, inside = self._derivs(X, D, rho, members)
-            # the domain side of the bracket: a point outside cannot be the minimiser
-            L = np.where(~inside & (X > L), X, L)
-            below = inside & (g1 < 0.0)
-            L = np.where(below, np.maximum(L, X), L)
+        X = np.where(inside, X, np.where(np.isfinite(hi), hi, X + reach))  # a start inside the domain
+        done = at_lo | at_hi
+        for _ in range(COORD_MAX_ITER):
+            g1, g2, inside, size = self._derivs(X, members, c, lin)
+            small = inside & (np.abs(g1) <= NEWTON_TOL * (1.0 + size))
+            done |= small
+            if done.all():
+                break
+            # the bracket shrinks to the side of the root each evaluation shows
+            L = np.where(~inside | (g1 < 0.0), np.maximum(L, X), L)
             U = np.where(inside & (g1 > 0.0), np.minimum(U, X), U)
             with np.errstate(all="ignore"):
                 step = np.where(g2 > 0.0, X - g1 / g2, np.nan)
             mid = 0.5 * (L + U)
-            nxt = np.where(np.isfinite(step) & (step > L) & (step < U), step, mid)
-            nxt = np.where(inside, nxt, mid)
-            width = np.abs(nxt - X)
-            X = nxt
-            tiny = 1e-15 * (1.0 + np.abs(X))
-            if np.all((width <= tiny) | (U - L <= tiny)):
+            nxt = np.where(inside & np.isfinite(step) & (step > L) & (step < U), step, mid)
+            X = np.where(done, X, nxt)
+            if np.all(done | (U - L <= 1e-15 * (1.0 + np.abs(X)))):
                 break
-        g1, _, inside = self._derivs(X, D, rho, members)
-        # a bound is the answer when the derivative there points outside the interval
-        X = np.where(np.isfinite(lo) & (g1 > 0.0) & (X <= lo + 1e-12 * (1.0 + np.abs(lo))), lo, X)
-        X = np.where(np.isfinite(hi) & (g1 < 0.0) & (X >= hi - 1e-12 * (1.0 + np.abs(hi))), hi, X)
+        X = np.where(at_lo, lo, np.where(at_hi, hi, X))
+        _, _, inside, _ = self._derivs(X, members, c, lin)
         ok = np.isfinite(X).all(axis=1) & inside.all(axis=1) & self.accepted[members]
         for i in np.flatnonzero(~ok):
             why[int(i)] = self.rejected.get(int(members[i]), "no solution inside the objective's domain")
