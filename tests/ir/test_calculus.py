@@ -11,7 +11,7 @@ import pytest
 
 from catopt_dsl.check.atoms import ATOMS
 from catopt_dsl.ir.analysis import reduce_value, term_values
-from catopt_dsl.ir.calculus import CALCULUS, proj_l1_ball, proj_simplex
+from catopt_dsl.ir.calculus import CALCULUS, elementwise_parts, proj_l1_ball, proj_simplex
 from catopt_dsl.ir.evaluate import apply_atom
 
 M = 0.7  # huber's parameter in these tests
@@ -98,6 +98,18 @@ def test_elementwise_derivatives_match_finite_differences(atom: str) -> None:
     if atom == "huber":
         u = u[np.abs(np.abs(u) - M) > 1e-3]  # the second derivative jumps at +-M
     np.testing.assert_allclose(calc.d2(u, M), (calc.d1(u + h, M) - calc.d1(u - h, M)) / (2 * h), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("atom", SMOOTH_EW)
+def test_one_pass_parts_agree_with_the_separate_facts(atom: str) -> None:
+    calc = CALCULUS[atom]
+    assert calc.d1 is not None and calc.d2 is not None
+    rng = np.random.default_rng(9)
+    u = rng.uniform(0.2, 2.5, size=40) if calc.domain is not None else rng.normal(scale=30.0, size=40)
+    value, d1, d2 = elementwise_parts(atom, u, M)
+    np.testing.assert_allclose(value, apply_atom(atom, (u,), {"M": M} if atom == "huber" else {}), rtol=1e-13)
+    np.testing.assert_allclose(d1, calc.d1(u, M), rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(d2, calc.d2(u, M), rtol=1e-12, atol=1e-300)
 
 
 @pytest.mark.parametrize("atom", ["log_sum_exp", "sum_squares"])

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from catopt_dsl.ir.analysis import term_values
-from catopt_dsl.ir.calculus import CALCULUS
+from catopt_dsl.ir.calculus import CALCULUS, elementwise_parts
 from catopt_dsl.solver.local.base import Accuracy, BatchData, BatchSolver, StepResult
 
 __all__ = ["NEWTON_MAX_ITER", "NEWTON_TOL", "CoordSolver", "NewtonSolver"]
@@ -54,6 +54,13 @@ def _mv(A: np.ndarray, x: np.ndarray) -> np.ndarray:
 def _mtv(A: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Batched ``A' @ y``."""
     return np.matmul(y[:, None, :], A)[:, 0, :]
+
+
+def _take(arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``arr[rows]``, without the copy when ``rows`` are all of them in order."""
+    if rows.size == arr.shape[0] and np.array_equal(rows, np.arange(rows.size)):
+        return arr
+    return arr[rows]
 
 
 class NewtonSolver(BatchSolver):
@@ -92,21 +99,23 @@ class NewtonSolver(BatchSolver):
         args = []
         with np.errstate(all="ignore"):
             for t in self.terms:
-                A, w = t.A[mem], t.w[mem]
-                U = _mv(A, X) + t.b[mem]
+                A, w = _take(t.A, mem), _take(t.w, mem)
+                U = _mv(A, X) + _take(t.b, mem)
                 args.append(U)
-                value += term_values(t.atom, U, w, t.M)
+                calc = CALCULUS[t.atom]
+                if order == 0 or calc.kind != "elementwise":
+                    value += term_values(t.atom, U, w, t.M)
                 if order == 0:
                     continue
-                calc = CALCULUS[t.atom]
                 if calc.kind == "elementwise":
-                    assert calc.d1 is not None and calc.d2 is not None
+                    phi, d1, d2 = elementwise_parts(t.atom, U, t.M)
                     live = w != 0.0
+                    value += np.sum(np.where(live, w * phi, 0.0), axis=1)
                     assert grad is not None
-                    grad += _mtv(A, np.where(live, w * calc.d1(U, t.M), 0.0))
+                    grad += _mtv(A, np.where(live, w * d1, 0.0))
                     if hess is not None:
-                        h2 = np.where(live, w * calc.d2(U, t.M), 0.0)
-                        hess += np.matmul(np.swapaxes(A * h2[:, :, None], 1, 2), A)
+                        h2 = np.where(live, w * d2, 0.0)
+                        hess += np.matmul(np.swapaxes(A, 1, 2), A * h2[:, :, None])
                 else:
                     assert calc.grad is not None and calc.hess is not None and grad is not None
                     grad += _mtv(A, w[:, :1] * calc.grad(U, t.M))
@@ -120,7 +129,7 @@ class NewtonSolver(BatchSolver):
         value = np.zeros(t.size)
         with np.errstate(all="ignore"):
             for term, U, dU in zip(self.terms, args, dirs):
-                value += term_values(term.atom, U + t[:, None] * dU, term.w[mem], term.M)
+                value += term_values(term.atom, U + t[:, None] * dU, _take(term.w, mem), term.M)
         return np.where(np.isfinite(value), value, np.inf)
 
     def solve(self, D: np.ndarray, rho: float, members: np.ndarray) -> StepResult:
@@ -210,7 +219,7 @@ class NewtonSolver(BatchSolver):
             if not idx.size:
                 continue
             # Armijo backtracking on F: along x + t dx every term's argument is U + t A dx
-            dirs = [_mv(term.A[mem], dx) for term in self.terms]
+            dirs = [_mv(_take(term.A, mem), dx) for term in self.terms]
             Hdx = _mv(Hq, dx)
             slope = np.einsum("ki,ki->k", grad, dx)
             xHx = np.einsum("ki,ki->k", x, _mv(Hq, x))
