@@ -188,6 +188,12 @@ class Coordinator:
         )
         #: the previous iteration's rows and multiplier estimate (the curvature secant, ``rho.py``)
         self._secant: Secant | None = None
+        #: warm-started (a state with values; a replacement inherits it): rho comes from the
+        #: previous solve, not a guess the early checkpoints correct
+        if continues is not None:
+            self._warm_started: bool = continues._warm_started
+        else:
+            self._warm_started = warm_start is not None and bool(warm_start.duals or warm_start.z or warm_start.x)
         if warm_start is not None:
             self._warm(warm_start)
         else:
@@ -407,7 +413,7 @@ class Coordinator:
         converged = r_prim <= eps_prim and r_dual <= eps_dual and gap_est <= eps_gap
         unbounded = list(rnd.unbounded)
         rho_changed = False
-        if opts.adaptive_rho and not converged and adapt_now(self.iteration, opts.adaptive_rho_interval):
+        if opts.adaptive_rho and not converged and adapt_now(self.iteration, opts.adaptive_rho_interval, self._warm_started):
             early = self.iteration < opts.adaptive_rho_interval
             kappa = None if previous is None else secant_curvature(previous, secant)
             rho_new = next_rho(rho, kappa, r_prim / max(prim_scale, _TINY), r_dual, dual_scale, grad_scale, early)

@@ -51,7 +51,7 @@ The rule
 --------
 
 At each adaptation checkpoint (iterations 1, 2, 4, 8, ... below the interval, then every
-interval iterations):
+interval iterations; a warm start, whose rho its previous solve adapted, skips the early ones):
 
 1. If the secant since the previous iteration is usable -- ``||delta a||`` and ``||delta yhat||``
    above rounding (``SECANT_FLOOR`` relative to ``||a||`` and ``||yhat||``), the correlation
@@ -108,17 +108,19 @@ SECANT_FLOOR = 1e-9
 _TINY = 1e-12
 
 
-def adapt_now(k: int, interval: int) -> bool:
+def adapt_now(k: int, interval: int, warm: bool = False) -> bool:
     """Adaptation checkpoints: iterations 1, 2, 4, 8, ... below ``interval``, then every ``interval``.
 
     A badly chosen initial rho is the common case (users pass 0.01 or 100 for plans of any scale);
-    checking early corrects it within a few iterations instead of one factor per ``interval``.
+    checking early corrects it within a few iterations instead of one factor per ``interval``. A
+    warm start (``warm``) brings the rho its previous solve adapted to: only the regular
+    checkpoints apply, so the first iterations after a plan change keep it.
     """
     if interval <= 0:
         return False
     if k % interval == 0:
         return True
-    return k < interval and (k & (k - 1)) == 0
+    return not warm and k < interval and (k & (k - 1)) == 0
 
 
 def balance_residuals(

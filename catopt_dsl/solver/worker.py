@@ -108,6 +108,97 @@ def _classify(status: str) -> str:
     return "failed"
 
 
+def _param_names(obj: IRObject) -> set[str]:
+    """The params an object's objective and constraints name."""
+    from catopt_dsl.ir.model import IRParamRef
+
+    found: set[str] = set()
+
+    def walk(e: object) -> None:
+        if isinstance(e, IRParamRef):
+            found.add(e.name)
+            return
+        for attr in ("left", "right", "operand", "base"):
+            child = getattr(e, attr, None)
+            if child is not None:
+                walk(child)
+        for child in getattr(e, "args", ()) or getattr(e, "elements", ()):
+            walk(child)
+
+    walk(obj.objective)
+    for con in obj.constraints:
+        walk(con.lhs)
+        walk(con.rhs)
+    return found
+
+
+class CvxFamily:
+    """One compiled CVXPY prox problem for every object of one structure (family members solved
+    by CVXPY): their params are ``cp.Parameter``s set per member before each solve, so the problem
+    is canonicalised once for the family, not once per member (DPP).
+
+    The prox term is ``1/2 ||(sqrt(rho) M) x - sqrt(rho) d||^2`` with ``sqrt(rho) M`` one parameter
+    (a parameter times the variable keeps the problem DPP; M may differ between members). A
+    family whose problem is not DPP this way (a param inside a nonlinear atom) is not shared: each
+    member then compiles its own problem, as before.
+    """
+
+    def __init__(self, obj: IRObject, n: int, r: int) -> None:
+        self.obj, self.n, self.r = obj, n, r
+        self._dpp: bool | None = None  # compiled on first use: many families never need CVXPY
+
+    def _build(self) -> None:
+        obj, n, r = self.obj, self.n, self.r
+        self.params = {
+            p.name: cp.Parameter(tuple(p.shape), name=f"param_{p.name}", value=np.asarray(p.value, dtype=np.float64))
+            for p in obj.params
+        }
+        self.xv = cp.Variable(n, name="x")
+        views = stacked_views(self.xv, obj.vars)
+        f = to_cvxpy(obj.objective, views, self.params)
+        f = f if isinstance(f, cp.Expression) else cp.Constant(np.asarray(f, dtype=np.float64))
+        cons: list[cp.Constraint] = []
+        for con in obj.constraints:
+            lhs = to_cvxpy(con.lhs, views, self.params)
+            rhs = to_cvxpy(con.rhs, views, self.params)
+            if not isinstance(lhs, cp.Expression):
+                lhs = cp.Constant(np.asarray(lhs, dtype=np.float64))
+            cons.append(lhs <= rhs if con.op == "<=" else lhs >= rhs if con.op == ">=" else lhs == rhs)
+        self.sM = cp.Parameter((r, n), name="sqrt_rho_rows", value=np.zeros((r, n)))
+        self.sd = cp.Parameter(r, name="sqrt_rho_centres", value=np.zeros(r))
+        objective = f + 0.5 * cp.sum_squares(self.sM @ self.xv - self.sd) if r else f
+        self.problem = cp.Problem(cp.Minimize(objective), cons)
+        # A param that CVXPY needs as a number (quad_form's matrix, a divisor, huber's M) was read
+        # as the first member's value when the expression was built: that problem is not the other
+        # members' problem. Share only when every param the object names is still a parameter.
+        named = _param_names(obj)
+        present = {p.name() for p in self.problem.parameters()}
+        self._dpp = bool(self.problem.is_dpp()) and all(f"param_{n}" in present for n in named)
+
+    @property
+    def dpp(self) -> bool:
+        """Whether the shared problem is DPP (built on the first call)."""
+        if self._dpp is None:
+            try:
+                self._build()
+            except (ValueError, TypeError):  # a param where CVXPY wants a number: not shareable
+                self._dpp = False
+        return bool(self._dpp)
+
+    def solve(self, w: LocalWorker, centres: np.ndarray, rho: float) -> tuple[str, int, np.ndarray | None]:
+        """Member ``w``'s prox: (CVXPY status, inaccurate count, x or None)."""
+        for name, param in self.params.items():
+            param.value = w.params[name].reshape(param.shape) if param.shape else float(w.params[name])
+        if w.r:
+            s = float(np.sqrt(rho))
+            self.sM.value = s * w.M
+            self.sd.value = s * centres
+        self.xv.value = w.x
+        status, inaccurate = solve_problem(self.problem)
+        x = None if self.xv.value is None else np.asarray(self.xv.value, dtype=np.float64).copy()
+        return status, inaccurate, x
+
+
 class LocalWorker:
     """One object's x-update. ``step(centres, rho) -> x`` then ``contribution()``.
 
@@ -165,6 +256,8 @@ class LocalWorker:
         #: why the object is unbounded below on its own, once its prox said so (see ``step``)
         self.unbounded = ""
         self._solved_once = False
+        #: the compiled CVXPY problem this object shares with its family (``make_workers``)
+        self._family: CvxFamily | None = None
         if self.method != "cvxpy" and not _batched:
             _attach([self])
 
@@ -264,14 +357,19 @@ class LocalWorker:
     def _cvx_step(self, centres: np.ndarray, rho: float) -> np.ndarray:
         if self.r == 0 and self._solved_once and self.status == "ok":
             return self.x  # nothing links this object: its x never changes
-        if self._prox is None:
-            self._prox = self._build_prox()
-        if self.r:
-            s = float(np.sqrt(rho))
-            self._s.value = s
-            self._sd.value = s * centres
-        self._xv.value = self.x
-        status, inaccurate = solve_problem(self._prox)
+        family = self._family if self._family is not None and self._family.dpp and not self.unbounded else None
+        if family is not None:
+            status, inaccurate, x_new = family.solve(self, centres, rho)
+        else:
+            if self._prox is None:
+                self._prox = self._build_prox()
+            if self.r:
+                s = float(np.sqrt(rho))
+                self._s.value = s
+                self._sd.value = s * centres
+            self._xv.value = self.x
+            status, inaccurate = solve_problem(self._prox)
+            x_new = None if self._xv.value is None else np.asarray(self._xv.value, dtype=np.float64).copy()
         self.inaccurate += inaccurate
         self._solved_once = True
         kind = _classify(status)
@@ -285,8 +383,8 @@ class LocalWorker:
             self._detach("the objective is unbounded below along a direction no row sees: feasibility only")
             self._prox = self._build_prox(with_objective=False)
             return self._cvx_step(centres, rho)
-        if kind == "ok" and self._xv.value is not None:
-            self.x = np.asarray(self._xv.value, dtype=np.float64).copy()
+        if kind == "ok" and x_new is not None:
+            self.x = x_new
             self.status, self.message = "ok", ""
         else:
             self.status = kind if kind != "ok" else "failed"
@@ -427,7 +525,23 @@ def make_workers(
         for (obj, M, e, a), sep in zip(items, separable)
     ]
     _attach([w for w in workers if w.method != "cvxpy"])
+    _share_cvxpy([w for w in workers if w.method == "cvxpy"])
     return workers
+
+
+def _share_cvxpy(workers: Sequence[LocalWorker]) -> None:
+    """One :class:`CvxFamily` per (structure, row count) with more than one member, built on the
+    first solve that needs it (many families never fall back)."""
+    groups: dict[tuple[int, int], list[LocalWorker]] = {}
+    for w in workers:
+        if w.n:
+            groups.setdefault((id(w.analysis.group), w.r), []).append(w)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        family = CvxFamily(members[0].obj, members[0].n, members[0].r)
+        for w in members:
+            w._family = family
 
 
 def _attach(workers: Sequence[LocalWorker]) -> None:

@@ -35,6 +35,8 @@ def plan_with(tmp: Path, body: str, members: int = 3, n: int = 4, params: str = 
     np.save(tmp / "b.npy", rng.normal(size=(members, 6)))
     np.save(tmp / "c.npy", rng.normal(size=(members, n)))
     np.save(tmp / "v.npy", rng.uniform(0.5, 2.0, size=(members, n)))
+    B = rng.normal(size=(members, n, n))
+    np.save(tmp / "P.npy", np.einsum("kij,klj->kil", B, B) + np.eye(n))
     text = (
         "catopt 1;\n"
         f"SharedVariables model {{ var x: float[{n}]; }}\n"
@@ -235,3 +237,20 @@ def test_a_failed_step_falls_back_to_cvxpy_and_is_counted(tmp_path: Path, monkey
     assert result.status == "optimal" and result.objective == pytest.approx(ref.objective, rel=1e-5)
     assert result.local_solvers is not None
     assert result.local_solvers["fallbacks"] == {f"site[{i}]": result.iterations for i in range(3)}
+
+
+def test_a_cvxpy_family_shares_one_problem_only_when_every_param_stays_a_parameter(tmp_path: Path) -> None:
+    """Members solved by CVXPY share one compiled problem with their params as parameters; a
+    param CVXPY must read as a number (quad_form's matrix) would freeze the first member's value
+    into everyone's problem, so that family compiles per member, and both give the right answer."""
+    shared = plan_with(tmp_path / "a", "minimize sum_squares(A @ x - b) + sum(maximum(x, c));", members=4)
+    own = plan_with(tmp_path / "b", "minimize quad_form(x - c, P) + sum(maximum(x, 0.1));", members=4,
+                    params='param P: float[4, 4] = load("P.npy")[i];')
+    for plan, expect in ((shared, True), (own, False)):
+        workers = [w for w in build_workers(build_layout(plan), SolveOptions()) if w.name.startswith("site")]
+        assert all(w.method == "cvxpy" for w in workers)
+        family = workers[0]._family
+        assert family is not None and family.dpp is expect
+        got, ref = solve(plan), solve_centralized(plan)
+        assert got.status == ref.status == "optimal"
+        assert got.objective == pytest.approx(ref.objective, rel=1e-5)

@@ -441,9 +441,12 @@ class SplitSolver(BatchSolver):
                 Xt = _mv(Finv, rhs)
                 Zhat = ALPHA * (self._Kx(members, Xt) + s) + (1.0 - ALPHA) * Z
                 Znew = self._z_update(Zhat + Y * Rinv, R, members)
-                Y = Y + R * (Zhat - Znew)
-                X = ALPHA * Xt + (1.0 - ALPHA) * X
-                Z = Znew
+                # a member that has converged stops: its answer must not depend on which other
+                # members share its batch (a node's batch is a slice of the family)
+                run = ~done[:, None]
+                Y = np.where(run, Y + R * (Zhat - Znew), Y)
+                X = np.where(run, ALPHA * Xt + (1.0 - ALPHA) * X, X)
+                Z = np.where(run, Znew, Z)
                 if it % CHECK_EVERY and it != 1:
                     continue
                 KX = self._Kx(members, X) + s
@@ -455,7 +458,7 @@ class SplitSolver(BatchSolver):
                 s_d = np.maximum.reduce([np.abs(QX).max(axis=1, initial=0.0), np.abs(p).max(axis=1, initial=0.0),
                                          np.abs(Kty).max(axis=1, initial=0.0)])
                 good = (r_p <= acc.inner(move, s_p)) & (r_d <= acc.inner(move, s_d)) & np.isfinite(X).all(axis=1)
-                converged |= good
+                converged |= good & ~done
                 done |= good
                 if done.all():
                     break
