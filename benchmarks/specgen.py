@@ -40,3 +40,41 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Adversarial shapes for the front end's throughput (bench_compiler: "adversarial shapes")
+# ---------------------------------------------------------------------------------------------
+
+
+def long_sums(items: int, terms: int = 200) -> str:
+    """``items`` LocalProblems whose objective is a written-out sum of ``terms`` squares: long
+    operator chains just under the nesting limit."""
+    body = " + ".join(f"square(x[{i}] - {i})" for i in range(terms))
+    return "catopt 1;\n" + "".join(
+        f"LocalProblem a{k} {{ var x: float[{terms}]; minimize {body}; }}\n" for k in range(items)
+    )
+
+
+def big_arrays(params: int, elements: int) -> str:
+    """``params`` LocalProblems, each with an array literal of ``elements`` numbers."""
+    values = ", ".join(f"{(i * 7) % 13}.5" for i in range(elements))
+    return "catopt 1;\n" + "".join(
+        f"LocalProblem a{k} {{ param p: float[{elements}] = [{values}]; var x: float; minimize square(x - p[0]); }}\n"
+        for k in range(params)
+    )
+
+
+def forward_references(n: int) -> str:
+    """One LocalProblem whose ``n`` params each read the next one, declared later: ``n`` unknown
+    names (params must be declared before use), each a diagnostic with a bounded did-you-mean."""
+    params = "".join(f"  param p{i}: float = p{i + 1};\n" for i in range(n))
+    return f"catopt 1;\nLocalProblem a {{\n{params}  param p{n}: float = 1;\n  var x: float; minimize square(x - p0); }}\n"
+
+
+def big_family(n: int) -> str:
+    """One family of ``n`` members: a few hundred bytes that expand to ``n`` objects."""
+    return (
+        f"catopt 1;\nLocalProblem t[i in 0..{n - 1}] {{ param d: float[4] = [1.0 + i / 1000, 2, 3, 4]; "
+        "var x: float[4]; minimize sum_squares(x - d); subject to { x >= 0; } }\n"
+    )

@@ -64,6 +64,7 @@ _EXPORTS: dict[str, str] = {
     "Ledger": "catopt_dsl.ledger",
     "TreeHead": "catopt_dsl.ledger",
     # runtime
+    "solve_with": "catopt_dsl.runtime.backends",
     "apply_delta": "catopt_dsl.runtime.deltas",
     "PlanSession": "catopt_dsl.runtime.deltas",
     "solve_on_ray": "catopt_dsl.runtime.ray_backend",

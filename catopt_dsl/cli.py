@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
@@ -16,7 +18,7 @@ import click
 
 from catopt_dsl import __version__
 from catopt_dsl.adapters.cli import adapters as adapters_group
-from catopt_dsl.diagnostics import render_json, render_text
+from catopt_dsl.diagnostics import render_json, render_text, visible
 
 EXAMPLES = """
 \b
@@ -92,14 +94,14 @@ def check(files: tuple[Path, ...], fmt: str, registry: str | None, explain: bool
     if fmt == "text":
         for a in analyses:
             if a.ok:
-                click.echo(f"{a.file}: ok", err=True)
+                click.echo(f"{visible(a.file)}: ok", err=True)
     if explain:
         from catopt_dsl.solver.explain import explain as explain_plan
 
         for a in analyses:
             if a.plan is not None:
                 for line in explain_plan(a.plan):
-                    click.echo(f"{a.file}: {line}")
+                    click.echo(f"{visible(a.file)}: {line}")
     sys.exit(1 if failed else 0)
 
 
@@ -110,6 +112,8 @@ def _load_or_exit(file: Path, allow_paths: Sequence[str], color: str) -> Any:
     if a.diagnostics:
         click.echo(render_text(a.diagnostics, a.sources, color=_use_color(color)), err=True)
     if a.plan is None:
+        if a.ok:  # it checks, but declares no LocalProblem: a library of schemas to import
+            click.echo(f"catoptc: error: `{a.file}` is a schema library (no LocalProblem): import it from a plan", err=True)
         sys.exit(1)
     return a.plan
 
@@ -219,7 +223,8 @@ def solve(
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if as_json:
-        click.echo(json.dumps(result.to_json(), sort_keys=True))
+        # to_json orders keys itself: family members by index (site[2] before site[10])
+        click.echo(json.dumps(result.to_json()))
     else:
         _print_human(result)
     if ledger_path is not None:  # after the output: a ledger that cannot be written loses no result
@@ -320,25 +325,76 @@ MARKER = ".catoptc-generated"
 @cli.command(name="compile", epilog=EXAMPLES)
 @click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
 @click.option("--target", type=click.Choice([*TARGETS, "all"]), default="python", show_default=True)
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder; each target goes into OUT/<target>/.")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Output folder; each target goes into OUT/<target>/.")
 @click.option("--force", is_flag=True, help="Replace an OUT/<target>/ folder that catoptc did not write.")
 @_allow
 @_color
 def compile_(file: Path, target: str, out: Path, force: bool, allow_paths: tuple[str, ...], color: str) -> None:
-    """Emit Python bindings, a Rust crate and/or a C++ library for a spec."""
+    """Emit Python bindings, a Rust crate and/or a C++ library for a spec.
+
+    Every target is generated into a temporary folder next to OUT/<target>/ and swapped in only
+    once all of them succeeded: a failed compile leaves the previous output as it was.
+    """
+    targets = TARGETS if target == "all" else (target,)
+    _check_out(out, targets, force)
     plan = _load_or_exit(file, allow_paths, color)
     from catopt_dsl.backends.emit import emit_target
 
-    targets = TARGETS if target == "all" else (target,)
-    for t in targets:
-        dest = out / t
-        if dest.exists() and not (dest / MARKER).exists() and any(dest.iterdir()) and not force:
-            raise click.UsageError(
-                f"{dest} exists and was not written by catoptc; refusing to overwrite it (pass --force to replace it)"
-            )
-    for t in targets:
-        files = emit_target(t, plan, out / t)
-        click.echo(f"{t}: wrote {len(files)} files under {out / t}", err=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".catoptc-staging-", dir=out))
+    except OSError as exc:
+        raise click.UsageError(f"cannot create the output folder {visible(str(out))}: {exc.strerror or exc}") from None
+    try:
+        written = {}
+        for t in targets:
+            try:
+                written[t] = emit_target(t, plan, staging / t)
+            except OSError as exc:
+                click.echo(f"catoptc: cannot write the {t} output: {visible(exc.strerror or str(exc))}", err=True)
+                sys.exit(1)
+        for t in targets:
+            _swap_in(staging / t, out / t)
+            click.echo(f"{t}: wrote {len(written[t])} files under {visible(str(out / t))}", err=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_out(out: Path, targets: Sequence[str], force: bool) -> None:
+    """Refuse an --out (or OUT/<target>) that is a file, a symbolic link or a folder the user wrote."""
+    shown = visible(str(out))
+    try:
+        if out.is_symlink():
+            raise click.UsageError(f"--out {shown} is a symbolic link; give the folder it points to")
+        if out.exists() and not out.is_dir():
+            raise click.UsageError(f"--out {shown} is a file, not a folder")
+        for t in targets:
+            dest = out / t
+            if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+                raise click.UsageError(f"{visible(str(dest))} is not a folder catoptc wrote; refusing to replace it")
+            if dest.exists() and not (dest / MARKER).exists() and any(dest.iterdir()) and not force:
+                raise click.UsageError(
+                    f"{visible(str(dest))} exists and was not written by catoptc; refusing to overwrite it (pass --force to replace it)"
+                )
+    except OSError as exc:  # a name too long, a folder we may not list
+        raise click.UsageError(f"cannot use --out {shown}: {exc.strerror or exc}") from None
+
+
+def _swap_in(new: Path, dest: Path) -> None:
+    """Replace ``dest`` by ``new`` (same file system): two renames, the old folder removed last."""
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".catoptc-old-{dest.name}-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(dest, old)
+    try:
+        os.rename(new, dest)
+    except OSError:
+        if old is not None:
+            os.rename(old, dest)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 # Command groups that live with their packages (each imports its heavy dependencies lazily).
@@ -351,6 +407,29 @@ cli.add_command(registry_group)
 cli.add_command(_identity_commands)
 cli.add_command(_ledger_commands)
 cli.add_command(adapters_group)
+
+@cli.command(epilog=EXAMPLES)
+@click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the diagram: .svg, .png or .dot (the format follows the suffix).")
+@_allow
+@_color
+def graph(file: Path, out: Path, allow_paths: tuple[str, ...], color: str) -> None:
+    """Draw the plan: objects by platform, morphisms, limits and the colimit (Graphviz)."""
+    plan = _load_or_exit(file, allow_paths, color)
+    from catopt_dsl.backends.graph import GraphError, render
+
+    try:
+        written, notice = render(plan, out)
+    except GraphError as exc:
+        raise click.UsageError(str(exc)) from None
+    except OSError as exc:
+        click.echo(f"catoptc: error: cannot write {out}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
+    if notice:
+        click.echo(f"catoptc: {notice}", err=True)
+    click.echo(f"graph: wrote {written}", err=True)
+
 
 # `main` is the click group (what tests drive through CliRunner); `run` is the console script.
 main = cli

@@ -1,5 +1,15 @@
-"""The pipeline: read -> parse -> check -> lower. Each stage reports into one sink and the
-pipeline stops before the next stage when there are errors.
+"""The front-end pipeline, one stage after another, each a function of the previous stage's
+complete, typed result (docs/architecture.md draws it):
+
+    parse        syntax/loader.py, syntax/parser.py    file -> AST modules (imports resolved)
+    check        check/checker.py                      AST -> CheckedPlan (+ one TypeMap per scope)
+    lower        ir/lower.py                           CheckedPlan -> IRPlan
+    validate_ir  ir/validate.py                        IRPlan -> IRPlan (its invariants hold)
+    analyze_ir   ir/analysis.py                        IRPlan -> PlanAnalysis (forms, solver classes)
+    name_targets backends/naming.py                    IRPlan -> NameTables (identifiers, collisions)
+
+Every stage reports into one sink, and the pipeline stops before the next stage when there are
+errors. Consumers (the solver, the backends, the runtimes) only read what these stages produced.
 """
 
 from __future__ import annotations
@@ -7,12 +17,16 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from catopt_dsl.check.checker import CheckedPlan, Checker
 from catopt_dsl.check.scope import ExprContext
 from catopt_dsl.diagnostics import CatoptError, Diagnostic, DiagnosticSink, SourceMap
 from catopt_dsl.ir.model import IRPlan
+
+if TYPE_CHECKING:  # later stages, imported when they run
+    from catopt_dsl.backends.naming import NameTables
+    from catopt_dsl.ir.analysis import PlanAnalysis
 from catopt_dsl.span import Span
 from catopt_dsl.syntax import ast
 from catopt_dsl.syntax.loader import display_name, load_spec
@@ -23,6 +37,10 @@ if sys.getrecursionlimit() < 10_000:
     sys.setrecursionlimit(10_000)
 
 
+#: the stages :func:`analyze` runs, in order
+STAGES: tuple[str, ...] = ("parse", "check", "lower", "validate_ir", "analyze_ir", "name_targets")
+
+
 @dataclass
 class Analysis:
     sink: DiagnosticSink
@@ -30,6 +48,10 @@ class Analysis:
     checked: CheckedPlan | None
     plan: IRPlan | None
     file: str
+    #: what analyze_ir computed (solver classes, forms); None until the plan lowers
+    ir: PlanAnalysis | None = None
+    #: every spec name's identifier per target; None until the plan lowers
+    names: NameTables | None = None
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
@@ -51,29 +73,29 @@ def analyze(
     path = Path(path)
     sink = DiagnosticSink()
     shown = display_name(path)
-    loaded = load_spec(path, sink, shown, text=text)
+    loaded = load_spec(path, sink, shown, text=text, allow_paths=tuple(allow_paths))
     if loaded.root is None or sink.has_errors:
         return Analysis(sink, loaded.sources, None, None, shown)
     items: list[ast.Item] = [item for module in loaded.modules for item in module.items]
     ctx = ExprContext(
-        path.resolve().parent,
+        loaded.folders.roots[0] if loaded.folders.roots else path.resolve().parent,
         tuple(Path(p).resolve() for p in allow_paths),
         file_dirs={name: p.parent for name, p in loaded.paths.items()},
     )
     checked = Checker(ctx, sink, shown).check(items)
-    if sink.has_errors or not lower:
+    if sink.has_errors or not lower or not checked.objects:  # no objects: a schema library
         return Analysis(sink, loaded.sources, checked, None, shown)
+    from catopt_dsl.backends.naming import name_targets, report_collisions
+    from catopt_dsl.ir.analysis import analyze_ir
     from catopt_dsl.ir.lower import lower_plan  # lowering is only needed once the spec checks
-
-    from catopt_dsl.backends.naming import check_plan_collisions
-
     from catopt_dsl.ir.validate import validate_ir
 
-    plan = validate_ir(lower_plan(checked, _plan_name(path), path.name, loaded.digest, ctx))
-    check_plan_collisions(plan, sink, spans=_declaration_spans(items))
+    plan = validate_ir(lower_plan(checked, _plan_name(path), path.name, loaded.digest))
+    names = name_targets(plan)
+    report_collisions(names, sink, file=shown, spans=_declaration_spans(items))
     if sink.has_errors:
         return Analysis(sink, loaded.sources, checked, None, shown)
-    return Analysis(sink, loaded.sources, checked, plan, shown)
+    return Analysis(sink, loaded.sources, checked, plan, shown, analyze_ir(plan), names)
 
 
 def _declaration_spans(items: Sequence[ast.Item]) -> dict[str, Span]:

@@ -7,11 +7,13 @@ shows every problem. The pipeline stops before the next stage when the sink hold
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterable, Iterator
 
 from catopt_dsl.errors import ErrorCode
+from catopt_dsl.limits import MAX_DIAGNOSTICS, MAX_SUGGESTIONS
 from catopt_dsl.span import Span
 
 
@@ -52,7 +54,7 @@ class Diagnostic:
 class CatoptError(Exception):
     """Raised by the public API when a spec has errors; carries the diagnostics."""
 
-    def __init__(self, diagnostics: Iterable[Diagnostic], sources: "SourceMap | None" = None) -> None:
+    def __init__(self, diagnostics: Iterable[Diagnostic], sources: SourceMap | None = None) -> None:
         self.diagnostics = tuple(diagnostics)
         self.sources = sources
         text = render_text(self.diagnostics, sources or SourceMap(), color=False)
@@ -65,7 +67,20 @@ class DiagnosticSink:
 
     diagnostics: list[Diagnostic] = field(default_factory=list)
     _seen: set[tuple[str, str, Span]] = field(default_factory=set)
-    cap: int = 200
+    cap: int = MAX_DIAGNOSTICS
+    # Did-you-mean searches left in this run (MAX_SUGGESTIONS), shared with child sinks.
+    _suggestions: list[int] = field(default_factory=lambda: [MAX_SUGGESTIONS])
+
+    def child(self) -> DiagnosticSink:
+        """An empty sink that shares this one's suggestion budget (for nested checks)."""
+        return DiagnosticSink(cap=self.cap, _suggestions=self._suggestions)
+
+    def take_suggestion(self) -> bool:
+        """Spend one did-you-mean search; False once the run's budget is spent."""
+        if self._suggestions[0] <= 0:
+            return False
+        self._suggestions[0] -= 1
+        return True
 
     def report(
         self,
@@ -138,17 +153,56 @@ _BOLD = "\x1b[1m"
 _RESET = "\x1b[0m"
 
 
+# Characters a terminal acts on instead of showing: C0 and C1 controls, DEL, and the invisible
+# formatting characters that reorder or break lines (bidi overrides, line/paragraph separators).
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
+_INVISIBLE_OR_TAB = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
+
+
+def _picture(m: re.Match[str]) -> str:
+    ch = m.group()
+    code = ord(ch)
+    if ch == "\t":
+        return " "
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Control Pictures block: U+241B shows ESC
+    if code == 0x7F:
+        return "\u2421"
+    return "\ufffd"
+
+
+def visible_line(src: str) -> str:
+    """A source line safe to echo on a terminal, one character for one: tabs become spaces and
+    control or formatting characters their visible pictures, so columns (and carets) stay put."""
+    return _INVISIBLE_OR_TAB.sub(_picture, src)
+
+
+def _escape(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{{{code:04x}}}"
+
+
+def visible(text: str) -> str:
+    """Any text for the terminal (messages, notes, file names, paths as written in a spec):
+    control and formatting characters become ``\\xNN`` / ``\\u{NNNN}`` escapes; newlines and tabs stay
+    only where the renderer puts them itself."""
+    return _INVISIBLE.sub(_escape, text).replace("\n", "\\n").replace("\t", "\\t")
+
+
 def render_one(d: Diagnostic, sources: SourceMap, color: bool = False) -> str:
     def c(code: str, text: str) -> str:
         return f"{code}{text}{_RESET}" if color else text
 
     sev_color = _RED if d.severity is Severity.ERROR else _YELLOW
-    head = f"{d.span.file}:{d.span.line}:{d.span.col}: {c(sev_color, f'{d.severity.value}[{d.code.value}]')}: {c(_BOLD, d.message)}"
+    head = (
+        f"{visible(d.span.file)}:{d.span.line}:{d.span.col}: "
+        f"{c(sev_color, f'{d.severity.value}[{d.code.value}]')}: {c(_BOLD, visible(d.message))}"
+    )
     out = [head]
     src = sources.line(d.span.file, d.span.line)
     if src is not None:
         # Long lines (generated or minified input) are clipped around the caret.
-        shown = src.expandtabs(1)
+        shown = visible_line(src)
         start_col = d.span.col
         offset = 0
         if len(shown) > 160:
@@ -169,8 +223,8 @@ def render_one(d: Diagnostic, sources: SourceMap, color: bool = False) -> str:
         out.append(f"{pad} {c(_BLUE, '|')} {c(sev_color, caret)}")
     for n in d.notes:
         label = c(_BLUE, n.kind) if n.kind == "help" else c(_BOLD, n.kind)
-        where = f" ({n.span})" if n.span is not None else ""
-        out.append(f"  = {label}: {n.message}{where}")
+        where = f" ({visible(str(n.span))})" if n.span is not None else ""
+        out.append(f"  = {label}: {visible(n.message)}{where}")
     return "\n".join(out)
 
 

@@ -17,6 +17,7 @@ class ErrorCode(str, Enum):
     TOO_DEEP = "E0004"  # nesting beyond the parser's limit
     UNREADABLE = "E0005"  # file missing, a directory, too large, unreadable
     VERSION = "E0006"  # `catopt N;` header missing or a version this catoptc does not speak
+    LIMIT = "E0007"  # a resource limit of catopt_dsl/limits.py exceeded (sizes, counts, lengths)
     # -- names ------------------------------------------------------------------------------------
     UNKNOWN_NAME = "E0101"
     DUPLICATE = "E0102"
@@ -25,6 +26,7 @@ class ErrorCode(str, Enum):
     UNKNOWN_ATOM = "E0105"
     ARITY = "E0106"
     WRONG_KIND = "E0107"  # a name of the wrong kind (a var where a param is needed, ...)
+    IMPORT_OUTSIDE = "E0108"  # an import that resolves outside the spec's folder and --allow-path folders
     # -- shapes and types ---------------------------------------------------------------------
     SHAPE = "E0201"  # elementwise / broadcasting mismatch
     MATMUL_SHAPE = "E0202"
@@ -51,6 +53,8 @@ class ErrorCode(str, Enum):
     FUNCTOR = "E0504"
     DELTA = "E0505"
     NO_OBJECTIVE = "E0506"  # a LocalProblem with no variables or no objective
+    UNUSED_PARAM = "E0507"  # warning: a param nothing reads
+    FREE_VAR = "E0508"  # warning: a variable nothing constrains or prices
     # -- data -------------------------------------------------------------------------------------
     LOAD_MISSING = "E0601"
     LOAD_UNREADABLE = "E0602"
@@ -73,6 +77,7 @@ TITLES: dict[ErrorCode, str] = {
     ErrorCode.TOO_DEEP: "nesting too deep",
     ErrorCode.UNREADABLE: "cannot read input file",
     ErrorCode.VERSION: "missing or unsupported language version",
+    ErrorCode.LIMIT: "resource limit exceeded",
     ErrorCode.UNKNOWN_NAME: "unknown name",
     ErrorCode.DUPLICATE: "duplicate definition",
     ErrorCode.IMPORT_CYCLE: "import cycle",
@@ -80,6 +85,7 @@ TITLES: dict[ErrorCode, str] = {
     ErrorCode.UNKNOWN_ATOM: "unknown function",
     ErrorCode.ARITY: "wrong number of arguments",
     ErrorCode.WRONG_KIND: "name of the wrong kind",
+    ErrorCode.IMPORT_OUTSIDE: "import outside the allowed folders",
     ErrorCode.SHAPE: "shape mismatch",
     ErrorCode.MATMUL_SHAPE: "matrix product shape mismatch",
     ErrorCode.TYPE: "type mismatch",
@@ -102,11 +108,13 @@ TITLES: dict[ErrorCode, str] = {
     ErrorCode.FUNCTOR: "invalid functor",
     ErrorCode.DELTA: "invalid plan delta",
     ErrorCode.NO_OBJECTIVE: "local problem without variables or objective",
+    ErrorCode.UNUSED_PARAM: "unused param",
+    ErrorCode.FREE_VAR: "variable that nothing constrains",
     ErrorCode.LOAD_MISSING: "data file not found",
     ErrorCode.LOAD_UNREADABLE: "data file unreadable",
     ErrorCode.LOAD_SHAPE: "data shape mismatch",
     ErrorCode.LOAD_NONFINITE: "data contains NaN or Inf",
-    ErrorCode.LOAD_OUTSIDE: "data path outside the spec folder",
+    ErrorCode.LOAD_OUTSIDE: "data path outside the allowed folders",
     ErrorCode.NAME_COLLISION: "generated names collide",
     ErrorCode.REGISTRY_INCOMPATIBLE: "schema incompatible with the registry",
     ErrorCode.REGISTRY_MISMATCH: "schema differs from the registry",

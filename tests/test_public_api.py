@@ -31,3 +31,22 @@ def test_end_to_end_through_the_public_api(tmp_path: object) -> None:
     assert record["priority"] == 0  # filled from the schema's default
     result = catopt_dsl.solve(plan, catopt_dsl.SolveOptions(max_iter=500))
     assert result.status == "optimal"
+
+
+def test_packages_generated_before_the_bindings_split_still_find_their_base_classes() -> None:
+    from catopt_dsl import bindings
+    from catopt_dsl import runtime as rt  # what packages generated before 0.2 import
+
+    assert rt.PlanBase is bindings.PlanBase and rt.Record is bindings.Record
+
+
+def test_the_version_has_one_source() -> None:
+    import importlib.metadata
+
+    from click.testing import CliRunner
+
+    import catopt_dsl
+    from catopt_dsl.cli import main
+
+    assert importlib.metadata.version("catopt-dsl") == catopt_dsl.__version__
+    assert CliRunner().invoke(main, ["--version"]).output.strip() == f"catoptc, version {catopt_dsl.__version__}"

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "examples").glob("*.cat"))
 CONTRACT_KEYS = {
     "status", "objective", "iterations", "primal_residual", "dual_residual", "solve_time_s", "objects", "shared",
-    "message", "warnings", "local_solvers",
+    "message", "warnings", "prices", "local_solvers",
 }
 
 

@@ -33,7 +33,8 @@ from catopt_dsl.backends.common import (
     shape_text,
     source_name,
 )
-from catopt_dsl.backends.naming import Namer, snake_case
+from catopt_dsl.backends.escape import cpp_str, inline, safe_comment
+from catopt_dsl.backends.naming import CPP_RESERVED_MEMBERS, Namer
 from catopt_dsl.backends.rust import (
     CouplingView,
     ObjectView,
@@ -41,12 +42,12 @@ from catopt_dsl.backends.rust import (
     INLINE_MAX,
     Blob,
     Blobs,
+    absent_index,
     check_names,
     f64_bits,
     flat_default,
     native_plan,
     native_units,
-    safe_comment,
     sample_values,
     write_files,
 )
@@ -55,10 +56,6 @@ from catopt_dsl.ir.model import IRPlan, IRSchema, IRSchemaField
 NAMER = Namer("cpp")
 
 #: Members the generated C++ structs define themselves: a field cannot share a name with them.
-CPP_RESERVED_MEMBERS: dict[str, frozenset[str]] = {
-    "record": frozenset({"encode", "decode"}),
-    "problem": frozenset({"load", "member", "members", "indices", "functors", "var_shapes", "param_shapes"}),
-}
 
 _CTYPE = {"float": "double", "int": "std::int64_t", "bool": "bool"}
 _KIND = {"float": "f64", "int": "i64", "bool": "bool"}
@@ -67,19 +64,6 @@ _KIND = {"float": "f64", "int": "i64", "bool": "bool"}
 # ---------------------------------------------------------------------------------------------
 # C++ literals
 # ---------------------------------------------------------------------------------------------
-
-
-def cpp_str(text: str) -> str:
-    """A C++ string literal: safe ASCII verbatim, every other UTF-8 byte as a 3-digit octal escape
-    (octal escapes stop after 3 digits, unlike ``\\x``, so the next character cannot extend them)."""
-    out = []
-    for byte in text.encode("utf-8"):
-        ch = chr(byte)
-        if byte < 0x80 and (ch.isalnum() or ch in " _-.[]()*:,=<>+/#"):
-            out.append(ch)
-        else:
-            out.append(f"\\{byte:03o}")
-    return '"' + "".join(out) + '"'
 
 
 def cpp_f64(value: float) -> str:
@@ -174,7 +158,7 @@ class ParamView:
 
 @dataclass(frozen=True)
 class MemberView:
-    index: int
+    index: str  # a C++ int64 literal: -2^63 has no literal of its own
     name_lit: str
     values: tuple[tuple[str, str], ...]
 
@@ -193,6 +177,7 @@ class UnitView:
     params: tuple[ParamView, ...]
     members: tuple[MemberView, ...]
     indices: str
+    absent: str  # an int64 literal that is no member's index
 
 
 @dataclass(frozen=True)
@@ -201,6 +186,7 @@ class PlanView:
     name_lit: str
     doc: str
     closed_form: bool
+    feasible: bool  # see rust.NativePlan.unit_feasible
     shared: tuple[SharedView, ...]
     objects: tuple[ObjectView, ...]
     couplings: tuple[CouplingView, ...]
@@ -229,8 +215,8 @@ class ProjectView:
 
 
 def file_stem(plan: IRPlan) -> str:
-    """The spec name in snake_case: a safe file name for any spec stem."""
-    return snake_case(plan.name)
+    """The spec name in snake_case, never starting with a digit: a safe file name for any stem."""
+    return NAMER.package_name(plan.name)
 
 
 def namespace(plan: IRPlan) -> str:
@@ -317,7 +303,7 @@ def build_view(plan: IRPlan) -> ProjectView:
                 (NAMER.field_name(p.name, reserved), _value_expr(by_name[p.name].value, p.dtype, p.shape, blobs))
                 for p in o.params
             )
-            members.append(MemberView(int(m.index) if m.index is not None else 0, cpp_str(m.name), values))
+            members.append(MemberView(cpp_i64(int(m.index) if m.index is not None else 0), cpp_str(m.name), values))
         where = []
         if o.platform is not None:
             where.append(f"on `{o.platform}`")
@@ -337,7 +323,8 @@ def build_view(plan: IRPlan) -> ProjectView:
                 doc=safe_comment(what + (" " + ", ".join(where) if where else "") + f"; it {o.sense}s its objective."),
                 params=params,
                 members=tuple(members),
-                indices="{" + ", ".join(cpp_i64(m.index) for m in members) + "}",
+                indices="{" + ", ".join(m.index for m in members) + "}",
+                absent=cpp_i64(absent_index([int(o.index) for o in u.members if o.index is not None])),
             )
         )
     plans = []
@@ -369,16 +356,17 @@ def build_view(plan: IRPlan) -> ProjectView:
         )
         if node.path:
             fn = NAMER.derive("fn", *node.path, "plan")
-            doc = f"The plan `{plan.name}` after PlanDelta " + " then ".join(f"`{p}`" for p in node.path) + "."
+            doc = f"The plan `{inline('cpp', plan.name)}` after PlanDelta " + " then ".join(f"`{p}`" for p in node.path) + "."
         else:
             fn = "plan"
-            doc = f"The plan `{plan.name}`: {len(plan.objects)} local problem(s), {len(plan.shared)} shared block(s)."
+            doc = f"The plan `{inline('cpp', plan.name)}`: {len(plan.objects)} local problem(s), {len(plan.shared)} shared block(s)."
         plans.append(
             PlanView(
                 fn,
                 cpp_str(node.plan.name),
                 safe_comment(doc),
                 npl.closed_form,
+                npl.closed_form and npl.unit_feasible,
                 tuple(shared),
                 tuple(objects),
                 couplings,
@@ -430,7 +418,7 @@ def emit_cpp(plan: IRPlan, out_dir: Path) -> list[Path]:
 
     Raises :class:`CatoptError` (E0701) when two spec names collide as C++ identifiers.
     """
-    check_names(plan, "cpp", CPP_RESERVED_MEMBERS)
+    check_names(plan, "cpp")
     return write_files(Path(out_dir), render_cpp(plan), {})
 
 

@@ -16,17 +16,17 @@ Derived names (``encode_x``, ``XMsg``) are built from the *unescaped* spec name 
 ``type`` yields ``encode_type`` and ``TypeMsg``, never ``encode_type_``.
 
 Two different spec names that end up as the same identifier in one scope are a collision
-(E0701 NAME_COLLISION); :func:`check_collisions` and :func:`check_plan_collisions` report them.
+(E0701 NAME_COLLISION); :func:`name_targets` finds them once for every target and
+:func:`report_collisions` reports each once, naming every target it breaks.
 """
 
 from __future__ import annotations
 
-import keyword
 import re
 from dataclasses import dataclass
 from typing import AbstractSet, Iterable, Literal, Mapping, Sequence
 
-from catopt_dsl.diagnostics import DiagnosticSink, note
+from catopt_dsl.diagnostics import CatoptError, DiagnosticSink, note
 from catopt_dsl.errors import ErrorCode
 from catopt_dsl.ir.model import IRPlan
 from catopt_dsl.span import Span
@@ -68,6 +68,36 @@ _PY_GENERATED = frozenset(
 
 PYTHON_RESERVED: frozenset[str] = _PY_KWLIST | _PY_SOFT | _PY_BUILTINS | _PY_GENERATED
 
+# Top-level module names a generated *package* must not take: a package named `numpy` on sys.path
+# would shadow the numpy that the package itself imports. The standard library of Python 3.11
+# (sys.stdlib_module_names, hard-coded so output does not depend on the running interpreter) and
+# every distribution that generated code or the catopt_dsl runtime imports.
+PY_MODULE_NAMES: frozenset[str] = frozenset(
+    """
+__future__ catopt_dsl numpy scipy cvxpy clarabel osqp ecos scs ray lark jinja2 click black crc32c
+    matplotlib hypothesis pytest syrupy mypy ruff setuptools pip pkg_resources typing_extensions
+    abc aifc antigravity argparse array ast asynchat asyncio asyncore atexit audioop base64 bdb
+    binascii bisect builtins bz2 cProfile calendar cgi cgitb chunk cmath cmd code codecs codeop
+    collections colorsys compileall concurrent configparser contextlib contextvars copy copyreg
+    crypt csv ctypes curses dataclasses datetime dbm decimal difflib dis distutils doctest email
+    encodings ensurepip enum errno faulthandler fcntl filecmp fileinput fnmatch fractions ftplib
+    functools gc genericpath getopt getpass gettext glob graphlib grp gzip hashlib heapq hmac
+    html http idlelib imaplib imghdr imp importlib inspect io ipaddress itertools json keyword
+    lib2to3 linecache locale logging lzma mailbox mailcap marshal math mimetypes mmap
+    modulefinder msilib msvcrt multiprocessing netrc nis nntplib nt ntpath nturl2path numbers
+    opcode operator optparse os ossaudiodev pathlib pdb pickle pickletools pipes pkgutil
+    platform plistlib poplib posix posixpath pprint profile pstats pty pwd py_compile pyclbr
+    pydoc pydoc_data pyexpat queue quopri random re readline reprlib resource rlcompleter runpy
+    sched secrets select selectors shelve shlex shutil signal site smtpd smtplib sndhdr socket
+    socketserver spwd sqlite3 sre_compile sre_constants sre_parse ssl stat statistics string
+    stringprep struct subprocess sunau symtable sys sysconfig syslog tabnanny tarfile telnetlib
+    tempfile termios textwrap this threading time timeit tkinter token tokenize tomllib trace
+    traceback tracemalloc tty turtle turtledemo types typing unicodedata unittest urllib uu uuid
+    venv warnings wave weakref webbrowser winreg winsound wsgiref xdrlib xml xmlrpc zipapp
+    zipfile zipimport zlib zoneinfo
+    """.split()
+)
+
 # Rust 2021 strict and reserved keywords, plus `gen` (reserved in 2024).
 RUST_KEYWORDS: frozenset[str] = frozenset(
     """as break const continue crate else enum extern false fn for if impl in let loop match mod
@@ -108,11 +138,18 @@ CPP_MACROS: frozenset[str] = frozenset(
     FILENAME_MAX FOPEN_MAX L_tmpnam TMP_MAX SEEK_SET SEEK_CUR SEEK_END CLOCKS_PER_SEC EDOM ERANGE
     EILSEQ MB_LEN_MAX offsetof setjmp longjmp va_arg va_start va_end va_copy unix linux major
     minor I complex imaginary bool_true_false_are_defined true_false std main""".split()
-)
+) | frozenset({"N"})  # every problem struct has a member `N`; a class cannot share a member's name
 CPP_RESERVED: frozenset[str] = CPP_KEYWORDS | CPP_MACROS
 
 # Members the generated Python classes inherit from ``catopt_dsl.runtime``: a spec name that lands
 # on one of them is escaped like a keyword (``build`` -> ``build_``) so it cannot hide the method.
+#: members the generated C++ classes define (and names their member functions bind that would
+#: shadow a field: `w`, the record writer in encode(); `other`, operator=='s argument)
+CPP_RESERVED_MEMBERS: Mapping[str, frozenset[str]] = {
+    "record": frozenset({"encode", "decode", "w", "other"}),
+    "problem": frozenset({"load", "member", "members", "indices", "functors", "var_shapes", "param_shapes"}),
+}
+
 PY_RESERVED_MEMBERS: Mapping[str, frozenset[str]] = {
     "record": frozenset(
         {"to_bytes", "from_bytes", "to_dict", "from_dict", "ir_schema", "FIELDS", "SCHEMA_NAME",
@@ -121,11 +158,11 @@ PY_RESERVED_MEMBERS: Mapping[str, frozenset[str]] = {
     "problem": frozenset(
         {"build", "ir", "name", "family", "index", "platform", "adapter", "functors", "param",
          "params", "var_shapes", "n", "NAME", "FAMILY", "INDEX", "PLATFORM", "ADAPTER",
-         "VAR_SHAPES", "PARAM_NAMES"}
+         "VAR_SHAPES", "PARAM_NAMES", "set_param"}
     ),
     "family": frozenset({"members", "member", "name", "NAME", "MEMBER"}),
     "plan": frozenset(
-        {"ir", "name", "solve", "centralized", "objects", "deltas", "NAME", "DELTA_PATH"}
+        {"ir", "name", "solve", "centralized", "objects", "deltas", "NAME", "DELTA_PATH", "param", "set_param"}
     ),
 }
 
@@ -193,6 +230,15 @@ _CASE = {
 }
 
 
+def _start(kind: Kind, ident: str) -> str:
+    """Identifiers cannot start with a digit, but ``_3d`` splits into the words ``3``, ``d``:
+    such an identifier gets ``_`` in front (``_3_d``, ``_3D``), a module name ``plan_`` (a
+    leading underscore would make a package private)."""
+    if ident[:1].isdigit():
+        return ("plan_" if kind == "module" else "_") + ident
+    return ident
+
+
 def normalise_kind(kind: str) -> Kind:
     """Map a namer kind or an IR kind (``object``, ``param``, ``delta``, ...) to a namer kind."""
     try:
@@ -239,7 +285,8 @@ class Namer:
     # -- public API ----------------------------------------------------------------------------
     def name(self, kind: str, name: str, reserved: AbstractSet[str] = frozenset()) -> str:
         """The identifier for spec name ``name`` used as a ``kind``."""
-        return self.escape(_CASE[normalise_kind(kind)](name), reserved)
+        k = normalise_kind(kind)
+        return self.escape(_start(k, _CASE[k](name)), reserved)
 
     def type_name(self, n: str, reserved: AbstractSet[str] = frozenset()) -> str:
         return self.name("type", n, reserved)
@@ -255,6 +302,12 @@ class Namer:
 
     def module_name(self, n: str, reserved: AbstractSet[str] = frozenset()) -> str:
         return self.name("module", n, reserved)
+
+    def package_name(self, n: str) -> str:
+        """The top-level package (Python), crate or library name for a spec stem: snake_case, not
+        starting with a digit (``1`` -> ``plan_1``), and for Python never a module that generated
+        code imports or the standard library has (``numpy`` -> ``numpy_``)."""
+        return self.module_name(n, PY_MODULE_NAMES if self.target == "python" else frozenset())
 
     def derive(self, kind: str, *parts: str | int, reserved: AbstractSet[str] = frozenset()) -> str:
         """A derived name from UNescaped parts: ``derive("fn", "encode", "type")`` -> ``encode_type``.
@@ -323,46 +376,6 @@ def find_collisions(
     ]
 
 
-def check_collisions(
-    names: Sequence[tuple[str, str]],
-    sink: DiagnosticSink,
-    *,
-    targets: Sequence[Target] = TARGETS,
-    scope: str = "",
-    reserved: AbstractSet[str] = frozenset(),
-    taken: AbstractSet[str] = frozenset(),
-    file: str = "<unknown>",
-    spans: Mapping[str, Span] | None = None,
-) -> list[Collision]:
-    """Report every collision among ``names`` (kind, spec name) as E0701 and return them.
-
-    ``spans`` optionally maps a spec name to where it is declared; otherwise the diagnostic points at
-    ``Span.unknown(file)``. Each collision is reported once per target it occurs in.
-    """
-    found: list[Collision] = []
-    for target in targets:
-        found.extend(find_collisions(target, names, scope=scope, reserved=reserved, taken=taken))
-    for c in found:
-        # Point at the first colliding name whose declaration is known.
-        located = [n for _, n in c.names if spans and n in spans]
-        first = located[0] if located else c.names[0][1]
-        span = spans[first] if spans and first in spans else Span.unknown(file)
-        listed = " and ".join(f"`{n}` ({k})" for k, n in c.names)
-        where = f" in {c.scope}" if c.scope else ""
-        notes = [note(f"both are written `{c.identifier}` in generated {c.target} code{where}")]
-        for _, other in c.names:
-            if other != first and spans and other in spans:
-                notes.append(note(f"`{other}` is declared here", spans[other]))
-        notes.append(note("rename one of them; names are compared after case conversion and escaping"))
-        sink.error(
-            ErrorCode.NAME_COLLISION,
-            f"{listed} collide in the {c.target} backend as `{c.identifier}`",
-            span,
-            *notes,
-        )
-    return found
-
-
 def _all_plans(plan: IRPlan) -> list[tuple[str, IRPlan]]:
     """The plan and every delta result (recursively), with a scope label each."""
     out: list[tuple[str, IRPlan]] = [("plan", plan)]
@@ -414,21 +427,120 @@ def plan_scopes(plan: IRPlan, target: Target = "python") -> list[Scope]:
     return scopes
 
 
-def check_plan_collisions(
-    plan: IRPlan,
-    sink: DiagnosticSink,
-    *,
-    targets: Sequence[Target] = TARGETS,
-    spans: Mapping[str, Span] | None = None,
-) -> list[Collision]:
-    """Run :func:`check_collisions` over every scope of :func:`plan_scopes`, for each target."""
-    found: list[Collision] = []
+# ---------------------------------------------------------------------------------------------
+# name_targets: the pipeline stage
+# ---------------------------------------------------------------------------------------------
+
+
+def _members(target: Target) -> Mapping[str, frozenset[str]]:
+    return PY_RESERVED_MEMBERS if target == "python" else CPP_RESERVED_MEMBERS if target == "cpp" else {}
+
+
+def target_scopes(plan: IRPlan, target: Target) -> list[Scope]:
+    """Every namespace ``target``'s generated code has for ``plan``: the module, each schema
+    version's fields, each object's params and vars, each plan class, and (native targets) the
+    plans module's functions; with the members each target's classes define reserved."""
+    members = _members(target)
+    scopes: list[Scope] = []
+    for sc in plan_scopes(plan, target):
+        if sc.name.startswith("schema "):
+            sc = Scope(sc.name, sc.entries, members.get("record", frozenset()), sc.taken)
+        elif sc.name.startswith("local problem "):
+            unit = sc.name[len("local problem ") :]
+            sample = next(o for _, p in _all_plans(plan) for o in p.objects if (o.family or o.name) == unit)
+            entries = tuple(dict.fromkeys([*(("field", v.name) for v in sample.vars), *sc.entries]))
+            sc = Scope(sc.name, entries, members.get("problem", frozenset()), sc.taken)
+        scopes.append(sc)
+    if target != "python":
+        fns = [("fn", "plan" if label == "plan" else "_".join([*_delta_path(label), "plan"])) for label, _ in _all_plans(plan)]
+        scopes.append(Scope("the plans module", tuple(dict.fromkeys(fns))))
+    return scopes
+
+
+def _delta_path(label: str) -> list[str]:
+    # "delta a / delta b" -> ["a", "b"]
+    return [part.strip()[len("delta ") :] for part in label.split(" / ")]
+
+
+@dataclass(frozen=True)
+class TargetCollision:
+    """Spec names that become one identifier in one scope, and every target where that happens."""
+
+    scope: str
+    names: tuple[tuple[str, str], ...]  # (kind, spec name)
+    identifiers: tuple[tuple[Target, str], ...]  # (target, the identifier there)
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        return tuple(t for t, _ in self.identifiers)
+
+
+@dataclass(frozen=True)
+class NameTables:
+    """The result of :func:`name_targets`: per target, per scope, ``(kind, spec name) -> identifier``,
+    and the collisions (each once, with every target it breaks)."""
+
+    tables: Mapping[Target, Mapping[str, Mapping[tuple[str, str], str]]]
+    collisions: tuple[TargetCollision, ...]
+
+    def identifier(self, target: Target, scope: str, kind: str, name: str) -> str:
+        return self.tables[target][scope][(normalise_kind(kind), name)]
+
+
+def name_targets(plan: IRPlan, targets: Sequence[Target] = TARGETS) -> NameTables:
+    """The pipeline's naming stage: every spec name's identifier in every target, computed once,
+    and one collision report (a pair of names that collides in Rust and C++ is one collision
+    naming both targets, not two)."""
+    tables: dict[Target, dict[str, dict[tuple[str, str], str]]] = {}
+    grouped: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[Target, str]]] = {}
     for target in targets:
-        for scope in plan_scopes(plan, target):
-            found.extend(
-                check_collisions(
-                    scope.entries, sink, targets=(target,), scope=scope.name,
-                    reserved=scope.reserved, taken=scope.taken, file=plan.source, spans=spans,
-                )
-            )
-    return found
+        namer = Namer(target)
+        per_scope: dict[str, dict[tuple[str, str], str]] = {}
+        for sc in target_scopes(plan, target):
+            table = per_scope.setdefault(sc.name, {})
+            for kind, name in sc.entries:
+                table[(normalise_kind(kind), name)] = namer.name(kind, name, sc.reserved)
+            for c in find_collisions(target, sc.entries, scope=sc.name, reserved=sc.reserved, taken=sc.taken):
+                grouped.setdefault((c.scope, c.names), []).append((target, c.identifier))
+        tables[target] = per_scope
+    collisions = tuple(TargetCollision(scope, names, tuple(ids)) for (scope, names), ids in grouped.items())
+    return NameTables(tables, collisions)
+
+
+def report_collisions(
+    names: NameTables, sink: DiagnosticSink, *, file: str = "<unknown>", spans: Mapping[str, Span] | None = None
+) -> None:
+    """One E0701 per collision, at the first colliding name whose declaration is known, listing
+    every target it breaks."""
+    for c in names.collisions:
+        spec_names = [n for _, n in c.names]
+        located = [n for n in spec_names if spans and n in spans]
+        first = located[0] if located else spec_names[0]
+        span = spans[first] if spans and first in spans else Span.unknown(file)
+        listed = " and ".join(f"`{n}` ({k})" for k, n in c.names)
+        where = f" in {c.scope}" if c.scope else ""
+        targets = sorted(set(c.targets), key=TARGETS.index)
+        ids = sorted(set(i for _, i in c.identifiers))
+        written = " / ".join(f"`{i}`" for i in ids)
+        notes = [note(f"they are written {written} in generated {', '.join(targets)} code{where}")]
+        for other in spec_names:
+            if other != first and spans and other in spans:
+                notes.append(note(f"`{other}` is declared here", spans[other]))
+        notes.append(note("rename one of them; names are compared after case conversion and escaping"))
+        backends = targets[0] if len(targets) == 1 else ", ".join(targets[:-1]) + " and " + targets[-1]
+        sink.error(
+            ErrorCode.NAME_COLLISION,
+            f"{listed} collide in the {backends} backend{'s' if len(targets) > 1 else ''} as {written}",
+            span,
+            *notes,
+        )
+
+
+def require_names(plan: IRPlan, target: Target) -> None:
+    """Raise :class:`CatoptError` (E0701) when ``plan``'s names collide in ``target`` (the guard
+    a backend runs when it is called without the pipeline having named the plan)."""
+    names = name_targets(plan, (target,))
+    if names.collisions:
+        sink = DiagnosticSink()
+        report_collisions(names, sink, file=plan.source)
+        raise CatoptError(sink.sorted())

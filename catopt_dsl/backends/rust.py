@@ -26,7 +26,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -39,8 +39,8 @@ from catopt_dsl.backends.common import (
     shape_text,
     source_name,
 )
-from catopt_dsl.backends.naming import Namer, Target, check_collisions, check_plan_collisions, snake_case
-from catopt_dsl.diagnostics import CatoptError, DiagnosticSink
+from catopt_dsl.backends.escape import inline, rust_str, safe_comment
+from catopt_dsl.backends.naming import Namer, Target, require_names, snake_case
 from catopt_dsl.ir.analysis import analyze_ir
 from catopt_dsl.ir.model import IRObject, IRParam, IRPlan, IRSchema, IRSchemaField, IRShared
 
@@ -57,21 +57,6 @@ INLINE_MAX = 8
 def f64_bits(value: float) -> int:
     """The IEEE-754 bit pattern of ``value`` (NaN payloads and -0.0 kept)."""
     return int(struct.unpack("<Q", struct.pack("<d", float(value)))[0])
-
-
-def safe_comment(text: str) -> str:
-    """Text that cannot end or escape a ``//`` comment in Rust or C++.
-
-    Only printable ASCII survives; a backslash (which would splice the next line into a C++
-    comment), newlines and everything else become ``<U+XXXX>``.
-    """
-    out = []
-    for ch in text:
-        if " " <= ch <= "~" and ch != "\\":
-            out.append(ch)
-        else:
-            out.append(f"<U+{ord(ch):04X}>")
-    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -185,6 +170,78 @@ class NativePlan:
     def closed_form(self) -> bool:
         return all(s.closed for s in self.shared)
 
+    @property
+    def unit_feasible(self) -> bool:
+        """Whether the plan has a point for the generated tests' local solvers (unconstrained
+        quadratics, closed-form shared steps without constraints): the consensus equalities and the
+        coupling rows, over free x and z, form an LP feasibility problem that decides it. The tests
+        expect `optimal` when it is feasible and never `optimal` when it is not."""
+        return _linear_rows_feasible(self)
+
+
+# An LP larger than this is not solved at generation time; such plans are assumed feasible (the
+# generated test then expects `optimal`, as before this check existed).
+_FEASIBILITY_MAX_VARS = 200_000
+
+
+def _linear_rows_feasible(npl: "NativePlan") -> bool:
+    import scipy.sparse as sp
+    from scipy.optimize import linprog
+
+    x_at: list[int] = []
+    total = 0
+    for o in npl.objects:
+        x_at.append(total)
+        total += o.n
+    z_at: list[int] = []
+    for s in npl.shared:
+        z_at.append(total)
+        total += s.n
+    if total == 0 or total > _FEASIBILITY_MAX_VARS:
+        return True
+    eq_rows: list[tuple[list[int], list[float], float]] = []
+    ub_rows: list[tuple[list[int], list[float], float]] = []
+    coupling_rows: dict[int, list[tuple[list[int], list[float], float]]] = {}
+    for o, x0 in zip(npl.objects, x_at):
+        for blk in o.blocks:
+            if blk.kind == "consensus":
+                z0 = z_at[blk.shared] + npl.shared[blk.shared].vars[blk.var].offset
+                for j in range(blk.size):
+                    eq_rows.append(([x0 + blk.x_offset + j, z0 + j], [1.0, -1.0], 0.0))
+                continue
+            B = np.asarray(blk.B, dtype=np.float64)
+            b = np.asarray(blk.b, dtype=np.float64).reshape(-1)
+            acc = coupling_rows.setdefault(blk.coupling, [([], [], 0.0) for _ in range(b.size)])
+            for r in range(b.size):
+                cols, vals, const = acc[r]
+                nz = np.flatnonzero(B[r])
+                acc[r] = (cols + [x0 + int(k) for k in nz], vals + [float(B[r, k]) for k in nz], const + float(b[r]))
+    for ci, c in enumerate(npl.couplings):
+        rows = coupling_rows.get(ci, [([], [], 0.0) for _ in range(c.rhs.size)])
+        for r, (cols, vals, const) in enumerate(rows):
+            rhs = float(c.rhs.reshape(-1)[r if c.rhs.size > 1 else 0]) - const
+            if c.sense == "==":
+                eq_rows.append((cols, vals, rhs))
+            elif c.sense == "<=":
+                ub_rows.append((cols, vals, rhs))
+            else:
+                ub_rows.append((cols, [-v for v in vals], -rhs))
+
+    def matrix(rows: list[tuple[list[int], list[float], float]]) -> tuple[Any, Any]:
+        if not rows:
+            return None, None
+        data = [v for _, vals, _ in rows for v in vals]
+        ri = [i for i, (cols, _, _) in enumerate(rows) for _ in cols]
+        ci = [c for cols, _, _ in rows for c in cols]
+        return sp.csr_matrix((data, (ri, ci)), shape=(len(rows), total)), np.array([r for _, _, r in rows])
+
+    A_eq, b_eq = matrix(eq_rows)
+    A_ub, b_ub = matrix(ub_rows)
+    if A_eq is None and A_ub is None:
+        return True
+    res = linprog(np.zeros(total), A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, bounds=(None, None), method="highs")
+    return bool(res.status != 2)  # 2: infeasible; anything else (solved, or a numerical hiccup) counts as feasible
+
 
 def _closed_terms(plan: IRPlan, block: IRShared) -> dict[str, tuple[str, float]] | None:
     """The block's closed-form g terms per var (from the IR analysis, as the solver reads them)."""
@@ -253,6 +310,19 @@ def native_units(plan: IRPlan) -> list[NativeUnit]:
     return out
 
 
+def absent_index(indices: Sequence[int]) -> int:
+    """An int64 that is not a member index, for the generated "unknown index" test: just below the
+    smallest member, or (when the family starts at i64::MIN) the first gap above it."""
+    present = set(indices)
+    lo = min(present) if present else 0
+    if lo > -(2**63):
+        return lo - 1
+    k = lo
+    while k in present:
+        k += 1
+    return k
+
+
 def sample_values(field: IRSchemaField, seed: int) -> list[Any]:
     """Deterministic test values for one schema field (flat, row-major)."""
     size = int(np.prod(field.shape, dtype=np.int64)) if field.shape else 1
@@ -280,17 +350,6 @@ def flat_default(field: IRSchemaField) -> list[Any]:
 # ---------------------------------------------------------------------------------------------
 # Rust literals
 # ---------------------------------------------------------------------------------------------
-
-
-def rust_str(text: str) -> str:
-    """A Rust string literal for any text: only safe ASCII verbatim, everything else ``\\u{..}``."""
-    out = []
-    for ch in text:
-        if ch.isascii() and (ch.isalnum() or ch in " _-.[]()*:,=<>+/#"):
-            out.append(ch)
-        else:
-            out.append(f"\\u{{{ord(ch):x}}}")
-    return '"' + "".join(out) + '"'
 
 
 def rust_f64(value: float) -> str:
@@ -401,6 +460,7 @@ class UnitView:
     params: tuple[ParamView, ...]
     members: tuple[MemberView, ...]
     indices: str
+    absent: str  # an i64 literal that is no member's index
 
 
 # The coordinator's plan views are the same for Rust and C++ (cpp.py imports them); only the
@@ -434,6 +494,7 @@ class PlanView:
     name_lit: str
     doc: str
     closed_form: bool
+    feasible: bool  # see NativePlan.unit_feasible
     shared: tuple[SharedView, ...]
     objects: tuple[ObjectView, ...]
     couplings: tuple[CouplingView, ...]
@@ -560,6 +621,7 @@ def _unit_views(plan: IRPlan, blobs: Blobs) -> tuple[UnitView, ...]:
                 params=params,
                 members=tuple(members),
                 indices="&[" + ", ".join(str(m.index) for m in members) + "]",
+                absent=str(absent_index([m.index for m in members])),
             )
         )
     return tuple(out)
@@ -603,10 +665,10 @@ def _plan_views(plan: IRPlan, blobs: Blobs) -> tuple[PlanView, ...]:
         )
         if node.path:
             fn = NAMER.derive("fn", *node.path, "plan")
-            doc = f"The plan `{plan.name}` after PlanDelta " + " then ".join(f"`{p}`" for p in node.path) + "."
+            doc = f"The plan `{inline('rust', plan.name)}` after PlanDelta " + " then ".join(f"`{p}`" for p in node.path) + "."
         else:
             fn = "plan"
-            doc = f"The plan `{plan.name}`: {len(plan.objects)} local problem(s), {len(plan.shared)} shared block(s)."
+            doc = f"The plan `{inline('rust', plan.name)}`: {len(plan.objects)} local problem(s), {len(plan.shared)} shared block(s)."
         out.append(
             PlanView(
                 fn=fn,
@@ -614,6 +676,7 @@ def _plan_views(plan: IRPlan, blobs: Blobs) -> tuple[PlanView, ...]:
                 name_lit=rust_str(node.plan.name),
                 doc=safe_comment(doc),
                 closed_form=npl.closed_form,
+                feasible=npl.closed_form and npl.unit_feasible,
                 shared=tuple(shared),
                 objects=tuple(objects),
                 couplings=couplings,
@@ -656,43 +719,9 @@ _FILES = (
 )
 
 
-def native_scopes(plan: IRPlan) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Extra namespaces of the native layout that ``plan_scopes`` does not cover."""
-    plans: list[tuple[str, str]] = [("fn", "_".join([*n.path, "plan"]) if n.path else "plan") for n in plan_tree(plan)]
-    return [("the plans module", plans)]
-
-
-def check_names(plan: IRPlan, target: Target, member_reserved: dict[str, frozenset[str]] | None = None) -> None:
+def check_names(plan: IRPlan, target: Target) -> None:
     """Raise :class:`CatoptError` (E0701) when spec names collide as ``target`` identifiers."""
-    sink = DiagnosticSink()
-    check_plan_collisions(plan, sink, targets=(target,))
-    for scope, entries in native_scopes(plan):
-        check_collisions(entries, sink, targets=(target,), scope=scope, file=plan.source)
-    if member_reserved:
-        # Scopes where the native code adds its own members (C++: a field cannot share a name
-        # with a method), checked with those members reserved.
-        for s in all_schemas(plan):
-            entries = [("field", f.name) for f in s.fields]
-            check_collisions(
-                entries,
-                sink,
-                targets=(target,),
-                scope=f"schema {s.key}",
-                reserved=member_reserved.get("record", frozenset()),
-                file=plan.source,
-            )
-        for u in native_units(plan):
-            entries = [("field", p.name) for p in u.sample.params]
-            check_collisions(
-                entries,
-                sink,
-                targets=(target,),
-                scope=f"local problem {u.name}",
-                reserved=member_reserved.get("problem", frozenset()),
-                file=plan.source,
-            )
-    if sink.has_errors:
-        raise CatoptError(sink.sorted())
+    require_names(plan, target)
 
 
 def render_rust(plan: IRPlan) -> tuple[dict[str, str], list[Blob]]:

@@ -56,6 +56,7 @@ not monotone. ``multiply``/``dot`` of two non-constant expressions has unknown c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Protocol, Sequence
@@ -483,6 +484,17 @@ class AtomSpec:
     option_args: frozenset[int] = frozenset()  # constant positions lowered to IR options, not args
     options: Callable[[Sequence[ArgType]], tuple[tuple[str, Any], ...]] = field(default=lambda args: ())
     summary: str = ""
+    #: the numpy implementation: ``numeric(*arg_values, **options)`` (constant folding, IR evaluation)
+    numeric: Callable[..., np.ndarray] = field(default=lambda *a, **k: np.asarray(np.nan))
+    #: int arguments give an int result (so e.g. `max(counts)` can size an index)
+    int_preserving: bool = False
+    #: what to call a constant argument in E0107 messages, by position
+    const_roles: tuple[tuple[int, str], ...] = ()
+    #: where the atom is finite: "all", or "nonnegative"/"positive" arguments only
+    domain: str = "all"
+    #: lowering rewrites it into other IR (``multiply`` -> ``*``, ``dot`` -> ``@``, ``mean`` ->
+    #: ``sum / size``, ``transpose`` -> a transpose node): backends never see it as an IRCall
+    rewritten: bool = False
 
     def arity_text(self) -> str:
         if self.max_args == self.min_args:
@@ -510,6 +522,12 @@ def _atom(
     const_args: Sequence[int] = (),
     option_args: Sequence[int] = (),
     options: Callable[[Sequence[ArgType]], tuple[tuple[str, Any], ...]] | None = None,
+    *,
+    numeric: Callable[..., np.ndarray],
+    int_preserving: bool = False,
+    const_roles: Sequence[tuple[int, str]] = (),
+    domain: str = "all",
+    rewritten: bool = False,
 ) -> AtomSpec:
     return AtomSpec(
         name,
@@ -523,7 +541,42 @@ def _atom(
         frozenset(option_args),
         options or (lambda args: ()),
         summary,
+        numeric,
+        int_preserving,
+        tuple(const_roles),
+        domain,
+        rewritten,
     )
+
+
+# -- numeric implementations (numpy): constant folding and IR evaluation both use these ----------
+
+
+def _log_sum_exp(x: np.ndarray) -> np.ndarray:
+    flat = np.asarray(x, dtype=np.float64).ravel()
+    m = float(np.max(flat))
+    if not np.isfinite(m):
+        return np.asarray(m)
+    return np.asarray(m + np.log(np.sum(np.exp(flat - m))))
+
+
+def _huber(x: np.ndarray, M: float = 1.0) -> np.ndarray:
+    a = np.abs(np.asarray(x, dtype=np.float64))
+    return np.where(a <= M, a * a, 2.0 * M * a - M * M)
+
+
+def _fold(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable[..., np.ndarray]:
+    def apply(*args: np.ndarray) -> np.ndarray:
+        out = np.asarray(args[0])
+        for a in args[1:]:
+            out = fn(out, np.asarray(a))
+        return out
+
+    return apply
+
+
+def _f(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
 
 
 _CVX, _CCV, _AFF = Curvature.CONVEX, Curvature.CONCAVE, Curvature.AFFINE
@@ -542,14 +595,24 @@ ATOMS: dict[str, AtomSpec] = {
             const_args=(1,),
             option_args=(1,),
             options=_sum_options,
+            numeric=lambda x, axis=None: np.sum(x, axis=axis),
+            int_preserving=True,
+            const_roles=((1, "the axis of `sum`"),),
         ),
-        _atom("mean", (1, 1), _scalar, _AFF, _inc, _same_sign, "mean of all entries"),
-        _atom("sum_squares", (1, 1), _scalar, _CVX, _even_first, _nonneg, "sum of squared entries"),
-        _atom("square", (1, 1), _elementwise, _CVX, _even_first, _nonneg, "elementwise square"),
-        _atom("abs", (1, 1), _elementwise, _CVX, _even_first, _nonneg, "elementwise absolute value"),
-        _atom("norm1", (1, 1), _scalar, _CVX, _even_first, _nonneg, "sum of absolute values"),
-        _atom("norm2", (1, 1), _scalar, _CVX, _even_first, _nonneg, "Euclidean (Frobenius) norm"),
-        _atom("norm_inf", (1, 1), _scalar, _CVX, _even_first, _nonneg, "largest absolute value"),
+        _atom("mean", (1, 1), _scalar, _AFF, _inc, _same_sign, "mean of all entries",
+              numeric=lambda x: np.mean(_f(x)), rewritten=True),
+        _atom("sum_squares", (1, 1), _scalar, _CVX, _even_first, _nonneg, "sum of squared entries",
+              numeric=lambda x: np.sum(_f(x) ** 2)),
+        _atom("square", (1, 1), _elementwise, _CVX, _even_first, _nonneg, "elementwise square",
+              numeric=lambda x: _f(x) ** 2),
+        _atom("abs", (1, 1), _elementwise, _CVX, _even_first, _nonneg, "elementwise absolute value",
+              numeric=lambda x: np.abs(x), int_preserving=True),
+        _atom("norm1", (1, 1), _scalar, _CVX, _even_first, _nonneg, "sum of absolute values",
+              numeric=lambda x: np.sum(np.abs(_f(x)))),
+        _atom("norm2", (1, 1), _scalar, _CVX, _even_first, _nonneg, "Euclidean (Frobenius) norm",
+              numeric=lambda x: np.sqrt(np.sum(_f(x) ** 2))),
+        _atom("norm_inf", (1, 1), _scalar, _CVX, _even_first, _nonneg, "largest absolute value",
+              numeric=lambda x: np.max(np.abs(_f(x)))),
         _atom(
             "quad_form",
             (2, 2),
@@ -559,18 +622,31 @@ ATOMS: dict[str, AtomSpec] = {
             _quad_form_sign,
             "x' P x with constant P",
             const_args=(1,),
+            numeric=lambda x, P: _f(x) @ _f(P) @ _f(x),
+            const_roles=((1, "the matrix `P` of `quad_form`"),),
         ),
-        _atom("logistic", (1, 1), _elementwise, _CVX, _inc, _nonneg, "elementwise log(1 + exp(x))"),
-        _atom("log_sum_exp", (1, 1), _scalar, _CVX, _inc, _unknown_sign, "log(sum(exp(x)))"),
-        _atom("exp", (1, 1), _elementwise, _CVX, _inc, _nonneg, "elementwise exponential"),
-        _atom("log", (1, 1), _elementwise, _CCV, _inc, _unknown_sign, "elementwise natural logarithm"),
-        _atom("sqrt", (1, 1), _elementwise, _CCV, _inc, _nonneg, "elementwise square root"),
-        _atom("pos", (1, 1), _elementwise, _CVX, _inc, _nonneg, "elementwise max(x, 0)"),
-        _atom("neg", (1, 1), _elementwise, _CVX, _dec, _nonneg, "elementwise max(-x, 0)"),
-        _atom("maximum", (2, None), _broadcast_all, _CVX, _inc, _max_sign, "elementwise maximum"),
-        _atom("minimum", (2, None), _broadcast_all, _CCV, _inc, _min_sign, "elementwise minimum"),
-        _atom("max", (1, 1), _scalar, _CVX, _inc, _same_sign, "largest entry"),
-        _atom("min", (1, 1), _scalar, _CCV, _inc, _same_sign, "smallest entry"),
+        _atom("logistic", (1, 1), _elementwise, _CVX, _inc, _nonneg, "elementwise log(1 + exp(x))",
+              numeric=lambda x: np.logaddexp(0.0, _f(x))),
+        _atom("log_sum_exp", (1, 1), _scalar, _CVX, _inc, _unknown_sign, "log(sum(exp(x)))",
+              numeric=_log_sum_exp),
+        _atom("exp", (1, 1), _elementwise, _CVX, _inc, _nonneg, "elementwise exponential",
+              numeric=lambda x: np.exp(_f(x))),
+        _atom("log", (1, 1), _elementwise, _CCV, _inc, _unknown_sign, "elementwise natural logarithm",
+              numeric=lambda x: np.log(_f(x)), domain="positive"),
+        _atom("sqrt", (1, 1), _elementwise, _CCV, _inc, _nonneg, "elementwise square root",
+              numeric=lambda x: np.sqrt(_f(x)), domain="nonnegative"),
+        _atom("pos", (1, 1), _elementwise, _CVX, _inc, _nonneg, "elementwise max(x, 0)",
+              numeric=lambda x: np.maximum(_f(x), 0.0)),
+        _atom("neg", (1, 1), _elementwise, _CVX, _dec, _nonneg, "elementwise max(-x, 0)",
+              numeric=lambda x: np.maximum(-_f(x), 0.0)),
+        _atom("maximum", (2, None), _broadcast_all, _CVX, _inc, _max_sign, "elementwise maximum",
+              numeric=_fold(np.maximum), int_preserving=True),
+        _atom("minimum", (2, None), _broadcast_all, _CCV, _inc, _min_sign, "elementwise minimum",
+              numeric=_fold(np.minimum), int_preserving=True),
+        _atom("max", (1, 1), _scalar, _CVX, _inc, _same_sign, "largest entry",
+              numeric=lambda x: np.max(x), int_preserving=True),
+        _atom("min", (1, 1), _scalar, _CCV, _inc, _same_sign, "smallest entry",
+              numeric=lambda x: np.min(x), int_preserving=True),
         _atom(
             "huber",
             (1, 2),
@@ -582,6 +658,8 @@ ATOMS: dict[str, AtomSpec] = {
             const_args=(1,),
             option_args=(1,),
             options=_huber_options,
+            numeric=_huber,
+            const_roles=((1, "the threshold `M` of `huber`"),),
         ),
         _atom(
             "multiply",
@@ -591,6 +669,9 @@ ATOMS: dict[str, AtomSpec] = {
             _by_other_const,
             _product_sign,
             "elementwise product (one side constant)",
+            numeric=lambda a, b: np.multiply(a, b),
+            int_preserving=True,
+            rewritten=True,
         ),
         _atom(
             "dot",
@@ -600,11 +681,36 @@ ATOMS: dict[str, AtomSpec] = {
             _by_other_const,
             _product_sign,
             "inner product of two vectors (one side constant)",
+            numeric=lambda a, b: np.dot(a, b),
+            int_preserving=True,
+            rewritten=True,
         ),
-        _atom("transpose", (1, 1), _transpose_shape, _AFF, _inc, _same_sign, "transpose (same as x')"),
+        _atom("transpose", (1, 1), _transpose_shape, _AFF, _inc, _same_sign, "transpose (same as x')",
+              numeric=lambda x: np.transpose(x), int_preserving=True, rewritten=True),
     ]
 }
 
 
-def atom_names() -> list[str]:
-    return sorted(ATOMS)
+def apply_atom(name: str, args: Sequence[np.ndarray], options: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Evaluate atom ``name`` on numpy values (numpy floating-point warnings are silenced)."""
+    spec = ATOMS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown atom `{name}`")
+    with np.errstate(all="ignore"):
+        return np.asarray(spec.numeric(*args, **dict(options or {})))
+
+
+def apply_binary(op: str, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The numpy meaning of ``+ - * / @`` (``*`` broadcasts a scalar or is elementwise)."""
+    with np.errstate(all="ignore"):
+        if op == "+":
+            return np.asarray(left + right)
+        if op == "-":
+            return np.asarray(left - right)
+        if op == "*":
+            return np.asarray(left * right)
+        if op == "/":
+            return np.asarray(np.true_divide(left, right))
+        if op == "@":
+            return np.asarray(np.matmul(left, right))
+    raise ValueError(f"unknown operator `{op}`")

@@ -10,21 +10,26 @@ The result, :class:`CheckedPlan`, is a side table that lowering reads; the AST i
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from catopt_dsl.check.exprs import (
+    TypeMap,
+    Typer,
     check_affine,
     check_constraint,
     check_objective,
     check_param,
+    check_type_size,
     eval_const,
+    make_checker,
     type_expr,
 )
 from catopt_dsl.check.scope import ExprContext, IndexSymbol, ParamSymbol, Scope, VarSymbol
+from catopt_dsl import limits
+from catopt_dsl.check.suggest import suggest
 from catopt_dsl.diagnostics import DiagnosticSink, help_, note
 from catopt_dsl.errors import ErrorCode
 from catopt_dsl.span import Span
@@ -33,9 +38,10 @@ from catopt_dsl.syntax import ast
 CANONICAL = "canonical"
 
 
-def did_you_mean(name: str, candidates: Iterable[str]) -> list:
-    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
-    return [help_(f"did you mean `{matches[0]}`?")] if matches else []
+def did_you_mean(name: str, candidates: Iterable[str], sink: DiagnosticSink | None = None) -> list:
+    """A "did you mean" help line, within the run's suggestion budget (:func:`suggest`)."""
+    match = suggest(name, candidates, sink)
+    return [help_(f"did you mean `{match}`?")] if match else []
 
 
 def member_name(base: str, index: int | None) -> str:
@@ -57,6 +63,7 @@ class CheckedObject:
     vars: list[VarSymbol]
     functors: list[str]
     ok: bool = True
+    types: TypeMap | None = None  # what typing learned about its expressions (lowering reads it)
 
 
 @dataclass
@@ -67,6 +74,7 @@ class CheckedShared:
     params: list[ParamSymbol]
     vars: list[VarSymbol]
     ok: bool = True
+    types: TypeMap | None = None
 
 
 @dataclass
@@ -79,6 +87,7 @@ class CheckedMorphism:
     schema: ast.Schema
     fields: list[tuple[str, ast.Expr]]  # every schema field, defaults filled in, declaration order
     scope: Scope  # the source object's scope (plus the morphism family's index)
+    types: TypeMap | None = None
 
 
 @dataclass
@@ -110,6 +119,11 @@ class CouplingLimit:
     rhs: np.ndarray
     shape: tuple[int, ...]
     terms: list[CouplingTerm]
+    #: the right side as written, its scope and types (lowering keeps it, so a changed shared
+    #: param can re-evaluate the bound)
+    rhs_expr: ast.Expr | None = None
+    rhs_scope: Scope | None = None
+    rhs_types: TypeMap | None = None
 
 
 @dataclass
@@ -132,6 +146,8 @@ class CheckedPlan:
     functors: list[ast.Functor] = field(default_factory=list)
     colimit: ast.Colimit | None = None
     deltas: list[CheckedDelta] = field(default_factory=list)
+    #: (schema, version, field) -> the folded default of every field that has one
+    schema_defaults: dict[tuple[str, int, str], np.ndarray] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,11 +160,43 @@ class Checker:
         self.ctx = ctx
         self.sink = sink
         self.file = file
+        self.expanded = 0  # items after family expansion (MAX_OBJECTS)
+        self.elements = 0  # declared param and var elements after expansion (MAX_TOTAL_ELEMENTS)
+
+    def _dym(self, name: str, candidates: Iterable[str]) -> list:
+        return did_you_mean(name, candidates, self.sink)
+
+    # -- expansion budget -------------------------------------------------------------------------
+    def _members(self, item: ast.LocalProblem | ast.Morphism | ast.Limit, per_member: int = 0) -> Sequence[int | None]:
+        """The members to check for ``item`` (``[None]`` for a plain item), or none when expanding it
+        would pass MAX_OBJECTS items or MAX_TOTAL_ELEMENTS param/var elements (E0007, reported at
+        the item, and checked before a single member is built)."""
+        count = len(item.family.members) if item.family is not None else 1
+        if self.expanded + count > limits.MAX_OBJECTS:
+            self.sink.error(
+                ErrorCode.LIMIT,
+                f"expanding `{item.name}` makes the plan larger than {limits.MAX_OBJECTS:,} objects, morphisms and limits",
+                item.family.span if item.family is not None else item.name_span,
+                note("every family member counts as one"),
+            )
+            return []
+        if per_member and self.elements + count * per_member > limits.MAX_TOTAL_ELEMENTS:
+            self.sink.error(
+                ErrorCode.LIMIT,
+                f"expanding `{item.name}` gives the plan more than {limits.MAX_TOTAL_ELEMENTS:,} param and var elements",
+                item.family.span if item.family is not None else item.name_span,
+                note(f"each member declares {per_member:,}"),
+            )
+            return []
+        self.expanded += count
+        self.elements += count * per_member
+        return item.family.members if item.family is not None else [None]
 
     # -- entry ------------------------------------------------------------------------------------
     def check(self, items: Sequence[ast.Item], with_deltas: bool = True) -> CheckedPlan:
         plan = CheckedPlan(list(items))
         self._current = plan
+        self._links: set[tuple[str, str, str, str]] = set()  # consensus links seen (each once)
         named = self._collect(items, plan)
         self._check_schemas(plan)
         for item in items:
@@ -161,7 +209,8 @@ class Checker:
         for item in items:
             if isinstance(item, ast.LocalProblem) and named.get(item.name) is item:
                 plan.objects.extend(self._check_local(item, plan))
-        if not any(isinstance(i, ast.LocalProblem) for i in items):
+        library = bool(items) and all(isinstance(i, ast.Schema) for i in items)  # schemas to import
+        if not library and not any(isinstance(i, ast.LocalProblem) for i in items):
             self.sink.error(
                 ErrorCode.NO_OBJECTIVE,
                 "the plan declares no LocalProblem",
@@ -180,10 +229,12 @@ class Checker:
             if isinstance(item, ast.Colimit):
                 self._check_colimit(item, plan, named)
         if with_deltas:
-            for item in items:
-                if isinstance(item, ast.PlanDelta) and named.get(item.name) is item:
-                    plan.deltas.append(self._check_delta(item, plan))
+            self._check_deltas([i for i in items if isinstance(i, ast.PlanDelta) and named.get(i.name) is i], plan)
         self._warn_unlinked(plan)
+        # Once, for the plan as written (a delta's plan repeats its items), and only for a plan
+        # without errors: a misspelt name would otherwise also warn that the intended one is unused.
+        if with_deltas and not self.sink.has_errors:
+            self._warn_unused(items, plan)
         return plan
 
     # -- names ------------------------------------------------------------------------------------
@@ -220,7 +271,7 @@ class Checker:
         item = named.get(name)
         if item is None:
             cands = [n for n, i in named.items() if isinstance(i, want)]
-            self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown {what} `{name}`", span, *did_you_mean(name, cands))
+            self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown {what} `{name}`", span, *self._dym(name, cands))
             return None
         if not isinstance(item, want):
             self.sink.error(code, f"`{name}` is a {_kind(item)}, not a {what}", span)
@@ -238,9 +289,13 @@ class Checker:
                 if f.name in seen:
                     self.sink.error(ErrorCode.DUPLICATE, f"field `{f.name}` appears twice in schema `{sch.name} v{sch.version}`", f.span)
                 seen[f.name] = f
+                if not check_type_size(f.type, f"field `{f.name}`", self.sink):
+                    continue
                 if f.default is not None:
                     decl = ast.ParamDecl(f.name, f.type, f.default, f.span, f.span)
-                    check_param(decl, empty, self.ctx, self.sink)
+                    value = check_param(decl, empty, self.ctx, self.sink).value
+                    if value is not None:
+                        plan.schema_defaults[(sch.name, sch.version, f.name)] = value
         for name, versions in by_name.items():
             for old, new in zip(versions, versions[1:]):
                 self._check_evolution(old, new)
@@ -274,7 +329,9 @@ class Checker:
                 )
 
     # -- bodies -----------------------------------------------------------------------------------
-    def _body_scope(self, body: ast.Body, scope: Scope, owner: str) -> tuple[list[ParamSymbol], list[VarSymbol], bool]:
+    def _body_scope(
+        self, body: ast.Body, scope: Scope, owner: str, typer: Typer
+    ) -> tuple[list[ParamSymbol], list[VarSymbol], bool]:
         ok = True
         params: list[ParamSymbol] = []
         vars_: list[VarSymbol] = []
@@ -296,6 +353,8 @@ class Checker:
             if any(d == 0 for d in v.type.dims):
                 self.sink.error(ErrorCode.VALUE_SHAPE, f"variable `{v.name}` has an empty shape", v.type.span)
                 ok = False
+            if not check_type_size(v.type, f"variable `{v.name}`", self.sink):
+                ok = False
             sym_v = VarSymbol(v.name, tuple(v.type.dims), v.name_span)
             scope.define(sym_v)
             vars_.append(sym_v)
@@ -306,14 +365,16 @@ class Checker:
                 self.sink.error(ErrorCode.DUPLICATE, f"`{p.name}` is declared twice in `{owner}`", later)
                 ok = False
                 continue
-            sym = check_param(p, scope, self.ctx, self.sink)
+            sym = check_param(p, scope, self.ctx, self.sink, typer)
             if sym.value is None:
                 ok = False
             scope.define(sym)
             params.append(sym)
         return params, vars_, ok
 
-    def _check_objectives(self, body: ast.Body, scope: Scope, owner: str, span: Span, required: bool) -> bool:
+    def _check_objectives(
+        self, body: ast.Body, scope: Scope, owner: str, span: Span, required: bool, typer: Typer
+    ) -> bool:
         ok = True
         if len(body.objectives) > 1:
             for extra in body.objectives[1:]:
@@ -334,16 +395,17 @@ class Checker:
             )
             ok = False
         for obj in body.objectives[:1]:
-            ok = check_objective(obj, scope, self.ctx, self.sink) and ok
+            ok = check_objective(obj, scope, self.ctx, self.sink, typer) and ok
         for c in body.constraints:
-            ok = check_constraint(c, scope, self.ctx, self.sink) and ok
+            ok = check_constraint(c, scope, self.ctx, self.sink, typer) and ok
         return ok
 
     def _check_shared(self, item: ast.SharedVariables) -> CheckedShared:
         scope = Scope()
-        params, vars_, ok = self._body_scope(item.body, scope, item.name)
-        ok = self._check_objectives(item.body, scope, item.name, item.name_span, required=False) and ok
-        return CheckedShared(item.name, item, scope, params, vars_, ok)
+        typer = make_checker(scope, self.ctx, self.sink)
+        params, vars_, ok = self._body_scope(item.body, scope, item.name, typer)
+        ok = self._check_objectives(item.body, scope, item.name, item.name_span, False, typer) and ok
+        return CheckedShared(item.name, item, scope, params, vars_, ok, typer.type_map())
 
     def _check_local(self, item: ast.LocalProblem, plan: CheckedPlan) -> list[CheckedObject]:
         out = []
@@ -354,33 +416,25 @@ class Checker:
                 item.name_span,
                 help_("declare what it decides: `var x: float[4];`"),
             )
-        members: Iterable[int | None] = item.family.members if item.family is not None else [None]
-        for index in members:
+        decls: list[ast.ParamDecl | ast.VarDecl] = [*item.body.params, *item.body.vars]
+        # A declaration too large on its own is reported at its type (E0007) when the body is checked.
+        sizes = [limits.elements(d.type.dims) for d in decls]
+        per_member = sum(n for n in sizes if n <= limits.MAX_ARRAY_ELEMENTS)
+        for index in self._members(item, per_member):
             scope = Scope()
             if item.family is not None and index is not None:
                 scope.define(IndexSymbol(item.family.index, index, item.family.span))
             name = member_name(item.name, index)
-            params, vars_, ok = self._body_scope(item.body, scope, name)
+            typer = make_checker(scope, self.ctx, self.sink)
+            params, vars_, ok = self._body_scope(item.body, scope, name, typer)
             applied: list[str] = []
             for functor in plan.functors:
                 if functor.source in (item.adapter, item.platform) and functor.target == CANONICAL:
                     ok = self._apply_functor(functor, item, name, scope, params) and ok
                     applied.append(functor.name)
-            ok = self._check_objectives(item.body, scope, name, item.name_span, required=True) and ok
-            out.append(CheckedObject(name, item, index, scope, params, vars_, applied, ok))
-        if out:
-            self._check_names(out[0].params, out[0].vars)
+            ok = self._check_objectives(item.body, scope, name, item.name_span, True, typer) and ok
+            out.append(CheckedObject(name, item, index, scope, params, vars_, applied, ok, typer.type_map()))
         return out
-
-    def _check_names(self, params: Sequence[ParamSymbol], vars_: Sequence[VarSymbol]) -> None:
-        """Names that only differ in case (`Foo`, `foo`) collide in the generated Rust and C++."""
-        from catopt_dsl.backends.naming import check_collisions
-
-        entries = [("field", s.name) for s in [*vars_, *params]]
-        spans = {s.name: s.span for s in [*vars_, *params]}
-        # Report at the later declaration: that is the one to rename.
-        ordered = sorted(entries, key=lambda e: (spans[e[1]].line, spans[e[1]].col), reverse=True)
-        check_collisions(ordered, self.sink, file=self.file, spans=spans)
 
     # -- functors ---------------------------------------------------------------------------------
     def _check_functor_decl(self, f: ast.Functor) -> None:
@@ -415,7 +469,7 @@ class Checker:
                     ErrorCode.FUNCTOR,
                     f"functor `{f.name}` reads `{missing[0]}`, which LocalProblem `{name}` does not declare",
                     r.span,
-                    *did_you_mean(missing[0], [p.name for p in params]),
+                    *self._dym(missing[0], [p.name for p in params]),
                 )
                 ok = False
                 continue
@@ -459,7 +513,7 @@ class Checker:
                     ErrorCode.UNKNOWN_SCHEMA,
                     f"unknown schema `{item.schema}`",
                     item.schema_span,
-                    *did_you_mean(item.schema, [n for (n, _) in plan.schemas]),
+                    *self._dym(item.schema, [n for (n, _) in plan.schemas]),
                 )
         if src_item is None or tgt_item is None or schema is None:
             return []
@@ -468,8 +522,7 @@ class Checker:
         if target is None:
             return []
         out = []
-        members: Iterable[int | None] = item.family.members if item.family is not None else [None]
-        for index in members:
+        for index in self._members(item):
             fam_scope = Scope()
             if item.family is not None and index is not None:
                 fam_scope.define(IndexSymbol(item.family.index, index, item.family.span))
@@ -477,13 +530,33 @@ class Checker:
             if source is None:
                 continue
             name = member_name(item.name, index)
+            if not self._coefficients_fit(item, schema, source):
+                break
             scope = source.scope.child()
             if item.family is not None and index is not None:
                 scope.define(IndexSymbol(item.family.index, index, item.family.span))
-            fields = self._check_mappings(item.mappings, schema, scope, f"morphism `{name}`", item.span)
+            typer = make_checker(scope, self.ctx, self.sink)
+            fields = self._check_mappings(item.mappings, schema, scope, f"morphism `{name}`", item.span, typer)
             if fields is not None:
-                out.append(CheckedMorphism(name, item, index, source, target, schema, fields, scope))
+                out.append(CheckedMorphism(name, item, index, source, target, schema, fields, scope, typer.type_map()))
         return out
+
+    def _coefficients_fit(self, item: ast.Morphism, schema: ast.Schema, source: CheckedObject) -> bool:
+        """Each field of a morphism becomes a dense coefficient matrix over the source's stacked
+        variables (field elements x var elements): refuse one above MAX_COEFFICIENTS (E0007)."""
+        n = sum(limits.elements(v.shape) for v in source.vars)
+        for f in schema.fields:
+            m = limits.elements(f.type.dims)
+            if m * n > limits.MAX_COEFFICIENTS:
+                self.sink.error(
+                    ErrorCode.LIMIT,
+                    f"field `{f.name}` of morphism `{item.name}` needs a {m:,} x {n:,} coefficient matrix; "
+                    f"the limit is {limits.MAX_COEFFICIENTS:,} entries",
+                    item.name_span,
+                    note(f"`{f.name}` has {m:,} elements and `{source.name}` {n:,} variable elements"),
+                )
+                return False
+        return True
 
     def _resolve_source(self, item: ast.Morphism, src: ast.LocalProblem, fam_scope: Scope, objects: dict[str, CheckedObject]) -> CheckedObject | None:
         ref = item.source
@@ -518,7 +591,7 @@ class Checker:
         return objects.get(member_name(src.name, k))
 
     def _check_mappings(
-        self, mappings: Sequence[ast.FieldMap], schema: ast.Schema, scope: Scope, what: str, span: Span
+        self, mappings: Sequence[ast.FieldMap], schema: ast.Schema, scope: Scope, what: str, span: Span, typer: Typer
     ) -> list[tuple[str, ast.Expr]] | None:
         ok = True
         by_name = {f.name: f for f in schema.fields}
@@ -535,11 +608,11 @@ class Checker:
                     ErrorCode.UNKNOWN_FIELD,
                     f"schema `{schema.name} v{schema.version}` has no field `{m.field}`",
                     m.field_span,
-                    *did_you_mean(m.field, by_name),
+                    *self._dym(m.field, by_name),
                 )
                 ok = False
                 continue
-            t = check_affine(m.expr, scope, self.ctx, self.sink, f"{what} field `{m.field}`")
+            t = check_affine(m.expr, scope, self.ctx, self.sink, f"{what} field `{m.field}`", typer)
             if t is None:
                 ok = False
                 continue
@@ -562,6 +635,7 @@ class Checker:
             if f.name in given:
                 out.append((f.name, given[f.name].expr))
             elif f.default is not None:
+                typer.type(f.default)  # constant; typed here so lowering finds it in this scope's map
                 out.append((f.name, f.default))
             else:
                 self.sink.error(
@@ -588,8 +662,7 @@ class Checker:
         shared = plan.shared.get(item.target)
         if shared is None:
             return
-        members: Iterable[int | None] = item.family.members if item.family is not None else [None]
-        for index in members:
+        for index in self._members(item):
             fam_scope = Scope()
             limit = item.name
             if item.family is not None and index is not None:
@@ -640,7 +713,7 @@ class Checker:
             if not isinstance(sym, VarSymbol):
                 cands = [v.name for v in obj.vars]
                 if sym is None:
-                    self.sink.error(ErrorCode.UNKNOWN_NAME, f"`{obj.name}` has no variable `{var_name}`", var_span, *did_you_mean(var_name, cands))
+                    self.sink.error(ErrorCode.UNKNOWN_NAME, f"`{obj.name}` has no variable `{var_name}`", var_span, *self._dym(var_name, cands))
                 else:
                     self.sink.error(ErrorCode.CONSENSUS, f"`{obj.name}.{var_name}` is a param; consensus needs a variable", var_span)
                 return
@@ -651,6 +724,16 @@ class Checker:
                     c.span,
                 )
                 return
+            key = (obj.name, var_name, shared.name, shared_var)
+            if key in self._links:
+                self.sink.error(
+                    ErrorCode.DUPLICATE,
+                    f"`{obj.name}.{var_name} == {shared.name}.{shared_var}` is stated twice",
+                    c.span,
+                    help_("remove the repeated consensus constraint (one link per variable pair)"),
+                )
+                return
+            self._links.add(key)
             self._plan.consensus.append(ConsensusLink(item.name, obj, var_name, shared, shared_var, tuple(shape)))
 
     def _local_side(
@@ -672,7 +755,7 @@ class Checker:
             item = named.get(base.name)
             if item is None:
                 self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown LocalProblem `{base.name}`", base.span,
-                                *did_you_mean(base.name, [n for n, i in named.items() if isinstance(i, ast.LocalProblem)]))
+                                *self._dym(base.name, [n for n, i in named.items() if isinstance(i, ast.LocalProblem)]))
                 return None
             if not isinstance(item, ast.LocalProblem):
                 self.sink.error(ErrorCode.CONSENSUS, f"`{base.name}` is a {_kind(item)}, not a LocalProblem", base.span)
@@ -686,7 +769,7 @@ class Checker:
         fam = families.get(base.base.name)
         if fam is None or fam.family is None:
             if named.get(base.base.name) is None:
-                self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown LocalProblem family `{base.base.name}`", base.base.span, *did_you_mean(base.base.name, families))
+                self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown LocalProblem family `{base.base.name}`", base.base.span, *self._dym(base.base.name, families))
             else:
                 self.sink.error(ErrorCode.CONSENSUS, f"`{base.base.name}` is not a LocalProblem family", base.base.span)
             return None
@@ -714,7 +797,7 @@ class Checker:
         sym = shared.scope.lookup(name)
         if not isinstance(sym, VarSymbol):
             if sym is None:
-                self.sink.error(ErrorCode.UNKNOWN_NAME, f"`{shared.name}` has no variable `{name}`", span, *did_you_mean(name, [v.name for v in shared.vars]))
+                self.sink.error(ErrorCode.UNKNOWN_NAME, f"`{shared.name}` has no variable `{name}`", span, *self._dym(name, [v.name for v in shared.vars]))
             else:
                 self.sink.error(ErrorCode.CONSENSUS, f"`{shared.name}.{name}` is a param; consensus needs a shared variable", span)
             return None
@@ -763,7 +846,8 @@ class Checker:
             sym = fam_scope.lookup(name)
             if isinstance(sym, IndexSymbol):
                 rhs_scope.define(sym)
-        rt = type_expr(rhs, rhs_scope, self.ctx, self.sink)
+        typer = make_checker(rhs_scope, self.ctx, self.sink)
+        rt = typer.type(rhs)
         if rt is None:
             return
         if rt.const is None:
@@ -782,7 +866,9 @@ class Checker:
             )
             return
         rhs_full = np.broadcast_to(value, shape).astype(np.float64).reshape(-1)
-        self._plan.couplings.append(CouplingLimit(ident, limit, shared, sense, rhs_full, shape, terms))
+        self._plan.couplings.append(
+            CouplingLimit(ident, limit, shared, sense, rhs_full, shape, terms, rhs, rhs_scope, typer.type_map())
+        )
 
     def _coupling_terms(self, arg: ast.Attr, shared: CheckedShared, plan: CheckedPlan, named: dict[str, ast.Item], fam_scope: Scope) -> list[CouplingTerm] | None:
         base, fname = arg.base, arg.name
@@ -794,7 +880,7 @@ class Checker:
                     ErrorCode.COUPLING,
                     f"no morphism into `{shared.name}` has a field `{fname}`",
                     arg.span,
-                    *did_you_mean(fname, {f.name for m in into for f in m.schema.fields}),
+                    *self._dym(fname, {f.name for m in into for f in m.schema.fields}),
                 )
                 return None
             return found
@@ -830,7 +916,7 @@ class Checker:
                     ErrorCode.UNKNOWN_FIELD,
                     f"morphism `{decl.name}` carries `{m.schema.name} v{m.schema.version}`, which has no field `{fname}`",
                     arg.name_span,
-                    *did_you_mean(fname, [f.name for f in m.schema.fields]),
+                    *self._dym(fname, [f.name for f in m.schema.fields]),
                 )
                 return None
             out.append(CouplingTerm(m, fname))
@@ -854,7 +940,31 @@ class Checker:
             plan.colimit = item
 
     # -- deltas -----------------------------------------------------------------------------------
-    def _check_delta(self, delta: ast.PlanDelta, base: CheckedPlan) -> CheckedDelta:
+    def _check_deltas(self, deltas: Sequence[ast.PlanDelta], plan: CheckedPlan) -> None:
+        """Check each PlanDelta while the plans they yield stay within MAX_DELTA_OBJECTS in total.
+
+        Each delta yields a whole plan, which is checked, lowered and generated in full, so N deltas
+        of a plan of M objects cost N x M: the total is bounded before each delta is checked.
+        """
+        total = 0
+        for k, delta in enumerate(deltas):
+            if total + self.expanded > limits.MAX_DELTA_OBJECTS:
+                rest = len(deltas) - k
+                self.sink.error(
+                    ErrorCode.LIMIT,
+                    f"the plans that PlanDeltas yield would hold more than {limits.MAX_DELTA_OBJECTS:,} "
+                    f"objects, morphisms and limits in total",
+                    delta.name_span,
+                    note(f"each PlanDelta yields a whole plan of about {self.expanded:,}; "
+                         f"this delta and {rest - 1} more are not checked"),
+                    help_("split the deltas over several specs, or make the plan smaller"),
+                )
+                return
+            checked, size = self._check_delta(delta, plan)
+            plan.deltas.append(checked)
+            total += size
+
+    def _check_delta(self, delta: ast.PlanDelta, base: CheckedPlan) -> tuple[CheckedDelta, int]:
         items = [i for i in base.items if not isinstance(i, ast.PlanDelta)]
         summary: list[str] = []
         ok = True
@@ -866,8 +976,8 @@ class Checker:
                 items, text = result
                 summary.append(text)
         if not ok:
-            return CheckedDelta(delta.name, delta, summary, None)
-        inner = DiagnosticSink()
+            return CheckedDelta(delta.name, delta, summary, None), 0
+        inner = self.sink.child()
         sub = Checker(self.ctx, inner, self.file)
         result_plan = sub.check(items, with_deltas=False)
         for d in inner.sorted():
@@ -879,7 +989,7 @@ class Checker:
                 note(f"in the plan that `{delta.name}` yields", delta.name_span),
                 severity=d.severity,
             )
-        return CheckedDelta(delta.name, delta, summary, None if inner.has_errors else result_plan)
+        return CheckedDelta(delta.name, delta, summary, None if inner.has_errors else result_plan), sub.expanded
 
     def _apply_op(self, delta: ast.PlanDelta, op: ast.DeltaOp, items: list[ast.Item]) -> tuple[list[ast.Item], str] | None:
         if isinstance(op, ast.AddItem):
@@ -893,7 +1003,7 @@ class Checker:
                     ErrorCode.DELTA,
                     f"PlanDelta `{delta.name}` removes {op.kind} `{op.name}`, which the plan does not have",
                     op.name_span,
-                    *did_you_mean(op.name, [i.name for i in items if isinstance(i, want)]),
+                    *self._dym(op.name, [i.name for i in items if isinstance(i, want)]),
                 )
                 return None
             return _remove(items, target), f"remove {op.kind} {op.name}"
@@ -911,14 +1021,14 @@ class Checker:
                         ErrorCode.DELTA,
                         f"PlanDelta `{delta.name}` sets `{op.object}.{op.param}`, but `{op.object}` has no param `{op.param}`",
                         op.target_span,
-                        *did_you_mean(op.param, [p.name for p in i.body.params]),
+                        *self._dym(op.param, [p.name for p in i.body.params]),
                     )
                     return None
             self.sink.error(
                 ErrorCode.DELTA,
                 f"PlanDelta `{delta.name}` sets a param of `{op.object}`, which is not an object of the plan",
                 op.target_span,
-                *did_you_mean(op.object, [i.name for i in items if isinstance(i, (ast.LocalProblem, ast.SharedVariables))]),
+                *self._dym(op.object, [i.name for i in items if isinstance(i, (ast.LocalProblem, ast.SharedVariables))]),
             )
             return None
         if isinstance(op, ast.Migrate):
@@ -936,7 +1046,7 @@ class Checker:
                 ErrorCode.DELTA,
                 f"PlanDelta `{delta.name}` migrates Morphism `{op.morphism}`, which the plan does not have",
                 op.name_span,
-                *did_you_mean(op.morphism, [i.name for i in items if isinstance(i, ast.Morphism)]),
+                *self._dym(op.morphism, [i.name for i in items if isinstance(i, ast.Morphism)]),
             )
             return None
         raise AssertionError(op)  # pragma: no cover
@@ -952,6 +1062,65 @@ class Checker:
                         f"shared variable `{s.name}.{v.name}` is not linked to any local variable by a Limit",
                         v.span,
                     )
+
+    def _warn_unused(self, items: Sequence[ast.Item], plan: CheckedPlan) -> None:
+        """Params nothing reads, vars nothing uses, Functors no object takes: legal, but almost
+        always a typo or a leftover (one warning per declaration, not per family member)."""
+        used_by: dict[str, set[str]] = {}  # item name -> names its expressions read
+        for item in items:
+            body = getattr(item, "body", None)
+            if body is None:
+                continue
+            names = used_by.setdefault(item.name, set())
+            for e in [*(o.expr for o in body.objectives), *(c.left for c in body.constraints), *(c.right for c in body.constraints)]:
+                names.update(_names_in(e))
+            for p in body.params:
+                if p.value is not None:
+                    names.update(_names_in(p.value))
+        for item in items:
+            if isinstance(item, ast.Morphism):
+                used_by.setdefault(item.source.name, set()).update(n for m in item.mappings for n in _names_in(m.expr))
+            elif isinstance(item, ast.Limit):
+                for c in item.constraints:
+                    used_by.setdefault(item.target, set()).update([*_names_in(c.left), *_names_in(c.right)])
+            elif isinstance(item, ast.Functor):
+                for o in items:
+                    if isinstance(o, ast.LocalProblem) and item.source in (o.adapter, o.platform):
+                        used_by.setdefault(o.name, set()).update(n for r in item.rules for n in _names_in(r.expr))
+        for link in plan.consensus:
+            used_by.setdefault(link.object.decl.name, set()).add(link.var)
+        for item in items:
+            body = getattr(item, "body", None)
+            if body is None or not isinstance(item, (ast.LocalProblem, ast.SharedVariables)):
+                continue
+            names = used_by.get(item.name, set())
+            for p in body.params:
+                if p.name not in names:
+                    self.sink.warning(
+                        ErrorCode.UNUSED_PARAM,
+                        f"param `{p.name}` of `{item.name}` is never read",
+                        p.name_span,
+                        help_("remove it, or use it in the objective, a constraint or a morphism field"),
+                    )
+            if isinstance(item, ast.LocalProblem):
+                for v in body.vars:
+                    if v.name not in names:
+                        self.sink.warning(
+                            ErrorCode.FREE_VAR,
+                            f"variable `{v.name}` of `{item.name}` appears in no objective, constraint, "
+                            "morphism field or consensus link: any value is optimal",
+                            v.name_span,
+                        )
+        for item in items:
+            if isinstance(item, ast.Functor) and not any(
+                isinstance(o, ast.LocalProblem) and item.source in (o.adapter, o.platform) for o in items
+            ):
+                self.sink.warning(
+                    ErrorCode.FUNCTOR,
+                    f"Functor `{item.name}` maps `{item.source}`, but no LocalProblem is `on {item.source}` "
+                    f"or `via {item.source}`: it applies to nothing",
+                    item.source_span,
+                )
 
     # The plan under construction, for limit helpers (set in check()).
     @property

@@ -61,15 +61,17 @@ e.g. ``exp(1000)``).
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
 
+from catopt_dsl import limits
 from catopt_dsl.check.atoms import (
     ATOMS,
     AtomError,
+    apply_atom,
+    apply_binary,
     Curvature,
     Mono,
     Sign,
@@ -86,10 +88,10 @@ from catopt_dsl.check.atoms import (
     sign_of_value,
 )
 from catopt_dsl.check.data import load_data
+from catopt_dsl.check.suggest import suggest
 from catopt_dsl.check.scope import ExprContext, IndexSymbol, ParamSymbol, Scope, VarSymbol
 from catopt_dsl.diagnostics import DiagnosticSink, Note, help_, note
 from catopt_dsl.errors import ErrorCode
-from catopt_dsl.ir.evaluate import apply_atom, apply_binary
 from catopt_dsl.span import Span
 from catopt_dsl.syntax import ast
 
@@ -97,10 +99,12 @@ __all__ = [
     "Curvature",
     "Sign",
     "ExprType",
+    "TypeMap",
+    "Typer",
+    "make_checker",
     "type_expr",
     "eval_const",
     "check_param",
-    "check_var",
     "check_objective",
     "check_constraint",
     "check_affine",
@@ -111,17 +115,6 @@ __all__ = [
 NP_DTYPES: dict[str, type] = {"float": np.float64, "int": np.int64, "bool": np.bool_}
 
 _INT_MAX = 2**63 - 1
-
-# Atoms whose result stays int for int arguments (so e.g. `max(counts)` can size an index).
-_INT_PRESERVING = frozenset({"sum", "abs", "max", "min", "maximum", "minimum", "multiply", "dot", "transpose"})
-
-# What to call an argument that must be constant, in E0107 messages.
-_CONST_ARG_ROLE: dict[tuple[str, int], str] = {
-    ("quad_form", 1): "the matrix `P` of `quad_form`",
-    ("huber", 1): "the threshold `M` of `huber`",
-    ("sum", 1): "the axis of `sum`",
-}
-
 
 @dataclass(frozen=True, eq=False)
 class ExprType:
@@ -230,6 +223,38 @@ def _short(e: ast.Expr, limit: int = 72) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+class TypeMap:
+    """What typing learned about the expressions of one scope (an object or family member, a
+    shared block, a morphism), keyed by node identity: each node's :class:`ExprType` (shape,
+    dtype, curvature, folded value), normalised index keys and call options. Lowering reads it
+    instead of typing the expressions again.
+    """
+
+    def __init__(
+        self,
+        types: dict[int, ExprType | None],
+        index_keys: dict[int, tuple[int | tuple[int, int, int], ...]],
+        call_options: dict[int, tuple[tuple[str, object], ...]],
+        keep: list[object],
+    ) -> None:
+        self._types = types
+        self._index_keys = index_keys
+        self._call_options = call_options
+        self._keep = keep  # the typed nodes stay alive, so their ids stay unique
+
+    def type(self, e: object) -> ExprType:
+        t = self._types.get(id(e))
+        if t is None:
+            raise KeyError(f"no type recorded for `{render_expr(e)}`: it was not checked in this scope")  # type: ignore[arg-type]
+        return t
+
+    def index_key(self, e: object) -> tuple[int | tuple[int, int, int], ...]:
+        return self._index_keys[id(e)]
+
+    def call_options(self, e: object) -> tuple[tuple[str, object], ...]:
+        return self._call_options.get(id(e), ())
+
+
 class _Checker:
     """Types one or more expressions against a scope; memoises per node (by identity)."""
 
@@ -242,6 +267,10 @@ class _Checker:
         self.index_keys: dict[int, tuple[int | tuple[int, int, int], ...]] = {}
         self.call_options: dict[int, tuple[tuple[str, object], ...]] = {}
         self._keep: list[object] = []  # keeps memoised nodes alive so ids stay unique
+
+    def type_map(self) -> TypeMap:
+        """Everything typed so far, for lowering."""
+        return TypeMap(self.memo, self.index_keys, self.call_options, self._keep)
 
     # -- helpers ---------------------------------------------------------------------------------
     def type(self, e: ast.Expr) -> ExprType | None:
@@ -285,6 +314,33 @@ class _Checker:
             )
             return False
         return True
+
+    def _size_ok(self, e: ast.Expr, shape: Sequence[int]) -> bool:
+        """Refuse an expression with more than MAX_ARRAY_ELEMENTS elements before anything of that
+        size is built (broadcasting and array literals can multiply sizes: `a[n, 1] + b[1, n]`)."""
+        n = limits.elements(shape)
+        if n <= limits.MAX_ARRAY_ELEMENTS:
+            return True
+        self.sink.error(
+            ErrorCode.LIMIT,
+            f"`{_short(e)}` has shape {fmt_shape(tuple(shape))}: {n:,} elements, more than the limit of {limits.MAX_ARRAY_ELEMENTS:,}",
+            e.span,
+        )
+        return False
+
+    def _charge(self, e: ast.Expr, work: int) -> bool:
+        """Spend ``work`` element operations of constant folding from the compilation's budget
+        (MAX_FOLD_WORK): bounded arrays alone do not bound a chain of 255 matrix products."""
+        if self.ctx.charge(work):
+            return True
+        self.sink.error(
+            ErrorCode.LIMIT,
+            f"folding `{_short(e)}` would pass the limit of {limits.MAX_FOLD_WORK:,} element operations "
+            "that constant folding may spend on one compilation",
+            e.span,
+            help_("precompute large constants and load() them from a .npy file"),
+        )
+        return False
 
     def _finish_const(self, e: ast.Expr, value: np.ndarray, dtype: str) -> np.ndarray | None:
         """Normalise a folded value; report E0604 when folding produced NaN/Inf."""
@@ -378,9 +434,10 @@ class _Checker:
             if e.name in ATOMS:
                 notes.append(help_(f"`{e.name}` is a function; call it as `{e.name}(...)`"))
             else:
-                close = difflib.get_close_matches(e.name, self.scope.names(), n=1, cutoff=0.6)
+                # The budget is taken before listing the scope: listing it is the expensive part.
+                close = suggest(e.name, self.scope.names()) if self.sink.take_suggestion() else None
                 if close:
-                    notes.append(help_(f"did you mean `{close[0]}`?"))
+                    notes.append(help_(f"did you mean `{close}`?"))
             self.sink.error(ErrorCode.UNKNOWN_NAME, f"unknown name `{e.name}`", e.span, *notes)
             return None
         if isinstance(sym, ParamSymbol):
@@ -402,6 +459,8 @@ class _Checker:
             return t
         const = None
         if t.const is not None:
+            if not self._charge(e, limits.elements(t.shape)):
+                return None
             const = self._finish_const(e, apply_binary("-", np.zeros((), t.const.dtype), t.const), t.dtype)
         self.rules[id(e)] = _Rule(Curvature.AFFINE, ((e.operand, Mono.DECREASING),), "negation")
         curv = compose(Curvature.AFFINE, [t.curvature], [Mono.DECREASING])
@@ -480,10 +539,19 @@ class _Checker:
             sign = sign_mul(lt.sign, rt.sign)
         else:  # pragma: no cover - the grammar admits no other operator
             raise ValueError(f"unknown operator {op}")
+        if not self._size_ok(e, shape):
+            return None
         self.rules[id(e)] = rule
         curv = compose(rule.intrinsic, [lt.curvature, rt.curvature], [m for _, m in rule.children])
         const = None
         if lt.const is not None and rt.const is not None:
+            if op == "@":
+                inner = lt.shape[-1] if lt.shape else 1
+                work = limits.elements(shape) * inner
+            else:
+                work = limits.elements(shape)
+            if not self._charge(e, work):
+                return None
             value = apply_binary(op, lt.const, rt.const)
             if dtype == "int" and op in ("*", "@"):
                 # int64 wraps silently; redo the product in float to catch overflow.
@@ -666,6 +734,8 @@ class _Checker:
         else:
             dtype = "float"
         shape = (len(ts),) + first.shape
+        if not self._size_ok(e, shape):
+            return None
         self.rules[id(e)] = _Rule(Curvature.AFFINE, tuple((x, Mono.INCREASING) for x in e.elements), "array literal")
         curv = compose(Curvature.AFFINE, [t.curvature for t in ts], [Mono.INCREASING] * len(ts))
         const = None
@@ -684,9 +754,9 @@ class _Checker:
             if self.scope.lookup(e.func) is not None:
                 self.sink.error(ErrorCode.UNKNOWN_ATOM, f"`{e.func}` is not a function", e.func_span)
             else:
-                close = difflib.get_close_matches(e.func, sorted(ATOMS), n=1, cutoff=0.6)
+                close = suggest(e.func, ATOMS)
                 notes = (
-                    [help_(f"did you mean `{close[0]}`?")]
+                    [help_(f"did you mean `{close}`?")]
                     if close
                     else [note("see docs/language.md for the list of functions")]
                 )
@@ -711,7 +781,7 @@ class _Checker:
                 return None
         for i in sorted(spec.const_args):
             if i < n:
-                role = _CONST_ARG_ROLE.get((e.func, i), f"argument {i + 1} of `{e.func}`")
+                role = dict(spec.const_roles).get(i, f"argument {i + 1} of `{e.func}`")
                 if not self.require_const(e.args[i], ts[i], role):
                     return None
                 if ts[i].const is None:
@@ -723,18 +793,26 @@ class _Checker:
             notes = [help_(err.help)] if err.help else []
             self.sink.error(err.code, err.message, where, *notes)
             return None
+        if not self._size_ok(e, shape):
+            return None
+        if e.func == "quad_form" and ts[1].const is not None:
+            # The curvature rule takes the eigenvalues of P: cubic work.
+            if not self._charge(e, limits.elements(ts[1].shape) * (ts[1].shape[0] if ts[1].shape else 1)):
+                return None
         options = spec.options(ts)
         self.call_options[id(e)] = options
         intrinsic, reason = spec.intrinsic(ts)
         monos = spec.monotonicity(ts)
         self.rules[id(e)] = _Rule(intrinsic, tuple(zip(e.args, monos)), f"`{e.func}`", reason)
         curv = compose(intrinsic, [t.curvature for t in ts], monos)
-        dtype = "int" if e.func in _INT_PRESERVING and all(t.dtype == "int" for t in ts) else "float"
+        dtype = "int" if spec.int_preserving and all(t.dtype == "int" for t in ts) else "float"
         if e.func == "sum" and n == 2:
             dtype = "int" if ts[0].dtype == "int" else "float"
         sign = spec.sign(ts)
         const = None
         if all(t.const is not None for t in ts):
+            if not self._charge(e, sum(limits.elements(t.shape) for t in ts) + limits.elements(shape)):
+                return None
             values = [t.const for i, t in enumerate(ts) if i not in spec.option_args]
             value = apply_atom(e.func, values, dict(options))  # type: ignore[arg-type]
             const = self._finish_const(e, value, dtype)
@@ -856,47 +934,37 @@ def eval_const(expr: ast.Expr, scope: Scope, ctx: ExprContext, sink: DiagnosticS
     return t.const
 
 
-def check_var(decl: ast.VarDecl, sink: DiagnosticSink) -> VarSymbol:
-    """The symbol of a ``var`` declaration; ``int``/``bool`` variables are E0203 (not convex)."""
-    if decl.type.base != "float":
-        sink.error(
-            ErrorCode.TYPE,
-            (
-                f"variable `{decl.name}` is declared `{decl.type.base}`, but integer variables are not convex"
-                if decl.type.base == "int"
-                else f"variable `{decl.name}` is declared `bool`, but boolean variables are not convex"
-            ),
-            decl.type.span,
-            help_("declare it `float`; catoptc solves continuous convex problems only"),
-        )
-    return VarSymbol(decl.name, tuple(decl.type.dims), decl.name_span)
+def check_type_size(t: ast.TypeRef, what: str, sink: DiagnosticSink) -> bool:
+    """A declared type of at most MAX_ARRAY_ELEMENTS elements (E0007 at the type otherwise).
+
+    Checked before a value is evaluated or a scalar is broadcast into the shape: `float[100000,
+    100000]` would otherwise allocate 75 GiB."""
+    n = limits.elements(t.dims)
+    if n <= limits.MAX_ARRAY_ELEMENTS:
+        return True
+    sink.error(
+        ErrorCode.LIMIT,
+        f"{what} has {n:,} elements; an array has at most {limits.MAX_ARRAY_ELEMENTS:,}",
+        t.span,
+        help_("split it, or solve the large part outside the plan"),
+    )
+    return False
 
 
-def check_param(decl: ast.ParamDecl, scope: Scope, ctx: ExprContext, sink: DiagnosticSink) -> ParamSymbol:
+def check_param(
+    decl: ast.ParamDecl, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, typer: "_Checker | None" = None
+) -> ParamSymbol:
     """Evaluate a param's value and check it against the declared dtype and shape.
 
     Always returns a symbol (so later uses resolve); its ``value`` is None when anything failed.
     """
     dtype = decl.type.base
     shape = tuple(decl.type.dims)
-    ch = _Checker(scope, ctx, sink)
+    if not check_type_size(decl.type, f"`{decl.name}`", sink):
+        return ParamSymbol(decl.name, dtype, shape, None, decl.name_span)
+    ch = typer or _Checker(scope, ctx, sink)
     value = _param_value(ch, decl.value, dtype, shape, f"`{decl.name}`", decl.type.span, sink)
     return ParamSymbol(decl.name, dtype, shape, value, decl.name_span)
-
-
-def check_value(
-    expr: ast.Expr,
-    dtype: str,
-    shape: tuple[int, ...],
-    what: str,
-    scope: Scope,
-    ctx: ExprContext,
-    sink: DiagnosticSink,
-    decl_span: Span | None = None,
-) -> np.ndarray | None:
-    """Evaluate ``expr`` as a constant of declared ``dtype``/``shape`` (params, schema defaults,
-    ``set`` ops in plan deltas): the same rules and codes as :func:`check_param`."""
-    return _param_value(_Checker(scope, ctx, sink), expr, dtype, shape, what, decl_span, sink)
 
 
 def _param_value(
@@ -978,9 +1046,11 @@ def _dtype_name(v: np.ndarray) -> str:
     return {"b": "bool", "i": "int", "u": "int"}.get(v.dtype.kind, "float")
 
 
-def check_objective(obj: ast.Objective, scope: Scope, ctx: ExprContext, sink: DiagnosticSink) -> bool:
+def check_objective(
+    obj: ast.Objective, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, typer: "_Checker | None" = None
+) -> bool:
     """A scalar numeric objective, convex for ``minimize`` and concave for ``maximize``."""
-    ch = _Checker(scope, ctx, sink)
+    ch = typer or _Checker(scope, ctx, sink)
     t = ch.type(obj.expr)
     if t is None:
         return False
@@ -1007,9 +1077,11 @@ def check_objective(obj: ast.Objective, scope: Scope, ctx: ExprContext, sink: Di
     return False
 
 
-def check_constraint(c: ast.Constraint, scope: Scope, ctx: ExprContext, sink: DiagnosticSink) -> bool:
+def check_constraint(
+    c: ast.Constraint, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, typer: "_Checker | None" = None
+) -> bool:
     """Shapes of both sides (E0201) and DCP (E0302): convex <= concave, concave >= convex, affine == affine."""
-    ch = _Checker(scope, ctx, sink)
+    ch = typer or _Checker(scope, ctx, sink)
     lt = ch.type(c.left)
     rt = ch.type(c.right)
     if lt is None or rt is None:
@@ -1055,10 +1127,12 @@ def check_constraint(c: ast.Constraint, scope: Scope, ctx: ExprContext, sink: Di
     return ok
 
 
-def check_affine(expr: ast.Expr, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, what: str) -> ExprType | None:
+def check_affine(
+    expr: ast.Expr, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, what: str, typer: "_Checker | None" = None
+) -> ExprType | None:
     """Type ``expr`` and require it to be affine (or constant); E0303 names ``what`` (e.g.
     "morphism field `hours`") and the smallest non-affine sub-expression."""
-    ch = _Checker(scope, ctx, sink)
+    ch = typer or _Checker(scope, ctx, sink)
     t = ch.type(expr)
     if t is None:
         return None
@@ -1076,6 +1150,11 @@ def check_affine(expr: ast.Expr, scope: Scope, ctx: ExprContext, sink: Diagnosti
     return None
 
 
+#: a typer for one scope (opaque outside this module: create it with :func:`make_checker`)
+Typer = _Checker
+
+
 def make_checker(scope: Scope, ctx: ExprContext, sink: DiagnosticSink) -> "_Checker":
-    """A checker whose memo is shared across calls (used by lowering)."""
+    """One typer for a scope: pass it to the ``check_*`` functions of that scope, then keep its
+    :meth:`~_Checker.type_map` with the checked item (lowering reads it)."""
     return _Checker(scope, ctx, sink)

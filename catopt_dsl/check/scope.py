@@ -17,12 +17,15 @@ folders the user allowed with ``--allow-path``, and a cache of loaded files keye
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 import numpy as np
 
+from catopt_dsl import limits
+from catopt_dsl.files import Folders
 from catopt_dsl.span import Span
 
 
@@ -61,7 +64,7 @@ Symbol = Union[ParamSymbol, VarSymbol, IndexSymbol]
 class Scope:
     """A chain of name -> symbol dictionaries; lookups walk outwards through ``parent``."""
 
-    def __init__(self, parent: "Scope | None" = None) -> None:
+    def __init__(self, parent: Scope | None = None) -> None:
         self.parent = parent
         self._symbols: dict[str, Symbol] = {}
 
@@ -96,7 +99,7 @@ class Scope:
             scope = scope.parent
         return sorted(out)
 
-    def child(self) -> "Scope":
+    def child(self) -> Scope:
         """A new empty scope whose parent is this one."""
         return Scope(self)
 
@@ -118,3 +121,23 @@ class ExprContext:
     # the folder of the file that says it, not the root spec's.
     file_dirs: Mapping[str, Path] = field(default_factory=dict, compare=False)
     cache: dict[Any, Any] = field(default_factory=dict, compare=False)
+    _folders: list[Folders] = field(default_factory=list, compare=False, repr=False)
+    # Constant-folding work left (MAX_FOLD_WORK element operations per compilation).
+    _work: list[int] = field(default_factory=lambda: [limits.MAX_FOLD_WORK], compare=False, repr=False)
+
+    def charge(self, work: int) -> bool:
+        """Spend ``work`` element operations of constant folding; False once the budget is spent."""
+        if work > self._work[0]:
+            self._work[0] = 0
+            return False
+        self._work[0] -= work
+        return True
+
+    @property
+    def folders(self) -> Folders:
+        """Where ``load()`` may read: the root spec's folder and the ``--allow-path`` folders (the
+        same rule as imports, :mod:`catopt_dsl.files`). Not the folder of an imported spec: an
+        import outside the root folder is refused, and one inside it adds nothing."""
+        if not self._folders:
+            self._folders.append(Folders.of((self.spec_dir, *self.allow_paths)))
+        return self._folders[0]

@@ -96,6 +96,18 @@ def has_var(e: IRExpr) -> bool:
     raise TypeError(f"not an IR expression: {type(e).__name__}")
 
 
+def field_coefficients(
+    expr: IRExpr, vars: tuple[IRVar, ...], params: Mapping[str, np.ndarray], m: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(B, b)`` of a morphism field's expression summed into a coupling of size ``m``: a scalar
+    expression (a scalar default, say) is broadcast over every component."""
+    B, b = affine_coefficients(expr, vars, params)
+    if b.size == 1 and m > 1:
+        b = np.full(m, float(b.reshape(-1)[0]))
+        B = np.repeat(B.reshape(1, -1), m, axis=0)
+    return B, b.reshape(-1)
+
+
 def _size(shape: tuple[int, ...]) -> int:
     return int(np.prod(shape, dtype=np.int64)) if shape else 1
 

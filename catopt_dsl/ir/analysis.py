@@ -43,6 +43,7 @@ from functools import cached_property
 
 import numpy as np
 
+from catopt_dsl.check.atoms import ATOMS
 from catopt_dsl.ir.affine import (
     affine_coefficients,
     affine_coefficients_batched,
@@ -100,12 +101,9 @@ SOLVER_CLASSES: tuple[str, ...] = (
     "general",  # anything else: CVXPY
 )
 
-#: atoms whose domain is not all of R^n: an objective using one on a variable may keep x from
-#: going everywhere even without constraints saying so
-DOMAIN_RESTRICTED_ATOMS: frozenset[str] = frozenset(k for k, v in CALCULUS.items() if v.domain is not None)
-
-#: quadratic atoms: their terms are folded into P, q, r
-_QUADRATIC_ATOMS = frozenset({"square", "sum_squares", "quad_form"})
+#: atoms whose domain is not all of R^n (the atom table's ``domain``): an objective using one on a
+#: variable may keep x from going everywhere even without constraints saying so
+DOMAIN_RESTRICTED_ATOMS: frozenset[str] = frozenset(n for n, spec in ATOMS.items() if spec.domain != "all")
 
 
 class NotQuadratic(ValueError):
@@ -166,7 +164,7 @@ class Term:
 
 def term_values(atom: str, U: np.ndarray, W: np.ndarray, M: float) -> np.ndarray:
     """The values ``(B,)`` of a term at the arguments ``U`` ``(B, m)`` with weights ``W``."""
-    from catopt_dsl.ir.evaluate import apply_atom
+    from catopt_dsl.check.atoms import apply_atom
 
     calc = CALCULUS[atom]
     with np.errstate(all="ignore"):

@@ -20,7 +20,8 @@ extracted, any shape; arrays here may carry leading batch axes):
 * ``pieces`` (polyhedral atoms): ``psi`` as a maximum of affine functions, for lifting a constraint
   ``psi(u) <= r`` into linear rows; elementwise: ``((slope, offset), ...)`` per entry; reduce: each
   entry's slopes (``((+1,), (-1,))``: ``max_j |u_j|``) so the rows are ``slope * u_j <= r``;
-* ``domain``: the open lower bound of ``u`` where the atom is finite (``log``, ``sqrt``: 0).
+* ``domain`` (a property, read from the language's table): the open lower bound of ``u`` where
+  the local solvers evaluate the atom (``log``, ``sqrt``: 0).
 
 The proxes are the classical closed forms (Parikh and Boyd, "Proximal Algorithms", 2014, section 6):
 soft thresholding, the Huber and quadratic shrinkages, block soft thresholding for ``norm2``, and
@@ -37,6 +38,8 @@ from typing import Any
 
 import numpy as np
 import scipy.special
+
+from catopt_dsl.check.atoms import ATOMS
 
 __all__ = ["CALCULUS", "AtomCalculus", "polyhedral_atoms", "proj_l1_ball", "proj_simplex", "smooth_atoms"]
 
@@ -199,13 +202,19 @@ class AtomCalculus:
     hess: Callable[[Array, float], Array] | None = None
     prox: Callable[[Array, Array, float], Array] | None = None
     pieces: tuple[tuple[float, ...], ...] | None = None
-    domain: float | None = None
     #: value, d1 and d2 in one pass (elementwise smooth atoms where that saves work)
     parts: Callable[[Array, float], tuple[Array, Array, Array]] | None = None
 
     @property
     def smooth(self) -> bool:
         return self.d2 is not None or self.hess is not None
+
+    @property
+    def domain(self) -> float | None:
+        """The open lower bound of the argument where the local solvers may evaluate the atom
+        (from the language's table, ``ATOMS[...].domain``; ``sqrt``'s derivative is infinite at 0,
+        so its closed domain counts as open here), or None when it is finite everywhere."""
+        return None if ATOMS[self.name].domain == "all" else 0.0
 
 
 def _ew(name: str, sign: int, **kw: Any) -> AtomCalculus:
@@ -223,8 +232,8 @@ CALCULUS: dict[str, AtomCalculus] = {
     "logistic": _ew("logistic", +1, d1=lambda u, M: _expit(u), d2=lambda u, M: _expit(u) * _expit(-u),
                     parts=_logistic_parts),
     "exp": _ew("exp", +1, d1=lambda u, M: np.exp(u), d2=lambda u, M: np.exp(u), prox=_prox_exp),
-    "log": _ew("log", -1, d1=lambda u, M: 1.0 / u, d2=lambda u, M: -1.0 / (u * u), prox=_prox_neg_log, domain=0.0),
-    "sqrt": _ew("sqrt", -1, d1=lambda u, M: 0.5 / np.sqrt(u), d2=lambda u, M: -0.25 / (u * np.sqrt(u)), domain=0.0),
+    "log": _ew("log", -1, d1=lambda u, M: 1.0 / u, d2=lambda u, M: -1.0 / (u * u), prox=_prox_neg_log),
+    "sqrt": _ew("sqrt", -1, d1=lambda u, M: 0.5 / np.sqrt(u), d2=lambda u, M: -0.25 / (u * np.sqrt(u))),
     # huber is C^1 with a piecewise-constant second derivative (semismooth Newton converges on it)
     "huber": _ew("huber", +1, d1=_huber_d1, d2=_huber_d2, prox=_prox_huber),
     # smooth, reduce
@@ -247,7 +256,7 @@ CALCULUS: dict[str, AtomCalculus] = {
 
 def elementwise_parts(atom: str, u: Array, M: float) -> tuple[Array, Array, Array]:
     """An elementwise smooth atom's value, first and second derivative at ``u``."""
-    from catopt_dsl.ir.evaluate import apply_atom
+    from catopt_dsl.check.atoms import apply_atom
 
     calc = CALCULUS[atom]
     if calc.parts is not None:

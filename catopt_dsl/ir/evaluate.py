@@ -1,7 +1,9 @@
 """Numpy evaluation of IR expressions (objective values, constant folding, tests).
 
-:func:`apply_atom` is the single numpy definition of every atom; the checker folds constant
-sub-expressions with it, so a folded constant and an evaluated one can never disagree.
+Every atom's numpy definition lives in its entry of the atom table
+(:data:`catopt_dsl.check.atoms.ATOMS`, ``numeric``); the checker folds constant sub-expressions
+with the same :func:`~catopt_dsl.check.atoms.apply_atom`, so a folded constant and an evaluated
+one can never disagree.
 
 Atom definitions worth stating (they follow cvxpy):
 
@@ -15,11 +17,12 @@ Atom definitions worth stating (they follow cvxpy):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from catopt_dsl.check.atoms import apply_atom, apply_binary
 from catopt_dsl.ir.model import (
     IRBinary,
     IRCall,
@@ -32,89 +35,6 @@ from catopt_dsl.ir.model import (
     IRTranspose,
     IRVarRef,
 )
-
-
-def _log_sum_exp(x: np.ndarray) -> np.ndarray:
-    flat = np.asarray(x, dtype=np.float64).ravel()
-    m = float(np.max(flat))
-    if not np.isfinite(m):
-        return np.asarray(m)
-    return np.asarray(m + np.log(np.sum(np.exp(flat - m))))
-
-
-def _huber(x: np.ndarray, M: float = 1.0) -> np.ndarray:
-    a = np.abs(np.asarray(x, dtype=np.float64))
-    return np.where(a <= M, a * a, 2.0 * M * a - M * M)
-
-
-def _fold(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable[..., np.ndarray]:
-    def apply(*args: np.ndarray) -> np.ndarray:
-        out = np.asarray(args[0])
-        for a in args[1:]:
-            out = fn(out, np.asarray(a))
-        return out
-
-    return apply
-
-
-def _f(x: np.ndarray) -> np.ndarray:
-    return np.asarray(x, dtype=np.float64)
-
-
-# name -> callable(*arg_values, **options). Every atom of `catopt_dsl.check.atoms.ATOMS` is here.
-ATOM_IMPLS: dict[str, Callable[..., np.ndarray]] = {
-    "sum": lambda x, axis=None: np.sum(x, axis=axis),
-    "mean": lambda x: np.mean(_f(x)),
-    "sum_squares": lambda x: np.sum(_f(x) ** 2),
-    "square": lambda x: _f(x) ** 2,
-    "abs": lambda x: np.abs(x),
-    "norm1": lambda x: np.sum(np.abs(_f(x))),
-    "norm2": lambda x: np.sqrt(np.sum(_f(x) ** 2)),
-    "norm_inf": lambda x: np.max(np.abs(_f(x))),
-    "quad_form": lambda x, P: _f(x) @ _f(P) @ _f(x),
-    "logistic": lambda x: np.logaddexp(0.0, _f(x)),
-    "log_sum_exp": _log_sum_exp,
-    "exp": lambda x: np.exp(_f(x)),
-    "log": lambda x: np.log(_f(x)),
-    "sqrt": lambda x: np.sqrt(_f(x)),
-    "pos": lambda x: np.maximum(_f(x), 0.0),
-    "neg": lambda x: np.maximum(-_f(x), 0.0),
-    "maximum": _fold(np.maximum),
-    "minimum": _fold(np.minimum),
-    "max": lambda x: np.max(x),
-    "min": lambda x: np.min(x),
-    "huber": _huber,
-    "multiply": lambda a, b: np.multiply(a, b),
-    "dot": lambda a, b: np.dot(a, b),
-    "transpose": lambda x: np.transpose(x),
-}
-
-
-def apply_atom(
-    name: str, args: tuple[np.ndarray, ...] | list[np.ndarray], options: Mapping[str, Any] | None = None
-) -> np.ndarray:
-    """Evaluate atom ``name`` on numpy values (numpy floating-point warnings are silenced)."""
-    fn = ATOM_IMPLS.get(name)
-    if fn is None:
-        raise ValueError(f"unknown atom `{name}`")
-    with np.errstate(all="ignore"):
-        return np.asarray(fn(*args, **dict(options or {})))
-
-
-def apply_binary(op: str, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """The numpy meaning of ``+ - * / @`` (``*`` broadcasts a scalar or is elementwise)."""
-    with np.errstate(all="ignore"):
-        if op == "+":
-            return np.asarray(left + right)
-        if op == "-":
-            return np.asarray(left - right)
-        if op == "*":
-            return np.asarray(left * right)
-        if op == "/":
-            return np.asarray(np.true_divide(left, right))
-        if op == "@":
-            return np.asarray(np.matmul(left, right))
-    raise ValueError(f"unknown operator `{op}`")
 
 
 def index_key(key: tuple[int | tuple[int, int, int], ...]) -> tuple[int | slice, ...]:

@@ -1,7 +1,8 @@
 """AST expression -> IR expression.
 
-Lowering runs after checking succeeded and never reports: it re-types the expression (memoised,
-cheap) to learn every node's shape and folded value, then builds IR nodes:
+Lowering runs after checking succeeded and never reports: it reads every node's shape and folded
+value from the checker's :class:`~catopt_dsl.check.exprs.TypeMap` of the scope the expression was
+checked in (nothing is typed twice), then builds IR nodes:
 
 * constant sub-expressions that mention no param (literals, family indices, ``load(...)``) become
   one :class:`IRConst`; params stay :class:`IRParamRef` so generated code shows their names and
@@ -18,15 +19,11 @@ cheap) to learn every node's shape and folded value, then builds IR nodes:
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 
 from catopt_dsl.check.atoms import ATOMS
-from catopt_dsl.check.exprs import NP_DTYPES, ExprType, make_checker
-from catopt_dsl.check.scope import ExprContext, ParamSymbol, Scope, VarSymbol
-from catopt_dsl.diagnostics import DiagnosticSink, render_text, SourceMap
+from catopt_dsl.check.exprs import NP_DTYPES, ExprType, TypeMap
+from catopt_dsl.check.scope import ParamSymbol, Scope, VarSymbol
 from catopt_dsl.ir.model import (
     IRBinary,
     IRCall,
@@ -43,47 +40,25 @@ from catopt_dsl.ir.model import (
 from catopt_dsl.syntax import ast
 
 # The atoms that can appear in ``IRCall.atom`` after lowering (what backends must implement).
-LOWERED_ATOMS: frozenset[str] = frozenset(ATOMS) - {"multiply", "dot", "transpose", "mean"}
+LOWERED_ATOMS: frozenset[str] = frozenset(name for name, spec in ATOMS.items() if not spec.rewritten)
 
 
-def lower_expr(expr: ast.Expr, scope: Scope, ctx: ExprContext | None = None) -> IRExpr:
-    """Lower a checked expression.
+def lower_expr(expr: ast.Expr, types: TypeMap, scope: Scope) -> IRExpr:
+    """Lower a checked expression, reading the types the checker recorded for ``scope``.
 
-    Precondition: :func:`catopt_dsl.check.exprs.type_expr` succeeded for ``expr`` in ``scope``.
-    ``ctx`` is only needed to fold ``load(...)`` written directly in the expression; pass the one
-    used for checking so loads come from its cache. Without it, paths resolve next to the span's
-    file (relative to the working directory) and are read again.
-    Raises ``ValueError`` if the precondition does not hold.
+    Raises ``KeyError`` when ``expr`` was not typed in that scope (a bug upstream, not user input).
     """
-    if ctx is None:
-        # Checking already enforced the folder rules (E0605), so the fallback admits any path; it
-        # has no shared cache, so callers lowering many family members should pass their ctx.
-        ctx = ExprContext(Path(_span_file(expr)).parent, allow_paths=(Path(os.path.abspath(os.sep)),))
-    sink = DiagnosticSink()
-    checker = make_checker(scope, ctx, sink)
-    t = checker.type(expr)
-    if t is None or sink.has_errors:
-        raise ValueError(
-            "lower_expr called on an expression that does not check:\n" + render_text(sink.sorted(), SourceMap())
-        )
-    return _Lowerer(checker, scope).lower(expr)
-
-
-def _span_file(expr: ast.Expr) -> str:
-    span = getattr(expr, "span", None)
-    return span.file if span is not None else "."
+    return _Lowerer(types, scope).lower(expr)
 
 
 class _Lowerer:
-    def __init__(self, checker: object, scope: Scope) -> None:
-        self.ch = checker
+    def __init__(self, types: TypeMap, scope: Scope) -> None:
+        self.types = types
         self.scope = scope
         self._params: dict[int, bool] = {}
 
     def t(self, e: ast.Expr) -> ExprType:
-        t = self.ch.type(e)  # type: ignore[attr-defined]
-        assert t is not None
-        return t  # type: ignore[no-any-return]
+        return self.types.type(e)
 
     def mentions_param(self, e: object) -> bool:
         key = id(e)
@@ -117,7 +92,7 @@ class _Lowerer:
         if isinstance(e, ast.Transpose):
             return self._transpose(e.operand, t)
         if isinstance(e, ast.Index):
-            key = self.ch.index_keys[id(e)]  # type: ignore[attr-defined]
+            key = self.types.index_key(e)
             return IRIndex(self.lower(e.base), key, t.shape)
         if isinstance(e, ast.ArrayLit):
             return IRStack(tuple(self.lower(x) for x in e.elements), t.shape)
@@ -136,7 +111,7 @@ class _Lowerer:
                 return IRBinary("/", total, IRConst(frozen_array(float(size)), ()), ())
             spec = ATOMS[e.func]
             args = tuple(self.lower(a) for i, a in enumerate(e.args) if i not in spec.option_args)
-            options = self.ch.call_options.get(id(e), ())  # type: ignore[attr-defined]
+            options = self.types.call_options(e)
             return IRCall(e.func, args, t.shape, tuple(options))
         raise ValueError(f"cannot lower {type(e).__name__}")  # pragma: no cover
 

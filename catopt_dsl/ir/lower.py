@@ -9,15 +9,14 @@ affine map ``B x + b`` is extracted exactly.
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from catopt_dsl.check.checker import CheckedObject, CheckedPlan, CheckedShared
-from catopt_dsl.check.exprs import eval_const
-from catopt_dsl.check.scope import ExprContext, ParamSymbol, Scope, VarSymbol
-from catopt_dsl.diagnostics import DiagnosticSink
-from catopt_dsl.ir.affine import affine_coefficients
+from catopt_dsl.check.exprs import TypeMap
+from catopt_dsl.check.scope import ParamSymbol, Scope, VarSymbol
+from catopt_dsl.ir.affine import field_coefficients
 from catopt_dsl.ir.exprs import lower_expr
 from catopt_dsl.ir.model import (
     IRColimit,
@@ -45,10 +44,10 @@ from catopt_dsl.syntax.unparse import unparse
 _DTYPES = {"float": "float64", "int": "int64", "bool": "bool"}
 
 
-def lower_plan(checked: CheckedPlan, name: str, source: str, digest: str, ctx: ExprContext) -> IRPlan:
-    schemas = tuple(_schema(s, ctx) for _, s in sorted(checked.schemas.items()))
-    shared = tuple(_shared(s, ctx) for s in checked.shared.values())
-    objects = tuple(_object(o, ctx) for o in checked.objects)
+def lower_plan(checked: CheckedPlan, name: str, source: str, digest: str) -> IRPlan:
+    schemas = tuple(_schema(s, checked.schema_defaults) for _, s in sorted(checked.schemas.items()))
+    shared = tuple(_shared(s) for s in checked.shared.values())
+    objects = tuple(_object(o) for o in checked.objects)
     morphisms = tuple(
         IRMorphism(
             m.name,
@@ -56,7 +55,7 @@ def lower_plan(checked: CheckedPlan, name: str, source: str, digest: str, ctx: E
             m.target.name,
             m.schema.name,
             m.schema.version,
-            tuple((f, lower_expr(e, m.scope, ctx)) for f, e in m.fields),
+            tuple((f, lower_expr(e, _types(m.types), m.scope)) for f, e in m.fields),
         )
         for m in checked.morphisms
     )
@@ -72,14 +71,22 @@ def lower_plan(checked: CheckedPlan, name: str, source: str, digest: str, ctx: E
             obj = by_obj[t.morphism.source.name]
             expr = dict(morph_ir[t.morphism.name].fields)[t.field]
             params = {p.name: p.value for p in obj.params}
-            B, b = affine_coefficients(expr, obj.vars, params)
             m = int(np.prod(c.shape, dtype=np.int64)) if c.shape else 1
-            if b.size == 1 and m > 1:  # a scalar default broadcast over a vector field
-                b = np.full(m, float(b.reshape(-1)[0]))
-                B = np.repeat(B.reshape(1, -1), m, axis=0)
-            terms.append(IRCouplingTerm(t.morphism.name, obj.name, t.field, expr, frozen_array(B), frozen_array(b.reshape(-1))))
+            B, b = field_coefficients(expr, obj.vars, params, m)
+            terms.append(IRCouplingTerm(t.morphism.name, obj.name, t.field, expr, frozen_array(B), frozen_array(b)))
         couplings.append(
-            IRCoupling(c.name, c.shared.name, c.sense, frozen_array(c.rhs), tuple(c.shape), tuple(terms), limit=c.limit)
+            IRCoupling(
+                c.name,
+                c.shared.name,
+                c.sense,
+                frozen_array(c.rhs),
+                tuple(c.shape),
+                tuple(terms),
+                limit=c.limit,
+                rhs_expr=None
+                if c.rhs_expr is None or c.rhs_types is None or c.rhs_scope is None
+                else lower_expr(c.rhs_expr, c.rhs_types, c.rhs_scope),
+            )
         )
     functors = tuple(
         IRFunctor(f.name, f.source, f.target, tuple((r.name, unparse(r.expr)) for r in f.rules)) for f in checked.functors
@@ -93,7 +100,7 @@ def lower_plan(checked: CheckedPlan, name: str, source: str, digest: str, ctx: E
         for p in s.params:
             h.update(s.name.encode() + b"." + p.name.encode() + np.ascontiguousarray(p.value).tobytes())
     deltas = tuple(
-        IRDelta(d.name, tuple(d.ops), lower_plan(d.result, name, source, digest + ":" + d.name, ctx))
+        IRDelta(d.name, tuple(d.ops), lower_plan(d.result, name, source, digest + ":" + d.name))
         for d in checked.deltas
         if d.result is not None
     )
@@ -131,22 +138,31 @@ def _vars(syms: Sequence[VarSymbol]) -> tuple[IRVar, ...]:
     return tuple(out)
 
 
-def _objective(body: ast.Body, scope: Scope, ctx: ExprContext) -> tuple[str, IRExpr | None]:
+def _types(types: TypeMap | None) -> TypeMap:
+    if types is None:  # pragma: no cover - the checker records one for every checked item
+        raise ValueError("a checked item without its type map: lowering needs the checker's types")
+    return types
+
+
+def _objective(body: ast.Body, types: TypeMap, scope: Scope) -> tuple[str, IRExpr | None]:
     if not body.objectives:
         return "minimize", None
     obj = body.objectives[0]
-    e = lower_expr(obj.expr, scope, ctx)
+    e = lower_expr(obj.expr, types, scope)
     if obj.sense == "maximize":
         e = IRNeg(e, ())
     return obj.sense, e
 
 
-def _constraints(body: ast.Body, scope: Scope, ctx: ExprContext) -> tuple[IRConstraint, ...]:
-    return tuple(IRConstraint(lower_expr(c.left, scope, ctx), c.op, lower_expr(c.right, scope, ctx)) for c in body.constraints)
+def _constraints(body: ast.Body, types: TypeMap, scope: Scope) -> tuple[IRConstraint, ...]:
+    return tuple(
+        IRConstraint(lower_expr(c.left, types, scope), c.op, lower_expr(c.right, types, scope)) for c in body.constraints
+    )
 
 
-def _object(o: CheckedObject, ctx: ExprContext) -> IRObject:
-    sense, objective = _objective(o.decl.body, o.scope, ctx)
+def _object(o: CheckedObject) -> IRObject:
+    types = _types(o.types)
+    sense, objective = _objective(o.decl.body, types, o.scope)
     assert objective is not None
     return IRObject(
         name=o.name,
@@ -159,21 +175,22 @@ def _object(o: CheckedObject, ctx: ExprContext) -> IRObject:
         vars=_vars(o.vars),
         sense=sense,
         objective=objective,
-        constraints=_constraints(o.decl.body, o.scope, ctx),
+        constraints=_constraints(o.decl.body, types, o.scope),
     )
 
 
-def _shared(s: CheckedShared, ctx: ExprContext) -> IRShared:
-    _, objective = _objective(s.decl.body, s.scope, ctx)
-    return IRShared(s.name, _params(s.params), _vars(s.vars), objective, _constraints(s.decl.body, s.scope, ctx))
+def _shared(s: CheckedShared) -> IRShared:
+    types = _types(s.types)
+    _, objective = _objective(s.decl.body, types, s.scope)
+    return IRShared(s.name, _params(s.params), _vars(s.vars), objective, _constraints(s.decl.body, types, s.scope))
 
 
-def _schema(s: ast.Schema, ctx: ExprContext) -> IRSchema:
+def _schema(s: ast.Schema, defaults: Mapping[tuple[str, int, str], np.ndarray]) -> IRSchema:
     fields = []
     for f in s.fields:
         default = None
         if f.default is not None:
-            value = eval_const(f.default, Scope(), ctx, DiagnosticSink())
+            value = defaults.get((s.name, s.version, f.name))  # folded by the checker
             if value is not None:
                 arr = np.broadcast_to(np.asarray(value), f.type.dims).astype(_DTYPES[f.type.base])
                 default = arr.tolist()

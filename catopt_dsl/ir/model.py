@@ -276,6 +276,9 @@ class IRCoupling:
     shape: Shape  # the field's declared shape (m = prod(shape))
     terms: tuple[IRCouplingTerm, ...]
     limit: str = ""
+    #: the right side as an expression over the shared block's params (``rhs`` is its value,
+    #: broadcast to the coupling's size); None for plans built without one
+    rhs_expr: IRExpr | None = None
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,10 @@ from catopt_dsl.ir.model import (
     frozen_array,
 )
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 PLAN_FILE = "plan.json"
+#: the folder of a generated Python package that holds its plan (plan.json and .npy arrays)
+DATA_FOLDER = "_data"
 
 _ALLOWED_DTYPES = frozenset({"float64", "float32", "int64", "int32", "bool"})
 
@@ -327,6 +329,7 @@ def _enc_plan(plan: IRPlan, arr: ArrayWriter) -> dict[str, Any]:
             {
                 "name": c.name,
                 "limit": c.limit,
+                "rhs_expr": None if c.rhs_expr is None else _enc_expr(c.rhs_expr, arr),
                 "shared": c.shared,
                 "sense": c.sense,
                 "rhs": arr(c.rhs),
@@ -427,6 +430,7 @@ def _dec_plan(d: dict[str, Any], arr: ArrayReader) -> IRPlan:
                     for t in c["terms"]
                 ),
                 limit=c["limit"],
+                rhs_expr=None if c.get("rhs_expr") is None else _dec_expr(c["rhs_expr"], arr),
             )
             for c in d["couplings"]
         ),

@@ -182,7 +182,7 @@ def _check_and_lower(
     diags = [d for d in sink.sorted() if d.code is not ErrorCode.NO_OBJECTIVE]
     if any(d.severity.value == "error" for d in diags):
         return None, diags
-    plan = lower_plan(checked, name, file, digest, ctx)
+    plan = lower_plan(checked, name, file, digest)
     return plan.schemas, diags
 
 

@@ -1,17 +1,17 @@
-"""Base classes for the Python packages that ``catoptc compile --target python`` generates.
+"""Running plans: the backend registry (``backends.py``), the Ray runtime (``ray_backend.py``) and
+PlanDeltas at run time (``deltas.py``).
 
-Generated code stays thin and readable: it declares classes with typed fields and class-level
-metadata, and inherits the behaviour (coercion, wire encoding, CVXPY building, solving) from here.
+The base classes of generated Python packages live in :mod:`catopt_dsl.bindings`; packages
+generated before that split import them from here, so the names stay reachable (loaded on first
+use, which keeps ``import catopt_dsl.runtime`` free of the solver).
 """
 
 from __future__ import annotations
 
-from catopt_dsl.ir.model import IRPlan
-from catopt_dsl.runtime.plans import PlanBase, PlanResult, load_plan
-from catopt_dsl.runtime.problems import FamilyBase, LocalProblemBase
-from catopt_dsl.runtime.records import FieldSpec, Record, array_default
+import importlib
+from typing import Any
 
-__all__ = [
+_BINDINGS = (
     "FamilyBase",
     "FieldSpec",
     "IRPlan",
@@ -21,4 +21,10 @@ __all__ = [
     "Record",
     "array_default",
     "load_plan",
-]
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _BINDINGS:
+        return getattr(importlib.import_module("catopt_dsl.bindings"), name)
+    raise AttributeError(f"module 'catopt_dsl.runtime' has no attribute {name!r}")

@@ -130,6 +130,7 @@ def solve(
             message=message,
             history=history,
             state=coordinator.state({w.name: w.x for w in workers}),
+            prices=coordinator.prices() if status == "optimal" else {},
             warnings=inaccurate_warnings(
                 status,
                 {**{w.name: w.inaccurate for w in workers}, **{n: p.inaccurate for n, p in coordinator.proxes.items()}},

@@ -65,13 +65,14 @@ def solve_centralized(plan: IRPlan) -> SolveResult:
         if blk.objective is not None:
             terms.append(_expr(to_cvxpy(blk.objective, views, params)))
         cons.extend(_constraint(c, views, params) for c in blk.constraints)
+    link_cons: dict[str, tuple[cp.Constraint, tuple[int, ...]]] = {}
     for link in plan.consensus:
         ov = plan.object(link.object).var(link.var)
         sv = plan.shared_block(link.shared).var(link.shared_var)
-        cons.append(
-            xs[link.object][ov.offset : ov.offset + ov.size]
-            == zs[link.shared][sv.offset : sv.offset + sv.size]
-        )
+        con = xs[link.object][ov.offset : ov.offset + ov.size] == zs[link.shared][sv.offset : sv.offset + sv.size]
+        cons.append(con)
+        link_cons[f"{link.object}.{link.var}"] = (con, tuple(ov.shape))
+    coupling_cons: dict[str, tuple[cp.Constraint, float, tuple[int, ...]]] = {}
     for coupling in plan.couplings:
         rhs = np.asarray(coupling.rhs, dtype=np.float64).reshape(-1)
         total: cp.Expression | None = None
@@ -82,12 +83,10 @@ def solve_centralized(plan: IRPlan) -> SolveResult:
             total = piece if total is None else total + piece
         if total is None:
             total = cp.Constant(np.zeros(rhs.size))
-        if coupling.sense == "<=":
-            cons.append(total <= rhs)
-        elif coupling.sense == ">=":
-            cons.append(total >= rhs)
-        else:
-            cons.append(total == rhs)
+        # CVXPY's dual of `a >= b` multiplies b - a; the reported price multiplies sum - rhs
+        con, sign = (total <= rhs, 1.0) if coupling.sense == "<=" else (total >= rhs, -1.0) if coupling.sense == ">=" else (total == rhs, 1.0)
+        cons.append(con)
+        coupling_cons[coupling.name] = (con, sign, tuple(coupling.shape))
     objective = (
         cp.sum(cp.hstack([cp.reshape(t, (1,), order="C") for t in terms])) if terms else cp.Constant(0.0)
     )
@@ -131,6 +130,20 @@ def solve_centralized(plan: IRPlan) -> SolveResult:
         shared[blk.name] = {
             v.name: vec[v.offset : v.offset + v.size].reshape(v.shape).copy() for v in blk.vars
         }
+    prices: dict[str, dict[str, np.ndarray]] = {}
+    if ok:
+        prices = {
+            "couplings": {
+                name: sign * np.asarray(con.dual_value, dtype=np.float64).reshape(shape)
+                for name, (con, sign, shape) in coupling_cons.items()
+                if con.dual_value is not None
+            },
+            "consensus": {
+                key: np.asarray(con.dual_value, dtype=np.float64).reshape(shape)
+                for key, (con, shape) in link_cons.items()
+                if con.dual_value is not None
+            },
+        }
     return SolveResult(
         status=status,
         objective=float(problem.value) if ok and problem.value is not None else None,
@@ -142,4 +155,5 @@ def solve_centralized(plan: IRPlan) -> SolveResult:
         shared=shared,
         message=message,
         warnings=notes,
+        prices=prices,
     )

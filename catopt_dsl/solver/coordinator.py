@@ -235,6 +235,29 @@ class Coordinator:
             targets={b.key: self.t[b.rows].copy() for b in self.layout.blocks if b.kind == "coupling"},
         )
 
+    def prices(self) -> dict[str, dict[str, np.ndarray]]:
+        """The dual prices of the plan's links: the unscaled duals the last x-update was stationary
+        for (``rho (u + a - t)`` before the update; see ``update``).
+
+        ``couplings``: coupling identity -> the multiplier lambda of ``sum(terms) - rhs`` (in the
+        coupling's shape): >= 0 for ``<=``, <= 0 for ``>=``; the optimal objective changes by about
+        ``-lambda`` per unit of ``rhs``. Every term of a coupling carries the same lambda at the
+        optimum (the sharing projection makes them equal), so their mean is reported.
+        ``consensus``: ``object.var`` -> the multiplier of ``object.var - shared_var`` (the var's
+        shape): what the object would pay per unit of moving its copy away from the shared value.
+        """
+        y = self._secant.yhat if self._secant is not None else self.rho * self.u
+        couplings = {}
+        for c, spec in zip(self.layout.couplings, self.layout.plan.couplings):
+            if c.term_index.size:
+                couplings[c.name] = y[c.term_index].mean(axis=0).reshape(spec.shape)
+        consensus = {}
+        for o in self.layout.objects:
+            for block in o.blocks:
+                if block.kind == "consensus" and block.var is not None:
+                    consensus[f"{o.obj.name}.{block.var}"] = y[block.rows].reshape(o.obj.var(block.var).shape)
+        return {"couplings": couplings, "consensus": consensus}
+
     def centres(self) -> dict[str, np.ndarray]:
         d = self.centres_flat()
         return {o.obj.name: d[o.rows] for o in self.layout.objects}
@@ -365,6 +388,10 @@ class Coordinator:
         rho = self.rho
         t_old = self.t.copy()
         y_old = rho * self.u
+        # The duals the x-update was exactly stationary for: each object solved
+        # min f_i + rho/2 ||a_i - t_i + u_i||^2, so -grad f_i = M_i' rho (a_i - t_i + u_i). With
+        # over-relaxation the updated y differs from them by rho (alpha - 1)(a - t), which is not
+        # small when rho is large; prices are read from these, and rho's secant curvature too.
         secant = Secant(a, multiplier_estimate(rho, a, t_old, self.u))
         previous, self._secant = self._secant, secant
         h = opts.alpha * a + (1.0 - opts.alpha) * t_old

@@ -36,6 +36,7 @@ class RowBlock:
     # consensus
     shared: str | None = None
     shared_var: str | None = None
+    var: str | None = None  # the object's var the link equates
     # coupling
     coupling: str | None = None
 
@@ -119,6 +120,7 @@ def build_layout(plan: IRPlan) -> Layout:
                 rows=slice(offset + local, offset + local + var.size),
                 shared=link.shared,
                 shared_var=link.shared_var,
+                var=link.var,
             )
             cons_rows.setdefault((link.shared, link.shared_var), []).append(
                 np.arange(block.rows.start, block.rows.stop)

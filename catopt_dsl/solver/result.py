@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SolveOptions", "SolveResult", "SolverState", "STATUSES", "inaccurate_warnings"]
+__all__ = ["SolveOptions", "SolveResult", "SolverState", "STATUSES", "inaccurate_warnings", "natural_sorted"]
 
 #: Every status a solve can end with.
 STATUSES: tuple[str, ...] = (
@@ -76,6 +76,16 @@ def inaccurate_warnings(status: str, counts: Mapping[str, int], iterations: int 
     return out
 
 
+def natural_sorted(names: Any) -> list[str]:
+    """Names in natural order: ``site[2]`` before ``site[10]`` (family members by index)."""
+    import re
+
+    def key(name: str) -> tuple[Any, ...]:
+        return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+    return sorted(names, key=key)
+
+
 def _nested(value: np.ndarray) -> Any:
     arr = np.asarray(value, dtype=np.float64)
     if arr.shape == ():
@@ -84,7 +94,10 @@ def _nested(value: np.ndarray) -> Any:
 
 
 def _jsonable_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: dict(value) if isinstance(value, Mapping) else value for key, value in summary.items()}
+    return {
+        key: {k: value[k] for k in natural_sorted(value)} if isinstance(value, Mapping) else value
+        for key, value in sorted(summary.items())
+    }
 
 
 def _opt_float(value: float | None) -> float | None:
@@ -113,9 +126,17 @@ class SolveResult:
     state: SolverState | None = None
     #: things the user should know that do not change the status (printed as `warning:` lines)
     warnings: list[str] = field(default_factory=list)
+    #: dual prices when the status is ``optimal``: ``{"couplings": {id: array}, "consensus":
+    #: {"object.var": array}}`` (sign convention in ``Coordinator.prices``); empty otherwise
+    prices: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     #: who solved the x-updates (in-process ADMM; None elsewhere): objects per solver class and
     #: per method, the objects CVXPY solved (and why), the steps that fell back to CVXPY per object
     local_solvers: dict[str, Any] | None = None
+
+    @property
+    def has_solution(self) -> bool:
+        """Whether the result holds a point worth reading (``optimal`` or ``max_iterations``)."""
+        return self.status in ("optimal", "max_iterations")
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-able summary (no history/state); keys sorted, arrays as nested lists."""
@@ -125,14 +146,22 @@ class SolveResult:
             "local_solvers": None if self.local_solvers is None else _jsonable_summary(self.local_solvers),
             "message": self.message,
             "objective": _opt_float(self.objective),
-            "objects": {
+            "objects": None
+            if not self.has_solution
+            else {
                 name: {var: _nested(val) for var, val in sorted(self.objects[name].items())}
-                for name in sorted(self.objects)
+                for name in natural_sorted(self.objects)
+            },
+            "prices": {
+                kind: {key: _nested(val) for key, val in ((k, table[k]) for k in natural_sorted(table))}
+                for kind, table in sorted(self.prices.items())
             },
             "primal_residual": _opt_float(self.primal_residual),
-            "shared": {
+            "shared": None
+            if not self.has_solution
+            else {
                 name: {var: _nested(val) for var, val in sorted(self.shared[name].items())}
-                for name in sorted(self.shared)
+                for name in natural_sorted(self.shared)
             },
             "solve_time_s": float(self.solve_time_s),
             "status": self.status,

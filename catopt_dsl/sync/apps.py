@@ -513,6 +513,7 @@ class SolverCoordinator:
             message=self.message,
             history=list(self.history),
             state=coord.state({n: self.x[n] for n in self.active if n in self.x}),
+            prices=coord.prices() if self.status == "optimal" else {},
             warnings=inaccurate_warnings(
                 self.status,
                 {**self.inaccurate, **{n: p.inaccurate for n, p in coord.proxes.items()}},

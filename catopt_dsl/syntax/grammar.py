@@ -7,6 +7,7 @@ from functools import lru_cache
 from lark import Lark
 
 from catopt_dsl.resources import grammar_path
+from catopt_dsl.syntax.guard import DepthTree, on_token
 
 
 @lru_cache(maxsize=1)
@@ -15,9 +16,22 @@ def parser() -> Lark:
     # LALR with the contextual lexer: linear time, and it lets INT and NUMBER coexist because each
     # parser state only admits the terminals that can follow. `cache=False`: the grammar is small and
     # loading it takes ~30 ms; a cache file would be written next to the installed package.
-    return Lark(text, parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=True)
-
-
+    # `tree_class` and the lexer callbacks check the resource limits while the parser runs
+    # (catopt_dsl/syntax/guard.py). The callback table is filled once the terminals are known: Lark
+    # keeps a reference to it and builds its scanners on first use.
+    callbacks: dict = {"NAME": on_token}  # non-empty: Lark replaces an empty table with its own
+    lark = Lark(
+        text,
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        tree_class=DepthTree,
+        lexer_callbacks=callbacks,
+    )
+    ignored = set(lark.ignore_tokens)
+    callbacks.update({t.name: on_token for t in lark.terminals if t.name not in ignored})
+    return lark
 # Friendly names for terminals in "expected ..." messages.
 TERMINAL_NAMES: dict[str, str] = {
     "NAME": "a name",

@@ -8,6 +8,7 @@ see :mod:`catopt_dsl.syntax.ast` nodes.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -15,57 +16,65 @@ from lark import Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
 
+from catopt_dsl import limits
 from catopt_dsl.diagnostics import DiagnosticSink, help_, note
 from catopt_dsl.errors import ErrorCode
+from catopt_dsl.files import Folders, ReadError, Refusal, read_file
 from catopt_dsl.span import Span
 from catopt_dsl.syntax import ast
 from catopt_dsl.syntax.grammar import TERMINAL_NAMES, parser
+from catopt_dsl.syntax.guard import LimitExceeded, guarded
 
 LANGUAGE_VERSION = 1
-MAX_FILE_BYTES = 16 * 1024 * 1024
-# Bracket nesting and parse-tree depth caps: every later pass recurses over expressions, and a
-# 10,000-deep input must give a diagnostic, not a RecursionError.
-MAX_BRACKET_DEPTH = 128
-MAX_TREE_DEPTH = 256
+MAX_FILE_BYTES = limits.MAX_SPEC_BYTES
+MAX_BRACKET_DEPTH = limits.MAX_BRACKET_DEPTH
+MAX_TREE_DEPTH = limits.MAX_TREE_DEPTH
+_BOM = "\ufeff"
 
 
-def read_source(path: Path, sink: DiagnosticSink, display: str | None = None) -> str | None:
-    """Read a spec file as UTF-8 text, or report E0005/E0003 and return None."""
+def read_source(
+    path: Path, sink: DiagnosticSink, display: str | None = None, folders: Folders | None = None
+) -> str | None:
+    """Read a spec file as UTF-8 text through the file gate (:mod:`catopt_dsl.files`), or report
+    E0005/E0003 and return None. ``folders=None``: a file the user named on the command line."""
     name = display or str(path)
-    where = Span.unknown(name)
-    try:
-        if path.is_dir():
-            sink.error(ErrorCode.UNREADABLE, f"`{name}` is a directory, not a .cat file", where)
-            return None
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            sink.error(
-                ErrorCode.UNREADABLE,
-                f"`{name}` is {size / 1e6:.1f} MB; catoptc reads specs up to {MAX_FILE_BYTES // (1024 * 1024)} MiB",
-                where,
-                help_("split the plan with `import` or use an indexed family instead of writing objects out"),
-            )
-            return None
-        data = path.read_bytes()
-    except FileNotFoundError:
-        sink.error(ErrorCode.UNREADABLE, f"no such file `{name}`", where)
-        return None
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
-        sink.error(ErrorCode.UNREADABLE, f"cannot read `{name}`: {getattr(exc, 'strerror', None) or exc}", where)
+    data = read_file(path, folders, limits.MAX_SPEC_BYTES)
+    if isinstance(data, ReadError):
+        sink.error(ErrorCode.UNREADABLE, spec_read_message(name, data), Span.unknown(name), *spec_read_notes(data))
         return None
     return decode_source(data, name, sink)
 
 
+def spec_read_message(name: str, err: ReadError) -> str:
+    if err.kind is Refusal.MISSING:
+        return f"no such file `{name}`"
+    if err.kind is Refusal.DIRECTORY:
+        return f"`{name}` is a directory, not a .cat file"
+    return f"cannot read `{name}`: {err.reason}"
+
+
+def spec_read_notes(err: ReadError) -> list:
+    if err.kind is Refusal.TOO_LARGE:
+        return [help_("split the plan with `import` or use an indexed family instead of writing objects out")]
+    return []
+
+
 def decode_source(data: bytes, name: str, sink: DiagnosticSink) -> str | None:
+    """Bytes -> text: UTF-8 only, no NUL bytes, at most one leading BOM, line endings made ``\\n``.
+
+    CR-only and CRLF endings become LF here, so every later position (Lark counts ``\\n``) and
+    the renderer's source lines agree with what an editor shows.
+    """
     if b"\x00" in data:
-        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        line = _line_count(data[: data.index(b"\x00")])
         sink.error(ErrorCode.ENCODING, f"`{name}` contains NUL bytes: it looks like a binary file", Span(name, line, 1, line, 2))
         return None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        head = data[: exc.start]
+        line = _line_count(head)
+        col = exc.start - max(head.rfind(b"\n"), head.rfind(b"\r"))
         sink.error(
             ErrorCode.ENCODING,
             f"invalid UTF-8 byte 0x{data[exc.start]:02x} in `{name}`",
@@ -73,7 +82,16 @@ def decode_source(data: bytes, name: str, sink: DiagnosticSink) -> str | None:
             help_("save the spec as UTF-8"),
         )
         return None
-    return text.lstrip("\ufeff")
+    if text.startswith(_BOM):
+        text = text[1:]  # one byte-order mark is an encoding signature; a second one is a stray character
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _line_count(head: bytes) -> int:
+    """1-based line of the position after ``head``, counting LF, CRLF and lone CR endings."""
+    return head.replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
 
 
 def parse_file(path: Path, sink: DiagnosticSink, display: str | None = None) -> ast.Spec | None:
@@ -84,25 +102,20 @@ def parse_file(path: Path, sink: DiagnosticSink, display: str | None = None) -> 
 
 
 def parse_text(text: str, file: str, sink: DiagnosticSink) -> ast.Spec | None:
-    """Parse one spec. Returns None (with diagnostics in ``sink``) when the text does not parse."""
-    if not _check_brackets(text, file, sink):
-        return None
+    """Parse one spec. Returns None (with diagnostics in ``sink``) when the text does not parse.
+
+    Resource limits (tokens, nesting, list lengths, token sizes) are checked while Lark runs
+    (:mod:`catopt_dsl.syntax.guard`), so refusing a hostile input costs work bounded by the limit.
+    """
     try:
-        tree = parser().parse(text)
+        with guarded():
+            tree = parser().parse(text)
+    except LimitExceeded as exc:
+        w = exc.where
+        sink.error(exc.code, exc.message, Span(file, w.line, w.col, w.end_line, w.end_col), *([help_(exc.help)] if exc.help else []))
+        return None
     except UnexpectedInput as exc:
         _report_syntax_error(exc, text, file, sink)
-        return None
-    except RecursionError:  # pragma: no cover - bracket cap makes this unreachable in practice
-        sink.error(ErrorCode.TOO_DEEP, "input nests too deeply", Span(file, 1, 1, 1, 2))
-        return None
-    deep = _too_deep(tree)
-    if deep is not None:
-        sink.error(
-            ErrorCode.TOO_DEEP,
-            f"expression nests more than {MAX_TREE_DEPTH} levels deep",
-            _span_of(deep, file),
-            help_("split it into params or use `sum(...)` over a vector"),
-        )
         return None
     builder = _Builder(file, sink)
     spec = builder.spec(tree)
@@ -117,87 +130,28 @@ def parse_text(text: str, file: str, sink: DiagnosticSink) -> ast.Spec | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Pre-checks
+# Syntax errors
 # ---------------------------------------------------------------------------------------------
 
-
-def _check_brackets(text: str, file: str, sink: DiagnosticSink) -> bool:
-    depth = 0
-    line, col = 1, 1
-    i, n = 0, len(text)
-    in_str = False
-    str_start = (1, 1)
-    while i < n:
-        ch = text[i]
-        if in_str:
-            if ch == "\\":
-                i += 1
-                col += 1
-            elif ch == "\n":
-                sink.error(ErrorCode.LEX, "unterminated string", Span(file, *str_start, str_start[0], str_start[1] + 1),
-                           help_('close it with `"` on the same line'))
-                return False
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-            str_start = (line, col)
-        elif ch == "/" and i + 1 < n and text[i + 1] == "/":
-            j = text.find("\n", i)
-            j = n if j < 0 else j
-            col += j - i
-            i = j
-            continue
-        elif ch == "/" and i + 1 < n and text[i + 1] == "*":
-            j = text.find("*/", i + 2)
-            if j < 0:
-                sink.error(ErrorCode.LEX, "unterminated block comment", Span(file, line, col, line, col + 2),
-                           help_("close it with `*/`"))
-                return False
-            j += 2
-            chunk = text[i:j]
-            nl = chunk.count("\n")
-            if nl:
-                line += nl
-                col = len(chunk) - chunk.rfind("\n")
-            else:
-                col += len(chunk)
-            i = j
-            continue
-        elif ch in "([{":
-            depth += 1
-            if depth > MAX_BRACKET_DEPTH:
-                sink.error(
-                    ErrorCode.TOO_DEEP,
-                    f"brackets nest more than {MAX_BRACKET_DEPTH} levels deep",
-                    Span(file, line, col, line, col + 1),
-                )
-                return False
-        elif ch in ")]}":
-            depth = max(0, depth - 1)
-        if ch == "\n":
-            line += 1
-            col = 1
-        else:
-            col += 1
-        i += 1
-    if in_str:
-        sink.error(ErrorCode.LEX, "unterminated string", Span(file, *str_start, str_start[0], str_start[1] + 1))
-        return False
-    return True
+_STRING_STOP = re.compile(r'["\\\n]')
 
 
-def _too_deep(tree: Tree) -> Tree | None:
-    stack: list[tuple[Any, int]] = [(tree, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_TREE_DEPTH:
-            return node  # type: ignore[no-any-return]
-        if isinstance(node, Tree):
-            for child in node.children:
-                if isinstance(child, Tree):
-                    stack.append((child, depth + 1))
-    return None
+def _string_problem(text: str, start: int) -> str | None:
+    """Why the string literal opening at ``start`` did not lex: unterminated or too long."""
+    i = start + 1
+    limit = start + 1 + 2 * limits.MAX_STRING_CHARS + 2
+    while True:
+        m = _STRING_STOP.search(text, i, min(len(text), limit))
+        if m is None:
+            return "long" if limit < len(text) else "unterminated"
+        c = m.group()
+        if c == '"':
+            return "long"
+        if c == "\n":
+            return "unterminated"
+        if m.end() < len(text) and text[m.end()] == "\n":
+            return "unterminated"
+        i = m.end() + 1
 
 
 def _describe_terminal(name: str) -> str:
@@ -221,7 +175,23 @@ def _expected(names: Iterable[str]) -> str:
 def _report_syntax_error(exc: UnexpectedInput, text: str, file: str, sink: DiagnosticSink) -> None:
     if isinstance(exc, UnexpectedCharacters):
         line, col = exc.line, exc.column
-        ch = text[exc.pos_in_stream] if 0 <= exc.pos_in_stream < len(text) else "?"
+        pos = exc.pos_in_stream or 0
+        ch = text[pos] if 0 <= pos < len(text) else "?"
+        if ch == '"':
+            if _string_problem(text, pos) == "long":
+                sink.error(
+                    ErrorCode.LIMIT,
+                    f"string literal longer than {limits.MAX_STRING_CHARS} characters",
+                    Span(file, line, col, line, col + 1),
+                )
+            else:
+                sink.error(ErrorCode.LEX, "unterminated string", Span(file, line, col, line, col + 1),
+                           help_('close it with `"` on the same line'))
+            return
+        if text.startswith("/*", pos):
+            sink.error(ErrorCode.LEX, "unterminated block comment", Span(file, line, col, line, col + 2),
+                       help_("close it with `*/`"))
+            return
         sink.error(
             ErrorCode.LEX,
             f"unexpected character `{ch}`" if ch.isprintable() else f"unexpected character U+{ord(ch):04X}",
@@ -231,6 +201,11 @@ def _report_syntax_error(exc: UnexpectedInput, text: str, file: str, sink: Diagn
         return
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
+        if str(tok) == "/" and tok.start_pos is not None and text.startswith("/*", tok.start_pos):
+            line, col = tok.line or 1, tok.column or 1
+            sink.error(ErrorCode.LEX, "unterminated block comment", Span(file, line, col, line, col + 2),
+                       help_("close it with `*/`"))
+            return
         if tok.type == "$END":
             line = text.count("\n") + 1
             col = len(text) - (text.rfind("\n") + 1) + 1
@@ -338,7 +313,18 @@ class _Builder:
             out.append(
                 ast.SchemaField(str(fname), self.type_(ftype), self.expr(default) if default is not None else None, self.sp(f))
             )
-        return ast.Schema(str(name), int(str(version)[1:]), tuple(out), self.sp(t), self.sp(name))
+        return ast.Schema(str(name), self.version(version), tuple(out), self.sp(t), self.sp(name))
+
+    def version(self, tok: Token) -> int:
+        """A schema version `vN`; versions travel as u32 on the wire (E0007 above that)."""
+        value = int(str(tok)[1:])
+        if value > limits.MAX_SCHEMA_VERSION:
+            self.sink.error(
+                ErrorCode.LIMIT,
+                f"schema version `{tok}` is larger than {limits.MAX_SCHEMA_VERSION} (versions are u32 on the wire)",
+                self.sp(tok),
+            )
+        return value
 
     def type_(self, t: Tree) -> ast.TypeRef:
         base, dims = t.children
@@ -403,12 +389,27 @@ class _Builder:
         if lo is None or hi is None:
             self.sink.error(ErrorCode.RANGE, "family bounds must be integer literals (e.g. `0..199`)", self.sp(rng))
             lo, hi = 0, -1
+        elif not (limits.INT64_MIN <= lo <= limits.INT64_MAX and limits.INT64_MIN <= hi <= limits.INT64_MAX):
+            self.sink.error(
+                ErrorCode.LIMIT,
+                "family bounds must fit in a 64-bit signed integer",
+                self.sp(rng),
+                note(f"indices range from {limits.INT64_MIN} to {limits.INT64_MAX}"),
+            )
+            lo, hi = 0, -1
         elif hi < lo:
             self.sink.error(
                 ErrorCode.RANGE,
                 f"empty range `{lo}..{hi}`: ranges are inclusive and need start <= end",
                 self.sp(rng),
                 help_(f"did you mean `{hi}..{lo}`?"),
+            )
+            lo, hi = 0, -1
+        elif hi - lo + 1 > limits.MAX_FAMILY_MEMBERS:
+            self.sink.error(
+                ErrorCode.LIMIT,
+                f"a family of {hi - lo + 1:,} members; a family has at most {limits.MAX_FAMILY_MEMBERS:,}",
+                self.sp(rng),
             )
             lo, hi = 0, -1
         return ast.Family(str(index), lo, hi, span)
@@ -453,7 +454,7 @@ class _Builder:
             str(target),
             self.sp(target),
             str(schema),
-            int(str(version)[1:]),
+            self.version(version),
             self.sp(schema).merge(self.sp(version)),
             self.field_maps(maps),
             self.sp(t),
@@ -500,7 +501,7 @@ class _Builder:
                 mname, schema, version, *maps = op.children
                 out.append(
                     ast.Migrate(
-                        str(mname), str(schema), int(str(version)[1:]), self.field_maps(m for m in maps if m is not None),
+                        str(mname), str(schema), self.version(version), self.field_maps(m for m in maps if m is not None),
                         self.sp(op), self.sp(mname),
                     )
                 )

@@ -13,9 +13,9 @@ from catopt_dsl.backends.naming import (
     RUST_KEYWORDS,
     RUST_NO_RAW,
     Namer,
-    check_collisions,
-    check_plan_collisions,
     find_collisions,
+    name_targets,
+    report_collisions,
     pascal_case,
     snake_case,
     split_words,
@@ -133,7 +133,7 @@ def test_reserved_members_are_escaped_per_scope() -> None:
 
 def test_runtime_members_are_all_reserved() -> None:
     """Every public member of the runtime bases is in the reserved set used for that scope."""
-    from catopt_dsl.runtime import FamilyBase, LocalProblemBase, PlanBase, Record
+    from catopt_dsl.bindings import FamilyBase, LocalProblemBase, PlanBase, Record
 
     for cls, scope in ((Record, "record"), (LocalProblemBase, "problem"), (FamilyBase, "family"), (PlanBase, "plan")):
         public = {m for m in dir(cls) if not m.startswith("_")}
@@ -158,40 +158,37 @@ def test_find_collisions_after_case_and_escaping() -> None:
     assert find_collisions("rust", [("field", "a"), ("field", "a")]) == []
 
 
-def test_check_collisions_reports_e0701() -> None:
-    sink = DiagnosticSink()
-    span = Span("x.cat", 3, 1, 3, 9)
-    found = check_collisions([("param", "cost_a"), ("param", "costA"), ("param", "ok")], sink,
-                             file="x.cat", spans={"cost_a": span})
-    assert len(found) == 3  # one per target
-    diags = sink.errors()
-    assert [d.code for d in diags] == [ErrorCode.NAME_COLLISION] * 3
-    assert {d.span for d in diags} == {span}
-    assert "cost_a" in diags[0].message and "costA" in diags[0].message
-    # without spans, the diagnostic points at the file and names come in input order
-    sink3 = DiagnosticSink()
-    (c,) = check_collisions([("field", "b_x"), ("field", "bX")], sink3, targets=("rust",), file="z.cat")
-    assert c.names == (("field", "b_x"), ("field", "bX")) and c.identifier == "b_x"
-    assert sink3.errors()[0].span == Span.unknown("z.cat")
-    sink2 = DiagnosticSink()
-    check_collisions([("param", "a")], sink2, file="y.cat")
-    assert not sink2.diagnostics
-
-
-def test_check_plan_collisions() -> None:
+def test_one_collision_is_one_diagnostic_naming_every_target_it_breaks() -> None:
     sink = DiagnosticSink()
     for plan in (consensus_plan(), sharing_plan(), keyword_plan()):
-        assert check_plan_collisions(plan, sink) == []
-    assert not sink.diagnostics
+        assert name_targets(plan).collisions == ()
     base = consensus_plan()
     renamed = IRPlan(**{**base.__dict__, "objects": (base.objects[0], _renamed(base.objects[1], "TenantA"))})
-    found = check_plan_collisions(renamed, sink, targets=("python",))
-    assert [c.identifier for c in found] == ["TenantA", "tenant_a"]  # the class and the Plan attribute
-    assert all(d.code is ErrorCode.NAME_COLLISION and d.span.file == base.source for d in sink.errors())
+    names = name_targets(renamed)
+    by_scope = {c.scope: c for c in names.collisions}
+    # the class in the module and the attribute of the Plan class; each found in all three targets
+    assert set(by_scope) == {"the module", "plan"}
+    assert all(set(c.targets) == {"python", "rust", "cpp"} for c in names.collisions)
+    span = Span("x.cat", 3, 1, 3, 9)
+    report_collisions(names, sink, file=base.source, spans={"TenantA": span})
+    diags = sink.errors()
+    assert len(diags) == 2 and all(d.code is ErrorCode.NAME_COLLISION for d in diags)
+    assert all(d.span == span for d in diags)
+    assert "python, rust and cpp backends" in diags[0].message
+    # the identifier tables say what every name becomes
+    assert names.identifier("rust", "the module", "type", "tenant_a") == "TenantA"
     # an object called `plan` collides with the generated Plan class
     plan_obj = IRPlan(**{**base.__dict__, "objects": (_renamed(base.objects[0], "plan"), base.objects[1])})
-    found = check_plan_collisions(plan_obj, DiagnosticSink(), targets=("python",))
-    assert [c.identifier for c in found] == ["Plan"]
+    clash = [c for c in name_targets(plan_obj).collisions if c.scope == "the module"]
+    assert [set(i for _, i in c.identifiers) for c in clash] == [{"Plan"}]
+
+
+def test_a_param_and_a_var_that_differ_in_case_collide_as_fields() -> None:
+    base = consensus_plan()
+    obj = base.objects[0]
+    clashing = IRPlan(**{**base.__dict__, "objects": (_with_param(obj, obj.vars[0].name.upper()), *base.objects[1:])})
+    scopes = {c.scope for c in name_targets(clashing).collisions}
+    assert any(s.startswith("local problem") for s in scopes)
 
 
 def test_keyword_names_never_collide_in_any_target() -> None:
@@ -204,3 +201,13 @@ def _renamed(obj, name: str):  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
     return replace(obj, name=name)
+
+
+def _with_param(obj, name: str):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    import numpy as np
+
+    from catopt_dsl.ir.model import IRParam, frozen_array
+
+    return replace(obj, params=(*obj.params, IRParam(name, "float", (), frozen_array(np.float64(1.0)))))

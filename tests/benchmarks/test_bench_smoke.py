@@ -38,9 +38,16 @@ def test_quick_compiler_run_writes_both_reports(tmp_path: Path) -> None:
             else:
                 assert sample["objects"] == case["n"]
                 assert "python" in sample["emit_s"] and sample["files"]["python"] > 1
-    # The table has one row per case, and the two compiler targets are judged.
-    (table,) = bench["tables"]
+    # The first table has one row per case, the second one row for the examples and one per
+    # adversarial shape; the two compiler targets and one throughput target per shape are judged.
+    table, throughput = bench["tables"]
     assert len(table["rows"]) == len(cases)
-    assert {t["verdict"] for t in bench["targets"]} <= {"met", "MISSED"} and len(bench["targets"]) == 2
+    shapes = bench["raw"]["throughput"]["shapes"]
+    assert len(throughput["rows"]) == 1 + len(shapes) == 5
+    for shape in shapes:
+        for run in shape["runs"]:
+            assert "error" not in run, run
+            assert run["specs"][0]["seconds"] > 0 and run["specs"][0]["bytes"] > 0
+    assert {t["verdict"] for t in bench["targets"]} <= {"met", "MISSED"} and len(bench["targets"]) == 2 + len(shapes)
     assert "## Compiler: parse + check + lower + emit (`compiler`)" in md
     assert data["machine"]["cores"] >= 1 and data["versions"]["python"].count(".") == 2

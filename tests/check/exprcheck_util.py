@@ -17,7 +17,7 @@ from catopt_dsl.check.exprs import (
     check_constraint,
     check_objective,
     check_param,
-    check_var,
+    make_checker,
     type_expr,
 )
 from catopt_dsl.check.scope import ExprContext, IndexSymbol, ParamSymbol, Scope, VarSymbol
@@ -49,7 +49,7 @@ class Env:
         for p in body.params:
             self.scope.define(check_param(p, self.scope, self.ctx, self.sink))
         for v in body.vars:
-            self.scope.define(check_var(v, self.sink))
+            self.scope.define(VarSymbol(v.name, tuple(v.type.dims), v.name_span))
         if index:
             inner = Scope(self.scope)
             for name, value in index.items():
@@ -91,13 +91,14 @@ class Env:
 
     def var(self, text: str) -> VarSymbol:
         decl = self._parse(f"{text};").vars[-1]
-        return check_var(decl, self.sink)
+        return VarSymbol(decl.name, tuple(decl.type.dims), decl.name_span)
 
     def lower(self, text: str) -> IRExpr:
         e = self.expr(text)
-        t = type_expr(e, self.scope, self.ctx, self.sink)
+        typer = make_checker(self.scope, self.ctx, self.sink)
+        t = typer.type(e)
         assert t is not None, self.messages()
-        return lower_expr(e, self.scope, self.ctx)
+        return lower_expr(e, typer.type_map(), self.scope)
 
     # -- inspection ------------------------------------------------------------------------------
     def codes(self) -> list[str]:

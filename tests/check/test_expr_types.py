@@ -182,12 +182,12 @@ def test_bool_in_arithmetic_E0203(env: Env) -> None:
 
 
 def test_int_variable_E0203() -> None:
-    env = Env()
-    sym = env.var("var m: int[4]")
-    d = env.only("E0203")
-    assert "integer variables are not convex" in d.message
-    assert at(d) == env.loc("int[4]")
-    assert sym.shape == (4,)
+    from catopt_dsl.compile import analyze
+
+    text = "catopt 1;\nLocalProblem t { var m: int[4]; minimize sum(m); }\n"
+    (d,) = [d for d in analyze("t.cat", text=text).diagnostics if d.code.value == "E0203"]
+    assert "only `float` variables keep the problem convex" in d.message
+    assert (d.span.line, d.span.col) == (2, text.splitlines()[1].index("int[4]") + 1)
 
 
 def test_division_rules(env: Env) -> None:

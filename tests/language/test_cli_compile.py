@@ -43,3 +43,51 @@ def test_a_spec_with_errors_writes_nothing(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["compile", str(bad), "--target", "python", "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "error[E0301]" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_failed_compile_leaves_the_previous_output_intact(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out"
+    first = CliRunner().invoke(main, ["compile", SPEC, "--target", "all", "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    import catopt_dsl.backends.emit as emit
+
+    real = emit.emit_target
+
+    def failing(target: str, plan, out_dir: Path):  # type: ignore[no-untyped-def]
+        if target == "cpp":  # python and rust are already generated when this fails
+            raise OSError(28, "No space left on device")
+        return real(target, plan, out_dir)
+
+    monkeypatch.setattr(emit, "emit_target", failing)
+    again = CliRunner().invoke(main, ["compile", SPEC, "--target", "all", "--out", str(out)])
+    assert again.exit_code == 1 and "No space left on device" in again.output
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in out.iterdir()) == ["cpp", "python", "rust"]  # no staging left behind
+
+
+def test_out_onto_a_file_a_symlink_or_a_too_long_name_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("mine")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    for out, words in [
+        (tmp_path / "file", "is a file"),
+        (tmp_path / "link", "symbolic link"),
+        (tmp_path / ("x" * 300), "too long"),
+    ]:
+        result = CliRunner().invoke(main, ["compile", SPEC, "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert words in result.output
+    assert (tmp_path / "file").read_text() == "mine"
+    assert list((tmp_path / "real").iterdir()) == []
+
+
+def test_a_target_folder_that_is_a_symlink_is_not_replaced(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("keep")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "python").symlink_to(tmp_path / "mine")
+    result = CliRunner().invoke(main, ["compile", SPEC, "--out", str(tmp_path / "out"), "--force"])
+    assert result.exit_code == 2 and "refusing" in result.output
+    assert (tmp_path / "mine" / "keep.txt").read_text() == "keep"

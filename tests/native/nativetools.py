@@ -245,7 +245,11 @@ def cpp_extra_program(plan: IRPlan, reference: bool) -> str:
         for m in u.members:
             if not m.params:
                 continue  # nothing to check, and an unused handle would be a warning
-            getter = f"*::{ns}::problems::{ty}::member({m.index})" if u.family else f"::{ns}::problems::{ty}::load()"
+            getter = (
+                f"*::{ns}::problems::{ty}::member({cpp_backend.cpp_i64(m.index)})"
+                if u.family
+                else f"::{ns}::problems::{ty}::load()"
+            )
             lines.append("    {")
             lines.append(f"        const auto h = {getter};")
             for p in m.params:
@@ -397,9 +401,13 @@ def parse_ref(output: str) -> RunResult:
 # The session's builds (one per spec and language; fixtures in conftest.py)
 # ---------------------------------------------------------------------------------------------
 
-#: specs built natively: every example plus the keyword spec
+#: specs built natively: every example, the keyword spec, and the naming edge cases (identifiers
+#: that start with a digit, generated-helper names, int64 family ends, a u32-max schema version)
+#: and a plan whose couplings are infeasible (its generated tests must not expect `optimal`)
 NATIVE_SPECS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "examples").glob("*.cat")) + [
-    "tests/cases/keywords/keywords.cat"
+    "tests/cases/keywords/keywords.cat",
+    "tests/cases/naming/edges.cat",
+    "tests/cases/naming/infeasible_coupling.cat",
 ]
 #: plans compared with the Python reference (consensus, sharing, both, and several couplings per
 #: Limit and per Limit family member)

@@ -73,7 +73,10 @@ def test_spec_file_name_cannot_inject_code(tmp_path: Path) -> None:
     for text in [*rs.values(), *cpp.values()]:
         for line in text.splitlines():
             if line.lstrip().startswith(("//", "#")) and ".cat" in line:
-                assert "\\" not in line and "\u2028" not in line  # a backslash would splice lines in C++
+                # printable ASCII, the name escaped as in a literal, no trailing backslash (it would
+                # splice the next line into a C++ comment)
+                assert line.isascii() and line.isprintable() and '"x"' not in line
+                assert not line.rstrip().endswith("\\")
     src = source_name(plan)  # the file name as the common header helper reports it
     assert '"x"' in src and "\n" in src
     assert f"pub const SOURCE: &str = {rust_str(src)};" in rs["src/lib.rs"]
@@ -100,4 +103,6 @@ def test_string_literals_round_trip_and_stay_inert(text: str) -> None:
     assert '"' not in r[1:-1].replace("\\u{22}", "") and '"' not in c[1:-1]
     assert _unrust(r) == text
     assert _uncpp(c) == text
-    assert "\n" not in safe_comment(text) and "\\" not in safe_comment(text)
+    comment = safe_comment(text)
+    assert comment.isascii() and comment.isprintable()  # no newline, no control character
+    assert not comment.endswith("\\") and "*/" not in comment

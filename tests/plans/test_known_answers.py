@@ -103,3 +103,13 @@ def test_on_ray(ray_up: Any, path: Path) -> None:
     check_against_reference(path, got)
     local = solve(plan_of(path), options(path))
     assert (got.status, got.iterations) == (local.status, local.iterations)
+
+
+@pytest.mark.parametrize("path", [p for p in CASES if expected(p) == "optimal"], ids=lambda p: p.stem)
+def test_coupling_prices_match_the_centralised_duals(path: Path) -> None:
+    import numpy as np
+
+    got, ref = solve(plan_of(path)), reference(path)
+    assert set(got.prices.get("couplings", {})) == set(ref.prices.get("couplings", {}))
+    for name, lam in got.prices.get("couplings", {}).items():
+        np.testing.assert_allclose(lam, ref.prices["couplings"][name], rtol=1e-4, atol=1e-4, err_msg=name)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from catopt_dsl.cli import main, solve as solve_command
 from catopt_dsl.compile import load_plan
 from catopt_dsl.runtime.backends import BACKENDS, backend_names, solve_with
-from catopt_dsl.runtime.plans import PlanBase
+from catopt_dsl.bindings.plans import PlanBase
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "tests" / "plans" / "cases" / "two_couplings_both_active.cat"

@@ -21,7 +21,7 @@ def test_to_json_shape_and_determinism() -> None:
     assert list(doc) == sorted(doc)
     assert set(doc) == {
         "status", "objective", "iterations", "primal_residual", "dual_residual", "solve_time_s", "objects", "shared",
-    "message", "warnings", "local_solvers",
+    "message", "warnings", "prices", "local_solvers",
     }  # fmt: skip
     summary = doc["local_solvers"]
     assert set(summary) == {"classes", "methods", "cvxpy", "fallbacks"}

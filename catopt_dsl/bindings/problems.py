@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Generic, Iterator, Sequence, TypeVar
+from typing import Any, ClassVar, Generic, Iterator, Protocol, Sequence, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from catopt_dsl.ir.model import IRObject
+from catopt_dsl.ir.model import IRObject, IRPlan
+
+
+class PlanLike(Protocol):
+    """What an object needs of its plan (``PlanBase``)."""
+
+    @property
+    def ir(self) -> IRPlan: ...
+
+    def set_param(self, owner: str, name: str, value: Any) -> None: ...
 
 
 class LocalProblemBase:
@@ -20,15 +29,28 @@ class LocalProblemBase:
     PARAM_NAMES: ClassVar[tuple[str, ...]] = ()
     VAR_SHAPES: ClassVar[dict[str, tuple[int, ...]]] = {}
 
-    def __init__(self, ir: IRObject) -> None:
-        self._ir = ir
+    def __init__(self, ir: IRObject, plan: PlanLike | None = None) -> None:
+        self._own = ir
+        self._plan = plan  # when set, the object reads its (possibly updated) IR from the plan
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._ir.name!r})"
+        return f"{type(self).__name__}({self._own.name!r})"
+
+    @property
+    def _ir(self) -> IRObject:
+        return self._plan.ir.object(self._own.name) if self._plan is not None else self._own
 
     @property
     def ir(self) -> IRObject:
         return self._ir
+
+    def set_param(self, name: str, value: Any) -> None:
+        """Give param ``name`` a new value (same shape; checked). The plan's next ``solve()``
+        uses it, warm-started from the previous solve (the cvxpy "update a parameter, re-solve"
+        habit). Raises ``KeyError``/``ValueError`` for an unknown param or a wrong value."""
+        if self._plan is None:
+            raise ValueError(f"`{self._own.name}` belongs to no plan: build it through the generated Plan")
+        self._plan.set_param(self._own.name, name, value)
 
     @property
     def name(self) -> str:

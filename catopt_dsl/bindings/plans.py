@@ -10,9 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from catopt_dsl.ir.model import IRPlan
-from catopt_dsl.runtime.problems import FamilyBase, LocalProblemBase
+from catopt_dsl.bindings.problems import FamilyBase, LocalProblemBase
 
-DATA_FOLDER = "_data"
 
 P = TypeVar("P", bound=LocalProblemBase)
 F = TypeVar("F", bound=FamilyBase[Any])
@@ -20,7 +19,7 @@ F = TypeVar("F", bound=FamilyBase[Any])
 
 def load_plan(package_file: str | Path) -> IRPlan:
     """The IR plan shipped next to a generated module (``<package>/_data/plan.json`` + ``.npy``)."""
-    from catopt_dsl.ir.serialize import plan_from_files
+    from catopt_dsl.ir.serialize import DATA_FOLDER, plan_from_files
 
     return plan_from_files(Path(package_file).resolve().parent / DATA_FOLDER)
 
@@ -54,6 +53,10 @@ class PlanResult:
     objects: Mapping[str, Mapping[str, npt.NDArray[np.float64]]] = field(default_factory=dict)
     shared: Mapping[str, Mapping[str, npt.NDArray[np.float64]]] = field(default_factory=dict)
     message: str = ""
+    #: dual prices (``optimal`` only): ``prices["couplings"]["cap#0"]`` is the multiplier of
+    #: ``sum(terms) - rhs`` (>= 0 for ``<=``: the objective falls by it per unit of extra
+    #: capacity); ``prices["consensus"]["site[3].w"]`` the multiplier of ``site[3].w - shared``
+    prices: Mapping[str, Mapping[str, npt.NDArray[np.float64]]] = field(default_factory=dict)
 
     @classmethod
     def from_solver(cls, result: Any) -> PlanResult:
@@ -68,6 +71,7 @@ class PlanResult:
             objects=_arrays(result.objects),
             shared=_arrays(result.shared),
             message=str(getattr(result, "message", "")),
+            prices=_arrays(getattr(result, "prices", {})),
         )
 
     @property
@@ -100,6 +104,7 @@ class PlanBase:
             for name in self.DELTA_PATH:
                 ir = ir.delta(name).result
         self._ir = ir
+        self._last: Any = None  # the last ADMM result (its state warm-starts the next solve)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._ir.name!r}, {len(self._ir.objects)} objects)"
@@ -121,13 +126,55 @@ class PlanBase:
     def deltas(self) -> tuple[str, ...]:
         return tuple(d.name for d in self._ir.deltas)
 
-    def solve(self, backend: str = "inprocess", address: str | None = None, **options: Any) -> PlanResult:
+    def param(self, owner: str, name: str) -> npt.NDArray[Any]:
+        """The current value of ``owner.name`` (an object, ``site[3]``, or a shared block)."""
+        for o in (*self._ir.objects, *self._ir.shared):
+            if o.name == owner:
+                return o.param(name).value
+        raise KeyError(f"no object or shared block `{owner}`")
+
+    def set_param(self, owner: str, name: str, value: Any) -> None:
+        """Set ``owner.name`` (checked: same shape, finite). What depends on it follows: coupling
+        coefficients of an object, coupling bounds on a shared block (``ir.transform.set_param``).
+        The next :meth:`solve` starts from the previous solution."""
+        from catopt_dsl.ir.transform import set_param
+
+        self._ir = set_param(self._ir, owner, name, value)
+
+    def solve(
+        self,
+        backend: str = "inprocess",
+        *,
+        address: str | None = None,
+        warm: bool = True,
+        max_iter: int = 10_000,
+        eps_abs: float = 1e-5,
+        eps_rel: float = 1e-5,
+        rho: float = 1.0,
+        alpha: float = 1.6,
+        adaptive_rho: bool = True,
+        verbose: bool = False,
+    ) -> PlanResult:
         """Solve with any backend the CLI has (``catopt_dsl.runtime.backends``: ``inprocess``,
-        ``distributed``, ``ray``, ``centralized``); ``options`` are ``SolveOptions`` fields."""
+        ``distributed``, ``ray``, ``centralized``). ``warm``: start from the previous solve of this
+        plan (after :meth:`set_param`, say); the other options are those of ``catoptc solve``."""
         from catopt_dsl.runtime.backends import solve_with  # lazy: the solver pulls in cvxpy
         from catopt_dsl.solver import SolveOptions
 
-        return PlanResult.from_solver(solve_with(self._ir, SolveOptions(**options), backend=backend, address=address))
+        options = SolveOptions(
+            max_iter=max_iter,
+            eps_abs=eps_abs,
+            eps_rel=eps_rel,
+            rho=rho,
+            alpha=alpha,
+            adaptive_rho=adaptive_rho,
+            verbose=verbose,
+        )
+        start = self._last.state if warm and self._last is not None else None
+        raw = solve_with(self._ir, options, backend=backend, address=address, warm_start=start)
+        if getattr(raw, "state", None) is not None:
+            self._last = raw
+        return PlanResult.from_solver(raw)
 
     def centralized(self) -> PlanResult:
         """Solve the whole plan as one CVXPY problem (the reference the ADMM result is checked against)."""
@@ -137,10 +184,10 @@ class PlanBase:
 
     # -- helpers the generated __init__ uses ---------------------------------------------------
     def _object(self, cls: type[P], name: str) -> P:
-        return cls(self._ir.object(name))
+        return cls(self._ir.object(name), self)
 
     def _family(self, cls: type[F], member: type[LocalProblemBase], family: str) -> F:
-        return cls([member(o) for o in self._ir.objects if o.family == family])
+        return cls([member(o, self) for o in self._ir.objects if o.family == family])
 
     def _delta_ir(self, name: str) -> IRPlan:
         return self._ir.delta(name).result
