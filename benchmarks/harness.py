@@ -51,6 +51,7 @@ __all__ = [
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "compiler": ("benchmarks.bench_compiler", "Compiler: parse + check + lower + emit"),
     "solver": ("benchmarks.bench_solver", "Solver: time to a relative objective gap of 1e-4"),
+    "local": ("benchmarks.bench_local", "Local solvers: every plan class against centralised CVXPY; catoptc against a hand-written ADMM"),
     "rho": ("benchmarks.bench_rho", "Iterations to 1e-4 against the initial rho"),
     "codec": ("benchmarks.bench_codec", "Wire codec: Delta frame encode + decode throughput"),
     "ray": ("benchmarks.bench_ray", "Ray runtime: per-round overhead and crossover"),

@@ -88,10 +88,13 @@ def _report(analyses: Sequence[Any], fmt: str, color: bool) -> int:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Diagnostics as rustc-style text on stderr, or as a JSON array on stdout.")
 @click.option("--registry", default=None, metavar="PATH|URL", help="Also check the schemas morphisms carry against this schema registry.")
+@click.option("--explain", is_flag=True, help="Also print each object's solver class, the method its x-update gets, and why.")
 @_allow
 @_color
-def check(files: tuple[Path, ...], fmt: str, registry: str | None, allow_paths: tuple[str, ...], color: str) -> None:
+def check(files: tuple[Path, ...], fmt: str, registry: str | None, explain: bool, allow_paths: tuple[str, ...], color: str) -> None:
     """Parse and type-check specs; report every problem found."""
+    if explain and fmt == "json":
+        raise click.UsageError("--explain prints text: use it with --format text")
     from catopt_dsl.compile import analyze
 
     analyses = [analyze(f, allow_paths) for f in files]
@@ -104,6 +107,13 @@ def check(files: tuple[Path, ...], fmt: str, registry: str | None, allow_paths: 
         for a in analyses:
             if a.ok:
                 click.echo(f"{visible(a.file)}: ok", err=True)
+    if explain:
+        from catopt_dsl.solver.explain import explain as explain_plan
+
+        for a in analyses:
+            if a.plan is not None:
+                for line in explain_plan(a.plan):
+                    click.echo(f"{visible(a.file)}: {line}")
     sys.exit(1 if failed else 0)
 
 
@@ -138,6 +148,9 @@ def _load_or_exit(file: Path, allow_paths: Sequence[str], color: str) -> Any:
 @click.option("--eps-rel", type=click.FloatRange(min=0.0, min_open=True), default=1e-5, show_default=True, help="Relative tolerance of the residuals.")
 @click.option("--rho", type=click.FloatRange(min=0.0, min_open=True), default=1.0, show_default=True, help="ADMM penalty parameter to start from.")
 @click.option("--alpha", type=click.FloatRange(min=0.0, max=2.0, min_open=True, max_open=True), default=1.6, show_default=True, help="Over-relaxation factor, in (0, 2).")
+@click.option("--adaptive-rho/--no-adaptive-rho", default=True, show_default=True,
+              help="Adapt rho while solving (the local objectives' curvature per link, else residual balancing); "
+              "off: --rho stays fixed.")
 @click.option("--delta", "delta", default=None, help="Solve, then apply this PlanDelta and re-solve warm-started.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write residual and objective histories to a PNG.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
@@ -162,6 +175,7 @@ def solve(
     eps_rel: float,
     rho: float,
     alpha: float,
+    adaptive_rho: bool,
     delta: str | None,
     plot: Path | None,
     quiet: bool,
@@ -211,7 +225,9 @@ def solve(
     signer = _signer(identity_path)
     from catopt_dsl.solver import SolveOptions
 
-    options = SolveOptions(max_iter=max_iter, eps_abs=eps_abs, eps_rel=eps_rel, rho=rho, alpha=alpha)
+    options = SolveOptions(
+        max_iter=max_iter, eps_abs=eps_abs, eps_rel=eps_rel, rho=rho, alpha=alpha, adaptive_rho=adaptive_rho
+    )
     if delta is not None and delta not in {d.name for d in plan.deltas}:
         known = ", ".join(d.name for d in plan.deltas) or "none"
         raise click.UsageError(f"unknown PlanDelta `{delta}` (this plan declares: {known})")

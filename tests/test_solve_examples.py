@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "examples").glob("*.cat"))
 CONTRACT_KEYS = {
     "status", "objective", "iterations", "primal_residual", "dual_residual", "solve_time_s", "objects", "shared",
-    "message", "warnings", "prices", "membership",
+    "message", "warnings", "prices", "membership", "local_solvers",
 }
 
 
@@ -40,6 +40,10 @@ def test_distributed_agrees_with_centralized(spec: Path) -> None:
     assert dist["status"] == cent["status"] == "optimal"
     assert code_d == code_c == 0
     assert isinstance(dist["iterations"], int) and cent["iterations"] is None
+    assert cent["local_solvers"] is None
+    summary = dist["local_solvers"]
+    assert sum(summary["methods"].values()) == len(dist["objects"])
+    assert summary["cvxpy"] == {} and summary["fallbacks"] == {}  # every example has a local method
     ref = cent["objective"]
     assert abs(dist["objective"] - ref) <= max(1e-4 * abs(ref), 1e-6), (dist["objective"], ref)
     assert set(dist["objects"]) == set(cent["objects"]) and set(dist["shared"]) == set(cent["shared"])
@@ -47,6 +51,18 @@ def test_distributed_agrees_with_centralized(spec: Path) -> None:
         for name, vars_ in cent[group].items():
             for var, value in vars_.items():
                 assert _close(dist[group][name][var], value, 1e-3) <= 1e-3, (group, name, var)
+
+
+def test_no_adaptive_rho_keeps_the_given_rho() -> None:
+    from catopt_dsl.compile import load_plan
+    from catopt_dsl.solver import SolveOptions, solve
+
+    spec = REPO / "examples" / "sites_200.cat"
+    code, fixed = _solve(str(spec), "--no-adaptive-rho", "--rho", "0.5")
+    _, adaptive = _solve(str(spec), "--rho", "0.5")
+    assert code == 0 and fixed["status"] == adaptive["status"] == "optimal"
+    assert fixed["iterations"] == solve(load_plan(spec), SolveOptions(rho=0.5, adaptive_rho=False)).iterations
+    assert fixed["iterations"] > adaptive["iterations"]
 
 
 def test_family_members_are_keyed_by_index() -> None:

@@ -17,7 +17,8 @@ Atom definitions worth stating (they follow cvxpy):
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -80,3 +81,90 @@ def _shaped(value: Any, shape: tuple[int, ...], kind: str, name: str) -> np.ndar
             return arr.reshape(shape)
         raise ValueError(f"{kind} `{name}` has shape {arr.shape}, expected {tuple(shape)}")
     return arr
+
+
+#: atoms that act entry by entry (a leading batch axis passes through them unchanged)
+ELEMENTWISE_ATOMS: frozenset[str] = frozenset(
+    {"square", "abs", "logistic", "exp", "log", "sqrt", "pos", "neg", "huber", "maximum", "minimum", "multiply"}
+)
+
+
+def evaluate_batched(
+    expr: IRExpr, params: Sequence[Mapping[str, np.ndarray]], stacked: Mapping[str, np.ndarray] | None = None
+) -> np.ndarray:
+    """Evaluate a variable-free ``expr`` for a batch of param sets at once: ``(B, *expr.shape)``.
+
+    ``params[b]`` holds member b's params; ``stacked`` (optional) the same params stacked along a
+    leading axis (computed here when absent). Every node gets the batch axis in front; atoms that
+    reduce are evaluated member by member with :func:`apply_atom` (the one numpy definition of an
+    atom), so the batched and the single evaluation cannot disagree.
+    """
+    count = len(params)
+    if stacked is None:
+        stacked = {}
+
+    def param(name: str, shape: tuple[int, ...]) -> np.ndarray:
+        found = stacked.get(name)
+        if found is None:
+            found = np.stack([np.asarray(p[name]) for p in params]) if count else np.zeros((0, *shape))
+            stacked[name] = found  # type: ignore[index]
+        return _shaped_batch(found, shape, count, name)
+
+    def lift(v: np.ndarray, ndim: int) -> np.ndarray:
+        """A batched value of a lower rank, with unit axes after the batch axis (numpy aligns
+        trailing axes, and IR broadcasting is scalar-with-anything)."""
+        return v.reshape(v.shape[:1] + (1,) * (ndim - (v.ndim - 1)) + v.shape[1:]) if v.ndim - 1 < ndim else v
+
+    def ev(e: IRExpr) -> np.ndarray:
+        if isinstance(e, IRConst):
+            return np.broadcast_to(np.asarray(e.value), (count, *np.shape(e.value)))
+        if isinstance(e, IRParamRef):
+            return param(e.name, tuple(e.shape))
+        if isinstance(e, IRVarRef):
+            raise KeyError(e.name)
+        if isinstance(e, IRNeg):
+            return np.asarray(-ev(e.operand))
+        if isinstance(e, IRBinary):
+            left, right = ev(e.left), ev(e.right)
+            if e.op == "@":
+                return _batched_matmul(left, right, tuple(e.left.shape), tuple(e.right.shape))
+            nd = max(left.ndim, right.ndim) - 1
+            return apply_binary(e.op, lift(left, nd), lift(right, nd))
+        if isinstance(e, IRIndex):
+            return np.asarray(ev(e.base)[(slice(None),) + index_key(e.key)])
+        if isinstance(e, IRTranspose):
+            return np.asarray(np.swapaxes(ev(e.operand), -1, -2))
+        if isinstance(e, IRStack):
+            parts = [np.broadcast_to(lift(ev(x), len(x.shape)), (count, *x.shape)) for x in e.elements]
+            return np.stack(parts, axis=1)
+        if isinstance(e, IRCall):
+            args = [ev(a) for a in e.args]
+            opts = dict(e.options)
+            if e.atom in ELEMENTWISE_ATOMS:
+                nd = max(a.ndim for a in args) - 1
+                return apply_atom(e.atom, tuple(lift(a, nd) for a in args), opts)
+            return np.stack([apply_atom(e.atom, tuple(a[b] for a in args), opts) for b in range(count)]).reshape(
+                count, *e.shape
+            )
+        raise TypeError(f"not an IR expression: {type(e).__name__}")
+
+    return np.asarray(ev(expr)).reshape(count, *expr.shape)
+
+
+def _shaped_batch(value: np.ndarray, shape: tuple[int, ...], count: int, name: str) -> np.ndarray:
+    if value.shape[1:] != tuple(shape):
+        if value.ndim <= 2 and value.size == count * int(np.prod(shape, dtype=np.int64)):
+            return value.reshape(count, *shape)
+        raise ValueError(f"param `{name}` has shape {value.shape[1:]}, expected {tuple(shape)}")
+    return value
+
+
+def _batched_matmul(left: np.ndarray, right: np.ndarray, ls: tuple[int, ...], rs: tuple[int, ...]) -> np.ndarray:
+    """``left @ right`` member by member (leading batch axis on both)."""
+    if len(ls) == 1 and len(rs) == 1:
+        return np.einsum("bi,bi->b", left, right)
+    if len(ls) == 1:
+        return np.einsum("bi,bij->bj", left, right)
+    if len(rs) == 1:
+        return np.einsum("bij,bj->bi", left, right)
+    return np.matmul(left, right)

@@ -129,7 +129,10 @@ def solve_body(
     allow_paths: Sequence[str] = (),
     version: str = "",
 ) -> dict[str, Any]:
-    """The body of a ``solve.recorded`` entry (floats are written as text: see ``canonical``)."""
+    """The body of a ``solve.recorded`` entry (floats are written as text: see ``canonical``).
+
+    ``adaptive_rho`` is written only when it is off (the default leaves bodies as they were)."""
+    fixed_rho = {} if getattr(options, "adaptive_rho", True) else {"adaptive_rho": False}
     return {
         "catoptc": version,
         "spec": {
@@ -145,6 +148,7 @@ def solve_body(
             "eps_rel": repr(float(options.eps_rel)),
             "rho": repr(float(options.rho)),
             "alpha": repr(float(options.alpha)),
+            **fixed_rho,
         },
         "mode": "centralized" if centralized else "admm",
         "backend": backend,
@@ -198,6 +202,7 @@ def rerun_solve(body: Mapping[str, Any], spec_root: Path | None = None) -> Rerun
             eps_rel=float(opts["eps_rel"]),
             rho=float(opts["rho"]),
             alpha=float(opts["alpha"]),
+            adaptive_rho=bool(opts.get("adaptive_rho", True)),
         )
         centralized = body["mode"] == "centralized"
         deltas = list(body.get("deltas", []))

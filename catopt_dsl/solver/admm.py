@@ -28,14 +28,19 @@ from collections.abc import Callable
 
 import numpy as np
 
-from catopt_dsl.solver.glue import glue_solution
-
 from catopt_dsl.ir.analysis import analyze_ir
 from catopt_dsl.ir.model import IRPlan
-from catopt_dsl.solver.coordinator import Iterate, Coordinator
+from catopt_dsl.solver.coordinator import Coordinator, Iterate, Round
+from catopt_dsl.solver.glue import glue_solution
 from catopt_dsl.solver.layout import Layout, build_layout
-from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState, inaccurate_warnings
-from catopt_dsl.solver.worker import LocalReport, FastBatch, LocalWorker
+from catopt_dsl.solver.local import Accuracy
+from catopt_dsl.solver.result import (
+    SolveOptions,
+    SolveResult,
+    SolverState,
+    inaccurate_warnings,
+)
+from catopt_dsl.solver.worker import FastBatch, LocalWorker, local_solver_summary, make_workers
 
 __all__ = ["solve", "build_workers"]
 
@@ -43,12 +48,13 @@ ProgressFn = Callable[[dict[str, float]], None]
 
 
 def build_workers(layout: Layout, options: SolveOptions) -> list[LocalWorker]:
-    """One :class:`LocalWorker` per object, in plan order."""
+    """One :class:`LocalWorker` per object, in plan order (members of one structure batched)."""
     analysis = analyze_ir(layout.plan)
-    return [
-        LocalWorker(o.obj, o.M, o.e, fast_path=options.fast_path, analysis=analysis.object(o.obj.name))
-        for o in layout.objects
-    ]
+    return make_workers(
+        [(o.obj, o.M, o.e, analysis.object(o.obj.name)) for o in layout.objects],
+        fast_path=options.fast_path,
+        accuracy=Accuracy(options.eps_abs, options.eps_rel),
+    )
 
 
 def _values(
@@ -92,8 +98,9 @@ def solve(
             x = warm_start.x.get(w.name)
             if x is not None and np.asarray(x).shape == (w.n,):
                 w.set_x(x)
-    batch = FastBatch(workers)
-    slow = [w for w in workers if not w.fast]
+    rows = {o.obj.name: (o.rows, layout.x_slices[i], i) for i, o in enumerate(layout.objects)}
+    batch = FastBatch(workers, rows)
+    slow = [(i, w) for i, w in enumerate(workers) if not w.fast]
     coordinator = Coordinator(layout, opts, warm_start)
     bc: Iterate = coordinator.first_iterate()
     history: list[dict[str, float]] = []
@@ -129,17 +136,46 @@ def solve(
                 {**{w.name: w.inaccurate for w in workers}, **{n: p.inaccurate for n, p in coordinator.proxes.items()}},
                 iterations,
             ),
+            local_solvers=local_solver_summary(workers),
         )
 
+    a = np.zeros(layout.total_rows)
+    x_all = np.zeros(layout.total_n)
+    f = np.zeros(len(workers))
+    order = {w.name: i for i, w in enumerate(workers)}
     for k in range(1, opts.max_iter + 1):
         iterations = k
-        batch.step_all(bc.centres, bc.rho)
-        for w in slow:
-            w.step(bc.centres[w.name], bc.rho)
-        contributions: dict[str, LocalReport] = {
-            w.name: w.contribution(w.answer(bc.queries.get(w.name))) for w in workers
-        }
-        bc = coordinator.update(contributions)
+        batch.step_flat(bc.d, bc.rho)
+        for i, w in slow:
+            w.step(bc.d[layout.objects[i].rows], bc.rho)
+        grad = batch.report_flat(a, x_all, f)
+        failures = []
+        unbounded = []
+        answers = {}
+        for i, w in slow:
+            c = w.contribution(w.answer(bc.queries.get(w.name)))
+            o = layout.objects[i]
+            a[o.rows] = c.a
+            x_all[layout.x_slices[i]] = c.x if c.x is not None else 0.0
+            f[i] = c.objective
+            grad = max(grad, c.grad_scale)
+            answers[w.name] = c.answer
+        for w in batch.irregular():
+            if w.status != "ok":
+                failures.append((w.name, w.status, w.message))
+            if w.unbounded:
+                unbounded.append(w.unbounded)
+        for i, w in slow:
+            if w.status != "ok":
+                failures.append((w.name, w.status, w.message))
+            if w.unbounded:
+                unbounded.append(w.unbounded)
+        if bc.queries:
+            for w in workers:
+                if w.fast and w.name in bc.queries:
+                    answers[w.name] = w.answer(bc.queries[w.name])
+        failures.sort(key=lambda item: order[item[0]])
+        bc = coordinator.update_round(Round(a, f, grad, x_all, tuple(failures), answers, tuple(unbounded)))
         if bc.status is not None:
             return finish(bc.status, bc.message, None)
         row = {

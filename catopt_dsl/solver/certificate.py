@@ -204,8 +204,8 @@ class CertificateTracker:
         iteration: int,
         answers: Mapping[str, CertificateAnswer | None],
         dy: np.ndarray,
-        x_prev: Mapping[str, np.ndarray],
-        x_now: Mapping[str, np.ndarray],
+        x_prev: np.ndarray | None,
+        x_now: np.ndarray | None,
         rho_changed: bool,
         feasible: bool,
     ) -> tuple[str, str] | None:
@@ -223,9 +223,9 @@ class CertificateTracker:
             self.dy.reset()
         else:
             self.dy.push(dy)
-        names = [o.obj.name for o in self.layout.objects]
-        if names and all(n in x_prev and n in x_now for n in names):
-            self.dx.push(np.concatenate([x_now[n] - x_prev[n] for n in names]))
+        # x_prev/x_now: every object's x stacked in layout order (None: not all of them known)
+        if self.layout.objects and x_prev is not None and x_now is not None and x_prev.shape == x_now.shape:
+            self.dx.push(x_now - x_prev)
         else:
             self.dx.reset()
         if self.interval <= 0 or self.pending is not None or iteration < max(self.next_try, self.interval):

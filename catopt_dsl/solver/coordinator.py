@@ -29,13 +29,14 @@ Non-finite values and local verdicts end the solve (``local_solver_failed`` nami
 plan as a whole are proven by certificates built from the dual and iterate increments
 (``certificate.py``); queries for them ride on the broadcast.
 
-Rho adaptation (at iterations 1, 2, 4, 8, ... below ``adaptive_rho_interval``, increases only,
-then every ``adaptive_rho_interval`` iterations):
-``rho_new = rho * sqrt((r_prim / max(||a||, ||t||)) / (r_dual / scale))`` clipped to
-[1e-6, 1e6], applied only when it moves rho by more than 5x; then ``u *= rho / rho_new``.
-``scale`` is ``||rho M'u||`` for a decrease and ``max(||rho M'u||, max_i max(||P_i x_i||, ||q_i||))``
-for an increase (see :func:`_suggest_rho`); the second term comes from workers whose objective
-is quadratic (on either path).
+Rho adaptation (``rho.py``, where the rule is derived): at iterations 1, 2, 4, 8, ... below
+``adaptive_rho_interval``, then every ``adaptive_rho_interval`` iterations, rho moves to the secant
+curvature of the local objectives read per link, ``||delta yhat|| / ||delta a||`` with
+``yhat = rho (a - t_prev + u_prev)``, when it is outside [kappa/2, 2 kappa]; where that secant says
+nothing (first checkpoint, linear objectives, runs that diverge) residual balancing decides:
+``rho * sqrt((r_prim / max(||a||, ||t||)) / (r_dual / scale))``, applied only when it moves rho by
+more than 5x. Either way ``u *= rho / rho_new``. Unlike residual balancing, the curvature does
+not depend on the number of members a consensus has.
 
 Protocol: :meth:`Coordinator.update` takes one :class:`~catopt_dsl.solver.worker.LocalReport`
 per object (``a`` and the local objective) and returns an :class:`Iterate`: the iteration,
@@ -48,57 +49,49 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
+import scipy.sparse as sp
 
 from catopt_dsl.ir.analysis import analyze_ir
-from catopt_dsl.solver.certificate import CertificateQuery, CertificateTracker
+from catopt_dsl.ir.model import IRVar
+from catopt_dsl.solver.certificate import (
+    CertificateAnswer,
+    CertificateQuery,
+    CertificateTracker,
+)
 from catopt_dsl.solver.layout import Layout
 from catopt_dsl.solver.result import SolveOptions, SolverState
+from catopt_dsl.solver.rho import (
+    RHO_MAX,
+    RHO_MIN,
+    Secant,
+    adapt_now,
+    multiplier_estimate,
+    next_rho,
+    secant_curvature,
+)
 from catopt_dsl.solver.shared import ProxFailure, SharedProx
 from catopt_dsl.solver.worker import LocalReport
 
-__all__ = ["Iterate", "Coordinator", "project_box"]
+__all__ = ["Coordinator", "Iterate", "Round", "project_box"]
 
-RHO_MIN, RHO_MAX, RHO_MOVE = 1e-6, 1e6, 5.0
 _TINY = 1e-12
 
 
-def _adapt_now(k: int, interval: int) -> bool:
-    """Adaptation checkpoints: iterations 1, 2, 4, 8, ... below ``interval``, then every ``interval``.
-
-    A badly chosen initial rho is the common case (users pass 0.01 or 100 for plans of any scale);
-    checking early lets the normalised-residual rule correct a too-small rho within a few
-    iterations instead of one factor per ``interval`` iterations. The 5x gate still keeps rho (and
-    the fast path's factorisations) from changing often.
-    """
-    if k % interval == 0:
-        return True
-    return k < interval and (k & (k - 1)) == 0
-
-
-def _suggest_rho(
-    rho: float, prim_norm: float, r_dual: float, dual_scale: float, grad_scale: float, early: bool
-) -> float:
-    """``rho * sqrt(normalised primal / normalised dual residual)``, clipped to [RHO_MIN, RHO_MAX].
-
-    The dual residual is normalised by ``||rho M'u||``, which is itself proportional to rho while
-    the scaled duals are still growing: from a tiny initial rho it stays tiny, the ratio looks
-    balanced and rho never rises. So an increase is judged against the larger of that and the
-    local objectives' own scale ``max(||Px||, ||q||)`` (OSQP's dual normalisation terms, sent by
-    workers with quadratic objectives). A decrease is judged against ``||rho M'u||`` alone, and
-    only from the first regular checkpoint on (``early`` is False): in the first iterations u is
-    still near zero, so that scale would call for a collapse of any rho.
-    """
-
-    def suggest(scale: float) -> float:
-        ratio = prim_norm / max(r_dual / max(scale, _TINY), _TINY)
-        return float(np.clip(rho * np.sqrt(max(ratio, 0.0)), RHO_MIN, RHO_MAX))
-
-    up = suggest(max(dual_scale, grad_scale))
-    if up > RHO_MOVE * rho or early:
-        return max(up, rho) if early else up
-    return suggest(dual_scale)
+def _stacked_transpose(layout: Layout) -> sp.csr_matrix:
+    """``M'`` of the block-diagonal ``M = diag(M_1, ..., M_N)`` (x-space by rows), built in one go."""
+    rows, cols, vals = [], [], []
+    for o, xs in zip(layout.objects, layout.x_slices):
+        r, c = np.nonzero(o.M)
+        rows.append(c + xs.start)
+        cols.append(r + o.rows.start)
+        vals.append(o.M[r, c])
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(layout.total_n, layout.total_rows),
+    )
 
 
 def project_box(s: np.ndarray, sense: str, rhs: np.ndarray) -> np.ndarray:
@@ -116,7 +109,9 @@ class Iterate:
 
     iteration: int
     rho: float
-    centres: dict[str, np.ndarray]
+    #: the centres of every object, concatenated in layout order (``centres`` splits them)
+    d: np.ndarray
+    layout: Layout
     r_prim: float = float("inf")
     r_dual: float = float("inf")
     eps_prim: float = 0.0
@@ -132,6 +127,27 @@ class Iterate:
     #: certificate queries for the objects to answer with their next contribution
     queries: dict[str, CertificateQuery] = field(default_factory=dict)
 
+    @cached_property
+    def centres(self) -> dict[str, np.ndarray]:
+        """Object name -> the centres ``d_i`` of its next x-update."""
+        return {o.obj.name: self.d[o.rows] for o in self.layout.objects}
+
+
+@dataclass(frozen=True, eq=False)
+class Round:
+    """Every object's report of one iteration, as arrays in layout order (the in-process loop
+    builds it directly; :meth:`Coordinator.update` builds it from per-object reports)."""
+
+    a: np.ndarray  # (R,) the rows M x + e of every object
+    f: np.ndarray  # (N,) each object's objective value
+    grad_scale: float  # the largest of the objects' grad_scale
+    x: np.ndarray | None  # (sum n_i,) every x stacked, or None when some are unknown
+    #: (object, status, message) of every object whose status is not "ok", in layout order
+    failures: tuple[tuple[str, str, str], ...] = ()
+    answers: Mapping[str, CertificateAnswer | None] = field(default_factory=dict)
+    #: the notes of objects unbounded below along a direction their rows ignore
+    unbounded: tuple[str, ...] = ()
+
 
 class Coordinator:
     """Holds z, the coupling copies y, the scaled duals u, rho; decides stopping."""
@@ -143,31 +159,46 @@ class Coordinator:
         warm_start: SolverState | None = None,
         *,
         continues: Coordinator | None = None,
+        resumed_at: int = 0,
     ) -> None:
         """``continues``: the coordinator this one replaces (a member set changed): the iteration
         count and last iterate carry over, so rho adaptation keeps its cadence and the stopping
-        and progress bookkeeping run on; the numeric state comes from ``warm_start``."""
+        and progress bookkeeping run on; the numeric state comes from ``warm_start``.
+        ``resumed_at``: ``warm_start`` is this run's own state at that iteration (a checkpoint), not a
+        previous solve's: the iteration count and rho's cadence go on from there."""
         self.layout = layout
         self.opts = options
         self.rho = float(options.rho)
         R = layout.total_rows
         self.t = np.zeros(R)
         self.u = np.zeros(R)
+        self._targets: list[tuple[str, IRVar, np.ndarray]] | None = None
         analysis = analyze_ir(layout.plan)
         self.proxes = {blk.name: SharedProx(blk, analysis.shared(blk.name)) for blk in layout.shared}
         self.z = {blk.name: np.zeros(blk.n) for blk in layout.shared}
-        self.iteration: int = 0 if continues is None else continues.iteration
+        self.iteration: int = resumed_at if continues is None else continues.iteration
         self.last: Iterate | None = None if continues is None else continues.last
         self.certificates = CertificateTracker(
             layout, self.proxes, options.infeasibility_check_interval, options.eps_abs
         )
-        self._x: dict[str, np.ndarray] = {}
-        self._y_stat: np.ndarray | None = None
+        self._x: np.ndarray | None = None
+        #: every object's M_i on the block diagonal: M' of a row vector in one product
+        self._MTt = _stacked_transpose(layout) if layout.objects else None
         self._coupling_rows = (
             np.concatenate([c.term_index.reshape(-1) for c in layout.couplings])
             if layout.couplings
             else np.zeros(0, dtype=np.int64)
         )
+        #: the previous iteration's rows and multiplier estimate (the curvature secant, ``rho.py``)
+        self._secant: Secant | None = None
+        #: warm-started (a state with values; a replacement inherits it): rho comes from the
+        #: previous solve, not a guess the early checkpoints correct
+        if continues is not None:
+            self._warm_started: bool = continues._warm_started
+        elif resumed_at:
+            self._warm_started = False
+        else:
+            self._warm_started = warm_start is not None and bool(warm_start.duals or warm_start.z or warm_start.x)
         if warm_start is not None:
             self._warm(warm_start)
         else:
@@ -189,10 +220,26 @@ class Coordinator:
             y = state.targets.get(block.key)
             if block.kind == "coupling" and y is not None and np.asarray(y).shape == (size,):
                 self.t[block.rows] = y
+        # The secant only where every row block has one of the right size (else: none yet).
+        pairs = [state.secant.get(block.key) for block in self.layout.blocks]
+        sizes = [block.rows.stop - block.rows.start for block in self.layout.blocks]
+        if self.layout.blocks and all(
+            p is not None and np.shape(p[0]) == (n,) and np.shape(p[1]) == (n,) for p, n in zip(pairs, sizes)
+        ):
+            a, yhat = np.zeros(self.layout.total_rows), np.zeros(self.layout.total_rows)
+            for block, p in zip(self.layout.blocks, pairs):
+                assert p is not None
+                a[block.rows], yhat[block.rows] = p
+            self._secant = Secant(a, yhat)
 
     def _sync_consensus_targets(self) -> None:
-        for (shared, var_name), index in self.layout.consensus_index.items():
-            var = self.layout.plan.shared_block(shared).var(var_name)
+        if self._targets is None:
+            plan = self.layout.plan
+            self._targets = [
+                (shared, plan.shared_block(shared).var(var_name), index)
+                for (shared, var_name), index in self.layout.consensus_index.items()
+            ]
+        for shared, var, index in self._targets:
             self.t[index] = self.z[shared][var.offset : var.offset + var.size][None, :]
 
     def state(self, x: Mapping[str, np.ndarray]) -> SolverState:
@@ -202,6 +249,9 @@ class Coordinator:
             z={k: v.copy() for k, v in self.z.items()},
             duals={b.key: self.u[b.rows].copy() for b in self.layout.blocks},
             targets={b.key: self.t[b.rows].copy() for b in self.layout.blocks if b.kind == "coupling"},
+            secant={}
+            if self._secant is None
+            else {b.key: (self._secant.a[b.rows].copy(), self._secant.yhat[b.rows].copy()) for b in self.layout.blocks},
         )
 
     def prices(self) -> dict[str, dict[str, np.ndarray]]:
@@ -215,7 +265,7 @@ class Coordinator:
         ``consensus``: ``object.var`` -> the multiplier of ``object.var - shared_var`` (the var's
         shape): what the object would pay per unit of moving its copy away from the shared value.
         """
-        y = self._y_stat if self._y_stat is not None else self.rho * self.u
+        y = self._secant.yhat if self._secant is not None else self.rho * self.u
         couplings = {}
         for c, spec in zip(self.layout.couplings, self.layout.plan.couplings):
             if c.term_index.size:
@@ -228,7 +278,12 @@ class Coordinator:
         return {"couplings": couplings, "consensus": consensus}
 
     def centres(self) -> dict[str, np.ndarray]:
-        return {o.obj.name: self.centres_of(o.obj.name) for o in self.layout.objects}
+        d = self.centres_flat()
+        return {o.obj.name: d[o.rows] for o in self.layout.objects}
+
+    def centres_flat(self) -> np.ndarray:
+        """Every object's centres ``t - u - e``, concatenated in layout order."""
+        return np.asarray(self.t - self.u - self.layout.e, dtype=np.float64)
 
     def centres_of(self, name: str) -> np.ndarray:
         """The centres ``d_i = t_i - u_i - e_i`` object ``name`` solves its next x-update for."""
@@ -236,18 +291,19 @@ class Coordinator:
         return np.asarray(self.t[o.rows] - self.u[o.rows] - o.e, dtype=np.float64)
 
     def first_iterate(self) -> Iterate:
-        return Iterate(iteration=0, rho=self.rho, centres=self.centres())
+        return Iterate(iteration=0, rho=self.rho, d=self.centres_flat(), layout=self.layout)
 
     def g_total(self) -> float:
         return float(sum(self.proxes[name].g_value(z) for name, z in self.z.items()))
 
     def _MT(self, vec: np.ndarray) -> np.ndarray:
         """Concatenate M_i' vec_i over objects (the x-space image of a row vector)."""
-        parts = [o.M.T @ vec[o.rows] for o in self.layout.objects]
-        return np.concatenate(parts) if parts else np.zeros(0)
+        if self._MTt is None:
+            return np.zeros(0)
+        return np.asarray(self._MTt @ vec)
 
     # -- one iteration ------------------------------------------------------------------------------
-    def _refuse(self, contributions: Mapping[str, LocalReport]) -> tuple[str, str] | None:
+    def _refuse(self, rnd: Round) -> tuple[str, str] | None:
         """A local verdict, or a non-finite value, ends the solve: never let it into z or u.
 
         An infeasible object makes the plan infeasible whatever else happens, so that verdict
@@ -255,35 +311,71 @@ class Coordinator:
         ``LocalWorker.step``).
         """
         for kind in ("infeasible", "failed", "unbounded"):
-            for o in self.layout.objects:
-                c = contributions[o.obj.name]
-                if c.status == kind or (kind == "failed" and c.status not in ("ok", "infeasible", "unbounded")):
-                    status = {"infeasible": "infeasible", "unbounded": "unbounded"}.get(c.status, "local_solver_failed")
-                    return status, c.message or f"object `{c.object}`: local solve reported `{c.status}`"
-        for o in self.layout.objects:
-            c = contributions[o.obj.name]
+            for name, st, message in rnd.failures:
+                if st == kind or (kind == "failed" and st not in ("ok", "infeasible", "unbounded")):
+                    status = {"infeasible": "infeasible", "unbounded": "unbounded"}.get(st, "local_solver_failed")
+                    return status, message or f"object `{name}`: local solve reported `{st}`"
+        x_ok = rnd.x is None or bool(np.all(np.isfinite(rnd.x)))
+        if x_ok and bool(np.all(np.isfinite(rnd.a))) and bool(np.all(np.isfinite(rnd.f))):
+            return None
+        lay = self.layout
+        for i, o in enumerate(lay.objects):
             bad = [
                 what
                 for what, value in (
-                    ("a non-finite value in x", c.x),
-                    ("a non-finite value in its rows M x + e", c.a),
-                    ("a non-finite objective value", c.objective),
+                    ("a non-finite value in x", None if rnd.x is None else rnd.x[lay.x_slices[i]]),
+                    ("a non-finite value in its rows M x + e", rnd.a[o.rows]),
+                    ("a non-finite objective value", rnd.f[i]),
                 )
                 if value is not None and not np.all(np.isfinite(value))
             ]
             if bad:
                 return "local_solver_failed", (
-                    f"object `{c.object}`: the local solver returned {bad[0]} (NaN or Inf); the solve "
+                    f"object `{o.obj.name}`: the local solver returned {bad[0]} (NaN or Inf); the solve "
                     "stopped before it reached the shared variables (check the object's data for overflow)"
                 )
         return None
+
+    def round_of(self, contributions: Mapping[str, LocalReport]) -> Round:
+        """The :class:`Round` of per-object reports (one per object of the layout)."""
+        lay = self.layout
+        a = np.zeros(lay.total_rows)
+        f = np.zeros(len(lay.objects))
+        x = np.zeros(lay.total_n)
+        complete = True
+        grad = 0.0
+        failures = []
+        unbounded = []
+        for i, o in enumerate(lay.objects):
+            c = contributions[o.obj.name]
+            a[o.rows] = c.a
+            f[i] = c.objective
+            grad = max(grad, c.grad_scale)
+            if c.x is None:
+                complete = False
+            else:
+                x[lay.x_slices[i]] = np.asarray(c.x, dtype=np.float64).reshape(-1)
+            if c.status != "ok":
+                failures.append((c.object, c.status, c.message))
+            if c.unbounded:
+                unbounded.append(c.unbounded)
+        if not complete:
+            # the provided parts still have to be finite: check them before dropping x
+            for i, o in enumerate(lay.objects):
+                c = contributions[o.obj.name]
+                if c.x is not None and not np.all(np.isfinite(c.x)):
+                    complete = True
+                    break
+        answers = {n: c.answer for n, c in contributions.items()}
+        return Round(a, f, grad, x if complete else None, tuple(failures), answers, tuple(unbounded))
 
     def _stop(self, status: str, message: str) -> Iterate:
         last = self.last
         self.last = Iterate(
             iteration=self.iteration,
             rho=self.rho,
-            centres=self.centres(),
+            d=self.centres_flat(),
+            layout=self.layout,
             r_prim=float("inf") if last is None else last.r_prim,
             r_dual=float("inf") if last is None else last.r_dual,
             objective=float("nan") if last is None else last.objective,
@@ -303,31 +395,28 @@ class Coordinator:
         this iteration; only their duals are updated (a reused, stale contribution enters the
         z-update but must not be integrated into u again). None: every object is fresh.
         """
+        return self.update_round(self.round_of(contributions), fresh)
+
+    def update_round(self, rnd: Round, fresh: Collection[str] | None = None) -> Iterate:
+        """:meth:`update` from the arrays of a :class:`Round`."""
         lay, opts = self.layout, self.opts
         self.iteration += 1
-        refused = self._refuse(contributions)
+        refused = self._refuse(rnd)
         if refused is not None:
             return self._stop(*refused)
-        R = lay.total_rows
-        a = np.zeros(R)
-        f_sum = 0.0
-        grad_scale = 0.0
-        x_now: dict[str, np.ndarray] = {}
-        for o in lay.objects:
-            c = contributions[o.obj.name]
-            a[o.rows] = c.a
-            f_sum += c.objective
-            grad_scale = max(grad_scale, c.grad_scale)
-            if c.x is not None:
-                x_now[o.obj.name] = np.asarray(c.x, dtype=np.float64)
+        a = np.array(rnd.a, dtype=np.float64)  # the caller may reuse its buffer
+        f_sum = float(np.sum(rnd.f))
+        grad_scale = rnd.grad_scale
+        x_now = None if rnd.x is None else rnd.x.copy()
         rho = self.rho
         t_old = self.t.copy()
         y_old = rho * self.u
         # The duals the x-update was exactly stationary for: each object solved
         # min f_i + rho/2 ||a_i - t_i + u_i||^2, so -grad f_i = M_i' rho (a_i - t_i + u_i). With
         # over-relaxation the updated y differs from them by rho (alpha - 1)(a - t), which is not
-        # small when rho is large; prices are read from these.
-        self._y_stat = rho * (self.u + a - t_old)
+        # small when rho is large; prices are read from these, and rho's secant curvature too.
+        secant = Secant(a, multiplier_estimate(rho, a, t_old, self.u))
+        previous, self._secant = self._secant, secant
         h = opts.alpha * a + (1.0 - opts.alpha) * t_old
         v = h + self.u
         # consensus z-update
@@ -375,20 +464,16 @@ class Coordinator:
         # y'(a - t) (first order: ~1e-4 relative at eps 1e-5 on sharing plans). Stop only once
         # that estimate is within the relative tolerance too.
         cr = self._coupling_rows
-        gap_est = abs(float((rho * self.u[cr]) @ r_prim_vec[cr])) if cr.size else 0.0
+        gap_est = abs(float(np.sum(rho * self.u[cr] * r_prim_vec[cr]))) if cr.size else 0.0
         eps_gap = 0.1 * (opts.eps_abs + opts.eps_rel * abs(objective)) if np.isfinite(objective) else 0.0
         converged = r_prim <= eps_prim and r_dual <= eps_dual and gap_est <= eps_gap
-        unbounded = [c.unbounded for c in contributions.values() if c.unbounded]
+        unbounded = list(rnd.unbounded)
         rho_changed = False
-        if (
-            opts.adaptive_rho
-            and not converged
-            and opts.adaptive_rho_interval > 0
-            and _adapt_now(self.iteration, opts.adaptive_rho_interval)
-        ):
+        if opts.adaptive_rho and not converged and adapt_now(self.iteration, opts.adaptive_rho_interval, self._warm_started):
             early = self.iteration < opts.adaptive_rho_interval
-            rho_new = _suggest_rho(rho, r_prim / max(prim_scale, _TINY), r_dual, dual_scale, grad_scale, early)
-            if rho_new > RHO_MOVE * rho or rho_new < rho / RHO_MOVE:
+            kappa = None if previous is None else secant_curvature(previous, secant)
+            rho_new = next_rho(rho, kappa, r_prim / max(prim_scale, _TINY), r_dual, dual_scale, grad_scale, early)
+            if rho_new != rho:
                 self.u *= rho / rho_new
                 self.rho = rho_new
                 rho_changed = True
@@ -410,7 +495,7 @@ class Coordinator:
             gap = float(np.abs(dy).max(initial=0.0)) / rho
             verdict = self.certificates.step(
                 self.iteration,
-                {n: c.answer for n, c in contributions.items()},
+                rnd.answers,
                 dy,
                 self._x,
                 x_now,
@@ -424,7 +509,8 @@ class Coordinator:
         self.last = Iterate(
             iteration=self.iteration,
             rho=self.rho,
-            centres=self.centres(),
+            d=self.centres_flat(),
+            layout=self.layout,
             r_prim=r_prim,
             r_dual=r_dual,
             eps_prim=eps_prim,

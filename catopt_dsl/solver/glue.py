@@ -10,10 +10,11 @@ Coupling-only variables keep their local values: sharing has no single value to 
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
+from catopt_dsl.ir.analysis import GroupAnalysis, analyze_ir
 from catopt_dsl.ir.evaluate import evaluate
 from catopt_dsl.ir.model import IRPlan
 
@@ -32,10 +33,23 @@ def glue_solution(
         if link.object in glued and link.shared in z:
             glued[link.object][link.var] = np.array(z[link.shared][link.shared_var], dtype=np.float64).reshape(link.shape)
     total = 0.0
+    analysis = analyze_ir(plan)
+    batches: dict[int, tuple[GroupAnalysis, list[int], list[np.ndarray]]] = {}
     for o in plan.objects:
         if o.name not in glued:
             continue
-        total += float(evaluate(o.objective, glued[o.name], {p.name: p.value for p in o.params}))
+        a = analysis.object(o.name)
+        values = glued[o.name]
+        if a.group.has_form and all(v.name in values for v in o.vars):
+            # the analysis' exact form, a whole family at once
+            x = np.concatenate([np.asarray(values[v.name], dtype=np.float64).reshape(-1) for v in o.vars]) if o.vars else np.zeros(0)
+            entry = batches.setdefault(id(a.group), (a.group, [], []))
+            entry[1].append(a.index)
+            entry[2].append(x)
+            continue
+        total += float(evaluate(o.objective, values, {p.name: p.value for p in o.params}))
+    for group, index, xs in batches.values():
+        total += float(np.sum(group.objective_values(np.stack(xs), np.asarray(index, dtype=np.int64))))
     for s in plan.shared:
         if s.objective is not None and s.name in z:
             total += float(evaluate(s.objective, dict(z[s.name]), {p.name: p.value for p in s.params}))

@@ -17,7 +17,7 @@ Row-block keys (stable across plan deltas, used by :class:`SolverState`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -68,12 +68,19 @@ class Layout:
     consensus_index: dict[tuple[str, str], np.ndarray]
     couplings: tuple[CouplingRows, ...]
     total_rows: int
+    #: object name -> its position in ``objects``
+    index: dict[str, int] = field(default_factory=dict)
+    #: each object's slice of the stacked x of all objects (objects in order)
+    x_slices: tuple[slice, ...] = ()
+    total_n: int = 0
+    #: the concatenated e_i of all objects (the global row offsets)
+    e: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def object_rows(self, name: str) -> ObjectRows:
-        for o in self.objects:
-            if o.obj.name == name:
-                return o
-        raise KeyError(name)
+        found = self.index.get(name)
+        if found is None:
+            raise KeyError(name)
+        return self.objects[found]
 
     @property
     def blocks(self) -> tuple[RowBlock, ...]:
@@ -86,15 +93,21 @@ def build_layout(plan: IRPlan) -> Layout:
     offset = 0
     cons_rows: dict[tuple[str, str], list[np.ndarray]] = {}
     term_rows: dict[str, list[RowBlock]] = {c.name: [] for c in plan.couplings}
+    # each object's links and coupling terms, in plan order (one pass, not one per object)
+    links_of: dict[str, list] = {}
+    for link in plan.consensus:
+        links_of.setdefault(link.object, []).append(link)
+    terms_of: dict[str, list] = {}
+    for coupling in plan.couplings:
+        for term in coupling.terms:
+            terms_of.setdefault(term.object, []).append((coupling, term))
     for obj in plan.objects:
         n = obj.n
         Ms: list[np.ndarray] = [np.zeros((0, n))]
         es: list[np.ndarray] = [np.zeros(0)]
         blocks: list[RowBlock] = []
         local = 0
-        for link in plan.consensus:
-            if link.object != obj.name:
-                continue
+        for link in links_of.get(obj.name, ()):
             var = obj.var(link.var)
             M = np.zeros((var.size, n))
             M[np.arange(var.size), var.offset + np.arange(var.size)] = 1.0
@@ -116,25 +129,22 @@ def build_layout(plan: IRPlan) -> Layout:
             es.append(np.zeros(var.size))
             blocks.append(block)
             local += var.size
-        for coupling in plan.couplings:
-            for term in coupling.terms:
-                if term.object != obj.name:
-                    continue
-                B = np.asarray(term.B, dtype=np.float64).reshape(-1, n)
-                m = B.shape[0]
-                block = RowBlock(
-                    key=f"coupling:{coupling.name}:{term.morphism}.{term.field}",
-                    kind="coupling",
-                    object=obj.name,
-                    local=slice(local, local + m),
-                    rows=slice(offset + local, offset + local + m),
-                    coupling=coupling.name,
-                )
-                term_rows[coupling.name].append(block)
-                Ms.append(B)
-                es.append(np.asarray(term.b, dtype=np.float64).reshape(-1))
-                blocks.append(block)
-                local += m
+        for coupling, term in terms_of.get(obj.name, ()):
+            B = np.asarray(term.B, dtype=np.float64).reshape(-1, n)
+            m = B.shape[0]
+            block = RowBlock(
+                key=f"coupling:{coupling.name}:{term.morphism}.{term.field}",
+                kind="coupling",
+                object=obj.name,
+                local=slice(local, local + m),
+                rows=slice(offset + local, offset + local + m),
+                coupling=coupling.name,
+            )
+            term_rows[coupling.name].append(block)
+            Ms.append(B)
+            es.append(np.asarray(term.b, dtype=np.float64).reshape(-1))
+            blocks.append(block)
+            local += m
         objects.append(
             ObjectRows(
                 obj=obj,
@@ -164,6 +174,11 @@ def build_layout(plan: IRPlan) -> Layout:
             )
         )
     consensus_index = {key: np.stack(rows) for key, rows in cons_rows.items()}
+    x_slices = []
+    start = 0
+    for o in objects:
+        x_slices.append(slice(start, start + o.obj.n))
+        start += o.obj.n
     return Layout(
         plan=plan,
         objects=tuple(objects),
@@ -171,4 +186,8 @@ def build_layout(plan: IRPlan) -> Layout:
         consensus_index=consensus_index,
         couplings=tuple(couplings),
         total_rows=offset,
+        index={o.obj.name: i for i, o in enumerate(objects)},
+        x_slices=tuple(x_slices),
+        total_n=start,
+        e=np.concatenate([o.e for o in objects]) if objects else np.zeros(0),
     )

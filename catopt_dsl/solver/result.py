@@ -55,7 +55,9 @@ class SolverState:
 
     ``x``: object name -> stacked x; ``z``: shared block name -> stacked z; ``duals``: row-block key
     (see ``catopt_dsl.solver.layout``) -> scaled dual u; ``targets``: coupling-term key -> its copy
-    y_t; ``rho``: the penalty the duals are scaled by.
+    y_t; ``rho``: the penalty the duals are scaled by; ``secant``: row-block key -> the last
+    iteration's rows and multiplier estimate (rho's curvature secant, ``rho.py``), so a run resumed
+    from a checkpoint takes the rho decisions the uninterrupted run would have taken.
     """
 
     rho: float
@@ -63,6 +65,7 @@ class SolverState:
     z: dict[str, np.ndarray] = field(default_factory=dict)
     duals: dict[str, np.ndarray] = field(default_factory=dict)
     targets: dict[str, np.ndarray] = field(default_factory=dict)
+    secant: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def inaccurate_warnings(status: str, counts: Mapping[str, int], iterations: int | None) -> list[str]:
@@ -110,6 +113,13 @@ def _nested(value: np.ndarray) -> Any:
     return out.tolist()
 
 
+def _jsonable_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: {k: value[k] for k in natural_sorted(value)} if isinstance(value, Mapping) else value
+        for key, value in sorted(summary.items())
+    }
+
+
 def _opt_float(value: float | None) -> float | None:
     return None if value is None else _finite_or_none(float(value))
 
@@ -139,6 +149,9 @@ class SolveResult:
     #: dual prices when the status is ``optimal``: ``{"couplings": {id: array}, "consensus":
     #: {"object.var": array}}`` (sign convention in ``Coordinator.prices``); empty otherwise
     prices: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    #: who solved the x-updates (in-process ADMM; None elsewhere): objects per solver class and
+    #: per method, the objects CVXPY solved (and why), the steps that fell back to CVXPY per object
+    local_solvers: dict[str, Any] | None = None
 
     @property
     def has_solution(self) -> bool:
@@ -156,6 +169,7 @@ class SolveResult:
         return {
             "dual_residual": _opt_float(self.dual_residual),
             "iterations": None if self.iterations is None else int(self.iterations),
+            "local_solvers": None if self.local_solvers is None else _jsonable_summary(self.local_solvers),
             "membership": None if self.run is None else self.run.to_json(),
             "message": self.message,
             "objective": _opt_float(self.objective),

@@ -19,6 +19,7 @@ import cvxpy as cp
 import numpy as np
 
 from catopt_dsl.ir.analysis import SharedAnalysis, analyze_shared
+from catopt_dsl.ir.evaluate import evaluate
 from catopt_dsl.ir.model import IRShared
 from catopt_dsl.solver.certificate import RECESSION_TOL, recession_slope
 from catopt_dsl.solver.cvx import solve_problem, stacked_views, to_cvxpy
@@ -58,12 +59,32 @@ class SharedProx:
         self._problem: cp.Problem | None = None
         #: z-updates CVXPY flagged as inaccurate (reported only if the run is not verified)
         self.inaccurate = 0
-        self._z = cp.Variable(block.n) if block.n else None
-        self._views = stacked_views(self._z, block.vars) if self._z is not None else {}
-        self._g = None
-        if block.objective is not None and self._z is not None:
-            g = to_cvxpy(block.objective, self._views, self.params)
-            self._g = g if isinstance(g, cp.Expression) else cp.Constant(g)
+        self._cvx: tuple[cp.Variable | None, dict[str, cp.Expression], cp.Expression | None] | None = None
+
+    def _model(self) -> tuple[cp.Variable | None, dict[str, cp.Expression], cp.Expression | None]:
+        """The block's CVXPY variable, views and g, built on first use (closed-form blocks never
+        need them unless a certificate asks for a support value)."""
+        if self._cvx is None:
+            z = cp.Variable(self.block.n) if self.block.n else None
+            views = stacked_views(z, self.block.vars) if z is not None else {}
+            g = None
+            if self.block.objective is not None and z is not None:
+                value = to_cvxpy(self.block.objective, views, self.params)
+                g = value if isinstance(value, cp.Expression) else cp.Constant(value)
+            self._cvx = (z, views, g)
+        return self._cvx
+
+    @property
+    def _z(self) -> cp.Variable | None:
+        return self._model()[0]
+
+    @property
+    def _views(self) -> dict[str, cp.Expression]:
+        return self._model()[1]
+
+    @property
+    def _g(self) -> cp.Expression | None:
+        return self._model()[2]
 
     @property
     def closed_form(self) -> bool:
@@ -124,12 +145,13 @@ class SharedProx:
         return recession_slope(0.5 * (quad.P + quad.P.T), quad.q, A_eq, A_in, dz)
 
     def g_value(self, z: np.ndarray) -> float:
-        """g_s(z) (0 when the block has no objective)."""
-        if self._g is None or self._z is None:
+        """g_s(z) (0 when the block has no objective), evaluated with numpy from the IR."""
+        if self.block.objective is None or not self.block.n:
             return 0.0
-        self._z.value = np.asarray(z, dtype=np.float64)
-        value = self._g.value
-        return float("nan") if value is None else float(value)
+        z = np.asarray(z, dtype=np.float64)
+        values = {v.name: z[v.offset : v.offset + v.size].reshape(v.shape) for v in self.block.vars}
+        with np.errstate(all="ignore"):
+            return float(evaluate(self.block.objective, values, self.params))
 
     def prox(
         self, means: Mapping[str, np.ndarray], counts: Mapping[str, int], rho: float, z_prev: np.ndarray

@@ -1,4 +1,4 @@
-"""LocalWorker: one object's compiled prox problem (the x-update), plus the batched fast path.
+"""LocalWorker: one object's x-update and its reports; FastBatch: the batched local solvers behind them.
 
 Protocol (what a distributed runtime sends; see also ``coordinator.py``):
 
@@ -15,34 +15,55 @@ The x-update is
 (d_i = t_i - u_i - e_i, so this is ``rho/2 sum_links ||x[var] - z + u||^2 + rho/2 sum_terms
 ||B_t x + b_t - y_t + w_t||^2``).
 
-Two implementations:
-
-* CVXPY, compiled once per object with parameters ``s = sqrt(rho)`` and ``s*d`` so the prox term
-  is ``1/2 ||s*(M x) - s*d||^2`` (DPP: re-solves skip canonicalisation). Solved with Clarabel.
-* Fast path (closed form) when ``quadratic.py`` finds f quadratic and the constraints linear
-  equalities ``G x = h``: the KKT system ``[[P + rho M'M, G'], [G, 0]]`` is solved once per rho for
-  the affine map ``x = c0 + L d``; each step is one matrix-vector product. :class:`FastBatch`
-  stacks the maps of same-shaped workers and applies them with one ``einsum``. Objects with
-  ``n + p > FAST_MAX_SIZE`` use CVXPY (dense maps would be too large).
+Who solves it: the object's IR analysis gives a solver class, and with M_i a method
+(``catopt_dsl/solver/local``: closed-form KKT maps, clipped maps, 1-D Newton per coordinate,
+Newton with exact Hessians, an inner ADMM for proximable terms and inequalities). Objects are
+built by :func:`make_workers`, which stacks the members of one structure into one batch solver;
+each worker holds its slot in it (its x lives there: a step of the batch touches no per-object
+Python). :class:`FastBatch` steps every batch. Everything else, and any member whose method
+fails a step (no convergence, a non-finite value), is solved with CVXPY, compiled once per
+object with parameters ``s = sqrt(rho)`` and ``s*d`` so the prox term is ``1/2 ||s*(M x) - s*d||^2``
+(DPP: re-solves skip canonicalisation) and solved with Clarabel; CVXPY's status is what the
+worker then reports, with the object's name. Fallbacks are counted per object (``fallbacks``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 
-from catopt_dsl.ir.analysis import ObjectAnalysis, QuadraticForm, analyze_object
+from catopt_dsl.ir.analysis import ObjectAnalysis, analyze_object
 from catopt_dsl.ir.model import IRObject
-from catopt_dsl.solver.certificate import CertificateAnswer, CertificateQuery, recession_slope
+from catopt_dsl.solver.certificate import (
+    CertificateAnswer,
+    CertificateQuery,
+    recession_slope,
+)
 from catopt_dsl.solver.cvx import solve_problem, stacked_views, to_cvxpy
+from catopt_dsl.solver.local import (
+    FAST_MAX_SIZE,
+    Accuracy,
+    BatchData,
+    BatchSolver,
+    choose_method,
+    make_solver,
+)
 
-__all__ = ["LocalReport", "LocalWorker", "FastBatch", "FAST_MAX_SIZE", "unbounded_note"]
-
-FAST_MAX_SIZE = 2000
+__all__ = [
+    "FAST_MAX_SIZE",
+    "FastBatch",
+    "LocalReport",
+    "LocalWorker",
+    "local_solver_summary",
+    "make_workers",
+    "unbounded_note",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,6 +88,7 @@ class LocalReport:
     #: its rows: the plan is unbounded if it is feasible (the coordinator decides)
     unbounded: str = ""
 
+
 def unbounded_note(name: str) -> str:
     """The message of an object whose objective is unbounded below along a direction that moves
     none of its rows (one text for every runtime: the protocol carries only the flag)."""
@@ -86,8 +108,103 @@ def _classify(status: str) -> str:
     return "failed"
 
 
+def _param_names(obj: IRObject) -> set[str]:
+    """The params an object's objective and constraints name."""
+    from catopt_dsl.ir.model import IRParamRef
+
+    found: set[str] = set()
+
+    def walk(e: object) -> None:
+        if isinstance(e, IRParamRef):
+            found.add(e.name)
+            return
+        for attr in ("left", "right", "operand", "base"):
+            child = getattr(e, attr, None)
+            if child is not None:
+                walk(child)
+        for child in getattr(e, "args", ()) or getattr(e, "elements", ()):
+            walk(child)
+
+    walk(obj.objective)
+    for con in obj.constraints:
+        walk(con.lhs)
+        walk(con.rhs)
+    return found
+
+
+class CvxFamily:
+    """One compiled CVXPY prox problem for every object of one structure (family members solved
+    by CVXPY): their params are ``cp.Parameter``s set per member before each solve, so the problem
+    is canonicalised once for the family, not once per member (DPP).
+
+    The prox term is ``1/2 ||(sqrt(rho) M) x - sqrt(rho) d||^2`` with ``sqrt(rho) M`` one parameter
+    (a parameter times the variable keeps the problem DPP; M may differ between members). A
+    family whose problem is not DPP this way (a param inside a nonlinear atom) is not shared: each
+    member then compiles its own problem, as before.
+    """
+
+    def __init__(self, obj: IRObject, n: int, r: int) -> None:
+        self.obj, self.n, self.r = obj, n, r
+        self._dpp: bool | None = None  # compiled on first use: many families never need CVXPY
+
+    def _build(self) -> None:
+        obj, n, r = self.obj, self.n, self.r
+        self.params = {
+            p.name: cp.Parameter(tuple(p.shape), name=f"param_{p.name}", value=np.asarray(p.value, dtype=np.float64))
+            for p in obj.params
+        }
+        self.xv = cp.Variable(n, name="x")
+        views = stacked_views(self.xv, obj.vars)
+        f = to_cvxpy(obj.objective, views, self.params)
+        f = f if isinstance(f, cp.Expression) else cp.Constant(np.asarray(f, dtype=np.float64))
+        cons: list[cp.Constraint] = []
+        for con in obj.constraints:
+            lhs = to_cvxpy(con.lhs, views, self.params)
+            rhs = to_cvxpy(con.rhs, views, self.params)
+            if not isinstance(lhs, cp.Expression):
+                lhs = cp.Constant(np.asarray(lhs, dtype=np.float64))
+            cons.append(lhs <= rhs if con.op == "<=" else lhs >= rhs if con.op == ">=" else lhs == rhs)
+        self.sM = cp.Parameter((r, n), name="sqrt_rho_rows", value=np.zeros((r, n)))
+        self.sd = cp.Parameter(r, name="sqrt_rho_centres", value=np.zeros(r))
+        objective = f + 0.5 * cp.sum_squares(self.sM @ self.xv - self.sd) if r else f
+        self.problem = cp.Problem(cp.Minimize(objective), cons)
+        # A param that CVXPY needs as a number (quad_form's matrix, a divisor, huber's M) was read
+        # as the first member's value when the expression was built: that problem is not the other
+        # members' problem. Share only when every param the object names is still a parameter.
+        named = _param_names(obj)
+        present = {p.name() for p in self.problem.parameters()}
+        self._dpp = bool(self.problem.is_dpp()) and all(f"param_{n}" in present for n in named)
+
+    @property
+    def dpp(self) -> bool:
+        """Whether the shared problem is DPP (built on the first call)."""
+        if self._dpp is None:
+            try:
+                self._build()
+            except (ValueError, TypeError):  # a param where CVXPY wants a number: not shareable
+                self._dpp = False
+        return bool(self._dpp)
+
+    def solve(self, w: LocalWorker, centres: np.ndarray, rho: float) -> tuple[str, int, np.ndarray | None]:
+        """Member ``w``'s prox: (CVXPY status, inaccurate count, x or None)."""
+        for name, param in self.params.items():
+            param.value = w.params[name].reshape(param.shape) if param.shape else float(w.params[name])
+        if w.r:
+            s = float(np.sqrt(rho))
+            self.sM.value = s * w.M
+            self.sd.value = s * centres
+        self.xv.value = w.x
+        status, inaccurate = solve_problem(self.problem)
+        x = None if self.xv.value is None else np.asarray(self.xv.value, dtype=np.float64).copy()
+        return status, inaccurate, x
+
+
 class LocalWorker:
-    """One object's x-update. ``step(centres, rho) -> x`` then ``contribution()``."""
+    """One object's x-update. ``step(centres, rho) -> x`` then ``contribution()``.
+
+    Built alone (``LocalWorker(obj, M, e)``) it gets a batch of its own; :func:`make_workers`
+    builds many at once, sharing one batch per structure.
+    """
 
     def __init__(
         self,
@@ -97,6 +214,9 @@ class LocalWorker:
         *,
         fast_path: bool = True,
         analysis: ObjectAnalysis | None = None,
+        accuracy: Accuracy | None = None,
+        _batched: bool = False,
+        _separable_rows: bool | None = None,
     ) -> None:
         self.obj = obj
         self.name = obj.name
@@ -104,27 +224,26 @@ class LocalWorker:
         self.M = np.asarray(M, dtype=np.float64)
         self.e = np.asarray(e, dtype=np.float64)
         self.r = self.M.shape[0]
-        self.params = {p.name: np.asarray(p.value, dtype=np.float64) for p in obj.params}
-        self.x = np.zeros(self.n)
+        self._x = np.zeros(self.n)
         self.status = "ok"
         self.message = ""
         #: the object's forms and solver class, from the IR analysis (``catopt_dsl.ir.analysis``)
         self.analysis = analysis if analysis is not None else analyze_object(obj)
-        self.quad: QuadraticForm | None = None
-        self.G = np.zeros((0, self.n))
-        self.h = np.zeros(0)
-        self._fast_rho: float | None = None
-        self.c0 = np.zeros(self.n)
-        self.L = np.zeros((self.n, self.r))
-        self.lo = np.full(self.n, -np.inf)
-        self.hi = np.full(self.n, np.inf)
-        self.boxed = False
-        # The objective's quadratic model, when it has one, whatever the path: its scale feeds the
-        # coordinator's rho adaptation, which must not depend on which path solves the x-update.
-        self._scale_quad = self.analysis.objective
-        if fast_path:
-            self._try_fast()
-        self.fast = self.quad is not None
+        self.accuracy = accuracy or Accuracy()
+        #: how the x-update is solved (``catopt_dsl.solver.local.METHODS``) and why
+        if not fast_path:
+            self.method, self.method_reason = "cvxpy", "the fast paths are turned off (fast_path=False)"
+        elif self.n == 0:
+            self.method, self.method_reason = "cvxpy", "no variables"
+        else:
+            self.method, self.method_reason = choose_method(
+                self.analysis.group, self.analysis.index, self.M, _separable_rows
+            )
+        self._solver: BatchSolver | None = None
+        self._slot = 0
+        #: steps whose batch solve failed and CVXPY solved instead, and the last reason
+        self.fallbacks = 0
+        self.fallback_reason = ""
         # The CVXPY model (prox solves, objective values off the fast path, support queries for
         # infeasibility certificates) is built on first use: fast-path objects usually never need
         # it, and building it was half the set-up time of a 64-site consensus lasso.
@@ -137,6 +256,43 @@ class LocalWorker:
         #: why the object is unbounded below on its own, once its prox said so (see ``step``)
         self.unbounded = ""
         self._solved_once = False
+        #: the compiled CVXPY problem this object shares with its family (``make_workers``)
+        self._family: CvxFamily | None = None
+        if self.method != "cvxpy" and not _batched:
+            _attach([self])
+
+    @cached_property
+    def params(self) -> dict[str, np.ndarray]:
+        """The object's params (for its CVXPY model, built only when needed)."""
+        return {p.name: np.asarray(p.value, dtype=np.float64) for p in self.obj.params}
+
+    # -- where x lives ---------------------------------------------------------------------------
+    @property
+    def fast(self) -> bool:
+        """Whether a batch method (not CVXPY) solves this object's x-updates."""
+        return self._solver is not None
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._solver.X[self._slot] if self._solver is not None else self._x
+
+    @x.setter
+    def x(self, value: np.ndarray) -> None:
+        if self._solver is not None:
+            self._solver.X[self._slot] = value
+        else:
+            self._x = np.asarray(value, dtype=np.float64)
+
+    def set_x(self, x: np.ndarray) -> None:
+        self.x = np.asarray(x, dtype=np.float64).copy()
+
+    def _detach(self, why: str) -> None:
+        """Leave the batch for good: CVXPY solves every later step (x moves to the worker)."""
+        if self._solver is not None:
+            x = self.x.copy()
+            self._solver = None
+            self._x = x
+            self.method, self.method_reason = "cvxpy", why
 
     def _model(self) -> tuple[cp.Variable, cp.Expression, list[cp.Constraint]]:
         if self._cvx is None:
@@ -166,54 +322,6 @@ class LocalWorker:
     def _cons(self) -> list[cp.Constraint]:
         return self._model()[2]
 
-    # -- fast path -------------------------------------------------------------------------
-    def _try_fast(self) -> None:
-        a = self.analysis
-        if self.n == 0 or a.solver_class not in ("closed_form_qp", "box_qp"):
-            return
-        quad, cons = a.objective, a.constraints
-        assert quad is not None and cons is not None
-        G, h = cons.A_eq, cons.b_eq
-        boxed = a.solver_class == "box_qp"
-        if boxed:
-            # Bounds make the prox step a clip only when it is separable: a diagonal objective
-            # Hessian and a diagonal M'M (each coordinate in at most one row).
-            if np.any(cons.lo > cons.hi):
-                return  # infeasible bounds: CVXPY gives the honest answer
-            MtM = self.M.T @ self.M
-            if not quad.separable or np.count_nonzero(MtM - np.diag(np.diag(MtM))):
-                return
-        if self.n + G.shape[0] > FAST_MAX_SIZE:
-            return
-        P = 0.5 * (quad.P + quad.P.T)
-        if G.shape[0] and np.linalg.matrix_rank(G) < G.shape[0]:
-            return  # redundant or inconsistent equalities: CVXPY gives an honest status
-        H = P + self.M.T @ self.M + G.T @ G
-        if np.linalg.eigvalsh(H).min(initial=1.0) <= 1e-10 * max(1.0, float(np.abs(H).max(initial=0.0))):
-            return  # a free direction: the local problem may be unbounded; CVXPY decides
-        self.quad = QuadraticForm(P, quad.q, quad.r)
-        self.G, self.h = G, h
-        self.lo, self.hi, self.boxed = cons.lo, cons.hi, boxed
-
-    def prepare(self, rho: float) -> None:
-        """(Re)factor the KKT system for this rho (fast path only; cached until rho changes)."""
-        if self.quad is None or self._fast_rho == rho:
-            return
-        n, p = self.n, self.G.shape[0]
-        K = np.zeros((n + p, n + p))
-        K[:n, :n] = self.quad.P + rho * (self.M.T @ self.M)
-        K[:n, n:] = self.G.T
-        K[n:, :n] = self.G
-        rhs = np.zeros((n + p, 1 + self.r))
-        rhs[:n, 0] = -self.quad.q
-        rhs[n:, 0] = self.h
-        rhs[:n, 1:] = rho * self.M.T
-        sol = scipy.linalg.solve(K, rhs, assume_a="sym" if p else "pos")
-        self.c0 = np.ascontiguousarray(sol[:n, 0])
-        self.L = np.ascontiguousarray(sol[:n, 1:])
-        self._fast_rho = rho
-
-    # -- the x-update ------------------------------------------------------------------------
     def _build_prox(self, with_objective: bool = True) -> cp.Problem:
         self._s = cp.Parameter(nonneg=True, name="sqrt_rho", value=1.0)
         self._sd = cp.Parameter(self.r, name="sqrt_rho_centres", value=np.zeros(self.r))
@@ -225,26 +333,43 @@ class LocalWorker:
         cons = self._cons if with_objective else self._cons + list(self._f.domain)
         return cp.Problem(cp.Minimize(objective), cons)
 
+    # -- the x-update ------------------------------------------------------------------------
     def step(self, centres: np.ndarray, rho: float) -> np.ndarray:
         """x-update for the given centres d_i and rho; returns the stacked x (also kept in ``x``)."""
         centres = np.asarray(centres, dtype=np.float64)
-        if self.fast:
-            self.prepare(rho)
-            self.x = self.c0 + self.L @ centres
-            if self.boxed:  # separable: the bounded minimiser is the clipped free one
-                self.x = np.clip(self.x, self.lo, self.hi)
-            self.status, self.message = "ok", ""
+        if self._solver is not None:
+            slot = np.array([self._slot])
+            result = self._solver.solve(centres[None, :], rho, slot)
+            if bool(result.ok[0]):
+                self.x = result.X[0]
+                self.status, self.message = "ok", ""
+                return self.x
+            self.fallback(centres, rho, result.why.get(0, "the batch solve failed"))
             return self.x
+        return self._cvx_step(centres, rho)
+
+    def fallback(self, centres: np.ndarray, rho: float, why: str) -> None:
+        """Solve this step with CVXPY because the batch method could not (counted, reported)."""
+        self.fallbacks += 1
+        self.fallback_reason = why
+        self._cvx_step(centres, rho)
+
+    def _cvx_step(self, centres: np.ndarray, rho: float) -> np.ndarray:
         if self.r == 0 and self._solved_once and self.status == "ok":
             return self.x  # nothing links this object: its x never changes
-        if self._prox is None:
-            self._prox = self._build_prox()
-        if self.r:
-            s = float(np.sqrt(rho))
-            self._s.value = s
-            self._sd.value = s * centres
-        self._xv.value = self.x
-        status, inaccurate = solve_problem(self._prox)
+        family = self._family if self._family is not None and self._family.dpp and not self.unbounded else None
+        if family is not None:
+            status, inaccurate, x_new = family.solve(self, centres, rho)
+        else:
+            if self._prox is None:
+                self._prox = self._build_prox()
+            if self.r:
+                s = float(np.sqrt(rho))
+                self._s.value = s
+                self._sd.value = s * centres
+            self._xv.value = self.x
+            status, inaccurate = solve_problem(self._prox)
+            x_new = None if self._xv.value is None else np.asarray(self._xv.value, dtype=np.float64).copy()
         self.inaccurate += inaccurate
         self._solved_once = True
         kind = _classify(status)
@@ -255,38 +380,37 @@ class LocalWorker:
             # aside (the plan's feasibility does not depend on it): the coordinator claims
             # `unbounded` once ADMM converges, or `infeasible` if a certificate says so.
             self.unbounded = unbounded_note(self.name)
+            self._detach("the objective is unbounded below along a direction no row sees: feasibility only")
             self._prox = self._build_prox(with_objective=False)
-            return self.step(centres, rho)
-        if kind == "ok" and self._xv.value is not None:
-            self.x = np.asarray(self._xv.value, dtype=np.float64).copy()
+            return self._cvx_step(centres, rho)
+        if kind == "ok" and x_new is not None:
+            self.x = x_new
             self.status, self.message = "ok", ""
         else:
             self.status = kind if kind != "ok" else "failed"
             self.message = f"object `{self.name}`: local solve returned CVXPY status `{status}`"
         return self.x
 
-    def set_x(self, x: np.ndarray) -> None:
-        self.x = np.asarray(x, dtype=np.float64).copy()
-
     def objective_value(self, x: np.ndarray | None = None) -> float:
         """f_i(x) (at the current x by default)."""
         x = self.x if x is None else np.asarray(x, dtype=np.float64)
-        if self.quad is not None:
-            return self.quad.value(x)
+        form = self.analysis.form
+        if form is not None:
+            return float(form.value(x))
         self._xv.value = x
         val = self._f.value
         return float("nan") if val is None else float(val)
 
     def contribution(self, answer: CertificateAnswer | None = None) -> LocalReport:
-        a = self.M @ self.x + self.e
+        x = self.x
+        a = self.M @ x + self.e
         objective = self.objective_value() if self.status == "ok" else float("nan")
         grad = 0.0
-        q = self._scale_quad
+        q = self.analysis.objective
         if q is not None and self.status == "ok":
-            grad = max(float(np.abs(q.P @ self.x).max(initial=0.0)), float(np.abs(q.q).max(initial=0.0)))
-        return LocalReport(
-            self.name, a, objective, self.status, self.message, grad, self.x.copy(), answer, self.unbounded
-        )
+            with np.errstate(over="ignore", invalid="ignore"):
+                grad = max(float(np.abs(q.P @ x).max(initial=0.0)), float(np.abs(q.q).max(initial=0.0)))
+        return LocalReport(self.name, a, objective, self.status, self.message, grad, x.copy(), answer, self.unbounded)
 
     def lineality(self) -> np.ndarray | None:
         """A basis of the directions along which the object's feasible set extends both ways:
@@ -356,38 +480,199 @@ class LocalWorker:
         return float(self._support.value) + float(c @ self.e)
 
 
+def local_solver_summary(workers: Sequence[LocalWorker]) -> dict[str, Any]:
+    """``solve --json``'s ``local_solvers``: objects per IR solver class and per method, the objects
+    CVXPY solved throughout (with the reason), and per object the steps CVXPY solved because its
+    method failed (objects without any are left out)."""
+    from catopt_dsl.ir.analysis import SOLVER_CLASSES
+    from catopt_dsl.solver.local import METHODS
+
+    classes = dict.fromkeys(SOLVER_CLASSES, 0)
+    methods = dict.fromkeys(METHODS, 0)
+    cvxpy: dict[str, str] = {}
+    fallbacks: dict[str, int] = {}
+    for w in workers:
+        classes[w.analysis.solver_class] += 1
+        methods[w.method] += 1
+        if w.method == "cvxpy":
+            cvxpy[w.name] = w.method_reason
+        if w.fallbacks:
+            fallbacks[w.name] = w.fallbacks
+    return {"classes": classes, "methods": methods, "cvxpy": cvxpy, "fallbacks": fallbacks}
+
+
+def make_workers(
+    items: Sequence[tuple[IRObject, np.ndarray, np.ndarray, ObjectAnalysis | None]],
+    *,
+    fast_path: bool = True,
+    accuracy: Accuracy | None = None,
+) -> list[LocalWorker]:
+    """Workers for ``(object, M, e, analysis)`` items, members of one structure sharing a batch."""
+    # whether each M'M is diagonal, one batched check per row shape
+    shapes: dict[tuple[int, int], list[int]] = {}
+    for i, (_, M, _, _) in enumerate(items):
+        shapes.setdefault(np.shape(M), []).append(i)
+    separable = [False] * len(items)
+    for idx in shapes.values():
+        Ms = np.stack([np.asarray(items[i][1], dtype=np.float64) for i in idx])
+        MtM = np.matmul(np.swapaxes(Ms, 1, 2), Ms)
+        n = MtM.shape[-1]
+        off = np.count_nonzero(MtM * (1.0 - np.eye(n)), axis=(1, 2)) if n else np.zeros(len(idx), dtype=np.int64)
+        for i, count in zip(idx, off):
+            separable[i] = not count
+    workers = [
+        LocalWorker(obj, M, e, fast_path=fast_path, analysis=a, accuracy=accuracy, _batched=True, _separable_rows=sep)
+        for (obj, M, e, a), sep in zip(items, separable)
+    ]
+    _attach([w for w in workers if w.method != "cvxpy"])
+    _share_cvxpy([w for w in workers if w.method == "cvxpy"])
+    return workers
+
+
+def _share_cvxpy(workers: Sequence[LocalWorker]) -> None:
+    """One :class:`CvxFamily` per (structure, row count) with more than one member, built on the
+    first solve that needs it (many families never fall back)."""
+    groups: dict[tuple[int, int], list[LocalWorker]] = {}
+    for w in workers:
+        if w.n:
+            groups.setdefault((id(w.analysis.group), w.r), []).append(w)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        family = CvxFamily(members[0].obj, members[0].n, members[0].r)
+        for w in members:
+            w._family = family
+
+
+def _attach(workers: Sequence[LocalWorker]) -> None:
+    """Give the workers their batch solvers: one per (analysis group, method, row count)."""
+    groups: dict[tuple[int, str, int], list[LocalWorker]] = {}
+    for w in workers:
+        groups.setdefault((id(w.analysis.group), w.method, w.r), []).append(w)
+    for (_, method, _), members in groups.items():
+        group = members[0].analysis.group
+        data = BatchData(
+            names=tuple(w.name for w in members),
+            group=group,
+            members=np.array([w.analysis.index for w in members], dtype=np.int64),
+            M=np.stack([w.M for w in members]),
+            e=np.stack([w.e for w in members]),
+        )
+        solver = make_solver(method, data, members[0].accuracy)
+        for slot, w in enumerate(members):
+            if solver.accepted[slot]:
+                w._solver, w._slot = solver, slot
+                w._x = np.zeros(0)
+            else:
+                w.method = "cvxpy"
+                w.method_reason = solver.rejected.get(slot, "the batch method cannot take it")
+
+
 class FastBatch:
-    """Applies the fast-path x-updates of many workers at once, grouped by (n, r)."""
+    """Steps every batch of the given workers at once (workers without a batch are left alone).
 
-    def __init__(self, workers: list[LocalWorker]) -> None:
+    ``rows`` (optional, for the in-process loop): each worker's slice of the global row vector,
+    its slice of the stacked x and its position among the objects, so :meth:`step_flat` and
+    :meth:`report_flat` read the centres and write the rows, x and objectives of a whole batch
+    with one indexing operation each.
+    """
+
+    def __init__(
+        self, workers: Sequence[LocalWorker], rows: Mapping[str, tuple[slice, slice, int]] | None = None
+    ) -> None:
         self.workers = [w for w in workers if w.fast]
-        groups: dict[tuple[int, int], list[LocalWorker]] = {}
+        solvers: dict[int, tuple[BatchSolver, list[LocalWorker]]] = {}
         for w in self.workers:
-            groups.setdefault((w.n, w.r), []).append(w)
-        self.groups = list(groups.values())
-        self._rho: float | None = None
-        self._C0: list[np.ndarray] = []
-        self._L: list[np.ndarray] = []
+            assert w._solver is not None
+            solvers.setdefault(id(w._solver), (w._solver, []))[1].append(w)
+        self.batches = [
+            (solver, ws, np.array([w._slot for w in ws], dtype=np.int64)) for solver, ws in solvers.values()
+        ]
+        #: workers that left their batch for good, or fell back to CVXPY in the latest step
+        self._irregular: dict[str, LocalWorker] = {}
+        self._index: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        if rows is not None:
+            self._index = []
+            for _, ws, _ in self.batches:
+                spans = [rows[w.name] for w in ws]
+                r_start = np.array([r.start for r, _, _ in spans], dtype=np.int64)
+                x_start = np.array([x.start for _, x, _ in spans], dtype=np.int64)
+                self._index.append(
+                    (
+                        r_start[:, None] + np.arange(ws[0].r)[None, :],
+                        x_start[:, None] + np.arange(ws[0].n)[None, :],
+                        np.array([pos for _, _, pos in spans], dtype=np.int64),
+                    )
+                )
 
-    def _prepare(self, rho: float) -> None:
-        if self._rho == rho:
-            return
-        self._C0, self._L = [], []
-        for group in self.groups:
-            for w in group:
-                w.prepare(rho)
-            self._C0.append(np.stack([w.c0 for w in group]))
-            self._L.append(np.stack([w.L for w in group]))
-        self._rho = rho
+    def irregular(self) -> list[LocalWorker]:
+        """The workers whose latest step did not come from their batch (CVXPY solved it)."""
+        return list(self._irregular.values())
 
-    def step_all(self, centres: dict[str, np.ndarray], rho: float) -> None:
-        """x-update of every fast worker (results land in each worker's ``x``)."""
-        self._prepare(rho)
-        for group, C0, L in zip(self.groups, self._C0, self._L):
-            D = np.stack([np.asarray(centres[w.name], dtype=np.float64) for w in group])
-            X = C0 + np.einsum("gij,gj->gi", L, D)
-            if any(w.boxed for w in group):
-                X = np.clip(X, np.stack([w.lo for w in group]), np.stack([w.hi for w in group]))
-            for w, x in zip(group, X):
-                w.x = x
-                w.status, w.message = "ok", ""
+    def _run(self, solver: BatchSolver, ws: list[LocalWorker], slots: np.ndarray, D: np.ndarray, rho: float) -> None:
+        detached = [i for i, w in enumerate(ws) if w.name in self._irregular and w._solver is not solver]
+        for w in [w for w in ws if w.name in self._irregular and w._solver is solver]:
+            del self._irregular[w.name]  # fell back last step, back in the batch now
+        if detached:
+            live = np.setdiff1d(np.arange(len(ws)), detached)
+        else:
+            live = np.arange(len(ws))
+        if live.size:
+            result = solver.solve(D[live], rho, slots[live])
+            good = live[result.ok]
+            solver.X[slots[good]] = result.X[result.ok]
+            failed = live[~result.ok]
+            why = {int(live[j]): text for j, text in result.why.items()}
+        else:
+            failed, why = np.zeros(0, dtype=np.int64), {}
+        for i in detached:
+            ws[i]._cvx_step(D[i], rho)
+        for i in failed:
+            w = ws[int(i)]
+            w.fallback(D[i], rho, why.get(int(i), "the batch solve failed"))
+            self._irregular[w.name] = w
+        for i in detached:
+            self._irregular[ws[i].name] = ws[i]
+
+    def step_all(self, centres: Mapping[str, np.ndarray], rho: float) -> None:
+        """x-update of every batched worker (results land in each worker's ``x``)."""
+        for solver, ws, slots in self.batches:
+            D = np.stack([np.asarray(centres[w.name], dtype=np.float64) for w in ws]).reshape(len(ws), -1)
+            self._run(solver, ws, slots, D, rho)
+
+    def step_flat(self, d: np.ndarray, rho: float) -> None:
+        """x-update of every batched worker from the global centres vector ``d``."""
+        assert self._index is not None, "FastBatch was built without rows"
+        for (solver, ws, slots), (rows, _, _) in zip(self.batches, self._index):
+            self._run(solver, ws, slots, d[rows], rho)
+
+    def report_flat(self, a: np.ndarray, x: np.ndarray, f: np.ndarray) -> float:
+        """Write every batched worker's rows ``M x + e`` into ``a``, its x into ``x`` and its
+        objective into ``f`` (global vectors); return the largest ``grad_scale``."""
+        assert self._index is not None, "FastBatch was built without rows"
+        grad = 0.0
+        for (solver, ws, slots), (rows, xs, pos) in zip(self.batches, self._index):
+            X = solver.X[slots]
+            a[rows] = np.matmul(solver.data.M[slots], X[:, :, None])[:, :, 0] + solver.data.e[slots]
+            x[xs] = X
+            f[pos] = solver.objective(X, slots)
+            g = solver.grad_scale(X, slots)
+            grad = max(grad, float(g.max(initial=0.0)))
+        for w in self._irregular.values():  # their own report: status, CVXPY's x
+            c = w.contribution()
+            where = self._where(w)
+            if where is not None:
+                r_i, x_i, p_i = where
+                a[r_i] = c.a
+                x[x_i] = c.x if c.x is not None else 0.0
+                f[p_i] = c.objective
+                grad = max(grad, c.grad_scale)
+        return grad
+
+    def _where(self, w: LocalWorker) -> tuple[np.ndarray, np.ndarray, int] | None:
+        assert self._index is not None
+        for (_, ws, _), (rows, xs, pos) in zip(self.batches, self._index):
+            for i, other in enumerate(ws):
+                if other is w:
+                    return rows[i], xs[i], int(pos[i])
+        return None

@@ -83,13 +83,9 @@ from catopt_dsl.solver.certificate import CertificateAnswer, CertificateQuery
 from catopt_dsl.solver.coordinator import Coordinator
 from catopt_dsl.solver.glue import glue_solution
 from catopt_dsl.solver.layout import build_layout
-from catopt_dsl.solver.result import (
-    SolveOptions,
-    SolveResult,
-    SolverState,
-    inaccurate_warnings,
-)
-from catopt_dsl.solver.worker import FastBatch, LocalReport, LocalWorker, unbounded_note
+from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState, inaccurate_warnings
+from catopt_dsl.solver.local import Accuracy
+from catopt_dsl.solver.worker import FastBatch, LocalReport, make_workers, unbounded_note
 from catopt_dsl.sync.messages import Delta, Message
 from catopt_dsl.sync.protocol import (
     BroadcastState,
@@ -184,9 +180,12 @@ class SolverNode:
     ) -> None:
         self.node_id = node_id
         found = list(analyses) if len(analyses) == len(objects) else [None] * len(objects)
-        self.workers = [
-            LocalWorker(o, M, e, fast_path=options.fast_path, analysis=a) for (o, M, e), a in zip(objects, found)
-        ]
+        # one batch per structure among this node's objects (a family slice solves as one)
+        self.workers = make_workers(
+            [(o, M, e, a) for (o, M, e), a in zip(objects, found)],
+            fast_path=options.fast_path,
+            accuracy=Accuracy(options.eps_abs, options.eps_rel),
+        )
         for w in self.workers:
             x = (warm_x or {}).get(w.name)
             if x is not None and np.asarray(x).shape == (w.n,):
@@ -364,6 +363,8 @@ class SolverCoordinator:
             self._z = {k: np.asarray(v, dtype=np.float64).copy() for k, v in warm_start.z.items()}
             self._y = {k: self._rho * np.asarray(v, dtype=np.float64) for k, v in warm_start.duals.items()}
             self._targets = {k: np.asarray(v, dtype=np.float64).copy() for k, v in warm_start.targets.items()}
+        #: rho's curvature secant per row block (a resumed run's first rho decision needs it)
+        self._secant: dict[str, tuple[np.ndarray, np.ndarray]] = {} if warm_start is None else dict(warm_start.secant)
         self._released: set[str] = set()
         self.active: tuple[str, ...] = ()
         self.coordinator = self._make(())
@@ -398,14 +399,14 @@ class SolverCoordinator:
             z={k: v.copy() for k, v in self._z.items()},
             duals={k: v / rho for k, v in self._y.items()},
             targets={k: v.copy() for k, v in self._targets.items()},
+            secant=dict(self._secant),
         )
 
     def _make(self, objects: tuple[str, ...], continues: Coordinator | None = None) -> Coordinator:
         layout = build_layout(restrict_plan(self.plan, objects))
-        coord = Coordinator(layout, self.opts, self._memory_state(), continues=continues)
-        if continues is None and self.start_iteration:
-            coord.iteration = self.start_iteration  # a resumed run keeps its iteration count (rho cadence)
-        return coord
+        # A resumed run keeps its iteration count and rho cadence (the state is its own, not a
+        # previous solve's).
+        return Coordinator(layout, self.opts, self._memory_state(), continues=continues, resumed_at=self.start_iteration)
 
     def _remember(self) -> None:
         st = self.coordinator.state({})
@@ -413,10 +414,12 @@ class SolverCoordinator:
         self._z.update({k: v.copy() for k, v in st.z.items()})
         self._y.update({k: st.rho * v for k, v in st.duals.items()})
         self._targets.update({k: v.copy() for k, v in st.targets.items()})
+        self._secant.update(st.secant)
         for name in self._released:
             for block in self._rows[name].blocks:
                 self._y.pop(block.key, None)
                 self._targets.pop(block.key, None)
+                self._secant.pop(block.key, None)
         self._released.clear()
 
     def checkpoint_state(self) -> SolverState:
@@ -428,16 +431,19 @@ class SolverCoordinator:
         targets = dict(self._targets)
         y.update({k: rho * v for k, v in st.duals.items()})
         targets.update(st.targets)
+        secant = {**self._secant, **st.secant}
         for name in self._released:
             for block in self._rows[name].blocks:
                 y.pop(block.key, None)
                 targets.pop(block.key, None)
+                secant.pop(block.key, None)
         return SolverState(
             rho=rho,
             x={k: v.copy() for k, v in self._last_x.items()},
             z={**{k: v.copy() for k, v in self._z.items()}, **{k: v.copy() for k, v in st.z.items()}},
             duals={k: v / rho for k, v in y.items()},
             targets={k: v.copy() for k, v in targets.items()},
+            secant=secant,
         )
 
     def _ensure(self, objects: tuple[str, ...]) -> None:

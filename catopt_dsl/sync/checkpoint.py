@@ -4,8 +4,9 @@ A checkpoint holds everything the coordinator needs to go on where it was (``sol
 FILE --every N`` writes one every N iterations, ``solve --resume FILE`` continues from it):
 
 * the ADMM state: every object's newest x, the shared values z, the scaled duals u and the
-  coupling copies (keyed by names, as :class:`~catopt_dsl.solver.result.SolverState`), rho, and
-  the iteration count (so rho adaptation keeps its cadence);
+  coupling copies (keyed by names, as :class:`~catopt_dsl.solver.result.SolverState`), rho, the
+  last rows and multiplier estimate (rho's curvature secant) and the iteration count (so rho
+  adaptation keeps its cadence and takes the decisions the uninterrupted run would have taken);
 * the membership: the epoch, the coordinator's frame sequence number and the incarnation of
   every node, so a resumed coordinator fences anything a process of the interrupted run still
   sends (its epochs are below, its incarnations superseded); the objects missing at the time;
@@ -74,6 +75,9 @@ class Checkpoint:
                 "z": arrays(st.z),
                 "duals": arrays(st.duals),
                 "targets": arrays(st.targets),
+                "secant": {
+                    k: {"a": arrays({"v": a})["v"], "yhat": arrays({"v": y})["v"]} for k, (a, y) in sorted(st.secant.items())
+                },
             },
             "protocol": {
                 "epoch": int(self.epoch),
@@ -101,8 +105,19 @@ class Checkpoint:
             rho = float(st["rho"])
             if not (math.isfinite(rho) and rho > 0):
                 raise CheckpointError(f"{where}: rho must be a positive number")
+            secant = {}
+            for k, pair in dict(st.get("secant", {})).items():
+                got = arrays({"a": pair["a"], "yhat": pair["yhat"]})
+                if got["a"].shape != got["yhat"].shape:
+                    raise CheckpointError(f"{where}: the secant of {k!r} has rows and estimates of different sizes")
+                secant[str(k)] = (got["a"], got["yhat"])
             state = SolverState(
-                rho=rho, x=arrays(st["x"]), z=arrays(st["z"]), duals=arrays(st["duals"]), targets=arrays(st["targets"])
+                rho=rho,
+                x=arrays(st["x"]),
+                z=arrays(st["z"]),
+                duals=arrays(st["duals"]),
+                targets=arrays(st["targets"]),
+                secant=secant,
             )
             proto = doc["protocol"]
             return Checkpoint(

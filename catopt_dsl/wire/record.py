@@ -132,17 +132,18 @@ def _default_value(field: IRSchemaField, what: str) -> Any:
 
 
 def _check_field_count(schema: IRSchema, record_version: int, count: int) -> None:
-    """Versions only append fields, so a writer of the reader's version wrote exactly the reader's
-    fields, an older one at most as many, a newer one at least as many."""
+    """A writer of the reader's own version wrote exactly the reader's fields (the canonical form).
+
+    Across versions the count is free: a reader fills the fields an older writer lacked from their
+    defaults and skips the ones it does not know, so a later version may also drop trailing fields
+    (the schema registry's BACKWARD rule, docs/registry.md); within one spec, E0406 keeps versions
+    append-only.
+    """
     known = len(schema.fields)
-    if (
-        (record_version == schema.version and count != known)
-        or (record_version < schema.version and count > known)
-        or (record_version > schema.version and count < known)
-    ):
+    if record_version == schema.version and count != known:
         raise SchemaMismatchError(
-            f"a v{record_version} record of {schema.name!r} holds {count} fields, which v{schema.version} "
-            f"({known} fields) rules out: versions only append fields"
+            f"a v{record_version} record of {schema.name!r} holds {count} fields, but v{schema.version} "
+            f"has {known}: a writer of the reader's own version writes exactly its fields"
         )
 
 

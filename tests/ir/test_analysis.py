@@ -40,7 +40,7 @@ def test_solver_classes_and_reasons() -> None:
     assert fleet.object("tenant_a").solver_class == "box_qp"
     logreg = load_plan(ROOT / "examples" / "federated_logreg.cat")
     first = analyze_ir(logreg).object(logreg.objects[0].name)
-    assert first.solver_class == "general" and "not quadratic" in first.reason
+    assert first.solver_class == "smooth" and "`logistic`" in first.reason
     eq = load_plan(CASES / "local_equalities_and_coupling.cat")
     assert analyze_ir(eq).object("a").solver_class == "closed_form_qp"
     counts = analyze_ir(logreg).solver_classes()

@@ -121,6 +121,19 @@ def test_solve_records_and_reruns(work: Path) -> None:
     assert code == 1 and "entry 0:" in err and "the data of `tenant_a` changed" in err
 
 
+def test_a_fixed_rho_solve_is_recorded_and_reruns_fixed(work: Path) -> None:
+    code, _, _ = _run("solve", "examples/consensus_lasso.cat", "--quiet", "--no-adaptive-rho", "--rho", "3",
+                      "--ledger", "gov.catl", "--identity", "a.key")
+    assert code == 0
+    _run("solve", "examples/consensus_lasso.cat", "--quiet", "--ledger", "gov.catl", "--identity", "a.key")
+    led = Ledger.open(work / "gov.catl")
+    fixed, adaptive = led.entry(0).entry.body, led.entry(1).entry.body
+    assert fixed["options"]["adaptive_rho"] is False and "adaptive_rho" not in adaptive["options"]
+    assert fixed["iterations"] != adaptive["iterations"]
+    code, _, err = _run("ledger", "verify", "gov.catl", "--rerun")
+    assert code == 0 and err.count("result hash matches") == 2, err
+
+
 def _result_from_json(d: dict) -> SolveResult:  # type: ignore[type-arg]
     conv = {k: {v: np.asarray(x) for v, x in vs.items()} for k, vs in d["objects"].items()}
     shared = {k: {v: np.asarray(x) for v, x in vs.items()} for k, vs in d["shared"].items()}

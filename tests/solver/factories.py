@@ -266,7 +266,8 @@ def consensus_regression(
     ``norm2_box``: ``lam * norm2(w)`` with ``-0.3 <= w <= 0.3`` on the block, which needs the CVXPY
     z-update).
 
-    ``cvxpy_terms`` adds ``0.1 * huber(w)`` locally so the objects need the CVXPY x-update.
+    ``cvxpy_terms`` adds ``0.1 * sum(maximum(w, -0.5))`` locally: an atom no local method
+    handles, so the objects need the CVXPY x-update.
     """
     rng = np.random.default_rng(seed)
     w_true = rng.normal(size=n) * (rng.random(n) < 0.6)
@@ -274,7 +275,7 @@ def consensus_regression(
     for i in range(tenants):
         A = rng.normal(size=(m, n))
         b = A @ w_true + 0.1 * rng.normal(size=m)
-        extra = mul(C(0.1), call("sum", call("huber", V("w", (n,)), M=0.5))) if cvxpy_terms else None
+        extra = mul(C(0.1), call("sum", call("maximum", V("w", (n,)), C(-0.5)))) if cvxpy_terms else None
         objects.append(_lsq_tenant(f"tenant_{i}", A, b, extra))
     if g == "norm1":
         gexpr: IRExpr | None = mul(P("lam"), call("norm1", V("w", (n,))))

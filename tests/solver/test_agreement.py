@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import factories as F
 import numpy as np
 import pytest
 
-import factories as F
 from catopt_dsl.ir.model import IRPlan
 from catopt_dsl.solver import SolveOptions, SolveResult, solve, solve_centralized
 
@@ -80,17 +80,27 @@ def test_default_tolerances_still_close() -> None:
 
 def test_compiled_problems_are_dpp() -> None:
     """Local and shared prox problems are compiled once with parameters (DPP), not rebuilt."""
-    from catopt_dsl.solver import build_layout, build_workers
+    from catopt_dsl.solver import LocalWorker, build_layout, build_workers
     from catopt_dsl.solver.shared import SharedProx
 
     plan = F.consensus_regression(g="norm2_box", cvxpy_terms=True)
     layout = build_layout(plan)
-    worker = build_workers(layout, SolveOptions())[0]
-    assert not worker.fast
+    workers = build_workers(layout, SolveOptions())
+    worker = workers[0]
+    assert not worker.fast and worker.method == "cvxpy"
+    # one compiled problem for every object of the structure, not one per object
+    family = worker._family
+    assert family is not None and all(w._family is family for w in workers)
     worker.step(np.zeros(worker.r), 1.0)
-    first = worker._prox
-    worker.step(np.ones(worker.r), 4.0)
-    assert worker._prox is first and first is not None and first.is_dpp()
+    first = family.problem
+    workers[1].step(np.ones(worker.r), 4.0)
+    assert family.problem is first and first.is_dpp() and worker._prox is None
+    # alone, an object compiles its own (still DPP)
+    alone = LocalWorker(worker.obj, worker.M, worker.e, analysis=worker.analysis)
+    alone.step(np.zeros(alone.r), 1.0)
+    own = alone._prox
+    alone.step(np.ones(alone.r), 4.0)
+    assert alone._prox is own and own is not None and own.is_dpp()
     prox = SharedProx(plan.shared[0])
     assert not prox.closed_form
     prox.prox({"w": np.ones(5)}, {"w": 4}, 1.0, np.zeros(5))

@@ -21,8 +21,11 @@ def test_to_json_shape_and_determinism() -> None:
     assert list(doc) == sorted(doc)
     assert set(doc) == {
         "status", "objective", "iterations", "primal_residual", "dual_residual", "solve_time_s", "objects", "shared",
-    "message", "warnings", "prices", "membership",
+    "message", "warnings", "prices", "local_solvers", "membership",
     }  # fmt: skip
+    summary = doc["local_solvers"]
+    assert set(summary) == {"classes", "methods", "cvxpy", "fallbacks"}
+    assert sum(summary["classes"].values()) == sum(summary["methods"].values()) == len(plan.objects)
     assert doc["status"] == "optimal"
     assert isinstance(doc["objective"], float) and isinstance(doc["iterations"], int)
     assert list(doc["objects"]) == sorted(doc["objects"]) == ["m0", "m1", "m2"]
@@ -121,12 +124,13 @@ def test_plot_history_writes_png(tmp_path) -> None:
 
 
 def test_adaptive_rho_rescales_duals() -> None:
-    """rho only moves by more than 5x, stays within [1e-6, 1e6], and the solve still converges."""
+    """rho moves by more than the curvature band (1.9x; 5x when residual balancing decides), stays
+    within [1e-6, 1e6], and the solve still converges."""
     result = solve(F.consensus_regression(seed=3), SolveOptions(rho=1e-3))
     # history rows hold rho after each iteration's adaptation checkpoint (iteration 1 is one)
     rhos = [1e-3] + [row["rho"] for row in result.history]
     assert max(rhos) > 5e-3
     assert all(1e-6 <= r <= 1e6 for r in rhos)
     changes = [i for i in range(1, len(rhos)) if rhos[i] != rhos[i - 1]]
-    assert all(rhos[i] / rhos[i - 1] > 5 or rhos[i - 1] / rhos[i] > 5 for i in changes)
+    assert changes and all(rhos[i] / rhos[i - 1] > 1.9 or rhos[i - 1] / rhos[i] > 1.9 for i in changes)
     assert result.status == "optimal"

@@ -15,6 +15,7 @@ from catopt_dsl.solver import (
     build_layout,
     build_workers,
     solve,
+    solve_centralized,
     to_cvxpy,
 )
 from catopt_dsl.ir.model import IRConstraint, IRExpr, IRPlan
@@ -38,17 +39,20 @@ def test_fast_and_cvxpy_paths_agree() -> None:
         assert a["r_prim"] == pytest.approx(b["r_prim"], rel=1e-5, abs=1e-8)
 
 
-def test_eligibility_is_read_from_the_tree() -> None:
+def test_methods_are_read_from_the_tree() -> None:
     layout = build_layout(F.quadratic_plan())
-    assert all(w.fast for w in build_workers(layout, SolveOptions()))
+    assert all(w.fast and w.method == "kkt" for w in build_workers(layout, SolveOptions()))
     assert not any(w.fast for w in build_workers(layout, SolveOptions(fast_path=False)))
-    # huber: not eligible
+    # an atom no local method handles: CVXPY
     layout = build_layout(F.consensus_regression(cvxpy_terms=True))
     assert not any(w.fast for w in build_workers(layout, SolveOptions()))
-    # coordinate bounds with a separable objective: eligible, the prox step is a clip
-    workers = build_workers(build_layout(F.sharing("<=", vector=True)), SolveOptions())
-    assert all(w.fast and w.boxed for w in workers)
-    assert all(np.all(w.lo == 0.0) and np.all(np.isinf(w.hi)) for w in workers)
+    # coordinate bounds with a separable objective: the prox step is a clip
+    plan = F.sharing("<=", vector=True)
+    workers = build_workers(build_layout(plan), SolveOptions())
+    assert all(w.fast and w.method == "clip" for w in workers)
+    for w in workers:
+        cons = w.analysis.constraints
+        assert cons is not None and np.all(cons.lo == 0.0) and np.all(np.isinf(cons.hi))
 
 
 def _with_constraint(plan: IRPlan, lhs: IRExpr, op: str, rhs: IRExpr) -> IRPlan:
@@ -58,17 +62,21 @@ def _with_constraint(plan: IRPlan, lhs: IRExpr, op: str, rhs: IRExpr) -> IRPlan:
     return replace(plan, objects=objects)
 
 
-def test_bounds_over_several_coordinates_or_coupled_objectives_are_not_boxed() -> None:
+def test_bounds_over_several_coordinates_or_coupled_objectives_are_split() -> None:
     base = F.sharing("<=", vector=True)
     summed = _with_constraint(base, F.call("sum", F.V("x", (2,))), "<=", F.C(5.0))
-    assert not any(w.fast for w in build_workers(build_layout(summed), SolveOptions()))
+    assert all(w.method == "split" for w in build_workers(build_layout(summed), SolveOptions()))
     # a non-diagonal quadratic (x0 * x1 cross term via quad_form) with bounds: not separable
     Q = np.array([[2.0, 0.5], [0.5, 1.0]])
     coupled = replace(
         base,
         objects=tuple(replace(o, objective=F.call("quad_form", F.V("x", (2,)), F.C(Q))) for o in base.objects),
     )
-    assert not any(w.fast for w in build_workers(build_layout(coupled), SolveOptions()))
+    assert all(w.method == "split" for w in build_workers(build_layout(coupled), SolveOptions()))
+    for plan in (summed, coupled):
+        fast, ref = solve(plan, SolveOptions(eps_abs=1e-7, eps_rel=1e-7)), solve_centralized(plan)
+        assert fast.status == ref.status == "optimal"
+        assert fast.objective == pytest.approx(ref.objective, rel=1e-5, abs=1e-7)
 
 
 @pytest.mark.parametrize("rho", [0.05, 1.0, 40.0])

@@ -343,6 +343,9 @@ private:
     std::vector<std::vector<std::size_t>> term_index_;
     std::vector<std::shared_ptr<SharedProx>> proxes_;
     std::size_t total_rows_ = 0;
+    // The previous iteration's rows a and multiplier estimate yhat (the curvature secant).
+    bool has_secant_ = false;
+    std::vector<double> secant_a_, secant_y_;
 };
 
 }  // namespace rt

@@ -325,16 +325,13 @@ RecordView parse_record(const std::uint8_t* data, std::size_t n, const std::stri
         throw WireError(WireErrorKind::SchemaMismatch,
                         "record is for schema \"" + view.name + "\", not \"" + schema_name + "\"");
     }
-    // Versions only append fields: a writer of the reader's version wrote exactly the reader's
-    // fields, an older one at most as many, a newer one at least as many.
-    const bool fits = view.version == schema_version  ? count == known
-                      : view.version < schema_version ? count <= known
-                                                      : count >= known;
-    if (!fits) {
+    // A writer of the reader's own version wrote exactly the reader's fields (the canonical form);
+    // across versions a reader defaults the fields it lacks and skips the ones it does not know.
+    if (view.version == schema_version && count != known) {
         throw WireError(WireErrorKind::SchemaMismatch,
                         "a v" + std::to_string(view.version) + " record of " + schema_name + " holds " +
-                            std::to_string(count) + " fields, which v" + std::to_string(schema_version) + " (" +
-                            std::to_string(known) + " fields) rules out: versions only append fields");
+                            std::to_string(count) + " fields, but v" + std::to_string(schema_version) + " has " +
+                            std::to_string(known) + ": a writer of the reader's own version writes exactly its fields");
     }
     return view;
 }
@@ -687,7 +684,34 @@ double QuadraticSolver::objective(const std::vector<double>& x) const {
 
 namespace {
 constexpr double RHO_MIN = 1e-6, RHO_MAX = 1e6, RHO_MOVE = 5.0, TINY = 1e-12;
+constexpr double CURVATURE_BAND = 1.9, MIN_CORRELATION = 0.2, SECANT_FLOOR = 1e-9;
+
+double norm2(const std::vector<double>& v) {
+    double s = 0.0;
+    for (double x : v) s += x * x;
+    return std::sqrt(s);
 }
+
+// The secant curvature ||delta yhat|| / ||delta a|| of two iterations, or a negative value when the
+// secant is rounding, not correlated, or out of range (as catopt_dsl.solver.rho.secant_curvature).
+double secant_curvature(const std::vector<double>& a_prev, const std::vector<double>& y_prev,
+                        const std::vector<double>& a, const std::vector<double>& yhat) {
+    std::vector<double> da(a.size()), dy(a.size());
+    double inner = 0.0;
+    for (std::size_t k = 0; k < a.size(); ++k) {
+        da[k] = a[k] - a_prev[k];
+        dy[k] = yhat[k] - y_prev[k];
+        inner += dy[k] * da[k];
+    }
+    const double nda = norm2(da), ndy = norm2(dy);
+    if (!std::isfinite(nda) || !std::isfinite(ndy)) return -1.0;
+    if (nda <= SECANT_FLOOR * std::max(norm2(a), 1.0) || ndy <= SECANT_FLOOR * std::max(norm2(yhat), 1.0)) return -1.0;
+    if (-inner < MIN_CORRELATION * nda * ndy) return -1.0;
+    const double kappa = ndy / nda;
+    if (kappa < RHO_MIN || kappa > RHO_MAX) return -1.0;
+    return kappa;
+}
+}  // namespace
 
 Coordinator::Coordinator(PlanSpec plan_in, Options opts_in)
     : plan(std::move(plan_in)), opts(opts_in), rho(opts_in.rho) {
@@ -845,6 +869,14 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
     }
     const double rho_now = rho, alpha = opts.alpha;
     const std::vector<double> t_old = t;
+    // yhat = rho (a - t + u): minus the row gradient of the objectives at the new x.
+    std::vector<double> yhat(nrows);
+    for (std::size_t k = 0; k < nrows; ++k) yhat[k] = rho_now * ((a[k] - t_old[k]) + u[k]);
+    const bool had_secant = has_secant_;
+    std::vector<double> a_prev = std::move(secant_a_), y_prev = std::move(secant_y_);
+    secant_a_ = a;
+    secant_y_ = yhat;
+    has_secant_ = true;
     std::vector<double> h(nrows), v(nrows);
     for (std::size_t k = 0; k < nrows; ++k) {
         h[k] = alpha * a[k] + (1.0 - alpha) * t_old[k];
@@ -906,12 +938,21 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
     const bool checkpoint =
         interval > 0 && (iteration % interval == 0 || (iteration < interval && (iteration & (iteration - 1)) == 0));
     if (opts.adaptive_rho && !converged && checkpoint) {
-        const double ratio =
-            (r_prim / std::max(prim_scale, TINY)) / std::max(r_dual / std::max(dual_scale, TINY), TINY);
-        double rho_new = std::min(std::max(rho_now * std::sqrt(std::max(ratio, 0.0)), RHO_MIN), RHO_MAX);
-        // Early checkpoints only raise rho: the scaled duals are still near zero there.
-        if (iteration < interval && rho_new < rho_now) rho_new = rho_now;
-        if (rho_new > RHO_MOVE * rho_now || rho_new < rho_now / RHO_MOVE) {
+        const double kappa = had_secant ? secant_curvature(a_prev, y_prev, a, yhat) : -1.0;
+        double rho_new = rho_now;
+        if (kappa > 0.0) {
+            // The curvature rule: move to kappa when rho is outside [kappa / band, band * kappa].
+            if (!(kappa / CURVATURE_BAND <= rho_now && rho_now <= kappa * CURVATURE_BAND)) rho_new = kappa;
+        } else {
+            // Residual balancing where the secant says nothing.
+            const double ratio =
+                (r_prim / std::max(prim_scale, TINY)) / std::max(r_dual / std::max(dual_scale, TINY), TINY);
+            double r = std::min(std::max(rho_now * std::sqrt(std::max(ratio, 0.0)), RHO_MIN), RHO_MAX);
+            // Early checkpoints only raise rho: the scaled duals are still near zero there.
+            if (iteration < interval && r < rho_now) r = rho_now;
+            if (r > RHO_MOVE * rho_now || r < rho_now / RHO_MOVE) rho_new = r;
+        }
+        if (rho_new != rho_now) {
             const double scale = rho_now / rho_new;
             for (auto& x : u) x *= scale;
             rho = rho_new;

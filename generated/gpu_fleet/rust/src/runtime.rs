@@ -412,19 +412,14 @@ pub fn parse_record<'a>(
             format!("record is for schema {:?}, not {:?}", name, schema_name),
         ));
     }
-    // Versions only append fields: a writer of the reader's version wrote exactly the reader's
-    // fields, an older one at most as many, a newer one at least as many.
+    // A writer of the reader's own version wrote exactly the reader's fields (the canonical form);
+    // across versions a reader defaults the fields it lacks and skips the ones it does not know.
     let count = usize::from(count);
-    let fits = match record_version.cmp(&schema_version) {
-        std::cmp::Ordering::Equal => count == known,
-        std::cmp::Ordering::Less => count <= known,
-        std::cmp::Ordering::Greater => count >= known,
-    };
-    if !fits {
+    if record_version == schema_version && count != known {
         return Err(WireError::new(
             WireErrorKind::SchemaMismatch,
             format!(
-                "a v{} record of {:?} holds {} fields, which v{} ({} fields) rules out: versions only append fields",
+                "a v{} record of {:?} holds {} fields, but v{} has {}: a writer of the reader's own version writes exactly its fields",
                 record_version, schema_name, count, schema_version, known
             ),
         ));
@@ -1030,6 +1025,9 @@ const RHO_MIN: f64 = 1e-6;
 const RHO_MAX: f64 = 1e6;
 const RHO_MOVE: f64 = 5.0;
 const TINY: f64 = 1e-12;
+const CURVATURE_BAND: f64 = 1.9;
+const MIN_CORRELATION: f64 = 0.2;
+const SECANT_FLOOR: f64 = 1e-9;
 
 /// ADMM settings (the defaults of `catopt_dsl.solver.SolveOptions`).
 #[derive(Debug, Clone, PartialEq)]
@@ -1106,6 +1104,35 @@ pub struct Coordinator {
     term_index: Vec<Vec<usize>>,
     proxes: Vec<Option<Box<dyn SharedProx>>>,
     total_rows: usize,
+    // The previous iteration's rows a and multiplier estimate yhat (the curvature secant).
+    secant: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+fn norm2(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// The secant curvature ||delta yhat|| / ||delta a|| of two iterations, or None when the secant
+/// is rounding, not correlated, or out of range (as `catopt_dsl.solver.rho.secant_curvature`).
+fn secant_curvature(a_prev: &[f64], y_prev: &[f64], a: &[f64], yhat: &[f64]) -> Option<f64> {
+    let da: Vec<f64> = a.iter().zip(a_prev).map(|(x, p)| x - p).collect();
+    let dy: Vec<f64> = yhat.iter().zip(y_prev).map(|(x, p)| x - p).collect();
+    let (nda, ndy) = (norm2(&da), norm2(&dy));
+    if !(nda.is_finite() && ndy.is_finite()) {
+        return None;
+    }
+    if nda <= SECANT_FLOOR * norm2(a).max(1.0) || ndy <= SECANT_FLOOR * norm2(yhat).max(1.0) {
+        return None;
+    }
+    let inner: f64 = dy.iter().zip(&da).map(|(y, x)| y * x).sum();
+    if -inner < MIN_CORRELATION * nda * ndy {
+        return None;
+    }
+    let kappa = ndy / nda;
+    if kappa < RHO_MIN || kappa > RHO_MAX {
+        return None;
+    }
+    Some(kappa)
 }
 
 fn max_abs(v: &[f64]) -> f64 {
@@ -1152,6 +1179,7 @@ impl Coordinator {
             term_index,
             proxes,
             total_rows: offset,
+            secant: None,
         };
         c.sync_consensus_targets();
         c
@@ -1306,6 +1334,9 @@ impl Coordinator {
         let rho = self.rho;
         let alpha = self.opts.alpha;
         let t_old = self.t.clone();
+        // yhat = rho (a - t + u): minus the row gradient of the objectives at the new x.
+        let yhat: Vec<f64> = (0..nrows).map(|k| rho * ((a[k] - t_old[k]) + self.u[k])).collect();
+        let previous = self.secant.replace((a.clone(), yhat.clone()));
         let h: Vec<f64> = a.iter().zip(&t_old).map(|(a, t)| alpha * a + (1.0 - alpha) * t).collect();
         let v: Vec<f64> = h.iter().zip(&self.u).map(|(h, u)| h + u).collect();
         // consensus z-update
@@ -1380,13 +1411,32 @@ impl Coordinator {
         let checkpoint = interval > 0
             && (self.iteration % interval == 0 || (self.iteration < interval && self.iteration.is_power_of_two()));
         if self.opts.adaptive_rho && !converged && checkpoint {
-            let ratio = (r_prim / prim_scale.max(TINY)) / (r_dual / dual_scale.max(TINY)).max(TINY);
-            let mut rho_new = (rho * ratio.max(0.0).sqrt()).clamp(RHO_MIN, RHO_MAX);
-            // Early checkpoints only raise rho: the scaled duals are still near zero there.
-            if self.iteration < interval && rho_new < rho {
-                rho_new = rho;
-            }
-            if rho_new > RHO_MOVE * rho || rho_new < rho / RHO_MOVE {
+            let kappa = previous.and_then(|(a_prev, y_prev)| secant_curvature(&a_prev, &y_prev, &a, &yhat));
+            let rho_new = match kappa {
+                // The curvature rule: move to kappa when rho is outside [kappa / band, band * kappa].
+                Some(k) => {
+                    if k / CURVATURE_BAND <= rho && rho <= k * CURVATURE_BAND {
+                        rho
+                    } else {
+                        k
+                    }
+                }
+                // Residual balancing where the secant says nothing.
+                None => {
+                    let ratio = (r_prim / prim_scale.max(TINY)) / (r_dual / dual_scale.max(TINY)).max(TINY);
+                    let mut r = (rho * ratio.max(0.0).sqrt()).clamp(RHO_MIN, RHO_MAX);
+                    // Early checkpoints only raise rho: the scaled duals are still near zero there.
+                    if self.iteration < interval && r < rho {
+                        r = rho;
+                    }
+                    if r > RHO_MOVE * rho || r < rho / RHO_MOVE {
+                        r
+                    } else {
+                        rho
+                    }
+                }
+            };
+            if rho_new != rho {
                 let scale = rho / rho_new;
                 for u in self.u.iter_mut() {
                     *u *= scale;
