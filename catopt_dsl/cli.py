@@ -261,7 +261,7 @@ def solve(
     if tenant is not None:
         result = tenant[0].view(result, tenant[1])
     if plot is not None:
-        from catopt_dsl.solver.plot import plot_history
+        from catopt_dsl.plotting import plot_history
 
         try:
             plot_history(result, plot)
@@ -486,6 +486,7 @@ cli.add_command(adapters_group)
 cli.add_command(init_command)
 cli.add_command(fmt_command)
 cli.add_command(explain_command)
+cli.add_command(__import__("catopt_dsl.demo.cli", fromlist=["demo_group"]).demo_group)  # light: click only
 
 @cli.command(epilog=EXAMPLES)
 @click.argument("file", type=click.Path(dir_okay=True, path_type=Path))

@@ -33,7 +33,9 @@ RANK = {
     "registry": 8,
     "authoring": 8,
     "ledger": 8,
-    "cli": 9,
+    "plotting": 5,
+    "demo": 9,
+    "cli": 10,
 }
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import factories as F
 from catopt_dsl.solver import SolveOptions, SolveResult, solve, solve_centralized
-from catopt_dsl.solver.plot import plot_history
+from catopt_dsl.plotting import plot_history
 from catopt_dsl.solver.progress import ProgressPrinter
 
 
