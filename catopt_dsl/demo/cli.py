@@ -80,10 +80,10 @@ def fleet_command(backend: str, hours: int, out: Path, quiet: bool) -> None:
 @demo_group.command(name="hil")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-hil"),
               show_default=True, help="Folder for report.html and report.json.")
-@click.option("--steps", type=click.IntRange(2, 1000), default=20, show_default=True,
-              help="Training steps per tenant and device.")
+@click.option("--window", "window", type=click.FloatRange(0.2, 600.0), default=3.0, show_default=True,
+              help="Seconds of device time shared among the tenants, per device.")
 @click.option("--quiet", is_flag=True, help="No line per tenant.")
-def hil_command(out: Path, steps: int, quiet: bool) -> None:
+def hil_command(out: Path, window: float, quiet: bool) -> None:
     """Hardware in the loop: measured device throughput as capacity, solved, then run and compared.
 
     \b
@@ -98,7 +98,7 @@ def hil_command(out: Path, steps: int, quiet: bool) -> None:
         click.echo(f"catoptc: error: {exc} (the HIL demo runs torch: pip install 'catopt-dsl[ml,plot]')", err=True)
         sys.exit(2)
     try:
-        run = run_hil(steps=steps, progress=None if quiet else click.echo)
+        run = run_hil(window_s=window, progress=None if quiet else click.echo)
         write_json(run, out / "report.json")
         report = write_hil_report(run, out / "report.html")
     except RuntimeError as exc:
@@ -111,7 +111,7 @@ def hil_command(out: Path, steps: int, quiet: bool) -> None:
             click.echo(f"{dev.platform}: skipped ({dev.skipped})")
         else:
             worst = max((abs(t.rel_error) for t in dev.tenants), default=0.0)
-            click.echo(f"{dev.platform}: {dev.name}: capacity {dev.capacity:.1f} samples/s, plan {dev.status}, "
+            click.echo(f"{dev.platform}: {dev.name}: capacity {dev.capacity_ncu:.4f} ncu (probed), plan {dev.status}, "
                        f"largest planned-vs-achieved error {100 * worst:.1f}%")
     click.echo(f"report: {report}")
     if not run.ok:

@@ -142,8 +142,10 @@ def write_hil_report(run: HilRun, path: str | Path) -> Path:
         if dev.skipped:
             body.append(f"<p><b>skipped</b>: {html.escape(dev.skipped)}</p>")
             continue
-        body.append(f"<p>measured capacity {dev.capacity:.1f} samples/s (adapter: {html.escape(dev.adapter_note)}); "
-                    f"plan status {html.escape(dev.status)}.</p>")
+        body.append(f"<p>measured capacity {dev.capacity_ncu:.4f} ncu ({html.escape(dev.adapter_note)}); "
+                    f"plan status {html.escape(dev.status)}, relative objective error against the centralised "
+                    f"solve {_num(dev.rel_objective_error, '.1e')}. Error = achieved / planned - 1: how far a real "
+                    "training step falls from the probe's dense-matmul rate.</p>")
         png = plotting.throughput_chart([t.tenant for t in dev.tenants], [t.planned for t in dev.tenants],
                                         [t.achieved for t in dev.tenants], "samples/s",
                                         f"{dev.platform}: planned vs achieved throughput")
