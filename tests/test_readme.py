@@ -52,3 +52,53 @@ def test_readme_commands_work_from_a_fresh_clone(tmp_path: Path) -> None:
     marker = clone / "READY_TO_PUBLISH"
     assert marker.exists()
     assert "scope fast" in marker.read_text()
+
+
+def tutorial_block() -> str:
+    """The shell block under the README's five-minute tutorial heading, as written."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = re.search(r"^## Five-minute tutorial[^\n]*\n(.*?)^## ", text, flags=re.S | re.M)
+    assert section is not None, "the README has a five-minute tutorial section"
+    block = re.search(r"```sh\n(.*?)```", section.group(1), flags=re.S)
+    assert block is not None, "the tutorial is one ```sh block"
+    return block.group(1)
+
+
+def test_the_tutorial_only_uses_commands_that_exist() -> None:
+    from catopt_dsl.cli import cli
+
+    used = re.findall(r"^catoptc (\S+)", tutorial_block(), flags=re.M)
+    assert used[:3] == ["init", "check", "solve"]
+    assert set(used) <= set(cli.commands), sorted(set(used) - set(cli.commands))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
+    """From an empty folder, with `catoptc` on the PATH being this checkout's code."""
+    import json
+    import sys
+
+    pytest.importorskip("matplotlib")  # the demo's report
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "catoptc"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m catopt_dsl "$@"\n', encoding="utf-8")
+    shim.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CATOPT_TEST_SCOPE")}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", tutorial_block()], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    plan = work / "my-plan"
+    assert "status:      optimal" in done.stdout
+    after = json.loads((plan / "after.json").read_text(encoding="utf-8"))
+    assert after["status"] == "optimal"
+    assert after["iterations"] <= 5  # warm-started from the first solution
+    for target in ("python", "rust", "cpp"):
+        assert any((plan / "build" / target).iterdir())
+    assert "6/6 centralised checks held" in done.stdout
+    assert (plan / "fleet-report" / "report.html").stat().st_size > 10_000

@@ -368,7 +368,7 @@ def run_fleet(
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if not 1 <= hours <= 24:
         raise ValueError("hours must be between 1 and 24")
-    sc = scenario or default_scenario(hours=hours)
+    sc = scenario or default_scenario()
     out = Path(out)
     specs_dir = out / "specs"
     specs_dir.mkdir(parents=True, exist_ok=True)
