@@ -94,6 +94,11 @@ cp -r examples "$tmp/examples"
   && "$tmp/venv/bin/catoptc" init starter && "$tmp/venv/bin/catoptc" check starter/plan.cat)
 passed "wheel in a clean venv: catoptc check + solve + explain + compile (native runtimes ship in the wheel) + init"
 
+step "the demo: catoptc demo fleet --hours 6, in this process (every hour checked against a centralised solve, the ledger verified)"
+"$PY" -m catopt_dsl demo fleet --hours 6 --quiet --out "$tmp/fleet"
+test -s "$tmp/fleet/report.html"
+passed "catoptc demo fleet --hours 6 (in-process: every hourly check held, ledger verified, report written)"
+
 step "benchmarks harness (--quick: proves it runs; times are not asserted)"
 "$PY" -m benchmarks --quick --out "$tmp/bench" >/dev/null
 passed "python -m benchmarks --quick"
