@@ -59,6 +59,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "registry": ("benchmarks.bench_registry", "Schema registry: registrations and lookups per second (SQLite)"),
     "ledger": ("benchmarks.bench_ledger", "Governance ledger and signed frames"),
     "adapters": ("benchmarks.bench_adapters", "Adapters: a torch tenant's prox step vs the same loss in .cat"),
+    "demo": ("benchmarks.bench_demo", "The fleet demo: a simulated day in this process"),
 }
 
 
