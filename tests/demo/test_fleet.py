@@ -150,3 +150,13 @@ def test_demo_fleet_on_ray(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "3/3 centralised checks held" in res.output
     assert Ledger.open(tmp_path / "r" / "ledger.catlog").verify().ok
+
+
+def test_in_process_the_dark_domain_is_a_plan_change(tmp_path: Path) -> None:
+    run = run_fleet(tmp_path, hours=15, backend="inprocess")
+    assert run.all_checks and run.ledger_ok
+    dark = run.hours[14]
+    (only,) = dark.solves  # no protocol: nothing to lose mid-run, one warm solve of the cut plan
+    assert only.status == "optimal" and dark.capacity[2] == 0.0 and dark.left
+    assert any("went dark" in e for e in dark.events)
+    assert not any(t in dark.allocations for t in dark.left)
