@@ -41,8 +41,10 @@ def demo_group() -> None:
 @click.option("--hours", type=click.IntRange(1, 24), default=24, show_default=True, help="Simulated hours to run.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-fleet"),
               show_default=True, help="Folder for report.html, the hourly specs and the ledger.")
+@click.option("--identity", "identity_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Sign the ledger with this key file (catoptc identity new); default: a fixed demo key.")
 @click.option("--quiet", is_flag=True, help="No line per hour.")
-def fleet_command(backend: str, hours: int, out: Path, quiet: bool) -> None:
+def fleet_command(backend: str, hours: int, out: Path, identity_path: Path | None, quiet: bool) -> None:
     """A simulated cross-domain fleet re-planned every hour with PlanDeltas, warm, with faults.
 
     \b
@@ -51,11 +53,20 @@ def fleet_command(backend: str, hours: int, out: Path, quiet: bool) -> None:
     """
     from catopt_dsl.demo.fleet import run_fleet
 
+    identity = None
+    if identity_path is not None:
+        from catopt_dsl.identity.keys import Identity, IdentityError
+
+        try:
+            identity = Identity.load(identity_path)
+        except IdentityError as exc:
+            raise click.UsageError(f"--identity {identity_path}: {exc}") from None
     _prepare(out)
     try:
         from catopt_dsl.demo.report import write_fleet_report
 
-        run = run_fleet(out, hours=hours, backend=backend, progress=None if quiet else click.echo)
+        run = run_fleet(out, hours=hours, backend=backend, identity=identity,
+                        progress=None if quiet else click.echo)
         report = write_fleet_report(run, out / "report.html")
     except ImportError as exc:  # ray or matplotlib missing
         click.echo(f"catoptc: error: {exc} (pip install 'catopt-dsl[plot,ray]')", err=True)

@@ -504,8 +504,10 @@ def run_fleet(
                 allocations=_allocations(plan, result),
             )
             run.hours.append(hour_rec)
-            say(f"hour {hour:2d}: {record.status:<8} obj {record.objective:12.4f}  rel err {record.rel_error:.1e}  "
-                f"it {record.iterations:3d} (cold {record.cold_iterations if record.cold_iterations is not None else '-'})"
+            obj = "-" if record.objective is None else f"{record.objective:.4f}"
+            rel = "-" if record.rel_error is None else f"{record.rel_error:.1e}"
+            cold = "-" if record.cold_iterations is None else str(record.cold_iterations)
+            say(f"hour {hour:2d}: {record.status:<8} obj {obj:>12}  rel err {rel}  it {record.iterations:3d} (cold {cold})"
                 f"{'  ' + '; '.join(events) if events else ''}")
             prev_state, prev_plan, prev_result = state, plan, result
         if prev_result is not None and prev_plan is not None:
@@ -519,11 +521,22 @@ def run_fleet(
 
 def verify_ledger(run: FleetRun) -> None:
     """Re-open the run's ledger and verify every entry, its signature and the tree; also that each
-    result entry holds the result hash the report shows for that solve."""
+    hour's spec file is the one recorded (its SHA-256) and each result entry holds the result hash
+    the report shows for that solve."""
     assert run.ledger is not None
     ledger = Ledger.open(run.ledger)
     rep = ledger.verify()
     problems = [p.describe() for p in rep.problems]
+    for e in ledger.entries():
+        body = e.entry.body
+        if e.entry.kind == "demo.fleet.delta":
+            spec = run.ledger.parent / str(body.get("spec", ""))
+            try:
+                digest = hashlib.sha256(spec.read_bytes()).hexdigest()
+            except OSError:
+                digest = ""
+            if digest != body.get("spec_sha256"):
+                problems.append(f"hour {body.get('hour')}: {body.get('spec')} is not the spec the ledger recorded")
     recorded = [e.entry.body for e in ledger.entries() if e.entry.kind == "demo.fleet.result"]
     shown = [s for h in run.hours for s in h.solves]
     if len(recorded) != len(shown):

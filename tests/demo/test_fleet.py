@@ -160,3 +160,26 @@ def test_in_process_the_dark_domain_is_a_plan_change(tmp_path: Path) -> None:
     assert only.status == "optimal" and dark.capacity[2] == 0.0 and dark.left
     assert any("went dark" in e for e in dark.events)
     assert not any(t in dark.allocations for t in dark.left)
+
+
+def test_a_changed_spec_file_is_caught(tmp_path: Path) -> None:
+    from catopt_dsl.demo.fleet import verify_ledger
+
+    run = run_fleet(tmp_path, hours=2, backend="inprocess")
+    assert run.ledger_ok
+    spec = tmp_path / "specs" / "hour_01.cat"
+    spec.write_text(spec.read_text(encoding="utf-8").replace("set fleet.capacity", "set fleet.capacity "), encoding="utf-8")
+    verify_ledger(run)
+    assert not run.ledger_ok and any("hour_01.cat" in p for p in run.ledger_problems)
+
+
+def test_the_ledger_is_signed_by_the_given_identity(tmp_path: Path) -> None:
+    key = tmp_path / "key.json"
+    assert CliRunner().invoke(main, ["identity", "new", "--out", str(key)]).exit_code == 0
+    from catopt_dsl.identity.keys import Identity
+
+    did = Identity.load(key).did
+    res = CliRunner().invoke(main, ["demo", "fleet", "--hours", "1", "--backend", "inprocess", "--identity", str(key),
+                                    "--out", str(tmp_path / "o"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert {e.entry.actor for e in Ledger.open(tmp_path / "o" / "ledger.catlog").entries()} == {did}
