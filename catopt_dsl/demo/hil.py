@@ -23,6 +23,7 @@ simulated in its place.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import tempfile
@@ -164,6 +165,9 @@ def _train(device: str, hidden: int, batch: int, seconds: float) -> tuple[int, f
 
 def _run_device(platform: str, window_s: float, say: Callable[[str], None]) -> HilDevice:
     dev = HilDevice(platform)
+    if importlib.util.find_spec("torch") is None:
+        dev.skipped = "torch is not installed (pip install 'catopt-dsl[ml]'): there is no workload to run"
+        return dev
     try:
         adapter: Any = get_adapter(platform)
         avail = adapter.availability()
@@ -174,9 +178,6 @@ def _run_device(platform: str, window_s: float, say: Callable[[str], None]) -> H
         desc = adapter.probe(adapter.describe()[0])
     except AdapterError as exc:
         dev.skipped = str(exc)
-        return dev
-    except ImportError as exc:
-        dev.skipped = f"torch is not installed ({exc})"
         return dev
     dev.name = desc.name
     dev.capacity_ncu = float(desc.peak_fp32_tflops or 0.0)

@@ -65,3 +65,14 @@ def test_a_platform_without_a_device_is_skipped_not_faked() -> None:
         pass
     assert dev.skipped and not dev.tenants and dev.status == ""
     assert not run.ok  # nothing ran: the run does not claim success
+
+
+def test_without_torch_every_platform_is_skipped_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    run = run_hil(window_s=0.2)
+    assert [d.platform for d in run.devices] == ["cpu", "cuda"]
+    assert all("torch is not installed" in d.skipped and not d.tenants for d in run.devices)
+    assert not run.ok
