@@ -84,6 +84,12 @@ _EXPORTS: dict[str, str] = {
     "ParamLayout": "catopt_dsl.adapters.api",
     "ProxResult": "catopt_dsl.adapters.api",
     "external_loss": "catopt_dsl.adapters.api",
+    # demos (catoptc demo fleet / hil) and charts
+    "run_fleet": "catopt_dsl.demo.fleet",
+    "FleetRun": "catopt_dsl.demo.fleet",
+    "run_hil": "catopt_dsl.demo.hil",
+    "HilRun": "catopt_dsl.demo.hil",
+    "plot_history": "catopt_dsl.plotting",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
