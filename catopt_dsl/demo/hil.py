@@ -104,14 +104,14 @@ def flops_per_sample(hidden: int) -> float:
 
 def _plan_text(capacity: float, platform: str) -> str:
     lines = ["catopt 1;", "", "schema Share v1 {", "    ncu: float;", "}", "",
-             "SharedVariables device {", f"    param capacity: float = {capacity:.6f};", "}", ""]
+             "SharedVariables device {", f"    param capacity: float = {capacity:.12g};", "}", ""]
     for name, _hidden, _batch, value, penalty, demand in TENANTS:
         lines += [
             f"LocalProblem {name} on {platform} {{",
             f"    param value: float = {value};",
-            f"    param demand: float = {demand * capacity:.6f};",
+            f"    param demand: float = {demand * capacity:.12g};",
             "    var x: float;",
-            f"    maximize value * x - {penalty / max(capacity, 1e-9):.6f} * square(x);",
+            f"    maximize value * x - {penalty / max(capacity, 1e-12):.12g} * square(x);",
             "    subject to {",
             "        x >= 0;",
             "        x <= demand;",
