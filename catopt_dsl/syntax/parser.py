@@ -207,7 +207,7 @@ class _Builder:
                     items.append(item)
         return ast.Spec(self.file, version, tuple(imports), tuple(items), self.sp(tree), header)
 
-    def string(self, tok: Token) -> str:
+    def string(self, tok: Token | Tree) -> str:
         raw = str(tok)[1:-1]
         return raw.replace('\\"', '"').replace("\\\\", "\\")
 
@@ -227,7 +227,7 @@ class _Builder:
             )
         return ast.Schema(str(name), self.version(version), tuple(out), self.sp(t), self.sp(name))
 
-    def version(self, tok: Token) -> int:
+    def version(self, tok: Token | Tree) -> int:
         """A schema version `vN`; versions travel as u32 on the wire (E0007 above that)."""
         value = int(str(tok)[1:])
         if value > limits.MAX_SCHEMA_VERSION:
