@@ -71,6 +71,10 @@ else
   passed "pytest (every test: generated/ fresh, Rust and C++ builds and runs, conformance)"
 fi
 
+step "type check: mypy catopt_dsl"
+"$PY" -m mypy catopt_dsl
+passed "mypy catopt_dsl (no errors)"
+
 step "build sdist and wheel"
 rm -rf dist
 "$PY" -m build --no-isolation --outdir dist . >/dev/null

@@ -77,7 +77,7 @@ def _report(analyses: Sequence[Any], fmt: str, color: bool) -> int:
         return sum(1 for a in analyses if not a.ok)
     for a in analyses:
         if a.diagnostics:
-            click.echo(render_text(a.diagnostics, a.sources if a.sources else SourceMap(), color=color), err=True)
+            click.echo(render_text(a.diagnostics, a.sources if a.sources else SourceMap(), color=color), err=True, color=color)
         if not a.ok:
             errors += 1
     return errors
@@ -117,12 +117,19 @@ def check(files: tuple[Path, ...], fmt: str, registry: str | None, explain: bool
     sys.exit(1 if failed else 0)
 
 
-def _load_or_exit(file: Path, allow_paths: Sequence[str], color: str) -> Any:
+def _load_or_exit(file: Path, allow_paths: Sequence[str], color: str, as_json: bool = False) -> Any:
+    """The checked plan, or exit 1 after the diagnostics (with ``as_json``, also one JSON object on
+    stdout: ``{"status": "error", "diagnostics": [...]}``, so a script reading stdout sees why)."""
     from catopt_dsl.compile import analyze
 
     a = analyze(file, allow_paths)
+    if as_json and a.plan is None:
+        doc = {"status": "error", "diagnostics": [d.to_json() for d in a.diagnostics]}
+        if not a.diagnostics:
+            doc["message"] = f"`{a.file}` is a schema library (no LocalProblem): import it from a plan"
+        click.echo(json.dumps(doc, sort_keys=True))
     if a.diagnostics:
-        click.echo(render_text(a.diagnostics, a.sources, color=_use_color(color)), err=True)
+        click.echo(render_text(a.diagnostics, a.sources, color=_use_color(color)), err=True, color=_use_color(color))
     if a.plan is None:
         if a.ok:  # it checks, but declares no LocalProblem: a library of schemas to import
             click.echo(f"catoptc: error: `{a.file}` is a schema library (no LocalProblem): import it from a plan", err=True)
@@ -152,7 +159,9 @@ def _load_or_exit(file: Path, allow_paths: Sequence[str], color: str) -> Any:
               help="Adapt rho while solving (the local objectives' curvature per link, else residual balancing); "
               "off: --rho stays fixed.")
 @click.option("--delta", "delta", default=None, help="Solve, then apply this PlanDelta and re-solve warm-started.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write residual and objective histories to a PNG.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write residual, objective and rho histories to an image (.png, .svg or .pdf).")
+@click.option("--all", "show_all", is_flag=True, help="List every object's values (default: the first 10 of each group).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--as", "as_did", default=None, metavar="DID", help="Report only this tenant's objects and the shared variables (needs --owners).")
 @click.option("--owners", "owners_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -178,6 +187,7 @@ def solve(
     adaptive_rho: bool,
     delta: str | None,
     plot: Path | None,
+    show_all: bool,
     quiet: bool,
     as_did: str | None,
     owners_path: Path | None,
@@ -201,6 +211,8 @@ def solve(
         raise click.UsageError("--address names a Ray cluster: it needs --backend ray")
     if plot is not None and centralized:
         raise click.UsageError("--plot draws ADMM's iteration history; a --centralized solve has none")
+    if plot is not None:
+        _check_plot_path(plot)
     if (ledger_path is None) != (identity_path is None):
         raise click.UsageError("--ledger and --identity go together: the entry is signed by the identity's DID")
     if as_did is not None and owners_path is None:
@@ -216,7 +228,7 @@ def solve(
     run_opts = RunOptions(**build_run_options(run, backend, phase))
     if delta is not None and (run_opts.resume is not None or run_opts.checkpoint is not None):
         raise click.UsageError("--delta re-solves warm-started: it does not combine with --checkpoint/--resume")
-    plan = _load_or_exit(file, allow_paths, color)
+    plan = _load_or_exit(file, allow_paths, color, as_json=as_json)
     if run_opts.resume is not None and run_opts.resume.spec_hash != plan.spec_hash:
         raise click.UsageError(f"--resume {run['resume']}: written for another plan (`{run_opts.resume.plan}`)")
     if run_opts.min_members > len(plan.objects):
@@ -260,13 +272,15 @@ def solve(
     full = result  # a ledger record covers the whole result, whoever looks at it
     if tenant is not None:
         result = tenant[0].view(result, tenant[1])
+    plot_failed = False
     if plot is not None:
         from catopt_dsl.plotting import plot_history
 
         try:
             plot_history(result, plot)
         except (RuntimeError, ValueError, OSError) as exc:  # matplotlib missing, no history, unwritable path
-            click.echo(f"catoptc: cannot write the plot: {exc}", err=True)
+            click.echo(f"catoptc: error: cannot write the plot: {exc}", err=True)
+            plot_failed = True
     shown = set()
     for warning in [*result.warnings, *(str(w.message) for w in caught)]:
         if warning not in shown:  # one line per event
@@ -282,11 +296,33 @@ def solve(
         # to_json orders keys itself (family members by index: site[2] before site[10]) and turns
         # non-finite numbers into null; allow_nan=False guarantees the JSON is valid
         click.echo(json.dumps(result.to_json(), allow_nan=False))
+    elif delta is not None:
+        click.echo("== the plan as declared ==")
+        _print_human(first, show_all)
+        click.echo(f"\n== after PlanDelta `{delta}` (warm-started from the solve above) ==")
+        _print_human(result, show_all)
     else:
-        _print_human(result)
+        _print_human(result, show_all)
     if ledger_path is not None:  # after the output: a ledger that cannot be written loses no result
         _record(ledger_path, signer, file, plan, options, full, centralized, backend, delta, allow_paths)
-    sys.exit(0 if result.status == "optimal" else 1)
+    sys.exit(0 if result.status == "optimal" and not plot_failed else 1)
+
+
+#: the image formats --plot writes (matplotlib's Agg, SVG and PDF back ends)
+PLOT_FORMATS = (".png", ".svg", ".pdf")
+
+
+def _check_plot_path(plot: Path) -> None:
+    """Refuse an unsupported format or a missing folder before solving, not after (exit 2)."""
+    if plot.suffix.lower() not in PLOT_FORMATS:
+        raise click.UsageError(
+            f"--plot {plot}: cannot write a `{plot.suffix or 'suffix-less'}` image; use one of {', '.join(PLOT_FORMATS)}"
+        )
+    folder = plot.parent if str(plot.parent) else Path(".")
+    if not folder.is_dir():
+        raise click.UsageError(f"--plot {plot}: the folder `{folder}` does not exist")
+    if not os.access(folder, os.W_OK):
+        raise click.UsageError(f"--plot {plot}: the folder `{folder}` is not writable")
 
 
 def _input_error(message: str) -> NoReturn:
@@ -369,7 +405,7 @@ def _log_phase(text: str) -> None:
     logging.getLogger("catopt_dsl.ray").info(text, extra={"event": "phase"})
 
 
-def _print_human(result: Any) -> None:
+def _print_human(result: Any, show_all: bool = False) -> None:
     click.echo(f"status:      {result.status}")
     if result.message:
         click.echo(f"message:     {result.message}")
@@ -381,15 +417,22 @@ def _print_human(result: Any) -> None:
     if result.primal_residual is not None:
         click.echo(f"residuals:   primal {result.primal_residual:.2e}, dual {result.dual_residual:.2e}")
     click.echo(f"time:        {result.solve_time_s:.3f} s")
+    import numpy as np
+
+    limit = None if show_all else 10
     for group, values in (("shared", result.shared), ("objects", result.objects)):
         shown = list(values.items())
-        for name, vars_ in shown[:10]:
+        for name, vars_ in shown[:limit]:
             for var, value in vars_.items():
-                flat = [round(float(v), 6) for v in __import__("numpy").asarray(value).reshape(-1)[:8]]
-                more = " ..." if __import__("numpy").asarray(value).size > 8 else ""
+                arr = np.asarray(value, dtype=np.float64)
+                if arr.ndim == 0:  # a scalar var prints as a number, not a one-element list
+                    click.echo(f"  {name}.{var} = {round(float(arr), 6)}")
+                    continue
+                flat = [round(float(v), 6) for v in arr.reshape(-1)[: None if show_all else 8]]
+                more = " ..." if not show_all and arr.size > 8 else ""
                 click.echo(f"  {name}.{var} = {flat}{more}")
-        if len(shown) > 10:
-            click.echo(f"  ... and {len(shown) - 10} more {group}")
+        if limit is not None and len(shown) > limit:
+            click.echo(f"  ... and {len(shown) - limit} more {group} (--all lists every one, --json gives them all)")
 
 
 TARGETS = ("python", "rust", "cpp")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from catopt_dsl.check.checker import CheckedPlan, Checker
 from catopt_dsl.check.scope import ExprContext
@@ -137,5 +137,3 @@ def load_plan(path: str | Path, allow_paths: Sequence[str | Path] = ()) -> IRPla
     return a.plan
 
 
-def check_files(paths: Iterable[str | Path], allow_paths: Sequence[str | Path] = ()) -> list[Analysis]:
-    return [analyze(p, allow_paths, lower=False) for p in paths]

@@ -60,7 +60,8 @@ def _finish(fig: Any, path: str | Path | None) -> bytes:
 
 
 def plot_history(result: SolveResult, path: str | Path) -> Path:
-    """Write r_prim and r_dual (log scale), the objective and rho against the iteration to ``path``."""
+    """Write r_prim and r_dual (log scale), the objective and rho against the iteration to ``path``
+    (an image in the format its suffix names: ``.png``, ``.svg`` or ``.pdf``)."""
     if not result.history:
         raise ValueError("the result has no iteration history to plot (centralised solve?)")
     plt = _pyplot()
@@ -77,7 +78,9 @@ def plot_history(result: SolveResult, path: str | Path) -> Path:
     ax2.set_ylabel("rho")
     ax2.set_xlabel("iteration")
     out = Path(path)
-    _finish(fig, out)
+    fig.tight_layout()
+    fig.savefig(out, dpi=DPI)  # the format follows the suffix (PNG, SVG, PDF)
+    plt.close(fig)
     return out
 
 

@@ -102,3 +102,24 @@ def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
         assert any((plan / "build" / target).iterdir())
     assert "6/6 centralised checks held" in done.stdout
     assert (plan / "fleet-report" / "report.html").stat().st_size > 10_000
+
+
+def test_the_readme_json_example_is_what_solve_prints() -> None:
+    """The README's `solve --json` example (gpu_fleet, values rounded) against a real solve."""
+    import json
+
+    from click.testing import CliRunner
+
+    from catopt_dsl.cli import main
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```json\n(\{\"dual_residual\".*?)```", text, flags=re.S)
+    assert block is not None
+    shown = block.group(1)
+    run = CliRunner().invoke(main, ["solve", str(ROOT / "examples" / "gpu_fleet.cat"), "--json", "--quiet"])
+    doc = json.loads(run.stdout)
+    assert all(f'"{key}":' in shown for key in doc), sorted(k for k in doc if f'"{k}":' not in shown)
+    objective = float(re.search(r'"objective": (-?[\d.]+)', shown).group(1))  # type: ignore[union-attr]
+    iterations = int(re.search(r'"iterations": (\d+)', shown).group(1))  # type: ignore[union-attr]
+    assert round(doc["objective"], 4) == objective and doc["iterations"] == iterations
+    assert [round(v, 4) for v in doc["objects"]["tenant_a"]["x"]] == [7.95, 5.5833, 2.0]

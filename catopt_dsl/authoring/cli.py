@@ -82,7 +82,7 @@ def fmt_command(files: tuple[Path, ...], check: bool, color: str) -> None:
 
             sources = SourceMap()
             sources.add("<stdin>", text)
-            click.echo(render_text(diags, sources, color=_use_color(color)), err=True)
+            click.echo(render_text(diags, sources, color=_use_color(color)), err=True, color=_use_color(color))
             sys.exit(1)
         if check:
             sys.exit(0 if new == text else 1)
@@ -100,7 +100,7 @@ def fmt_command(files: tuple[Path, ...], check: bool, color: str) -> None:
             click.echo(f"{'would reformat' if check else 'reformatted'} {visible(shown)}", err=True)
         elif r.outcome is Outcome.INVALID:
             if r.diagnostics:
-                click.echo(render_text(r.diagnostics, r.sources, color=_use_color(color)), err=True)
+                click.echo(render_text(r.diagnostics, r.sources, color=_use_color(color)), err=True, color=_use_color(color))
             if r.message:
                 click.echo(f"catoptc: error: {visible(r.message)}", err=True)
             click.echo(f"cannot format {visible(shown)}", err=True)

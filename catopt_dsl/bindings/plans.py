@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Mapping, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from catopt_dsl.ir.model import IRPlan
+from catopt_dsl.ir.model import IRObject, IRPlan, IRShared
 from catopt_dsl.bindings.problems import FamilyBase, LocalProblemBase
 
 
@@ -128,7 +128,8 @@ class PlanBase:
 
     def param(self, owner: str, name: str) -> npt.NDArray[Any]:
         """The current value of ``owner.name`` (an object, ``site[3]``, or a shared block)."""
-        for o in (*self._ir.objects, *self._ir.shared):
+        holders: tuple[IRObject | IRShared, ...] = (*self._ir.objects, *self._ir.shared)
+        for o in holders:
             if o.name == owner:
                 return o.param(name).value
         raise KeyError(f"no object or shared block `{owner}`")

@@ -262,12 +262,12 @@ class Checker:
                 continue
             name = item.name
             if name in named:
-                first = named[name]
+                earlier = named[name]
                 self.sink.error(
                     ErrorCode.DUPLICATE,
                     f"`{name}` is defined twice",
                     item.name_span,
-                    note(f"first defined here as a {_kind(first)}", first.name_span),
+                    note(f"first defined here as a {_kind(earlier)}", earlier.name_span),
                 )
                 continue
             named[name] = item
@@ -973,7 +973,7 @@ class Checker:
             total += size
 
     def _check_delta(self, delta: ast.PlanDelta, base: CheckedPlan) -> tuple[CheckedDelta, int]:
-        items = [i for i in base.items if not isinstance(i, ast.PlanDelta)]
+        items: list[ast.Item] = [i for i in base.items if not isinstance(i, ast.PlanDelta)]
         summary: list[str] = []
         ok = True
         for op in delta.ops:

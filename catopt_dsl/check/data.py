@@ -47,14 +47,6 @@ def _target(path: str, ctx: ExprContext, file: str | None) -> Path:
     return base / path
 
 
-def resolve_data_path(path: str, ctx: ExprContext, file: str | None = None) -> tuple[Path, bool]:
-    """``(resolved path, allowed)`` for a path written in ``load(...)`` in spec ``file``."""
-    resolved = resolve(_target(path, ctx, file))
-    if isinstance(resolved, ReadError):
-        return Path(path), False
-    return resolved, ctx.folders.contains(resolved)
-
-
 def load_data(node: ast.Load, ctx: ExprContext, sink: DiagnosticSink) -> np.ndarray | None:
     """Load the file of a ``load(...)`` node, or report why not and return None."""
     target = _target(node.path, ctx, node.span.file)

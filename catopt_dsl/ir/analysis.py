@@ -45,7 +45,6 @@ import numpy as np
 
 from catopt_dsl.check.atoms import ATOMS
 from catopt_dsl.ir.affine import (
-    affine_coefficients,
     affine_coefficients_batched,
     has_var,
 )
@@ -462,13 +461,6 @@ def _walk_key(e: IRExpr, out: list[object]) -> None:
 
 def _params(values: tuple) -> dict[str, np.ndarray]:
     return {p.name: np.asarray(p.value, dtype=np.float64) for p in values}
-
-
-def _affine(expr: IRExpr, vars: tuple[IRVar, ...], params: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        return affine_coefficients(expr, vars, params)
-    except ValueError as exc:
-        raise NotQuadratic(str(exc)) from None
 
 
 def _scalar_const(expr: IRExpr, params: Mapping[str, np.ndarray]) -> float | None:

@@ -9,7 +9,6 @@ them). Later stages only ever see :mod:`catopt_dsl.syntax.ast` nodes.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -92,13 +91,6 @@ def decode_source(data: bytes, name: str, sink: DiagnosticSink) -> str | None:
 def _line_count(head: bytes) -> int:
     """1-based line of the position after ``head``, counting LF, CRLF and lone CR endings."""
     return head.replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
-
-
-def parse_file(path: Path, sink: DiagnosticSink, display: str | None = None) -> ast.Spec | None:
-    text = read_source(path, sink, display)
-    if text is None:
-        return None
-    return parse_text(text, display or str(path), sink)
 
 
 def parse_text(text: str, file: str, sink: DiagnosticSink, comments: list[ast.Comment] | None = None) -> ast.Spec | None:
@@ -215,7 +207,7 @@ class _Builder:
                     items.append(item)
         return ast.Spec(self.file, version, tuple(imports), tuple(items), self.sp(tree), header)
 
-    def string(self, tok: Token) -> str:
+    def string(self, tok: Token | Tree) -> str:
         raw = str(tok)[1:-1]
         return raw.replace('\\"', '"').replace("\\\\", "\\")
 
@@ -235,7 +227,7 @@ class _Builder:
             )
         return ast.Schema(str(name), self.version(version), tuple(out), self.sp(t), self.sp(name))
 
-    def version(self, tok: Token) -> int:
+    def version(self, tok: Token | Tree) -> int:
         """A schema version `vN`; versions travel as u32 on the wire (E0007 above that)."""
         value = int(str(tok)[1:])
         if value > limits.MAX_SCHEMA_VERSION:
@@ -489,5 +481,3 @@ class _Builder:
         return self.expr(node)
 
 
-def spec_files_in(folder: Path) -> list[Path]:
-    return sorted(Path(p) for p in (os.path.join(folder, f) for f in os.listdir(folder)) if p.endswith(".cat"))
