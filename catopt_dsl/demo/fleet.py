@@ -343,6 +343,20 @@ def _ray_if(backend: str) -> Iterator[None]:
         yield
 
 
+def _node_mates(plan: IRPlan, backend: str, names: Sequence[str]) -> list[str]:
+    """Every object hosted on a node that hosts one of ``names`` (the backend's placement)."""
+    from catopt_dsl.sync.run import assign_nodes
+
+    if backend == "ray":
+        from catopt_dsl.runtime.ray_backend import DEFAULT_MAX_ACTORS
+
+        assignment = assign_nodes(plan, DEFAULT_MAX_ACTORS)
+    else:
+        assignment = assign_nodes(plan)
+    wanted = set(names)
+    return sorted({o for objs in assignment.values() if wanted & set(objs) for o in objs})
+
+
 def _allocations(plan: IRPlan, result: SolveResult) -> dict[str, tuple[float, float, float]]:
     out: dict[str, tuple[float, float, float]] = {}
     for obj in plan.objects:
@@ -480,8 +494,11 @@ def run_fleet(
                 accels = {sc.domain(d).accel for d in dark_now}
                 gone = [t.name for t in state.tenants if t.platform in accels]
                 faults = tuple(f"partition={n}@0" for n in gone)
+                # A partition cuts a whole node: on Ray, objects batched into one actor with a dark
+                # tenant go dark with it, so the run may go on with only the objects of other nodes.
+                on_dark_nodes = _node_mates(plan, backend, gone)
                 lost_result, record = solve_one(plan, before, prev_result, "remaining", spec, delta, hour, faults,
-                                                min_members=max(1, len(state.tenants) - len(gone)))
+                                                min_members=max(1, len(state.tenants) - len(on_dark_nodes)))
                 solves.append(record)
                 events.append(f"{', '.join(dark_now)} went dark mid-run: {len(record.lost)} member(s) lost "
                               f"({record.status}); re-planned without it")
