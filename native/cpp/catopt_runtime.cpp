@@ -1401,7 +1401,7 @@ std::string missing_message(const std::vector<std::string>& objects) {
            ": not a QP (quadratic objective, linear constraints); give each a LocalSolver";
 }
 
-std::string json_opt(const std::optional<double>& v) { return v ? json_f64(*v) : "null"; }
+std::string json_opt(bool has, double v) { return has ? json_f64(v) : "null"; }
 
 std::string json_nested(const double* data, std::size_t count, const std::vector<std::size_t>& shape, std::size_t dim) {
     if (dim == shape.size()) return count ? json_f64(data[0]) : "null";
@@ -1532,14 +1532,14 @@ std::string PlanSolution::to_json(const PlanSpec& plan, const ReportSpec& report
         }
         shared += "}";
     }
-    const std::optional<double> prim = r.has_residuals ? std::optional<double>(r.primal_residual) : std::nullopt;
-    const std::optional<double> dual = r.has_residuals ? std::optional<double>(r.dual_residual) : std::nullopt;
-    return "{\"dual_residual\": " + json_opt(dual) + ", \"iterations\": " + std::to_string(r.iterations) +
+    return "{\"dual_residual\": " + json_opt(r.has_residuals, r.dual_residual) +
+           ", \"iterations\": " + std::to_string(r.iterations) +
            ", \"local_solvers\": null, \"membership\": null, \"message\": " + json_str(r.message) +
-           ", \"objective\": " + json_opt(objective) + ", \"objects\": " + objects +
-           ", \"prices\": {}, \"primal_residual\": " + json_opt(prim) + ", \"shared\": " + shared +
-           ", \"solve_time_s\": " + json_f64(seconds) + ", \"status\": " + json_str(status_name(r.status)) +
-           ", \"warnings\": []}";
+           ", \"objective\": " + json_opt(objective.has_value(), objective.value_or(0.0)) +
+           ", \"objects\": " + objects +
+           ", \"prices\": {}, \"primal_residual\": " + json_opt(r.has_residuals, r.primal_residual) +
+           ", \"shared\": " + shared + ", \"solve_time_s\": " + json_f64(seconds) +
+           ", \"status\": " + json_str(status_name(r.status)) + ", \"warnings\": []}";
 }
 
 }  // namespace rt
