@@ -166,6 +166,41 @@ namespace plans {
     return plan;
 }
 
+std::vector<std::optional<::catopt_federated_logreg::rt::QpData>> local() {
+    std::vector<std::optional<::catopt_federated_logreg::rt::QpData>> out;
+    // site[0]: not a QP, needs a user LocalSolver
+    out.push_back(std::nullopt);
+    // site[1]: not a QP, needs a user LocalSolver
+    out.push_back(std::nullopt);
+    // site[2]: not a QP, needs a user LocalSolver
+    out.push_back(std::nullopt);
+    // site[3]: not a QP, needs a user LocalSolver
+    out.push_back(std::nullopt);
+    // site[4]: not a QP, needs a user LocalSolver
+    out.push_back(std::nullopt);
+    // site[5]: not a QP, needs a user LocalSolver
+    out.push_back(std::nullopt);
+    // site[6]: not a QP, needs a user LocalSolver
+    out.push_back(std::nullopt);
+    // site[7]: not a QP, needs a user LocalSolver
+    out.push_back(std::nullopt);
+    return out;
+}
+
+::catopt_federated_logreg::rt::ReportSpec report() {
+    ::catopt_federated_logreg::rt::ReportSpec r;
+    r.objects.push_back({ 0, { { "w", 0, { 5 } } } });
+    r.objects.push_back({ 1, { { "w", 0, { 5 } } } });
+    r.objects.push_back({ 2, { { "w", 0, { 5 } } } });
+    r.objects.push_back({ 3, { { "w", 0, { 5 } } } });
+    r.objects.push_back({ 4, { { "w", 0, { 5 } } } });
+    r.objects.push_back({ 5, { { "w", 0, { 5 } } } });
+    r.objects.push_back({ 6, { { "w", 0, { 5 } } } });
+    r.objects.push_back({ 7, { { "w", 0, { 5 } } } });
+    r.shared.push_back({ 0, { { "w", 0, { 5 } } } });
+    return r;
+}
+
 }  // namespace plans
 
 }  // namespace catopt_federated_logreg

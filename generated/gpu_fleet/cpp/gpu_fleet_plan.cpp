@@ -10,6 +10,9 @@ namespace catopt_gpu_fleet {
 
 namespace {
 const std::uint64_t BLOB_0000[] = {0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL};
+const std::uint64_t BLOB_0001[] = {0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL};
+const std::uint64_t BLOB_0002[] = {0x3fb999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fb999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fb999999999999aULL};
+const std::uint64_t BLOB_0003[] = {0x3fd999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fd999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fd999999999999aULL};
 }  // namespace
 
 namespace problems {
@@ -125,6 +128,29 @@ namespace plans {
     }
     plan.couplings.push_back(::catopt_gpu_fleet::rt::CouplingSpec{ "capacity_limit#0", ::catopt_gpu_fleet::rt::Sense::Le, std::vector<double>{::catopt_gpu_fleet::rt::f64_from_bits(0x4034000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x4028000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x4020000000000000ULL)} });
     return plan;
+}
+
+std::vector<std::optional<::catopt_gpu_fleet::rt::QpData>> local() {
+    std::vector<std::optional<::catopt_gpu_fleet::rt::QpData>> out;
+    // tenant_a
+    out.push_back(::catopt_gpu_fleet::rt::QpData{ ::catopt_gpu_fleet::rt::blob_f64(BLOB_0001, 9), std::vector<double>{::catopt_gpu_fleet::rt::f64_from_bits(0xc00428f5c28f5c29ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0xc00370a3d70a3d71ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0xc00feb851eb851ecULL)}, ::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_gpu_fleet::rt::blob_f64(BLOB_0000, 9), std::vector<double>{::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_gpu_fleet::rt::f64_from_bits(0x4024000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x4018000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x4000000000000000ULL)} });
+    // tenant_b
+    out.push_back(::catopt_gpu_fleet::rt::QpData{ ::catopt_gpu_fleet::rt::blob_f64(BLOB_0002, 9), std::vector<double>{::catopt_gpu_fleet::rt::f64_from_bits(0xc0047ae147ae147bULL), ::catopt_gpu_fleet::rt::f64_from_bits(0xc002cccccccccccdULL), ::catopt_gpu_fleet::rt::f64_from_bits(0xc009c28f5c28f5c3ULL)}, ::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_gpu_fleet::rt::blob_f64(BLOB_0000, 9), std::vector<double>{::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_gpu_fleet::rt::f64_from_bits(0x4010000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x4010000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x4020000000000000ULL)} });
+    // tenant_c
+    out.push_back(::catopt_gpu_fleet::rt::QpData{ ::catopt_gpu_fleet::rt::blob_f64(BLOB_0003, 9), std::vector<double>{::catopt_gpu_fleet::rt::f64_from_bits(0xbffc000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0xbff7ae147ae147aeULL), ::catopt_gpu_fleet::rt::f64_from_bits(0xc01170a3d70a3d71ULL)}, ::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_gpu_fleet::rt::blob_f64(BLOB_0000, 9), std::vector<double>{::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_gpu_fleet::rt::f64_from_bits(0x4020000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x4018000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x4000000000000000ULL)} });
+    // tenant_d
+    out.push_back(::catopt_gpu_fleet::rt::QpData{ ::catopt_gpu_fleet::rt::blob_f64(BLOB_0001, 9), std::vector<double>{::catopt_gpu_fleet::rt::f64_from_bits(0xc004e147ae147ae1ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0xc012e147ae147ae1ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0xc0031eb851eb851fULL)}, ::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_gpu_fleet::rt::blob_f64(BLOB_0000, 9), std::vector<double>{::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_gpu_fleet::rt::f64_from_bits(0x4018000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x4000000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x4000000000000000ULL)} });
+    return out;
+}
+
+::catopt_gpu_fleet::rt::ReportSpec report() {
+    ::catopt_gpu_fleet::rt::ReportSpec r;
+    r.objects.push_back({ 0, { { "x", 0, { 3 } } } });
+    r.objects.push_back({ 1, { { "x", 0, { 3 } } } });
+    r.objects.push_back({ 2, { { "x", 0, { 3 } } } });
+    r.objects.push_back({ 3, { { "x", 0, { 3 } } } });
+    r.shared.push_back({ 0, {  } });
+    return r;
 }
 
 }  // namespace plans

@@ -112,6 +112,26 @@ namespace plans {
     return plan;
 }
 
+std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> local() {
+    std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> out;
+    // tenant_a
+    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xc008000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xc000000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL)} });
+    // tenant_b
+    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xc004000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xc00c000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL)} });
+    // tenant_c
+    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fd999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fd999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xbff8000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xbff0000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4010000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4010000000000000ULL)} });
+    return out;
+}
+
+::catopt_plan_deltas::rt::ReportSpec report() {
+    ::catopt_plan_deltas::rt::ReportSpec r;
+    r.objects.push_back({ 0, { { "x", 0, { 2 } } } });
+    r.objects.push_back({ 1, { { "x", 0, { 2 } } } });
+    r.objects.push_back({ 2, { { "x", 0, { 2 } } } });
+    r.shared.push_back({ 0, {  } });
+    return r;
+}
+
 ::catopt_plan_deltas::rt::PlanSpec tenant_d_joins_plan() {
     ::catopt_plan_deltas::rt::PlanSpec plan;
     plan.name = "plan_deltas";
@@ -154,6 +174,29 @@ namespace plans {
     return plan;
 }
 
+std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> tenant_d_joins_plan_local() {
+    std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> out;
+    // tenant_a
+    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xc008000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xc000000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL)} });
+    // tenant_b
+    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xc004000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xc00c000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL)} });
+    // tenant_c
+    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fd999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fd999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xbff8000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xbff0000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4010000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4010000000000000ULL)} });
+    // tenant_d
+    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xc010000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xbff0000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4014000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4000000000000000ULL)} });
+    return out;
+}
+
+::catopt_plan_deltas::rt::ReportSpec tenant_d_joins_plan_report() {
+    ::catopt_plan_deltas::rt::ReportSpec r;
+    r.objects.push_back({ 0, { { "x", 0, { 2 } } } });
+    r.objects.push_back({ 1, { { "x", 0, { 2 } } } });
+    r.objects.push_back({ 2, { { "x", 0, { 2 } } } });
+    r.objects.push_back({ 3, { { "x", 0, { 2 } } } });
+    r.shared.push_back({ 0, {  } });
+    return r;
+}
+
 ::catopt_plan_deltas::rt::PlanSpec tenant_b_leaves_plan() {
     ::catopt_plan_deltas::rt::PlanSpec plan;
     plan.name = "plan_deltas";
@@ -180,6 +223,23 @@ namespace plans {
     }
     plan.couplings.push_back(::catopt_plan_deltas::rt::CouplingSpec{ "cap#0", ::catopt_plan_deltas::rt::Sense::Le, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4028000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL)} });
     return plan;
+}
+
+std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> tenant_b_leaves_plan_local() {
+    std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> out;
+    // tenant_a
+    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xc008000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xc000000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL)} });
+    // tenant_c
+    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fd999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fd999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xbff8000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xbff0000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4010000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4010000000000000ULL)} });
+    return out;
+}
+
+::catopt_plan_deltas::rt::ReportSpec tenant_b_leaves_plan_report() {
+    ::catopt_plan_deltas::rt::ReportSpec r;
+    r.objects.push_back({ 0, { { "x", 0, { 2 } } } });
+    r.objects.push_back({ 1, { { "x", 0, { 2 } } } });
+    r.shared.push_back({ 0, {  } });
+    return r;
 }
 
 ::catopt_plan_deltas::rt::PlanSpec upgrade_schema_plan() {
@@ -215,6 +275,26 @@ namespace plans {
     }
     plan.couplings.push_back(::catopt_plan_deltas::rt::CouplingSpec{ "cap#0", ::catopt_plan_deltas::rt::Sense::Le, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4028000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL)} });
     return plan;
+}
+
+std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> upgrade_schema_plan_local() {
+    std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> out;
+    // tenant_a
+    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xc008000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xc000000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL)} });
+    // tenant_b
+    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xc004000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xc00c000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL)} });
+    // tenant_c
+    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fd999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fd999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xbff8000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xbff0000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4010000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4010000000000000ULL)} });
+    return out;
+}
+
+::catopt_plan_deltas::rt::ReportSpec upgrade_schema_plan_report() {
+    ::catopt_plan_deltas::rt::ReportSpec r;
+    r.objects.push_back({ 0, { { "x", 0, { 2 } } } });
+    r.objects.push_back({ 1, { { "x", 0, { 2 } } } });
+    r.objects.push_back({ 2, { { "x", 0, { 2 } } } });
+    r.shared.push_back({ 0, {  } });
+    return r;
 }
 
 }  // namespace plans
