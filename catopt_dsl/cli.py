@@ -431,6 +431,14 @@ def compile_(file: Path, target: str, out: Path, force: bool, allow_paths: tuple
         for t in targets:
             _swap_in(staging / t, out / t)
             click.echo(f"{t}: wrote {len(written[t])} files under {visible(str(out / t))}", err=True)
+        if {"rust", "cpp"} & set(targets):
+            from catopt_dsl.backends.native import needs_local_solver
+
+            missing = needs_local_solver(plan)
+            if missing:
+                names = ", ".join(f"`{visible(n)}`" for n in missing)
+                click.echo(f"note: not QPs, so the native code has no solver for {names}: give each a LocalSolver "
+                           "(docs/codegen.md)", err=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
