@@ -136,11 +136,12 @@ def _load_or_exit(file: Path, allow_paths: Sequence[str], color: str) -> Any:
 @click.option("--centralized", is_flag=True, help="Glue the whole plan into one CVXPY problem instead of running ADMM.")
 @click.option(
     "--backend",
-    type=click.Choice(["inprocess", "distributed", "ray", "centralized"]),
+    type=click.Choice(["inprocess", "distributed", "ray", "centralized", "native"]),
     default="inprocess",
     show_default=True,
     help="Where the solve runs (catopt_dsl.runtime.backends): ADMM in this process, over the delta-sync "
-    "protocol in this process, on Ray, or as one centralised CVXPY problem.",
+    "protocol in this process, on Ray, as one centralised CVXPY problem, or with the plan's generated C++ "
+    "solver (QP objects only; compiled once, cached under $CATOPT_CACHE or ~/.cache/catoptc/native).",
 )
 @click.option("--address", default=None, help="Ray cluster address (with --backend ray); default: start a local Ray.")
 @click.option("--max-iter", type=click.IntRange(1), default=10_000, show_default=True, help="ADMM iterations before giving up.")
@@ -359,8 +360,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from catopt_dsl.sync.checkpoint import CheckpointError
     from catopt_dsl.sync.faults import FaultSpecError
 
+    from catopt_dsl.runtime.native_backend import NativeBuildError, NativeUnsupported
+
     return (ClusterConnectionError, CheckpointError, FaultSpecError, PermissionError, IsADirectoryError,
-            FileNotFoundError)
+            FileNotFoundError, NativeUnsupported, NativeBuildError)
 
 
 def _log_phase(text: str) -> None:
