@@ -634,6 +634,10 @@ class LocalView:
     a: str = ""
     l: str = ""
     u: str = ""
+    #: the same data as IEEE-754 bit patterns (hex words: P, q, r, A, l, u in order) and the
+    #: lengths of P, q, A and l: a static table compiles fast where thousands of initialisers do not
+    words: str = ""
+    sizes: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -820,6 +824,11 @@ def _plan_views(d: Dialect, plan: IRPlan, blobs: Blobs) -> tuple[PlanView, ...]:
                     d.values(qp.A, "f64", blobs),
                     d.values(qp.l, "f64", blobs),
                     d.values(qp.u, "f64", blobs),
+                    ", ".join(
+                        f"0x{f64_bits(v):016x}ULL"
+                        for v in np.concatenate([qp.P.ravel(), qp.q.ravel(), [qp.r], qp.A.ravel(), qp.l, qp.u]).tolist()
+                    ),
+                    (int(qp.P.size), int(qp.q.size), int(qp.A.size), int(qp.l.size)),
                 )
             )
         report_objects = tuple(
