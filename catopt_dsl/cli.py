@@ -405,15 +405,20 @@ MARKER = ".catoptc-generated"
               help="The language to emit, or all three.")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Output folder; each target goes into OUT/<target>/.")
 @click.option("--force", is_flag=True, help="Replace an OUT/<target>/ folder that catoptc did not write.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if OUT/<target>/ differs from what would be written "
+              "(files added, missing or changed), e.g. generated code pinned in a repository.")
 @_allow
 @_color
-def compile_(file: Path, target: str, out: Path, force: bool, allow_paths: tuple[str, ...], color: str) -> None:
+def compile_(file: Path, target: str, out: Path, force: bool, check: bool, allow_paths: tuple[str, ...], color: str) -> None:
     """Emit Python bindings, a Rust crate and/or a C++ library for a spec.
 
     Every target is generated into a temporary folder next to OUT/<target>/ and swapped in only
     once all of them succeeded: a failed compile leaves the previous output as it was.
     """
     targets = TARGETS if target == "all" else (target,)
+    if check:
+        _check_compiled(file, targets, out, allow_paths, color)
+        return
     _check_out(out, targets, force)
     plan = _load_or_exit(file, allow_paths, color)
     from catopt_dsl.backends.emit import emit_target
@@ -444,6 +449,40 @@ def compile_(file: Path, target: str, out: Path, force: bool, allow_paths: tuple
                            "(docs/codegen.md)", err=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_compiled(file: Path, targets: Sequence[str], out: Path, allow_paths: Sequence[str], color: str) -> None:
+    """``compile --check``: emit into a temporary folder and compare with OUT/<target>/ (file set and
+    bytes; build folders such as ``target/`` or ``build/`` that catoptc never writes are ignored)."""
+    plan = _load_or_exit(file, allow_paths, color)
+    from catopt_dsl.backends.emit import emit_target
+
+    differ: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="catoptc-check-") as tmp:
+        for t in targets:
+            fresh = Path(tmp) / t
+            emit_target(t, plan, fresh)
+            want = {p.relative_to(fresh).as_posix() for p in fresh.rglob("*") if p.is_file()}
+            dest = out / t
+            have = set()
+            if dest.is_dir():
+                tops = {rel.split("/", 1)[0] for rel in want}
+                have = {p.relative_to(dest).as_posix() for p in dest.rglob("*")
+                        if p.is_file() and p.relative_to(dest).parts[0] in tops}
+            for rel in sorted(want | have):
+                label = visible(str(dest / rel))
+                if rel not in have:
+                    differ.append(f"missing: {label}")
+                elif rel not in want:
+                    differ.append(f"not generated: {label}")
+                elif rel != MARKER and (dest / rel).read_bytes() != (fresh / rel).read_bytes():
+                    differ.append(f"differs: {label}")
+    for line in differ:
+        click.echo(line, err=True)
+    if differ:
+        click.echo(f"catoptc: {len(differ)} file(s) differ from `catoptc compile {visible(str(file))}`; rerun it without --check", err=True)
+        sys.exit(1)
+    click.echo(f"{', '.join(targets)}: up to date under {visible(str(out))}", err=True)
 
 
 def _check_out(out: Path, targets: Sequence[str], force: bool) -> None:
