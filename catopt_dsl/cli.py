@@ -355,12 +355,12 @@ def _run(plan: Any, options: Any, centralized: bool, backend: str, address: str 
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors of the user's environment during a solve (exit 2, one line): an unreachable cluster,
-    an unwritable checkpoint, a fault spec naming no object."""
+    an unwritable checkpoint, a fault spec naming no object, a plan the native backend cannot solve
+    (an object that is not a QP) or build (no C++ compiler)."""
     from catopt_dsl.runtime.backends import ClusterConnectionError
+    from catopt_dsl.runtime.native_backend import NativeBuildError, NativeUnsupported
     from catopt_dsl.sync.checkpoint import CheckpointError
     from catopt_dsl.sync.faults import FaultSpecError
-
-    from catopt_dsl.runtime.native_backend import NativeBuildError, NativeUnsupported
 
     return (ClusterConnectionError, CheckpointError, FaultSpecError, PermissionError, IsADirectoryError,
             FileNotFoundError, NativeUnsupported, NativeBuildError)

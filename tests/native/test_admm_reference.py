@@ -11,7 +11,14 @@ from __future__ import annotations
 import math
 
 import pytest
-from nativetools import REFERENCE_SPECS, NativeBuilds, RunResult, parse_nonfinite, parse_solve, plan_reference
+from nativetools import (
+    REFERENCE_SPECS,
+    NativeBuilds,
+    RunResult,
+    parse_nonfinite,
+    parse_solve,
+    plan_reference,
+)
 
 #: keys of the `catoptc solve --json` object
 JSON_KEYS = {

@@ -1093,8 +1093,13 @@ bool Lu::factor(std::vector<double> a, std::size_t n) {
 }
 
 std::vector<double> Lu::solve(const std::vector<double>& b) const {
+    std::vector<double> x(n_);
+    solve_into(b.data(), x.data());
+    return x;
+}
+
+void Lu::solve_into(const double* b, double* x) const {
     const std::size_t n = n_;
-    std::vector<double> x(n);
     for (std::size_t i = 0; i < n; ++i) x[i] = b[perm_[i]];
     for (std::size_t row = 0; row < n; ++row) {
         double s = x[row];
@@ -1106,7 +1111,6 @@ std::vector<double> Lu::solve(const std::vector<double>& b) const {
         for (std::size_t k = row + 1; k < n; ++k) s -= a_[row * n + k] * x[k];
         x[row] = s / a_[row * n + row];
     }
-    return x;
 }
 
 QpSolver::QpSolver(const ObjectSpec& object, QpData data)
@@ -1164,20 +1168,21 @@ void QpSolver::set_rho(double rho) {
 }
 
 bool QpSolver::polish(const std::vector<double>& p, const std::vector<signed char>& act, std::vector<double>& x) {
-    std::vector<std::size_t> w;
+    // Allocation-free once warm: a settled step is this function with a cached factor.
+    w_.clear();
     for (std::size_t i = 0; i < m_; ++i) {
-        if (act[i] != 0) w.push_back(i);
+        if (act[i] != 0) w_.push_back(i);
     }
-    const std::size_t k = n_ + w.size();
+    const std::size_t k = n_ + w_.size();
     if (!(has_kkt_ && kkt_active_ == act)) {
         has_kkt_ = false;
         std::vector<double> kkt(k * k, 0.0);
         for (std::size_t i = 0; i < n_; ++i) {
             for (std::size_t j = 0; j < n_; ++j) kkt[i * k + j] = qmat_[i * n_ + j];
         }
-        for (std::size_t j = 0; j < w.size(); ++j) {
+        for (std::size_t j = 0; j < w_.size(); ++j) {
             for (std::size_t c = 0; c < n_; ++c) {
-                const double v = data_.a[w[j] * n_ + c];
+                const double v = data_.a[w_[j] * n_ + c];
                 kkt[(n_ + j) * k + c] = v;
                 kkt[c * k + n_ + j] = v;
             }
@@ -1186,31 +1191,41 @@ bool QpSolver::polish(const std::vector<double>& p, const std::vector<signed cha
         has_kkt_ = true;
         kkt_active_ = act;
     }
-    std::vector<double> rhs(k);
-    for (std::size_t i = 0; i < n_; ++i) rhs[i] = -p[i];
-    for (std::size_t j = 0; j < w.size(); ++j) rhs[n_ + j] = act[w[j]] > 0 ? data_.u[w[j]] : data_.l[w[j]];
-    const std::vector<double> sol = kkt_.solve(rhs);
-    for (double v : sol) {
-        if (!std::isfinite(v)) return false;
+    rhs_.resize(k);
+    sol_.resize(k);
+    for (std::size_t i = 0; i < n_; ++i) rhs_[i] = -p[i];
+    for (std::size_t j = 0; j < w_.size(); ++j) rhs_[n_ + j] = act[w_[j]] > 0 ? data_.u[w_[j]] : data_.l[w_[j]];
+    kkt_.solve_into(rhs_.data(), sol_.data());
+    double lam_max = 0.0;
+    for (std::size_t i = 0; i < k; ++i) {
+        if (!std::isfinite(sol_[i])) return false;
+        if (i >= n_) lam_max = std::max(lam_max, std::fabs(sol_[i]));
     }
-    std::vector<double> xs(sol.begin(), sol.begin() + static_cast<std::ptrdiff_t>(n_));
-    const std::vector<double> lam(sol.begin() + static_cast<std::ptrdiff_t>(n_), sol.end());
-    const std::vector<double> ax = mat_vec(data_.a, xs, m_, n_);
-    const double tol_p = QP_EPS * (1.0 + max_abs(ax));
-    const double tol_d = QP_EPS * (1.0 + std::max(max_abs(lam), max_abs(p)));
-    std::vector<double> y(m_, 0.0);
-    for (std::size_t j = 0; j < w.size(); ++j) {
-        const std::size_t row = w[j];
-        y[row] = lam[j];
-        if (!eq_[row] && ((act[row] > 0 && lam[j] < -tol_d) || (act[row] < 0 && lam[j] > tol_d))) return false;
+    ax_.resize(m_);
+    double ax_max = 0.0;
+    for (std::size_t i = 0; i < m_; ++i) {
+        double s = 0.0;
+        for (std::size_t j = 0; j < n_; ++j) s += data_.a[i * n_ + j] * sol_[j];
+        ax_[i] = s;
+        ax_max = std::max(ax_max, std::fabs(s));
+    }
+    const double tol_p = QP_EPS * (1.0 + ax_max);
+    const double tol_d = QP_EPS * (1.0 + std::max(lam_max, max_abs(p)));
+    for (std::size_t j = 0; j < w_.size(); ++j) {
+        const std::size_t row = w_[j];
+        const double lam = sol_[n_ + j];
+        if (!eq_[row] && ((act[row] > 0 && lam < -tol_d) || (act[row] < 0 && lam > tol_d))) return false;
     }
     for (std::size_t i = 0; i < m_; ++i) {
-        if (act[i] == 0 && (ax[i] < data_.l[i] - tol_p || ax[i] > data_.u[i] + tol_p)) return false;
+        if (act[i] == 0 && (ax_[i] < data_.l[i] - tol_p || ax_[i] > data_.u[i] + tol_p)) return false;
     }
-    for (std::size_t i = 0; i < m_; ++i) z_[i] = clip(ax[i], data_.l[i], data_.u[i]);
-    y_ = std::move(y);
-    active_ = act;
-    x = std::move(xs);
+    for (std::size_t i = 0; i < m_; ++i) {
+        z_[i] = clip(ax_[i], data_.l[i], data_.u[i]);
+        y_[i] = 0.0;
+    }
+    for (std::size_t j = 0; j < w_.size(); ++j) y_[w_[j]] = sol_[n_ + j];
+    if (&act != &active_) active_ = act;
+    x.assign(sol_.begin(), sol_.begin() + static_cast<std::ptrdiff_t>(n_));
     return true;
 }
 
@@ -1363,23 +1378,22 @@ bool QpSolver::dual_infeasible(const std::vector<double>& dx, const std::vector<
 std::vector<double> QpSolver::prox(const std::vector<double>& centre, double rho) {
     check();
     set_rho(rho);
-    const std::vector<double> mt = object_.apply_t(centre);
-    std::vector<double> p(n_);
-    for (std::size_t i = 0; i < n_; ++i) p[i] = data_.q[i] - rho * mt[i];
+    p_ = object_.apply_t(centre);
+    for (std::size_t i = 0; i < n_; ++i) p_[i] = data_.q[i] - rho * p_[i];
     std::vector<double> x;
-    const std::vector<signed char> act = active_;
-    if (polish(p, act, x)) {
+    if (polish(p_, active_, x)) {
         x_ = x;
         return x;
     }
-    return admm_solve(p);
+    return admm_solve(p_);
 }
 
 double QpSolver::objective(const std::vector<double>& x) const {
-    const std::vector<double> px = mat_vec(data_.p, x, n_, n_);
     double quad = 0.0, lin = 0.0;
-    for (std::size_t i = 0; i < n_; ++i) {
-        quad += x[i] * px[i];
+    for (std::size_t i = 0; i < n_ && i < x.size(); ++i) {
+        double px = 0.0;
+        for (std::size_t j = 0; j < n_ && j < x.size(); ++j) px += data_.p[i * n_ + j] * x[j];
+        quad += x[i] * px;
         lin += data_.q[i] * x[i];
     }
     return 0.5 * quad + lin + data_.r;

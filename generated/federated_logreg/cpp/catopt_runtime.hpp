@@ -297,6 +297,8 @@ public:
     /// False when a pivot is zero to rounding (relative to the largest entry).
     bool factor(std::vector<double> a, std::size_t n);
     std::vector<double> solve(const std::vector<double>& b) const;
+    /// The same into x (n values; b and x must not overlap).
+    void solve_into(const double* b, double* x) const;
 
 private:
     std::size_t n_ = 0;
@@ -350,6 +352,9 @@ private:
     double admm_rho_ = 0.0;
     Lu admm_;
     double rho_in_;
+    // scratch of a step (no allocation once warm)
+    std::vector<std::size_t> w_;
+    std::vector<double> p_, rhs_, sol_, ax_;
 };
 
 /// ADMM settings (the defaults of catopt_dsl.solver.SolveOptions).

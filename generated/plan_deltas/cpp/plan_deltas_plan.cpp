@@ -112,14 +112,42 @@ namespace plans {
     return plan;
 }
 
+namespace {
+// tenant_a: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_0_0[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc008000000000000ULL, 0xc000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4020000000000000ULL, 0x4018000000000000ULL };
+// tenant_b: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_0_1[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc004000000000000ULL, 0xc00c000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4018000000000000ULL, 0x4018000000000000ULL };
+// tenant_c: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_0_2[] = { 0x3fd999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fd999999999999aULL, 0xbff8000000000000ULL, 0xbff0000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4010000000000000ULL, 0x4010000000000000ULL };
+}  // namespace
+
 std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> local() {
+    // {length of P, q, A, l; the object's words} per object; no words: not a QP, needs a user LocalSolver
+    struct Entry {
+        std::size_t np, nq, na, nm;
+        const std::uint64_t* words;
+    };
+    static const Entry entries[] = {
+        { 4, 2, 4, 2, QP_0_0 },  // tenant_a
+        { 4, 2, 4, 2, QP_0_1 },  // tenant_b
+        { 4, 2, 4, 2, QP_0_2 },  // tenant_c
+    };
     std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> out;
-    // tenant_a
-    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xc008000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xc000000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL)} });
-    // tenant_b
-    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xc004000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xc00c000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL)} });
-    // tenant_c
-    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fd999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fd999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xbff8000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xbff0000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4010000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4010000000000000ULL)} });
+    for (const Entry& e : entries) {
+        if (e.words == nullptr) {
+            out.push_back(std::nullopt);
+            continue;
+        }
+        const std::uint64_t* w = e.words;
+        ::catopt_plan_deltas::rt::QpData d;
+        d.p = ::catopt_plan_deltas::rt::blob_f64(w, e.np);
+        d.q = ::catopt_plan_deltas::rt::blob_f64(w + e.np, e.nq);
+        d.r = ::catopt_plan_deltas::rt::f64_from_bits(w[e.np + e.nq]);
+        d.a = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1, e.na);
+        d.l = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1 + e.na, e.nm);
+        d.u = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1 + e.na + e.nm, e.nm);
+        out.push_back(std::move(d));
+    }
     return out;
 }
 
@@ -174,16 +202,45 @@ std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> local() {
     return plan;
 }
 
+namespace {
+// tenant_a: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_1_0[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc008000000000000ULL, 0xc000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4020000000000000ULL, 0x4018000000000000ULL };
+// tenant_b: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_1_1[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc004000000000000ULL, 0xc00c000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4018000000000000ULL, 0x4018000000000000ULL };
+// tenant_c: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_1_2[] = { 0x3fd999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fd999999999999aULL, 0xbff8000000000000ULL, 0xbff0000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4010000000000000ULL, 0x4010000000000000ULL };
+// tenant_d: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_1_3[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc010000000000000ULL, 0xbff0000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4014000000000000ULL, 0x4000000000000000ULL };
+}  // namespace
+
 std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> tenant_d_joins_plan_local() {
+    // {length of P, q, A, l; the object's words} per object; no words: not a QP, needs a user LocalSolver
+    struct Entry {
+        std::size_t np, nq, na, nm;
+        const std::uint64_t* words;
+    };
+    static const Entry entries[] = {
+        { 4, 2, 4, 2, QP_1_0 },  // tenant_a
+        { 4, 2, 4, 2, QP_1_1 },  // tenant_b
+        { 4, 2, 4, 2, QP_1_2 },  // tenant_c
+        { 4, 2, 4, 2, QP_1_3 },  // tenant_d
+    };
     std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> out;
-    // tenant_a
-    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xc008000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xc000000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL)} });
-    // tenant_b
-    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xc004000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xc00c000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL)} });
-    // tenant_c
-    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fd999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fd999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xbff8000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xbff0000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4010000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4010000000000000ULL)} });
-    // tenant_d
-    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xc010000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xbff0000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4014000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4000000000000000ULL)} });
+    for (const Entry& e : entries) {
+        if (e.words == nullptr) {
+            out.push_back(std::nullopt);
+            continue;
+        }
+        const std::uint64_t* w = e.words;
+        ::catopt_plan_deltas::rt::QpData d;
+        d.p = ::catopt_plan_deltas::rt::blob_f64(w, e.np);
+        d.q = ::catopt_plan_deltas::rt::blob_f64(w + e.np, e.nq);
+        d.r = ::catopt_plan_deltas::rt::f64_from_bits(w[e.np + e.nq]);
+        d.a = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1, e.na);
+        d.l = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1 + e.na, e.nm);
+        d.u = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1 + e.na + e.nm, e.nm);
+        out.push_back(std::move(d));
+    }
     return out;
 }
 
@@ -225,12 +282,39 @@ std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> tenant_d_joins_plan
     return plan;
 }
 
+namespace {
+// tenant_a: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_2_0[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc008000000000000ULL, 0xc000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4020000000000000ULL, 0x4018000000000000ULL };
+// tenant_c: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_2_1[] = { 0x3fd999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fd999999999999aULL, 0xbff8000000000000ULL, 0xbff0000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4010000000000000ULL, 0x4010000000000000ULL };
+}  // namespace
+
 std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> tenant_b_leaves_plan_local() {
+    // {length of P, q, A, l; the object's words} per object; no words: not a QP, needs a user LocalSolver
+    struct Entry {
+        std::size_t np, nq, na, nm;
+        const std::uint64_t* words;
+    };
+    static const Entry entries[] = {
+        { 4, 2, 4, 2, QP_2_0 },  // tenant_a
+        { 4, 2, 4, 2, QP_2_1 },  // tenant_c
+    };
     std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> out;
-    // tenant_a
-    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xc008000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xc000000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL)} });
-    // tenant_c
-    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fd999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fd999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xbff8000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xbff0000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4010000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4010000000000000ULL)} });
+    for (const Entry& e : entries) {
+        if (e.words == nullptr) {
+            out.push_back(std::nullopt);
+            continue;
+        }
+        const std::uint64_t* w = e.words;
+        ::catopt_plan_deltas::rt::QpData d;
+        d.p = ::catopt_plan_deltas::rt::blob_f64(w, e.np);
+        d.q = ::catopt_plan_deltas::rt::blob_f64(w + e.np, e.nq);
+        d.r = ::catopt_plan_deltas::rt::f64_from_bits(w[e.np + e.nq]);
+        d.a = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1, e.na);
+        d.l = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1 + e.na, e.nm);
+        d.u = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1 + e.na + e.nm, e.nm);
+        out.push_back(std::move(d));
+    }
     return out;
 }
 
@@ -277,14 +361,42 @@ std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> tenant_b_leaves_pla
     return plan;
 }
 
+namespace {
+// tenant_a: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_3_0[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc008000000000000ULL, 0xc000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4020000000000000ULL, 0x4018000000000000ULL };
+// tenant_b: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_3_1[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc004000000000000ULL, 0xc00c000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4018000000000000ULL, 0x4018000000000000ULL };
+// tenant_c: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_3_2[] = { 0x3fd999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fd999999999999aULL, 0xbff8000000000000ULL, 0xbff0000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4010000000000000ULL, 0x4010000000000000ULL };
+}  // namespace
+
 std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> upgrade_schema_plan_local() {
+    // {length of P, q, A, l; the object's words} per object; no words: not a QP, needs a user LocalSolver
+    struct Entry {
+        std::size_t np, nq, na, nm;
+        const std::uint64_t* words;
+    };
+    static const Entry entries[] = {
+        { 4, 2, 4, 2, QP_3_0 },  // tenant_a
+        { 4, 2, 4, 2, QP_3_1 },  // tenant_b
+        { 4, 2, 4, 2, QP_3_2 },  // tenant_c
+    };
     std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> out;
-    // tenant_a
-    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xc008000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xc000000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL)} });
-    // tenant_b
-    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fc999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xc004000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xc00c000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4018000000000000ULL)} });
-    // tenant_c
-    out.push_back(::catopt_plan_deltas::rt::QpData{ std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3fd999999999999aULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3fd999999999999aULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0xbff8000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0xbff0000000000000ULL)}, ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x3ff0000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL)}, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4010000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4010000000000000ULL)} });
+    for (const Entry& e : entries) {
+        if (e.words == nullptr) {
+            out.push_back(std::nullopt);
+            continue;
+        }
+        const std::uint64_t* w = e.words;
+        ::catopt_plan_deltas::rt::QpData d;
+        d.p = ::catopt_plan_deltas::rt::blob_f64(w, e.np);
+        d.q = ::catopt_plan_deltas::rt::blob_f64(w + e.np, e.nq);
+        d.r = ::catopt_plan_deltas::rt::f64_from_bits(w[e.np + e.nq]);
+        d.a = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1, e.na);
+        d.l = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1 + e.na, e.nm);
+        d.u = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1 + e.na + e.nm, e.nm);
+        out.push_back(std::move(d));
+    }
     return out;
 }
 
