@@ -60,7 +60,9 @@ def _check(output: str) -> None:
 @pytest.mark.slow
 def test_cargo_workspace_member_uses_the_generated_crate(tmp_path: Path, need_rust: None) -> None:
     emit_rust(load_plan(SPEC), tmp_path / "generated")
-    (tmp_path / "Cargo.toml").write_text('[workspace]\nmembers = ["app"]\nresolver = "2"\n')
+    # the generated crate is a workspace of its own (regeneration never touches the user's target/):
+    # the user's workspace lists it in `exclude` and depends on it by path
+    (tmp_path / "Cargo.toml").write_text('[workspace]\nmembers = ["app"]\nexclude = ["generated"]\nresolver = "2"\n')
     app = tmp_path / "app"
     (app / "src").mkdir(parents=True)
     (app / "Cargo.toml").write_text(
