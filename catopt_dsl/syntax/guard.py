@@ -165,8 +165,11 @@ class DepthTree(Tree):
     __slots__ = ("height",)
 
     def __init__(self, data: str, children: list[Any], meta: Any = None) -> None:
-        super().__init__(data, children, meta)
-        if data.startswith("_"):
+        # Tree.__init__'s three assignments, inline: one node per rule reduction makes the call count.
+        self.data = data
+        self.children = children
+        self._meta = meta
+        if data[0] == "_":
             # Lark's helper for `(",", expr)*` grows one shared child list per element and is
             # inlined into its parent, which measures the flattened list once; measuring every
             # helper would be quadratic in the list's length.
