@@ -2,8 +2,9 @@
 
 Pipeline: :func:`build_view` turns the plan into a view model (strings only, names already run
 through :class:`~catopt_dsl.backends.naming.Namer`), the ``templates/python/*.j2`` templates render
-it, ``black`` formats each module, and :func:`~catopt_dsl.ir.serialize.plan_to_files` ships the plan
-itself as ``_data/plan.json`` + ``.npy`` files so the package never needs the spec.
+it in black's format (black itself runs only on a module with an over-long code line), and
+:func:`~catopt_dsl.ir.serialize.plan_to_files` ships the plan itself as ``_data/plan.json`` +
+``.npy`` files so the package never needs the spec.
 
 Layout of ``<out>/<package>/``::
 
