@@ -17,6 +17,11 @@ references, a family that expands a few hundred bytes into 20,000 objects -- and
 whether its throughput (bytes per second; objects per second for the family) is at least a third of
 the examples'.
 
+Targets: near-linear growth, parse + check of 1,000 objects under 3 s, and the compiler's speed
+targets -- 1,000 written-out objects to all three targets in under 4 s and 10,000 in under 40 s,
+the front end at least 20,000 spec lines per second (the generated specs are in `catoptc fmt`'s
+layout, so lines are formatted lines), peak RSS for 10,000 objects under 600 MiB.
+
 ``run(quick) -> dict`` returns ``{"tables", "targets", "notes", "cases", "throughput"}`` for the harness.
 """
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import shutil
@@ -187,7 +193,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             samples = [_spawn(spec, front_only) for _ in range(repeats)]
             cases.append(
                 {"label": label, "kind": kind, "n": n, "front_only": front_only, "spec_bytes": len(text),
-                 "samples": samples}
+                 "spec_lines": text.count("\n"), "samples": samples}
             )
         shapes = _throughput(work, quick)
     finally:
@@ -360,6 +366,7 @@ def _summarise(cases: list[dict[str, Any]], quick: bool) -> dict[str, Any]:
                 "reason": "" if pc < 3.0 else "front end too slow at this size",
             }
         )
+    targets += _speed_targets(cases, medians, quick)
     notes = [
         "Front end = `catopt_dsl.compile.analyze(spec)`: parse + check + lower (parse + check only in the "
         "last row). Each run is a fresh process after a warm-up compile of a 2-object spec, so one-time "
@@ -371,6 +378,88 @@ def _summarise(cases: list[dict[str, Any]], quick: bool) -> dict[str, Any]:
     for target, why in sorted(skipped.items()):
         notes.append(f"Target `{target}` not measured: {why}.")
     return {"tables": [table], "targets": targets, "notes": notes, "cases": cases}
+
+
+#: The compiler's speed targets: seconds per written-out object for analyze + emit of all three
+#: targets (4 s per 1,000 and 40 s per 10,000 objects), front-end spec lines per second, peak MiB.
+ALL_TARGETS_S_PER_OBJECT = 4.0 / 1000
+FRONT_END_LINES_PER_S = 20_000
+PEAK_RSS_MIB = 600
+
+
+def _speed_targets(
+    cases: list[dict[str, Any]], medians: dict[tuple[str, int, bool], float], quick: bool
+) -> list[dict[str, Any]]:
+    """The four speed targets, judged on the written-out cases (--quick: the same rules scaled to
+    10 and 100 objects, so the rows exist; their verdicts mean little at that size)."""
+    small, big = (10, 100) if quick else (1000, 10000)
+    scaled = " (--quick: scaled)" if quick else ""
+    out: list[dict[str, Any]] = []
+    for n in (small, big):
+        total = medians.get(("written", n, False), math.nan)
+        limit = ALL_TARGETS_S_PER_OBJECT * n
+        name = f"{n:,} written-out objects to {', '.join(TARGETS)} (analyze + emit each){scaled}"
+        if math.isnan(total):
+            out.append({"name": name, "required": f"< {fmt_num(limit)} s", "measured": "not measured",
+                        "met": None, "reason": "the case did not run"})
+            continue
+        met = total < limit
+        out.append(
+            {
+                "name": name,
+                "required": f"< {fmt_num(limit)} s",
+                "measured": f"{total:.2f} s",
+                "met": met,
+                "reason": "" if met else "compiling is too slow",
+            }
+        )
+    rates = []
+    for c in cases:
+        if c["kind"] != "written" or c["front_only"] or c["n"] not in (small, big):
+            continue
+        front = summarize(s["front_s"] for s in c["samples"] if "error" not in s)["median"]
+        if not math.isnan(front) and front > 0:
+            rates.append((c["spec_lines"] / front, c["n"], c["spec_lines"]))
+    if rates:
+        rate, n, lines = min(rates)
+        met = rate >= FRONT_END_LINES_PER_S
+        out.append(
+            {
+                "name": f"front end (parse + check + lower) lines per second{scaled}",
+                "required": f">= {FRONT_END_LINES_PER_S:,} spec lines/s on the {small:,}- and {big:,}-object specs",
+                "measured": f"{rate:,.0f} lines/s (slowest: {n:,} objects, {lines:,} lines)",
+                "met": met,
+                "reason": "" if met else "the front end is too slow per line",
+            }
+        )
+    else:
+        out.append({"name": f"front end (parse + check + lower) lines per second{scaled}",
+                    "required": f">= {FRONT_END_LINES_PER_S:,} spec lines/s", "measured": "not measured",
+                    "met": None, "reason": "no written-out case ran"})
+    peaks = [
+        s["peak_rss_mib"]
+        for c in cases
+        if c["kind"] == "written" and not c["front_only"] and c["n"] == big
+        for s in c["samples"]
+        if "error" not in s
+    ]
+    if peaks:
+        peak = max(peaks)
+        met = peak < PEAK_RSS_MIB
+        out.append(
+            {
+                "name": f"peak memory compiling {big:,} written-out objects to every target{scaled}",
+                "required": f"< {PEAK_RSS_MIB} MiB (the process's peak RSS, imports included)",
+                "measured": f"{peak:.0f} MiB",
+                "met": met,
+                "reason": "" if met else "a stage holds too much per object",
+            }
+        )
+    else:
+        out.append({"name": f"peak memory compiling {big:,} written-out objects{scaled}",
+                    "required": f"< {PEAK_RSS_MIB} MiB", "measured": "not measured", "met": None,
+                    "reason": "the case did not run"})
+    return out
 
 
 def main() -> None:

@@ -52,6 +52,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "compiler": ("benchmarks.bench_compiler", "Compiler: parse + check + lower + emit"),
     "solver": ("benchmarks.bench_solver", "Solver: time to a relative objective gap of 1e-4"),
     "local": ("benchmarks.bench_local", "Local solvers: every plan class against centralised CVXPY; catoptc against a hand-written ADMM"),
+    "native": ("benchmarks.bench_native", "Native solvers: generated C++ vs Python in-process ADMM vs centralised CVXPY"),
     "rho": ("benchmarks.bench_rho", "Iterations to 1e-4 against the initial rho"),
     "codec": ("benchmarks.bench_codec", "Wire codec: Delta frame encode + decode throughput"),
     "ray": ("benchmarks.bench_ray", "Ray runtime: per-round overhead and crossover"),

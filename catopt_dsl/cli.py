@@ -143,11 +143,12 @@ def _load_or_exit(file: Path, allow_paths: Sequence[str], color: str, as_json: b
 @click.option("--centralized", is_flag=True, help="Glue the whole plan into one CVXPY problem instead of running ADMM.")
 @click.option(
     "--backend",
-    type=click.Choice(["inprocess", "distributed", "ray", "centralized"]),
+    type=click.Choice(["inprocess", "distributed", "ray", "centralized", "native"]),
     default="inprocess",
     show_default=True,
     help="Where the solve runs (catopt_dsl.runtime.backends): ADMM in this process, over the delta-sync "
-    "protocol in this process, on Ray, or as one centralised CVXPY problem.",
+    "protocol in this process, on Ray, as one centralised CVXPY problem, or with the plan's generated C++ "
+    "solver (QP objects only; compiled once, cached under $CATOPT_CACHE or ~/.cache/catoptc/native).",
 )
 @click.option("--address", default=None, help="Ray cluster address (with --backend ray); default: start a local Ray.")
 @click.option("--max-iter", type=click.IntRange(1), default=10_000, show_default=True, help="ADMM iterations before giving up.")
@@ -390,13 +391,15 @@ def _run(plan: Any, options: Any, centralized: bool, backend: str, address: str 
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors of the user's environment during a solve (exit 2, one line): an unreachable cluster,
-    an unwritable checkpoint, a fault spec naming no object."""
+    an unwritable checkpoint, a fault spec naming no object, a plan the native backend cannot solve
+    (an object that is not a QP) or build (no C++ compiler)."""
     from catopt_dsl.runtime.backends import ClusterConnectionError
+    from catopt_dsl.runtime.native_backend import NativeBuildError, NativeUnsupported
     from catopt_dsl.sync.checkpoint import CheckpointError
     from catopt_dsl.sync.faults import FaultSpecError
 
     return (ClusterConnectionError, CheckpointError, FaultSpecError, PermissionError, IsADirectoryError,
-            FileNotFoundError)
+            FileNotFoundError, NativeUnsupported, NativeBuildError)
 
 
 def _log_phase(text: str) -> None:
@@ -445,15 +448,20 @@ MARKER = ".catoptc-generated"
               help="The language to emit, or all three.")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Output folder; each target goes into OUT/<target>/.")
 @click.option("--force", is_flag=True, help="Replace an OUT/<target>/ folder that catoptc did not write.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if OUT/<target>/ differs from what would be written "
+              "(files added, missing or changed), e.g. generated code pinned in a repository.")
 @_allow
 @_color
-def compile_(file: Path, target: str, out: Path, force: bool, allow_paths: tuple[str, ...], color: str) -> None:
+def compile_(file: Path, target: str, out: Path, force: bool, check: bool, allow_paths: tuple[str, ...], color: str) -> None:
     """Emit Python bindings, a Rust crate and/or a C++ library for a spec.
 
     Every target is generated into a temporary folder next to OUT/<target>/ and swapped in only
     once all of them succeeded: a failed compile leaves the previous output as it was.
     """
     targets = TARGETS if target == "all" else (target,)
+    if check:
+        _check_compiled(file, targets, out, allow_paths, color)
+        return
     _check_out(out, targets, force)
     plan = _load_or_exit(file, allow_paths, color)
     from catopt_dsl.backends.emit import emit_target
@@ -474,8 +482,50 @@ def compile_(file: Path, target: str, out: Path, force: bool, allow_paths: tuple
         for t in targets:
             _swap_in(staging / t, out / t)
             click.echo(f"{t}: wrote {len(written[t])} files under {visible(str(out / t))}", err=True)
+        if {"rust", "cpp"} & set(targets):
+            from catopt_dsl.backends.native import needs_local_solver
+
+            missing = needs_local_solver(plan)
+            if missing:
+                names = ", ".join(f"`{visible(n)}`" for n in missing)
+                click.echo(f"note: not QPs, so the native code has no solver for {names}: give each a LocalSolver "
+                           "(docs/codegen.md)", err=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_compiled(file: Path, targets: Sequence[str], out: Path, allow_paths: Sequence[str], color: str) -> None:
+    """``compile --check``: emit into a temporary folder and compare with OUT/<target>/ (file set and
+    bytes; build folders such as ``target/`` or ``build/`` that catoptc never writes are ignored)."""
+    plan = _load_or_exit(file, allow_paths, color)
+    from catopt_dsl.backends.emit import emit_target
+
+    differ: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="catoptc-check-") as tmp:
+        for t in targets:
+            fresh = Path(tmp) / t
+            emit_target(t, plan, fresh)
+            want = {p.relative_to(fresh).as_posix() for p in fresh.rglob("*") if p.is_file()}
+            dest = out / t
+            have = set()
+            if dest.is_dir():
+                tops = {rel.split("/", 1)[0] for rel in want}
+                have = {p.relative_to(dest).as_posix() for p in dest.rglob("*")
+                        if p.is_file() and p.relative_to(dest).parts[0] in tops}
+            for rel in sorted(want | have):
+                label = visible(str(dest / rel))
+                if rel not in have:
+                    differ.append(f"missing: {label}")
+                elif rel not in want:
+                    differ.append(f"not generated: {label}")
+                elif rel != MARKER and (dest / rel).read_bytes() != (fresh / rel).read_bytes():
+                    differ.append(f"differs: {label}")
+    for line in differ:
+        click.echo(line, err=True)
+    if differ:
+        click.echo(f"catoptc: {len(differ)} file(s) differ from `catoptc compile {visible(str(file))}`; rerun it without --check", err=True)
+        sys.exit(1)
+    click.echo(f"{', '.join(targets)}: up to date under {visible(str(out))}", err=True)
 
 
 def _check_out(out: Path, targets: Sequence[str], force: bool) -> None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Sequence
 from catopt_dsl.check.checker import CheckedPlan, Checker
 from catopt_dsl.check.scope import ExprContext
 from catopt_dsl.diagnostics import CatoptError, Diagnostic, DiagnosticSink, SourceMap
+from catopt_dsl.gc_pause import gc_paused
 from catopt_dsl.ir.model import IRPlan
 
 if TYPE_CHECKING:  # later stages, imported when they run
@@ -70,7 +71,11 @@ def analyze(
     ``text`` replaces the file's contents (the file need not exist); imports and ``load()`` paths
     still resolve relative to ``path``'s folder.
     """
-    path = Path(path)
+    with gc_paused():
+        return _analyze(Path(path), allow_paths, lower, text)
+
+
+def _analyze(path: Path, allow_paths: Sequence[str | Path], lower: bool, text: str | None) -> Analysis:
     sink = DiagnosticSink()
     shown = display_name(path)
     loaded = load_spec(path, sink, shown, text=text, allow_paths=tuple(allow_paths))

@@ -13,8 +13,10 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "catopt_dsl"
 
-#: modules every stage may use: spans, error codes, limits, the file gate, diagnostics, resources
-BASE = {"__init__", "__version__", "__main__", "span", "errors", "limits", "files", "diagnostics", "resources"}
+#: modules every stage may use: spans, error codes, limits, the file gate, diagnostics, resources,
+#: the collector pause
+BASE = {"__init__", "__version__", "__main__", "span", "errors", "limits", "files", "diagnostics", "resources",
+        "gc_pause"}
 
 #: stage -> rank; a package may import only packages of a lower rank (or BASE)
 RANK = {

@@ -15,6 +15,10 @@ Layout of ``<out>/`` (``<s>`` is the spec name in snake_case)::
     <s>.cpp                    the schema codecs
     <s>_plan.cpp               typed handles and plan structures, data as uint64 bit patterns
     tests/test_<s>.cpp         record round trips + damage, handles, ADMM on every plan
+    <s>_c.h / <s>_c.cpp        the C API (create, set_param, solve, result_json, x, error,
+                               free) in the library and in the shared ``<s>_c`` library
+    solve_<s>.cpp              program ``solve_<s>``: the plan solved natively, printed as
+                               ``catoptc solve --json`` prints it
 """
 
 from __future__ import annotations
@@ -159,6 +163,9 @@ def render_cpp(plan: IRPlan) -> dict[str, str]:
         f"{stem}.cpp": "plan.cpp.j2",
         f"{stem}_plan.cpp": "plan_data.cpp.j2",
         f"tests/test_{stem}.cpp": "test.cpp.j2",
+        f"solve_{stem}.cpp": "solve.cpp.j2",
+        f"{stem}_c.h": "c_api.h.j2",
+        f"{stem}_c.cpp": "c_api.cpp.j2",
     }
     sources = native.render_templates("cpp", templates, p=view, cpp=layout)
     sources.update(native.runtime_sources("cpp", _RUNTIME))

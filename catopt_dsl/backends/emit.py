@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from catopt_dsl.gc_pause import gc_paused
 from catopt_dsl.ir.model import IRPlan
 
 MARKER = ".catoptc-generated"
@@ -15,9 +16,13 @@ def emit_target(target: str, plan: IRPlan, out_dir: Path) -> list[Path]:
     The folder gets a marker file so a later run knows it may replace it; a folder without the
     marker is the user's and the CLI refuses to overwrite it.
     """
+    with gc_paused():
+        return _emit(target, plan, Path(out_dir))
+
+
+def _emit(target: str, plan: IRPlan, out_dir: Path) -> list[Path]:
     import shutil
 
-    out_dir = Path(out_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)

@@ -28,7 +28,7 @@ from typing import AbstractSet, Iterable, Literal, Mapping, Sequence
 
 from catopt_dsl.diagnostics import CatoptError, DiagnosticSink, note
 from catopt_dsl.errors import ErrorCode
-from catopt_dsl.ir.model import IRPlan
+from catopt_dsl.ir.model import IRObject, IRPlan
 from catopt_dsl.span import Span
 
 Target = Literal["python", "rust", "cpp"]
@@ -441,13 +441,19 @@ def target_scopes(plan: IRPlan, target: Target) -> list[Scope]:
     version's fields, each object's params and vars, each plan class, and (native targets) the
     plans module's functions; with the members each target's classes define reserved."""
     members = _members(target)
+    # The first object of each unit (a family's first member), found in one pass: searching the
+    # objects once per scope was quadratic in the number of written-out objects.
+    samples: dict[str, IRObject] = {}
+    for _, p in _all_plans(plan):
+        for o in p.objects:
+            samples.setdefault(o.family or o.name, o)
     scopes: list[Scope] = []
     for sc in plan_scopes(plan, target):
         if sc.name.startswith("schema "):
             sc = Scope(sc.name, sc.entries, members.get("record", frozenset()), sc.taken)
         elif sc.name.startswith("local problem "):
             unit = sc.name[len("local problem ") :]
-            sample = next(o for _, p in _all_plans(plan) for o in p.objects if (o.family or o.name) == unit)
+            sample = samples[unit]
             entries = tuple(dict.fromkeys([*(("field", v.name) for v in sample.vars), *sc.entries]))
             sc = Scope(sc.name, entries, members.get("problem", frozenset()), sc.taken)
         scopes.append(sc)

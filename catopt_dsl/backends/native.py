@@ -294,6 +294,74 @@ def native_plan(path: tuple[str, ...], plan: IRPlan) -> NativePlan:
     return NativePlan(path, plan, tuple(shared), tuple(objects), couplings)
 
 
+#: the IR analysis' solver classes whose x-update is a QP: the native runtimes solve these
+QP_CLASSES = ("closed_form_qp", "box_qp", "qp")
+
+
+@dataclass(frozen=True, eq=False)
+class NativeQp:
+    """One object's local QP: ``1/2 x'Px + q'x + r`` subject to ``l <= A x <= u`` (equalities
+    ``l == u``, then one row per bounded coordinate, then the general inequalities)."""
+
+    P: np.ndarray
+    q: np.ndarray
+    r: float
+    A: np.ndarray
+    l: np.ndarray
+    u: np.ndarray
+
+
+def local_qp(plan: IRPlan, obj: IRObject) -> NativeQp | None:
+    """The QP data of ``obj`` from the IR analysis, or None when its x-update is not a QP (it
+    then needs a user LocalSolver)."""
+    a = analyze_ir(plan).object(obj.name)
+    quad, cons = a.objective, a.constraints
+    if a.solver_class not in QP_CLASSES or quad is None or cons is None:
+        return None
+    n = obj.n
+    rows = [np.asarray(cons.A_eq, dtype=np.float64).reshape(-1, n)]
+    lows = [np.asarray(cons.b_eq, dtype=np.float64).reshape(-1)]
+    ups = [lows[0]]
+    lo, hi = np.asarray(cons.lo, dtype=np.float64), np.asarray(cons.hi, dtype=np.float64)
+    boxed = np.flatnonzero(np.isfinite(lo) | np.isfinite(hi))
+    unit = np.zeros((boxed.size, n))
+    unit[np.arange(boxed.size), boxed] = 1.0
+    rows.append(unit)
+    lows.append(lo[boxed])
+    ups.append(hi[boxed])
+    general = np.asarray(cons.general, dtype=bool)
+    A_in = np.asarray(cons.A_in, dtype=np.float64).reshape(-1, n)
+    rows.append(A_in[general])
+    lows.append(np.full(int(general.sum()), -np.inf))
+    ups.append(np.asarray(cons.b_in, dtype=np.float64).reshape(-1)[general])
+    return NativeQp(
+        np.asarray(quad.P, dtype=np.float64).reshape(n, n),
+        np.asarray(quad.q, dtype=np.float64).reshape(n),
+        float(quad.r),
+        np.concatenate(rows, axis=0),
+        np.concatenate(lows),
+        np.concatenate(ups),
+    )
+
+
+def natural_key(name: str) -> tuple[Any, ...]:
+    """``site[2]`` before ``site[10]`` (the order ``solve --json`` lists names in)."""
+    import re
+
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", name))
+
+
+def needs_local_solver(plan: IRPlan) -> list[str]:
+    """The objects (of the plan and its PlanDelta results) whose x-update is not a QP: the
+    native code needs a user LocalSolver for each."""
+    out: list[str] = []
+    for node in plan_tree(plan):
+        for o in node.plan.objects:
+            if o.name not in out and local_qp(node.plan, o) is None:
+                out.append(o.name)
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class NativeUnit:
     """A LocalProblem unit (plain object or family) with every member's data."""
@@ -555,6 +623,39 @@ class CouplingView:
 
 
 @dataclass(frozen=True)
+class LocalView:
+    """One object's generated x-update: its QP data (``qp``), or none (a user LocalSolver)."""
+
+    name: str  # comment-safe
+    qp: bool
+    p: str = ""
+    q: str = ""
+    r: str = ""
+    a: str = ""
+    l: str = ""
+    u: str = ""
+    #: the same data as IEEE-754 bit patterns (hex words: P, q, r, A, l, u in order) and the
+    #: lengths of P, q, A and l: a static table compiles fast where thousands of initialisers do not
+    words: str = ""
+    sizes: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class VarView:
+    name_lit: str
+    offset: int
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ReportView:
+    """An object or shared block of the JSON report: its index in the plan and its vars."""
+
+    index: int
+    vars: tuple[VarView, ...]
+
+
+@dataclass(frozen=True)
 class PlanView:
     fn: str
     test_fn: str
@@ -565,6 +666,13 @@ class PlanView:
     shared: tuple[SharedView, ...]
     objects: tuple[ObjectView, ...]
     couplings: tuple[CouplingView, ...]
+    local_fn: str = ""
+    report_fn: str = ""
+    local: tuple[LocalView, ...] = ()
+    needs_solver: tuple[str, ...] = ()  # comment-safe names of the objects that are not QPs
+    report_objects: tuple[ReportView, ...] = ()
+    report_shared: tuple[ReportView, ...] = ()
+    all_qp: bool = False
 
 
 @dataclass(frozen=True)
@@ -699,6 +807,40 @@ def _plan_views(d: Dialect, plan: IRPlan, blobs: Blobs) -> tuple[PlanView, ...]:
         couplings = tuple(
             CouplingView(d.string(c.name), d.sense(c.sense), d.values(c.rhs, "f64", blobs)) for c in npl.couplings
         )
+        local = []
+        for o in node.plan.objects:
+            qp = local_qp(node.plan, o)
+            label = safe_comment(o.name)
+            if qp is None:
+                local.append(LocalView(label, False))
+                continue
+            local.append(
+                LocalView(
+                    label,
+                    True,
+                    d.values(qp.P, "f64", blobs),
+                    d.values(qp.q, "f64", blobs),
+                    d.float_lit(qp.r),
+                    d.values(qp.A, "f64", blobs),
+                    d.values(qp.l, "f64", blobs),
+                    d.values(qp.u, "f64", blobs),
+                    ", ".join(
+                        f"0x{f64_bits(v):016x}ULL"
+                        for v in np.concatenate([qp.P.ravel(), qp.q.ravel(), [qp.r], qp.A.ravel(), qp.l, qp.u]).tolist()
+                    ),
+                    (int(qp.P.size), int(qp.q.size), int(qp.A.size), int(qp.l.size)),
+                )
+            )
+        report_objects = tuple(
+            ReportView(i, tuple(VarView(d.string(v.name), v.offset, tuple(v.shape)) for v in sorted(o.vars, key=lambda v: v.name)))
+            for i, o in sorted(enumerate(node.plan.objects), key=lambda io: natural_key(io[1].name))
+        )
+        reported = set(node.plan.colimit.shared) if node.plan.colimit is not None else {b.name for b in node.plan.shared}
+        report_shared = tuple(
+            ReportView(i, tuple(VarView(d.string(v.name), v.offset, tuple(v.shape)) for v in sorted(b.vars, key=lambda v: v.name)))
+            for i, b in sorted(enumerate(node.plan.shared), key=lambda ib: natural_key(ib[1].name))
+            if b.name in reported
+        )
         name = inline(d.target, plan.name)
         if node.path:
             fn = d.namer.derive("fn", *node.path, "plan")
@@ -717,6 +859,13 @@ def _plan_views(d: Dialect, plan: IRPlan, blobs: Blobs) -> tuple[PlanView, ...]:
                 shared=shared,
                 objects=objects,
                 couplings=couplings,
+                local_fn=fn + "_local" if fn != "plan" else "local",
+                report_fn=fn + "_report" if fn != "plan" else "report",
+                local=tuple(local),
+                needs_solver=tuple(lv.name for lv in local if not lv.qp),
+                report_objects=report_objects,
+                report_shared=report_shared,
+                all_qp=all(lv.qp for lv in local) and npl.closed_form,
             )
         )
     return tuple(out)
@@ -779,20 +928,25 @@ def write_files(out_dir: Path, sources: Mapping[str, str], binary: Mapping[str, 
 __all__ = [
     "INLINE_MAX",
     "KIND",
+    "QP_CLASSES",
     "SENSE_VARIANT",
     "TERM_VARIANT",
     "Blob",
     "Blobs",
     "Dialect",
     "NativePlan",
+    "NativeQp",
     "NativeUnit",
     "PackageView",
     "absent_index",
     "build_package",
     "f64_bits",
     "le_bytes",
+    "local_qp",
     "native_plan",
     "native_units",
+    "natural_key",
+    "needs_local_solver",
     "render_templates",
     "runtime_sources",
     "write_files",

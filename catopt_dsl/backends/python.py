@@ -2,8 +2,9 @@
 
 Pipeline: :func:`build_view` turns the plan into a view model (strings only, names already run
 through :class:`~catopt_dsl.backends.naming.Namer`), the ``templates/python/*.j2`` templates render
-it, ``black`` formats each module, and :func:`~catopt_dsl.ir.serialize.plan_to_files` ships the plan
-itself as ``_data/plan.json`` + ``.npy`` files so the package never needs the spec.
+it in black's format (black itself runs only on a module with an over-long code line), and
+:func:`~catopt_dsl.ir.serialize.plan_to_files` ships the plan itself as ``_data/plan.json`` +
+``.npy`` files so the package never needs the spec.
 
 Layout of ``<out>/<package>/``::
 
@@ -341,6 +342,17 @@ def build_view(plan: IRPlan) -> PackageView:
 # ---------------------------------------------------------------------------------------------
 
 
+def _unsplittable(line: str) -> bool:
+    """A line black leaves as it is however long: a comment (the header names the spec and its
+    hash) or a one-line docstring (black neither splits a lone string nor moves the closing quotes
+    of a one-line docstring; every settable param's docstring names the param and its shape, so
+    long names or shapes make these the usual long lines)."""
+    body = line.lstrip()
+    if body.startswith("#"):
+        return True
+    return len(body) >= 6 and body.startswith('"""') and body.endswith('"""') and body.count('"""') == 2
+
+
 def render_python(plan: IRPlan) -> dict[str, str]:
     """Module file name -> formatted source text (no files written).
 
@@ -355,8 +367,7 @@ def render_python(plan: IRPlan) -> dict[str, str]:
     out: dict[str, str] = {}
     for module in _MODULES:
         text = env.get_template(module + ".j2").render(pkg=view)
-        # black never wraps comments (the header names the spec and its hash): only code lines count
-        if any(len(line) > LINE_LENGTH and not line.lstrip().startswith("#") for line in text.splitlines()):
+        if any(len(line) > LINE_LENGTH and not _unsplittable(line) for line in text.splitlines()):
             import black  # only for the rare file that needs it: importing black costs 0.2 s
 
             text = black.format_str(text, mode=black.Mode(line_length=LINE_LENGTH))

@@ -12,7 +12,11 @@ Layout of ``<out>/``::
                         LocalSolver, SharedProx, Coordinator
     src/schemas.rs      one struct per schema version with encode / decode, ``reencode`` dispatch
     src/problems.rs     one typed handle per LocalProblem (family: one type, ``member(i)``)
-    src/plans.rs        ``plan()`` and one ``<delta>_plan()`` per PlanDelta: the PlanSpec
+    src/plans.rs        ``plan()`` and one ``<delta>_plan()`` per PlanDelta: the PlanSpec, and
+                        ``local()`` / ``report()`` (``<delta>_plan_local()``, ...): each object's
+                        QP data (None: not a QP, needs a user LocalSolver) and the JSON report
+    src/bin/solve.rs    ``cargo run --release --bin solve``: the plan solved natively, printed
+                        as ``catoptc solve --json`` prints it
     src/data/*.bin      little-endian param / coupling data, embedded with ``include_bytes!``
     tests/generated.rs  ``cargo test``: record round trips + damage, handles, ADMM on every plan
 """
@@ -105,6 +109,7 @@ _TEMPLATES = {
     "src/problems.rs": "problems.rs.j2",
     "src/plans.rs": "plans.rs.j2",
     "tests/generated.rs": "generated_test.rs.j2",
+    "src/bin/solve.rs": "solve.rs.j2",
 }
 _RUNTIME = {"src/runtime.rs": "src/runtime.rs"}
 

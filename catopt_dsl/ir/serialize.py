@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -120,8 +121,15 @@ def _dec_value(v: Any, arr: ArrayReader) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=64)
+def _name_of(dtype: np.dtype) -> str:
+    # ``dtype.name`` walks numpy's type hierarchy on every call (a third of writing a
+    # 1,000-object plan's arrays); a plan holds a handful of dtypes.
+    return dtype.name
+
+
 def _dtype_name(a: np.ndarray) -> str:
-    name = a.dtype.name
+    name = _name_of(a.dtype)
     if name not in _ALLOWED_DTYPES:
         raise TypeError(f"cannot serialise array of dtype {name}")
     return name
@@ -487,8 +495,9 @@ def plan_to_files(plan: IRPlan, directory: Path | str) -> list[Path]:
 
     def writer(a: np.ndarray) -> dict[str, Any]:
         # Not np.ascontiguousarray: it turns 0-d arrays into 1-d ones.
-        arr = np.array(a, dtype=_dtype_name(a), order="C", copy=True)
-        key = (arr.dtype.name, tuple(arr.shape), arr.tobytes())
+        dtype = _dtype_name(a)
+        arr = np.array(a, dtype=dtype, order="C", copy=True)
+        key = (dtype, tuple(arr.shape), arr.tobytes())
         fname = by_content.get(key)
         if fname is None:
             fname = f"a{len(written):05d}.npy"
@@ -497,7 +506,7 @@ def plan_to_files(plan: IRPlan, directory: Path | str) -> list[Path]:
             with open(path, "wb") as fh:
                 np.save(fh, arr, allow_pickle=False)
             written.append(path)
-        return {"__npy__": fname, "dtype": arr.dtype.name, "shape": list(arr.shape)}
+        return {"__npy__": fname, "dtype": dtype, "shape": list(arr.shape)}
 
     doc = _enc_plan(plan, writer)
     keep = {p.name for p in written}

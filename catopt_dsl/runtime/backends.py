@@ -9,6 +9,8 @@ inprocess      the reference ADMM in this process (``catopt_dsl.solver.solve``)
 distributed    the same ADMM over the delta-sync protocol, every node in this process
 ray            the same ADMM over the protocol, each node a Ray actor (the ``ray`` extra)
 centralized    the whole plan as one CVXPY problem (the reference; no iterations, no warm start)
+native         the plan's generated C++ solver (QP objects only), compiled once and cached,
+               called through its C API (``native_backend.py``)
 =============  ===============================================================================
 
 Each entry imports what it needs on first use, so listing backends costs nothing.
@@ -138,6 +140,15 @@ def _centralized(
     return solve_centralized(plan)
 
 
+def _native(
+    plan: IRPlan, options: SolveOptions | None, warm: SolverState | None, address: str | None,
+    progress: ProgressFn | None, run: RunOptions,
+) -> SolveResult:
+    from catopt_dsl.runtime.native_backend import solve_native
+
+    return solve_native(plan, options)
+
+
 _Solve = Callable[
     [IRPlan, "SolveOptions | None", "SolverState | None", "str | None", "ProgressFn | None", RunOptions], SolveResult
 ]
@@ -153,6 +164,10 @@ _TABLE: dict[str, tuple[Backend, _Solve]] = {
     "centralized": (
         Backend("centralized", "the whole plan as one CVXPY problem (the reference)", False, False, False),
         _centralized,
+    ),
+    "native": (
+        Backend("native", "the plan's generated C++ solver, compiled and cached (QP objects only)", False, False, False),
+        _native,
     ),
 }
 

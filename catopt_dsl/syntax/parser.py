@@ -22,7 +22,7 @@ from catopt_dsl.span import Span
 from catopt_dsl.syntax import ast
 from catopt_dsl.syntax.guard import guarded
 from catopt_dsl.syntax.hints import describe
-from catopt_dsl.syntax.recover import Outcome, parse_recovering
+from catopt_dsl.syntax.recover import Outcome, parse_clean, parse_recovering
 
 LANGUAGE_VERSION = 1
 MAX_FILE_BYTES = limits.MAX_SPEC_BYTES
@@ -106,8 +106,12 @@ def parse_text(text: str, file: str, sink: DiagnosticSink, comments: list[ast.Co
     Resource limits (tokens, nesting, list lengths, token sizes) are checked while Lark runs
     (:mod:`catopt_dsl.syntax.guard`), so refusing a hostile input costs work bounded by the limit.
     """
+    # Most files parse: Lark's own loop first, the recovering driver only for a file that fails.
     with guarded(collect_comments=comments is not None) as guard:
-        outcome = parse_recovering(text)
+        outcome = parse_clean(text)
+    if outcome is None:
+        with guarded(collect_comments=comments is not None) as guard:
+            outcome = parse_recovering(text)
     if comments is not None:
         comments.extend(ast.Comment(t, Span(file, *where)) for t, where in guard.comments or ())
     if outcome.tree is None:
@@ -430,7 +434,7 @@ class _Builder:
         ch = node.children
         if kind == "number":
             text = str(ch[0])
-            if any(c in text for c in ".eE"):
+            if "." in text or "e" in text or "E" in text:
                 return ast.Number(float(text), False, span, text)
             return ast.Number(int(text), True, span, text)
         if kind == "boolean":

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lark import Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from catopt_dsl import limits
 from catopt_dsl.syntax.grammar import (
@@ -541,6 +541,32 @@ def _string_problem(text: str, start: int) -> str:
         if m.end() < len(text) and text[m.end()] == "\n":
             return "unterminated"
         i = m.end() + 1
+
+
+def parse_clean(text: str) -> Outcome | None:
+    """Parse ``text`` with Lark's own loop, the fast path for a file without syntax errors: the
+    same parser, lexer callbacks and tree builder as the driver, without the driver's work per
+    token (a snapshot of the stacks, the token history). None at a syntax error:
+    :func:`parse_recovering` then parses the file again and reports every error.
+
+    A resource limit crossed here is the driver's outcome too (Lark stops at the first syntax
+    error, so none came before the limit, and the same tokens reach the same limit), so it is
+    returned as the driver would: parsing a hostile file twice would double the bounded work.
+
+    The driver also stops at a ``/*`` that lexes as a slash (a block comment never closed); that
+    can only happen when no ``*/`` follows the last ``/*``, so such a file goes to the driver too.
+    Run it inside its own :func:`catopt_dsl.syntax.guard.guarded` block: a failed attempt leaves
+    counts in its guard.
+    """
+    last = text.rfind("/*")
+    if last >= 0 and text.find("*/", last + 2) < 0:
+        return None
+    try:
+        return Outcome(parser().parse(text), [])
+    except UnexpectedInput:
+        return None
+    except LimitExceeded as exc:
+        return Outcome(None, [], "limit", None, exc)
 
 
 def parse_recovering(text: str) -> Outcome:

@@ -281,6 +281,82 @@ private:
     double c_;
 };
 
+/// A local QP: f(x) = 1/2 x'Px + q'x + r subject to l <= A x <= u (P row-major n x n, A row-major
+/// m x n). Equality rows have l == u, one-sided rows an infinite bound: the equalities, the bounds
+/// and the general inequalities of the object's IR analysis.
+struct QpData {
+    std::vector<double> p, q;
+    double r = 0.0;
+    std::vector<double> a, l, u;
+    std::size_t rows() const { return l.size(); }
+};
+
+/// A dense LU factorisation with partial pivoting (factor once, solve many right-hand sides).
+class Lu {
+public:
+    /// False when a pivot is zero to rounding (relative to the largest entry).
+    bool factor(std::vector<double> a, std::size_t n);
+    std::vector<double> solve(const std::vector<double>& b) const;
+    /// The same into x (n values; b and x must not overlap).
+    void solve_into(const double* b, double* x) const;
+
+private:
+    std::size_t n_ = 0;
+    std::vector<double> a_;
+    std::vector<std::size_t> perm_;
+};
+
+/// Inner iterations before a QP prox step gives up (a step never hangs).
+constexpr std::size_t QP_MAX_ITER = 20000;
+
+/// The x-update of a local QP: argmin f(x) + rho/2 ||M x - centre||^2 over l <= A x <= u.
+///
+/// Exact: the step is the KKT solution of an active set, accepted only when every inactive row
+/// is within its bounds and every multiplier has the right sign. The guess is the previous step's
+/// active set (near convergence a step is one solve with a cached factor); when it fails, OSQP's
+/// ADMM, warm-started from the previous x, z and y, finds the active set, and its certificates
+/// prove a local constraint set empty (Infeasible) or the local problem unbounded below.
+/// Matrices are factorised once per rho (and active set). Throws StepError.
+class QpSolver : public LocalSolver {
+public:
+    QpSolver(const ObjectSpec& object, QpData data);
+    std::vector<double> prox(const std::vector<double>& centre, double rho) override;
+    double objective(const std::vector<double>& x) const override;
+    const QpData& data() const noexcept { return data_; }
+    /// Inner ADMM iterations over all steps (the exact active-set solves not counted).
+    std::size_t inner_iterations = 0;
+
+private:
+    void check() const;
+    void set_rho(double rho);
+    bool polish(const std::vector<double>& p, const std::vector<signed char>& act, std::vector<double>& x);
+    double rho_row(std::size_t i) const;
+    bool admm_factor();
+    std::vector<double> admm_solve(const std::vector<double>& p);
+    bool primal_infeasible(const std::vector<double>& dy) const;
+    bool dual_infeasible(const std::vector<double>& dx, const std::vector<double>& p) const;
+    [[noreturn]] void fail(Status status, const std::string& what) const;
+
+    ObjectSpec object_;
+    QpData data_;
+    std::size_t n_, m_;
+    std::vector<double> mtm_, qmat_;
+    double rho_;
+    std::vector<bool> eq_;
+    std::vector<double> x_, z_, y_;
+    std::vector<signed char> active_;
+    bool has_kkt_ = false;
+    std::vector<signed char> kkt_active_;
+    Lu kkt_;
+    bool has_admm_ = false;
+    double admm_rho_ = 0.0;
+    Lu admm_;
+    double rho_in_;
+    // scratch of a step (no allocation once warm)
+    std::vector<std::size_t> w_;
+    std::vector<double> p_, rhs_, sol_, ax_;
+};
+
 /// ADMM settings (the defaults of catopt_dsl.solver.SolveOptions).
 struct Options {
     std::size_t max_iter = 10000;
@@ -320,6 +396,8 @@ public:
     Iterate update(const std::vector<std::vector<double>>& xs, const std::vector<double>& objectives);
     /// Run to a status with one solver per object (plan order).
     SolveResult solve(const std::vector<std::shared_ptr<LocalSolver>>& solvers);
+    /// g(z) of every shared block at the current z (the shared part of the plan objective).
+    double shared_value() const;
 
     PlanSpec plan;
     Options opts;
@@ -347,6 +425,59 @@ private:
     bool has_secant_ = false;
     std::vector<double> secant_a_, secant_y_;
 };
+
+/// The objects that need a user LocalSolver (not QPs) and got none.
+class MissingSolvers : public std::runtime_error {
+public:
+    explicit MissingSolvers(std::vector<std::string> objects);
+    const std::vector<std::string>& objects() const noexcept { return objects_; }
+
+private:
+    std::vector<std::string> objects_;
+};
+
+/// One solver per object: the generated QP solver where local[i] holds QP data, else user[i]
+/// (which overrides a QP too). Throws MissingSolvers naming every object left without one.
+std::vector<std::shared_ptr<LocalSolver>> local_solvers(const PlanSpec& plan,
+                                                        const std::vector<std::optional<QpData>>& local,
+                                                        std::vector<std::shared_ptr<LocalSolver>> user = {});
+
+/// One variable of the report: its name, offset in the stacked vector and shape.
+struct VarInfo {
+    std::string name;
+    std::size_t offset = 0;
+    std::vector<std::size_t> shape;
+};
+
+/// What `catoptc solve --json` reports, in its order: objects (plan index, vars sorted by name) in
+/// natural order, and the shared blocks the plan reports.
+struct ReportSpec {
+    std::vector<std::pair<std::size_t, std::vector<VarInfo>>> objects, shared;
+};
+
+/// A finished native solve: the coordinator's result, the glued point and its objective.
+struct PlanSolution {
+    SolveResult result;
+    /// Every object's x with consensus-linked entries set to their shared value.
+    std::vector<std::vector<double>> x;
+    /// The plan objective at the glued point (unset unless optimal or max_iterations).
+    std::optional<double> objective;
+    double seconds = 0.0;
+    /// The `catoptc solve --json` object (keys sorted).
+    [[nodiscard]] std::string to_json(const PlanSpec& plan, const ReportSpec& report) const;
+};
+
+/// Every object's x with its consensus-linked entries replaced by the shared value.
+[[nodiscard]] std::vector<std::vector<double>> glue(const PlanSpec& plan, const std::vector<std::vector<double>>& x,
+                                                    const std::vector<std::vector<double>>& z);
+
+/// Run ADMM on `plan` with one solver per object; the result glued as `catoptc solve` reports it.
+[[nodiscard]] PlanSolution solve_plan(const PlanSpec& plan, const std::vector<std::shared_ptr<LocalSolver>>& solvers,
+                                      const Options& opts);
+
+/// A JSON string literal / number (null for NaN and infinities).
+std::string json_str(const std::string& text);
+std::string json_f64(double v);
 
 }  // namespace rt
 }  // namespace CATOPT_RT_NAMESPACE

@@ -49,3 +49,23 @@ def test_long_and_many_names_still_give_black_format(tmp_path: Path, obj: str, p
         return
     for module, out in render_python(a.plan).items():
         assert black.format_str(out, mode=MODE) == out, module
+
+
+def test_long_one_line_docstrings_are_black_format_as_written(tmp_path: Path) -> None:
+    """A settable param's one-line docstring longer than the line limit (the usual long line: it
+    names the param and its shape) is left as written, and black agrees with it."""
+    text = (
+        "catopt 1;\nSharedVariables pool { param cap: float[4] = [1, 1, 1, 1]; }\n"
+        "LocalProblem t0 on cuda { param demand_in_every_hour_of_the_window: float[4] = [1, 2, 3, 4];\n"
+        "var x: float[4]; minimize sum_squares(x - demand_in_every_hour_of_the_window); }\n"
+    )
+    spec = tmp_path / "doc.cat"
+    spec.write_text(text, encoding="utf-8")
+    modules = render_python(load_plan(spec))
+    long_docs = [
+        line for out in modules.values() for line in out.splitlines()
+        if len(line) > 100 and line.lstrip().startswith('"""')
+    ]
+    assert long_docs, "the spec must produce a one-line docstring over the limit"
+    for module, out in modules.items():
+        assert black.format_str(out, mode=MODE) == out, module

@@ -39,7 +39,8 @@ def test_quick_compiler_run_writes_both_reports(tmp_path: Path) -> None:
                 assert sample["objects"] == case["n"]
                 assert "python" in sample["emit_s"] and sample["files"]["python"] > 1
     # The first table has one row per case, the second one row for the examples and one per
-    # adversarial shape; the two compiler targets and one throughput target per shape are judged.
+    # adversarial shape; the two compiler targets, the four speed targets (scaled to the quick
+    # sizes) and one throughput target per shape are judged.
     table, throughput = bench["tables"]
     assert len(table["rows"]) == len(cases)
     shapes = bench["raw"]["throughput"]["shapes"]
@@ -48,6 +49,11 @@ def test_quick_compiler_run_writes_both_reports(tmp_path: Path) -> None:
         for run in shape["runs"]:
             assert "error" not in run, run
             assert run["specs"][0]["seconds"] > 0 and run["specs"][0]["bytes"] > 0
-    assert {t["verdict"] for t in bench["targets"]} <= {"met", "MISSED"} and len(bench["targets"]) == 2 + len(shapes)
+    assert {t["verdict"] for t in bench["targets"]} <= {"met", "MISSED"} and len(bench["targets"]) == 6 + len(shapes)
+    speed = [t for t in bench["targets"] if "(--quick: scaled)" in t["name"]]
+    assert [t["required"] for t in speed] == [
+        "< 0.0400 s", "< 0.400 s", ">= 20,000 spec lines/s on the 10- and 100-object specs",
+        "< 600 MiB (the process's peak RSS, imports included)"]
+    assert all(t["measured"] != "not measured" for t in speed)
     assert "## Compiler: parse + check + lower + emit (`compiler`)" in md
     assert data["machine"]["cores"] >= 1 and data["versions"]["python"].count(".") == 2

@@ -7,6 +7,7 @@ code only through its public API and through names from the same naming pass as 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -22,12 +23,7 @@ from catopt_dsl.backends import native
 from catopt_dsl.backends import rust as rust_backend
 from catopt_dsl.backends.cpp import CPP_RESERVED_MEMBERS
 from catopt_dsl.compile import load_plan
-from catopt_dsl.ir.analysis import quadratic_form
 from catopt_dsl.ir.model import IRPlan
-from catopt_dsl.solver.coordinator import Coordinator
-from catopt_dsl.solver.layout import build_layout
-from catopt_dsl.solver.result import SolveOptions
-from catopt_dsl.solver.worker import LocalReport
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,70 +54,30 @@ def f64_hex(value: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The Python reference with a closed-form quadratic local solver
+# The reference: the plan's own solve (constraints and all)
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LocalQuadratic:
-    """``f(x) = 1/2 x'Px + q'x + r`` of one object (its IR objective; constraints ignored)."""
-
-    P: np.ndarray
-    q: np.ndarray
-    r: float
-
-
-def local_quadratics(plan: IRPlan) -> list[LocalQuadratic]:
-    out = []
-    for o in plan.objects:
-        params = {p.name: np.asarray(p.value, dtype=np.float64) for p in o.params}
-        quad = quadratic_form(o.objective, o.vars, params)
-        out.append(
-            LocalQuadratic(np.asarray(quad.P, dtype=np.float64), np.asarray(quad.q, dtype=np.float64), float(quad.r))
-        )
-    return out
 
 
 @dataclass(frozen=True)
 class RunResult:
     status: str
     objective: float | None
-    iterations: int
+    iterations: int | None
 
 
-def python_reference(plan: IRPlan, max_iter: int = 10000) -> RunResult:
-    """Drive ``catopt_dsl.solver``'s Coordinator with the closed-form prox of each quadratic:
-    ``x = (P + rho M'M)^{-1} (rho M'd - q)``, the same local solver the native programs use."""
-    layout = build_layout(plan)
-    opts = SolveOptions(max_iter=max_iter)
-    coordinator = Coordinator(layout, opts)
-    quads = local_quadratics(plan)
-    bc = coordinator.first_iterate()
-    for k in range(1, max_iter + 1):
-        contributions = {}
-        for o, quad in zip(layout.objects, quads):
-            d = bc.centres[o.obj.name]
-            K = quad.P + bc.rho * (o.M.T @ o.M)
-            x = np.linalg.solve(K, bc.rho * (o.M.T @ d) - quad.q)
-            a = o.M @ x + o.e
-            f = float(0.5 * x @ (quad.P @ x) + quad.q @ x + quad.r)
-            contributions[o.obj.name] = LocalReport(o.obj.name, a, f)
-        bc = coordinator.update(contributions)
-        if bc.converged:
-            return RunResult("optimal", bc.objective, k)
-    return RunResult("max_iterations", bc.objective, max_iter)
+def plan_reference(plan: IRPlan, centralized: bool) -> RunResult:
+    """``catoptc solve`` (in-process ADMM) or ``catoptc solve --centralized`` on the real plan."""
+    from catopt_dsl.solver import solve, solve_centralized
+
+    r = solve_centralized(plan) if centralized else solve(plan)
+    return RunResult(r.status, r.objective, r.iterations)
 
 
-def _rust_f64s(values: np.ndarray) -> str:
-    return "vec![" + ", ".join(f"f64::from_bits(0x{f64_hex(v)})" for v in np.asarray(values).reshape(-1)) + "]"
-
-
-def _cpp_f64s(ns: str, values: np.ndarray) -> str:
-    return (
-        "std::vector<double>{"
-        + ", ".join(f"::{ns}::rt::f64_from_bits(0x{f64_hex(v)}ULL)" for v in np.asarray(values).reshape(-1))
-        + "}"
-    )
+def parse_solve(output: str) -> dict:
+    """The JSON object the generated solve program printed (tagged ``CATOPT SOLVE``)."""
+    rows = _tagged(output, "SOLVE")
+    assert len(rows) == 1, output[-3000:]
+    return json.loads(rows[0])
 
 
 def param_crcs(plan: IRPlan) -> dict[tuple[str, str], int]:
@@ -174,23 +130,7 @@ def rust_extra_test(plan: IRPlan, reference: bool) -> str:
             lines.append("    }")
     lines.append("}")
     if reference:
-        quads = local_quadratics(plan)
         lines += [
-            "#[test]",
-            "fn reference_run() {",
-            f"    let plan = {crate}::plans::plan();",
-            "    let mut solvers: Vec<Box<dyn rt::LocalSolver>> = Vec::new();",
-        ]
-        for i, quad in enumerate(quads):
-            lines.append(
-                f"    solvers.push(Box::new(rt::QuadraticSolver::new(&plan.objects[{i}], {_rust_f64s(quad.P)}, "
-                f"{_rust_f64s(quad.q)}, f64::from_bits(0x{f64_hex(quad.r)}))));"
-            )
-        lines += [
-            "    let mut c = rt::Coordinator::new(plan.clone(), rt::Options::default());",
-            "    let r = c.solve(&mut solvers);",
-            '    println!("CATOPT REF {} {:016x} {}", r.status.as_str(), r.objective.unwrap_or(f64::NAN).to_bits(), r.iterations);',
-            "}",
             # A local solver that turns bad on its third call: NaN, then +Inf, in the last object.
             "struct Poisoned { inner: Box<dyn rt::LocalSolver>, calls: usize, value: f64 }",
             "impl rt::LocalSolver for Poisoned {",
@@ -206,18 +146,9 @@ def rust_extra_test(plan: IRPlan, reference: bool) -> str:
             "fn non_finite_local_solutions_fail_the_solve() {",
             "    for value in [f64::NAN, f64::INFINITY] {",
             f"        let plan = {crate}::plans::plan();",
-            "        let mut solvers: Vec<Box<dyn rt::LocalSolver>> = Vec::new();",
-        ]
-        last = len(quads) - 1
-        for i, quad in enumerate(quads):
-            make = (
-                f"Box::new(rt::QuadraticSolver::new(&plan.objects[{i}], {_rust_f64s(quad.P)}, "
-                f"{_rust_f64s(quad.q)}, f64::from_bits(0x{f64_hex(quad.r)})))"
-            )
-            if i == last:
-                make = f"Box::new(Poisoned {{ inner: {make}, calls: 0, value }})"
-            lines.append(f"        solvers.push({make});")
-        lines += [
+            f"        let mut solvers = rt::local_solvers(&plan, {crate}::plans::local(), Vec::new()).unwrap();",
+            "        let last = solvers.pop().unwrap();",
+            "        solvers.push(Box::new(Poisoned { inner: last, calls: 0, value }));",
             "        let mut c = rt::Coordinator::new(plan.clone(), rt::Options::default());",
             "        let r = c.solve(&mut solvers);",
             '        println!("CATOPT NONFINITE {} {} {}", r.status.as_str(), r.iterations, r.message);',
@@ -262,24 +193,11 @@ def cpp_extra_program(plan: IRPlan, reference: bool) -> str:
                 lines.append(f'        std::printf("CATOPT PARAM %s %u\\n", {label}, crc_{kind}({arg}));')
             lines.append("    }")
     if reference:
-        quads = local_quadratics(plan)
         lines += [
             f"    const rt::PlanSpec plan = ::{ns}::plans::plan();",
-            "    std::vector<std::shared_ptr<rt::LocalSolver>> solvers;",
-        ]
-        for i, quad in enumerate(quads):
-            lines.append(
-                f"    solvers.push_back(std::make_shared<rt::QuadraticSolver>(plan.objects[{i}], {_cpp_f64s(ns, quad.P)}, "
-                f"{_cpp_f64s(ns, quad.q)}, rt::f64_from_bits(0x{f64_hex(quad.r)}ULL)));"
-            )
-        lines += [
-            "    rt::Coordinator c(plan, rt::Options{});",
-            "    const rt::SolveResult r = c.solve(solvers);",
-            '    std::printf("CATOPT REF %s %016llx %zu\\n", rt::status_name(r.status), '
-            "static_cast<unsigned long long>(rt::f64_to_bits(r.has_objective ? r.objective : 0.0)), r.iterations);",
             "    for (double value : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {",
-            "        auto poisoned = solvers;",
-            "        poisoned.back() = std::make_shared<Poisoned>(solvers.back(), value);",
+            "        auto poisoned = rt::local_solvers(plan, ::" + ns + "::plans::local());",
+            "        poisoned.back() = std::make_shared<Poisoned>(poisoned.back(), value);",
             "        rt::Coordinator pc(plan, rt::Options{});",
             "        const rt::SolveResult pr = pc.solve(poisoned);",
             '        std::printf("CATOPT NONFINITE %s %zu %s\\n", rt::status_name(pr.status), pr.iterations, pr.message.c_str());',
@@ -322,7 +240,7 @@ def cargo_env(target_dir: Path) -> dict[str, str]:
     }
 
 
-def build_rust(plan: IRPlan, dest: Path, target_dir: Path, extra: dict[str, str]) -> str:
+def build_rust(plan: IRPlan, dest: Path, target_dir: Path, extra: dict[str, str], solve: bool = False) -> str:
     """Emit the crate into ``dest``, add ``extra`` files, ``cargo build`` + ``cargo test``; stdout."""
     rust_backend.emit_rust(plan, dest)
     for rel, text in extra.items():
@@ -330,10 +248,23 @@ def build_rust(plan: IRPlan, dest: Path, target_dir: Path, extra: dict[str, str]
         (dest / rel).write_text(text, encoding="utf-8")
     env = cargo_env(target_dir)
     run(["cargo", "build", "--offline", "-q"], dest, env)
-    return run(["cargo", "test", "--offline", "-q", "--", "--nocapture", "--test-threads=1"], dest, env)
+    out = run(["cargo", "test", "--offline", "-q", "--", "--nocapture", "--test-threads=1"], dest, env)
+    if solve:
+        out += "\nCATOPT SOLVE " + solve_output(["cargo", "run", "--offline", "-q", "--bin", "solve"], dest, env)
+    return out
 
 
-def build_cpp(plan: IRPlan, dest: Path, extra_program: str | None) -> str:
+def solve_output(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    """The one JSON line a generated solve program prints (exit 0 or 1: any status)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600, check=False)
+    if proc.returncode not in (0, 1) or not proc.stdout.strip():
+        raise AssertionError(f"`{' '.join(cmd)}` failed with {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def build_cpp(plan: IRPlan, dest: Path, extra_program: str | None, solve: bool = False) -> str:
     """Emit the project into ``dest``; configure with the strict warning flags, build, ctest, and
     run the extra program (added as a target of the copy). Returns its output."""
     cpp_backend.emit_cpp(plan, dest)
@@ -360,6 +291,8 @@ def build_cpp(plan: IRPlan, dest: Path, extra_program: str | None) -> str:
     out = run(["ctest", "--test-dir", str(build), "--output-on-failure"], dest)
     if extra_program is not None:
         out += run([str(build / "native_extra")], dest)
+    if solve:
+        out += "\nCATOPT SOLVE " + solve_output([str(build / f"solve_{cpp_backend.file_stem(plan)}")], dest)
     return out
 
 
@@ -391,14 +324,6 @@ def parse_nonfinite(output: str) -> list[tuple[str, int, str]]:
     return out
 
 
-def parse_ref(output: str) -> RunResult:
-    rows = parse_lines(output, "REF")
-    assert len(rows) == 1, output[-3000:]
-    status, bits, iters = rows[0]
-    value = struct.unpack("<d", struct.pack("<Q", int(bits, 16)))[0]
-    return RunResult(status, value, int(iters))
-
-
 # ---------------------------------------------------------------------------------------------
 # The session's builds (one per spec and language; fixtures in conftest.py)
 # ---------------------------------------------------------------------------------------------
@@ -411,15 +336,23 @@ NATIVE_SPECS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "examples").glob
     "tests/cases/naming/edges.cat",
     "tests/cases/naming/infeasible_coupling.cat",
 ]
-#: plans compared with the Python reference (consensus, sharing, both, and several couplings per
-#: Limit and per Limit family member)
+#: plans whose native solve (the generated QP solvers, `solve` program) is compared with
+#: `catoptc solve` and `catoptc solve --centralized` on the real plan, constraints and all:
+#: consensus, sharing, both, several couplings per Limit and per Limit family member, local
+#: equality rows and active general inequalities, and a local QP with no point
 REFERENCE_SPECS = [
     "examples/consensus_lasso.cat",
     "examples/gpu_fleet.cat",
     "examples/mixed_plan.cat",
+    "examples/sites_200.cat",
+    "tests/cases/native/qp_active.cat",
+    "tests/cases/native/qp_infeasible.cat",
     "tests/plans/cases/two_couplings_both_active.cat",
     "tests/plans/cases/limit_family_two_constraints.cat",
+    "tests/plans/cases/local_equalities_and_coupling.cat",
 ]
+#: REFERENCE_SPECS whose local solvers are poisoned in the non-finite test (its last object is a QP)
+POISON_SPECS = ["examples/gpu_fleet.cat"]
 
 
 class NativeBuilds:
@@ -440,15 +373,16 @@ class NativeBuilds:
         key = (spec, lang)
         if key not in self._out:
             plan = self.plan(spec)
-            reference = spec in REFERENCE_SPECS
+            reference = spec in POISON_SPECS
+            solve = spec in REFERENCE_SPECS
             dest = self.root / lang / Path(spec).stem
             try:
                 if lang == "rust":
                     self._out[key] = build_rust(
-                        plan, dest, self.target_dir, {"tests/native_extra.rs": rust_extra_test(plan, reference)}
+                        plan, dest, self.target_dir, {"tests/native_extra.rs": rust_extra_test(plan, reference)}, solve
                     )
                 else:
-                    self._out[key] = build_cpp(plan, dest, cpp_extra_program(plan, reference))
+                    self._out[key] = build_cpp(plan, dest, cpp_extra_program(plan, reference), solve)
             except AssertionError as exc:
                 self._out[key] = exc
         result = self._out[key]

@@ -74,6 +74,14 @@ namespace plans {
 // The plan `consensus_lasso`: 16 local problem(s), 1 shared block(s).
 ::catopt_consensus_lasso::rt::PlanSpec plan();
 
+/// The generated x-update of every object of plan() (plan order): QP data (the IR
+/// analysis found a quadratic objective with linear constraints; rt::QpSolver solves it), or
+/// nullopt for an object that needs a user LocalSolver.
+[[nodiscard]] std::vector<std::optional<::catopt_consensus_lasso::rt::QpData>> local();
+
+/// What `catoptc solve --json` reports for plan(): objects and shared blocks in its order.
+[[nodiscard]] ::catopt_consensus_lasso::rt::ReportSpec report();
+
 }  // namespace plans
 
 }  // namespace catopt_consensus_lasso

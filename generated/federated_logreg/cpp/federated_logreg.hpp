@@ -74,6 +74,15 @@ namespace plans {
 // The plan `federated_logreg`: 8 local problem(s), 1 shared block(s).
 ::catopt_federated_logreg::rt::PlanSpec plan();
 
+/// The generated x-update of every object of plan() (plan order): QP data (the IR
+/// analysis found a quadratic objective with linear constraints; rt::QpSolver solves it), or
+/// nullopt for an object that needs a user LocalSolver.
+/// Not QPs (give each a LocalSolver): `site[0]`, `site[1]`, `site[2]`, `site[3]`, `site[4]`, `site[5]`, `site[6]`, `site[7]`
+[[nodiscard]] std::vector<std::optional<::catopt_federated_logreg::rt::QpData>> local();
+
+/// What `catoptc solve --json` reports for plan(): objects and shared blocks in its order.
+[[nodiscard]] ::catopt_federated_logreg::rt::ReportSpec report();
+
 }  // namespace plans
 
 }  // namespace catopt_federated_logreg

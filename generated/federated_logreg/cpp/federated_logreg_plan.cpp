@@ -166,6 +166,58 @@ namespace plans {
     return plan;
 }
 
+namespace {
+}  // namespace
+
+std::vector<std::optional<::catopt_federated_logreg::rt::QpData>> local() {
+    // {length of P, q, A, l; the object's words} per object; no words: not a QP, needs a user LocalSolver
+    struct Entry {
+        std::size_t np, nq, na, nm;
+        const std::uint64_t* words;
+    };
+    static const Entry entries[] = {
+        {0, 0, 0, 0, nullptr},  // site[0]: not a QP
+        {0, 0, 0, 0, nullptr},  // site[1]: not a QP
+        {0, 0, 0, 0, nullptr},  // site[2]: not a QP
+        {0, 0, 0, 0, nullptr},  // site[3]: not a QP
+        {0, 0, 0, 0, nullptr},  // site[4]: not a QP
+        {0, 0, 0, 0, nullptr},  // site[5]: not a QP
+        {0, 0, 0, 0, nullptr},  // site[6]: not a QP
+        {0, 0, 0, 0, nullptr},  // site[7]: not a QP
+    };
+    std::vector<std::optional<::catopt_federated_logreg::rt::QpData>> out;
+    for (const Entry& e : entries) {
+        if (e.words == nullptr) {
+            out.push_back(std::nullopt);
+            continue;
+        }
+        const std::uint64_t* w = e.words;
+        ::catopt_federated_logreg::rt::QpData d;
+        d.p = ::catopt_federated_logreg::rt::blob_f64(w, e.np);
+        d.q = ::catopt_federated_logreg::rt::blob_f64(w + e.np, e.nq);
+        d.r = ::catopt_federated_logreg::rt::f64_from_bits(w[e.np + e.nq]);
+        d.a = ::catopt_federated_logreg::rt::blob_f64(w + e.np + e.nq + 1, e.na);
+        d.l = ::catopt_federated_logreg::rt::blob_f64(w + e.np + e.nq + 1 + e.na, e.nm);
+        d.u = ::catopt_federated_logreg::rt::blob_f64(w + e.np + e.nq + 1 + e.na + e.nm, e.nm);
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+
+::catopt_federated_logreg::rt::ReportSpec report() {
+    ::catopt_federated_logreg::rt::ReportSpec r;
+    r.objects.push_back({ 0, { { "w", 0, { 5 } } } });
+    r.objects.push_back({ 1, { { "w", 0, { 5 } } } });
+    r.objects.push_back({ 2, { { "w", 0, { 5 } } } });
+    r.objects.push_back({ 3, { { "w", 0, { 5 } } } });
+    r.objects.push_back({ 4, { { "w", 0, { 5 } } } });
+    r.objects.push_back({ 5, { { "w", 0, { 5 } } } });
+    r.objects.push_back({ 6, { { "w", 0, { 5 } } } });
+    r.objects.push_back({ 7, { { "w", 0, { 5 } } } });
+    r.shared.push_back({ 0, { { "w", 0, { 5 } } } });
+    return r;
+}
+
 }  // namespace plans
 
 }  // namespace catopt_federated_logreg

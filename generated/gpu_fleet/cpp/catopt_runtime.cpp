@@ -4,6 +4,10 @@
 
 #include "catopt_runtime.hpp"
 
+#include <chrono>
+#include <cstdio>
+#include <limits>
+
 namespace CATOPT_RT_NAMESPACE {
 namespace rt {
 
@@ -1018,6 +1022,538 @@ SolveResult Coordinator::solve(const std::vector<std::shared_ptr<LocalSolver>>& 
     }
     return result(Status::MaxIterations, has_last, has_last ? last.objective : 0.0, opts.max_iter, xs,
                   "no convergence within " + std::to_string(opts.max_iter) + " iterations");
+}
+
+// -- local QPs --------------------------------------------------------------------------------
+namespace {
+
+constexpr double QP_SIGMA = 1e-6;
+constexpr double QP_ALPHA = 1.6;
+constexpr double QP_EQ_SCALE = 1e3;
+constexpr double QP_RHO0 = 0.1;
+constexpr double QP_EPS = 1e-9;
+constexpr double QP_POLISH_BELOW = 1e-4;
+constexpr double QP_CERT_EPS = 1e-6;
+constexpr double QP_TINY = 1e-12;
+constexpr std::size_t QP_CHECK_EVERY = 5;
+constexpr std::size_t QP_ADAPT_EVERY = 25;
+
+std::vector<double> mat_vec(const std::vector<double>& a, const std::vector<double>& x, std::size_t rows,
+                            std::size_t n) {
+    std::vector<double> out(rows, 0.0);
+    for (std::size_t i = 0; i < rows; ++i) {
+        double s = 0.0;
+        for (std::size_t j = 0; j < n; ++j) s += a[i * n + j] * x[j];
+        out[i] = s;
+    }
+    return out;
+}
+
+std::vector<double> mat_t_vec(const std::vector<double>& a, const std::vector<double>& y, std::size_t rows,
+                              std::size_t n) {
+    std::vector<double> out(n, 0.0);
+    for (std::size_t i = 0; i < rows; ++i) {
+        if (y[i] == 0.0) continue;
+        for (std::size_t j = 0; j < n; ++j) out[j] += a[i * n + j] * y[i];
+    }
+    return out;
+}
+
+double clip(double v, double lo, double hi) { return std::min(std::max(v, lo), hi); }
+
+}  // namespace
+
+bool Lu::factor(std::vector<double> a, std::size_t n) {
+    const double scale = std::max(max_abs(a), QP_TINY);
+    std::vector<std::size_t> perm(n);
+    for (std::size_t i = 0; i < n; ++i) perm[i] = i;
+    for (std::size_t col = 0; col < n; ++col) {
+        std::size_t pivot = col;
+        for (std::size_t i = col + 1; i < n; ++i) {
+            if (std::fabs(a[i * n + col]) > std::fabs(a[pivot * n + col])) pivot = i;
+        }
+        if (!(std::fabs(a[pivot * n + col]) > 1e-13 * scale)) return false;
+        if (pivot != col) {
+            for (std::size_t k = 0; k < n; ++k) std::swap(a[pivot * n + k], a[col * n + k]);
+            std::swap(perm[pivot], perm[col]);
+        }
+        const double d = a[col * n + col];
+        for (std::size_t row = col + 1; row < n; ++row) {
+            const double factor = a[row * n + col] / d;
+            a[row * n + col] = factor;
+            if (factor != 0.0) {
+                for (std::size_t k = col + 1; k < n; ++k) a[row * n + k] -= factor * a[col * n + k];
+            }
+        }
+    }
+    n_ = n;
+    a_ = std::move(a);
+    perm_ = std::move(perm);
+    return true;
+}
+
+std::vector<double> Lu::solve(const std::vector<double>& b) const {
+    std::vector<double> x(n_);
+    solve_into(b.data(), x.data());
+    return x;
+}
+
+void Lu::solve_into(const double* b, double* x) const {
+    const std::size_t n = n_;
+    for (std::size_t i = 0; i < n; ++i) x[i] = b[perm_[i]];
+    for (std::size_t row = 0; row < n; ++row) {
+        double s = x[row];
+        for (std::size_t k = 0; k < row; ++k) s -= a_[row * n + k] * x[k];
+        x[row] = s;
+    }
+    for (std::size_t row = n; row-- > 0;) {
+        double s = x[row];
+        for (std::size_t k = row + 1; k < n; ++k) s -= a_[row * n + k] * x[k];
+        x[row] = s / a_[row * n + row];
+    }
+}
+
+QpSolver::QpSolver(const ObjectSpec& object, QpData data)
+    : object_(object),
+      data_(std::move(data)),
+      n_(object.n),
+      m_(data_.rows()),
+      rho_(std::numeric_limits<double>::quiet_NaN()),
+      rho_in_(QP_RHO0) {
+    std::vector<double> m_dense, e;
+    object_.dense(m_dense, e);
+    const std::size_t r = object_.rows();
+    mtm_.assign(n_ * n_, 0.0);
+    for (std::size_t i = 0; i < n_; ++i) {
+        for (std::size_t j = 0; j < n_; ++j) {
+            double s = 0.0;
+            for (std::size_t k = 0; k < r; ++k) s += m_dense[k * n_ + i] * m_dense[k * n_ + j];
+            mtm_[i * n_ + j] = s;
+        }
+    }
+    eq_.resize(m_);
+    active_.resize(m_);
+    for (std::size_t i = 0; i < m_ && i < data_.u.size(); ++i) {
+        eq_[i] = data_.l[i] == data_.u[i];
+        active_[i] = eq_[i] ? 1 : 0;
+    }
+    x_.assign(n_, 0.0);
+    z_.assign(m_, 0.0);
+    y_.assign(m_, 0.0);
+}
+
+void QpSolver::fail(Status status, const std::string& what) const {
+    throw StepError(status, "object `" + object_.name + "`: " + what);
+}
+
+void QpSolver::check() const {
+    const QpData& d = data_;
+    if (d.p.size() != n_ * n_ || d.q.size() != n_ || d.a.size() != m_ * n_ || d.u.size() != m_) {
+        fail(Status::LocalSolverFailed, "QP data of the wrong size");
+    }
+    for (std::size_t i = 0; i < m_; ++i) {
+        if (std::isnan(d.l[i]) || std::isnan(d.u[i]) || d.l[i] > d.u[i]) {
+            fail(Status::Infeasible, "a constraint row has its lower bound above its upper");
+        }
+    }
+}
+
+void QpSolver::set_rho(double rho) {
+    if (rho == rho_) return;
+    qmat_.resize(n_ * n_);
+    for (std::size_t k = 0; k < n_ * n_; ++k) qmat_[k] = data_.p[k] + rho * mtm_[k];
+    rho_ = rho;
+    has_kkt_ = false;
+    has_admm_ = false;
+}
+
+bool QpSolver::polish(const std::vector<double>& p, const std::vector<signed char>& act, std::vector<double>& x) {
+    // Allocation-free once warm: a settled step is this function with a cached factor.
+    w_.clear();
+    for (std::size_t i = 0; i < m_; ++i) {
+        if (act[i] != 0) w_.push_back(i);
+    }
+    const std::size_t k = n_ + w_.size();
+    if (!(has_kkt_ && kkt_active_ == act)) {
+        has_kkt_ = false;
+        std::vector<double> kkt(k * k, 0.0);
+        for (std::size_t i = 0; i < n_; ++i) {
+            for (std::size_t j = 0; j < n_; ++j) kkt[i * k + j] = qmat_[i * n_ + j];
+        }
+        for (std::size_t j = 0; j < w_.size(); ++j) {
+            for (std::size_t c = 0; c < n_; ++c) {
+                const double v = data_.a[w_[j] * n_ + c];
+                kkt[(n_ + j) * k + c] = v;
+                kkt[c * k + n_ + j] = v;
+            }
+        }
+        if (!kkt_.factor(std::move(kkt), k)) return false;
+        has_kkt_ = true;
+        kkt_active_ = act;
+    }
+    rhs_.resize(k);
+    sol_.resize(k);
+    for (std::size_t i = 0; i < n_; ++i) rhs_[i] = -p[i];
+    for (std::size_t j = 0; j < w_.size(); ++j) rhs_[n_ + j] = act[w_[j]] > 0 ? data_.u[w_[j]] : data_.l[w_[j]];
+    kkt_.solve_into(rhs_.data(), sol_.data());
+    double lam_max = 0.0;
+    for (std::size_t i = 0; i < k; ++i) {
+        if (!std::isfinite(sol_[i])) return false;
+        if (i >= n_) lam_max = std::max(lam_max, std::fabs(sol_[i]));
+    }
+    ax_.resize(m_);
+    double ax_max = 0.0;
+    for (std::size_t i = 0; i < m_; ++i) {
+        double s = 0.0;
+        for (std::size_t j = 0; j < n_; ++j) s += data_.a[i * n_ + j] * sol_[j];
+        ax_[i] = s;
+        ax_max = std::max(ax_max, std::fabs(s));
+    }
+    const double tol_p = QP_EPS * (1.0 + ax_max);
+    const double tol_d = QP_EPS * (1.0 + std::max(lam_max, max_abs(p)));
+    for (std::size_t j = 0; j < w_.size(); ++j) {
+        const std::size_t row = w_[j];
+        const double lam = sol_[n_ + j];
+        if (!eq_[row] && ((act[row] > 0 && lam < -tol_d) || (act[row] < 0 && lam > tol_d))) return false;
+    }
+    for (std::size_t i = 0; i < m_; ++i) {
+        if (act[i] == 0 && (ax_[i] < data_.l[i] - tol_p || ax_[i] > data_.u[i] + tol_p)) return false;
+    }
+    for (std::size_t i = 0; i < m_; ++i) {
+        z_[i] = clip(ax_[i], data_.l[i], data_.u[i]);
+        y_[i] = 0.0;
+    }
+    for (std::size_t j = 0; j < w_.size(); ++j) y_[w_[j]] = sol_[n_ + j];
+    if (&act != &active_) active_ = act;
+    x.assign(sol_.begin(), sol_.begin() + static_cast<std::ptrdiff_t>(n_));
+    return true;
+}
+
+double QpSolver::rho_row(std::size_t i) const {
+    if (eq_[i]) return QP_EQ_SCALE * rho_in_;
+    if (std::isinf(data_.l[i]) && std::isinf(data_.u[i])) return 1e-6;
+    return rho_in_;
+}
+
+bool QpSolver::admm_factor() {
+    if (has_admm_ && admm_rho_ == rho_in_) return true;
+    has_admm_ = false;
+    std::vector<double> k = qmat_;
+    for (std::size_t i = 0; i < n_; ++i) k[i * n_ + i] += QP_SIGMA;
+    for (std::size_t row = 0; row < m_; ++row) {
+        const double rr = rho_row(row);
+        const double* a = &data_.a[row * n_];
+        for (std::size_t i = 0; i < n_; ++i) {
+            if (a[i] == 0.0) continue;
+            for (std::size_t j = 0; j < n_; ++j) k[i * n_ + j] += rr * a[i] * a[j];
+        }
+    }
+    if (!admm_.factor(std::move(k), n_)) return false;
+    has_admm_ = true;
+    admm_rho_ = rho_in_;
+    return true;
+}
+
+std::vector<double> QpSolver::admm_solve(const std::vector<double>& p) {
+    const std::vector<double>& l = data_.l;
+    const std::vector<double>& u = data_.u;
+    std::vector<double> x = x_, y = y_, z(m_);
+    for (std::size_t i = 0; i < m_; ++i) z[i] = clip(z_[i], l[i], u[i]);
+    bool has_last_polish = false;
+    std::vector<signed char> last_polish;
+    std::vector<double> rvec(m_), w(m_), rhs(n_), x_new(n_), dy(m_), dx(n_);
+    for (std::size_t it = 1; it <= QP_MAX_ITER; ++it) {
+        ++inner_iterations;
+        if (!admm_factor()) fail(Status::LocalSolverFailed, "singular inner system");
+        for (std::size_t i = 0; i < m_; ++i) {
+            rvec[i] = rho_row(i);
+            w[i] = rvec[i] * z[i] - y[i];
+        }
+        const std::vector<double> atw = mat_t_vec(data_.a, w, m_, n_);
+        for (std::size_t i = 0; i < n_; ++i) rhs[i] = QP_SIGMA * x[i] - p[i] + atw[i];
+        const std::vector<double> xt = admm_.solve(rhs);
+        const std::vector<double> zt = mat_vec(data_.a, xt, m_, n_);
+        for (std::size_t i = 0; i < n_; ++i) x_new[i] = QP_ALPHA * xt[i] + (1.0 - QP_ALPHA) * x[i];
+        for (std::size_t i = 0; i < m_; ++i) {
+            const double zr = QP_ALPHA * zt[i] + (1.0 - QP_ALPHA) * z[i];
+            const double zn = clip(zr + y[i] / rvec[i], l[i], u[i]);
+            dy[i] = rvec[i] * (zr - zn);
+            y[i] += dy[i];
+            z[i] = zn;
+        }
+        bool finite = true;
+        for (std::size_t i = 0; i < n_; ++i) {
+            dx[i] = x_new[i] - x[i];
+            x[i] = x_new[i];
+            finite = finite && std::isfinite(x[i]);
+        }
+        for (double v : y) finite = finite && std::isfinite(v);
+        if (!finite) fail(Status::LocalSolverFailed, "the inner solve diverged (NaN or Inf)");
+        if (it % QP_CHECK_EVERY != 0 && it != QP_MAX_ITER) continue;
+        const std::vector<double> ax = mat_vec(data_.a, x, m_, n_);
+        const std::vector<double> qx = mat_vec(qmat_, x, n_, n_);
+        const std::vector<double> aty = mat_t_vec(data_.a, y, m_, n_);
+        double r_prim = 0.0, r_dual = 0.0;
+        for (std::size_t i = 0; i < m_; ++i) r_prim = std::max(r_prim, std::fabs(ax[i] - z[i]));
+        for (std::size_t i = 0; i < n_; ++i) r_dual = std::max(r_dual, std::fabs(qx[i] + p[i] + aty[i]));
+        const double prim_scale = std::max(max_abs(ax), max_abs(z));
+        const double dual_scale = std::max(std::max(max_abs(qx), max_abs(aty)), max_abs(p));
+        if (r_prim <= QP_POLISH_BELOW * (1.0 + prim_scale) && r_dual <= QP_POLISH_BELOW * (1.0 + dual_scale)) {
+            std::vector<signed char> act(m_, 0);
+            for (std::size_t i = 0; i < m_; ++i) {
+                if (eq_[i] || u[i] - z[i] < y[i] / rvec[i]) {
+                    act[i] = 1;
+                } else if (z[i] - l[i] < -y[i] / rvec[i]) {
+                    act[i] = -1;
+                }
+            }
+            if (!(has_last_polish && last_polish == act)) {
+                std::vector<double> xp;
+                if (polish(p, act, xp)) {
+                    x_ = xp;
+                    return xp;
+                }
+                has_last_polish = true;
+                last_polish = act;
+            }
+        }
+        if (r_prim <= QP_EPS * (1.0 + prim_scale) && r_dual <= QP_EPS * (1.0 + dual_scale)) {
+            x_ = x;
+            z_ = z;
+            y_ = y;
+            return x;
+        }
+        if (primal_infeasible(dy)) {
+            fail(Status::Infeasible,
+                 "its constraints have no point (a Farkas certificate of the local QP was verified)");
+        }
+        if (dual_infeasible(dx, p)) {
+            fail(Status::LocalSolverFailed,
+                 "its objective is unbounded below over its own constraints, along a direction no row sees: the plan "
+                 "is unbounded if it is feasible");
+        }
+        if (it % QP_ADAPT_EVERY == 0) {
+            const double ratio =
+                (r_prim / std::max(prim_scale, QP_TINY)) / std::max(r_dual / std::max(dual_scale, QP_TINY), QP_TINY);
+            const double next = clip(rho_in_ * std::sqrt(std::max(ratio, 0.0)), 1e-6, 1e6);
+            if (next > 5.0 * rho_in_ || next < rho_in_ / 5.0) rho_in_ = next;
+        }
+    }
+    fail(Status::LocalSolverFailed,
+         "the local QP did not converge in " + std::to_string(QP_MAX_ITER) + " inner iterations");
+}
+
+bool QpSolver::primal_infeasible(const std::vector<double>& dy) const {
+    const double norm = max_abs(dy);
+    if (!(norm > QP_TINY)) return false;
+    const double eps = QP_CERT_EPS * norm;
+    double support = 0.0;
+    for (std::size_t i = 0; i < m_; ++i) {
+        if (dy[i] > eps) {
+            if (std::isinf(data_.u[i])) return false;
+            support += data_.u[i] * dy[i];
+        } else if (dy[i] < -eps) {
+            if (std::isinf(data_.l[i])) return false;
+            support += data_.l[i] * dy[i];
+        }
+    }
+    return max_abs(mat_t_vec(data_.a, dy, m_, n_)) <= eps && support < -eps;
+}
+
+bool QpSolver::dual_infeasible(const std::vector<double>& dx, const std::vector<double>& p) const {
+    const double norm = max_abs(dx);
+    if (!(norm > QP_TINY)) return false;
+    const double eps = QP_CERT_EPS * norm;
+    double slope = 0.0;
+    for (std::size_t i = 0; i < n_; ++i) slope += p[i] * dx[i];
+    if (slope >= -eps || max_abs(mat_vec(qmat_, dx, n_, n_)) > eps) return false;
+    const std::vector<double> adx = mat_vec(data_.a, dx, m_, n_);
+    for (std::size_t i = 0; i < m_; ++i) {
+        if (!std::isinf(data_.u[i]) && adx[i] > eps) return false;
+        if (!std::isinf(data_.l[i]) && adx[i] < -eps) return false;
+    }
+    return true;
+}
+
+std::vector<double> QpSolver::prox(const std::vector<double>& centre, double rho) {
+    check();
+    set_rho(rho);
+    p_ = object_.apply_t(centre);
+    for (std::size_t i = 0; i < n_; ++i) p_[i] = data_.q[i] - rho * p_[i];
+    std::vector<double> x;
+    if (polish(p_, active_, x)) {
+        x_ = x;
+        return x;
+    }
+    return admm_solve(p_);
+}
+
+double QpSolver::objective(const std::vector<double>& x) const {
+    double quad = 0.0, lin = 0.0;
+    for (std::size_t i = 0; i < n_ && i < x.size(); ++i) {
+        double px = 0.0;
+        for (std::size_t j = 0; j < n_ && j < x.size(); ++j) px += data_.p[i * n_ + j] * x[j];
+        quad += x[i] * px;
+        lin += data_.q[i] * x[i];
+    }
+    return 0.5 * quad + lin + data_.r;
+}
+
+double Coordinator::shared_value() const {
+    double g = 0.0;
+    for (std::size_t s = 0; s < plan.shared.size(); ++s) g += g_value(s);
+    return g;
+}
+
+// -- plan-level solve and the JSON report -----------------------------------------------------
+namespace {
+
+std::string missing_message(const std::vector<std::string>& objects) {
+    std::string names;
+    for (std::size_t i = 0; i < objects.size(); ++i) names += (i ? ", `" : "`") + objects[i] + "`";
+    return "no native solver for " + names +
+           ": not a QP (quadratic objective, linear constraints); give each a LocalSolver";
+}
+
+std::string json_opt(bool has, double v) { return has ? json_f64(v) : "null"; }
+
+std::string json_nested(const double* data, std::size_t count, const std::vector<std::size_t>& shape, std::size_t dim) {
+    if (dim == shape.size()) return count ? json_f64(data[0]) : "null";
+    std::size_t step = 1;
+    for (std::size_t k = dim + 1; k < shape.size(); ++k) step *= shape[k];
+    std::string out = "[";
+    for (std::size_t i = 0; i < shape[dim]; ++i) {
+        if (i) out += ", ";
+        out += (i + 1) * step <= count ? json_nested(data + i * step, step, shape, dim + 1) : "null";
+    }
+    return out + "]";
+}
+
+std::string json_vars(const std::vector<double>& values, const std::vector<VarInfo>& vars) {
+    std::string out = "{";
+    for (std::size_t k = 0; k < vars.size(); ++k) {
+        const VarInfo& v = vars[k];
+        std::size_t size = 1;
+        for (std::size_t d : v.shape) size *= d;
+        if (k) out += ", ";
+        const bool fits = v.offset + size <= values.size();
+        out += json_str(v.name) + ": " +
+               (fits ? json_nested(values.data() + v.offset, size, v.shape, 0) : std::string("null"));
+    }
+    return out + "}";
+}
+
+}  // namespace
+
+MissingSolvers::MissingSolvers(std::vector<std::string> objects)
+    : std::runtime_error(missing_message(objects)), objects_(std::move(objects)) {}
+
+std::vector<std::shared_ptr<LocalSolver>> local_solvers(const PlanSpec& plan,
+                                                        const std::vector<std::optional<QpData>>& local,
+                                                        std::vector<std::shared_ptr<LocalSolver>> user) {
+    std::vector<std::shared_ptr<LocalSolver>> out;
+    std::vector<std::string> missing;
+    for (std::size_t i = 0; i < plan.objects.size(); ++i) {
+        if (i < user.size() && user[i]) {
+            out.push_back(user[i]);
+        } else if (i < local.size() && local[i]) {
+            out.push_back(std::make_shared<QpSolver>(plan.objects[i], *local[i]));
+        } else {
+            missing.push_back(plan.objects[i].name);
+        }
+    }
+    if (!missing.empty()) throw MissingSolvers(std::move(missing));
+    return out;
+}
+
+std::vector<std::vector<double>> glue(const PlanSpec& plan, const std::vector<std::vector<double>>& x,
+                                      const std::vector<std::vector<double>>& z) {
+    std::vector<std::vector<double>> out = x;
+    for (std::size_t i = 0; i < plan.objects.size() && i < out.size(); ++i) {
+        for (const Block& b : plan.objects[i].blocks) {
+            if (b.kind != BlockKind::Consensus || b.shared >= z.size()) continue;
+            const SharedVarSpec& v = plan.shared[b.shared].vars[b.var];
+            if (out[i].size() < b.x_offset + b.size || z[b.shared].size() < v.offset + b.size) continue;
+            for (std::size_t j = 0; j < b.size; ++j) out[i][b.x_offset + j] = z[b.shared][v.offset + j];
+        }
+    }
+    return out;
+}
+
+PlanSolution solve_plan(const PlanSpec& plan, const std::vector<std::shared_ptr<LocalSolver>>& solvers,
+                        const Options& opts) {
+    const auto start = std::chrono::steady_clock::now();
+    Coordinator c(plan, opts);
+    PlanSolution out;
+    out.result = c.solve(solvers);
+    const Status st = out.result.status;
+    const bool has_point = (st == Status::Optimal || st == Status::MaxIterations) && out.result.has_objective;
+    out.x = has_point ? glue(plan, out.result.x, out.result.z) : out.result.x;
+    if (has_point && solvers.size() == out.x.size()) {
+        double f = 0.0;
+        for (std::size_t i = 0; i < solvers.size(); ++i) f += solvers[i]->objective(out.x[i]);
+        out.objective = f + c.shared_value();
+    }
+    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return out;
+}
+
+std::string json_str(const std::string& text) {
+    std::string out = "\"";
+    for (char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (ch == '"') {
+            out += "\\\"";
+        } else if (ch == '\\') {
+            out += "\\\\";
+        } else if (c < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+            out += buf;
+        } else {
+            out += ch;
+        }
+    }
+    return out + "\"";
+}
+
+std::string json_f64(double v) {
+    if (!std::isfinite(v)) return "null";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return buf;
+}
+
+std::string PlanSolution::to_json(const PlanSpec& plan, const ReportSpec& report) const {
+    const SolveResult& r = result;
+    const bool has_point = r.status == Status::Optimal || r.status == Status::MaxIterations;
+    std::string objects = "null", shared = "null";
+    if (has_point) {
+        objects = "{";
+        for (std::size_t k = 0; k < report.objects.size(); ++k) {
+            const std::size_t i = report.objects[k].first;
+            if (i >= plan.objects.size() || i >= x.size()) continue;
+            if (objects.size() > 1) objects += ", ";
+            objects += json_str(plan.objects[i].name) + ": " + json_vars(x[i], report.objects[k].second);
+        }
+        objects += "}";
+        shared = "{";
+        for (std::size_t k = 0; k < report.shared.size(); ++k) {
+            const std::size_t i = report.shared[k].first;
+            if (i >= plan.shared.size() || i >= r.z.size()) continue;
+            if (shared.size() > 1) shared += ", ";
+            shared += json_str(plan.shared[i].name) + ": " + json_vars(r.z[i], report.shared[k].second);
+        }
+        shared += "}";
+    }
+    return "{\"dual_residual\": " + json_opt(r.has_residuals, r.dual_residual) +
+           ", \"iterations\": " + std::to_string(r.iterations) +
+           ", \"local_solvers\": null, \"membership\": null, \"message\": " + json_str(r.message) +
+           ", \"objective\": " + json_opt(objective.has_value(), objective.value_or(0.0)) +
+           ", \"objects\": " + objects +
+           ", \"prices\": {}, \"primal_residual\": " + json_opt(r.has_residuals, r.primal_residual) +
+           ", \"shared\": " + shared + ", \"solve_time_s\": " + json_f64(seconds) +
+           ", \"status\": " + json_str(status_name(r.status)) + ", \"warnings\": []}";
 }
 
 }  // namespace rt

@@ -197,6 +197,14 @@ namespace plans {
 // The plan `gpu_fleet`: 4 local problem(s), 1 shared block(s).
 ::catopt_gpu_fleet::rt::PlanSpec plan();
 
+/// The generated x-update of every object of plan() (plan order): QP data (the IR
+/// analysis found a quadratic objective with linear constraints; rt::QpSolver solves it), or
+/// nullopt for an object that needs a user LocalSolver.
+[[nodiscard]] std::vector<std::optional<::catopt_gpu_fleet::rt::QpData>> local();
+
+/// What `catoptc solve --json` reports for plan(): objects and shared blocks in its order.
+[[nodiscard]] ::catopt_gpu_fleet::rt::ReportSpec report();
+
 }  // namespace plans
 
 }  // namespace catopt_gpu_fleet

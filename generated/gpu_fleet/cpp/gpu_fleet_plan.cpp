@@ -10,6 +10,9 @@ namespace catopt_gpu_fleet {
 
 namespace {
 const std::uint64_t BLOB_0000[] = {0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL};
+const std::uint64_t BLOB_0001[] = {0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL};
+const std::uint64_t BLOB_0002[] = {0x3fb999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fb999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fb999999999999aULL};
+const std::uint64_t BLOB_0003[] = {0x3fd999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fd999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fd999999999999aULL};
 }  // namespace
 
 namespace problems {
@@ -125,6 +128,58 @@ namespace plans {
     }
     plan.couplings.push_back(::catopt_gpu_fleet::rt::CouplingSpec{ "capacity_limit#0", ::catopt_gpu_fleet::rt::Sense::Le, std::vector<double>{::catopt_gpu_fleet::rt::f64_from_bits(0x4034000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x4028000000000000ULL), ::catopt_gpu_fleet::rt::f64_from_bits(0x4020000000000000ULL)} });
     return plan;
+}
+
+namespace {
+// tenant_a: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_0_0[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc00428f5c28f5c29ULL, 0xc00370a3d70a3d71ULL, 0xc00feb851eb851ecULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4024000000000000ULL, 0x4018000000000000ULL, 0x4000000000000000ULL };
+// tenant_b: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_0_1[] = { 0x3fb999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fb999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fb999999999999aULL, 0xc0047ae147ae147bULL, 0xc002cccccccccccdULL, 0xc009c28f5c28f5c3ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4010000000000000ULL, 0x4010000000000000ULL, 0x4020000000000000ULL };
+// tenant_c: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_0_2[] = { 0x3fd999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fd999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fd999999999999aULL, 0xbffc000000000000ULL, 0xbff7ae147ae147aeULL, 0xc01170a3d70a3d71ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4020000000000000ULL, 0x4018000000000000ULL, 0x4000000000000000ULL };
+// tenant_d: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_0_3[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc004e147ae147ae1ULL, 0xc012e147ae147ae1ULL, 0xc0031eb851eb851fULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4018000000000000ULL, 0x4000000000000000ULL, 0x4000000000000000ULL };
+}  // namespace
+
+std::vector<std::optional<::catopt_gpu_fleet::rt::QpData>> local() {
+    // {length of P, q, A, l; the object's words} per object; no words: not a QP, needs a user LocalSolver
+    struct Entry {
+        std::size_t np, nq, na, nm;
+        const std::uint64_t* words;
+    };
+    static const Entry entries[] = {
+        { 9, 3, 9, 3, QP_0_0 },  // tenant_a
+        { 9, 3, 9, 3, QP_0_1 },  // tenant_b
+        { 9, 3, 9, 3, QP_0_2 },  // tenant_c
+        { 9, 3, 9, 3, QP_0_3 },  // tenant_d
+    };
+    std::vector<std::optional<::catopt_gpu_fleet::rt::QpData>> out;
+    for (const Entry& e : entries) {
+        if (e.words == nullptr) {
+            out.push_back(std::nullopt);
+            continue;
+        }
+        const std::uint64_t* w = e.words;
+        ::catopt_gpu_fleet::rt::QpData d;
+        d.p = ::catopt_gpu_fleet::rt::blob_f64(w, e.np);
+        d.q = ::catopt_gpu_fleet::rt::blob_f64(w + e.np, e.nq);
+        d.r = ::catopt_gpu_fleet::rt::f64_from_bits(w[e.np + e.nq]);
+        d.a = ::catopt_gpu_fleet::rt::blob_f64(w + e.np + e.nq + 1, e.na);
+        d.l = ::catopt_gpu_fleet::rt::blob_f64(w + e.np + e.nq + 1 + e.na, e.nm);
+        d.u = ::catopt_gpu_fleet::rt::blob_f64(w + e.np + e.nq + 1 + e.na + e.nm, e.nm);
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+
+::catopt_gpu_fleet::rt::ReportSpec report() {
+    ::catopt_gpu_fleet::rt::ReportSpec r;
+    r.objects.push_back({ 0, { { "x", 0, { 3 } } } });
+    r.objects.push_back({ 1, { { "x", 0, { 3 } } } });
+    r.objects.push_back({ 2, { { "x", 0, { 3 } } } });
+    r.objects.push_back({ 3, { { "x", 0, { 3 } } } });
+    r.shared.push_back({ 0, {  } });
+    return r;
 }
 
 }  // namespace plans

@@ -125,6 +125,14 @@ namespace plans {
 // The plan `mixed_plan`: 6 local problem(s), 2 shared block(s).
 ::catopt_mixed_plan::rt::PlanSpec plan();
 
+/// The generated x-update of every object of plan() (plan order): QP data (the IR
+/// analysis found a quadratic objective with linear constraints; rt::QpSolver solves it), or
+/// nullopt for an object that needs a user LocalSolver.
+[[nodiscard]] std::vector<std::optional<::catopt_mixed_plan::rt::QpData>> local();
+
+/// What `catoptc solve --json` reports for plan(): objects and shared blocks in its order.
+[[nodiscard]] ::catopt_mixed_plan::rt::ReportSpec report();
+
 }  // namespace plans
 
 }  // namespace catopt_mixed_plan

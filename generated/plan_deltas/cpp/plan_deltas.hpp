@@ -168,14 +168,46 @@ namespace plans {
 // The plan `plan_deltas`: 3 local problem(s), 1 shared block(s).
 ::catopt_plan_deltas::rt::PlanSpec plan();
 
+/// The generated x-update of every object of plan() (plan order): QP data (the IR
+/// analysis found a quadratic objective with linear constraints; rt::QpSolver solves it), or
+/// nullopt for an object that needs a user LocalSolver.
+[[nodiscard]] std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> local();
+
+/// What `catoptc solve --json` reports for plan(): objects and shared blocks in its order.
+[[nodiscard]] ::catopt_plan_deltas::rt::ReportSpec report();
+
 // The plan `plan_deltas` after PlanDelta `tenant_d_joins`.
 ::catopt_plan_deltas::rt::PlanSpec tenant_d_joins_plan();
+
+/// The generated x-update of every object of tenant_d_joins_plan() (plan order): QP data (the IR
+/// analysis found a quadratic objective with linear constraints; rt::QpSolver solves it), or
+/// nullopt for an object that needs a user LocalSolver.
+[[nodiscard]] std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> tenant_d_joins_plan_local();
+
+/// What `catoptc solve --json` reports for tenant_d_joins_plan(): objects and shared blocks in its order.
+[[nodiscard]] ::catopt_plan_deltas::rt::ReportSpec tenant_d_joins_plan_report();
 
 // The plan `plan_deltas` after PlanDelta `tenant_b_leaves`.
 ::catopt_plan_deltas::rt::PlanSpec tenant_b_leaves_plan();
 
+/// The generated x-update of every object of tenant_b_leaves_plan() (plan order): QP data (the IR
+/// analysis found a quadratic objective with linear constraints; rt::QpSolver solves it), or
+/// nullopt for an object that needs a user LocalSolver.
+[[nodiscard]] std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> tenant_b_leaves_plan_local();
+
+/// What `catoptc solve --json` reports for tenant_b_leaves_plan(): objects and shared blocks in its order.
+[[nodiscard]] ::catopt_plan_deltas::rt::ReportSpec tenant_b_leaves_plan_report();
+
 // The plan `plan_deltas` after PlanDelta `upgrade_schema`.
 ::catopt_plan_deltas::rt::PlanSpec upgrade_schema_plan();
+
+/// The generated x-update of every object of upgrade_schema_plan() (plan order): QP data (the IR
+/// analysis found a quadratic objective with linear constraints; rt::QpSolver solves it), or
+/// nullopt for an object that needs a user LocalSolver.
+[[nodiscard]] std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> upgrade_schema_plan_local();
+
+/// What `catoptc solve --json` reports for upgrade_schema_plan(): objects and shared blocks in its order.
+[[nodiscard]] ::catopt_plan_deltas::rt::ReportSpec upgrade_schema_plan_report();
 
 }  // namespace plans
 

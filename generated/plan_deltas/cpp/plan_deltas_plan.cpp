@@ -112,6 +112,54 @@ namespace plans {
     return plan;
 }
 
+namespace {
+// tenant_a: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_0_0[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc008000000000000ULL, 0xc000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4020000000000000ULL, 0x4018000000000000ULL };
+// tenant_b: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_0_1[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc004000000000000ULL, 0xc00c000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4018000000000000ULL, 0x4018000000000000ULL };
+// tenant_c: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_0_2[] = { 0x3fd999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fd999999999999aULL, 0xbff8000000000000ULL, 0xbff0000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4010000000000000ULL, 0x4010000000000000ULL };
+}  // namespace
+
+std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> local() {
+    // {length of P, q, A, l; the object's words} per object; no words: not a QP, needs a user LocalSolver
+    struct Entry {
+        std::size_t np, nq, na, nm;
+        const std::uint64_t* words;
+    };
+    static const Entry entries[] = {
+        { 4, 2, 4, 2, QP_0_0 },  // tenant_a
+        { 4, 2, 4, 2, QP_0_1 },  // tenant_b
+        { 4, 2, 4, 2, QP_0_2 },  // tenant_c
+    };
+    std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> out;
+    for (const Entry& e : entries) {
+        if (e.words == nullptr) {
+            out.push_back(std::nullopt);
+            continue;
+        }
+        const std::uint64_t* w = e.words;
+        ::catopt_plan_deltas::rt::QpData d;
+        d.p = ::catopt_plan_deltas::rt::blob_f64(w, e.np);
+        d.q = ::catopt_plan_deltas::rt::blob_f64(w + e.np, e.nq);
+        d.r = ::catopt_plan_deltas::rt::f64_from_bits(w[e.np + e.nq]);
+        d.a = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1, e.na);
+        d.l = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1 + e.na, e.nm);
+        d.u = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1 + e.na + e.nm, e.nm);
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+
+::catopt_plan_deltas::rt::ReportSpec report() {
+    ::catopt_plan_deltas::rt::ReportSpec r;
+    r.objects.push_back({ 0, { { "x", 0, { 2 } } } });
+    r.objects.push_back({ 1, { { "x", 0, { 2 } } } });
+    r.objects.push_back({ 2, { { "x", 0, { 2 } } } });
+    r.shared.push_back({ 0, {  } });
+    return r;
+}
+
 ::catopt_plan_deltas::rt::PlanSpec tenant_d_joins_plan() {
     ::catopt_plan_deltas::rt::PlanSpec plan;
     plan.name = "plan_deltas";
@@ -154,6 +202,58 @@ namespace plans {
     return plan;
 }
 
+namespace {
+// tenant_a: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_1_0[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc008000000000000ULL, 0xc000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4020000000000000ULL, 0x4018000000000000ULL };
+// tenant_b: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_1_1[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc004000000000000ULL, 0xc00c000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4018000000000000ULL, 0x4018000000000000ULL };
+// tenant_c: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_1_2[] = { 0x3fd999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fd999999999999aULL, 0xbff8000000000000ULL, 0xbff0000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4010000000000000ULL, 0x4010000000000000ULL };
+// tenant_d: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_1_3[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc010000000000000ULL, 0xbff0000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4014000000000000ULL, 0x4000000000000000ULL };
+}  // namespace
+
+std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> tenant_d_joins_plan_local() {
+    // {length of P, q, A, l; the object's words} per object; no words: not a QP, needs a user LocalSolver
+    struct Entry {
+        std::size_t np, nq, na, nm;
+        const std::uint64_t* words;
+    };
+    static const Entry entries[] = {
+        { 4, 2, 4, 2, QP_1_0 },  // tenant_a
+        { 4, 2, 4, 2, QP_1_1 },  // tenant_b
+        { 4, 2, 4, 2, QP_1_2 },  // tenant_c
+        { 4, 2, 4, 2, QP_1_3 },  // tenant_d
+    };
+    std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> out;
+    for (const Entry& e : entries) {
+        if (e.words == nullptr) {
+            out.push_back(std::nullopt);
+            continue;
+        }
+        const std::uint64_t* w = e.words;
+        ::catopt_plan_deltas::rt::QpData d;
+        d.p = ::catopt_plan_deltas::rt::blob_f64(w, e.np);
+        d.q = ::catopt_plan_deltas::rt::blob_f64(w + e.np, e.nq);
+        d.r = ::catopt_plan_deltas::rt::f64_from_bits(w[e.np + e.nq]);
+        d.a = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1, e.na);
+        d.l = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1 + e.na, e.nm);
+        d.u = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1 + e.na + e.nm, e.nm);
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+
+::catopt_plan_deltas::rt::ReportSpec tenant_d_joins_plan_report() {
+    ::catopt_plan_deltas::rt::ReportSpec r;
+    r.objects.push_back({ 0, { { "x", 0, { 2 } } } });
+    r.objects.push_back({ 1, { { "x", 0, { 2 } } } });
+    r.objects.push_back({ 2, { { "x", 0, { 2 } } } });
+    r.objects.push_back({ 3, { { "x", 0, { 2 } } } });
+    r.shared.push_back({ 0, {  } });
+    return r;
+}
+
 ::catopt_plan_deltas::rt::PlanSpec tenant_b_leaves_plan() {
     ::catopt_plan_deltas::rt::PlanSpec plan;
     plan.name = "plan_deltas";
@@ -180,6 +280,50 @@ namespace plans {
     }
     plan.couplings.push_back(::catopt_plan_deltas::rt::CouplingSpec{ "cap#0", ::catopt_plan_deltas::rt::Sense::Le, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4028000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL)} });
     return plan;
+}
+
+namespace {
+// tenant_a: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_2_0[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc008000000000000ULL, 0xc000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4020000000000000ULL, 0x4018000000000000ULL };
+// tenant_c: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_2_1[] = { 0x3fd999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fd999999999999aULL, 0xbff8000000000000ULL, 0xbff0000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4010000000000000ULL, 0x4010000000000000ULL };
+}  // namespace
+
+std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> tenant_b_leaves_plan_local() {
+    // {length of P, q, A, l; the object's words} per object; no words: not a QP, needs a user LocalSolver
+    struct Entry {
+        std::size_t np, nq, na, nm;
+        const std::uint64_t* words;
+    };
+    static const Entry entries[] = {
+        { 4, 2, 4, 2, QP_2_0 },  // tenant_a
+        { 4, 2, 4, 2, QP_2_1 },  // tenant_c
+    };
+    std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> out;
+    for (const Entry& e : entries) {
+        if (e.words == nullptr) {
+            out.push_back(std::nullopt);
+            continue;
+        }
+        const std::uint64_t* w = e.words;
+        ::catopt_plan_deltas::rt::QpData d;
+        d.p = ::catopt_plan_deltas::rt::blob_f64(w, e.np);
+        d.q = ::catopt_plan_deltas::rt::blob_f64(w + e.np, e.nq);
+        d.r = ::catopt_plan_deltas::rt::f64_from_bits(w[e.np + e.nq]);
+        d.a = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1, e.na);
+        d.l = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1 + e.na, e.nm);
+        d.u = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1 + e.na + e.nm, e.nm);
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+
+::catopt_plan_deltas::rt::ReportSpec tenant_b_leaves_plan_report() {
+    ::catopt_plan_deltas::rt::ReportSpec r;
+    r.objects.push_back({ 0, { { "x", 0, { 2 } } } });
+    r.objects.push_back({ 1, { { "x", 0, { 2 } } } });
+    r.shared.push_back({ 0, {  } });
+    return r;
 }
 
 ::catopt_plan_deltas::rt::PlanSpec upgrade_schema_plan() {
@@ -215,6 +359,54 @@ namespace plans {
     }
     plan.couplings.push_back(::catopt_plan_deltas::rt::CouplingSpec{ "cap#0", ::catopt_plan_deltas::rt::Sense::Le, std::vector<double>{::catopt_plan_deltas::rt::f64_from_bits(0x4028000000000000ULL), ::catopt_plan_deltas::rt::f64_from_bits(0x4020000000000000ULL)} });
     return plan;
+}
+
+namespace {
+// tenant_a: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_3_0[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc008000000000000ULL, 0xc000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4020000000000000ULL, 0x4018000000000000ULL };
+// tenant_b: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_3_1[] = { 0x3fc999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fc999999999999aULL, 0xc004000000000000ULL, 0xc00c000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4018000000000000ULL, 0x4018000000000000ULL };
+// tenant_c: P, q, r, A, l, u as IEEE-754 bit patterns
+const std::uint64_t QP_3_2[] = { 0x3fd999999999999aULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3fd999999999999aULL, 0xbff8000000000000ULL, 0xbff0000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x3ff0000000000000ULL, 0x0000000000000000ULL, 0x0000000000000000ULL, 0x4010000000000000ULL, 0x4010000000000000ULL };
+}  // namespace
+
+std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> upgrade_schema_plan_local() {
+    // {length of P, q, A, l; the object's words} per object; no words: not a QP, needs a user LocalSolver
+    struct Entry {
+        std::size_t np, nq, na, nm;
+        const std::uint64_t* words;
+    };
+    static const Entry entries[] = {
+        { 4, 2, 4, 2, QP_3_0 },  // tenant_a
+        { 4, 2, 4, 2, QP_3_1 },  // tenant_b
+        { 4, 2, 4, 2, QP_3_2 },  // tenant_c
+    };
+    std::vector<std::optional<::catopt_plan_deltas::rt::QpData>> out;
+    for (const Entry& e : entries) {
+        if (e.words == nullptr) {
+            out.push_back(std::nullopt);
+            continue;
+        }
+        const std::uint64_t* w = e.words;
+        ::catopt_plan_deltas::rt::QpData d;
+        d.p = ::catopt_plan_deltas::rt::blob_f64(w, e.np);
+        d.q = ::catopt_plan_deltas::rt::blob_f64(w + e.np, e.nq);
+        d.r = ::catopt_plan_deltas::rt::f64_from_bits(w[e.np + e.nq]);
+        d.a = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1, e.na);
+        d.l = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1 + e.na, e.nm);
+        d.u = ::catopt_plan_deltas::rt::blob_f64(w + e.np + e.nq + 1 + e.na + e.nm, e.nm);
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+
+::catopt_plan_deltas::rt::ReportSpec upgrade_schema_plan_report() {
+    ::catopt_plan_deltas::rt::ReportSpec r;
+    r.objects.push_back({ 0, { { "x", 0, { 2 } } } });
+    r.objects.push_back({ 1, { { "x", 0, { 2 } } } });
+    r.objects.push_back({ 2, { { "x", 0, { 2 } } } });
+    r.shared.push_back({ 0, {  } });
+    return r;
 }
 
 }  // namespace plans

@@ -137,3 +137,184 @@ pub fn plan() -> crate::runtime::PlanSpec {
         ],
     }
 }
+
+/// The generated x-update of every object of `plan()` (plan order): `Some` QP data (the
+/// IR analysis found a quadratic objective with linear constraints; `runtime::QpSolver` solves
+/// it), or `None` for an object that needs a user `LocalSolver`.
+#[must_use]
+pub fn local() -> Vec<Option<crate::runtime::QpData>> {
+    vec![
+        // tenant[0]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0032.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0033.bin")),
+            r: f64::from_bits(0x40633faa8c86b626),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // tenant[1]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0034.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0035.bin")),
+            r: f64::from_bits(0x406000addb6526d0),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // tenant[2]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0036.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0037.bin")),
+            r: f64::from_bits(0x4064ed2c4aaadf9c),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // tenant[3]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0038.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0039.bin")),
+            r: f64::from_bits(0x406592b203145f98),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // tenant[4]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0040.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0041.bin")),
+            r: f64::from_bits(0x40662392ec319877),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // tenant[5]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0042.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0043.bin")),
+            r: f64::from_bits(0x40622c39670bb0b2),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // tenant[6]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0044.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0045.bin")),
+            r: f64::from_bits(0x406321d0a65e7d90),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // tenant[7]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0046.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0047.bin")),
+            r: f64::from_bits(0x406a131b64154cd1),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // tenant[8]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0048.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0049.bin")),
+            r: f64::from_bits(0x4064602d3b18bcac),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // tenant[9]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0050.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0051.bin")),
+            r: f64::from_bits(0x4065ff893923c002),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // tenant[10]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0052.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0053.bin")),
+            r: f64::from_bits(0x40646f057b3d8b49),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // tenant[11]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0054.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0055.bin")),
+            r: f64::from_bits(0x40638897871dc676),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // tenant[12]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0056.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0057.bin")),
+            r: f64::from_bits(0x4064fffcaccd7d5e),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // tenant[13]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0058.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0059.bin")),
+            r: f64::from_bits(0x4069280afe5da882),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // tenant[14]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0060.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0061.bin")),
+            r: f64::from_bits(0x405d1061c4476931),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // tenant[15]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0062.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0063.bin")),
+            r: f64::from_bits(0x40678e1e329c24ec),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+    ]
+}
+
+/// What `catoptc solve --json` reports for `plan()`: objects and shared blocks in its order.
+#[must_use]
+pub fn report() -> crate::runtime::ReportSpec {
+    crate::runtime::ReportSpec {
+        objects: vec![
+            (0, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![20] }]),
+            (1, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![20] }]),
+            (2, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![20] }]),
+            (3, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![20] }]),
+            (4, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![20] }]),
+            (5, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![20] }]),
+            (6, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![20] }]),
+            (7, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![20] }]),
+            (8, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![20] }]),
+            (9, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![20] }]),
+            (10, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![20] }]),
+            (11, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![20] }]),
+            (12, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![20] }]),
+            (13, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![20] }]),
+            (14, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![20] }]),
+            (15, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![20] }]),
+        ],
+        shared: vec![
+            (0, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![20] }]),
+        ],
+    }
+}

@@ -125,11 +125,33 @@ void test_admm_0() {
     check_solution(plan, r);
 }
 
+/// The plan's own local problems: the generated QP solvers where the objects are QPs (a solve
+/// that ends never claims optimal without its limits holding), else an error naming exactly the
+/// objects that need a user LocalSolver.
+void test_generated_solvers_0() {
+    const rt::PlanSpec plan = ::catopt_federated_logreg::plans::plan();
+    const auto local = ::catopt_federated_logreg::plans::local();
+    check(local.size() == plan.objects.size(), "one local entry per object");
+    std::vector<std::string> expected;
+    for (std::size_t i = 0; i < plan.objects.size(); ++i) {
+        if (!local[i]) expected.push_back(plan.objects[i].name);
+    }
+    check(expected.size() == 8, "objects that are not QPs");
+    try {
+        (void)rt::local_solvers(plan, local);
+        check(false, "plan plan needs user LocalSolvers");
+    } catch (const rt::MissingSolvers& err) {
+        check(err.objects() == expected, "MissingSolvers names the objects");
+        check(std::string(err.what()).find(expected.front()) != std::string::npos, "the message names them");
+    }
+}
+
 }  // namespace
 
 int main() {
     test_handle_0();
     test_admm_0();
+    test_generated_solvers_0();
     if (failures != 0) {
         std::fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

@@ -81,3 +81,58 @@ pub fn plan() -> crate::runtime::PlanSpec {
         ],
     }
 }
+
+/// The generated x-update of every object of `plan()` (plan order): `Some` QP data (the
+/// IR analysis found a quadratic objective with linear constraints; `runtime::QpSolver` solves
+/// it), or `None` for an object that needs a user `LocalSolver`.
+///
+/// Not QPs (give each a `LocalSolver`):
+/// * `site[0]`
+/// * `site[1]`
+/// * `site[2]`
+/// * `site[3]`
+/// * `site[4]`
+/// * `site[5]`
+/// * `site[6]`
+/// * `site[7]`
+#[must_use]
+pub fn local() -> Vec<Option<crate::runtime::QpData>> {
+    vec![
+        // site[0]: not a QP, needs a user LocalSolver
+        None,
+        // site[1]: not a QP, needs a user LocalSolver
+        None,
+        // site[2]: not a QP, needs a user LocalSolver
+        None,
+        // site[3]: not a QP, needs a user LocalSolver
+        None,
+        // site[4]: not a QP, needs a user LocalSolver
+        None,
+        // site[5]: not a QP, needs a user LocalSolver
+        None,
+        // site[6]: not a QP, needs a user LocalSolver
+        None,
+        // site[7]: not a QP, needs a user LocalSolver
+        None,
+    ]
+}
+
+/// What `catoptc solve --json` reports for `plan()`: objects and shared blocks in its order.
+#[must_use]
+pub fn report() -> crate::runtime::ReportSpec {
+    crate::runtime::ReportSpec {
+        objects: vec![
+            (0, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![5] }]),
+            (1, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![5] }]),
+            (2, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![5] }]),
+            (3, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![5] }]),
+            (4, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![5] }]),
+            (5, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![5] }]),
+            (6, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![5] }]),
+            (7, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![5] }]),
+        ],
+        shared: vec![
+            (0, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![5] }]),
+        ],
+    }
+}

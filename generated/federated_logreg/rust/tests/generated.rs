@@ -107,3 +107,18 @@ fn admm_0_base() {
     assert!(result.objective.expect("objective").is_finite());
     check_solution(&plan, &result);
 }
+
+/// The plan's own local problems: the generated QP solvers where the objects are QPs (a solve
+/// that ends never claims `optimal` without its limits holding), else an error naming exactly
+/// the objects that need a user LocalSolver.
+#[test]
+fn admm_0_base_generated_solvers() {
+    let plan = catopt_federated_logreg::plans::plan();
+    let local = catopt_federated_logreg::plans::local();
+    assert_eq!(local.len(), plan.objects.len());
+    let missing = rt::local_solvers(&plan, local, Vec::new()).err().expect("objects without a native solver");
+    let expected: Vec<&str> = plan.objects.iter().zip(catopt_federated_logreg::plans::local()).filter(|(_, l)| l.is_none()).map(|(o, _)| o.name).collect();
+    assert_eq!(missing.objects, expected);
+    assert_eq!(missing.objects.len(), 8);
+    assert!(missing.to_string().contains(missing.objects[0]));
+}

@@ -53,3 +53,64 @@ pub fn plan() -> crate::runtime::PlanSpec {
         ],
     }
 }
+
+/// The generated x-update of every object of `plan()` (plan order): `Some` QP data (the
+/// IR analysis found a quadratic objective with linear constraints; `runtime::QpSolver` solves
+/// it), or `None` for an object that needs a user `LocalSolver`.
+#[must_use]
+pub fn local() -> Vec<Option<crate::runtime::QpData>> {
+    vec![
+        // tenant_a
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0001.bin")),
+            q: vec![f64::from_bits(0xc00428f5c28f5c29), f64::from_bits(0xc00370a3d70a3d71), f64::from_bits(0xc00feb851eb851ec)],
+            r: f64::from_bits(0x0000000000000000),
+            a: crate::runtime::blob_f64(include_bytes!("data/blob_0000.bin")),
+            l: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x4024000000000000), f64::from_bits(0x4018000000000000), f64::from_bits(0x4000000000000000)],
+        }),
+        // tenant_b
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0002.bin")),
+            q: vec![f64::from_bits(0xc0047ae147ae147b), f64::from_bits(0xc002cccccccccccd), f64::from_bits(0xc009c28f5c28f5c3)],
+            r: f64::from_bits(0x0000000000000000),
+            a: crate::runtime::blob_f64(include_bytes!("data/blob_0000.bin")),
+            l: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x4010000000000000), f64::from_bits(0x4010000000000000), f64::from_bits(0x4020000000000000)],
+        }),
+        // tenant_c
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0003.bin")),
+            q: vec![f64::from_bits(0xbffc000000000000), f64::from_bits(0xbff7ae147ae147ae), f64::from_bits(0xc01170a3d70a3d71)],
+            r: f64::from_bits(0x0000000000000000),
+            a: crate::runtime::blob_f64(include_bytes!("data/blob_0000.bin")),
+            l: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x4020000000000000), f64::from_bits(0x4018000000000000), f64::from_bits(0x4000000000000000)],
+        }),
+        // tenant_d
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0001.bin")),
+            q: vec![f64::from_bits(0xc004e147ae147ae1), f64::from_bits(0xc012e147ae147ae1), f64::from_bits(0xc0031eb851eb851f)],
+            r: f64::from_bits(0x0000000000000000),
+            a: crate::runtime::blob_f64(include_bytes!("data/blob_0000.bin")),
+            l: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x4018000000000000), f64::from_bits(0x4000000000000000), f64::from_bits(0x4000000000000000)],
+        }),
+    ]
+}
+
+/// What `catoptc solve --json` reports for `plan()`: objects and shared blocks in its order.
+#[must_use]
+pub fn report() -> crate::runtime::ReportSpec {
+    crate::runtime::ReportSpec {
+        objects: vec![
+            (0, vec![crate::runtime::VarInfo { name: "x", offset: 0, shape: vec![3] }]),
+            (1, vec![crate::runtime::VarInfo { name: "x", offset: 0, shape: vec![3] }]),
+            (2, vec![crate::runtime::VarInfo { name: "x", offset: 0, shape: vec![3] }]),
+            (3, vec![crate::runtime::VarInfo { name: "x", offset: 0, shape: vec![3] }]),
+        ],
+        shared: vec![
+            (0, vec![]),
+        ],
+    }
+}

@@ -184,3 +184,21 @@ fn admm_0_base() {
     assert!(result.objective.expect("objective").is_finite());
     check_solution(&plan, &result);
 }
+
+/// The plan's own local problems: the generated QP solvers where the objects are QPs (a solve
+/// that ends never claims `optimal` without its limits holding), else an error naming exactly
+/// the objects that need a user LocalSolver.
+#[test]
+fn admm_0_base_generated_solvers() {
+    let plan = catopt_gpu_fleet::plans::plan();
+    let local = catopt_gpu_fleet::plans::local();
+    assert_eq!(local.len(), plan.objects.len());
+    let mut solvers = rt::local_solvers(&plan, local, Vec::new()).expect("every object is a QP");
+    let solution = rt::solve_plan(plan.clone(), &mut solvers, rt::Options::default());
+    let r = &solution.result;
+    assert_ne!(r.status, rt::Status::LocalSolverFailed, "{}", r.message);
+    if r.status == rt::Status::Optimal {
+        assert!(solution.objective.expect("objective").is_finite());
+        check_solution(&plan, r);
+    }
+}

@@ -159,6 +159,22 @@ void test_admm_0() {
     check_solution(plan, r);
 }
 
+/// The plan's own local problems: the generated QP solvers where the objects are QPs (a solve
+/// that ends never claims optimal without its limits holding), else an error naming exactly the
+/// objects that need a user LocalSolver.
+void test_generated_solvers_0() {
+    const rt::PlanSpec plan = ::catopt_mixed_plan::plans::plan();
+    const auto local = ::catopt_mixed_plan::plans::local();
+    check(local.size() == plan.objects.size(), "one local entry per object");
+    const rt::PlanSolution solution = rt::solve_plan(plan, rt::local_solvers(plan, local), rt::Options{});
+    const rt::SolveResult& r = solution.result;
+    check(r.status != rt::Status::LocalSolverFailed, std::string("plan plan: ") + r.message);
+    if (r.status == rt::Status::Optimal) {
+        check(solution.objective.has_value() && std::isfinite(solution.objective.value_or(0.0)), "objective");
+        check_solution(plan, r);
+    }
+}
+
 }  // namespace
 
 int main() {
@@ -167,6 +183,7 @@ int main() {
     test_record_2();
     test_handle_0();
     test_admm_0();
+    test_generated_solvers_0();
     if (failures != 0) {
         std::fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

@@ -81,3 +81,85 @@ pub fn plan() -> crate::runtime::PlanSpec {
         ],
     }
 }
+
+/// The generated x-update of every object of `plan()` (plan order): `Some` QP data (the
+/// IR analysis found a quadratic objective with linear constraints; `runtime::QpSolver` solves
+/// it), or `None` for an object that needs a user `LocalSolver`.
+#[must_use]
+pub fn local() -> Vec<Option<crate::runtime::QpData>> {
+    vec![
+        // site[0]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0012.bin")),
+            q: vec![f64::from_bits(0x4045572ab3dcf002), f64::from_bits(0x4008051d38730444), f64::from_bits(0x404744682b667513), f64::from_bits(0x403274170d43bd82), f64::from_bits(0xbff828f5c28f5c28)],
+            r: f64::from_bits(0x404e3e5fe3188268),
+            a: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x7ff0000000000000)],
+        }),
+        // site[1]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0013.bin")),
+            q: vec![f64::from_bits(0x404743951ffc4949), f64::from_bits(0x40234ccb795c2e82), f64::from_bits(0x404a0630844a7269), f64::from_bits(0xbfc228778f181e00), f64::from_bits(0xc007db22d0e56042)],
+            r: f64::from_bits(0x40506a4c30d0b219),
+            a: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x7ff0000000000000)],
+        }),
+        // site[2]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0014.bin")),
+            q: vec![f64::from_bits(0x404b61dc7d3abe3f), f64::from_bits(0xc00f4006ad562102), f64::from_bits(0x4040be3d06941b46), f64::from_bits(0xc01a9afb5ae17dc1), f64::from_bits(0xbffd78d4fdf3b646)],
+            r: f64::from_bits(0x4049f368f9b394b3),
+            a: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x7ff0000000000000)],
+        }),
+        // site[3]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0015.bin")),
+            q: vec![f64::from_bits(0x40446af565195c4c), f64::from_bits(0xc02bf8389ae01b6e), f64::from_bits(0x4054429398085d8f), f64::from_bits(0x403bb1c7cb5b46a4), f64::from_bits(0xc001a1cac083126f)],
+            r: f64::from_bits(0x40555e37be900f35),
+            a: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x7ff0000000000000)],
+        }),
+        // site[4]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0016.bin")),
+            q: vec![f64::from_bits(0x4043dd195dea16d4), f64::from_bits(0x4038e97e6f7578dd), f64::from_bits(0x404056ea6732f994), f64::from_bits(0x40267c5cfb619389), f64::from_bits(0xc00a45a1cac08312)],
+            r: f64::from_bits(0x40498f3fe9979d5e),
+            a: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x7ff0000000000000)],
+        }),
+        // site[5]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0017.bin")),
+            q: vec![f64::from_bits(0x403b5495acd6de33), f64::from_bits(0x40090d753bee9d14), f64::from_bits(0x4043d315d3302cf9), f64::from_bits(0x403d46b010b4cd24), f64::from_bits(0xc005b645a1cac083)],
+            r: f64::from_bits(0x4049c3a1bec2909a),
+            a: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x7ff0000000000000)],
+        }),
+    ]
+}
+
+/// What `catoptc solve --json` reports for `plan()`: objects and shared blocks in its order.
+#[must_use]
+pub fn report() -> crate::runtime::ReportSpec {
+    crate::runtime::ReportSpec {
+        objects: vec![
+            (0, vec![crate::runtime::VarInfo { name: "h", offset: 4, shape: vec![] }, crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![4] }]),
+            (1, vec![crate::runtime::VarInfo { name: "h", offset: 4, shape: vec![] }, crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![4] }]),
+            (2, vec![crate::runtime::VarInfo { name: "h", offset: 4, shape: vec![] }, crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![4] }]),
+            (3, vec![crate::runtime::VarInfo { name: "h", offset: 4, shape: vec![] }, crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![4] }]),
+            (4, vec![crate::runtime::VarInfo { name: "h", offset: 4, shape: vec![] }, crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![4] }]),
+            (5, vec![crate::runtime::VarInfo { name: "h", offset: 4, shape: vec![] }, crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![4] }]),
+        ],
+        shared: vec![
+            (0, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![4] }]),
+            (1, vec![]),
+        ],
+    }
+}

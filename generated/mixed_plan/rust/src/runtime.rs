@@ -1223,6 +1223,12 @@ impl Coordinator {
         out
     }
 
+    /// g(z) of every shared block at the current z (the shared part of the plan objective).
+    #[must_use]
+    pub fn shared_value(&self) -> f64 {
+        (0..self.plan.shared.len()).map(|s| self.g_value(s)).sum()
+    }
+
     fn g_value(&self, s: usize) -> f64 {
         if let Some(p) = &self.proxes[s] {
             return p.value(&self.z[s]);
@@ -1520,5 +1526,668 @@ impl Coordinator {
             rho: self.rho,
             message,
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Local QPs (the generated x-update of every object whose IR analysis says QP)
+// ---------------------------------------------------------------------------------------------
+
+/// A local QP: `f(x) = 1/2 x'Px + q'x + r` subject to `l <= A x <= u` (`P` row-major `n x n`, `A`
+/// row-major `m x n`). Equality rows have `l == u`, one-sided rows an infinite bound: the
+/// equalities, the bounds and the general inequalities of the object's IR analysis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QpData {
+    pub p: Vec<f64>,
+    pub q: Vec<f64>,
+    pub r: f64,
+    pub a: Vec<f64>,
+    pub l: Vec<f64>,
+    pub u: Vec<f64>,
+}
+
+impl QpData {
+    /// The number of constraint rows m.
+    #[must_use]
+    pub fn rows(&self) -> usize {
+        self.l.len()
+    }
+}
+
+/// A dense LU factorisation with partial pivoting: factor once, solve many right-hand sides.
+#[derive(Debug, Clone)]
+struct Lu {
+    n: usize,
+    a: Vec<f64>,
+    perm: Vec<usize>,
+}
+
+impl Lu {
+    /// None when a pivot is zero to rounding (relative to the matrix's largest entry).
+    fn factor(mut a: Vec<f64>, n: usize) -> Option<Lu> {
+        let scale = max_abs(&a).max(TINY);
+        let mut perm: Vec<usize> = (0..n).collect();
+        for col in 0..n {
+            let pivot = (col..n).max_by(|&i, &j| a[i * n + col].abs().total_cmp(&a[j * n + col].abs()))?;
+            if !(a[pivot * n + col].abs() > 1e-13 * scale) {
+                return None;
+            }
+            if pivot != col {
+                for k in 0..n {
+                    a.swap(pivot * n + k, col * n + k);
+                }
+                perm.swap(pivot, col);
+            }
+            let d = a[col * n + col];
+            for row in col + 1..n {
+                let factor = a[row * n + col] / d;
+                a[row * n + col] = factor;
+                if factor != 0.0 {
+                    for k in col + 1..n {
+                        a[row * n + k] -= factor * a[col * n + k];
+                    }
+                }
+            }
+        }
+        Some(Lu { n, a, perm })
+    }
+
+    fn solve(&self, b: &[f64]) -> Vec<f64> {
+        let n = self.n;
+        let mut x: Vec<f64> = self.perm.iter().map(|&i| b[i]).collect();
+        for row in 0..n {
+            let mut s = x[row];
+            for k in 0..row {
+                s -= self.a[row * n + k] * x[k];
+            }
+            x[row] = s;
+        }
+        for row in (0..n).rev() {
+            let mut s = x[row];
+            for k in row + 1..n {
+                s -= self.a[row * n + k] * x[k];
+            }
+            x[row] = s / self.a[row * n + row];
+        }
+        x
+    }
+}
+
+const QP_SIGMA: f64 = 1e-6;
+const QP_ALPHA: f64 = 1.6;
+const QP_EQ_SCALE: f64 = 1e3;
+const QP_RHO0: f64 = 0.1;
+const QP_EPS: f64 = 1e-9;
+const QP_POLISH_BELOW: f64 = 1e-4;
+const QP_CERT_EPS: f64 = 1e-6;
+const QP_CHECK_EVERY: usize = 5;
+const QP_ADAPT_EVERY: usize = 25;
+/// Inner iterations before a prox step gives up (a step never hangs).
+pub const QP_MAX_ITER: usize = 20000;
+
+/// The x-update of a local QP: `argmin f(x) + rho/2 ||M x - centre||^2` over `l <= A x <= u`.
+///
+/// Exact: the step is the solution of the KKT system of an active set, accepted only when every
+/// inactive row is within its bounds and every multiplier has the right sign. The guess is the
+/// previous step's active set (near convergence a step is one solve with a cached factor); when
+/// it fails, OSQP's ADMM (Stellato et al. 2020), warm-started from the previous x, z and y, finds
+/// the active set, and its certificates prove a local constraint set empty (`infeasible`) or the
+/// local problem unbounded below. Matrices are factorised once per rho (and active set).
+#[derive(Debug, Clone)]
+pub struct QpSolver {
+    pub data: QpData,
+    object: ObjectSpec,
+    n: usize,
+    m: usize,
+    mtm: Vec<f64>,
+    rho: f64,
+    qmat: Vec<f64>,
+    eq: Vec<bool>,
+    x: Vec<f64>,
+    z: Vec<f64>,
+    y: Vec<f64>,
+    active: Vec<i8>,
+    kkt: Option<(Vec<i8>, Lu)>,
+    admm: Option<(f64, Lu)>,
+    rho_in: f64,
+    /// Inner ADMM iterations over all steps (the exact active-set solves not counted).
+    pub inner_iterations: usize,
+}
+
+fn mat_vec(a: &[f64], x: &[f64], rows: usize, n: usize) -> Vec<f64> {
+    (0..rows).map(|i| a[i * n..(i + 1) * n].iter().zip(x).map(|(m, v)| m * v).sum()).collect()
+}
+
+fn mat_t_vec(a: &[f64], y: &[f64], rows: usize, n: usize) -> Vec<f64> {
+    let mut out = vec![0.0; n];
+    for i in 0..rows {
+        if y[i] != 0.0 {
+            for (o, m) in out.iter_mut().zip(&a[i * n..(i + 1) * n]) {
+                *o += m * y[i];
+            }
+        }
+    }
+    out
+}
+
+impl QpSolver {
+    /// Panics never: data of the wrong size is reported by `check`.
+    #[must_use]
+    pub fn new(object: &ObjectSpec, data: QpData) -> Self {
+        let n = object.n;
+        let r = object.rows();
+        let (m_dense, _) = object.dense();
+        let mut mtm = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                mtm[i * n + j] = (0..r).map(|k| m_dense[k * n + i] * m_dense[k * n + j]).sum();
+            }
+        }
+        let m = data.rows();
+        let eq: Vec<bool> = data.l.iter().zip(&data.u).map(|(l, u)| l == u).collect();
+        let active = eq.iter().map(|&e| i8::from(e)).collect();
+        QpSolver {
+            object: object.clone(),
+            n,
+            m,
+            mtm,
+            rho: f64::NAN,
+            qmat: Vec::new(),
+            eq,
+            x: vec![0.0; n],
+            z: vec![0.0; m],
+            y: vec![0.0; m],
+            active,
+            kkt: None,
+            admm: None,
+            rho_in: QP_RHO0,
+            inner_iterations: 0,
+            data,
+        }
+    }
+
+    /// Whether the data has the object's sizes (`Err` names what is wrong).
+    pub fn check(&self) -> Result<(), StepFailure> {
+        let (n, m, d) = (self.n, self.m, &self.data);
+        if d.p.len() != n * n || d.q.len() != n || d.a.len() != m * n || d.u.len() != m {
+            return Err(self.failure(Status::LocalSolverFailed, "QP data of the wrong size".to_string()));
+        }
+        if d.l.iter().zip(&d.u).any(|(l, u)| l.is_nan() || u.is_nan() || l > u) {
+            return Err(self.failure(Status::Infeasible, "a constraint row has its lower bound above its upper".into()));
+        }
+        Ok(())
+    }
+
+    fn failure(&self, status: Status, what: String) -> StepFailure {
+        StepFailure { status, message: format!("object `{}`: {}", self.object.name, what) }
+    }
+
+    fn set_rho(&mut self, rho: f64) {
+        if rho == self.rho {
+            return;
+        }
+        self.qmat = self.data.p.iter().zip(&self.mtm).map(|(p, m)| p + rho * m).collect();
+        self.rho = rho;
+        self.kkt = None;
+        self.admm = None;
+    }
+
+    /// The KKT solution for active set `act` (-1 lower, +1 upper, 0 inactive), if it verifies.
+    fn polish(&mut self, p: &[f64], act: &[i8]) -> Option<Vec<f64>> {
+        let (n, m) = (self.n, self.m);
+        let w: Vec<usize> = (0..m).filter(|&i| act[i] != 0).collect();
+        let k = n + w.len();
+        let cached = matches!(&self.kkt, Some((a, _)) if a.as_slice() == act);
+        if !cached {
+            let mut kkt = vec![0.0; k * k];
+            for i in 0..n {
+                kkt[i * k..i * k + n].copy_from_slice(&self.qmat[i * n..(i + 1) * n]);
+            }
+            for (j, &row) in w.iter().enumerate() {
+                for c in 0..n {
+                    let v = self.data.a[row * n + c];
+                    kkt[(n + j) * k + c] = v;
+                    kkt[c * k + n + j] = v;
+                }
+            }
+            self.kkt = Some((act.to_vec(), Lu::factor(kkt, k)?));
+        }
+        let (_, lu) = self.kkt.as_ref()?;
+        let mut rhs: Vec<f64> = p.iter().map(|v| -v).collect();
+        for &row in &w {
+            rhs.push(if act[row] > 0 { self.data.u[row] } else { self.data.l[row] });
+        }
+        let sol = lu.solve(&rhs);
+        if sol.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        let x = sol[..n].to_vec();
+        let ax = mat_vec(&self.data.a, &x, m, n);
+        let tol_p = QP_EPS * (1.0 + max_abs(&ax));
+        let lam = &sol[n..];
+        let tol_d = QP_EPS * (1.0 + max_abs(lam).max(max_abs(p)));
+        let mut y = vec![0.0; m];
+        for (j, &row) in w.iter().enumerate() {
+            y[row] = lam[j];
+            if !self.eq[row] && ((act[row] > 0 && lam[j] < -tol_d) || (act[row] < 0 && lam[j] > tol_d)) {
+                return None;
+            }
+        }
+        for i in 0..m {
+            if act[i] == 0 && (ax[i] < self.data.l[i] - tol_p || ax[i] > self.data.u[i] + tol_p) {
+                return None;
+            }
+        }
+        self.z = ax.iter().zip(self.data.l.iter().zip(&self.data.u)).map(|(v, (l, u))| v.max(*l).min(*u)).collect();
+        self.y = y;
+        self.active = act.to_vec();
+        Some(x)
+    }
+
+    fn rho_row(&self, i: usize) -> f64 {
+        if self.eq[i] {
+            QP_EQ_SCALE * self.rho_in
+        } else if self.data.l[i].is_infinite() && self.data.u[i].is_infinite() {
+            1e-6
+        } else {
+            self.rho_in
+        }
+    }
+
+    fn admm_factor(&mut self) -> Option<()> {
+        if matches!(&self.admm, Some((r, _)) if *r == self.rho_in) {
+            return Some(());
+        }
+        let (n, m) = (self.n, self.m);
+        let mut k = self.qmat.clone();
+        for i in 0..n {
+            k[i * n + i] += QP_SIGMA;
+        }
+        for row in 0..m {
+            let rr = self.rho_row(row);
+            let a = &self.data.a[row * n..(row + 1) * n];
+            for i in 0..n {
+                if a[i] != 0.0 {
+                    for j in 0..n {
+                        k[i * n + j] += rr * a[i] * a[j];
+                    }
+                }
+            }
+        }
+        self.admm = Some((self.rho_in, Lu::factor(k, n)?));
+        Some(())
+    }
+
+    /// OSQP's ADMM from the warm x, z, y; polishes once the residuals are small.
+    fn admm_solve(&mut self, p: &[f64]) -> Result<Vec<f64>, StepFailure> {
+        let (n, m) = (self.n, self.m);
+        let (l, u) = (self.data.l.clone(), self.data.u.clone());
+        let mut x = self.x.clone();
+        let mut z: Vec<f64> = self.z.iter().zip(l.iter().zip(&u)).map(|(v, (lo, hi))| v.max(*lo).min(*hi)).collect();
+        let mut y = self.y.clone();
+        let mut last_polish: Option<Vec<i8>> = None;
+        for it in 1..=QP_MAX_ITER {
+            self.inner_iterations += 1;
+            if self.admm_factor().is_none() {
+                return Err(self.failure(Status::LocalSolverFailed, "singular inner system".into()));
+            }
+            let rvec: Vec<f64> = (0..m).map(|i| self.rho_row(i)).collect();
+            let w: Vec<f64> = (0..m).map(|i| rvec[i] * z[i] - y[i]).collect();
+            let atw = mat_t_vec(&self.data.a, &w, m, n);
+            let rhs: Vec<f64> = (0..n).map(|i| QP_SIGMA * x[i] - p[i] + atw[i]).collect();
+            let xt = self.admm.as_ref().map(|(_, lu)| lu.solve(&rhs)).unwrap_or_default();
+            let zt = mat_vec(&self.data.a, &xt, m, n);
+            let x_new: Vec<f64> = (0..n).map(|i| QP_ALPHA * xt[i] + (1.0 - QP_ALPHA) * x[i]).collect();
+            let mut dy = vec![0.0; m];
+            for i in 0..m {
+                let zr = QP_ALPHA * zt[i] + (1.0 - QP_ALPHA) * z[i];
+                let zn = (zr + y[i] / rvec[i]).max(l[i]).min(u[i]);
+                dy[i] = rvec[i] * (zr - zn);
+                y[i] += dy[i];
+                z[i] = zn;
+            }
+            let dx: Vec<f64> = x_new.iter().zip(&x).map(|(a, b)| a - b).collect();
+            x = x_new;
+            if x.iter().chain(&y).any(|v| !v.is_finite()) {
+                return Err(self.failure(Status::LocalSolverFailed, "the inner solve diverged (NaN or Inf)".into()));
+            }
+            if it % QP_CHECK_EVERY != 0 && it != QP_MAX_ITER {
+                continue;
+            }
+            let ax = mat_vec(&self.data.a, &x, m, n);
+            let qx = mat_vec(&self.qmat, &x, n, n);
+            let aty = mat_t_vec(&self.data.a, &y, m, n);
+            let r_prim = ax.iter().zip(&z).fold(0.0, |acc: f64, (a, b)| acc.max((a - b).abs()));
+            let r_dual = (0..n).fold(0.0, |acc: f64, i| acc.max((qx[i] + p[i] + aty[i]).abs()));
+            let prim_scale = max_abs(&ax).max(max_abs(&z));
+            let dual_scale = max_abs(&qx).max(max_abs(&aty)).max(max_abs(p));
+            let loose =
+                r_prim <= QP_POLISH_BELOW * (1.0 + prim_scale) && r_dual <= QP_POLISH_BELOW * (1.0 + dual_scale);
+            if loose {
+                let act: Vec<i8> = (0..m)
+                    .map(|i| {
+                        if self.eq[i] || u[i] - z[i] < y[i] / rvec[i] {
+                            1
+                        } else if z[i] - l[i] < -y[i] / rvec[i] {
+                            -1
+                        } else {
+                            0
+                        }
+                    })
+                    .collect();
+                if last_polish.as_ref() != Some(&act) {
+                    if let Some(xp) = self.polish(p, &act) {
+                        self.x = xp.clone();
+                        return Ok(xp);
+                    }
+                    last_polish = Some(act);
+                }
+            }
+            if r_prim <= QP_EPS * (1.0 + prim_scale) && r_dual <= QP_EPS * (1.0 + dual_scale) {
+                self.x = x.clone();
+                self.z = z;
+                self.y = y;
+                return Ok(x);
+            }
+            if self.primal_infeasible(&dy) {
+                return Err(self.failure(
+                    Status::Infeasible,
+                    "its constraints have no point (a Farkas certificate of the local QP was verified)".into(),
+                ));
+            }
+            if self.dual_infeasible(&dx, p) {
+                return Err(self.failure(
+                    Status::LocalSolverFailed,
+                    "its objective is unbounded below over its own constraints, along a direction no row sees: \
+                     the plan is unbounded if it is feasible"
+                        .into(),
+                ));
+            }
+            if it % QP_ADAPT_EVERY == 0 {
+                let ratio = (r_prim / prim_scale.max(TINY)) / (r_dual / dual_scale.max(TINY)).max(TINY);
+                let next = (self.rho_in * ratio.max(0.0).sqrt()).clamp(1e-6, 1e6);
+                if next > 5.0 * self.rho_in || next < self.rho_in / 5.0 {
+                    self.rho_in = next;
+                }
+            }
+        }
+        Err(self.failure(
+            Status::LocalSolverFailed,
+            format!("the local QP did not converge in {} inner iterations", QP_MAX_ITER),
+        ))
+    }
+
+    /// OSQP's primal infeasibility test on the dual increment: `A' dy = 0` and `u'dy+ + l'dy- < 0`.
+    fn primal_infeasible(&self, dy: &[f64]) -> bool {
+        let norm = max_abs(dy);
+        if !(norm > TINY) {
+            return false;
+        }
+        let eps = QP_CERT_EPS * norm;
+        let mut support = 0.0;
+        for i in 0..self.m {
+            let (lo, hi) = (self.data.l[i], self.data.u[i]);
+            if dy[i] > eps {
+                if hi.is_infinite() {
+                    return false;
+                }
+                support += hi * dy[i];
+            } else if dy[i] < -eps {
+                if lo.is_infinite() {
+                    return false;
+                }
+                support += lo * dy[i];
+            }
+        }
+        let aty = mat_t_vec(&self.data.a, dy, self.m, self.n);
+        max_abs(&aty) <= eps && support < -eps
+    }
+
+    /// OSQP's dual infeasibility test on the primal increment: `Q dx = 0`, `p'dx < 0`, `A dx` in
+    /// the recession cone of the rows.
+    fn dual_infeasible(&self, dx: &[f64], p: &[f64]) -> bool {
+        let norm = max_abs(dx);
+        if !(norm > TINY) {
+            return false;
+        }
+        let eps = QP_CERT_EPS * norm;
+        let slope: f64 = p.iter().zip(dx).map(|(a, b)| a * b).sum();
+        if slope >= -eps || max_abs(&mat_vec(&self.qmat, dx, self.n, self.n)) > eps {
+            return false;
+        }
+        let adx = mat_vec(&self.data.a, dx, self.m, self.n);
+        (0..self.m).all(|i| {
+            (self.data.u[i].is_infinite() || adx[i] <= eps) && (self.data.l[i].is_infinite() || adx[i] >= -eps)
+        })
+    }
+}
+
+impl LocalSolver for QpSolver {
+    fn prox(&mut self, centre: &[f64], rho: f64) -> Result<Vec<f64>, StepFailure> {
+        self.check()?;
+        self.set_rho(rho);
+        let mt = self.object.apply_t(centre);
+        let p: Vec<f64> = self.data.q.iter().zip(&mt).map(|(q, d)| q - rho * d).collect();
+        let act = self.active.clone();
+        if let Some(x) = self.polish(&p, &act) {
+            self.x = x.clone();
+            return Ok(x);
+        }
+        self.admm_solve(&p)
+    }
+
+    fn objective(&self, x: &[f64]) -> f64 {
+        let px = mat_vec(&self.data.p, x, self.n, self.n);
+        let quad: f64 = x.iter().zip(&px).map(|(a, b)| a * b).sum();
+        let lin: f64 = self.data.q.iter().zip(x).map(|(a, b)| a * b).sum();
+        0.5 * quad + lin + self.data.r
+    }
+}
+
+/// The objects that need a user `LocalSolver` (their x-update is not a QP) and got none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingSolvers {
+    pub objects: Vec<&'static str>,
+}
+
+impl fmt::Display for MissingSolvers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self.objects.iter().map(|n| format!("`{}`", n)).collect();
+        write!(
+            f,
+            "no native solver for {}: not a QP (quadratic objective, linear constraints); give each a LocalSolver",
+            names.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for MissingSolvers {}
+
+/// One solver per object: the generated QP solver where `local[i]` holds QP data, else the
+/// user's `user[i]` (which overrides a QP too). `Err` names every object left without one.
+pub fn local_solvers(
+    plan: &PlanSpec,
+    local: Vec<Option<QpData>>,
+    mut user: Vec<Option<Box<dyn LocalSolver>>>,
+) -> Result<Vec<Box<dyn LocalSolver>>, MissingSolvers> {
+    user.resize_with(plan.objects.len(), || None);
+    let mut local = local;
+    local.resize_with(plan.objects.len(), || None);
+    let mut out: Vec<Box<dyn LocalSolver>> = Vec::new();
+    let mut missing = Vec::new();
+    for ((o, qp), mine) in plan.objects.iter().zip(local).zip(user) {
+        match (mine, qp) {
+            (Some(s), _) => out.push(s),
+            (None, Some(d)) => out.push(Box::new(QpSolver::new(o, d))),
+            (None, None) => missing.push(o.name),
+        }
+    }
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(MissingSolvers { objects: missing })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reported solution (the JSON contract of `catoptc solve --json`)
+// ---------------------------------------------------------------------------------------------
+
+/// One variable of the report: its name, offset in the stacked vector and shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VarInfo {
+    pub name: &'static str,
+    pub offset: usize,
+    pub shape: Vec<usize>,
+}
+
+/// What `solve --json` reports, in its order: objects (plan index, vars sorted by name) in
+/// natural order, and the shared blocks the plan reports (block index, vars).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportSpec {
+    pub objects: Vec<(usize, Vec<VarInfo>)>,
+    pub shared: Vec<(usize, Vec<VarInfo>)>,
+}
+
+/// A finished native solve: the coordinator's result, the glued point and its objective.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanSolution {
+    pub result: SolveResult,
+    /// Every object's x with consensus-linked entries set to their shared value.
+    pub x: Vec<Vec<f64>>,
+    /// The plan objective at the glued point (None unless optimal or max_iterations).
+    pub objective: Option<f64>,
+    pub seconds: f64,
+}
+
+/// Every object's x with its consensus-linked entries replaced by the shared value (the colimit
+/// `catopt_dsl.solver.glue` reports): one consistent point whose objective error is second order.
+#[must_use]
+pub fn glue(plan: &PlanSpec, x: &[Vec<f64>], z: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let mut out = x.to_vec();
+    for (o, xo) in plan.objects.iter().zip(out.iter_mut()) {
+        for b in &o.blocks {
+            if let Block::Consensus { shared, var, x_offset, size } = b {
+                let v = &plan.shared[*shared].vars[*var];
+                if let (Some(zs), true) = (z.get(*shared), xo.len() >= x_offset + size) {
+                    xo[*x_offset..x_offset + size].copy_from_slice(&zs[v.offset..v.offset + size]);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Run ADMM on `plan` with one solver per object; the result glued as `catoptc solve` reports it.
+pub fn solve_plan(plan: PlanSpec, solvers: &mut [Box<dyn LocalSolver>], opts: Options) -> PlanSolution {
+    let start = std::time::Instant::now();
+    let mut c = Coordinator::new(plan, opts);
+    let result = c.solve(solvers);
+    let has_point = matches!(result.status, Status::Optimal | Status::MaxIterations) && result.objective.is_some();
+    let x = if has_point { glue(&c.plan, &result.x, &result.z) } else { result.x.clone() };
+    let objective = if has_point && solvers.len() == x.len() {
+        let f: f64 = solvers.iter().zip(&x).map(|(s, xi)| s.objective(xi)).sum();
+        Some(f + c.shared_value())
+    } else {
+        None
+    };
+    PlanSolution { result, x, objective, seconds: start.elapsed().as_secs_f64() }
+}
+
+/// A JSON string literal.
+#[must_use]
+pub fn json_str(text: &str) -> String {
+    let mut out = String::from("\"");
+    for ch in text.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A JSON number (`null` for NaN and infinities, as the Python contract).
+#[must_use]
+pub fn json_f64(v: f64) -> String {
+    if v.is_finite() {
+        format!("{:?}", v)
+    } else {
+        "null".to_string()
+    }
+}
+
+fn json_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "null".to_string(), json_f64)
+}
+
+fn json_nested(data: &[f64], shape: &[usize]) -> String {
+    match shape.split_first() {
+        None => data.first().map_or_else(|| "null".to_string(), |v| json_f64(*v)),
+        Some((&d, rest)) => {
+            let step: usize = rest.iter().product();
+            let parts: Vec<String> = (0..d).map(|i| json_nested(&data[i * step..(i + 1) * step], rest)).collect();
+            format!("[{}]", parts.join(", "))
+        }
+    }
+}
+
+fn json_vars(values: &[f64], vars: &[VarInfo]) -> String {
+    let parts: Vec<String> = vars
+        .iter()
+        .map(|v| {
+            let size: usize = v.shape.iter().product();
+            let slice = values.get(v.offset..v.offset + size).unwrap_or(&[]);
+            format!("{}: {}", json_str(v.name), json_nested(slice, &v.shape))
+        })
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+impl PlanSolution {
+    /// The `catoptc solve --json` object (keys sorted; values reported only for a status with a
+    /// point; no prices, local-solver summary or membership: those are the Python runtimes').
+    #[must_use]
+    pub fn to_json(&self, plan: &PlanSpec, report: &ReportSpec) -> String {
+        let r = &self.result;
+        let has_point = matches!(r.status, Status::Optimal | Status::MaxIterations);
+        let (objects, shared) = if has_point {
+            let o: Vec<String> = report
+                .objects
+                .iter()
+                .filter_map(|(i, vars)| {
+                    let name = plan.objects.get(*i)?.name;
+                    Some(format!("{}: {}", json_str(name), json_vars(self.x.get(*i)?, vars)))
+                })
+                .collect();
+            let s: Vec<String> = report
+                .shared
+                .iter()
+                .filter_map(|(i, vars)| {
+                    let name = plan.shared.get(*i)?.name;
+                    Some(format!("{}: {}", json_str(name), json_vars(r.z.get(*i)?, vars)))
+                })
+                .collect();
+            (format!("{{{}}}", o.join(", ")), format!("{{{}}}", s.join(", ")))
+        } else {
+            ("null".to_string(), "null".to_string())
+        };
+        format!(
+            "{{\"dual_residual\": {}, \"iterations\": {}, \"local_solvers\": null, \"membership\": null, \
+             \"message\": {}, \"objective\": {}, \"objects\": {}, \"prices\": {{}}, \"primal_residual\": {}, \
+             \"shared\": {}, \"solve_time_s\": {}, \"status\": {}, \"warnings\": []}}",
+            json_opt(r.dual_residual),
+            r.iterations,
+            json_str(&r.message),
+            json_opt(self.objective),
+            objects,
+            json_opt(r.primal_residual),
+            shared,
+            json_f64(self.seconds),
+            json_str(r.status.as_str()),
+        )
     }
 }

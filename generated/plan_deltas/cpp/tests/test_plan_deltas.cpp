@@ -226,6 +226,70 @@ void test_admm_3() {
     check_solution(plan, r);
 }
 
+/// The plan's own local problems: the generated QP solvers where the objects are QPs (a solve
+/// that ends never claims optimal without its limits holding), else an error naming exactly the
+/// objects that need a user LocalSolver.
+void test_generated_solvers_0() {
+    const rt::PlanSpec plan = ::catopt_plan_deltas::plans::plan();
+    const auto local = ::catopt_plan_deltas::plans::local();
+    check(local.size() == plan.objects.size(), "one local entry per object");
+    const rt::PlanSolution solution = rt::solve_plan(plan, rt::local_solvers(plan, local), rt::Options{});
+    const rt::SolveResult& r = solution.result;
+    check(r.status != rt::Status::LocalSolverFailed, std::string("plan plan: ") + r.message);
+    if (r.status == rt::Status::Optimal) {
+        check(solution.objective.has_value() && std::isfinite(solution.objective.value_or(0.0)), "objective");
+        check_solution(plan, r);
+    }
+}
+
+/// The plan's own local problems: the generated QP solvers where the objects are QPs (a solve
+/// that ends never claims optimal without its limits holding), else an error naming exactly the
+/// objects that need a user LocalSolver.
+void test_generated_solvers_1() {
+    const rt::PlanSpec plan = ::catopt_plan_deltas::plans::tenant_d_joins_plan();
+    const auto local = ::catopt_plan_deltas::plans::tenant_d_joins_plan_local();
+    check(local.size() == plan.objects.size(), "one local entry per object");
+    const rt::PlanSolution solution = rt::solve_plan(plan, rt::local_solvers(plan, local), rt::Options{});
+    const rt::SolveResult& r = solution.result;
+    check(r.status != rt::Status::LocalSolverFailed, std::string("plan tenant_d_joins_plan: ") + r.message);
+    if (r.status == rt::Status::Optimal) {
+        check(solution.objective.has_value() && std::isfinite(solution.objective.value_or(0.0)), "objective");
+        check_solution(plan, r);
+    }
+}
+
+/// The plan's own local problems: the generated QP solvers where the objects are QPs (a solve
+/// that ends never claims optimal without its limits holding), else an error naming exactly the
+/// objects that need a user LocalSolver.
+void test_generated_solvers_2() {
+    const rt::PlanSpec plan = ::catopt_plan_deltas::plans::tenant_b_leaves_plan();
+    const auto local = ::catopt_plan_deltas::plans::tenant_b_leaves_plan_local();
+    check(local.size() == plan.objects.size(), "one local entry per object");
+    const rt::PlanSolution solution = rt::solve_plan(plan, rt::local_solvers(plan, local), rt::Options{});
+    const rt::SolveResult& r = solution.result;
+    check(r.status != rt::Status::LocalSolverFailed, std::string("plan tenant_b_leaves_plan: ") + r.message);
+    if (r.status == rt::Status::Optimal) {
+        check(solution.objective.has_value() && std::isfinite(solution.objective.value_or(0.0)), "objective");
+        check_solution(plan, r);
+    }
+}
+
+/// The plan's own local problems: the generated QP solvers where the objects are QPs (a solve
+/// that ends never claims optimal without its limits holding), else an error naming exactly the
+/// objects that need a user LocalSolver.
+void test_generated_solvers_3() {
+    const rt::PlanSpec plan = ::catopt_plan_deltas::plans::upgrade_schema_plan();
+    const auto local = ::catopt_plan_deltas::plans::upgrade_schema_plan_local();
+    check(local.size() == plan.objects.size(), "one local entry per object");
+    const rt::PlanSolution solution = rt::solve_plan(plan, rt::local_solvers(plan, local), rt::Options{});
+    const rt::SolveResult& r = solution.result;
+    check(r.status != rt::Status::LocalSolverFailed, std::string("plan upgrade_schema_plan: ") + r.message);
+    if (r.status == rt::Status::Optimal) {
+        check(solution.objective.has_value() && std::isfinite(solution.objective.value_or(0.0)), "objective");
+        check_solution(plan, r);
+    }
+}
+
 }  // namespace
 
 int main() {
@@ -236,9 +300,13 @@ int main() {
     test_handle_2();
     test_handle_3();
     test_admm_0();
+    test_generated_solvers_0();
     test_admm_1();
+    test_generated_solvers_1();
     test_admm_2();
+    test_generated_solvers_2();
     test_admm_3();
+    test_generated_solvers_3();
     if (failures != 0) {
         std::fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

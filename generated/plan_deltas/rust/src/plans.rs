@@ -172,3 +172,207 @@ pub fn upgrade_schema_plan() -> crate::runtime::PlanSpec {
         ],
     }
 }
+
+/// The generated x-update of every object of `plan()` (plan order): `Some` QP data (the
+/// IR analysis found a quadratic objective with linear constraints; `runtime::QpSolver` solves
+/// it), or `None` for an object that needs a user `LocalSolver`.
+#[must_use]
+pub fn local() -> Vec<Option<crate::runtime::QpData>> {
+    vec![
+        // tenant_a
+        Some(crate::runtime::QpData {
+            p: vec![f64::from_bits(0x3fc999999999999a), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3fc999999999999a)],
+            q: vec![f64::from_bits(0xc008000000000000), f64::from_bits(0xc000000000000000)],
+            r: f64::from_bits(0x0000000000000000),
+            a: vec![f64::from_bits(0x3ff0000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x4020000000000000), f64::from_bits(0x4018000000000000)],
+        }),
+        // tenant_b
+        Some(crate::runtime::QpData {
+            p: vec![f64::from_bits(0x3fc999999999999a), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3fc999999999999a)],
+            q: vec![f64::from_bits(0xc004000000000000), f64::from_bits(0xc00c000000000000)],
+            r: f64::from_bits(0x0000000000000000),
+            a: vec![f64::from_bits(0x3ff0000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x4018000000000000), f64::from_bits(0x4018000000000000)],
+        }),
+        // tenant_c
+        Some(crate::runtime::QpData {
+            p: vec![f64::from_bits(0x3fd999999999999a), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3fd999999999999a)],
+            q: vec![f64::from_bits(0xbff8000000000000), f64::from_bits(0xbff0000000000000)],
+            r: f64::from_bits(0x0000000000000000),
+            a: vec![f64::from_bits(0x3ff0000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x4010000000000000), f64::from_bits(0x4010000000000000)],
+        }),
+    ]
+}
+
+/// What `catoptc solve --json` reports for `plan()`: objects and shared blocks in its order.
+#[must_use]
+pub fn report() -> crate::runtime::ReportSpec {
+    crate::runtime::ReportSpec {
+        objects: vec![
+            (0, vec![crate::runtime::VarInfo { name: "x", offset: 0, shape: vec![2] }]),
+            (1, vec![crate::runtime::VarInfo { name: "x", offset: 0, shape: vec![2] }]),
+            (2, vec![crate::runtime::VarInfo { name: "x", offset: 0, shape: vec![2] }]),
+        ],
+        shared: vec![
+            (0, vec![]),
+        ],
+    }
+}
+
+/// The generated x-update of every object of `tenant_d_joins_plan()` (plan order): `Some` QP data (the
+/// IR analysis found a quadratic objective with linear constraints; `runtime::QpSolver` solves
+/// it), or `None` for an object that needs a user `LocalSolver`.
+#[must_use]
+pub fn tenant_d_joins_plan_local() -> Vec<Option<crate::runtime::QpData>> {
+    vec![
+        // tenant_a
+        Some(crate::runtime::QpData {
+            p: vec![f64::from_bits(0x3fc999999999999a), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3fc999999999999a)],
+            q: vec![f64::from_bits(0xc008000000000000), f64::from_bits(0xc000000000000000)],
+            r: f64::from_bits(0x0000000000000000),
+            a: vec![f64::from_bits(0x3ff0000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x4020000000000000), f64::from_bits(0x4018000000000000)],
+        }),
+        // tenant_b
+        Some(crate::runtime::QpData {
+            p: vec![f64::from_bits(0x3fc999999999999a), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3fc999999999999a)],
+            q: vec![f64::from_bits(0xc004000000000000), f64::from_bits(0xc00c000000000000)],
+            r: f64::from_bits(0x0000000000000000),
+            a: vec![f64::from_bits(0x3ff0000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x4018000000000000), f64::from_bits(0x4018000000000000)],
+        }),
+        // tenant_c
+        Some(crate::runtime::QpData {
+            p: vec![f64::from_bits(0x3fd999999999999a), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3fd999999999999a)],
+            q: vec![f64::from_bits(0xbff8000000000000), f64::from_bits(0xbff0000000000000)],
+            r: f64::from_bits(0x0000000000000000),
+            a: vec![f64::from_bits(0x3ff0000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x4010000000000000), f64::from_bits(0x4010000000000000)],
+        }),
+        // tenant_d
+        Some(crate::runtime::QpData {
+            p: vec![f64::from_bits(0x3fc999999999999a), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3fc999999999999a)],
+            q: vec![f64::from_bits(0xc010000000000000), f64::from_bits(0xbff0000000000000)],
+            r: f64::from_bits(0x0000000000000000),
+            a: vec![f64::from_bits(0x3ff0000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x4014000000000000), f64::from_bits(0x4000000000000000)],
+        }),
+    ]
+}
+
+/// What `catoptc solve --json` reports for `tenant_d_joins_plan()`: objects and shared blocks in its order.
+#[must_use]
+pub fn tenant_d_joins_plan_report() -> crate::runtime::ReportSpec {
+    crate::runtime::ReportSpec {
+        objects: vec![
+            (0, vec![crate::runtime::VarInfo { name: "x", offset: 0, shape: vec![2] }]),
+            (1, vec![crate::runtime::VarInfo { name: "x", offset: 0, shape: vec![2] }]),
+            (2, vec![crate::runtime::VarInfo { name: "x", offset: 0, shape: vec![2] }]),
+            (3, vec![crate::runtime::VarInfo { name: "x", offset: 0, shape: vec![2] }]),
+        ],
+        shared: vec![
+            (0, vec![]),
+        ],
+    }
+}
+
+/// The generated x-update of every object of `tenant_b_leaves_plan()` (plan order): `Some` QP data (the
+/// IR analysis found a quadratic objective with linear constraints; `runtime::QpSolver` solves
+/// it), or `None` for an object that needs a user `LocalSolver`.
+#[must_use]
+pub fn tenant_b_leaves_plan_local() -> Vec<Option<crate::runtime::QpData>> {
+    vec![
+        // tenant_a
+        Some(crate::runtime::QpData {
+            p: vec![f64::from_bits(0x3fc999999999999a), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3fc999999999999a)],
+            q: vec![f64::from_bits(0xc008000000000000), f64::from_bits(0xc000000000000000)],
+            r: f64::from_bits(0x0000000000000000),
+            a: vec![f64::from_bits(0x3ff0000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x4020000000000000), f64::from_bits(0x4018000000000000)],
+        }),
+        // tenant_c
+        Some(crate::runtime::QpData {
+            p: vec![f64::from_bits(0x3fd999999999999a), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3fd999999999999a)],
+            q: vec![f64::from_bits(0xbff8000000000000), f64::from_bits(0xbff0000000000000)],
+            r: f64::from_bits(0x0000000000000000),
+            a: vec![f64::from_bits(0x3ff0000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x4010000000000000), f64::from_bits(0x4010000000000000)],
+        }),
+    ]
+}
+
+/// What `catoptc solve --json` reports for `tenant_b_leaves_plan()`: objects and shared blocks in its order.
+#[must_use]
+pub fn tenant_b_leaves_plan_report() -> crate::runtime::ReportSpec {
+    crate::runtime::ReportSpec {
+        objects: vec![
+            (0, vec![crate::runtime::VarInfo { name: "x", offset: 0, shape: vec![2] }]),
+            (1, vec![crate::runtime::VarInfo { name: "x", offset: 0, shape: vec![2] }]),
+        ],
+        shared: vec![
+            (0, vec![]),
+        ],
+    }
+}
+
+/// The generated x-update of every object of `upgrade_schema_plan()` (plan order): `Some` QP data (the
+/// IR analysis found a quadratic objective with linear constraints; `runtime::QpSolver` solves
+/// it), or `None` for an object that needs a user `LocalSolver`.
+#[must_use]
+pub fn upgrade_schema_plan_local() -> Vec<Option<crate::runtime::QpData>> {
+    vec![
+        // tenant_a
+        Some(crate::runtime::QpData {
+            p: vec![f64::from_bits(0x3fc999999999999a), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3fc999999999999a)],
+            q: vec![f64::from_bits(0xc008000000000000), f64::from_bits(0xc000000000000000)],
+            r: f64::from_bits(0x0000000000000000),
+            a: vec![f64::from_bits(0x3ff0000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x4020000000000000), f64::from_bits(0x4018000000000000)],
+        }),
+        // tenant_b
+        Some(crate::runtime::QpData {
+            p: vec![f64::from_bits(0x3fc999999999999a), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3fc999999999999a)],
+            q: vec![f64::from_bits(0xc004000000000000), f64::from_bits(0xc00c000000000000)],
+            r: f64::from_bits(0x0000000000000000),
+            a: vec![f64::from_bits(0x3ff0000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x4018000000000000), f64::from_bits(0x4018000000000000)],
+        }),
+        // tenant_c
+        Some(crate::runtime::QpData {
+            p: vec![f64::from_bits(0x3fd999999999999a), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3fd999999999999a)],
+            q: vec![f64::from_bits(0xbff8000000000000), f64::from_bits(0xbff0000000000000)],
+            r: f64::from_bits(0x0000000000000000),
+            a: vec![f64::from_bits(0x3ff0000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000), f64::from_bits(0x3ff0000000000000)],
+            l: vec![f64::from_bits(0x0000000000000000), f64::from_bits(0x0000000000000000)],
+            u: vec![f64::from_bits(0x4010000000000000), f64::from_bits(0x4010000000000000)],
+        }),
+    ]
+}
+
+/// What `catoptc solve --json` reports for `upgrade_schema_plan()`: objects and shared blocks in its order.
+#[must_use]
+pub fn upgrade_schema_plan_report() -> crate::runtime::ReportSpec {
+    crate::runtime::ReportSpec {
+        objects: vec![
+            (0, vec![crate::runtime::VarInfo { name: "x", offset: 0, shape: vec![2] }]),
+            (1, vec![crate::runtime::VarInfo { name: "x", offset: 0, shape: vec![2] }]),
+            (2, vec![crate::runtime::VarInfo { name: "x", offset: 0, shape: vec![2] }]),
+        ],
+        shared: vec![
+            (0, vec![]),
+        ],
+    }
+}

@@ -201,3 +201,75 @@ fn admm_3_upgrade_schema() {
     assert!(result.objective.expect("objective").is_finite());
     check_solution(&plan, &result);
 }
+
+/// The plan's own local problems: the generated QP solvers where the objects are QPs (a solve
+/// that ends never claims `optimal` without its limits holding), else an error naming exactly
+/// the objects that need a user LocalSolver.
+#[test]
+fn admm_0_base_generated_solvers() {
+    let plan = catopt_plan_deltas::plans::plan();
+    let local = catopt_plan_deltas::plans::local();
+    assert_eq!(local.len(), plan.objects.len());
+    let mut solvers = rt::local_solvers(&plan, local, Vec::new()).expect("every object is a QP");
+    let solution = rt::solve_plan(plan.clone(), &mut solvers, rt::Options::default());
+    let r = &solution.result;
+    assert_ne!(r.status, rt::Status::LocalSolverFailed, "{}", r.message);
+    if r.status == rt::Status::Optimal {
+        assert!(solution.objective.expect("objective").is_finite());
+        check_solution(&plan, r);
+    }
+}
+
+/// The plan's own local problems: the generated QP solvers where the objects are QPs (a solve
+/// that ends never claims `optimal` without its limits holding), else an error naming exactly
+/// the objects that need a user LocalSolver.
+#[test]
+fn admm_1_tenant_d_joins_generated_solvers() {
+    let plan = catopt_plan_deltas::plans::tenant_d_joins_plan();
+    let local = catopt_plan_deltas::plans::tenant_d_joins_plan_local();
+    assert_eq!(local.len(), plan.objects.len());
+    let mut solvers = rt::local_solvers(&plan, local, Vec::new()).expect("every object is a QP");
+    let solution = rt::solve_plan(plan.clone(), &mut solvers, rt::Options::default());
+    let r = &solution.result;
+    assert_ne!(r.status, rt::Status::LocalSolverFailed, "{}", r.message);
+    if r.status == rt::Status::Optimal {
+        assert!(solution.objective.expect("objective").is_finite());
+        check_solution(&plan, r);
+    }
+}
+
+/// The plan's own local problems: the generated QP solvers where the objects are QPs (a solve
+/// that ends never claims `optimal` without its limits holding), else an error naming exactly
+/// the objects that need a user LocalSolver.
+#[test]
+fn admm_2_tenant_b_leaves_generated_solvers() {
+    let plan = catopt_plan_deltas::plans::tenant_b_leaves_plan();
+    let local = catopt_plan_deltas::plans::tenant_b_leaves_plan_local();
+    assert_eq!(local.len(), plan.objects.len());
+    let mut solvers = rt::local_solvers(&plan, local, Vec::new()).expect("every object is a QP");
+    let solution = rt::solve_plan(plan.clone(), &mut solvers, rt::Options::default());
+    let r = &solution.result;
+    assert_ne!(r.status, rt::Status::LocalSolverFailed, "{}", r.message);
+    if r.status == rt::Status::Optimal {
+        assert!(solution.objective.expect("objective").is_finite());
+        check_solution(&plan, r);
+    }
+}
+
+/// The plan's own local problems: the generated QP solvers where the objects are QPs (a solve
+/// that ends never claims `optimal` without its limits holding), else an error naming exactly
+/// the objects that need a user LocalSolver.
+#[test]
+fn admm_3_upgrade_schema_generated_solvers() {
+    let plan = catopt_plan_deltas::plans::upgrade_schema_plan();
+    let local = catopt_plan_deltas::plans::upgrade_schema_plan_local();
+    assert_eq!(local.len(), plan.objects.len());
+    let mut solvers = rt::local_solvers(&plan, local, Vec::new()).expect("every object is a QP");
+    let solution = rt::solve_plan(plan.clone(), &mut solvers, rt::Options::default());
+    let r = &solution.result;
+    assert_ne!(r.status, rt::Status::LocalSolverFailed, "{}", r.message);
+    if r.status == rt::Status::Optimal {
+        assert!(solution.objective.expect("objective").is_finite());
+        check_solution(&plan, r);
+    }
+}

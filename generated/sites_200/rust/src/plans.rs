@@ -1425,3 +1425,2024 @@ pub fn plan() -> crate::runtime::PlanSpec {
         ],
     }
 }
+
+/// The generated x-update of every object of `plan()` (plan order): `Some` QP data (the
+/// IR analysis found a quadratic objective with linear constraints; `runtime::QpSolver` solves
+/// it), or `None` for an object that needs a user `LocalSolver`.
+#[must_use]
+pub fn local() -> Vec<Option<crate::runtime::QpData>> {
+    vec![
+        // site[0]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0400.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0401.bin")),
+            r: f64::from_bits(0x4060d2319f2fbe62),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[1]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0402.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0403.bin")),
+            r: f64::from_bits(0x4064c55c6af5a5be),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[2]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0404.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0405.bin")),
+            r: f64::from_bits(0x4063a5de488e5402),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[3]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0406.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0407.bin")),
+            r: f64::from_bits(0x406243de75973bf4),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[4]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0408.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0409.bin")),
+            r: f64::from_bits(0x406961328dec692c),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[5]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0410.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0411.bin")),
+            r: f64::from_bits(0x4064df03d4b195f9),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[6]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0412.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0413.bin")),
+            r: f64::from_bits(0x406bbda1dca29b4b),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[7]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0414.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0415.bin")),
+            r: f64::from_bits(0x4075f68abb7dc5dd),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[8]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0416.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0417.bin")),
+            r: f64::from_bits(0x40716a057a10316f),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[9]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0418.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0419.bin")),
+            r: f64::from_bits(0x40702c956d325104),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[10]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0420.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0421.bin")),
+            r: f64::from_bits(0x40662ad9c10c3b23),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[11]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0422.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0423.bin")),
+            r: f64::from_bits(0x405ec797151d2aab),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[12]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0424.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0425.bin")),
+            r: f64::from_bits(0x405fec72caf6daf2),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[13]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0426.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0427.bin")),
+            r: f64::from_bits(0x4058138ec3e73786),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[14]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0428.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0429.bin")),
+            r: f64::from_bits(0x4060f6648cdf3248),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[15]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0430.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0431.bin")),
+            r: f64::from_bits(0x406d9c12e17a7ef7),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[16]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0432.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0433.bin")),
+            r: f64::from_bits(0x406b11f0d9bec73e),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[17]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0434.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0435.bin")),
+            r: f64::from_bits(0x4067ad2b63b36d88),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[18]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0436.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0437.bin")),
+            r: f64::from_bits(0x406f8bdb21467fed),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[19]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0438.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0439.bin")),
+            r: f64::from_bits(0x4071c9247053559e),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[20]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0440.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0441.bin")),
+            r: f64::from_bits(0x40680dd07940a753),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[21]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0442.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0443.bin")),
+            r: f64::from_bits(0x406b002e62f648f1),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[22]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0444.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0445.bin")),
+            r: f64::from_bits(0x40669448e3b21b66),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[23]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0446.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0447.bin")),
+            r: f64::from_bits(0x405c629bddd6e25e),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[24]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0448.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0449.bin")),
+            r: f64::from_bits(0x4062245fb8b0629d),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[25]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0450.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0451.bin")),
+            r: f64::from_bits(0x40612ead401a6978),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[26]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0452.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0453.bin")),
+            r: f64::from_bits(0x40642b9be8128ed9),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[27]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0454.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0455.bin")),
+            r: f64::from_bits(0x406992142259434f),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[28]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0456.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0457.bin")),
+            r: f64::from_bits(0x40620f2b6231d7d1),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[29]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0458.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0459.bin")),
+            r: f64::from_bits(0x40668711b2989e89),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[30]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0460.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0461.bin")),
+            r: f64::from_bits(0x4067303df03a33df),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[31]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0462.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0463.bin")),
+            r: f64::from_bits(0x4072b798ee250208),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[32]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0464.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0465.bin")),
+            r: f64::from_bits(0x406bf6607b4ae872),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[33]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0466.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0467.bin")),
+            r: f64::from_bits(0x4065eccebca94a5b),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[34]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0468.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0469.bin")),
+            r: f64::from_bits(0x4062b1bf5f3beb6d),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[35]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0470.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0471.bin")),
+            r: f64::from_bits(0x4069906f316dd426),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[36]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0472.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0473.bin")),
+            r: f64::from_bits(0x40622e22a58a954c),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[37]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0474.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0475.bin")),
+            r: f64::from_bits(0x406183983477d15e),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[38]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0476.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0477.bin")),
+            r: f64::from_bits(0x4064600197ae95d8),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[39]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0478.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0479.bin")),
+            r: f64::from_bits(0x40649f2ae0fb90b7),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[40]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0480.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0481.bin")),
+            r: f64::from_bits(0x406a8479e5043c2e),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[41]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0482.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0483.bin")),
+            r: f64::from_bits(0x406956ecca38b873),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[42]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0484.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0485.bin")),
+            r: f64::from_bits(0x40519dbb75433059),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[43]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0486.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0487.bin")),
+            r: f64::from_bits(0x406564552d8aaddc),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[44]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0488.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0489.bin")),
+            r: f64::from_bits(0x406350797200c01c),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[45]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0490.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0491.bin")),
+            r: f64::from_bits(0x40686f5db25f5d3e),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[46]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0492.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0493.bin")),
+            r: f64::from_bits(0x406d2fe14e17e4a3),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[47]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0494.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0495.bin")),
+            r: f64::from_bits(0x406829469b54ee32),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[48]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0496.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0497.bin")),
+            r: f64::from_bits(0x4067f432a92a455d),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[49]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0498.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0499.bin")),
+            r: f64::from_bits(0x406e02ff0922606b),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[50]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0500.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0501.bin")),
+            r: f64::from_bits(0x4069479349d9b533),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[51]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0502.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0503.bin")),
+            r: f64::from_bits(0x40654870760048af),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[52]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0504.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0505.bin")),
+            r: f64::from_bits(0x406020be46b68a64),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[53]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0506.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0507.bin")),
+            r: f64::from_bits(0x406337017b3daa1e),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[54]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0508.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0509.bin")),
+            r: f64::from_bits(0x407370b98221f9e2),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[55]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0510.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0511.bin")),
+            r: f64::from_bits(0x406549f7e91ad70e),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[56]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0512.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0513.bin")),
+            r: f64::from_bits(0x40630b0639b6c849),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[57]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0514.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0515.bin")),
+            r: f64::from_bits(0x406a39d7d751bfc4),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[58]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0516.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0517.bin")),
+            r: f64::from_bits(0x4069036bc89008a2),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[59]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0518.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0519.bin")),
+            r: f64::from_bits(0x40650103ada77568),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[60]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0520.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0521.bin")),
+            r: f64::from_bits(0x40609156d1ec677c),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[61]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0522.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0523.bin")),
+            r: f64::from_bits(0x405d333bc2371c83),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[62]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0524.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0525.bin")),
+            r: f64::from_bits(0x4069661f50fcb318),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[63]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0526.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0527.bin")),
+            r: f64::from_bits(0x406705d106306fdc),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[64]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0528.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0529.bin")),
+            r: f64::from_bits(0x4062ce7c604e6de0),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[65]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0530.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0531.bin")),
+            r: f64::from_bits(0x4072cbf250bbd49e),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[66]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0532.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0533.bin")),
+            r: f64::from_bits(0x405def0a9b378296),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[67]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0534.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0535.bin")),
+            r: f64::from_bits(0x406aecf57223e097),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[68]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0536.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0537.bin")),
+            r: f64::from_bits(0x40711b0349934f98),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[69]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0538.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0539.bin")),
+            r: f64::from_bits(0x4067840aa4ef7922),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[70]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0540.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0541.bin")),
+            r: f64::from_bits(0x4065d3277bdc5163),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[71]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0542.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0543.bin")),
+            r: f64::from_bits(0x40684826477509b1),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[72]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0544.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0545.bin")),
+            r: f64::from_bits(0x406ee3d383339bc7),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[73]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0546.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0547.bin")),
+            r: f64::from_bits(0x4065d5850f3b4e92),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[74]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0548.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0549.bin")),
+            r: f64::from_bits(0x406e44313f6d9c4a),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[75]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0550.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0551.bin")),
+            r: f64::from_bits(0x40712537b4a3d2a3),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[76]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0552.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0553.bin")),
+            r: f64::from_bits(0x406dea1152a14140),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[77]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0554.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0555.bin")),
+            r: f64::from_bits(0x4066c83db628623e),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[78]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0556.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0557.bin")),
+            r: f64::from_bits(0x4067400ff3ef19be),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[79]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0558.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0559.bin")),
+            r: f64::from_bits(0x406ad4f6822fe553),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[80]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0560.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0561.bin")),
+            r: f64::from_bits(0x406d8914f376fd57),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[81]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0562.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0563.bin")),
+            r: f64::from_bits(0x40737b9ea16968a5),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[82]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0564.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0565.bin")),
+            r: f64::from_bits(0x4060919d89e87f67),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[83]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0566.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0567.bin")),
+            r: f64::from_bits(0x4066b0cd20fd4344),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[84]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0568.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0569.bin")),
+            r: f64::from_bits(0x406905b727b6e374),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[85]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0570.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0571.bin")),
+            r: f64::from_bits(0x406474c1209348b5),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[86]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0572.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0573.bin")),
+            r: f64::from_bits(0x4065c6b0df340524),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[87]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0574.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0575.bin")),
+            r: f64::from_bits(0x406cb76891b4479b),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[88]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0576.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0577.bin")),
+            r: f64::from_bits(0x4068b46e14453fb9),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[89]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0578.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0579.bin")),
+            r: f64::from_bits(0x407034177a9a031c),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[90]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0580.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0581.bin")),
+            r: f64::from_bits(0x4073d08e61895bbd),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[91]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0582.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0583.bin")),
+            r: f64::from_bits(0x40699576ad887458),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[92]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0584.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0585.bin")),
+            r: f64::from_bits(0x406252d975d53b83),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[93]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0586.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0587.bin")),
+            r: f64::from_bits(0x40592c7fbf316359),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[94]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0588.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0589.bin")),
+            r: f64::from_bits(0x40634333b099a6be),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[95]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0590.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0591.bin")),
+            r: f64::from_bits(0x406558485a782ca6),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[96]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0592.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0593.bin")),
+            r: f64::from_bits(0x4055fb264db1eb4d),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[97]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0594.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0595.bin")),
+            r: f64::from_bits(0x4064d296ec4d285e),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[98]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0596.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0597.bin")),
+            r: f64::from_bits(0x406d9aa38c544171),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[99]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0598.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0599.bin")),
+            r: f64::from_bits(0x4064679913e2b465),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[100]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0600.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0601.bin")),
+            r: f64::from_bits(0x406529ff086d2a1f),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[101]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0602.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0603.bin")),
+            r: f64::from_bits(0x4066cdce00ebb143),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[102]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0604.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0605.bin")),
+            r: f64::from_bits(0x4073c68cfb54e4ee),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[103]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0606.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0607.bin")),
+            r: f64::from_bits(0x40636ef502a43185),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[104]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0608.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0609.bin")),
+            r: f64::from_bits(0x4072ba6c297c41ca),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[105]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0610.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0611.bin")),
+            r: f64::from_bits(0x405e8a3cacadb590),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[106]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0612.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0613.bin")),
+            r: f64::from_bits(0x405a63f39954d11a),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[107]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0614.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0615.bin")),
+            r: f64::from_bits(0x406d1358a408b85d),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[108]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0616.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0617.bin")),
+            r: f64::from_bits(0x406bb7d39c20ffe0),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[109]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0618.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0619.bin")),
+            r: f64::from_bits(0x40708a6e8c032a34),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[110]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0620.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0621.bin")),
+            r: f64::from_bits(0x406350124d6051b1),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[111]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0622.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0623.bin")),
+            r: f64::from_bits(0x405db16078be2a3c),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[112]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0624.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0625.bin")),
+            r: f64::from_bits(0x405f563892a20040),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[113]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0626.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0627.bin")),
+            r: f64::from_bits(0x4069eac417fc7e43),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[114]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0628.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0629.bin")),
+            r: f64::from_bits(0x40685cdaf5e6cf06),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[115]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0630.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0631.bin")),
+            r: f64::from_bits(0x4067301f7b2af13d),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[116]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0632.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0633.bin")),
+            r: f64::from_bits(0x4071644fd39f5568),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[117]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0634.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0635.bin")),
+            r: f64::from_bits(0x4067a229992863d5),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[118]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0636.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0637.bin")),
+            r: f64::from_bits(0x4065149949f0385c),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[119]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0638.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0639.bin")),
+            r: f64::from_bits(0x40737de8348cecaa),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[120]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0640.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0641.bin")),
+            r: f64::from_bits(0x40713fe33a73a797),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[121]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0642.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0643.bin")),
+            r: f64::from_bits(0x406a6d7428842c0a),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[122]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0644.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0645.bin")),
+            r: f64::from_bits(0x406dbef0f9a98d1e),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[123]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0646.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0647.bin")),
+            r: f64::from_bits(0x40609fa6ef5d5263),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[124]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0648.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0649.bin")),
+            r: f64::from_bits(0x406547fbde8bbcd4),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[125]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0650.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0651.bin")),
+            r: f64::from_bits(0x4061cd2e40fb6b15),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[126]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0652.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0653.bin")),
+            r: f64::from_bits(0x407520ae79baf5aa),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[127]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0654.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0655.bin")),
+            r: f64::from_bits(0x4074940a2c1cba68),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[128]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0656.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0657.bin")),
+            r: f64::from_bits(0x4069a8ea2e46fe97),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[129]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0658.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0659.bin")),
+            r: f64::from_bits(0x4061c735e356fe52),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[130]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0660.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0661.bin")),
+            r: f64::from_bits(0x406e216d5138f56e),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[131]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0662.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0663.bin")),
+            r: f64::from_bits(0x4070f2785546efec),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[132]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0664.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0665.bin")),
+            r: f64::from_bits(0x406a4649691a5e21),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[133]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0666.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0667.bin")),
+            r: f64::from_bits(0x4076b06ef4bf33f1),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[134]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0668.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0669.bin")),
+            r: f64::from_bits(0x406afe86e2dc5d4c),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[135]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0670.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0671.bin")),
+            r: f64::from_bits(0x406b9f263d39b1c0),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[136]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0672.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0673.bin")),
+            r: f64::from_bits(0x406dcde240b8d3dc),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[137]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0674.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0675.bin")),
+            r: f64::from_bits(0x40684b6c2f4bf296),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[138]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0676.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0677.bin")),
+            r: f64::from_bits(0x406dcb7817502804),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[139]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0678.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0679.bin")),
+            r: f64::from_bits(0x406f99c80078c9a3),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[140]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0680.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0681.bin")),
+            r: f64::from_bits(0x40576c3fe0a79900),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[141]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0682.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0683.bin")),
+            r: f64::from_bits(0x406134545cd79bea),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[142]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0684.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0685.bin")),
+            r: f64::from_bits(0x406e1f8bf10a1675),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[143]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0686.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0687.bin")),
+            r: f64::from_bits(0x4071782372215c6a),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[144]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0688.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0689.bin")),
+            r: f64::from_bits(0x40721ce053a1f442),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[145]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0690.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0691.bin")),
+            r: f64::from_bits(0x4061eee892a207fc),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[146]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0692.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0693.bin")),
+            r: f64::from_bits(0x406d0852386e610d),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[147]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0694.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0695.bin")),
+            r: f64::from_bits(0x406df5e6aae766ee),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[148]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0696.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0697.bin")),
+            r: f64::from_bits(0x40632176777d421a),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[149]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0698.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0699.bin")),
+            r: f64::from_bits(0x4066a0d181011084),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[150]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0700.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0701.bin")),
+            r: f64::from_bits(0x406c4099f6c1bed4),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[151]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0702.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0703.bin")),
+            r: f64::from_bits(0x406b598345a29ca3),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[152]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0704.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0705.bin")),
+            r: f64::from_bits(0x406e978302b1ca4a),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[153]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0706.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0707.bin")),
+            r: f64::from_bits(0x40630ca652b8d19d),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[154]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0708.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0709.bin")),
+            r: f64::from_bits(0x4064056c8906e4f5),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[155]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0710.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0711.bin")),
+            r: f64::from_bits(0x407093a5655f63f3),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[156]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0712.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0713.bin")),
+            r: f64::from_bits(0x40650c11df4fd90a),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[157]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0714.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0715.bin")),
+            r: f64::from_bits(0x4065b8c61931ab33),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[158]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0716.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0717.bin")),
+            r: f64::from_bits(0x40695b526029eaa6),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[159]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0718.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0719.bin")),
+            r: f64::from_bits(0x40637fd3761030fc),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[160]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0720.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0721.bin")),
+            r: f64::from_bits(0x4064d591a7f0977e),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[161]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0722.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0723.bin")),
+            r: f64::from_bits(0x406de14bc753e357),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[162]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0724.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0725.bin")),
+            r: f64::from_bits(0x4064ecb73797dd34),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[163]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0726.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0727.bin")),
+            r: f64::from_bits(0x405f48e9f93c2c55),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[164]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0728.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0729.bin")),
+            r: f64::from_bits(0x4063d4861b0b04e0),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[165]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0730.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0731.bin")),
+            r: f64::from_bits(0x40728ade1cc79219),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[166]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0732.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0733.bin")),
+            r: f64::from_bits(0x406723eb9f42f7ad),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[167]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0734.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0735.bin")),
+            r: f64::from_bits(0x4063813cd238b0c5),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[168]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0736.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0737.bin")),
+            r: f64::from_bits(0x407192f9d57ebc9d),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[169]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0738.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0739.bin")),
+            r: f64::from_bits(0x4071342571da7189),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[170]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0740.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0741.bin")),
+            r: f64::from_bits(0x4069128f6c01cff4),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[171]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0742.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0743.bin")),
+            r: f64::from_bits(0x4063b6ed3ab483df),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[172]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0744.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0745.bin")),
+            r: f64::from_bits(0x40652ebf7b691d25),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[173]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0746.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0747.bin")),
+            r: f64::from_bits(0x406a0d99ea610dcb),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[174]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0748.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0749.bin")),
+            r: f64::from_bits(0x4070c7ba4d122658),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[175]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0750.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0751.bin")),
+            r: f64::from_bits(0x4071076528432001),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[176]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0752.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0753.bin")),
+            r: f64::from_bits(0x40711b5b2a2c3027),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[177]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0754.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0755.bin")),
+            r: f64::from_bits(0x4068aa010046ed6a),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[178]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0756.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0757.bin")),
+            r: f64::from_bits(0x407058d810d4a39a),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[179]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0758.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0759.bin")),
+            r: f64::from_bits(0x4067371ac723cf90),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[180]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0760.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0761.bin")),
+            r: f64::from_bits(0x4071212c5e0372eb),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[181]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0762.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0763.bin")),
+            r: f64::from_bits(0x4062e16c1c4fb509),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[182]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0764.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0765.bin")),
+            r: f64::from_bits(0x406f585bd32355c8),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[183]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0766.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0767.bin")),
+            r: f64::from_bits(0x406167fc3f0c45ce),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[184]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0768.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0769.bin")),
+            r: f64::from_bits(0x40590e08e5f9e043),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[185]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0770.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0771.bin")),
+            r: f64::from_bits(0x4067ce56e6a59764),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[186]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0772.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0773.bin")),
+            r: f64::from_bits(0x406796a7c58af6d2),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[187]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0774.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0775.bin")),
+            r: f64::from_bits(0x40681b4905e871b1),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[188]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0776.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0777.bin")),
+            r: f64::from_bits(0x4070ce3c0c090f20),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[189]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0778.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0779.bin")),
+            r: f64::from_bits(0x405fbc95a332b103),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[190]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0780.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0781.bin")),
+            r: f64::from_bits(0x406bd9ae102db937),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[191]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0782.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0783.bin")),
+            r: f64::from_bits(0x40723608c33b019b),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[192]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0784.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0785.bin")),
+            r: f64::from_bits(0x406fd555ddd8a42d),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[193]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0786.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0787.bin")),
+            r: f64::from_bits(0x406af867be20d192),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[194]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0788.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0789.bin")),
+            r: f64::from_bits(0x406fc492b687fece),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[195]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0790.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0791.bin")),
+            r: f64::from_bits(0x4069152e7f06b0a9),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[196]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0792.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0793.bin")),
+            r: f64::from_bits(0x40637be0b2b0eb8e),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[197]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0794.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0795.bin")),
+            r: f64::from_bits(0x4066c21b60995019),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[198]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0796.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0797.bin")),
+            r: f64::from_bits(0x406b9f7917b39005),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+        // site[199]
+        Some(crate::runtime::QpData {
+            p: crate::runtime::blob_f64(include_bytes!("data/blob_0798.bin")),
+            q: crate::runtime::blob_f64(include_bytes!("data/blob_0799.bin")),
+            r: f64::from_bits(0x4064e687555cb08c),
+            a: Vec::new(),
+            l: Vec::new(),
+            u: Vec::new(),
+        }),
+    ]
+}
+
+/// What `catoptc solve --json` reports for `plan()`: objects and shared blocks in its order.
+#[must_use]
+pub fn report() -> crate::runtime::ReportSpec {
+    crate::runtime::ReportSpec {
+        objects: vec![
+            (0, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (1, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (2, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (3, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (4, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (5, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (6, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (7, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (8, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (9, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (10, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (11, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (12, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (13, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (14, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (15, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (16, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (17, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (18, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (19, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (20, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (21, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (22, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (23, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (24, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (25, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (26, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (27, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (28, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (29, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (30, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (31, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (32, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (33, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (34, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (35, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (36, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (37, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (38, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (39, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (40, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (41, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (42, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (43, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (44, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (45, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (46, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (47, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (48, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (49, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (50, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (51, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (52, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (53, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (54, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (55, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (56, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (57, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (58, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (59, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (60, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (61, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (62, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (63, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (64, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (65, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (66, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (67, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (68, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (69, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (70, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (71, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (72, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (73, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (74, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (75, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (76, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (77, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (78, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (79, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (80, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (81, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (82, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (83, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (84, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (85, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (86, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (87, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (88, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (89, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (90, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (91, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (92, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (93, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (94, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (95, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (96, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (97, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (98, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (99, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (100, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (101, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (102, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (103, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (104, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (105, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (106, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (107, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (108, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (109, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (110, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (111, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (112, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (113, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (114, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (115, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (116, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (117, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (118, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (119, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (120, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (121, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (122, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (123, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (124, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (125, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (126, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (127, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (128, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (129, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (130, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (131, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (132, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (133, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (134, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (135, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (136, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (137, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (138, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (139, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (140, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (141, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (142, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (143, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (144, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (145, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (146, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (147, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (148, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (149, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (150, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (151, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (152, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (153, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (154, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (155, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (156, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (157, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (158, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (159, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (160, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (161, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (162, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (163, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (164, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (165, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (166, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (167, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (168, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (169, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (170, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (171, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (172, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (173, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (174, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (175, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (176, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (177, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (178, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (179, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (180, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (181, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (182, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (183, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (184, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (185, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (186, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (187, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (188, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (189, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (190, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (191, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (192, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (193, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (194, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (195, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (196, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (197, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (198, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+            (199, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+        ],
+        shared: vec![
+            (0, vec![crate::runtime::VarInfo { name: "w", offset: 0, shape: vec![10] }]),
+        ],
+    }
+}

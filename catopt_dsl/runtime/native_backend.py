@@ -1,0 +1,192 @@
+"""``--backend native``: the plan's generated C++ solver, compiled with the machine's compiler and
+called through its C API (ctypes).
+
+The C++ sources of the plan (``catopt_dsl.backends.cpp.render_cpp``: runtime, QP data, the C API
+of ``<s>_c.h``) are compiled once into a shared library, cached by a content hash of the sources
+and the compiler under ``$CATOPT_CACHE`` (default ``~/.cache/catoptc/native``), so a second solve
+of the same plan costs no compile. Only plans whose objects are all QPs (the IR analysis) solve
+natively; any other raises :class:`NativeUnsupported` naming the objects that are not.
+
+The result is the same :class:`SolveResult` the other backends return, read from the JSON the
+native solver prints (the ``catoptc solve --json`` contract): glued values, the same statuses. No
+warm start, no progress callback, no prices (the native coordinator does not report them).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from catopt_dsl.ir.model import IRPlan
+from catopt_dsl.solver.result import SolveOptions, SolveResult
+
+__all__ = ["NativeBuildError", "NativeLibrary", "NativeUnsupported", "build_native", "cache_dir", "solve_native"]
+
+#: the C API's status codes (rt::Status order)
+STATUS_CODES = ("optimal", "infeasible", "unbounded", "max_iterations", "local_solver_failed")
+
+
+class NativeUnsupported(ValueError):
+    """The plan cannot be solved natively (an object whose x-update is not a QP)."""
+
+
+class NativeBuildError(RuntimeError):
+    """No C++ compiler, or it rejected the generated sources (a bug: the output says why)."""
+
+
+def cache_dir() -> Path:
+    """``$CATOPT_CACHE`` or ``~/.cache/catoptc/native``."""
+    env = os.environ.get("CATOPT_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "catoptc" / "native"
+
+
+def _compiler() -> str:
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return str(shutil.which(name))
+    raise NativeBuildError("no C++ compiler found (set CXX, or install g++ or clang++)")
+
+
+@dataclass(frozen=True)
+class NativeLibrary:
+    """A compiled plan: the shared library, its symbol prefix, and what building it cost."""
+
+    path: Path
+    prefix: str
+    compile_s: float  # 0.0 when it came from the cache
+    cached: bool
+
+
+def build_native(plan: IRPlan) -> NativeLibrary:
+    """The plan's shared library, compiled (or found in the cache)."""
+    from catopt_dsl.backends.cpp import namespace, render_cpp
+    from catopt_dsl.backends.native import needs_local_solver
+
+    missing = needs_local_solver(plan)
+    if missing:
+        names = ", ".join(f"`{n}`" for n in missing)
+        raise NativeUnsupported(f"--backend native solves QPs only; not QPs: {names} (give each a LocalSolver in generated code)")
+    sources = {k: v for k, v in render_cpp(plan).items() if not k.startswith(("tests/", "solve_")) and k != "CMakeLists.txt"}
+    cxx = _compiler()
+    version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=False).stdout
+    digest = hashlib.sha256()
+    for key in sorted(sources):
+        digest.update(key.encode() + b"\0" + sources[key].encode() + b"\0")
+    digest.update(version.encode())
+    folder = cache_dir() / digest.hexdigest()[:32]
+    lib = folder / "libplan.so"
+    prefix = namespace(plan)
+    if lib.exists():
+        return NativeLibrary(lib, prefix, 0.0, True)
+    start = time.perf_counter()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".build-", dir=folder.parent))
+    try:
+        for rel, text in sources.items():
+            (work / rel).write_text(text, encoding="utf-8")
+        # One process per translation unit, side by side. The plan's data file only builds tables
+        # (thousands of initialisers for a big family): -O0 compiles it in seconds, not minutes,
+        # and costs nothing at run time; the runtime and the C API get -O2.
+        procs = []
+        for rel in sorted(r for r in sources if r.endswith(".cpp")):
+            level = "-O0" if rel.endswith("_plan.cpp") else "-O2"
+            obj = work / (rel + ".o")
+            cmd = [cxx, level, "-std=c++17", "-fPIC", "-c", "-I", str(work), "-o", str(obj), str(work / rel)]
+            procs.append((obj, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+        errors = []
+        for _, proc in procs:
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                errors.append(err)
+        if not errors:
+            link = subprocess.run([cxx, "-shared", "-o", str(work / "libplan.so"), *[str(o) for o, _ in procs]],
+                                  capture_output=True, text=True, check=False)
+            if link.returncode != 0:
+                errors.append(link.stderr)
+        if errors:
+            raise NativeBuildError("the C++ compiler rejected the generated sources:\n" + "\n".join(errors)[-4000:])
+        folder.mkdir(exist_ok=True)
+        os.replace(work / "libplan.so", lib)  # atomic: a concurrent build of the same plan is harmless
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return NativeLibrary(lib, prefix, time.perf_counter() - start, False)
+
+
+def _load(lib: NativeLibrary) -> ctypes.CDLL:
+    dll = ctypes.CDLL(str(lib.path))
+    p = lib.prefix
+    getattr(dll, f"{p}_create").restype = ctypes.c_void_p
+    getattr(dll, f"{p}_create").argtypes = []
+    getattr(dll, f"{p}_set_param").argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_double]
+    getattr(dll, f"{p}_set_param").restype = ctypes.c_int
+    getattr(dll, f"{p}_solve").argtypes = [ctypes.c_void_p]
+    getattr(dll, f"{p}_solve").restype = ctypes.c_int
+    for name in ("result_json", "error"):
+        getattr(dll, f"{p}_{name}").argtypes = [ctypes.c_void_p]
+        getattr(dll, f"{p}_{name}").restype = ctypes.c_char_p
+    getattr(dll, f"{p}_free").argtypes = [ctypes.c_void_p]
+    getattr(dll, f"{p}_free").restype = None
+    return dll
+
+
+def run_native(lib: NativeLibrary, options: SolveOptions | None = None) -> dict:
+    """One solve through the C API: the ``solve --json`` object the native solver printed."""
+    opts = options or SolveOptions()
+    dll = _load(lib)
+    p = lib.prefix
+    handle = getattr(dll, f"{p}_create")()
+    if not handle:
+        raise MemoryError("the native solver could not be created")
+    try:
+        params = {
+            "max_iter": opts.max_iter, "eps_abs": opts.eps_abs, "eps_rel": opts.eps_rel, "rho": opts.rho,
+            "alpha": opts.alpha, "adaptive_rho": 1.0 if opts.adaptive_rho else 0.0,
+        }
+        for name, value in params.items():
+            if getattr(dll, f"{p}_set_param")(handle, name.encode(), float(value)) != 0:
+                raise ValueError(getattr(dll, f"{p}_error")(handle).decode())
+        if getattr(dll, f"{p}_solve")(handle) < 0:
+            raise NativeUnsupported(getattr(dll, f"{p}_error")(handle).decode())
+        return dict(json.loads(getattr(dll, f"{p}_result_json")(handle).decode()))
+    finally:
+        getattr(dll, f"{p}_free")(handle)
+
+
+def _arrays(table: dict | None, shapes: dict[str, dict[str, tuple[int, ...]]]) -> dict[str, dict[str, np.ndarray]]:
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for name, vars_ in (table or {}).items():
+        out[name] = {
+            v: np.asarray([np.nan if e is None else e for e in np.ravel(np.asarray(val, dtype=object))], dtype=np.float64).reshape(shapes[name][v])
+            for v, val in vars_.items()
+        }
+    return out
+
+
+def solve_native(plan: IRPlan, options: SolveOptions | None = None) -> SolveResult:
+    """Solve ``plan`` with its generated C++ solver (compiled on first use, then cached)."""
+    start = time.perf_counter()
+    lib = build_native(plan)
+    data = run_native(lib, options)
+    shapes = {o.name: {v.name: tuple(v.shape) for v in o.vars} for o in plan.objects}
+    shapes.update({b.name: {v.name: tuple(v.shape) for v in b.vars} for b in plan.shared})
+    return SolveResult(
+        status=str(data["status"]),
+        objective=data["objective"],
+        iterations=data["iterations"],
+        primal_residual=data["primal_residual"],
+        dual_residual=data["dual_residual"],
+        solve_time_s=time.perf_counter() - start,
+        objects=_arrays(data["objects"], shapes),
+        shared=_arrays(data["shared"], shapes),
+        message=str(data["message"]),
+    )
