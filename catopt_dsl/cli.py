@@ -107,6 +107,10 @@ def check(files: tuple[Path, ...], fmt: str, registry: str | None, explain: bool
         for a in analyses:
             if a.ok:
                 click.echo(f"{visible(a.file)}: ok", err=True)
+                for o in a.plan.objects if a.plan is not None else ():
+                    if o.external is not None:  # what an adapter vouches for (docs/language.md)
+                        e = o.external
+                        click.echo(f"{visible(a.file)}: {o.name}: `{e.reference}` via {e.adapter} {e.adapter_version}: {e.convexity}", err=True)
     if explain:
         from catopt_dsl.solver.explain import explain as explain_plan
 
