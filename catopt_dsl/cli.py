@@ -225,6 +225,8 @@ def solve(
         raise click.UsageError(f"--resume {run['resume']}: written for another plan (`{run_opts.resume.plan}`)")
     if run_opts.min_members > len(plan.objects):
         raise click.UsageError(f"--min-members {run_opts.min_members}: the plan has {len(plan.objects)} objects")
+    if centralized and any(o.external is not None for o in plan.objects):
+        raise click.UsageError("a plan with external losses needs an ADMM backend: CVXPY cannot see a framework's loss")
     tenant = _tenant(plan, owners_path, as_did)
     signer = _signer(identity_path)
     from catopt_dsl.solver import SolveOptions

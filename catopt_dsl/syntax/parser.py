@@ -281,7 +281,8 @@ class _Builder:
 
     def external(self, t: Tree) -> ast.ExternalLoss:
         sense, ref, *args = t.children
-        pairs = [(str(a.children[0]), self.string(a.children[1])) for a in args if isinstance(a, Tree)]
+        assert isinstance(ref, Token)
+        pairs = [(str(a.children[0]), self.string(a.children[1])) for a in args if isinstance(a, Tree)]  # type: ignore[arg-type]
         spans = tuple(self.sp(a) for a in args if isinstance(a, Tree))
         return ast.ExternalLoss(str(sense), self.string(ref), tuple(pairs), self.sp(t), self.sp(ref), spans)
 
