@@ -419,6 +419,11 @@ def compile_(file: Path, target: str, out: Path, force: bool, allow_paths: tuple
     targets = TARGETS if target == "all" else (target,)
     _check_out(out, targets, force)
     plan = _load_or_exit(file, allow_paths, color)
+    external = [o.name for o in plan.objects if o.external is not None]
+    if external:  # the generated code would drop the tenant's loss: refuse rather than emit a wrong plan
+        click.echo(f"catoptc: error: {', '.join(external)} have external losses; code generation does not carry "
+                   "a tenant's framework code yet (solve the plan with `catoptc solve`)", err=True)
+        sys.exit(1)
     from catopt_dsl.backends.emit import emit_target
 
     try:

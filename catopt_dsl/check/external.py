@@ -34,8 +34,10 @@ from catopt_dsl.syntax import ast
 
 __all__ = ["EXTERNAL_ARGS", "ExternalCheck", "check_adapter", "check_external"]
 
-#: the keyword arguments an external loss takes (``data``: the tenant's .npz/.npy file)
-EXTERNAL_ARGS = ("data",)
+#: the keyword arguments an external loss takes: ``data``, the tenant's .npz/.npy file; ``init``, a
+#: .npz holding a starting point for the vars (by name), for non-convex models, whose zero is often
+#: a saddle point (an MLP with all weights zero has a zero gradient in every hidden weight)
+EXTERNAL_ARGS = ("data", "init")
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,6 +53,7 @@ class ExternalCheck:
     search_path: str  # the folder the reference resolves in first (the spec's)
     convex: bool
     convexity: str  # "declared convex by adapter torch (...)" or why not
+    init: tuple[tuple[str, np.ndarray], ...] = ()  # the vars' starting point, by name (``init``)
 
 
 def check_adapter(item: ast.LocalProblem, sink: DiagnosticSink, cache: dict[Any, Any]) -> Any | None:
@@ -143,28 +146,27 @@ def check_external(
         args[key] = value
     if adapter is None or not ok:
         return None
-    data_path = args.get("data", "")
-    if item.family is not None and index is not None:
-        data_path = data_path.replace("{" + item.family.index + "}", str(index))
-    data: dict[str, np.ndarray] = {}
     base = Path(ctx.file_dirs.get(ext.span.file, ctx.spec_dir))
-    from catopt_dsl.adapters.api import AdapterError, ParamLayout, read_data
+    from catopt_dsl.adapters.api import AdapterError, ParamLayout
 
-    if data_path:
-        checked = check_file(base / data_path, ctx.folders, limits.MAX_DATA_BYTES)
-        if isinstance(checked, ReadError):
-            code = {"outside": ErrorCode.LOAD_OUTSIDE, "missing": ErrorCode.LOAD_MISSING}.get(
-                checked.kind.value, ErrorCode.LOAD_UNREADABLE
-            )
-            sink.error(code, f"data file `{data_path}` of the external loss: {checked.reason}", ext.span,
-                       note("paths are relative to the spec's folder"))
-            return None
-        try:
-            data = read_data(checked)
-        except AdapterError as exc:
-            sink.error(ErrorCode.LOAD_UNREADABLE, f"data file `{data_path}`: {str(exc).split(': ', 1)[-1]}", ext.span)
-            return None
+    paths = {}
+    for key in EXTERNAL_ARGS:
+        path = args.get(key, "")
+        if item.family is not None and index is not None:
+            path = path.replace("{" + item.family.index + "}", str(index))
+        paths[key] = path
+    data = _read(paths["data"], base, ctx, sink, ext.span)
+    init = _read(paths["init"], base, ctx, sink, ext.span)
+    if data is None or init is None:
+        return None
     layout = ParamLayout.of(*((v.name, tuple(v.type.dims)) for v in body.vars))
+    if paths["init"]:
+        try:
+            layout.flatten(init)
+        except AdapterError as exc:
+            sink.error(ErrorCode.EXTERNAL_LOSS, f"`init` file `{paths['init']}`: {exc}", ext.span,
+                       note(f"`{name}` declares {layout.describe()}"))
+            return None
     try:
         problem = adapter.problem(ext.reference, data, layout, search_path=(base,))
     except AdapterError as exc:
@@ -190,9 +192,30 @@ def check_external(
         adapter_version=contract.version,
         requirement=item.adapter_version,
         reference=ext.reference,
-        data_path=data_path,
+        data_path=paths["data"],
         data=tuple(sorted(data.items())),
         search_path=str(base),
         convex=bool(problem.convex),
         convexity=problem.convexity,
+        init=tuple((v.name, np.asarray(init[v.name], dtype=np.float64)) for v in layout.vars) if paths["init"] else (),
     )
+
+
+def _read(path: str, base: Path, ctx: ExprContext, sink: DiagnosticSink, span: Any) -> dict[str, np.ndarray] | None:
+    """The arrays of an external loss's file (``{}`` for none), read under ``load()``'s file gate."""
+    from catopt_dsl.adapters.api import AdapterError, read_data
+
+    if not path:
+        return {}
+    checked = check_file(base / path, ctx.folders, limits.MAX_DATA_BYTES)
+    if isinstance(checked, ReadError):
+        code = {"outside": ErrorCode.LOAD_OUTSIDE, "missing": ErrorCode.LOAD_MISSING}.get(
+            checked.kind.value, ErrorCode.LOAD_UNREADABLE
+        )
+        sink.error(code, f"file `{path}` of the external loss: {checked.reason}", span, note("paths are relative to the spec's folder"))
+        return None
+    try:
+        return read_data(checked)
+    except AdapterError as exc:
+        sink.error(ErrorCode.LOAD_UNREADABLE, f"file `{path}`: {str(exc).split(': ', 1)[-1]}", span)
+        return None

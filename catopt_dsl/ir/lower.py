@@ -171,7 +171,8 @@ def _object(o: CheckedObject) -> IRObject:
         # pass that reads objectives (analysis, codegen) sees a well-formed, empty one.
         e = o.external
         external = IRExternal(
-            e.adapter, e.adapter_version, e.requirement, e.reference, e.data_path, e.data, e.search_path, e.convex, e.convexity
+            e.adapter, e.adapter_version, e.requirement, e.reference, e.data_path, e.data, e.search_path, e.convex, e.convexity,
+            e.init,
         )
         objective = IRConst(np.zeros(()), ())
     assert objective is not None

@@ -161,6 +161,7 @@ class IRExternal:
     search_path: str
     convex: bool
     convexity: str
+    init: tuple[tuple[str, np.ndarray], ...] = ()  # the vars' starting point by name (empty: zero)
 
 
 @dataclass(frozen=True, eq=False)

@@ -256,6 +256,7 @@ def _enc_external(e: IRExternal, arr: ArrayWriter) -> dict[str, Any]:
         "search_path": e.search_path,
         "convex": e.convex,
         "convexity": e.convexity,
+        "init": [{"name": k, "value": arr(np.ascontiguousarray(v))} for k, v in e.init],
     }
 
 
@@ -270,6 +271,7 @@ def _dec_external(d: dict[str, Any], arr: ArrayReader) -> IRExternal:
         d["search_path"],
         bool(d["convex"]),
         d["convexity"],
+        tuple((x["name"], arr(x["value"])) for x in d.get("init", ())),
     )
 
 

@@ -244,6 +244,8 @@ class LocalWorker:
         self._external: ExternalProx | None = None
         if obj.external is not None:
             self._external = ExternalProx(obj, self.M, tol=min(1e-9, 1e-3 * self.accuracy.eps_abs))
+            if obj.external.init:  # a non-convex model's starting point (zero is often a saddle)
+                self._x = np.concatenate([np.asarray(a, dtype=np.float64).reshape(-1) for _, a in obj.external.init])
             self.method = "adapter"
             self.method_reason = f"the prox step of adapter `{obj.external.adapter}` on {self._external.device}" + (
                 f" ({'; '.join(self._external.notes)})" if self._external.notes else ""
