@@ -111,7 +111,7 @@ def test_the_non_convex_mlp_runs_and_is_never_called_optimal() -> None:
     a = analyze(FOLDER / "federated_mlp.cat")
     assert a.ok, [d.message for d in a.diagnostics]
     assert sorted({d.code.value for d in a.diagnostics}) == ["E0903"]
-    result = solve(a.plan, SolveOptions(max_iter=400))
+    result = solve(a.plan, SolveOptions(max_iter=40))
     assert result.status in ("stationary", "max_iterations"), (result.status, result.message)
     if result.status == "stationary":
         assert "heuristic" in result.message and "not a proven optimum" in result.message

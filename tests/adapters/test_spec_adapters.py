@@ -204,3 +204,17 @@ def test_fmt_keeps_the_requirement_and_the_external_loss(folder: Path) -> None:
 def test_a_version_with_spaces_inside_is_a_syntax_error(folder: Path) -> None:
     a = _check(folder, via="torch >= 1.0 .3")
     assert "E0001" in _codes(a)
+
+
+def test_an_init_file_must_hold_every_declared_var(folder: Path) -> None:
+    import numpy as np
+
+    np.savez(folder / "data" / "init.npz", W=np.ones((5, 3)))
+    a = _check(folder, objective='minimize "losses_torch:softmax_loss"(data = "data/site_0.npz", init = "data/init.npz");')
+    bad = [d for d in a.diagnostics if d.code.value == "E0902"]
+    assert bad and "missing parameters: b" in bad[0].message
+    np.savez(folder / "data" / "init.npz", W=np.ones((5, 3)), b=np.full(3, 2.0))
+    a = _check(folder, objective='minimize "losses_torch:softmax_loss"(data = "data/site_0.npz", init = "data/init.npz");')
+    assert a.ok
+    init = dict(a.plan.objects[0].external.init)
+    assert np.array_equal(init["W"], np.ones((5, 3))) and np.array_equal(init["b"], np.full(3, 2.0))
