@@ -111,7 +111,8 @@ def test_the_non_convex_mlp_runs_and_is_never_called_optimal() -> None:
     a = analyze(FOLDER / "federated_mlp.cat")
     assert a.ok, [d.message for d in a.diagnostics]
     assert sorted({d.code.value for d in a.diagnostics}) == ["E0903"]
-    result = solve(a.plan, SolveOptions(max_iter=40))
+    # loose tolerances keep the inner L-BFGS short (the prox stopping rule follows eps_abs)
+    result = solve(a.plan, SolveOptions(max_iter=15, eps_abs=1e-3, eps_rel=1e-3))
     assert result.status in ("stationary", "max_iterations"), (result.status, result.message)
     if result.status == "stationary":
         assert "heuristic" in result.message and "not a proven optimum" in result.message
