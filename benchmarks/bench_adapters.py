@@ -255,7 +255,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                       ["discover() (load + contract + availability)", f"{discover_s * 1e3:.0f} ms"]]},
         ],
         "targets": [
-            {"name": "torch tenant's prox step vs the same loss in .cat (CVXPY path, logistic)",
+            {"name": "torch tenant's x-update vs the same loss in .cat (local Newton, logistic)",
              "required": "reported (no target: different solvers)",
              "measured": f"{logistic['worker_step_s'] / logistic['cat_step_s']:.2f}x",
              "met": None, "reason": "informational"},
