@@ -1,15 +1,18 @@
 """Adapters: a torch tenant's prox step vs the same loss written in `.cat`, and the adapter layer's cost.
 
-One tenant, one consensus link, two losses over the same data (``m`` samples, ``n`` features):
+One tenant, one consensus link, two losses over the same data (``m`` samples, ``n`` features). The
+torch tenant is a spec with an external loss (``minimize "tenant_loss:logistic"(data = ...)``) whose
+x-update the solver's worker (method ``adapter``) hands to the adapter's prox step:
 
 * **least squares** ``0.5 ||A w - b||^2``: in `.cat` this takes the solver's fast path (the x-update
   is one matrix-vector product with a cached KKT factor), in torch the adapter's L-BFGS step;
-* **logistic** ``sum log(1 + exp(-y .* (X w)))``: in `.cat` a CVXPY/Clarabel solve (exponential
-  cones), in torch the same L-BFGS step.
+* **logistic** ``sum log(1 + exp(-y .* (X w)))``: in `.cat` the local Newton method, in torch the
+  same L-BFGS step.
 
 Each x-update is timed along an ADMM-like sequence of centres ``v_k = x* + 0.7^k xi`` (warm-started
 from the previous answer, as in a solve), and the per-step median is reported. The adapter's
-overhead is measured against the same torch L-BFGS loop written by hand on the same tensors (no
+overhead is measured twice: the solver worker against the adapter's prox called directly (what the
+solver layer adds), and the adapter against the same torch L-BFGS loop written by hand on the same tensors (no
 flattening, no numpy round trips, no gradient-judged polish): the table gives both times and the
 accuracy each reaches (distance to the exact prox point), since the polish is what buys the
 adapter its 1e-9 answers. Discovery (entry points + contracts + availability) and problem set-up
@@ -82,6 +85,48 @@ def _cat_worker(A: np.ndarray, b: np.ndarray, kind: str, folder: Path) -> Any:
     spec.write_text(SPEC.format(m=A.shape[0], n=A.shape[1], objective=OBJECTIVES[kind]), encoding="utf-8")
     plan = load_plan(spec)
     (worker,) = build_workers(build_layout(plan), SolveOptions())
+    return worker
+
+
+EXTERNAL_SPEC = """catopt 1;
+SharedVariables model {{ var w: float[{n}]; }}
+LocalProblem site via torch >= 1.0 {{
+    var w: float[{n}];
+    minimize "tenant_loss:{kind}"(data = "data.npz");
+}}
+Limit agree on model {{ site.w == model.w; }}
+Colimit plan of model;
+"""
+
+TENANT_MODULE = """import torch
+from catopt_dsl.adapters import external_loss
+
+
+@external_loss(convex=True)
+def least_squares(p, d):
+    return 0.5 * ((d["A"] @ p["w"] - d["b"]) ** 2).sum()
+
+
+@external_loss(convex=True)
+def logistic(p, d):
+    return torch.nn.functional.softplus(-d["b"] * (d["A"] @ p["w"])).sum()
+"""
+
+
+def _external_worker(A: np.ndarray, b: np.ndarray, kind: str, folder: Path) -> Any:
+    """The torch tenant as the solver runs it: a spec with an external loss, its LocalWorker (method
+    ``adapter``), whose x-update goes through ``solver/local/external.py`` to the adapter's prox."""
+    from catopt_dsl.compile import load_plan
+    from catopt_dsl.solver import SolveOptions
+    from catopt_dsl.solver.admm import build_workers
+    from catopt_dsl.solver.layout import build_layout
+
+    np.savez(folder / "data.npz", A=A, b=b)
+    (folder / "tenant_loss.py").write_text(TENANT_MODULE, encoding="utf-8")
+    spec = folder / "external.cat"
+    spec.write_text(EXTERNAL_SPEC.format(n=A.shape[1], kind=kind.replace(" ", "_")), encoding="utf-8")
+    (worker,) = build_workers(build_layout(load_plan(spec)), SolveOptions())
+    assert worker.method == "adapter", worker.method_reason
     return worker
 
 
@@ -171,7 +216,10 @@ def run(quick: bool = False) -> dict[str, Any]:
             worker = _cat_worker(A, b, kind, Path(tmp))
             worker.step(np.zeros(n), rho)  # first call builds the KKT factor / the CVXPY problem
             cat_s, cat_out = _median_step(lambda v, w=worker: w.step(v, rho).copy(), centres)
-            path = "fast path" if worker.fast else "CVXPY (Clarabel)"
+            path = f"{worker.method}" if worker.fast else "CVXPY (Clarabel)"
+            ext_worker = _external_worker(A, b, kind, Path(tmp))
+            ext_worker.step(np.zeros(n), rho)
+            worker_s, worker_out = _median_step(lambda v, w=ext_worker: w.step(v, rho).copy(), centres)
         tensors = {"A": torch.from_numpy(A), "b": torch.from_numpy(b)}
         bare = _bare_lbfgs(_torch_loss(kind), tensors, n, rho)
         bare(np.zeros(n))
@@ -181,12 +229,13 @@ def run(quick: bool = False) -> dict[str, Any]:
         def err(outs: list[np.ndarray], exact: list[np.ndarray] = exact) -> float:
             return max(float(np.abs(o - e).max()) for o, e in zip(outs, exact))
 
-        rows.append([kind, f"{m} x {n}", f"{adapter_s * 1e3:.2f}", f"{cat_s * 1e3:.3f} ({path})",
-                     f"{adapter_s / cat_s:.1f}x", f"{err(adapter_out):.0e}", f"{err(cat_out):.0e}"])
-        overhead_rows.append([kind, f"{bare_s * 1e3:.2f}", f"{adapter_s * 1e3:.2f}", f"{adapter_s / bare_s:.2f}x",
+        rows.append([kind, f"{m} x {n}", f"{worker_s * 1e3:.2f}", f"{cat_s * 1e3:.3f} ({path})",
+                     f"{worker_s / cat_s:.1f}x", f"{err(worker_out):.0e}", f"{err(cat_out):.0e}"])
+        overhead_rows.append([kind, f"{bare_s * 1e3:.2f}", f"{adapter_s * 1e3:.2f}", f"{worker_s * 1e3:.2f}",
+                              f"{adapter_s / bare_s:.2f}x", f"{worker_s / adapter_s:.2f}x",
                               f"{err(bare_out):.0e}", f"{err(adapter_out):.0e}", f"{setup_s * 1e3:.1f}"])
         raw_rows.append({"loss": kind, "m": m, "n": n, "adapter_step_s": adapter_s, "cat_step_s": cat_s, "cat_path": path,
-                         "bare_torch_step_s": bare_s, "adapter_error": err(adapter_out), "cat_error": err(cat_out),
+                         "bare_torch_step_s": bare_s, "worker_step_s": worker_s, "worker_error": err(worker_out), "adapter_error": err(adapter_out), "cat_error": err(cat_out),
                          "bare_error": err(bare_out), "setup_s": setup_s})
     logistic = next(r for r in raw_rows if r["loss"] == "logistic")
     return {
@@ -194,28 +243,32 @@ def run(quick: bool = False) -> dict[str, Any]:
         "discover_s": discover_s,
         "tables": [
             {"title": f"One x-update (median over {steps} warm-started steps, rho = {rho:g}), milliseconds",
-             "columns": ["loss", "data", "torch adapter ms", ".cat LocalWorker ms", "torch / .cat",
-                         "torch error", ".cat error"],
+             "columns": ["loss", "data", "torch tenant ms (spec, solver worker)", ".cat LocalWorker ms (method)",
+                         "torch / .cat", "torch error", ".cat error"],
              "rows": rows},
             {"title": "Adapter layer vs the same torch L-BFGS loop written by hand",
-             "columns": ["loss", "bare torch ms", "adapter ms", "adapter / bare", "bare error", "adapter error",
-                         "problem set-up ms"],
+             "columns": ["loss", "bare torch ms", "adapter prox ms", "solver worker ms", "adapter / bare",
+                         "worker / adapter", "bare error", "adapter error", "problem set-up ms"],
              "rows": overhead_rows},
             {"title": "Discovery", "columns": ["what", "value"],
              "rows": [["adapters found through entry points", str(len(found))],
                       ["discover() (load + contract + availability)", f"{discover_s * 1e3:.0f} ms"]]},
         ],
         "targets": [
-            {"name": "torch tenant's prox step vs the same loss in .cat (CVXPY path, logistic)",
+            {"name": "torch tenant's x-update vs the same loss in .cat (local Newton, logistic)",
              "required": "reported (no target: different solvers)",
-             "measured": f"{logistic['adapter_step_s'] / logistic['cat_step_s']:.2f}x",
+             "measured": f"{logistic['worker_step_s'] / logistic['cat_step_s']:.2f}x",
+             "met": None, "reason": "informational"},
+            {"name": "solver worker's x-update vs the adapter's prox step called directly (logistic)",
+             "required": "reported: the worker adds M'd/c and bookkeeping only",
+             "measured": f"{logistic['worker_step_s'] / logistic['adapter_step_s']:.2f}x",
              "met": None, "reason": "informational"},
         ],
         "notes": [
             "error: largest distance (inf-norm) of a step's answer to the exact prox point (closed form for least "
             "squares, Newton to 1e-12 for logistic), over the sequence",
             "the .cat least-squares step is the fast path's cached affine map: no adapter can match a matvec; "
-            "the logistic step is where an external framework competes with the language's own CVXPY solve",
+            "the logistic step is where an external framework competes with the language's own local Newton method",
             "adapter / bare includes the gradient-judged Newton-CG polish that takes L-BFGS from its ~1e-7 "
             "float64 floor to the stopping rule, and numpy <-> torch conversions at the seam",
         ],

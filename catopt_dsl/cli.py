@@ -107,6 +107,10 @@ def check(files: tuple[Path, ...], fmt: str, registry: str | None, explain: bool
         for a in analyses:
             if a.ok:
                 click.echo(f"{visible(a.file)}: ok", err=True)
+                for o in a.plan.objects if a.plan is not None else ():
+                    if o.external is not None:  # what an adapter vouches for (docs/language.md)
+                        e = o.external
+                        click.echo(f"{visible(a.file)}: {o.name}: `{e.reference}` via {e.adapter} {e.adapter_version}: {e.convexity}", err=True)
     if explain:
         from catopt_dsl.solver.explain import explain as explain_plan
 
@@ -234,6 +238,8 @@ def solve(
         raise click.UsageError(f"--resume {run['resume']}: written for another plan (`{run_opts.resume.plan}`)")
     if run_opts.min_members > len(plan.objects):
         raise click.UsageError(f"--min-members {run_opts.min_members}: the plan has {len(plan.objects)} objects")
+    if centralized and any(o.external is not None for o in plan.objects):
+        raise click.UsageError("a plan with external losses needs an ADMM backend: CVXPY cannot see a framework's loss")
     tenant = _tenant(plan, owners_path, as_did)
     signer = _signer(identity_path)
     from catopt_dsl.solver import SolveOptions
@@ -464,6 +470,11 @@ def compile_(file: Path, target: str, out: Path, force: bool, check: bool, allow
         return
     _check_out(out, targets, force)
     plan = _load_or_exit(file, allow_paths, color)
+    external = [o.name for o in plan.objects if o.external is not None]
+    if external:  # the generated code would drop the tenant's loss: refuse rather than emit a wrong plan
+        click.echo(f"catoptc: error: {', '.join(external)} have external losses; code generation does not carry "
+                   "a tenant's framework code yet (solve the plan with `catoptc solve`)", err=True)
+        sys.exit(1)
     from catopt_dsl.backends.emit import emit_target
 
     try:

@@ -68,6 +68,10 @@ class ErrorCode(str, Enum):
     REGISTRY_MISMATCH = "E0802"  # the registry holds this schema version with other content, or deleted it
     REGISTRY_UNREGISTERED = "E0803"  # warning: the registry has no version of this schema's subject
     REGISTRY_SEQUENCE = "E0804"  # a schema's declared version is not its subject's next registry version
+    # -- adapters (`via`, external losses) -------------------------------------------------------
+    ADAPTER = "E0901"  # `via NAME [>= version]` names no installed adapter, or one that does not satisfy it
+    EXTERNAL_LOSS = "E0902"  # an external loss that does not resolve, does not fit the vars, or is misused
+    HEURISTIC = "E0903"  # warning: an external loss not known to be convex (ADMM is then a heuristic)
 
 
 TITLES: dict[ErrorCode, str] = {
@@ -120,4 +124,7 @@ TITLES: dict[ErrorCode, str] = {
     ErrorCode.REGISTRY_MISMATCH: "schema differs from the registry",
     ErrorCode.REGISTRY_UNREGISTERED: "schema not in the registry",
     ErrorCode.REGISTRY_SEQUENCE: "schema version out of sequence",
+    ErrorCode.ADAPTER: "unknown or unsatisfiable adapter",
+    ErrorCode.EXTERNAL_LOSS: "invalid external loss",
+    ErrorCode.HEURISTIC: "loss not known to be convex",
 }

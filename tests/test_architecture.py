@@ -20,6 +20,9 @@ BASE = {"__init__", "__version__", "__main__", "span", "errors", "limits", "file
 
 #: stage -> rank; a package may import only packages of a lower rank (or BASE)
 RANK = {
+    # the plug-in interface: it imports no stage, so the checker (`via`, external losses) and the
+    # solver (adapter prox steps) may call it
+    "adapters": 0,
     "syntax": 1,
     "check": 2,
     "ir": 3,
@@ -27,7 +30,6 @@ RANK = {
     "solver": 4,
     "wire": 4,
     "identity": 4,
-    "adapters": 4,
     "sync": 5,
     "runtime": 6,
     "compile": 7,

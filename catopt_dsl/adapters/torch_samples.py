@@ -12,7 +12,7 @@ import torch
 
 from catopt_dsl.adapters.api import external_loss
 
-__all__ = ["least_squares", "logistic", "softmax"]
+__all__ = ["double_well", "least_squares", "logistic", "softmax"]
 
 Tensors = Mapping[str, torch.Tensor]
 
@@ -33,3 +33,11 @@ def logistic(params: Tensors, data: Tensors) -> torch.Tensor:
 def softmax(params: Tensors, data: Tensors) -> torch.Tensor:
     logits = data["X"] @ params["W"] + params["b"]
     return torch.nn.functional.cross_entropy(logits, data["y"], reduction="sum")
+
+
+@external_loss(convex=False, params={"w": (2,)})
+def double_well(params: Tensors, data: Tensors) -> torch.Tensor:
+    """sum((w_i^2 - 1)^2): non-convex, minima at w_i = +-1, a stationary point (a local maximum)
+    at 0. Not a kit sample: docs/statuses.md uses it to show the `stationary` status."""
+    w = params["w"]
+    return ((w * w - 1.0) ** 2).sum()

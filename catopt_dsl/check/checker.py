@@ -10,7 +10,7 @@ The result, :class:`CheckedPlan`, is a side table that lowering reads; the AST i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -27,6 +27,7 @@ from catopt_dsl.check.exprs import (
     make_checker,
     type_expr,
 )
+from catopt_dsl.check.external import ExternalCheck, check_adapter, check_external
 from catopt_dsl.check.scope import ExprContext, IndexSymbol, ParamSymbol, Scope, VarSymbol
 from catopt_dsl import limits
 from catopt_dsl.check.suggest import suggest
@@ -64,6 +65,7 @@ class CheckedObject:
     functors: list[str]
     ok: bool = True
     types: TypeMap | None = None  # what typing learned about its expressions (lowering reads it)
+    external: ExternalCheck | None = None  # its external loss, checked (``external.py``)
 
 
 @dataclass
@@ -426,6 +428,7 @@ class Checker:
         # A declaration too large on its own is reported at its type (E0007) when the body is checked.
         sizes = [limits.elements(d.type.dims) for d in decls]
         per_member = sum(n for n in sizes if n <= limits.MAX_ARRAY_ELEMENTS)
+        adapter = check_adapter(item, self.sink, self.ctx.cache)
         for index in self._members(item, per_member):
             scope = Scope()
             if item.family is not None and index is not None:
@@ -438,8 +441,12 @@ class Checker:
                 if functor.source in (item.adapter, item.platform) and functor.target == CANONICAL:
                     ok = self._apply_functor(functor, item, name, scope, params) and ok
                     applied.append(functor.name)
-            ok = self._check_objectives(item.body, scope, name, item.name_span, True, typer) and ok
-            out.append(CheckedObject(name, item, index, scope, params, vars_, applied, ok, typer.type_map()))
+            external = check_external(item, name, index, adapter, self.ctx, self.sink)
+            if item.body.externals and external is None:
+                ok = False
+            required = not item.body.externals
+            ok = self._check_objectives(item.body, scope, name, item.name_span, required, typer) and ok
+            out.append(CheckedObject(name, item, index, scope, params, vars_, applied, ok, typer.type_map(), external))
         return out
 
     # -- functors ---------------------------------------------------------------------------------
@@ -1022,7 +1029,7 @@ class Checker:
                     for k, p in enumerate(params):
                         if p.name == op.param:
                             params[k] = ast.ParamDecl(p.name, p.type, op.value, op.span, p.name_span)
-                            new_body = ast.Body(tuple(params), i.body.vars, i.body.objectives, i.body.constraints)
+                            new_body = replace(i.body, params=tuple(params))
                             new_item = _replace_body(i, new_body)
                             return items[:pos] + [new_item] + items[pos + 1:], f"set {op.object}.{op.param}"
                     self.sink.error(
@@ -1110,7 +1117,7 @@ class Checker:
                         p.name_span,
                         help_("remove it, or use it in the objective, a constraint or a morphism field"),
                     )
-            if isinstance(item, ast.LocalProblem):
+            if isinstance(item, ast.LocalProblem) and not body.externals:  # an external loss reads every var
                 for v in body.vars:
                     if v.name not in names:
                         self.sink.warning(
@@ -1264,5 +1271,5 @@ def _drop_refs(limit: ast.Limit, obj: str | None, morphisms: set[str]) -> ast.Li
 
 def _replace_body(item: ast.LocalProblem | ast.SharedVariables, body: ast.Body) -> ast.Item:
     if isinstance(item, ast.LocalProblem):
-        return ast.LocalProblem(item.name, item.family, item.platform, item.adapter, body, item.span, item.name_span, item.platform_span, item.adapter_span)
+        return replace(item, body=body)
     return ast.SharedVariables(item.name, body, item.span, item.name_span)

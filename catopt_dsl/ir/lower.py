@@ -21,11 +21,13 @@ from catopt_dsl.ir.exprs import lower_expr
 from catopt_dsl.ir.model import (
     IRColimit,
     IRConsensus,
+    IRConst,
     IRConstraint,
     IRCoupling,
     IRCouplingTerm,
     IRDelta,
     IRExpr,
+    IRExternal,
     IRFunctor,
     IRMorphism,
     IRNeg,
@@ -163,6 +165,16 @@ def _constraints(body: ast.Body, types: TypeMap, scope: Scope) -> tuple[IRConstr
 def _object(o: CheckedObject) -> IRObject:
     types = _types(o.types)
     sense, objective = _objective(o.decl.body, types, o.scope)
+    external = None
+    if o.external is not None:
+        # The adapter computes the whole objective; the IR expression is the constant 0 so every
+        # pass that reads objectives (analysis, codegen) sees a well-formed, empty one.
+        e = o.external
+        external = IRExternal(
+            e.adapter, e.adapter_version, e.requirement, e.reference, e.data_path, e.data, e.search_path, e.convex, e.convexity,
+            e.init,
+        )
+        objective = IRConst(np.zeros(()), ())
     assert objective is not None
     return IRObject(
         name=o.name,
@@ -176,6 +188,7 @@ def _object(o: CheckedObject) -> IRObject:
         sense=sense,
         objective=objective,
         constraints=_constraints(o.decl.body, types, o.scope),
+        external=external,
     )
 
 

@@ -146,6 +146,25 @@ class IRConstraint:
 
 
 @dataclass(frozen=True, eq=False)
+class IRExternal:
+    """An objective computed by a framework adapter: ``adapter`` (the installed contract's
+    ``adapter_version``, the spec's ``requirement``) evaluates ``reference`` (``module:function``,
+    resolved in ``search_path`` first) on ``data`` (arrays read from ``data_path`` by the checker).
+    ``convex``/``convexity``: who vouched for convexity (a non-convex loss makes ADMM a heuristic)."""
+
+    adapter: str
+    adapter_version: str
+    requirement: str
+    reference: str
+    data_path: str
+    data: tuple[tuple[str, np.ndarray], ...]
+    search_path: str
+    convex: bool
+    convexity: str
+    init: tuple[tuple[str, np.ndarray], ...] = ()  # the vars' starting point by name (empty: zero)
+
+
+@dataclass(frozen=True, eq=False)
 class IRObject:
     """One LocalProblem (a family member is one object, named ``site[3]``)."""
 
@@ -158,8 +177,9 @@ class IRObject:
     params: tuple[IRParam, ...]
     vars: tuple[IRVar, ...]
     sense: str  # what the user wrote: "minimize" | "maximize"
-    objective: IRExpr  # scalar, minimise form
+    objective: IRExpr  # scalar, minimise form (the constant 0 when ``external`` computes it)
     constraints: tuple[IRConstraint, ...]
+    external: IRExternal | None = None  # a loss a framework adapter computes (the whole objective)
 
     @property
     def n(self) -> int:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -27,13 +28,14 @@ from catopt_dsl.ir.model import (
     IRBinary,
     IRCall,
     IRColimit,
-    IRConst,
     IRConsensus,
+    IRConst,
     IRConstraint,
     IRCoupling,
     IRCouplingTerm,
     IRDelta,
     IRExpr,
+    IRExternal,
     IRFunctor,
     IRIndex,
     IRMorphism,
@@ -251,6 +253,36 @@ def _dec_param(d: dict[str, Any], arr: ArrayReader) -> IRParam:
     return IRParam(d["name"], d["dtype"], tuple(d["shape"]), arr(d["value"]))
 
 
+def _enc_external(e: IRExternal, arr: ArrayWriter) -> dict[str, Any]:
+    return {
+        "adapter": e.adapter,
+        "adapter_version": e.adapter_version,
+        "requirement": e.requirement,
+        "reference": e.reference,
+        "data_path": e.data_path,
+        "data": [{"name": k, "value": arr(np.ascontiguousarray(v))} for k, v in e.data],
+        "search_path": e.search_path,
+        "convex": e.convex,
+        "convexity": e.convexity,
+        "init": [{"name": k, "value": arr(np.ascontiguousarray(v))} for k, v in e.init],
+    }
+
+
+def _dec_external(d: dict[str, Any], arr: ArrayReader) -> IRExternal:
+    return IRExternal(
+        d["adapter"],
+        d["adapter_version"],
+        d["requirement"],
+        d["reference"],
+        d["data_path"],
+        tuple((x["name"], arr(x["value"])) for x in d["data"]),
+        d["search_path"],
+        bool(d["convex"]),
+        d["convexity"],
+        tuple((x["name"], arr(x["value"])) for x in d.get("init", ())),
+    )
+
+
 def _enc_var(v: IRVar) -> dict[str, Any]:
     return {"name": v.name, "shape": _shape(v.shape), "offset": int(v.offset)}
 
@@ -308,6 +340,8 @@ def _enc_plan(plan: IRPlan, arr: ArrayWriter) -> dict[str, Any]:
                 "sense": o.sense,
                 "objective": _enc_expr(o.objective, arr),
                 "constraints": [_enc_constraint(c, arr) for c in o.constraints],
+                # only when present: plans without adapters serialise exactly as before
+                **({"external": _enc_external(o.external, arr)} if o.external is not None else {}),
             }
             for o in plan.objects
         ],
@@ -408,6 +442,7 @@ def _dec_plan(d: dict[str, Any], arr: ArrayReader) -> IRPlan:
                 sense=o["sense"],
                 objective=_dec_expr(o["objective"], arr),
                 constraints=tuple(_dec_constraint(c, arr) for c in o["constraints"]),
+                external=_dec_external(o["external"], arr) if o.get("external") is not None else None,
             )
             for o in d["objects"]
         ),

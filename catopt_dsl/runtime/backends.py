@@ -137,6 +137,12 @@ def _centralized(
 ) -> SolveResult:
     from catopt_dsl.solver import solve_centralized
 
+    external = [o.name for o in plan.objects if o.external is not None]
+    if external:  # CVXPY cannot see a framework's loss: the answer would silently drop it
+        raise ValueError(
+            f"the centralized backend cannot solve {', '.join(external)}: their losses are computed by framework "
+            "adapters, which only ADMM backends call (inprocess, distributed, ray)"
+        )
     return solve_centralized(plan)
 
 

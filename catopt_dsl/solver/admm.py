@@ -38,6 +38,7 @@ from catopt_dsl.solver.result import (
     SolveOptions,
     SolveResult,
     SolverState,
+    heuristic_message,
     inaccurate_warnings,
 )
 from catopt_dsl.solver.worker import FastBatch, LocalWorker, local_solver_summary, make_workers
@@ -101,6 +102,7 @@ def solve(
     rows = {o.obj.name: (o.rows, layout.x_slices[i], i) for i, o in enumerate(layout.objects)}
     batch = FastBatch(workers, rows)
     slow = [(i, w) for i, w in enumerate(workers) if not w.fast]
+    heuristic = [o.name for o in plan.objects if o.external is not None and not o.external.convex]
     coordinator = Coordinator(layout, opts, warm_start)
     bc: Iterate = coordinator.first_iterate()
     history: list[dict[str, float]] = []
@@ -116,7 +118,11 @@ def solve(
                 }
                 for blk in plan.shared
             }
-            objects, objective = glue_solution(plan, objects, z_all)
+            evaluators = {w.name: w.objective_value for w in workers if w.obj.external is not None}
+            objects, objective = glue_solution(plan, objects, z_all, evaluators)
+        if status == "optimal" and heuristic:
+            # converged, but on a loss no one vouches is convex: a stationary point, not a proven optimum
+            status, message = "stationary", heuristic_message(heuristic)
         last = coordinator.last
         return SolveResult(
             status=status,

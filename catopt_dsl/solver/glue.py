@@ -10,7 +10,7 @@ Coupling-only variables keep their local values: sharing has no single value to 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -23,10 +23,13 @@ def glue_solution(
     plan: IRPlan,
     objects: Mapping[str, Mapping[str, np.ndarray]],
     z: Mapping[str, Mapping[str, np.ndarray]],
+    external: Mapping[str, Callable[[np.ndarray], float]] | None = None,
 ) -> tuple[dict[str, dict[str, np.ndarray]], float]:
     """Objects' values with consensus-linked vars set to their shared value, and the plan objective there.
 
     ``z`` maps every shared block to its variables' values (not only those the colimit reports).
+    ``external`` evaluates the objects whose objective an adapter computes (their IR objective is
+    the constant 0), at their stacked x.
     """
     glued = {name: {v: np.array(val, dtype=np.float64) for v, val in vars_.items()} for name, vars_ in objects.items()}
     for link in plan.consensus:
@@ -40,6 +43,15 @@ def glue_solution(
             continue
         a = analysis.object(o.name)
         values = glued[o.name]
+        if o.external is not None:
+            x = np.concatenate([np.asarray(values[v.name], dtype=np.float64).reshape(-1) for v in o.vars])
+            if external is not None and o.name in external:
+                total += float(external[o.name](x))
+            else:  # a distributed coordinator holds no worker: evaluate through the adapter here
+                from catopt_dsl.solver.local.external import external_loss
+
+                total += external_loss(o)(x)
+            continue
         if a.group.has_form and all(v.name in values for v in o.vars):
             # the analysis' exact form, a whole family at once
             x = np.concatenate([np.asarray(values[v.name], dtype=np.float64).reshape(-1) for v in o.vars]) if o.vars else np.zeros(0)

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["RunDetails", "SolveOptions", "SolveResult", "SolverState", "STATUSES", "inaccurate_warnings", "natural_sorted"]
+__all__ = ["RunDetails", "SolveOptions", "SolveResult", "SolverState", "STATUSES", "heuristic_message", "inaccurate_warnings", "natural_sorted"]
 
 #: Every status a solve can end with.
 STATUSES: tuple[str, ...] = (
@@ -19,7 +19,19 @@ STATUSES: tuple[str, ...] = (
     "max_iterations",
     "local_solver_failed",
     "member_lost",
+    # ADMM converged on a plan with an external loss no one declares convex: a stationary point of
+    # a heuristic, never claimed optimal (docs/language.md, E0903)
+    "stationary",
 )
+
+
+def heuristic_message(objects: list[str]) -> str:
+    """Why a converged run on non-convex external losses ends ``stationary``."""
+    names = ", ".join(f"`{n}`" for n in objects)
+    return (
+        f"ADMM converged, but the loss of {names} is not known to be convex: ADMM is then a heuristic, "
+        "and the point is a stationary point of the plan, not a proven optimum"
+    )
 
 
 class RunDetails(Protocol):
@@ -157,7 +169,7 @@ class SolveResult:
     def has_solution(self) -> bool:
         """Whether the result holds a point worth reading (``optimal``, ``max_iterations``, or
         ``member_lost``: the optimum of the plan without the lost members)."""
-        return self.status in ("optimal", "max_iterations", "member_lost")
+        return self.status in ("optimal", "max_iterations", "member_lost", "stationary")
     #: membership, protocol counters and per-round metrics of a distributed run (None in-process)
     run: RunDetails | None = None
 

@@ -54,6 +54,7 @@ from catopt_dsl.solver.local import (
     choose_method,
     make_solver,
 )
+from catopt_dsl.solver.local.external import ExternalProx
 
 __all__ = [
     "FAST_MAX_SIZE",
@@ -239,6 +240,16 @@ class LocalWorker:
             self.method, self.method_reason = choose_method(
                 self.analysis.group, self.analysis.index, self.M, _separable_rows
             )
+        #: an external loss's adapter-backed x-update (``local/external.py``), or None
+        self._external: ExternalProx | None = None
+        if obj.external is not None:
+            self._external = ExternalProx(obj, self.M, tol=min(1e-9, 1e-3 * self.accuracy.eps_abs))
+            if obj.external.init:  # a non-convex model's starting point (zero is often a saddle)
+                self._x = np.concatenate([np.asarray(a, dtype=np.float64).reshape(-1) for _, a in obj.external.init])
+            self.method = "adapter"
+            self.method_reason = f"the prox step of adapter `{obj.external.adapter}` on {self._external.device}" + (
+                f" ({'; '.join(self._external.notes)})" if self._external.notes else ""
+            )
         self._solver: BatchSolver | None = None
         self._slot = 0
         #: steps whose batch solve failed and CVXPY solved instead, and the last reason
@@ -258,7 +269,7 @@ class LocalWorker:
         self._solved_once = False
         #: the compiled CVXPY problem this object shares with its family (``make_workers``)
         self._family: CvxFamily | None = None
-        if self.method != "cvxpy" and not _batched:
+        if self.method not in ("cvxpy", "adapter") and not _batched:
             _attach([self])
 
     @cached_property
@@ -337,6 +348,8 @@ class LocalWorker:
     def step(self, centres: np.ndarray, rho: float) -> np.ndarray:
         """x-update for the given centres d_i and rho; returns the stacked x (also kept in ``x``)."""
         centres = np.asarray(centres, dtype=np.float64)
+        if self._external is not None:
+            return self._adapter_step(centres, rho)
         if self._solver is not None:
             slot = np.array([self._slot])
             result = self._solver.solve(centres[None, :], rho, slot)
@@ -347,6 +360,22 @@ class LocalWorker:
             self.fallback(centres, rho, result.why.get(0, "the batch solve failed"))
             return self.x
         return self._cvx_step(centres, rho)
+
+    def _adapter_step(self, centres: np.ndarray, rho: float) -> np.ndarray:
+        """The adapter's prox step; a step that misses its stopping rule fails (CVXPY cannot see
+        the loss, so there is no fallback)."""
+        assert self._external is not None
+        try:
+            out = self._external.step(centres, rho, self.x)
+        except Exception as exc:  # noqa: BLE001 - the tenant's code raised: report it with the object's name
+            self.status, self.message = "failed", f"object `{self.name}`: the adapter's prox step raised {type(exc).__name__}: {exc}"
+            return self.x
+        if out.ok:
+            self.x = out.x
+            self.status, self.message = "ok", ""
+        else:
+            self.status, self.message = "failed", out.message
+        return self.x
 
     def fallback(self, centres: np.ndarray, rho: float, why: str) -> None:
         """Solve this step with CVXPY because the batch method could not (counted, reported)."""
@@ -394,6 +423,8 @@ class LocalWorker:
     def objective_value(self, x: np.ndarray | None = None) -> float:
         """f_i(x) (at the current x by default)."""
         x = self.x if x is None else np.asarray(x, dtype=np.float64)
+        if self._external is not None:
+            return self._external.loss(x)
         form = self.analysis.form
         if form is not None:
             return float(form.value(x))
@@ -524,7 +555,7 @@ def make_workers(
         LocalWorker(obj, M, e, fast_path=fast_path, analysis=a, accuracy=accuracy, _batched=True, _separable_rows=sep)
         for (obj, M, e, a), sep in zip(items, separable)
     ]
-    _attach([w for w in workers if w.method != "cvxpy"])
+    _attach([w for w in workers if w.method not in ("cvxpy", "adapter")])
     _share_cvxpy([w for w in workers if w.method == "cvxpy"])
     return workers
 

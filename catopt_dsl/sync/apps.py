@@ -83,7 +83,7 @@ from catopt_dsl.solver.certificate import CertificateAnswer, CertificateQuery
 from catopt_dsl.solver.coordinator import Coordinator
 from catopt_dsl.solver.glue import glue_solution
 from catopt_dsl.solver.layout import build_layout
-from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState, inaccurate_warnings
+from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState, heuristic_message, inaccurate_warnings
 from catopt_dsl.solver.local import Accuracy
 from catopt_dsl.solver.worker import FastBatch, LocalReport, make_workers, unbounded_note
 from catopt_dsl.sync.messages import Delta, Message
@@ -525,6 +525,12 @@ class SolverCoordinator:
         return self._broadcast()
 
     def _finish(self, status: str, message: str, objective: float | None) -> None:
+        if status == "optimal":
+            heuristic = [
+                o.name for o in self.plan.objects if o.external is not None and not o.external.convex and o.name in self.active
+            ]
+            if heuristic:  # converged on a loss no one vouches is convex: not a proven optimum
+                status, message = "stationary", heuristic_message(heuristic)
         self.done, self.status, self.message, self.objective = True, status, message, objective
 
     # -- membership policy ---------------------------------------------------------------------------

@@ -160,6 +160,20 @@ class Objective:
 
 
 @dataclass(frozen=True)
+class ExternalLoss:
+    """`minimize "module:function"(data = "data/site_0.npz");`: a loss written in the tenant's own
+    framework, served by the object's `via` adapter. ``args`` are the keyword arguments as written
+    (``data``: a .npz/.npy file relative to the spec's folder)."""
+
+    sense: str
+    reference: str
+    args: tuple[tuple[str, str], ...]
+    span: Span
+    reference_span: Span
+    arg_spans: tuple[Span, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
 class Constraint:
     left: Expr
     op: str  # "<=" | ">=" | "=="
@@ -189,6 +203,8 @@ class Body:
     constraints: tuple[Constraint, ...]
     #: where each `subject to { ... }` block lies (a body may have several): for the formatter
     blocks: tuple[Span, ...] = field(default=(), compare=False)
+    #: objectives computed by an adapter (`minimize "module:function"(...)`); the checker allows one
+    externals: tuple[ExternalLoss, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -202,6 +218,8 @@ class LocalProblem:
     name_span: Span
     platform_span: Span | None = None
     adapter_span: Span | None = None
+    #: `via torch >= 1.0, < 2`: the PEP 440 specifiers on the adapter's version ("" for none)
+    adapter_version: str = ""
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,7 @@ def _body(body: ast.Body) -> tuple[_Node, ...]:
     nodes = [_Node(f"param {p.name}: {_type(p.type)} = {_x(p.value)};", p.span) for p in body.params]
     nodes += [_Node(f"var {v.name}: {_type(v.type)};", v.span) for v in body.vars]
     nodes += [_Node(f"{o.sense} {_x(o.expr)};", o.span) for o in body.objectives]
+    nodes += [_Node(_external(o), o.span) for o in body.externals]
     placed: set[int] = set()
     for block in body.blocks:
         inside = [c for c in body.constraints if _within(c.span, block)]
@@ -160,6 +161,11 @@ def _body(body: ast.Body) -> tuple[_Node, ...]:
         first = min((c.span for c in rest), key=lambda s: (s.line, s.col))
         nodes.append(_Node("subject to", first, _sorted([_constraint(c) for c in rest])))
     return _sorted(nodes)
+
+
+def _external(o: ast.ExternalLoss) -> str:
+    args = ", ".join(f"{k} = {string_literal(v)}" for k, v in o.args)
+    return f"{o.sense} {string_literal(o.reference)}({args});"
 
 
 def _within(inner: Span, outer: Span) -> bool:
@@ -179,6 +185,7 @@ def _item(item: ast.Item, prefix: str = "", separate: bool = True) -> _Node:
         head = f"{prefix}LocalProblem {item.name}{_family(item.family)}"
         head += f" on {item.platform}" if item.platform is not None else ""
         head += f" via {item.adapter}" if item.adapter is not None else ""
+        head += f" {item.adapter_version}" if item.adapter is not None and item.adapter_version else ""
         return _Node(head, item.span, _body(item.body), separate=separate)
     if isinstance(item, ast.Morphism):
         src = item.source.name + (f"[{_x(item.source.index)}]" if item.source.index is not None else "")

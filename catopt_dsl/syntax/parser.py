@@ -255,6 +255,7 @@ class _Builder:
         objectives: list[ast.Objective] = []
         constraints: list[ast.Constraint] = []
         blocks: list[Span] = []
+        externals: list[ast.ExternalLoss] = []
         for m in members:
             if m.data == "param_decl":
                 name, typ, value = m.children
@@ -265,10 +266,35 @@ class _Builder:
             elif m.data == "objective":
                 sense, e = m.children
                 objectives.append(ast.Objective(str(sense), self.expr(e), self.sp(m)))
+            elif m.data == "external_objective":
+                externals.append(self.external(m))
             elif m.data == "constraints":
                 constraints.extend(self.constraint(c) for c in m.children)
                 blocks.append(self.sp(m))
-        return ast.Body(tuple(params), tuple(vars_), tuple(objectives), tuple(constraints), tuple(blocks))
+        return ast.Body(
+            tuple(params), tuple(vars_), tuple(objectives), tuple(constraints), tuple(blocks), tuple(externals)
+        )
+
+    def external(self, t: Tree) -> ast.ExternalLoss:
+        sense, ref, *args = t.children
+        assert isinstance(ref, Token)
+        pairs = [(str(a.children[0]), self.string(a.children[1])) for a in args if isinstance(a, Tree)]  # type: ignore[arg-type]
+        spans = tuple(self.sp(a) for a in args if isinstance(a, Tree))
+        return ast.ExternalLoss(str(sense), self.string(ref), tuple(pairs), self.sp(t), self.sp(ref), spans)
+
+    def adapter_version(self, clauses: list[Any]) -> str:
+        """`>= 1.0, <= 1.9` as PEP 440 specifiers. A version lexes as numbers (`1.2.3` is `1.2` then
+        `.3`); adjacent ones are one version, separated ones an error."""
+        out = []
+        for c in clauses:
+            op, *nums = c.children
+            text = str(nums[0])
+            for prev, tok in zip(nums, nums[1:]):
+                if (prev.end_line, prev.end_column) != (tok.line, tok.column):
+                    self.sink.error(ErrorCode.SYNTAX, "an adapter version is written without spaces (e.g. `1.2.3`)", self.sp(tok))
+                text += str(tok)
+            out.append(f"{op} {text}")
+        return ", ".join(out)
 
     def constraint(self, t: Tree) -> ast.Constraint:
         left, op, right = t.children
@@ -282,6 +308,7 @@ class _Builder:
         name = t.children[0]
         family = platform = adapter = None
         platform_span = adapter_span = None
+        version = ""
         members = []
         for c in t.children[1:]:
             if not isinstance(c, Tree):
@@ -292,10 +319,12 @@ class _Builder:
                 platform, platform_span = str(c.children[0]), self.sp(c.children[0])
             elif c.data == "via_clause":
                 adapter, adapter_span = str(c.children[0]), self.sp(c.children[0])
+                version = self.adapter_version([v for v in c.children[1:] if isinstance(v, Tree)])
             else:
                 members.append(c)
         return ast.LocalProblem(
-            str(name), family, platform, adapter, self.body(members), self.sp(t), self.sp(name), platform_span, adapter_span
+            str(name), family, platform, adapter, self.body(members), self.sp(t), self.sp(name), platform_span, adapter_span,
+            version,
         )
 
     def family(self, t: Tree) -> ast.Family:

@@ -47,6 +47,23 @@ def generate(seed: int = SEED) -> list[dict[str, np.ndarray]]:
     return sites
 
 
+#: The MLP variant's hidden width (federated_mlp.cat, losses_*.mlp_loss).
+HIDDEN = 8
+
+
+def mlp_init(seed: int = SEED) -> dict[str, np.ndarray]:
+    """A starting point for the MLP variant (``data/mlp_init.npz``): Glorot-scaled normal weights,
+    zero biases. Zero itself is a saddle point of an MLP (every hidden weight has a zero gradient
+    there), so a run started at zero stays there."""
+    rng = np.random.default_rng(seed + 1)
+    return {
+        "W1": rng.standard_normal((FEATURES, HIDDEN)) * np.sqrt(2.0 / (FEATURES + HIDDEN)),
+        "b1": np.zeros(HIDDEN),
+        "W2": rng.standard_normal((HIDDEN, CLASSES)) * np.sqrt(2.0 / (HIDDEN + CLASSES)),
+        "b2": np.zeros(CLASSES),
+    }
+
+
 def _npy_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.lib.format.write_array(buf, np.ascontiguousarray(a), allow_pickle=False)
@@ -72,6 +89,9 @@ def write(out: Path = DATA_DIR, seed: int = SEED) -> list[Path]:
         for name, arr in ((f"site_{i}_X.npy", site["X"]), (f"site_{i}_Y.npy", onehot)):
             np.save(out / name, np.ascontiguousarray(arr, dtype="<f8"), allow_pickle=False)
             written.append(out / name)
+    init = out / "mlp_init.npz"
+    write_npz(init, {k: np.ascontiguousarray(v, dtype="<f8") for k, v in mlp_init(seed).items()})
+    written.append(init)
     return written
 
 

@@ -46,7 +46,7 @@ def _cvx_solve(objective: cp.Expression) -> None:
 def test_data_is_deterministic_and_committed(fed: tuple[ModuleType, ModuleType], tmp_path: Path) -> None:
     make_data, _ = fed
     written = make_data.write(tmp_path)
-    assert len(written) == 12
+    assert len(written) == 13  # 4 sites x (npz, X.npy, Y.npy) + the MLP variant's init
     for path in written:
         assert path.read_bytes() == (FOLDER / "data" / path.name).read_bytes(), path.name
     sites = make_data.generate()

@@ -16,6 +16,7 @@ method      objects                                                       module
             norm2, huber, ...) + linear inequalities (lifted ``abs``
             and ``norm_inf`` constraints included)
 ``cvxpy``   everything else, and any member whose method failed a step    ``worker.py``
+``adapter`` an external loss: its framework adapter's prox step            ``external.py``
 ==========  ============================================================  ======================
 
 Members of one structure and row count are one *batch*: their data is stacked once (the

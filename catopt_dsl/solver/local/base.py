@@ -29,6 +29,7 @@ METHODS: tuple[str, ...] = (
     "newton",  # smooth terms with linear equalities: damped Newton with exact Hessians (newton.py)
     "split",  # quadratic + proximable terms + linear (in)equalities: inner ADMM (split.py)
     "cvxpy",  # CVXPY (worker.py)
+    "adapter",  # an external loss: its framework adapter's prox step (external.py)
 )
 
 
