@@ -68,6 +68,8 @@ class ErrorCode(str, Enum):
     REGISTRY_MISMATCH = "E0802"  # the registry holds this schema version with other content, or deleted it
     REGISTRY_UNREGISTERED = "E0803"  # warning: the registry has no version of this schema's subject
     REGISTRY_SEQUENCE = "E0804"  # a schema's declared version is not its subject's next registry version
+    # -- identities -------------------------------------------------------------------------------
+    OWNER = "E0901"  # an `owner` that is not an Ed25519 did:key, or an object left without one
 
 
 TITLES: dict[ErrorCode, str] = {
@@ -120,4 +122,5 @@ TITLES: dict[ErrorCode, str] = {
     ErrorCode.REGISTRY_MISMATCH: "schema differs from the registry",
     ErrorCode.REGISTRY_UNREGISTERED: "schema not in the registry",
     ErrorCode.REGISTRY_SEQUENCE: "schema version out of sequence",
+    ErrorCode.OWNER: "invalid or missing owner",
 }

@@ -19,12 +19,12 @@ BASE = {"__init__", "__version__", "__main__", "span", "errors", "limits", "file
 #: stage -> rank; a package may import only packages of a lower rank (or BASE)
 RANK = {
     "syntax": 1,
+    "identity": 1,  # standard library and cryptography only: the checker validates `owner` DIDs with it
     "check": 2,
     "ir": 3,
     "backends": 4,
     "solver": 4,
     "wire": 4,
-    "identity": 4,
     "adapters": 4,
     "sync": 5,
     "runtime": 6,

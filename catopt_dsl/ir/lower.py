@@ -176,6 +176,7 @@ def _object(o: CheckedObject) -> IRObject:
         sense=sense,
         objective=objective,
         constraints=_constraints(o.decl.body, types, o.scope),
+        owner=o.decl.owner,
     )
 
 

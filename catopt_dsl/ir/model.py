@@ -160,6 +160,8 @@ class IRObject:
     sense: str  # what the user wrote: "minimize" | "maximize"
     objective: IRExpr  # scalar, minimise form
     constraints: tuple[IRConstraint, ...]
+    #: the DID that owns it (`owner "did:key:..."`; a family's members share their family's), or None
+    owner: str | None = None
 
     @property
     def n(self) -> int:

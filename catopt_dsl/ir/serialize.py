@@ -288,7 +288,7 @@ def _enc_plan(plan: IRPlan, arr: ArrayWriter) -> dict[str, Any]:
             for s in plan.shared
         ],
         "objects": [
-            {
+            _with_owner(o, {
                 "name": o.name,
                 "family": o.family,
                 "index": o.index,
@@ -300,7 +300,7 @@ def _enc_plan(plan: IRPlan, arr: ArrayWriter) -> dict[str, Any]:
                 "sense": o.sense,
                 "objective": _enc_expr(o.objective, arr),
                 "constraints": [_enc_constraint(c, arr) for c in o.constraints],
-            }
+            })
             for o in plan.objects
         ],
         "morphisms": [
@@ -357,6 +357,14 @@ def _enc_plan(plan: IRPlan, arr: ArrayWriter) -> dict[str, Any]:
     }
 
 
+def _with_owner(o: IRObject, enc: dict[str, Any]) -> dict[str, Any]:
+    # Written only when the spec names an owner, so a plan without owners serialises to the same
+    # bytes it always did (generated packages embed it); a reader without the key sees None.
+    if o.owner is not None:
+        enc["owner"] = o.owner
+    return enc
+
+
 def _dec_plan(d: dict[str, Any], arr: ArrayReader) -> IRPlan:
     if d.get("kind") != "plan":
         raise ValueError("not a serialised catopt plan")
@@ -400,6 +408,7 @@ def _dec_plan(d: dict[str, Any], arr: ArrayReader) -> IRPlan:
                 sense=o["sense"],
                 objective=_dec_expr(o["objective"], arr),
                 constraints=tuple(_dec_constraint(c, arr) for c in o["constraints"]),
+                owner=o.get("owner"),
             )
             for o in d["objects"]
         ),

@@ -202,6 +202,10 @@ class LocalProblem:
     name_span: Span
     platform_span: Span | None = None
     adapter_span: Span | None = None
+    #: `owner "did:key:..."`: the DID the object (every member of a family) belongs to, as written;
+    #: the checker validates it (docs/identity.md)
+    owner: str | None = None
+    owner_span: Span | None = None  # the string literal, quotes included
 
 
 @dataclass(frozen=True)

@@ -285,7 +285,8 @@ class _Builder:
     def item_local(self, t: Tree) -> ast.LocalProblem:
         name = t.children[0]
         family = platform = adapter = None
-        platform_span = adapter_span = None
+        platform_span = adapter_span = owner_span = None
+        owner = None
         members = []
         for c in t.children[1:]:
             if not isinstance(c, Tree):
@@ -296,10 +297,15 @@ class _Builder:
                 platform, platform_span = str(c.children[0]), self.sp(c.children[0])
             elif c.data == "via_clause":
                 adapter, adapter_span = str(c.children[0]), self.sp(c.children[0])
+            elif c.data == "owner_clause":
+                tok = c.children[0]
+                assert isinstance(tok, Token)
+                owner, owner_span = self.string(tok), self.sp(tok)
             else:
                 members.append(c)
         return ast.LocalProblem(
-            str(name), family, platform, adapter, self.body(members), self.sp(t), self.sp(name), platform_span, adapter_span
+            str(name), family, platform, adapter, self.body(members), self.sp(t), self.sp(name), platform_span, adapter_span,
+            owner, owner_span,
         )
 
     def family(self, t: Tree) -> ast.Family:
