@@ -193,3 +193,15 @@ def test_ray_actors_sign_with_their_owner_s_key(ray_up: Any, tmp_path: Path) -> 
     assert abs(got.objective - ref.objective) <= 1e-9
     assert got.run is not None and got.run.signed and got.run.rejected_by == {}
     assert got.run.members == got.run.required == TENANTS  # every tenant's actor took part, signing
+
+
+def test_the_report_counts_refusals_by_reason_in_json_and_metrics() -> None:
+    from catopt_dsl.sync.report import RunReport, prometheus_text
+
+    report = RunReport("synchronous", ("a",), ("a",), (), 3, 10, 0, 0, 0, 0, 5, 0, signed=True,
+                       rejected_by={"WrongTenant": 3, "BadSignature": 2})
+    js = report.to_json()
+    assert js["signed"] is True and js["rejected_by"] == {"BadSignature": 2, "WrongTenant": 3}
+    text = prometheus_text(report, "optimal", 10, 0.1)
+    assert 'catopt_frames_rejected_by_reason_total{reason="WrongTenant"} 3.0' in text
+    assert 'catopt_frames_rejected_by_reason_total{reason="BadSignature"} 2.0' in text
