@@ -241,7 +241,9 @@ def solve(
         run_opts = dataclasses.replace(run_opts, auth=_run_auth(plan, keys, signer, owners))
         if delta is not None and delta in {d.name for d in plan.deltas}:
             changed = plan.delta(delta).result
-            delta_run = RunOptions(auth=_run_auth(changed, keys, run_opts.auth.coordinator, owners))
+            # the changed plan's own owners (a delta may add owned objects); a key ring still fills in
+            ring = None if any(o.owner is not None for o in plan.objects) else owners
+            delta_run = RunOptions(auth=_run_auth(changed, keys, run_opts.auth.coordinator, ring))
     from catopt_dsl.solver import SolveOptions
 
     options = SolveOptions(

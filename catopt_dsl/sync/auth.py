@@ -58,7 +58,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from catopt_dsl.identity.keys import SIGNATURE_BYTES, Identity, verify_signature
-from catopt_dsl.identity.owners import Owners
+from catopt_dsl.identity.owners import Owners, OwnersError
 from catopt_dsl.ir.model import IRPlan
 from catopt_dsl.sync.messages import Delta, Leave, Message
 from catopt_dsl.sync.protocol import COORDINATOR_ID, AuthError
@@ -330,7 +330,10 @@ class RunAuth:
         if table is None:
             table = owners
         elif owners is not None:
-            table = table.merged(owners)
+            try:
+                table = table.merged(owners)
+            except OwnersError as exc:
+                raise AuthConfigError(str(exc)) from None
         if table is None:
             raise AuthConfigError("a signed run needs owners: name them in the spec (`owner \"did:key:...\"`) or give a key ring")
         names = [o.name for o in plan.objects]

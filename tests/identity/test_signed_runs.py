@@ -205,3 +205,15 @@ def test_the_report_counts_refusals_by_reason_in_json_and_metrics() -> None:
     text = prometheus_text(report, "optimal", 10, 0.1)
     assert 'catopt_frames_rejected_by_reason_total{reason="WrongTenant"} 3.0' in text
     assert 'catopt_frames_rejected_by_reason_total{reason="BadSignature"} 2.0' in text
+
+
+def test_a_signed_delta_re_solve_signs_for_the_changed_plan_s_owners(tmp_path: Path, keydir: Path) -> None:
+    spec = owned_fleet(tmp_path)
+    e = KEYS["tenant_a"].did
+    spec.write_text(spec.read_text(encoding="utf-8") + (
+        f'\nPlanDelta grow {{ add LocalProblem tenant_e owner "{e}" {{ var x: float[3]; '
+        "minimize sum_squares(x - 1); subject to { x >= 0; } } }\n"), encoding="utf-8")
+    r = cli("solve", spec, "--backend", "distributed", "--keys", keydir, "--delta", "grow", "--json", "--quiet")
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.stdout)
+    assert got["status"] == "optimal" and "tenant_e" in got["objects"] and got["membership"]["signed"] is True
