@@ -6,6 +6,7 @@ Exit codes: 0 clean, 1 errors in the spec (or a solve that did not reach `optima
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -168,13 +169,18 @@ def _load_or_exit(file: Path, allow_paths: Sequence[str], color: str, as_json: b
               help="Write residual, objective and rho histories to an image (.png, .svg or .pdf).")
 @click.option("--all", "show_all", is_flag=True, help="List every object's values (default: the first 10 of each group).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-@click.option("--as", "as_did", default=None, metavar="DID", help="Report only this tenant's objects and the shared variables (needs --owners).")
+@click.option("--as", "as_did", default=None, metavar="DID",
+              help="Report only this tenant's objects and the shared variables (owners from the spec or --owners).")
 @click.option("--owners", "owners_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help='Owner bindings as JSON: {"owners": {"<object or family>": "did:key:..."}}.')
+              help='Owner bindings as JSON: {"owners": {"<object or family>": "did:key:..."}}; they add to the '
+              "spec's `owner` clauses, never contradict them.")
+@click.option("--keys", "key_paths", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
+              help="Tenants' key files, or folders of them (*.key, *.pem), for a signed distributed or Ray run: "
+              "each node signs with its owner's key. Required there when the spec names owners.")
 @click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Record the solve (spec and data hashes, options, status, result hash) in this ledger.")
 @click.option("--identity", "identity_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Key file whose DID signs the --ledger entry.")
+              help="Key file whose DID signs the --ledger entry and, in a signed run, the coordinator's frames.")
 @run_options
 @_allow
 @_color
@@ -196,6 +202,7 @@ def solve(
     quiet: bool,
     as_did: str | None,
     owners_path: Path | None,
+    key_paths: tuple[Path, ...],
     ledger_path: Path | None,
     identity_path: Path | None,
     allow_paths: tuple[str, ...],
@@ -218,10 +225,11 @@ def solve(
         raise click.UsageError("--plot draws ADMM's iteration history; a --centralized solve has none")
     if plot is not None:
         _check_plot_path(plot)
-    if (ledger_path is None) != (identity_path is None):
-        raise click.UsageError("--ledger and --identity go together: the entry is signed by the identity's DID")
-    if as_did is not None and owners_path is None:
-        raise click.UsageError("--as needs the owner bindings: pass --owners FILE")
+    if ledger_path is not None and identity_path is None:
+        raise click.UsageError("--ledger needs --identity: the entry is signed by the identity's DID")
+    protocol = backend in ("distributed", "ray")
+    if key_paths and not protocol:
+        raise click.UsageError(f"--keys signs the frames of a distributed or Ray run; --backend {backend} sends none")
     from catopt_dsl.sync.cli_options import build_run_options, configure_logging
 
     click.get_current_context().call_on_close(configure_logging(run.pop("log_format"), run.pop("log_level")))
@@ -240,8 +248,21 @@ def solve(
         raise click.UsageError(f"--min-members {run_opts.min_members}: the plan has {len(plan.objects)} objects")
     if centralized and any(o.external is not None for o in plan.objects):
         raise click.UsageError("a plan with external losses needs an ADMM backend: CVXPY cannot see a framework's loss")
-    tenant = _tenant(plan, owners_path, as_did)
+    owners = _owners(plan, owners_path)
+    tenant = _tenant(plan, owners, owners_path, as_did)
+    signed = protocol and (bool(key_paths) or any(o.owner is not None for o in plan.objects))
+    if identity_path is not None and ledger_path is None and not signed:
+        raise click.UsageError("--identity signs a --ledger entry or a signed run's coordinator frames: this solve has neither")
     signer = _signer(identity_path)
+    delta_run = None
+    if signed:
+        keys = _keys(key_paths)
+        run_opts = dataclasses.replace(run_opts, auth=_run_auth(plan, keys, signer, owners))
+        if delta is not None and delta in {d.name for d in plan.deltas}:
+            changed = plan.delta(delta).result
+            # the changed plan's own owners (a delta may add owned objects); a key ring still fills in
+            ring = None if any(o.owner is not None for o in plan.objects) else owners
+            delta_run = RunOptions(auth=_run_auth(changed, keys, run_opts.auth.coordinator, ring))
     from catopt_dsl.solver import SolveOptions
 
     options = SolveOptions(
@@ -269,7 +290,8 @@ def solve(
                 from catopt_dsl.runtime.deltas import apply_delta
 
                 first = result
-                result = apply_delta(plan, delta, first, options=options, backend=backend, address=address, centralized=centralized)
+                result = apply_delta(plan, delta, first, options=options, backend=backend, address=address,
+                                     centralized=centralized, run=delta_run)
     except KeyboardInterrupt:
         click.echo("catoptc: interrupted", err=True)
         sys.exit(130)
@@ -337,27 +359,65 @@ def _input_error(message: str) -> NoReturn:
     sys.exit(1)
 
 
-def _tenant(plan: Any, owners_path: Path | None, did: str | None) -> tuple[Any, str] | None:
-    """(owners, did) for `solve --as`, checked against the plan; None without --as."""
-    if owners_path is None:
+def _owners(plan: Any, owners_path: Path | None) -> Any:
+    """The plan's owners: the spec's `owner` clauses, with a --owners key ring's bindings added
+    (one contradicting the spec, or naming nothing in the plan, is an input error); None if neither."""
+    if owners_path is None and not any(o.owner is not None for o in plan.objects):
         return None
-    from catopt_dsl.identity import Owners, OwnersError, validate_did
+    from catopt_dsl.identity import Owners, OwnersError
 
+    spec = Owners.from_plan(plan)
+    if owners_path is None:
+        return spec
     try:
-        owners = Owners.load(owners_path)
+        ring = Owners.load(owners_path)
+        problems = ring.check(o.name for o in plan.objects)
+        if problems:
+            _input_error(f"{owners_path}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+        return ring if spec is None else spec.merged(ring, str(owners_path))
     except OwnersError as exc:
         _input_error(str(exc))
-    problems = owners.check(o.name for o in plan.objects)
-    if problems:
-        _input_error(f"{owners_path}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+
+
+def _tenant(plan: Any, owners: Any, owners_path: Path | None, did: str | None) -> tuple[Any, str] | None:
+    """(owners, did) for `solve --as`, checked against the plan; None without --as."""
     if did is None:
         return None
+    if owners is None:
+        raise click.UsageError("--as needs owners: name them in the spec (`owner \"did:key:...\"`) or pass --owners FILE")
+    from catopt_dsl.identity import validate_did
+
     why = validate_did(did)
     if why is not None:
         raise click.UsageError(f"--as {did}: {why}")
     if not owners.objects_of(did, (o.name for o in plan.objects)):
-        _input_error(f"{did} owns no object of this plan (see {owners_path})")
+        _input_error(f"{did} owns no object of this plan (see {owners_path or 'the spec'})")
     return owners, did
+
+
+def _keys(paths: Sequence[Path]) -> list[Any]:
+    """The tenants' keys for a signed run (--keys): files, or folders of *.key / *.pem files."""
+    if not paths:
+        raise click.UsageError(
+            "the plan names owners, so a distributed or Ray run is signed: pass the owners' keys with "
+            "--keys DIR (a folder of key files) or --keys FILE ... (catoptc identity new makes them)"
+        )
+    from catopt_dsl.identity import IdentityError, load_keys
+
+    try:
+        return load_keys(paths)
+    except IdentityError as exc:
+        _input_error(str(exc))
+
+
+def _run_auth(plan: Any, keys: Sequence[Any], coordinator: Any, owners: Any) -> Any:
+    """The RunAuth of a signed run; an owner without a key (or no owners at all) is a usage error."""
+    from catopt_dsl.sync.auth import AuthConfigError, RunAuth
+
+    try:
+        return RunAuth.for_plan(plan, keys, coordinator, owners)
+    except AuthConfigError as exc:
+        raise click.UsageError(f"signed run: {exc}") from None
 
 
 def _signer(identity_path: Path | None) -> Any:

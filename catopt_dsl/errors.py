@@ -72,6 +72,8 @@ class ErrorCode(str, Enum):
     ADAPTER = "E0901"  # `via NAME [>= version]` names no installed adapter, or one that does not satisfy it
     EXTERNAL_LOSS = "E0902"  # an external loss that does not resolve, does not fit the vars, or is misused
     HEURISTIC = "E0903"  # warning: an external loss not known to be convex (ADMM is then a heuristic)
+    # -- identities -------------------------------------------------------------------------------
+    OWNER = "E0904"  # an `owner` that is not an Ed25519 did:key, or an object left without one
 
 
 TITLES: dict[ErrorCode, str] = {
@@ -127,4 +129,5 @@ TITLES: dict[ErrorCode, str] = {
     ErrorCode.ADAPTER: "unknown or unsatisfiable adapter",
     ErrorCode.EXTERNAL_LOSS: "invalid external loss",
     ErrorCode.HEURISTIC: "loss not known to be convex",
+    ErrorCode.OWNER: "invalid or missing owner",
 }

@@ -24,12 +24,12 @@ RANK = {
     # solver (adapter prox steps) may call it
     "adapters": 0,
     "syntax": 1,
+    "identity": 1,  # standard library and cryptography only: the checker validates `owner` DIDs with it
     "check": 2,
     "ir": 3,
     "backends": 4,
     "solver": 4,
     "wire": 4,
-    "identity": 4,
     "sync": 5,
     "runtime": 6,
     "compile": 7,

@@ -211,6 +211,7 @@ class Checker:
         for item in items:
             if isinstance(item, ast.LocalProblem) and named.get(item.name) is item:
                 plan.objects.extend(self._check_local(item, plan))
+        self._check_owners([i for i in items if isinstance(i, ast.LocalProblem) and named.get(i.name) is i])
         library = bool(items) and all(isinstance(i, ast.Schema) for i in items)  # schemas to import
         if not library and not any(isinstance(i, ast.LocalProblem) for i in items):
             self.sink.error(
@@ -448,6 +449,40 @@ class Checker:
             ok = self._check_objectives(item.body, scope, name, item.name_span, required, typer) and ok
             out.append(CheckedObject(name, item, index, scope, params, vars_, applied, ok, typer.type_map(), external))
         return out
+
+    def _check_owners(self, locals_: Sequence[ast.LocalProblem]) -> None:
+        """Every `owner` is an Ed25519 did:key, and a plan that names owners names one for each object.
+
+        The second rule is what makes authentication always on for such a plan: a distributed run
+        signs every member's frames with its owner's key, so no object may be left without one.
+        """
+        owned = [i for i in locals_ if i.owner is not None]
+        if not owned:
+            return
+        # Imported here: only specs that name owners pay for the identity package.
+        from catopt_dsl.identity.did import validate_did
+
+        for item in owned:
+            assert item.owner is not None and item.owner_span is not None
+            why = validate_did(item.owner)
+            if why is not None:
+                self.sink.error(
+                    ErrorCode.OWNER,
+                    f"the owner of `{item.name}` is not a usable DID: {why}",
+                    item.owner_span,
+                    help_('an owner is an Ed25519 did:key, `owner "did:key:z6Mk..."`; '
+                          '`catoptc identity new --out KEYFILE` makes one and prints it'),
+                )
+        first = owned[0]
+        for item in locals_:
+            if item.owner is None:
+                self.sink.error(
+                    ErrorCode.OWNER,
+                    f"LocalProblem `{item.name}` has no owner, but this plan names owners",
+                    item.name_span,
+                    note(f"`{first.name}` names its owner here", first.owner_span),
+                    help_(f'give it one: `LocalProblem {item.name}{"[...]" if item.family is not None else ""} owner "did:key:..." {{ ... }}`'),
+                )
 
     # -- functors ---------------------------------------------------------------------------------
     def _check_functor_decl(self, f: ast.Functor) -> None:

@@ -15,7 +15,12 @@ from catopt_dsl.identity.did import (
     validate_did,
 )
 from catopt_dsl.identity.did import resolve as resolve_did
-from catopt_dsl.identity.keys import Identity, IdentityError, verify_signature
+from catopt_dsl.identity.keys import (
+    Identity,
+    IdentityError,
+    load_keys,
+    verify_signature,
+)
 from catopt_dsl.identity.owners import Owners, OwnersError
 
 __all__ = [
@@ -26,6 +31,7 @@ __all__ = [
     "OwnersError",
     "did_from_public_key",
     "ed25519_to_x25519",
+    "load_keys",
     "public_key_from_did",
     "resolve",
     "resolve_did",

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,31 @@ class Identity:
                 f"(which is {ident.did}); the file was altered"
             )
         return ident
+
+
+#: the files a key folder holds: the JSON key files `catoptc identity new` writes, and PEM keys
+KEY_FILE_SUFFIXES = (".key", ".pem")
+
+
+def load_keys(paths: Iterable[str | Path]) -> list[Identity]:
+    """Key files, and folders of them (their ``*.key`` and ``*.pem`` files, in name order).
+
+    Each key is filed under the DID it proves (the file's own), so a folder needs no index of who
+    is who. A file that is not a usable key is an :class:`IdentityError` (nothing is skipped
+    silently: a key left out would only show up as a missing tenant much later); a folder without
+    key files too.
+    """
+    out: list[Identity] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix in KEY_FILE_SUFFIXES and p.is_file())
+            if not files:
+                raise IdentityError(f"{path}: a folder without key files ({', '.join('*' + s for s in KEY_FILE_SUFFIXES)})")
+            out.extend(Identity.load(p) for p in files)
+        else:
+            out.append(Identity.load(path))
+    return out
 
 
 def key_file_mode_warning(path: str | Path) -> str | None:

@@ -7,8 +7,8 @@ filled from a JSON key-ring file today::
 
     {"owners": {"tenant_a": "did:key:z6Mk...", "site": "did:key:z6Mk..."}}
 
-and, once the spec language binds owners (``LocalProblem tenant_a owner "did:key:..." {...}``),
-from the spec: both produce the same ``{name: did}`` table. A key names an object (``tenant_a``,
+and from the spec (``LocalProblem tenant_a owner "did:key:..." {...}``, :meth:`Owners.from_plan`):
+both produce the same ``{name: did}`` table. A key names an object (``tenant_a``,
 ``site[3]``) or a whole family (``site``: every ``site[i]``); an exact object binding wins over
 its family's.
 """
@@ -16,7 +16,7 @@ its family's.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -29,6 +29,18 @@ __all__ = ["Owners", "OwnersError"]
 
 class _Result(Protocol):
     objects: dict[str, Any]
+
+
+class _Owned(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def owner(self) -> str | None: ...
+
+
+class _Plan(Protocol):
+    @property
+    def objects(self) -> Sequence[_Owned]: ...
 
 
 R = TypeVar("R", bound=_Result)
@@ -60,6 +72,29 @@ class Owners:
                 raise OwnersError(f"owner of `{name}`: {did!r} is not a usable DID: {why}")
 
     # -- reading ---------------------------------------------------------------------------------
+    @classmethod
+    def from_plan(cls, plan: _Plan) -> Owners | None:
+        """The owners a spec names (``owner "did:key:..."`` on its LocalProblems), one binding per
+        object (family members by their member names); None for a plan that names none."""
+        table = {o.name: o.owner for o in plan.objects if o.owner is not None}
+        return cls(table) if table else None
+
+    def merged(self, other: Owners, source: str = "<owners>") -> Owners:
+        """This table (a spec's) with ``other``'s bindings (a key ring's) added; a binding of ``other``
+        that gives one of this table's objects another owner is an :class:`OwnersError`: the spec
+        decides who owns what, a key ring can only fill in."""
+        table = dict(self.bindings)
+        for name, did in sorted(other.bindings.items()):
+            mine = [o for o in self.bindings if o == name or _family(o) == name]
+            clash = next((o for o in mine if self.bindings[o] != did), None)
+            if clash is not None:
+                raise OwnersError(
+                    f"{source}: binds `{name}` to {did}, but the spec makes {self.bindings[clash]} the owner of `{clash}`"
+                )
+            if not mine:
+                table[name] = did
+        return Owners(table)
+
     @classmethod
     def from_json(cls, text: str, source: str = "<owners>") -> Owners:
         try:

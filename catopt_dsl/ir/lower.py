@@ -189,6 +189,7 @@ def _object(o: CheckedObject) -> IRObject:
         objective=objective,
         constraints=_constraints(o.decl.body, types, o.scope),
         external=external,
+        owner=o.decl.owner,
     )
 
 

@@ -180,6 +180,8 @@ class IRObject:
     objective: IRExpr  # scalar, minimise form (the constant 0 when ``external`` computes it)
     constraints: tuple[IRConstraint, ...]
     external: IRExternal | None = None  # a loss a framework adapter computes (the whole objective)
+    #: the DID that owns it (`owner "did:key:..."`; a family's members share their family's), or None
+    owner: str | None = None
 
     @property
     def n(self) -> int:

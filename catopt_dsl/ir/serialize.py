@@ -328,7 +328,7 @@ def _enc_plan(plan: IRPlan, arr: ArrayWriter) -> dict[str, Any]:
             for s in plan.shared
         ],
         "objects": [
-            {
+            _with_owner(o, {
                 "name": o.name,
                 "family": o.family,
                 "index": o.index,
@@ -342,7 +342,7 @@ def _enc_plan(plan: IRPlan, arr: ArrayWriter) -> dict[str, Any]:
                 "constraints": [_enc_constraint(c, arr) for c in o.constraints],
                 # only when present: plans without adapters serialise exactly as before
                 **({"external": _enc_external(o.external, arr)} if o.external is not None else {}),
-            }
+            })
             for o in plan.objects
         ],
         "morphisms": [
@@ -399,6 +399,14 @@ def _enc_plan(plan: IRPlan, arr: ArrayWriter) -> dict[str, Any]:
     }
 
 
+def _with_owner(o: IRObject, enc: dict[str, Any]) -> dict[str, Any]:
+    # Written only when the spec names an owner, so a plan without owners serialises to the same
+    # bytes it always did (generated packages embed it); a reader without the key sees None.
+    if o.owner is not None:
+        enc["owner"] = o.owner
+    return enc
+
+
 def _dec_plan(d: dict[str, Any], arr: ArrayReader) -> IRPlan:
     if d.get("kind") != "plan":
         raise ValueError("not a serialised catopt plan")
@@ -443,6 +451,7 @@ def _dec_plan(d: dict[str, Any], arr: ArrayReader) -> IRPlan:
                 objective=_dec_expr(o["objective"], arr),
                 constraints=tuple(_dec_constraint(c, arr) for c in o["constraints"]),
                 external=_dec_external(o["external"], arr) if o.get("external") is not None else None,
+                owner=o.get("owner"),
             )
             for o in d["objects"]
         ),

@@ -51,7 +51,9 @@ class RunOptions:
     ``faults``: a :class:`~catopt_dsl.sync.transport.FaultPlan` or ``fault_specs``: the same
     written against object names (:mod:`catopt_dsl.sync.faults`; rehearsing failures);
     ``phase``: hears start-up steps. Ray only: ``call_timeout_s``, ``start_timeout_s``,
-    ``max_restarts`` (:class:`~catopt_dsl.runtime.ray_backend.RayNodes`).
+    ``max_restarts`` (:class:`~catopt_dsl.runtime.ray_backend.RayNodes`). ``auth``: a
+    :class:`~catopt_dsl.sync.auth.RunAuth` that signs every frame (required for a plan whose spec
+    names owners; the Ray actors receive their tenant's key with their node).
     """
 
     settings: Any = None
@@ -65,6 +67,7 @@ class RunOptions:
     call_timeout_s: float | None = None
     start_timeout_s: float | None = None
     max_restarts: int | None = None
+    auth: Any = None
 
     def given(self) -> list[str]:
         """The options set to something other than their default (phase aside)."""
@@ -73,7 +76,7 @@ class RunOptions:
     def distributed_kwargs(self, assignment: Any = None) -> dict[str, Any]:
         """Keyword arguments of ``DistributedSolve``; ``fault_specs`` resolved for ``assignment``."""
         out: dict[str, Any] = {"min_members": self.min_members, "checkpoint_every": self.checkpoint_every}
-        for name in ("settings", "checkpoint", "resume", "faults"):
+        for name in ("settings", "checkpoint", "resume", "faults", "auth"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         if self.fault_specs:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from catopt_dsl.ir.model import IRPlan
-from catopt_dsl.runtime.backends import BACKENDS, solve_with
+from catopt_dsl.runtime.backends import BACKENDS, RunOptions, solve_with
 from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState
 
 __all__ = ["PlanSession", "apply_delta", "warm_state"]
@@ -154,8 +154,12 @@ def apply_delta(
     backend: str = "inprocess",
     address: str | None = None,
     centralized: bool = False,
+    run: RunOptions | None = None,
 ) -> SolveResult:
     """Re-solve ``plan.delta(delta_name).result`` warm-started from ``previous`` (x, z, u, rho).
+
+    ``run``: the protocol runtimes' options for the re-solve (a signed run's ``auth`` must cover
+    the changed plan's owners).
 
     ``centralized`` solves the changed plan as one CVXPY problem instead (no warm start). Raises
     ``KeyError`` for an unknown delta and ``ValueError`` for an unknown backend.
@@ -166,7 +170,7 @@ def apply_delta(
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     warm = warm_state(changed, previous, options, before=plan)
-    return solve_with(changed, options, backend=backend, address=address, warm_start=warm)
+    return solve_with(changed, options, backend=backend, address=address, warm_start=warm, run=run)
 
 
 @dataclass

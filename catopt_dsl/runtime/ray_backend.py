@@ -738,6 +738,9 @@ def solve_on_ray(
     """
     opts = options or SolveOptions()
     assignment = assign_nodes(plan, max_actors)
+    auth = run_options.get("auth")
+    if auth is not None:
+        assignment = auth.split(assignment)  # an actor speaks for one tenant: it holds one key
     t0 = time.perf_counter()
     with ray_session(address, phase=phase):
         ray_init_s = time.perf_counter() - t0

@@ -58,7 +58,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from catopt_dsl.identity.keys import SIGNATURE_BYTES, Identity, verify_signature
-from catopt_dsl.identity.owners import Owners
+from catopt_dsl.identity.owners import Owners, OwnersError
+from catopt_dsl.ir.model import IRPlan
 from catopt_dsl.sync.messages import Delta, Leave, Message
 from catopt_dsl.sync.protocol import COORDINATOR_ID, AuthError
 
@@ -73,6 +74,7 @@ __all__ = [
     "RunAuth",
     "Sealed",
     "pair_key",
+    "require_plan_auth",
     "seal_frame",
     "unseal",
 ]
@@ -310,6 +312,44 @@ class RunAuth:
             if key.did != did:
                 raise AuthConfigError(f"the key filed under {did} belongs to {key.did}")
 
+    @classmethod
+    def for_plan(
+        cls,
+        plan: IRPlan,
+        keys: Iterable[Identity],
+        coordinator: Identity | None = None,
+        owners: Owners | None = None,
+        revoked: Iterable[str] = (),
+    ) -> RunAuth:
+        """The authentication of a run of ``plan``: its owners (the spec's, else ``owners``), the
+        tenants' ``keys`` (each filed under its own DID; keys of DIDs owning nothing here are left
+        out) and the coordinator's key (a fresh one for this run when None: the nodes of this
+        process learn its DID when they are built). Every owner needs its key: a missing one is an
+        :class:`AuthConfigError` naming the DID and what it owns."""
+        table = Owners.from_plan(plan)
+        if table is None:
+            table = owners
+        elif owners is not None:
+            try:
+                table = table.merged(owners)
+            except OwnersError as exc:
+                raise AuthConfigError(str(exc)) from None
+        if table is None:
+            raise AuthConfigError("a signed run needs owners: name them in the spec (`owner \"did:key:...\"`) or give a key ring")
+        names = [o.name for o in plan.objects]
+        unowned = [n for n in names if table.owner_of(n) is None]
+        if unowned:
+            raise AuthConfigError(f"object `{unowned[0]}` has no owner; a signed run needs one for every object")
+        by_did = {k.did: k for k in keys}
+        wanted = list(dict.fromkeys(d for n in names if (d := table.owner_of(n)) is not None))  # plan order
+        missing = [d for d in wanted if d not in by_did]
+        if missing:
+            owned = table.objects_of(missing[0], names)
+            shown = ", ".join(f"`{n}`" for n in owned[:3]) + (f" and {len(owned) - 3} more" if len(owned) > 3 else "")
+            more = f" (and the keys of {len(missing) - 1} more owner(s))" if len(missing) > 1 else ""
+            raise AuthConfigError(f"no key for {missing[0]}, the owner of {shown}{more}")
+        return cls(table, {d: by_did[d] for d in wanted}, coordinator or Identity.generate(), frozenset(revoked))
+
     def split(self, assignment: Mapping[int, Iterable[str]]) -> dict[int, tuple[str, ...]]:
         """The assignment with every node cut where its objects change owner (ids renumbered 1, 2, ...):
         a node speaks for one tenant only."""
@@ -355,7 +395,27 @@ class RunAuth:
         coord = CoordinatorAuth(self.coordinator, owner, self.owners, reports_for, self.revoked)
         return coord, nodes
 
+    def check_plan(self, plan: IRPlan) -> None:
+        """The owners this run signs for are the ones ``plan``'s spec names (where it names any)."""
+        for o in plan.objects:
+            if o.owner is not None and self.owners.owner_of(o.name) != o.owner:
+                raise AuthConfigError(
+                    f"object `{o.name}`: the spec names {o.owner} its owner, this run {self.owners.owner_of(o.name)}"
+                )
+
     @staticmethod
     def details(stats: Any) -> dict[str, int]:
         """The authentication refusals among a ``ProtocolStats``'s error counts."""
         return {k: v for k, v in sorted(stats.errors.items()) if k in AUTH_REASONS}
+
+
+def require_plan_auth(plan: IRPlan, auth: RunAuth | None) -> None:
+    """A plan whose spec names owners runs signed, by those owners: else an :class:`AuthConfigError`."""
+    if auth is None:
+        if any(o.owner is not None for o in plan.objects):
+            raise AuthConfigError(
+                "the plan names owners, so its distributed runs are signed: give the owners' keys "
+                "(RunAuth.for_plan(plan, keys); catoptc solve --keys DIR)"
+            )
+        return
+    auth.check_plan(plan)

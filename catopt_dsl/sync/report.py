@@ -60,7 +60,9 @@ class RunReport:
     means the reported point is the optimum of the plan *without* ``lost``). ``incarnations``:
     node id -> newest incarnation the coordinator assigned; ``events``: the membership changes
     (tick, round, epoch, kind, node, incarnation); ``startup_s``: wall-clock seconds of each start-up
-    phase (Ray); ``rounds``: per-round metrics.
+    phase (Ray); ``rounds``: per-round metrics. ``signed``: whether every frame was signed
+    (:mod:`catopt_dsl.sync.auth`); ``rejected_by``: the ``rejected`` frames by reason (``BadSignature``,
+    ``WrongTenant``, ``Replay``, ``StaleEpoch``, ``SpecHashMismatch``, ``RemovedMember``, ...).
     """
 
     mode: str  # "synchronous" | "asynchronous"
@@ -80,6 +82,8 @@ class RunReport:
     events: tuple[tuple[int, int, int, str, int, int], ...] = ()
     startup_s: Mapping[str, float] = field(default_factory=dict)
     rounds: tuple[RoundMetric, ...] = ()
+    signed: bool = False
+    rejected_by: Mapping[str, int] = field(default_factory=dict)
 
     def latency(self) -> dict[str, float | None]:
         lat = [r.latency_s for r in self.rounds]
@@ -106,11 +110,13 @@ class RunReport:
             "members": list(self.members),
             "mode": self.mode,
             "rejected": self.rejected,
+            "rejected_by": {k: int(v) for k, v in sorted(self.rejected_by.items())},
             "remaining_status": self.remaining_status,
             "required": list(self.required),
             "restarts": self.restarts,
             "retransmits": self.retransmits,
             "round_latency_s": self.latency(),
+            "signed": self.signed,
             "startup_s": {k: float(v) for k, v in self.startup_s.items()},
             "ticks": self.ticks,
         }
@@ -147,6 +153,9 @@ def prometheus_text(report: RunReport, status: str, iterations: int | None, solv
         ("catopt_member_restarts_total", report.restarts, "Members admitted again with a new process."),
     ):
         metric(name, "counter", help_, [("", float(value))])
+    if report.rejected_by:
+        metric("catopt_frames_rejected_by_reason_total", "counter", "Frames rejected, by reason.",
+               [(f'{{reason="{_label(k)}"}}', float(v)) for k, v in sorted(report.rejected_by.items())])
     epochs = sum(1 for a, b in zip(report.rounds, report.rounds[1:]) if a.epoch != b.epoch)
     metric("catopt_epoch_changes_total", "counter", "Rounds after which the membership epoch had moved.",
            [("", float(epochs))])

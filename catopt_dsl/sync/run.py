@@ -171,6 +171,11 @@ class DistributedSolve:
     ) -> None:
         self.plan = plan
         self.options = options or SolveOptions()
+        if auth is not None or any(o.owner is not None for o in plan.objects):
+            from catopt_dsl.sync.auth import require_plan_auth
+
+            require_plan_auth(plan, auth)  # a plan with owners always runs signed
+        self.auth = auth
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be >= 1")
         self.checkpoint_path = None if checkpoint is None else Path(checkpoint)
@@ -277,6 +282,8 @@ class DistributedSolve:
             events=tuple((e.now, e.round, e.epoch, e.kind, e.member, e.incarnation) for e in tr.events),
             startup_s=startup,
             rounds=tuple(tr.round_metrics),
+            signed=self.auth is not None,
+            rejected_by=dict(stats.errors),
         )
 
     def run(self) -> SolveResult:

@@ -220,6 +220,10 @@ class LocalProblem:
     adapter_span: Span | None = None
     #: `via torch >= 1.0, < 2`: the PEP 440 specifiers on the adapter's version ("" for none)
     adapter_version: str = ""
+    #: `owner "did:key:..."`: the DID the object (every member of a family) belongs to, as written;
+    #: the checker validates it (docs/identity.md)
+    owner: str | None = None
+    owner_span: Span | None = None  # the string literal, quotes included
 
 
 @dataclass(frozen=True)

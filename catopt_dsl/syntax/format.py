@@ -186,6 +186,7 @@ def _item(item: ast.Item, prefix: str = "", separate: bool = True) -> _Node:
         head += f" on {item.platform}" if item.platform is not None else ""
         head += f" via {item.adapter}" if item.adapter is not None else ""
         head += f" {item.adapter_version}" if item.adapter is not None and item.adapter_version else ""
+        head += f" owner {string_literal(item.owner)}" if item.owner is not None else ""
         return _Node(head, item.span, _body(item.body), separate=separate)
     if isinstance(item, ast.Morphism):
         src = item.source.name + (f"[{_x(item.source.index)}]" if item.source.index is not None else "")

@@ -307,8 +307,9 @@ class _Builder:
     def item_local(self, t: Tree) -> ast.LocalProblem:
         name = t.children[0]
         family = platform = adapter = None
-        platform_span = adapter_span = None
+        platform_span = adapter_span = owner_span = None
         version = ""
+        owner = None
         members = []
         for c in t.children[1:]:
             if not isinstance(c, Tree):
@@ -320,11 +321,16 @@ class _Builder:
             elif c.data == "via_clause":
                 adapter, adapter_span = str(c.children[0]), self.sp(c.children[0])
                 version = self.adapter_version([v for v in c.children[1:] if isinstance(v, Tree)])
+            elif c.data == "owner_clause":
+                tok = c.children[0]
+                assert isinstance(tok, Token)
+                owner, owner_span = self.string(tok), self.sp(tok)
             else:
                 members.append(c)
         return ast.LocalProblem(
             str(name), family, platform, adapter, self.body(members), self.sp(t), self.sp(name), platform_span, adapter_span,
             version,
+            owner, owner_span,
         )
 
     def family(self, t: Tree) -> ast.Family:
