@@ -71,7 +71,9 @@ else
   passed "pytest (every test: generated/ fresh, Rust and C++ builds and runs, conformance)"
 fi
 
-step "type check: mypy catopt_dsl"
+step "lint and type check: ruff check catopt_dsl, mypy catopt_dsl"
+"$PY" -m ruff check catopt_dsl
+passed "ruff check catopt_dsl (the rule set in pyproject.toml)"
 "$PY" -m mypy catopt_dsl
 passed "mypy catopt_dsl (no errors)"
 

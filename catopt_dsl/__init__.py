@@ -92,7 +92,7 @@ _EXPORTS: dict[str, str] = {
     "plot_history": "catopt_dsl.plotting",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = ["__version__", *sorted(_EXPORTS)]  # noqa: PLE0604 (a list of str: the keys of _EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

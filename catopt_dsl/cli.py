@@ -13,8 +13,9 @@ import shutil
 import sys
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, NoReturn
 
 import click
 
@@ -637,10 +638,10 @@ def _swap_in(new: Path, dest: Path) -> None:
 
 
 # Command groups that live with their packages (each imports its heavy dependencies lazily).
+from catopt_dsl.authoring.cli import explain_command, fmt_command, init_command  # noqa: E402  (light: click only)
 from catopt_dsl.identity.cli import identity as _identity_commands  # noqa: E402
 from catopt_dsl.ledger.cli import ledger as _ledger_commands  # noqa: E402
 from catopt_dsl.registry.cli import registry_group, schema_group  # noqa: E402  (light: click only)
-from catopt_dsl.authoring.cli import explain_command, fmt_command, init_command  # noqa: E402  (light: click only)
 
 cli.add_command(schema_group)
 cli.add_command(registry_group)

@@ -15,9 +15,10 @@ errors. Consumers (the solver, the backends, the runtimes) only read what these 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from catopt_dsl.check.checker import CheckedPlan, Checker
 from catopt_dsl.check.scope import ExprContext

@@ -19,10 +19,10 @@ class Span(NamedTuple):
     end_col: int
 
     @staticmethod
-    def unknown(file: str = "<unknown>") -> "Span":
+    def unknown(file: str = "<unknown>") -> Span:
         return Span(file, 1, 1, 1, 1)
 
-    def merge(self, other: "Span") -> "Span":
+    def merge(self, other: Span) -> Span:
         """The smallest span covering both (assumes the same file)."""
         start = min((self.line, self.col), (other.line, other.col))
         end = max((self.end_line, self.end_col), (other.end_line, other.end_col))

@@ -82,12 +82,12 @@ def _distribution(ep: Any) -> str:
 def _load(ep: Any) -> tuple[Adapter | None, Status, str]:
     try:
         obj = ep.load()
-    except Exception as exc:  # noqa: BLE001 - a broken plug-in must not take catoptc down: report it
+    except Exception as exc:
         return None, "broken", f"cannot load `{ep.value}`: {type(exc).__name__}: {exc}"
     if isinstance(obj, type) or (callable(obj) and not isinstance(obj, Adapter)):
         try:
             obj = obj()
-        except Exception as exc:  # noqa: BLE001 - as above
+        except Exception as exc:
             return None, "broken", f"`{ep.value}` is callable but calling it raised {type(exc).__name__}: {exc}"
     if not isinstance(obj, (FrameworkAdapter, HardwareAdapter)):
         return None, "broken", (
@@ -104,7 +104,7 @@ def _load(ep: Any) -> tuple[Adapter | None, Status, str]:
         return None, "broken", f"contract says kind `{contract.kind}` but the object is a {type(obj).__name__}"
     try:
         avail = obj.availability()
-    except Exception as exc:  # noqa: BLE001 - as above
+    except Exception as exc:
         return obj, "unavailable", f"availability check raised {type(exc).__name__}: {exc}"
     if not avail.ok:
         return obj, "unavailable", avail.reason

@@ -28,7 +28,8 @@ def catopt_version() -> str:
     if isinstance(version, str):
         return version
     try:
-        from importlib.metadata import PackageNotFoundError, version as dist_version
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as dist_version
 
         return dist_version("catopt-dsl")
     except (ImportError, PackageNotFoundError):

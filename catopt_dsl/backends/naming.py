@@ -23,8 +23,10 @@ Two different spec names that end up as the same identifier in one scope are a c
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import AbstractSet, Iterable, Literal, Mapping, Sequence
+from typing import Literal
 
 from catopt_dsl.diagnostics import CatoptError, DiagnosticSink, note
 from catopt_dsl.errors import ErrorCode
@@ -44,21 +46,14 @@ KINDS: tuple[Kind, ...] = ("type", "field", "fn", "const", "module")
 
 # Python 3.11 keyword.kwlist (+ soft keywords, and `type`, soft since 3.12).
 _PY_KWLIST = frozenset(
-    """False None True and as assert async await break class continue def del elif else except
-    finally for from global if import in is lambda nonlocal not or pass raise return try while
-    with yield""".split()
+    ["False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with", "yield"]
 )
 _PY_SOFT = frozenset({"match", "case", "type", "_"})
 
 # Builtin functions and types (3.8 .. 3.13, exceptions excluded): shadowing them in a class body or
 # module would break generated code that calls them, and it confuses mypy.
 _PY_BUILTINS = frozenset(
-    """abs aiter all anext any ascii bin bool breakpoint bytearray bytes callable chr classmethod
-    compile complex copyright credits delattr dict dir divmod enumerate eval exec exit filter float
-    format frozenset getattr globals hasattr hash help hex id input int isinstance issubclass iter
-    len license list locals map max memoryview min next object oct open ord pow print property
-    quit range repr reversed round set setattr slice sorted staticmethod str sum super tuple type
-    vars zip Ellipsis NotImplemented""".split()
+    ["abs", "aiter", "all", "anext", "any", "ascii", "bin", "bool", "breakpoint", "bytearray", "bytes", "callable", "chr", "classmethod", "compile", "complex", "copyright", "credits", "delattr", "dict", "dir", "divmod", "enumerate", "eval", "exec", "exit", "filter", "float", "format", "frozenset", "getattr", "globals", "hasattr", "hash", "help", "hex", "id", "input", "int", "isinstance", "issubclass", "iter", "len", "license", "list", "locals", "map", "max", "memoryview", "min", "next", "object", "oct", "open", "ord", "pow", "print", "property", "quit", "range", "repr", "reversed", "round", "set", "setattr", "slice", "sorted", "staticmethod", "str", "sum", "super", "tuple", "type", "vars", "zip", "Ellipsis", "NotImplemented"]
 )
 
 # Names the generated Python modules themselves bind (imports and conventional parameters).
@@ -73,71 +68,27 @@ PYTHON_RESERVED: frozenset[str] = _PY_KWLIST | _PY_SOFT | _PY_BUILTINS | _PY_GEN
 # (sys.stdlib_module_names, hard-coded so output does not depend on the running interpreter) and
 # every distribution that generated code or the catopt_dsl runtime imports.
 PY_MODULE_NAMES: frozenset[str] = frozenset(
-    """
-__future__ catopt_dsl numpy scipy cvxpy clarabel osqp ecos scs ray lark jinja2 click black crc32c
-    matplotlib hypothesis pytest syrupy mypy ruff setuptools pip pkg_resources typing_extensions
-    abc aifc antigravity argparse array ast asynchat asyncio asyncore atexit audioop base64 bdb
-    binascii bisect builtins bz2 cProfile calendar cgi cgitb chunk cmath cmd code codecs codeop
-    collections colorsys compileall concurrent configparser contextlib contextvars copy copyreg
-    crypt csv ctypes curses dataclasses datetime dbm decimal difflib dis distutils doctest email
-    encodings ensurepip enum errno faulthandler fcntl filecmp fileinput fnmatch fractions ftplib
-    functools gc genericpath getopt getpass gettext glob graphlib grp gzip hashlib heapq hmac
-    html http idlelib imaplib imghdr imp importlib inspect io ipaddress itertools json keyword
-    lib2to3 linecache locale logging lzma mailbox mailcap marshal math mimetypes mmap
-    modulefinder msilib msvcrt multiprocessing netrc nis nntplib nt ntpath nturl2path numbers
-    opcode operator optparse os ossaudiodev pathlib pdb pickle pickletools pipes pkgutil
-    platform plistlib poplib posix posixpath pprint profile pstats pty pwd py_compile pyclbr
-    pydoc pydoc_data pyexpat queue quopri random re readline reprlib resource rlcompleter runpy
-    sched secrets select selectors shelve shlex shutil signal site smtpd smtplib sndhdr socket
-    socketserver spwd sqlite3 sre_compile sre_constants sre_parse ssl stat statistics string
-    stringprep struct subprocess sunau symtable sys sysconfig syslog tabnanny tarfile telnetlib
-    tempfile termios textwrap this threading time timeit tkinter token tokenize tomllib trace
-    traceback tracemalloc tty turtle turtledemo types typing unicodedata unittest urllib uu uuid
-    venv warnings wave weakref webbrowser winreg winsound wsgiref xdrlib xml xmlrpc zipapp
-    zipfile zipimport zlib zoneinfo
-    """.split()
+    ["__future__", "catopt_dsl", "numpy", "scipy", "cvxpy", "clarabel", "osqp", "ecos", "scs", "ray", "lark", "jinja2", "click", "black", "crc32c", "matplotlib", "hypothesis", "pytest", "syrupy", "mypy", "ruff", "setuptools", "pip", "pkg_resources", "typing_extensions", "abc", "aifc", "antigravity", "argparse", "array", "ast", "asynchat", "asyncio", "asyncore", "atexit", "audioop", "base64", "bdb", "binascii", "bisect", "builtins", "bz2", "cProfile", "calendar", "cgi", "cgitb", "chunk", "cmath", "cmd", "code", "codecs", "codeop", "collections", "colorsys", "compileall", "concurrent", "configparser", "contextlib", "contextvars", "copy", "copyreg", "crypt", "csv", "ctypes", "curses", "dataclasses", "datetime", "dbm", "decimal", "difflib", "dis", "distutils", "doctest", "email", "encodings", "ensurepip", "enum", "errno", "faulthandler", "fcntl", "filecmp", "fileinput", "fnmatch", "fractions", "ftplib", "functools", "gc", "genericpath", "getopt", "getpass", "gettext", "glob", "graphlib", "grp", "gzip", "hashlib", "heapq", "hmac", "html", "http", "idlelib", "imaplib", "imghdr", "imp", "importlib", "inspect", "io", "ipaddress", "itertools", "json", "keyword", "lib2to3", "linecache", "locale", "logging", "lzma", "mailbox", "mailcap", "marshal", "math", "mimetypes", "mmap", "modulefinder", "msilib", "msvcrt", "multiprocessing", "netrc", "nis", "nntplib", "nt", "ntpath", "nturl2path", "numbers", "opcode", "operator", "optparse", "os", "ossaudiodev", "pathlib", "pdb", "pickle", "pickletools", "pipes", "pkgutil", "platform", "plistlib", "poplib", "posix", "posixpath", "pprint", "profile", "pstats", "pty", "pwd", "py_compile", "pyclbr", "pydoc", "pydoc_data", "pyexpat", "queue", "quopri", "random", "re", "readline", "reprlib", "resource", "rlcompleter", "runpy", "sched", "secrets", "select", "selectors", "shelve", "shlex", "shutil", "signal", "site", "smtpd", "smtplib", "sndhdr", "socket", "socketserver", "spwd", "sqlite3", "sre_compile", "sre_constants", "sre_parse", "ssl", "stat", "statistics", "string", "stringprep", "struct", "subprocess", "sunau", "symtable", "sys", "sysconfig", "syslog", "tabnanny", "tarfile", "telnetlib", "tempfile", "termios", "textwrap", "this", "threading", "time", "timeit", "tkinter", "token", "tokenize", "tomllib", "trace", "traceback", "tracemalloc", "tty", "turtle", "turtledemo", "types", "typing", "unicodedata", "unittest", "urllib", "uu", "uuid", "venv", "warnings", "wave", "weakref", "webbrowser", "winreg", "winsound", "wsgiref", "xdrlib", "xml", "xmlrpc", "zipapp", "zipfile", "zipimport", "zlib", "zoneinfo"]
 )
 
 # Rust 2021 strict and reserved keywords, plus `gen` (reserved in 2024).
 RUST_KEYWORDS: frozenset[str] = frozenset(
-    """as break const continue crate else enum extern false fn for if impl in let loop match mod
-    move mut pub ref return self Self static struct super trait true type unsafe use where while
-    async await dyn abstract become box do final macro override priv typeof unsized virtual yield
-    try gen""".split()
+    ["as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "async", "await", "dyn", "abstract", "become", "box", "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen"]
 )
 # Keywords that cannot be written as raw identifiers.
 RUST_NO_RAW: frozenset[str] = frozenset({"self", "Self", "super", "crate", "_"})
 # Prelude names: a raw identifier would not help, the generated code needs the std meaning.
 RUST_PRELUDE: frozenset[str] = frozenset(
-    """Option Some None Result Ok Err Vec String Box ToString ToOwned Clone Copy Send Sync Sized
-    Unpin Drop Fn FnMut FnOnce Default Eq PartialEq Ord PartialOrd Iterator IntoIterator
-    DoubleEndedIterator ExactSizeIterator Extend AsRef AsMut From Into TryFrom TryInto
-    FromIterator Debug Hash""".split()
+    ["Option", "Some", "None", "Result", "Ok", "Err", "Vec", "String", "Box", "ToString", "ToOwned", "Clone", "Copy", "Send", "Sync", "Sized", "Unpin", "Drop", "Fn", "FnMut", "FnOnce", "Default", "Eq", "PartialEq", "Ord", "PartialOrd", "Iterator", "IntoIterator", "DoubleEndedIterator", "ExactSizeIterator", "Extend", "AsRef", "AsMut", "From", "Into", "TryFrom", "TryInto", "FromIterator", "Debug", "Hash"]
 )
 
 # C++20 keywords and alternative tokens, identifiers with special meaning, and common macros /
 # reserved library names that a #include may define.
 CPP_KEYWORDS: frozenset[str] = frozenset(
-    """alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t char16_t
-    char32_t class compl concept const consteval constexpr constinit const_cast continue co_await
-    co_return co_yield decltype default delete do double dynamic_cast else enum explicit export
-    extern false float for friend goto if inline int long mutable namespace new noexcept not
-    not_eq nullptr operator or or_eq private protected public register reinterpret_cast requires
-    return short signed sizeof static static_assert static_cast struct switch template this
-    thread_local throw true try typedef typeid typename union unsigned using virtual void volatile
-    wchar_t while xor xor_eq final override import module""".split()
+    ["alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool", "break", "case", "catch", "char", "char8_t", "char16_t", "char32_t", "class", "compl", "concept", "const", "consteval", "constexpr", "constinit", "const_cast", "continue", "co_await", "co_return", "co_yield", "decltype", "default", "delete", "do", "double", "dynamic_cast", "else", "enum", "explicit", "export", "extern", "false", "float", "for", "friend", "goto", "if", "inline", "int", "long", "mutable", "namespace", "new", "noexcept", "not", "not_eq", "nullptr", "operator", "or", "or_eq", "private", "protected", "public", "register", "reinterpret_cast", "requires", "return", "short", "signed", "sizeof", "static", "static_assert", "static_cast", "struct", "switch", "template", "this", "thread_local", "throw", "true", "try", "typedef", "typeid", "typename", "union", "unsigned", "using", "virtual", "void", "volatile", "wchar_t", "while", "xor", "xor_eq", "final", "override", "import", "module"]
 )
 CPP_MACROS: frozenset[str] = frozenset(
-    """NULL assert errno EOF stdin stdout stderr INT_MAX INT_MIN UINT_MAX LONG_MAX LONG_MIN
-    ULONG_MAX LLONG_MAX LLONG_MIN ULLONG_MAX SHRT_MAX SHRT_MIN USHRT_MAX CHAR_BIT CHAR_MAX CHAR_MIN
-    SCHAR_MAX SCHAR_MIN UCHAR_MAX SIZE_MAX PTRDIFF_MAX PTRDIFF_MIN INTMAX_MAX INTMAX_MIN
-    UINTMAX_MAX INT8_MAX INT16_MAX INT32_MAX INT64_MAX INT8_MIN INT16_MIN INT32_MIN INT64_MIN
-    UINT8_MAX UINT16_MAX UINT32_MAX UINT64_MAX DBL_MAX DBL_MIN DBL_EPSILON DBL_DIG FLT_MAX FLT_MIN
-    FLT_EPSILON FLT_DIG LDBL_MAX LDBL_MIN HUGE_VAL HUGE_VALF INFINITY NAN FP_NAN FP_INFINITE
-    FP_ZERO FP_NORMAL FP_SUBNORMAL M_PI M_E EXIT_SUCCESS EXIT_FAILURE RAND_MAX BUFSIZ
-    FILENAME_MAX FOPEN_MAX L_tmpnam TMP_MAX SEEK_SET SEEK_CUR SEEK_END CLOCKS_PER_SEC EDOM ERANGE
-    EILSEQ MB_LEN_MAX offsetof setjmp longjmp va_arg va_start va_end va_copy unix linux major
-    minor I complex imaginary bool_true_false_are_defined true_false std main""".split()
+    ["NULL", "assert", "errno", "EOF", "stdin", "stdout", "stderr", "INT_MAX", "INT_MIN", "UINT_MAX", "LONG_MAX", "LONG_MIN", "ULONG_MAX", "LLONG_MAX", "LLONG_MIN", "ULLONG_MAX", "SHRT_MAX", "SHRT_MIN", "USHRT_MAX", "CHAR_BIT", "CHAR_MAX", "CHAR_MIN", "SCHAR_MAX", "SCHAR_MIN", "UCHAR_MAX", "SIZE_MAX", "PTRDIFF_MAX", "PTRDIFF_MIN", "INTMAX_MAX", "INTMAX_MIN", "UINTMAX_MAX", "INT8_MAX", "INT16_MAX", "INT32_MAX", "INT64_MAX", "INT8_MIN", "INT16_MIN", "INT32_MIN", "INT64_MIN", "UINT8_MAX", "UINT16_MAX", "UINT32_MAX", "UINT64_MAX", "DBL_MAX", "DBL_MIN", "DBL_EPSILON", "DBL_DIG", "FLT_MAX", "FLT_MIN", "FLT_EPSILON", "FLT_DIG", "LDBL_MAX", "LDBL_MIN", "HUGE_VAL", "HUGE_VALF", "INFINITY", "NAN", "FP_NAN", "FP_INFINITE", "FP_ZERO", "FP_NORMAL", "FP_SUBNORMAL", "M_PI", "M_E", "EXIT_SUCCESS", "EXIT_FAILURE", "RAND_MAX", "BUFSIZ", "FILENAME_MAX", "FOPEN_MAX", "L_tmpnam", "TMP_MAX", "SEEK_SET", "SEEK_CUR", "SEEK_END", "CLOCKS_PER_SEC", "EDOM", "ERANGE", "EILSEQ", "MB_LEN_MAX", "offsetof", "setjmp", "longjmp", "va_arg", "va_start", "va_end", "va_copy", "unix", "linux", "major", "minor", "I", "complex", "imaginary", "bool_true_false_are_defined", "true_false", "std", "main"]
 ) | frozenset({"N"})  # every problem struct has a member `N`; a class cannot share a member's name
 CPP_RESERVED: frozenset[str] = CPP_KEYWORDS | CPP_MACROS
 
@@ -526,7 +477,7 @@ def report_collisions(
         listed = " and ".join(f"`{n}` ({k})" for k, n in c.names)
         where = f" in {c.scope}" if c.scope else ""
         targets = sorted(set(c.targets), key=TARGETS.index)
-        ids = sorted(set(i for _, i in c.identifiers))
+        ids = sorted({i for _, i in c.identifiers})
         written = " / ".join(f"`{i}`" for i in ids)
         notes = [note(f"they are written {written} in generated {', '.join(targets)} code{where}")]
         for other in spec_names:

@@ -22,7 +22,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from catopt_dsl.backends.common import (
     Unit,
     all_schemas,

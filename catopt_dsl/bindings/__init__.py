@@ -6,10 +6,10 @@ metadata, and inherits the behaviour (coercion, wire encoding, CVXPY building, s
 
 from __future__ import annotations
 
-from catopt_dsl.ir.model import IRPlan
 from catopt_dsl.bindings.plans import PlanBase, PlanResult, load_plan
 from catopt_dsl.bindings.problems import FamilyBase, LocalProblemBase
 from catopt_dsl.bindings.records import FieldSpec, Record, array_default
+from catopt_dsl.ir.model import IRPlan
 
 __all__ = [
     "FamilyBase",

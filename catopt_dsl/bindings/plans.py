@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from catopt_dsl.ir.model import IRObject, IRPlan, IRShared
 from catopt_dsl.bindings.problems import FamilyBase, LocalProblemBase
-
+from catopt_dsl.ir.model import IRObject, IRPlan, IRShared
 
 P = TypeVar("P", bound=LocalProblemBase)
 F = TypeVar("F", bound=FamilyBase[Any])

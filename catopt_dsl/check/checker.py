@@ -10,11 +10,12 @@ The result, :class:`CheckedPlan`, is a side table that lowering reads; the AST i
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Sequence
 
 import numpy as np
 
+from catopt_dsl import limits
 from catopt_dsl.check.exprs import (
     TypeMap,
     Typer,
@@ -25,11 +26,9 @@ from catopt_dsl.check.exprs import (
     check_type_size,
     eval_const,
     make_checker,
-    type_expr,
 )
 from catopt_dsl.check.external import ExternalCheck, check_adapter, check_external
 from catopt_dsl.check.scope import ExprContext, IndexSymbol, ParamSymbol, Scope, VarSymbol
-from catopt_dsl import limits
 from catopt_dsl.check.suggest import suggest
 from catopt_dsl.diagnostics import DiagnosticSink, help_, note
 from catopt_dsl.errors import ErrorCode
@@ -133,7 +132,7 @@ class CheckedDelta:
     name: str
     decl: ast.PlanDelta
     ops: list[str]
-    result: "CheckedPlan | None"
+    result: CheckedPlan | None
 
 
 @dataclass
@@ -305,7 +304,7 @@ class Checker:
                     value = check_param(decl, empty, self.ctx, self.sink).value
                     if value is not None:
                         plan.schema_defaults[(sch.name, sch.version, f.name)] = value
-        for name, versions in by_name.items():
+        for versions in by_name.values():
             for old, new in zip(versions, versions[1:]):
                 self._check_evolution(old, new)
 

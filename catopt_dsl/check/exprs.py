@@ -61,8 +61,8 @@ e.g. ``exp(1000)``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -70,11 +70,11 @@ from catopt_dsl import limits
 from catopt_dsl.check.atoms import (
     ATOMS,
     AtomError,
-    apply_atom,
-    apply_binary,
     Curvature,
     Mono,
     Sign,
+    apply_atom,
+    apply_binary,
     arg_requirement,
     broadcast,
     compose,
@@ -88,8 +88,8 @@ from catopt_dsl.check.atoms import (
     sign_of_value,
 )
 from catopt_dsl.check.data import load_data
-from catopt_dsl.check.suggest import suggest
 from catopt_dsl.check.scope import ExprContext, IndexSymbol, ParamSymbol, Scope, VarSymbol
+from catopt_dsl.check.suggest import suggest
 from catopt_dsl.diagnostics import DiagnosticSink, Note, help_, note
 from catopt_dsl.errors import ErrorCode
 from catopt_dsl.span import Span
@@ -952,7 +952,7 @@ def check_type_size(t: ast.TypeRef, what: str, sink: DiagnosticSink) -> bool:
 
 
 def check_param(
-    decl: ast.ParamDecl, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, typer: "_Checker | None" = None
+    decl: ast.ParamDecl, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, typer: _Checker | None = None
 ) -> ParamSymbol:
     """Evaluate a param's value and check it against the declared dtype and shape.
 
@@ -1047,7 +1047,7 @@ def _dtype_name(v: np.ndarray) -> str:
 
 
 def check_objective(
-    obj: ast.Objective, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, typer: "_Checker | None" = None
+    obj: ast.Objective, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, typer: _Checker | None = None
 ) -> bool:
     """A scalar numeric objective, convex for ``minimize`` and concave for ``maximize``."""
     ch = typer or _Checker(scope, ctx, sink)
@@ -1078,7 +1078,7 @@ def check_objective(
 
 
 def check_constraint(
-    c: ast.Constraint, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, typer: "_Checker | None" = None
+    c: ast.Constraint, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, typer: _Checker | None = None
 ) -> bool:
     """Shapes of both sides (E0201) and DCP (E0302): convex <= concave, concave >= convex, affine == affine."""
     ch = typer or _Checker(scope, ctx, sink)
@@ -1128,7 +1128,7 @@ def check_constraint(
 
 
 def check_affine(
-    expr: ast.Expr, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, what: str, typer: "_Checker | None" = None
+    expr: ast.Expr, scope: Scope, ctx: ExprContext, sink: DiagnosticSink, what: str, typer: _Checker | None = None
 ) -> ExprType | None:
     """Type ``expr`` and require it to be affine (or constant); E0303 names ``what`` (e.g.
     "morphism field `hours`") and the smallest non-affine sub-expression."""
@@ -1154,7 +1154,7 @@ def check_affine(
 Typer = _Checker
 
 
-def make_checker(scope: Scope, ctx: ExprContext, sink: DiagnosticSink) -> "_Checker":
+def make_checker(scope: Scope, ctx: ExprContext, sink: DiagnosticSink) -> _Checker:
     """One typer for a scope: pass it to the ``check_*`` functions of that scope, then keep its
     :meth:`~_Checker.type_map` with the checked item (lowering reads it)."""
     return _Checker(scope, ctx, sink)

@@ -776,7 +776,7 @@ def _constraint_rows(d: _Decomposer, constraints: tuple[IRConstraint, ...]) -> _
 
 def _bounds(A_in: np.ndarray, b_in: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per member: ``lo``, ``hi`` from the rows touching one coordinate, and which rows are general."""
-    B, k, n = A_in.shape
+    B, _k, n = A_in.shape
     lo, hi = np.full((B, n), -np.inf), np.full((B, n), np.inf)
     nnz = np.count_nonzero(A_in, axis=2)  # (B, k)
     general = nnz > 1

@@ -69,7 +69,7 @@ class IRCall:
     """
 
     atom: str
-    args: tuple["IRExpr", ...]
+    args: tuple[IRExpr, ...]
     shape: Shape
     options: tuple[tuple[str, Any], ...] = ()
 
@@ -77,14 +77,14 @@ class IRCall:
 @dataclass(frozen=True, eq=False)
 class IRBinary:
     op: str  # "+", "-", "*" (scalar or elementwise/broadcast), "/" (by a constant), "@"
-    left: "IRExpr"
-    right: "IRExpr"
+    left: IRExpr
+    right: IRExpr
     shape: Shape
 
 
 @dataclass(frozen=True, eq=False)
 class IRNeg:
-    operand: "IRExpr"
+    operand: IRExpr
     shape: Shape
 
 
@@ -92,14 +92,14 @@ class IRNeg:
 class IRIndex:
     """Basic numpy indexing; ``key`` items are ints or ``(start, stop, step)`` triples."""
 
-    base: "IRExpr"
+    base: IRExpr
     key: tuple[int | tuple[int, int, int], ...]
     shape: Shape
 
 
 @dataclass(frozen=True, eq=False)
 class IRTranspose:
-    operand: "IRExpr"
+    operand: IRExpr
     shape: Shape
 
 
@@ -107,7 +107,7 @@ class IRTranspose:
 class IRStack:
     """An array literal with non-constant elements: ``[x[0], 2 * y]`` (stacks along a new axis 0)."""
 
-    elements: tuple["IRExpr", ...]
+    elements: tuple[IRExpr, ...]
     shape: Shape
 
 
@@ -323,7 +323,7 @@ class IRDelta:
 
     name: str
     ops: tuple[str, ...]  # human-readable summary of each op, e.g. "add LocalProblem tenant_d"
-    result: "IRPlan"
+    result: IRPlan
 
 
 @dataclass(frozen=True, eq=False)

@@ -170,7 +170,7 @@ class RegistryView(ABC):
     def delete(self, subject: str, version: VersionRef | None = None, permanent: bool = False) -> list[int]:
         """Soft-delete one version (or every live version): hidden, but kept and never reused."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: views without resources need not override it)
         pass
 
     def __enter__(self) -> Self:

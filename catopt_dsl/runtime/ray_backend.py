@@ -218,7 +218,7 @@ def _connect(ray: Any, address: str) -> None:
     probe_address(address)
     try:
         ray.init(address=address, log_to_driver=False, runtime_env={"py_modules": [str(_package_root())]})
-    except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, AuthenticationError, ...
+    except Exception as exc:
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         hint = ""
         if "auth" in reason.lower() or "token" in reason.lower():
@@ -256,7 +256,7 @@ def _start_local(ray: Any, num_cpus: int, own_token: bool, phase: PhaseFn | None
         except (KeyboardInterrupt, SystemExit):
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        except Exception as exc:  # noqa: BLE001 - Ray raises a plain Exception on its start-up timeout
+        except Exception as exc:
             last = exc
             if ray.is_initialized():
                 ray.shutdown()
@@ -510,7 +510,7 @@ class RayNodes:
         self._failures: list[tuple[int, str]] = []
         self._unstarted: set[int] = set()  # actors whose configure failed: start() replaces them
         self.startup_s: dict[str, float] = {}
-        resources = dict(getattr(ray, "cluster_resources")())  # untyped in ray's stubs
+        resources = dict(ray.cluster_resources())  # untyped in ray's stubs
         accel = {nid: {o.name: o.platform for o, _M, _e in spec.objects} for nid, spec in specs.items()}
         gpu_nodes = sum(1 for p in accel.values() if any(v in _ACCEL for v in p.values()))
         pool = _pool(ray)
@@ -560,7 +560,7 @@ class RayNodes:
                 try:
                     ray.get(ref, timeout=self.start_timeout_s)
                     ready_count += 1
-                except Exception as exc:  # noqa: BLE001 - any actor failure: replace it at start()
+                except Exception as exc:
                     self._unstarted.add(nid)
                     log.warning("node %d: its actor did not start: %s", nid, _why(exc),
                                 extra={"event": "actor_start_failed", "node": nid})
@@ -603,7 +603,7 @@ class RayNodes:
             ref = launch.remote(spec, self.options, self.settings, self.warm[node_id], boot, now)
         try:
             sends, self._due[node_id] = ray.get(ref, timeout=self.start_timeout_s)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if isinstance(exc, ray.exceptions.RayActorError) and not first:
                 # Ray gave up on the process (restarts used up): a brand-new actor, same node
                 try:
@@ -611,7 +611,7 @@ class RayNodes:
                     spec = self.specs[node_id]
                     ref = self.actors[node_id].launch.remote(spec, self.options, self.settings, self.warm[node_id], boot, now)
                     sends, self._due[node_id] = ray.get(ref, timeout=self.start_timeout_s)
-                except Exception as exc2:  # noqa: BLE001
+                except Exception as exc2:
                     self.down.pop(node_id, None)
                     self._fail(node_id, f"replacement did not start: {_why(exc2)}", kill=True)
                     return []
@@ -628,7 +628,7 @@ class RayNodes:
             return []
         try:
             sends, self._due[node_id] = self.ray.get(self.actors[node_id].leave.remote(now), timeout=self.call_timeout_s)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._fail(node_id, _why(exc), kill=True)
             return []
         return list(sends)
@@ -668,14 +668,14 @@ class RayNodes:
         answers: dict[int, list[Send]] = {}
         try:  # one round trip for all the answers (the common case) ...
             values = ray.get(ready, timeout=self.call_timeout_s) if ready else []
-        except Exception:  # noqa: BLE001 - ... else one by one, to tell which actor failed
+        except Exception:
             values = None
         for i, ref in enumerate(ready):
             nid = refs[ref]
             try:
                 sends, self._due[nid] = values[i] if values is not None else ray.get(ref, timeout=self.call_timeout_s)
                 answers[nid] = list(sends)
-            except Exception as exc:  # noqa: BLE001 - died, killed, or raised inside: the crash path
+            except Exception as exc:
                 self._fail(nid, _why(exc), kill=not isinstance(exc, ray.exceptions.RayActorError))
         for ref in late:
             self._fail(refs[ref], f"hung: no answer within {self.call_timeout_s:g} s", kill=True)
@@ -700,7 +700,7 @@ class RayNodes:
                     if ref not in ready:
                         raise TimeoutError("reset did not answer")
                     ray.get(ref, timeout=1.0)
-                except Exception:  # noqa: BLE001 - its process died or hangs: do not pool it
+                except Exception:
                     with contextlib.suppress(Exception):
                         ray.kill(self.actors[nid], no_restart=True)
                     continue

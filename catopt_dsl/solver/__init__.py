@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from catopt_dsl.solver.admm import build_workers, solve
 from catopt_dsl.solver.centralized import solve_centralized
-from catopt_dsl.solver.coordinator import Iterate, Coordinator
+from catopt_dsl.solver.coordinator import Coordinator, Iterate
 from catopt_dsl.solver.cvx import to_cvxpy
 from catopt_dsl.solver.layout import Layout, build_layout
 from catopt_dsl.solver.result import STATUSES, SolveOptions, SolveResult, SolverState
-from catopt_dsl.solver.worker import LocalReport, FastBatch, LocalWorker
+from catopt_dsl.solver.worker import FastBatch, LocalReport, LocalWorker
 
 __all__ = [
     "STATUSES",

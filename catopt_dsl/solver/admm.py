@@ -171,7 +171,7 @@ def solve(
                 failures.append((w.name, w.status, w.message))
             if w.unbounded:
                 unbounded.append(w.unbounded)
-        for i, w in slow:
+        for _i, w in slow:
             if w.status != "ok":
                 failures.append((w.name, w.status, w.message))
             if w.unbounded:

@@ -361,7 +361,7 @@ class Coordinator:
                 unbounded.append(c.unbounded)
         if not complete:
             # the provided parts still have to be finite: check them before dropping x
-            for i, o in enumerate(lay.objects):
+            for o in lay.objects:
                 c = contributions[o.obj.name]
                 if c.x is not None and not np.all(np.isfinite(c.x)):
                     complete = True

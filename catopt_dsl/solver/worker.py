@@ -367,7 +367,7 @@ class LocalWorker:
         assert self._external is not None
         try:
             out = self._external.step(centres, rho, self.x)
-        except Exception as exc:  # noqa: BLE001 - the tenant's code raised: report it with the object's name
+        except Exception as exc:
             self.status, self.message = "failed", f"object `{self.name}`: the adapter's prox step raised {type(exc).__name__}: {exc}"
             return self.x
         if out.ok:
@@ -682,7 +682,7 @@ class FastBatch:
         objective into ``f`` (global vectors); return the largest ``grad_scale``."""
         assert self._index is not None, "FastBatch was built without rows"
         grad = 0.0
-        for (solver, ws, slots), (rows, xs, pos) in zip(self.batches, self._index):
+        for (solver, _ws, slots), (rows, xs, pos) in zip(self.batches, self._index):
             X = solver.X[slots]
             a[rows] = np.matmul(solver.data.M[slots], X[:, :, None])[:, :, 0] + solver.data.e[slots]
             x[xs] = X

@@ -83,8 +83,8 @@ from catopt_dsl.solver.certificate import CertificateAnswer, CertificateQuery
 from catopt_dsl.solver.coordinator import Coordinator
 from catopt_dsl.solver.glue import glue_solution
 from catopt_dsl.solver.layout import build_layout
-from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState, heuristic_message, inaccurate_warnings
 from catopt_dsl.solver.local import Accuracy
+from catopt_dsl.solver.result import SolveOptions, SolveResult, SolverState, heuristic_message, inaccurate_warnings
 from catopt_dsl.solver.worker import FastBatch, LocalReport, make_workers, unbounded_note
 from catopt_dsl.sync.messages import Delta, Message
 from catopt_dsl.sync.protocol import (
@@ -384,7 +384,7 @@ class SolverCoordinator:
         #: with status member_lost: what the remaining plan reached
         self.remaining_status: str | None = None
         #: required objects not in the plan now -> (tick it went missing, why)
-        self.missing: dict[str, tuple[int, str]] = {n: (0, "not joined") for n in self.required}
+        self.missing: dict[str, tuple[int, str]] = dict.fromkeys(self.required, (0, "not joined"))
         self._now = 0
         self._pass_since: int | None = None  # round since which the stopping test passes (asynchronous)
         self._last_x: dict[str, np.ndarray] = {}  # every object's newest x, kept across removals

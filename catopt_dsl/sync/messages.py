@@ -143,7 +143,7 @@ def _app_entries(arrays: Mapping[str, Any], prefix: str = "") -> dict[str, Paylo
 
 
 def _members(members: tuple[int, ...]) -> np.ndarray:
-    return np.asarray(sorted(set(int(m) for m in members)), dtype=np.int64)
+    return np.asarray(sorted({int(m) for m in members}), dtype=np.int64)
 
 
 def to_frame(msg: Message) -> Frame:

@@ -45,7 +45,7 @@ class Call:
 
     func: str
     func_span: Span
-    args: tuple["Expr", ...]
+    args: tuple[Expr, ...]
     span: Span
 
 
@@ -60,23 +60,23 @@ class Load:
 @dataclass(frozen=True)
 class BinOp:
     op: str  # one of + - * / @
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     span: Span
 
 
 @dataclass(frozen=True)
 class UnaryOp:
     op: str  # "-" or "+"
-    operand: "Expr"
+    operand: Expr
     span: Span
 
 
 @dataclass(frozen=True)
 class Slice:
-    start: "Expr | None"
-    stop: "Expr | None"
-    step: "Expr | None"
+    start: Expr | None
+    stop: Expr | None
+    step: Expr | None
     span: Span
 
 
@@ -92,7 +92,7 @@ Subscript = Union["Expr", Slice, Star]
 
 @dataclass(frozen=True)
 class Index:
-    base: "Expr"
+    base: Expr
     subscripts: tuple[Subscript, ...]
     span: Span
 
@@ -101,7 +101,7 @@ class Index:
 class Attr:
     """`base.name`: a var of an object (`site[*].w`), or a field of a morphism (`a_usage.hours`)."""
 
-    base: "Expr"
+    base: Expr
     name: str
     name_span: Span
     span: Span
@@ -109,7 +109,7 @@ class Attr:
 
 @dataclass(frozen=True)
 class Transpose:
-    operand: "Expr"
+    operand: Expr
     span: Span
 
 
@@ -117,7 +117,7 @@ class Transpose:
 class ArrayLit:
     """`[1, 2, 3]` or `[[1, 2], [3, 4]]`."""
 
-    elements: tuple["Expr", ...]
+    elements: tuple[Expr, ...]
     span: Span
 
 
@@ -324,7 +324,7 @@ class Functor:
 
 @dataclass(frozen=True)
 class AddItem:
-    item: "LocalProblem | Morphism | Limit"
+    item: LocalProblem | Morphism | Limit
     span: Span
 
 

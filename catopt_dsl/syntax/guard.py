@@ -165,10 +165,21 @@ class SlotMeta:
     """
 
     __slots__ = (
-        "empty", "line", "column", "start_pos", "end_line", "end_column", "end_pos",
-        "container_line", "container_column", "container_start_pos",
-        "container_end_line", "container_end_column", "container_end_pos",
-        "orig_expansion", "match_tree",
+        "column",
+        "container_column",
+        "container_end_column",
+        "container_end_line",
+        "container_end_pos",
+        "container_line",
+        "container_start_pos",
+        "empty",
+        "end_column",
+        "end_line",
+        "end_pos",
+        "line",
+        "match_tree",
+        "orig_expansion",
+        "start_pos",
     )
 
     def __init__(self) -> None:
@@ -243,4 +254,4 @@ def guarded(collect_comments: bool = False) -> Iterator[Guard]:
 
 
 def callbacks(terminals: list[str]) -> dict[str, Callable[[Token], Token]]:
-    return {name: on_token for name in terminals}
+    return dict.fromkeys(terminals, on_token)

@@ -131,7 +131,7 @@ def expected_text(expected: Iterable[str]) -> str:
     if {"ADD_OP", "MUL_OP"} <= names:
         groups.append("an operator")
         names -= _OPERATORS
-    if _ITEMS <= names:
+    if names >= _ITEMS:
         groups.append(f"an item ({_ITEM_WORDS})")
         names -= _ITEMS
     end = "$END" in names

@@ -9,8 +9,9 @@ them). Later stages only ever see :mod:`catopt_dsl.syntax.ast` nodes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from lark import Token, Tree
 

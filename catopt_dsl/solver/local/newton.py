@@ -293,7 +293,7 @@ class CoordSolver(BatchSolver):
                 live = ww != 0.0
                 d1 = np.where(live, ww * a * calc.d1(U, Mh), 0.0)
                 d2 = np.where(live, ww * a * a * calc.d2(U, Mh), 0.0)
-                out = ~(U > calc.domain) & live if calc.domain is not None else None
+                out = ~(calc.domain < U) & live if calc.domain is not None else None
                 if unique:  # each coordinate takes at most one entry: plain fancy indexing
                     g1[rows, co] += d1
                     g2[rows, co] += d2
@@ -343,7 +343,7 @@ class CoordSolver(BatchSolver):
             mid = 0.5 * (L + U)
             nxt = np.where(inside & np.isfinite(step) & (step > L) & (step < U), step, mid)
             X = np.where(done, X, nxt)
-            if np.all(done | (U - L <= 1e-15 * (1.0 + np.abs(X)))):
+            if np.all(done | (1e-15 * (1.0 + np.abs(X)) >= U - L)):
                 break
         X = np.where(at_lo, lo, np.where(at_hi, hi, X))
         _, _, inside, _ = self._derivs(X, members, c, lin)

@@ -156,7 +156,7 @@ class SplitSolver(BatchSolver):
         self.K = np.ascontiguousarray(np.concatenate([*S_parts, C], axis=1)) if S_parts else np.ascontiguousarray(C)
         self.KT = np.ascontiguousarray(np.swapaxes(self.K, 1, 2))
         # rows that are the same for every member (bounds, ramp rows): one GEMM per product
-        self._K0 = self.K[0].copy() if k and bool((self.K == self.K[:1]).all()) else None
+        self._K0 = self.K[0].copy() if k and bool((self.K[:1] == self.K).all()) else None
         self.s = np.concatenate([*s_parts, np.zeros((k, C.shape[1]))], axis=1)
         self.l = np.concatenate([np.full((k, start), -np.inf), lc], axis=1)
         self.u = np.concatenate([np.full((k, start), np.inf), uc], axis=1)
@@ -312,8 +312,8 @@ class SplitSolver(BatchSolver):
                 lam_r = np.where(act, lam_r, 0.0)
                 X_r = x0[todo] - _mv(_take(self._Qinv, mem), self._KTy(mem, lam_r))
                 KX = self._Kx(mem, X_r)
-            over = KX > u + tol_p[todo, None]
-            under = KX < l - tol_p[todo, None]
+            over = u + tol_p[todo, None] < KX
+            under = l - tol_p[todo, None] > KX
             wrong = (up_t & ~eq & (lam_r < -tol_d[todo, None])) | (lo_t & ~eq & (lam_r > tol_d[todo, None]))
             good = ~(over | under | wrong).any(axis=1) & np.isfinite(X_r).all(axis=1) & np.isfinite(lam_r).all(axis=1)
             hit = todo[good]
