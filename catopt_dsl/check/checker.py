@@ -27,7 +27,7 @@ from catopt_dsl.check.exprs import (
     eval_const,
     make_checker,
 )
-from catopt_dsl.check.external import ExternalCheck, check_adapter, check_external
+from catopt_dsl.check.external import ExternalCheck, check_adapter, check_external, check_platform
 from catopt_dsl.check.scope import ExprContext, IndexSymbol, ParamSymbol, Scope, VarSymbol
 from catopt_dsl.check.suggest import suggest
 from catopt_dsl.diagnostics import DiagnosticSink, help_, note
@@ -429,6 +429,7 @@ class Checker:
         sizes = [limits.elements(d.type.dims) for d in decls]
         per_member = sum(n for n in sizes if n <= limits.MAX_ARRAY_ELEMENTS)
         adapter = check_adapter(item, self.sink, self.ctx.cache)
+        check_platform(item, self.sink, self.ctx.cache)
         for index in self._members(item, per_member):
             scope = Scope()
             if item.family is not None and index is not None:

@@ -32,7 +32,7 @@ from catopt_dsl.errors import ErrorCode
 from catopt_dsl.files import ReadError, check_file
 from catopt_dsl.syntax import ast
 
-__all__ = ["EXTERNAL_ARGS", "ExternalCheck", "check_adapter", "check_external"]
+__all__ = ["EXTERNAL_ARGS", "ExternalCheck", "check_adapter", "check_external", "check_platform"]
 
 #: the keyword arguments an external loss takes: ``data``, the tenant's .npz/.npy file; ``init``, a
 #: .npz holding a starting point for the vars (by name), for non-convex models, whose zero is often
@@ -79,6 +79,38 @@ def check_adapter(item: ast.LocalProblem, sink: DiagnosticSink, cache: dict[Any,
         return None
     except (InvalidSpecifier, InvalidVersion) as exc:  # `via torch == 1.0.0.0.x`
         sink.error(ErrorCode.ADAPTER, f"`via {item.adapter} {item.adapter_version}`: {exc}", span)
+        cache[key] = None
+        return None
+    if not found.ok:
+        sink.error(ErrorCode.ADAPTER, found.message, span, *((help_(found.help),) if found.help else ()))
+    cache[key] = found.adapter
+    return found.adapter
+
+
+def check_platform(item: ast.LocalProblem, sink: DiagnosticSink, cache: dict[Any, Any]) -> Any | None:
+    """The hardware adapter ``item`` names with `on NAME <requirement>`; None without a requirement
+    (a plain `on cuda` stays a placement label, as before adapters existed) or after reporting why
+    it does not resolve (E0901)."""
+    if item.platform is None or not item.platform_version:
+        return None
+    key = ("platform", item.platform, item.platform_version)
+    if key in cache:
+        return cache[key]
+    from packaging.specifiers import InvalidSpecifier
+    from packaging.version import InvalidVersion
+
+    from catopt_dsl.adapters.api import AdapterError
+    from catopt_dsl.adapters.registry import Requirement, resolve
+
+    span = item.platform_span or item.name_span
+    try:
+        found = resolve(Requirement(item.platform, item.platform_version), kind="hardware")
+    except AdapterError as exc:
+        sink.error(ErrorCode.ADAPTER, str(exc), span)
+        cache[key] = None
+        return None
+    except (InvalidSpecifier, InvalidVersion) as exc:
+        sink.error(ErrorCode.ADAPTER, f"`on {item.platform} {item.platform_version}`: {exc}", span)
         cache[key] = None
         return None
     if not found.ok:

@@ -224,6 +224,8 @@ class LocalProblem:
     #: the checker validates it (docs/identity.md)
     owner: str | None = None
     owner_span: Span | None = None  # the string literal, quotes included
+    #: `on cuda >= 1.0`: the PEP 440 specifiers on the hardware adapter's version ("" for none)
+    platform_version: str = ""
 
 
 @dataclass(frozen=True)

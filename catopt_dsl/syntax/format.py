@@ -184,6 +184,7 @@ def _item(item: ast.Item, prefix: str = "", separate: bool = True) -> _Node:
     if isinstance(item, ast.LocalProblem):
         head = f"{prefix}LocalProblem {item.name}{_family(item.family)}"
         head += f" on {item.platform}" if item.platform is not None else ""
+        head += f" {item.platform_version}" if item.platform is not None and item.platform_version else ""
         head += f" via {item.adapter}" if item.adapter is not None else ""
         head += f" {item.adapter_version}" if item.adapter is not None and item.adapter_version else ""
         head += f" owner {string_literal(item.owner)}" if item.owner is not None else ""

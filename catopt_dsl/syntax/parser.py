@@ -309,7 +309,7 @@ class _Builder:
         name = t.children[0]
         family = platform = adapter = None
         platform_span = adapter_span = owner_span = None
-        version = ""
+        version = platform_version = ""
         owner = None
         members = []
         for c in t.children[1:]:
@@ -319,6 +319,7 @@ class _Builder:
                 family = self.family(c)
             elif c.data == "on_clause":
                 platform, platform_span = str(c.children[0]), self.sp(c.children[0])
+                platform_version = self.adapter_version([v for v in c.children[1:] if isinstance(v, Tree)])
             elif c.data == "via_clause":
                 adapter, adapter_span = str(c.children[0]), self.sp(c.children[0])
                 version = self.adapter_version([v for v in c.children[1:] if isinstance(v, Tree)])
@@ -332,6 +333,7 @@ class _Builder:
             str(name), family, platform, adapter, self.body(members), self.sp(t), self.sp(name), platform_span, adapter_span,
             version,
             owner, owner_span,
+            platform_version=platform_version,
         )
 
     def family(self, t: Tree) -> ast.Family:

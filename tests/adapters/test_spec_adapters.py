@@ -218,3 +218,43 @@ def test_an_init_file_must_hold_every_declared_var(folder: Path) -> None:
     assert a.ok
     init = dict(a.plan.objects[0].external.init)
     assert np.array_equal(init["W"], np.ones((5, 3))) and np.array_equal(init["b"], np.full(3, 2.0))
+
+
+# -- `on NAME <requirement>`: hardware adapters ------------------------------------------------
+
+ON_SPEC = """catopt 1;
+SharedVariables s {{ var z: float; }}
+LocalProblem a on {on} {{ var x: float; minimize square(x - 1); }}
+Limit agree on s {{ a.x == z; }}
+"""
+
+
+@pytest.mark.parametrize(
+    ("on", "message"),
+    [
+        ("cpu >= 1.0", None),
+        ("cpu >= 1.0, <= 1.9", None),
+        ("rocm", None),  # no requirement: a placement label, resolved by no one
+        ("cpu >= 9.0", "adapter `cpu` 1.0.0 is installed, but the spec asks for `cpu >= 9.0`"),
+        ("torch >= 1.0", "adapter `torch` is a framework adapter; `on` names a hardware adapter"),
+        ("tpu >= 1.0", "no adapter `tpu` is installed"),
+    ],
+)
+def test_on_with_a_requirement_resolves_against_hardware_adapters(tmp_path: Path, on: str, message: str | None) -> None:
+    spec = tmp_path / "on.cat"
+    spec.write_text(ON_SPEC.format(on=on), encoding="utf-8")
+    a = analyze(spec)
+    errors = [d for d in a.diagnostics if d.severity is Severity.ERROR]
+    if message is None:
+        assert not errors, [d.message for d in errors]
+        assert a.plan is not None
+    else:
+        assert [(d.code.value, d.message) for d in errors] == [("E0901", message)]
+        assert errors[0].span.col == ON_SPEC.splitlines()[2].index("on {on}") + 4  # the caret at the name
+
+
+def test_fmt_keeps_the_on_requirement() -> None:
+    text = ON_SPEC.format(on="cuda >= 1.0, <= 1.9")
+    formatted = format_source(text, "on.cat").text
+    assert formatted is not None and "LocalProblem a on cuda >= 1.0, <= 1.9 {" in formatted
+    assert format_source(formatted, "on.cat").text == formatted
