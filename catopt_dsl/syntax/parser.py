@@ -169,10 +169,9 @@ def _span_of(node: Tree | Token, file: str) -> Span:
         end_line = node.end_line or line
         end_col = node.end_column or (col + len(str(node)))
         return Span(file, line, col, end_line, end_col)
-    meta = node.meta
-    if getattr(meta, "empty", True):
+    if node.empty:  # a DepthTree holds its own position (guard.py)
         return Span(file, 1, 1, 1, 2)
-    return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
+    return Span(file, node.line, node.column, node.end_line, node.end_column)
 
 
 class _Builder:

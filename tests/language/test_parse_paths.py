@@ -5,16 +5,21 @@ cannot take goes to the driver, which reports it."""
 from __future__ import annotations
 
 import gc
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import pytest
+from lark import Lark, Token, Tree
 
 from catopt_dsl import limits
 from catopt_dsl.backends.emit import emit_target
 from catopt_dsl.compile import analyze
 from catopt_dsl.diagnostics import DiagnosticSink
 from catopt_dsl.gc_pause import gc_paused
-from catopt_dsl.syntax.guard import guarded
+from catopt_dsl.resources import grammar_path
+from catopt_dsl.syntax.grammar import _NamesEverywhere
+from catopt_dsl.syntax.guard import DepthTree, guarded
 from catopt_dsl.syntax.parser import _Builder, parse_text
 from catopt_dsl.syntax.recover import parse_clean, parse_recovering
 
@@ -34,6 +39,62 @@ def test_fast_path_gives_the_drivers_tree_and_ast(spec: Path) -> None:
     fast_ast = _Builder(spec.name, DiagnosticSink()).spec(fast.tree)
     slow_ast = _Builder(spec.name, DiagnosticSink()).spec(slow.tree)
     assert fast_ast == slow_ast  # every node's span too (frozen dataclasses compare field by field)
+
+
+@lru_cache(maxsize=1)
+def _lark_own_chain() -> Lark:
+    """The grammar with Lark's own tree builder (its wrapper chain and Meta objects)."""
+    return Lark(
+        grammar_path().read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        postlex=_NamesEverywhere(),
+    )
+
+
+_POSITION = ("line", "column", "end_line", "end_column",
+             "container_line", "container_column", "container_end_line", "container_end_column")
+
+
+def _same_tree(ours: Any, theirs: Any, path: str = "start") -> None:
+    if isinstance(theirs, Tree):
+        assert type(ours) is DepthTree, path
+        assert ours.data == theirs.data, path
+        assert ours.empty == theirs.meta.empty, path
+        for attr in _POSITION:
+            assert getattr(ours, attr, None) == getattr(theirs.meta, attr, None), f"{path}: {attr}"
+        assert len(ours.children) == len(theirs.children), path
+        for k, (a, b) in enumerate(zip(ours.children, theirs.children)):
+            _same_tree(a, b, f"{path}/{theirs.data}[{k}]")
+    elif isinstance(theirs, Token):
+        assert isinstance(ours, Token) and (ours.type, str(ours), ours.line, ours.column) == (
+            theirs.type, str(theirs), theirs.line, theirs.column), path
+    else:
+        assert ours is None and theirs is None, path
+
+
+SHAPES = [
+    "catopt 1;\nLocalProblem a { var x: float[3]; minimize ((x[0])) + -(2) * (x[1:2][0]') + sum((x)); }\n",
+    "catopt 1;\nLocalProblem a[i in (0)..(3)] { param p: float[2] = [(1), 2,]; var x: float; minimize square(x - p[(i) - i]); }\n",
+    "",
+    "catopt 1;\n",
+]
+
+
+@pytest.mark.parametrize(
+    "text",
+    SHAPES + [p.read_text(encoding="utf-8") for p in SPECS],
+    ids=[f"shape{k}" for k in range(len(SHAPES))] + [p.stem for p in SPECS],
+)
+def test_the_tree_and_its_positions_are_the_ones_lark_builds(text: str) -> None:
+    """The parser's own tree builder (grammar.py) gives Lark's tree: the same nodes, children and
+    positions, containers included (parenthesised and inlined nodes are where they differ)."""
+    with guarded():
+        ours = parse_clean(text)
+    assert ours is not None and ours.tree is not None
+    _same_tree(ours.tree, _lark_own_chain().parse(text))
 
 
 @pytest.mark.parametrize(
