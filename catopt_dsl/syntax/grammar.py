@@ -86,7 +86,7 @@ def _install_tree_callbacks(lark: Lark) -> None:
             continue
         options = rule.options
         name = rule.alias or options.template_source or rule.origin.name
-        empty = options.empty_indices if lark.options.maybe_placeholders else None
+        empty: Any = options.empty_indices if lark.options.maybe_placeholders else None
         filter_ = maybe_create_child_filter(rule.expansion, keep_all or options.keep_all_tokens, False, empty)
         include: tuple[tuple[int, bool, int], ...] | None = None
         append_none = 0
@@ -128,6 +128,10 @@ def _rule_callback(
         else:
             node = DepthTree(name, kept)
         # Positions (Lark's PropagatePositions): from the first child that has one to the last.
+        line: Any  # a token's position is Optional in Lark's types; the lexer always sets it
+        column: Any
+        end_line: Any
+        end_column: Any
         for c in children:
             if type(c) is DepthTree:
                 if not c.empty:

@@ -183,6 +183,16 @@ class DepthTree(Tree):
         "height",
         "line",
     )
+    empty: bool
+    height: int
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    container_line: int
+    container_column: int
+    container_end_line: int
+    container_end_column: int
 
     def __init__(self, data: str, children: list[Any], meta: Any = None) -> None:
         # Tree.__init__'s assignments, inline: one node per rule reduction makes the call count.

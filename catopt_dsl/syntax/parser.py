@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lark import Token, Tree
 
@@ -21,7 +21,7 @@ from catopt_dsl.errors import ErrorCode
 from catopt_dsl.files import Folders, ReadError, Refusal, read_file
 from catopt_dsl.span import Span
 from catopt_dsl.syntax import ast
-from catopt_dsl.syntax.guard import guarded
+from catopt_dsl.syntax.guard import DepthTree, guarded
 from catopt_dsl.syntax.hints import describe
 from catopt_dsl.syntax.recover import Outcome, parse_clean, parse_recovering
 
@@ -169,9 +169,10 @@ def _span_of(node: Tree | Token, file: str) -> Span:
         end_line = node.end_line or line
         end_col = node.end_column or (col + len(str(node)))
         return Span(file, line, col, end_line, end_col)
-    if node.empty:  # a DepthTree holds its own position (guard.py)
+    tree = cast(DepthTree, node)  # the parser's tree class holds its own position (guard.py)
+    if tree.empty:
         return Span(file, 1, 1, 1, 2)
-    return Span(file, node.line, node.column, node.end_line, node.end_column)
+    return Span(file, tree.line, tree.column, tree.end_line, tree.end_column)
 
 
 class _Builder:
