@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -228,3 +229,144 @@ def keyword_terminal(word: str) -> str | None:
         if literal == word:
             return name
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The clean-file loop: Lark's contextual lexer and LALR loop, inlined
+# ---------------------------------------------------------------------------------------------
+#
+# A file that parses goes through Lark's loop once; per token that loop is a generator step, two
+# method calls into the lexer, a line counter's method and ``feed_token``'s attribute look-ups, about
+# half of the front end's time. :func:`parse_fast` is the same loop with its tables in local
+# variables: per parser state the same scanner (Lark's own compiled alternation, in its order, so
+# the same terminal wins), the same lexer callbacks (keyword retyping, the guard's counters,
+# comments), the same positions, the same parse table and tree builders. It refuses (``None`` from
+# ``_tables()``, :class:`Refused` at a token) wherever Lark's loop would raise, and the caller then
+# runs the recovering driver, so every diagnostic still comes from Lark's own machinery.
+
+
+class Refused(Exception):
+    """The fast loop met a token (or character) the parser does not take here."""
+
+
+@dataclass(frozen=True)
+class _Tables:
+    # per parser state: (the scanner's compiled alternations, the lexer's callbacks, ignored types,
+    # types that may contain a newline)
+    lexers: dict[int, tuple[tuple[Any, ...], dict[str, Any], frozenset[str], frozenset[str]]]
+    states: dict[int, dict[str, tuple[Any, Any]]]
+    reduce: dict[Any, tuple[Callable[[list[Any]], Any], int, str]]  # rule -> (builder, size, origin)
+    shift: Any
+    start: int
+    end: int
+
+
+@lru_cache(maxsize=1)
+def _tables() -> _Tables | None:
+    """The loop's tables, read from the parser that :func:`parser` built; None when this Lark keeps
+    them elsewhere (the caller then uses Lark's own loop)."""
+    lark = parser()
+    try:
+        from lark.parsers.lalr_analysis import Shift
+
+        table = lark.parser.parser._parse_table
+        contextual = lark.parser.lexer.lexer  # PostLexConnector -> ContextualLexer
+        callbacks = lark.parser.parser.parser.callbacks
+        lexers = {}
+        built: dict[int, tuple[tuple[Any, ...], dict[str, Any], frozenset[str], frozenset[str]]] = {}
+        for state, basic in contextual.lexers.items():
+            if id(basic) not in built:
+                scanner = basic.scanner  # built on first use, with its callbacks
+                built[id(basic)] = (
+                    tuple(scanner._mres), dict(basic.callback), frozenset(basic.ignore_types), frozenset(basic.newline_types)
+                )
+            lexers[state] = built[id(basic)]
+        reduce = {rule: (cb, len(rule.expansion), rule.origin.name) for rule, cb in callbacks.items()}
+        if not all(hasattr(rule, "expansion") for rule in callbacks) or type(lark.options.postlex) is not _NamesEverywhere:
+            return None  # pragma: no cover - a terminal callback, or a post-lexer that rewrites tokens
+        return _Tables(lexers, table.states, reduce, Shift, table.start_states["start"], table.end_states["start"])
+    except AttributeError:  # pragma: no cover - a Lark whose internals moved
+        return None
+
+
+def parse_fast(text: str) -> Any:
+    """Parse ``text`` to the tree :func:`parser`'s ``parse`` gives; :class:`Refused` where Lark's
+    loop would raise a syntax error. Resource limits raise as they do in Lark's loop (the same
+    callbacks run on the same tokens in the same order)."""
+    tables = _tables()
+    if tables is None:  # pragma: no cover
+        return parser().parse(text)
+    lexers, states, reduce, shift = tables.lexers, tables.states, tables.reduce, tables.shift
+    state_stack = [tables.start]
+    value_stack: list[Any] = []
+    pos = 0
+    line = 1
+    line_start = 0
+    end = len(text)
+    last: Token | None = None
+    while pos < end:
+        mres, lexer_callbacks, ignore, newline = lexers[state_stack[-1]]
+        for mre in mres:
+            m = mre.match(text, pos, end)
+            if m:
+                break
+        else:
+            raise Refused
+        value = m.group(0)
+        kind = m.lastgroup
+        start, start_line, start_col = pos, line, pos - line_start + 1
+        if kind in newline:
+            newlines = value.count("\n")
+            if newlines:
+                line += newlines
+                line_start = pos + value.rindex("\n") + 1
+        pos += len(value)
+        ignored = kind in ignore
+        callback = lexer_callbacks.get(kind)
+        if ignored and callback is None:
+            continue
+        tok = Token(kind, value, start, start_line, start_col, line, pos - line_start + 1, pos)
+        if callback is not None:
+            tok = callback(tok)
+        if ignored:
+            continue
+        last = tok
+        _feed(tok, state_stack, value_stack, states, reduce, shift)
+    end_tok = Token.new_borrow_pos("$END", "", last) if last is not None else Token("$END", "", 0, 1, 1)
+    return _feed(end_tok, state_stack, value_stack, states, reduce, shift, tables.end)
+
+
+def _feed(
+    tok: Token,
+    state_stack: list[int],
+    value_stack: list[Any],
+    states: dict[int, dict[str, tuple[Any, Any]]],
+    reduce: dict[Any, tuple[Callable[[list[Any]], Any], int, str]],
+    shift: Any,
+    end_state: int | None = None,
+) -> Any:
+    """Lark's ``ParserState.feed_token``: reduce as the table says, then shift ``tok``; at the end
+    (``end_state`` given) reduce until the end state and return the tree."""
+    kind = tok.type
+    while True:
+        action = states[state_stack[-1]].get(kind)
+        if action is None:
+            raise Refused
+        if action[0] is shift:
+            if end_state is not None:  # pragma: no cover - the table never shifts $END
+                raise Refused
+            state_stack.append(action[1])
+            value_stack.append(tok)
+            return None
+        build, size, origin = reduce[action[1]]
+        if size:
+            children = value_stack[-size:]
+            del state_stack[-size:]
+            del value_stack[-size:]
+        else:
+            children = []
+        value = build(children)
+        state_stack.append(states[state_stack[-1]][origin][1])
+        value_stack.append(value)
+        if end_state is not None and state_stack[-1] == end_state:
+            return value

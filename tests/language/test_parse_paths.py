@@ -69,8 +69,9 @@ def _same_tree(ours: Any, theirs: Any, path: str = "start") -> None:
         for k, (a, b) in enumerate(zip(ours.children, theirs.children)):
             _same_tree(a, b, f"{path}/{theirs.data}[{k}]")
     elif isinstance(theirs, Token):
-        assert isinstance(ours, Token) and (ours.type, str(ours), ours.line, ours.column) == (
-            theirs.type, str(theirs), theirs.line, theirs.column), path
+        fields = ("type", "value", "start_pos", "line", "column", "end_line", "end_column", "end_pos")
+        assert isinstance(ours, Token), path
+        assert [getattr(ours, f) for f in fields] == [getattr(theirs, f) for f in fields], path
     else:
         assert ours is None and theirs is None, path
 
@@ -80,6 +81,8 @@ SHAPES = [
     "catopt 1;\nLocalProblem a[i in (0)..(3)] { param p: float[2] = [(1), 2,]; var x: float; minimize square(x - p[(i) - i]); }\n",
     "",
     "catopt 1;\n",
+    # comments, CRLF-free multi-line strings and keywords next to names
+    "catopt 1;\n// c\nschema S v1 { /* a\nb */ h: float[2]; }\nLocalProblem parameter_x { var x: float; minimize x; }\n",
 ]
 
 
