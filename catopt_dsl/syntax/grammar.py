@@ -13,7 +13,7 @@ from lark.lexer import PatternStr
 from lark.parse_tree_builder import ChildFilterLALR, ChildFilterLALR_NoPlaceholders, maybe_create_child_filter
 
 from catopt_dsl.resources import grammar_path
-from catopt_dsl.syntax.guard import DepthTree, on_comment, on_token
+from catopt_dsl.syntax.guard import DepthTree, current_guard, on_comment, on_token
 
 
 class _NamesEverywhere(PostLex):
@@ -86,7 +86,9 @@ def _install_tree_callbacks(lark: Lark) -> None:
         if not hasattr(rule, "expansion"):  # pragma: no cover - terminal callbacks (none today)
             continue
         options = rule.options
-        name = rule.alias or options.template_source or rule.origin.name
+        # A plain str: Lark names rules with Token objects, whose == is a Python method, and every
+        # later `tree.data == "..."` would call it.
+        name = str(rule.alias or options.template_source or rule.origin.name)
         empty: Any = options.empty_indices if lark.options.maybe_placeholders else None
         filter_ = maybe_create_child_filter(rule.expansion, keep_all or options.keep_all_tokens, False, empty)
         include: tuple[tuple[int, bool, int], ...] | None = None
@@ -304,6 +306,7 @@ def parse_fast(text: str) -> Any:
     line_start = 0
     end = len(text)
     last: Token | None = None
+    guard = current_guard()
     while pos < end:
         mres, lexer_callbacks, ignore, newline = lexers[state_stack[-1]]
         for mre in mres:
@@ -326,12 +329,33 @@ def parse_fast(text: str) -> Any:
         if ignored and callback is None:
             continue
         tok = Token(kind, value, start, start_line, start_col, line, pos - line_start + 1, pos)
-        if callback is not None:
+        if callback is on_token:  # the guard's counters, without looking the guard up per token
+            if guard is not None:
+                tok = guard.token(tok)
+        elif callback is not None:
             tok = callback(tok)
         if ignored:
             continue
         last = tok
-        _feed(tok, state_stack, value_stack, states, reduce, shift)
+        # Lark's ParserState.feed_token, inline (_feed below for the end): reduce, then shift.
+        kind = tok.type
+        while True:
+            action = states[state_stack[-1]].get(kind)
+            if action is None:
+                raise Refused
+            if action[0] is shift:
+                state_stack.append(action[1])
+                value_stack.append(tok)
+                break
+            build, size, origin = reduce[action[1]]
+            if size:
+                children = value_stack[-size:]
+                del state_stack[-size:]
+                del value_stack[-size:]
+            else:
+                children = []
+            value_stack.append(build(children))
+            state_stack.append(states[state_stack[-1]][origin][1])
     end_tok = Token.new_borrow_pos("$END", "", last) if last is not None else Token("$END", "", 0, 1, 1)
     return _feed(end_tok, state_stack, value_stack, states, reduce, shift, tables.end)
 

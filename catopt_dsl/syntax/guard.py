@@ -135,8 +135,12 @@ class Guard:
 _state = threading.local()
 
 
-def _current() -> Guard | None:
+def current_guard() -> Guard | None:
+    """The guard of the parse running on this thread, if any."""
     return getattr(_state, "guard", None)
+
+
+_current = current_guard  # the name the rest of this module uses
 
 
 def on_token(tok: Token) -> Token:
