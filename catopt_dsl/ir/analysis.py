@@ -359,7 +359,10 @@ class PlanAnalysis:
             by_key: dict[tuple, list[IRObject]] = {}
             for o in self.plan.objects:
                 by_key.setdefault(structure_key(o), []).append(o)
-            self._groups = {o.name: tuple(members) for members in by_key.values() for o in members}
+            # One tuple per group, shared by its members: a tuple per member made this quadratic
+            # (800 MB for 10,000 objects of one structure).
+            groups = [tuple(members) for members in by_key.values()]
+            self._groups = {o.name: group for group in groups for o in group}
         found = self._groups.get(name)
         if found is None:
             raise KeyError(name)
