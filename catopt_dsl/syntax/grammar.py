@@ -101,7 +101,18 @@ def _install_tree_callbacks(lark: Lark) -> None:
                 include = tuple((i, expand, 0) for i, expand in filter_.args[0])
             else:  # pragma: no cover - an unknown filter: keep Lark's chain for every rule
                 return
-        table[rule] = _rule_callback(name, include, append_none, bool(options.expand1 and not rule.alias))
+        expand1 = bool(options.expand1 and not rule.alias)
+        if expand1 and include is None and len(rule.expansion) == 1:
+            # `?sum: product`: the child is the node, and its position is already its container's
+            # (Lark's step would copy the child's container onto itself)
+            table[rule] = _pass_through
+        else:
+            table[rule] = _rule_callback(name, include, append_none, expand1)
+
+
+def _pass_through(children: list[Any]) -> Any:
+    """The builder of a unit rule (``?expr: sum``): an expression's leaf climbs five of them."""
+    return children[0]
 
 
 def _rule_callback(
@@ -247,6 +258,10 @@ def keyword_terminal(word: str) -> str | None:
 # runs the recovering driver, so every diagnostic still comes from Lark's own machinery.
 
 
+#: Token's constructor without the wrapper that checks for a deprecated keyword (Lark >= 1.2)
+_new_token: Callable[..., Token] = getattr(Token, "_future_new", Token)
+
+
 class Refused(Exception):
     """The fast loop met a token (or character) the parser does not take here."""
 
@@ -257,7 +272,7 @@ class _Tables:
     # types that may contain a newline)
     lexers: dict[int, tuple[tuple[Any, ...], dict[str, Any], frozenset[str], frozenset[str]]]
     states: dict[int, dict[str, tuple[Any, Any]]]
-    reduce: dict[Any, tuple[Callable[[list[Any]], Any], int, str]]  # rule -> (builder, size, origin)
+    reduce: dict[Any, tuple[Callable[[list[Any]], Any] | None, int, str]]  # rule -> (builder, size, origin)
     shift: Any
     start: int
     end: int
@@ -283,7 +298,11 @@ def _tables() -> _Tables | None:
                     tuple(scanner._mres), dict(basic.callback), frozenset(basic.ignore_types), frozenset(basic.newline_types)
                 )
             lexers[state] = built[id(basic)]
-        reduce = {rule: (cb, len(rule.expansion), rule.origin.name) for rule, cb in callbacks.items()}
+        # a unit rule's builder is None: the loop leaves its child on the stack
+        reduce = {
+            rule: (None if cb is _pass_through else cb, len(rule.expansion), rule.origin.name)
+            for rule, cb in callbacks.items()
+        }
         if not all(hasattr(rule, "expansion") for rule in callbacks) or type(lark.options.postlex) is not _NamesEverywhere:
             return None  # pragma: no cover - a terminal callback, or a post-lexer that rewrites tokens
         return _Tables(lexers, table.states, reduce, Shift, table.start_states["start"], table.end_states["start"])
@@ -328,7 +347,7 @@ def parse_fast(text: str) -> Any:
         callback = lexer_callbacks.get(kind)
         if ignored and callback is None:
             continue
-        tok = Token(kind, value, start, start_line, start_col, line, pos - line_start + 1, pos)
+        tok = _new_token(kind, value, start, start_line, start_col, line, pos - line_start + 1, pos)
         if callback is on_token:  # the guard's counters, without looking the guard up per token
             if guard is not None:
                 tok = guard.token(tok)
@@ -348,6 +367,10 @@ def parse_fast(text: str) -> Any:
                 value_stack.append(tok)
                 break
             build, size, origin = reduce[action[1]]
+            if build is None:  # a unit rule: its child stays where it is
+                state_stack.pop()
+                state_stack.append(states[state_stack[-1]][origin][1])
+                continue
             if size:
                 children = value_stack[-size:]
                 del state_stack[-size:]
@@ -365,7 +388,7 @@ def _feed(
     state_stack: list[int],
     value_stack: list[Any],
     states: dict[int, dict[str, tuple[Any, Any]]],
-    reduce: dict[Any, tuple[Callable[[list[Any]], Any], int, str]],
+    reduce: dict[Any, tuple[Callable[[list[Any]], Any] | None, int, str]],
     shift: Any,
     end_state: int | None = None,
 ) -> Any:
@@ -383,14 +406,18 @@ def _feed(
             value_stack.append(tok)
             return None
         build, size, origin = reduce[action[1]]
-        if size:
-            children = value_stack[-size:]
-            del state_stack[-size:]
-            del value_stack[-size:]
+        if build is None:  # a unit rule: its child stays where it is
+            state_stack.pop()
+            state_stack.append(states[state_stack[-1]][origin][1])
         else:
-            children = []
-        value = build(children)
-        state_stack.append(states[state_stack[-1]][origin][1])
-        value_stack.append(value)
+            if size:
+                children = value_stack[-size:]
+                del state_stack[-size:]
+                del value_stack[-size:]
+            else:
+                children = []
+            value = build(children)
+            state_stack.append(states[state_stack[-1]][origin][1])
+            value_stack.append(value)
         if end_state is not None and state_stack[-1] == end_state:
-            return value
+            return value_stack[-1]
