@@ -9,7 +9,7 @@ from typing import Any
 
 from lark import Lark, Token
 from lark.lark import PostLex
-from lark.lexer import PatternStr
+from lark.lexer import CallChain, PatternStr, UnlessCallback
 from lark.parse_tree_builder import ChildFilterLALR, ChildFilterLALR_NoPlaceholders, maybe_create_child_filter
 
 from catopt_dsl.resources import grammar_path
@@ -294,8 +294,12 @@ def _tables() -> _Tables | None:
         for state, basic in contextual.lexers.items():
             if id(basic) not in built:
                 scanner = basic.scanner  # built on first use, with its callbacks
+                flags = basic.g_regex_flags
                 built[id(basic)] = (
-                    tuple(scanner._mres), dict(basic.callback), frozenset(basic.ignore_types), frozenset(basic.newline_types)
+                    tuple(scanner._mres),
+                    {kind: _keyword_table(cb, flags) or cb for kind, cb in basic.callback.items()},
+                    frozenset(basic.ignore_types),
+                    frozenset(basic.newline_types),
                 )
             lexers[state] = built[id(basic)]
         # a unit rule's builder is None: the loop leaves its child on the stack
@@ -308,6 +312,26 @@ def _tables() -> _Tables | None:
         return _Tables(lexers, table.states, reduce, Shift, table.start_states["start"], table.end_states["start"])
     except AttributeError:  # pragma: no cover - a Lark whose internals moved
         return None
+
+
+def _keyword_table(callback: Any, flags: int) -> tuple[dict[str, str], bool] | None:
+    """Lark's keyword step as a table: a NAME that is spelt like a keyword becomes that keyword
+    (Lark's ``UnlessCallback`` full-matches the name against an alternation of the keywords' literal
+    texts; with plain, distinct literals that is a dictionary look-up), then the guard's callback
+    runs on a token still of the same type (Lark's ``CallChain``). None: not that shape, or
+    keywords with regex flags; the loop then calls the callback itself."""
+    guard_after = False
+    if isinstance(callback, CallChain) and isinstance(callback.callback1, UnlessCallback) and callback.callback2 is on_token:
+        callback, guard_after = callback.callback1, True
+    if not isinstance(callback, UnlessCallback) or flags:
+        return None
+    table: dict[str, str] = {}
+    for terminal in callback.scanner.terminals:
+        pattern = terminal.pattern
+        if not isinstance(pattern, PatternStr) or pattern.flags or pattern.value in table:
+            return None
+        table[pattern.value] = terminal.name
+    return table, guard_after
 
 
 def parse_fast(text: str) -> Any:
@@ -350,6 +374,12 @@ def parse_fast(text: str) -> Any:
         tok = _new_token(kind, value, start, start_line, start_col, line, pos - line_start + 1, pos)
         if callback is on_token:  # the guard's counters, without looking the guard up per token
             if guard is not None:
+                tok = guard.token(tok)
+        elif type(callback) is tuple:  # a name that may be a keyword (_keyword_table)
+            keyword = callback[0].get(value)
+            if keyword is not None:
+                tok.type = keyword
+            elif callback[1] and guard is not None:
                 tok = guard.token(tok)
         elif callback is not None:
             tok = callback(tok)
