@@ -271,8 +271,8 @@ class _Tables:
     # per parser state: (the scanner's compiled alternations, the lexer's callbacks, ignored types,
     # types that may contain a newline)
     lexers: dict[int, tuple[tuple[Any, ...], dict[str, Any], frozenset[str], frozenset[str]]]
+    # state -> symbol -> (Shift, next state) or (Reduce, (builder, size, origin)); builder None: a unit rule
     states: dict[int, dict[str, tuple[Any, Any]]]
-    reduce: dict[Any, tuple[Callable[[list[Any]], Any] | None, int, str]]  # rule -> (builder, size, origin)
     shift: Any
     start: int
     end: int
@@ -297,32 +297,41 @@ def _tables() -> _Tables | None:
                 flags = basic.g_regex_flags
                 built[id(basic)] = (
                     tuple(scanner._mres),
-                    {kind: _keyword_table(cb, flags) or cb for kind, cb in basic.callback.items()},
-                    frozenset(basic.ignore_types),
-                    frozenset(basic.newline_types),
+                    {str(kind): _keyword_table(cb, flags) or cb for kind, cb in basic.callback.items()},
+                    frozenset(map(str, basic.ignore_types)),
+                    frozenset(map(str, basic.newline_types)),
                 )
             lexers[state] = built[id(basic)]
         # a unit rule's builder is None: the loop leaves its child on the stack
         reduce = {
-            rule: (None if cb is _pass_through else cb, len(rule.expansion), rule.origin.name)
+            rule: (None if cb is _pass_through else cb, len(rule.expansion), str(rule.origin.name))
             for rule, cb in callbacks.items()
         }
         if not all(hasattr(rule, "expansion") for rule in callbacks) or type(lark.options.postlex) is not _NamesEverywhere:
             return None  # pragma: no cover - a terminal callback, or a post-lexer that rewrites tokens
-        return _Tables(lexers, table.states, reduce, Shift, table.start_states["start"], table.end_states["start"])
+        # The parse table with plain str keys (Lark's terminal and rule names are Token objects,
+        # whose == is a Python method that every look-up whose hash matches would call) and each
+        # reduction's (builder, size, origin) in place of its Rule (whose hash is a Python method).
+        states = {
+            state: {str(sym): (act, arg if act is Shift else reduce[arg]) for sym, (act, arg) in actions.items()}
+            for state, actions in table.states.items()
+        }
+        return _Tables(lexers, states, Shift, table.start_states["start"], table.end_states["start"])
     except AttributeError:  # pragma: no cover - a Lark whose internals moved
         return None
 
 
-def _keyword_table(callback: Any, flags: int) -> tuple[dict[str, str], bool] | None:
+def _keyword_table(callback: Any, flags: int) -> tuple[dict[str, str], Callable[[Token], bool] | None] | None:
     """Lark's keyword step as a table: a NAME that is spelt like a keyword becomes that keyword
     (Lark's ``UnlessCallback`` full-matches the name against an alternation of the keywords' literal
     texts; with plain, distinct literals that is a dictionary look-up), then the guard's callback
-    runs on a token still of the same type (Lark's ``CallChain``). None: not that shape, or
-    keywords with regex flags; the loop then calls the callback itself."""
-    guard_after = False
+    runs when Lark's ``CallChain`` condition holds (its own function, called as Lark calls it).
+    None: not that shape, or keywords with regex flags; the loop then calls the callback itself."""
+    cond = None
     if isinstance(callback, CallChain) and isinstance(callback.callback1, UnlessCallback) and callback.callback2 is on_token:
-        callback, guard_after = callback.callback1, True
+        callback, cond = callback.callback1, callback.cond
+    elif isinstance(callback, CallChain):
+        return None
     if not isinstance(callback, UnlessCallback) or flags:
         return None
     table: dict[str, str] = {}
@@ -330,8 +339,8 @@ def _keyword_table(callback: Any, flags: int) -> tuple[dict[str, str], bool] | N
         pattern = terminal.pattern
         if not isinstance(pattern, PatternStr) or pattern.flags or pattern.value in table:
             return None
-        table[pattern.value] = terminal.name
-    return table, guard_after
+        table[pattern.value] = str(terminal.name)
+    return table, cond
 
 
 def parse_fast(text: str) -> Any:
@@ -341,7 +350,7 @@ def parse_fast(text: str) -> Any:
     tables = _tables()
     if tables is None:  # pragma: no cover
         return parser().parse(text)
-    lexers, states, reduce, shift = tables.lexers, tables.states, tables.reduce, tables.shift
+    lexers, states, shift = tables.lexers, tables.states, tables.shift
     state_stack = [tables.start]
     value_stack: list[Any] = []
     pos = 0
@@ -379,7 +388,8 @@ def parse_fast(text: str) -> Any:
             keyword = callback[0].get(value)
             if keyword is not None:
                 tok.type = keyword
-            elif callback[1] and guard is not None:
+            cond = callback[1]
+            if cond is not None and cond(tok) and guard is not None:
                 tok = guard.token(tok)
         elif callback is not None:
             tok = callback(tok)
@@ -396,7 +406,7 @@ def parse_fast(text: str) -> Any:
                 state_stack.append(action[1])
                 value_stack.append(tok)
                 break
-            build, size, origin = reduce[action[1]]
+            build, size, origin = action[1]
             if build is None:  # a unit rule: its child stays where it is
                 state_stack.pop()
                 state_stack.append(states[state_stack[-1]][origin][1])
@@ -410,7 +420,7 @@ def parse_fast(text: str) -> Any:
             value_stack.append(build(children))
             state_stack.append(states[state_stack[-1]][origin][1])
     end_tok = Token.new_borrow_pos("$END", "", last) if last is not None else Token("$END", "", 0, 1, 1)
-    return _feed(end_tok, state_stack, value_stack, states, reduce, shift, tables.end)
+    return _feed(end_tok, state_stack, value_stack, states, shift, tables.end)
 
 
 def _feed(
@@ -418,7 +428,6 @@ def _feed(
     state_stack: list[int],
     value_stack: list[Any],
     states: dict[int, dict[str, tuple[Any, Any]]],
-    reduce: dict[Any, tuple[Callable[[list[Any]], Any] | None, int, str]],
     shift: Any,
     end_state: int | None = None,
 ) -> Any:
@@ -435,7 +444,7 @@ def _feed(
             state_stack.append(action[1])
             value_stack.append(tok)
             return None
-        build, size, origin = reduce[action[1]]
+        build, size, origin = action[1]
         if build is None:  # a unit rule: its child stays where it is
             state_stack.pop()
             state_stack.append(states[state_stack[-1]][origin][1])

@@ -183,6 +183,10 @@ class _Builder:
         self.sink = sink
 
     def sp(self, node: Tree | Token) -> Span:
+        if type(node) is DepthTree:  # _span_of's tree case, inline: one call per AST node
+            if node.empty:
+                return Span(self.file, 1, 1, 1, 2)
+            return Span(self.file, node.line, node.column, node.end_line, node.end_column)
         return _span_of(node, self.file)
 
     # -- top level ------------------------------------------------------------------------------
@@ -470,6 +474,8 @@ class _Builder:
         kind = node.data
         span = self.sp(node)
         ch = node.children
+        if kind == "name":  # the commonest first
+            return ast.Name(str(ch[0]), span)
         if kind == "number":
             text = str(ch[0])
             if "." in text or "e" in text or "E" in text:
@@ -477,8 +483,6 @@ class _Builder:
             return ast.Number(int(text), True, span, text)
         if kind == "boolean":
             return ast.Bool(str(ch[0]) == "true", span)
-        if kind == "name":
-            return ast.Name(str(ch[0]), span)
         if kind == "call":
             fname = ch[0]
             args = tuple(self.expr(a) for a in ch[1:] if a is not None)

@@ -18,7 +18,7 @@ from catopt_dsl.compile import analyze
 from catopt_dsl.diagnostics import DiagnosticSink
 from catopt_dsl.gc_pause import gc_paused
 from catopt_dsl.resources import grammar_path
-from catopt_dsl.syntax.grammar import _NamesEverywhere
+from catopt_dsl.syntax.grammar import _NamesEverywhere, parse_fast, parser
 from catopt_dsl.syntax.guard import DepthTree, guarded
 from catopt_dsl.syntax.parser import _Builder, parse_text
 from catopt_dsl.syntax.recover import parse_clean, parse_recovering
@@ -98,6 +98,22 @@ def test_the_tree_and_its_positions_are_the_ones_lark_builds(text: str) -> None:
         ours = parse_clean(text)
     assert ours is not None and ours.tree is not None
     _same_tree(ours.tree, _lark_own_chain().parse(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    SHAPES + [p.read_text(encoding="utf-8") for p in SPECS],
+    ids=[f"shape{k}" for k in range(len(SHAPES))] + [p.stem for p in SPECS],
+)
+def test_the_limits_count_what_they_count_in_larks_loop(text: str) -> None:
+    """The clean loop runs the lexer callbacks as Lark's loop does: the guard ends with the same
+    counts (so every limit trips at the same token) and the same comments."""
+    with guarded(collect_comments=True) as ours:
+        parse_fast(text)
+    with guarded(collect_comments=True) as theirs:
+        parser().parse(text)
+    assert (ours.tokens, ours.depth, ours.lists, ours.signs) == (theirs.tokens, theirs.depth, theirs.lists, theirs.signs)
+    assert ours.comments == theirs.comments
 
 
 @pytest.mark.parametrize(
