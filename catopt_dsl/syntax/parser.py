@@ -107,7 +107,7 @@ def parse_text(text: str, file: str, sink: DiagnosticSink, comments: list[ast.Co
     Resource limits (tokens, nesting, list lengths, token sizes) are checked while Lark runs
     (:mod:`catopt_dsl.syntax.guard`), so refusing a hostile input costs work bounded by the limit.
     """
-    # Most files parse: Lark's own loop first, the recovering driver only for a file that fails.
+    # Most files parse: the clean loop first (grammar.parse_fast), the recovering driver only for a file that fails.
     with guarded(collect_comments=comments is not None) as guard:
         outcome = parse_clean(text)
     if outcome is None:
