@@ -112,6 +112,10 @@ def load_spec(
 
     result.root = visit(path, display or display_name(path), None)
     result.digest = result._hasher.hexdigest()
+    # `visit` calls itself, so its closure holds it: a cycle that would keep every parsed module
+    # (the whole AST, through `done`) alive until a full garbage collection. Emptying the cell
+    # lets reference counting free them as soon as the caller drops them.
+    del visit
     return result
 
 

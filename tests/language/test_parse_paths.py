@@ -181,3 +181,26 @@ def test_a_limit_stops_both_paths_alike(text: str) -> None:
     assert (fast.problems, fast.stopped, fast.stop_at) == (slow.problems, slow.stopped, slow.stop_at)
     assert fast.limit is not None and slow.limit is not None
     assert (fast.limit.code, fast.limit.message, fast.limit.where) == (slow.limit.code, slow.limit.message, slow.limit.where)
+
+
+def test_a_loaded_spec_is_freed_without_the_cycle_collector(tmp_path: Path) -> None:
+    """The loader leaves no reference cycle around the modules it parsed: dropping the result
+    frees the AST at once (a cycle kept it until a full collection, which the compiler's paused
+    collector may not run for a long time)."""
+    import weakref
+
+    from catopt_dsl.syntax.loader import load_spec
+
+    (tmp_path / "lib.cat").write_text("catopt 1;\nschema S v1 { h: float; }\n", encoding="utf-8")
+    (tmp_path / "main.cat").write_text('catopt 1;\nimport "lib.cat";\n' + SHAPES[0].split("\n", 1)[1], encoding="utf-8")
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        loaded = load_spec(tmp_path / "main.cat", DiagnosticSink())
+        assert loaded.root is not None and len(loaded.modules) == 2
+        refs = [weakref.ref(m) for m in loaded.modules]
+        del loaded
+        assert [r() for r in refs] == [None, None]
+    finally:
+        if was_enabled:
+            gc.enable()
