@@ -102,7 +102,7 @@ def load_spec(
             for imp in spec.imports:
                 # Relative to the folder of the file that says `import`, after its links resolve.
                 target = resolved.parent / imp.path
-                visit(target, display_name(target), imp)
+                visit(target, display_name(target), imp)  # noqa: F821 - defined; load_spec empties it on return
         visiting.pop()
         done[resolved] = spec
         if spec is not None:
