@@ -359,7 +359,12 @@ class PlanAnalysis:
             by_key: dict[tuple, list[IRObject]] = {}
             for o in self.plan.objects:
                 by_key.setdefault(structure_key(o), []).append(o)
-            self._groups = {o.name: tuple(members) for members in by_key.values() for o in members}
+            groups: dict[str, tuple[IRObject, ...]] = {}
+            for members in by_key.values():
+                group = tuple(members)  # one tuple per group, shared by its members (not one each)
+                for o in members:
+                    groups[o.name] = group
+            self._groups = groups
         found = self._groups.get(name)
         if found is None:
             raise KeyError(name)

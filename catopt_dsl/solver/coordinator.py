@@ -81,13 +81,20 @@ _TINY = 1e-12
 
 
 def _stacked_transpose(layout: Layout) -> sp.csr_matrix:
-    """``M'`` of the block-diagonal ``M = diag(M_1, ..., M_N)`` (x-space by rows), built in one go."""
+    """``M'`` of the block-diagonal ``M = diag(M_1, ..., M_N)`` (x-space by rows), built in one go:
+    the nonzeros of each distinct ``M_i`` once (family members share their row template, see
+    ``layout.py``), placed at every member's offsets by broadcasting."""
+    by_matrix: dict[int, tuple[np.ndarray, list[int]]] = {}
+    for i, o in enumerate(layout.objects):
+        by_matrix.setdefault(id(o.M), (o.M, []))[1].append(i)
     rows, cols, vals = [], [], []
-    for o, xs in zip(layout.objects, layout.x_slices):
-        r, c = np.nonzero(o.M)
-        rows.append(c + xs.start)
-        cols.append(r + o.rows.start)
-        vals.append(o.M[r, c])
+    for M, members in by_matrix.values():
+        r, c = np.nonzero(M)
+        x0 = np.array([layout.x_slices[i].start for i in members], dtype=np.int64)
+        r0 = np.array([layout.objects[i].rows.start for i in members], dtype=np.int64)
+        rows.append((c[None, :] + x0[:, None]).reshape(-1))
+        cols.append((r[None, :] + r0[:, None]).reshape(-1))
+        vals.append(np.tile(M[r, c], len(members)))
     return sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
         shape=(layout.total_n, layout.total_rows),

@@ -101,23 +101,27 @@ def build_layout(plan: IRPlan) -> Layout:
     for coupling in plan.couplings:
         for term in coupling.terms:
             terms_of.setdefault(term.object, []).append((coupling, term))
+    # Members of a family usually link the same vars and have no coupling terms: their M and e
+    # are one read-only array per link pattern, shared, not built once per member (set-up time
+    # of a 512-site consensus was dominated by these small arrays).
+    templates: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
     for obj in plan.objects:
-        n = obj.n
-        Ms: list[np.ndarray] = [np.zeros((0, n))]
-        es: list[np.ndarray] = [np.zeros(0)]
+        vars_ = {v.name: v for v in obj.vars}
+        n = sum(v.size for v in obj.vars)
+        links = links_of.get(obj.name, ())
+        terms = terms_of.get(obj.name, ())
         blocks: list[RowBlock] = []
         local = 0
-        for link in links_of.get(obj.name, ()):
-            var = obj.var(link.var)
-            M = np.zeros((var.size, n))
-            M[np.arange(var.size), var.offset + np.arange(var.size)] = 1.0
-            key = f"consensus:{link.limit}:{link.object}.{link.var}={link.shared}.{link.shared_var}"
+        spans = []
+        for link in links:
+            var = vars_[link.var]
+            size = var.size
             block = RowBlock(
-                key=key,
+                key=f"consensus:{link.limit}:{link.object}.{link.var}={link.shared}.{link.shared_var}",
                 kind="consensus",
                 object=obj.name,
-                local=slice(local, local + var.size),
-                rows=slice(offset + local, offset + local + var.size),
+                local=slice(local, local + size),
+                rows=slice(offset + local, offset + local + size),
                 shared=link.shared,
                 shared_var=link.shared_var,
                 var=link.var,
@@ -125,35 +129,43 @@ def build_layout(plan: IRPlan) -> Layout:
             cons_rows.setdefault((link.shared, link.shared_var), []).append(
                 np.arange(block.rows.start, block.rows.stop)
             )
-            Ms.append(M)
-            es.append(np.zeros(var.size))
+            spans.append((var.offset, size))
             blocks.append(block)
-            local += var.size
-        for coupling, term in terms_of.get(obj.name, ()):
-            B = np.asarray(term.B, dtype=np.float64).reshape(-1, n)
-            m = B.shape[0]
-            block = RowBlock(
-                key=f"coupling:{coupling.name}:{term.morphism}.{term.field}",
-                kind="coupling",
-                object=obj.name,
-                local=slice(local, local + m),
-                rows=slice(offset + local, offset + local + m),
-                coupling=coupling.name,
-            )
-            term_rows[coupling.name].append(block)
-            Ms.append(B)
-            es.append(np.asarray(term.b, dtype=np.float64).reshape(-1))
-            blocks.append(block)
-            local += m
-        objects.append(
-            ObjectRows(
-                obj=obj,
-                M=np.vstack(Ms),
-                e=np.concatenate(es),
-                rows=slice(offset, offset + local),
-                blocks=tuple(blocks),
-            )
-        )
+            local += size
+        pattern = (n, tuple(spans))
+        found = templates.get(pattern)
+        if found is None:
+            M_links = np.zeros((local, n))
+            row = 0
+            for start, size in spans:
+                M_links[row + np.arange(size), start + np.arange(size)] = 1.0
+                row += size
+            M_links.setflags(write=False)
+            e_links = np.zeros(local)
+            e_links.setflags(write=False)
+            found = templates[pattern] = (M_links, e_links)
+        M, e = found
+        if terms:
+            Ms: list[np.ndarray] = [M]
+            es: list[np.ndarray] = [e]
+            for coupling, term in terms:
+                B = np.asarray(term.B, dtype=np.float64).reshape(-1, n)
+                m = B.shape[0]
+                block = RowBlock(
+                    key=f"coupling:{coupling.name}:{term.morphism}.{term.field}",
+                    kind="coupling",
+                    object=obj.name,
+                    local=slice(local, local + m),
+                    rows=slice(offset + local, offset + local + m),
+                    coupling=coupling.name,
+                )
+                term_rows[coupling.name].append(block)
+                Ms.append(B)
+                es.append(np.asarray(term.b, dtype=np.float64).reshape(-1))
+                blocks.append(block)
+                local += m
+            M, e = np.vstack(Ms), np.concatenate(es)
+        objects.append(ObjectRows(obj=obj, M=M, e=e, rows=slice(offset, offset + local), blocks=tuple(blocks)))
         offset += local
     couplings: list[CouplingRows] = []
     for coupling in plan.couplings:
@@ -177,8 +189,9 @@ def build_layout(plan: IRPlan) -> Layout:
     x_slices = []
     start = 0
     for o in objects:
-        x_slices.append(slice(start, start + o.obj.n))
-        start += o.obj.n
+        n = o.M.shape[1]
+        x_slices.append(slice(start, start + n))
+        start += n
     return Layout(
         plan=plan,
         objects=tuple(objects),
