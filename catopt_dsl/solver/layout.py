@@ -18,6 +18,7 @@ Row-block keys (stable across plan deltas, used by :class:`SolverState`):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -82,7 +83,11 @@ class Layout:
             raise KeyError(name)
         return self.objects[found]
 
-    @property
+    #: (block, var) -> (N, size) positions in the stacked x of the object vars linked to it, in
+    #: the order of ``consensus_index`` (the reported point is glued there, ``glue.py``)
+    consensus_x: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+    @cached_property
     def blocks(self) -> tuple[RowBlock, ...]:
         return tuple(b for o in self.objects for b in o.blocks)
 
@@ -105,6 +110,8 @@ def build_layout(plan: IRPlan) -> Layout:
     # are one read-only array per link pattern, shared, not built once per member (set-up time
     # of a 512-site consensus was dominated by these small arrays).
     templates: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    cons_x: dict[tuple[str, str], list[np.ndarray]] = {}
+    x_offset = 0
     for obj in plan.objects:
         vars_ = {v.name: v for v in obj.vars}
         n = sum(v.size for v in obj.vars)
@@ -129,6 +136,7 @@ def build_layout(plan: IRPlan) -> Layout:
             cons_rows.setdefault((link.shared, link.shared_var), []).append(
                 np.arange(block.rows.start, block.rows.stop)
             )
+            cons_x.setdefault((link.shared, link.shared_var), []).append(x_offset + var.offset + np.arange(size))
             spans.append((var.offset, size))
             blocks.append(block)
             local += size
@@ -167,6 +175,7 @@ def build_layout(plan: IRPlan) -> Layout:
             M, e = np.vstack(Ms), np.concatenate(es)
         objects.append(ObjectRows(obj=obj, M=M, e=e, rows=slice(offset, offset + local), blocks=tuple(blocks)))
         offset += local
+        x_offset += n
     couplings: list[CouplingRows] = []
     for coupling in plan.couplings:
         terms = term_rows[coupling.name]
@@ -203,4 +212,5 @@ def build_layout(plan: IRPlan) -> Layout:
         x_slices=tuple(x_slices),
         total_n=start,
         e=np.concatenate([o.e for o in objects]) if objects else np.zeros(0),
+        consensus_x={key: np.stack(xs) for key, xs in cons_x.items()},
     )
