@@ -96,7 +96,6 @@ def build_layout(plan: IRPlan) -> Layout:
     """Compute M_i, e_i and the global row index maps from the plan."""
     objects: list[ObjectRows] = []
     offset = 0
-    cons_rows: dict[tuple[str, str], list[np.ndarray]] = {}
     term_rows: dict[str, list[RowBlock]] = {c.name: [] for c in plan.couplings}
     # each object's links and coupling terms, in plan order (one pass, not one per object)
     links_of: dict[str, list] = {}
@@ -110,33 +109,40 @@ def build_layout(plan: IRPlan) -> Layout:
     # are one read-only array per link pattern, shared, not built once per member (set-up time
     # of a 512-site consensus was dominated by these small arrays).
     templates: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-    cons_x: dict[tuple[str, str], list[np.ndarray]] = {}
+    # per (shared block, var): the first row and the first x position of every link to it (the
+    # index arrays are built at the end, one broadcast per shared var)
+    cons_start: dict[tuple[str, str], tuple[int, list[int], list[int]]] = {}
     x_offset = 0
+    x_slices: list[slice] = []
     for obj in plan.objects:
-        vars_ = {v.name: v for v in obj.vars}
-        n = sum(v.size for v in obj.vars)
+        n = 0
+        for v in obj.vars:
+            n += v.size
         links = links_of.get(obj.name, ())
         terms = terms_of.get(obj.name, ())
         blocks: list[RowBlock] = []
         local = 0
         spans = []
         for link in links:
-            var = vars_[link.var]
+            var = obj.var(link.var)
             size = var.size
+            row0 = offset + local
             block = RowBlock(
                 key=f"consensus:{link.limit}:{link.object}.{link.var}={link.shared}.{link.shared_var}",
                 kind="consensus",
                 object=obj.name,
                 local=slice(local, local + size),
-                rows=slice(offset + local, offset + local + size),
+                rows=slice(row0, row0 + size),
                 shared=link.shared,
                 shared_var=link.shared_var,
                 var=link.var,
             )
-            cons_rows.setdefault((link.shared, link.shared_var), []).append(
-                np.arange(block.rows.start, block.rows.stop)
-            )
-            cons_x.setdefault((link.shared, link.shared_var), []).append(x_offset + var.offset + np.arange(size))
+            key = (link.shared, link.shared_var)
+            entry = cons_start.get(key)
+            if entry is None:
+                entry = cons_start[key] = (size, [], [])
+            entry[1].append(row0)
+            entry[2].append(x_offset + var.offset)
             spans.append((var.offset, size))
             blocks.append(block)
             local += size
@@ -175,6 +181,7 @@ def build_layout(plan: IRPlan) -> Layout:
             M, e = np.vstack(Ms), np.concatenate(es)
         objects.append(ObjectRows(obj=obj, M=M, e=e, rows=slice(offset, offset + local), blocks=tuple(blocks)))
         offset += local
+        x_slices.append(slice(x_offset, x_offset + n))
         x_offset += n
     couplings: list[CouplingRows] = []
     for coupling in plan.couplings:
@@ -194,13 +201,15 @@ def build_layout(plan: IRPlan) -> Layout:
                 term_index=index,
             )
         )
-    consensus_index = {key: np.stack(rows) for key, rows in cons_rows.items()}
-    x_slices = []
-    start = 0
-    for o in objects:
-        n = o.M.shape[1]
-        x_slices.append(slice(start, start + n))
-        start += n
+    # a shared var's links all have its size (the checker matched the shapes)
+    consensus_index = {
+        key: np.asarray(rows, dtype=np.int64)[:, None] + np.arange(size)[None, :]
+        for key, (size, rows, _) in cons_start.items()
+    }
+    consensus_x = {
+        key: np.asarray(xs, dtype=np.int64)[:, None] + np.arange(size)[None, :]
+        for key, (size, _, xs) in cons_start.items()
+    }
     return Layout(
         plan=plan,
         objects=tuple(objects),
@@ -210,7 +219,7 @@ def build_layout(plan: IRPlan) -> Layout:
         total_rows=offset,
         index={o.obj.name: i for i, o in enumerate(objects)},
         x_slices=tuple(x_slices),
-        total_n=start,
+        total_n=x_offset,
         e=np.concatenate([o.e for o in objects]) if objects else np.zeros(0),
-        consensus_x={key: np.stack(xs) for key, xs in cons_x.items()},
+        consensus_x=consensus_x,
     )
