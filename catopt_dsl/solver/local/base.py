@@ -13,6 +13,7 @@ the caller (``worker.py``), which then reports CVXPY's status with the object's 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -176,10 +177,25 @@ class BatchData:
             return np.broadcast_to(T.T @ T, (self.k, self.n, self.n))
         return np.matmul(np.swapaxes(self.M, 1, 2), self.M)
 
+    @cached_property
+    def selection(self) -> np.ndarray | None:
+        """The column each row of the shared template picks, when it is a selection matrix (one
+        1.0 per row, zeros elsewhere: consensus rows), else None."""
+        T = self.template
+        if T is None or T.size == 0:
+            return None
+        cols = np.argmax(T != 0.0, axis=1)
+        pick = np.zeros_like(T)
+        pick[np.arange(T.shape[0]), cols] = 1.0
+        return cols if np.array_equal(pick, T) else None
+
     def rows(self, X: np.ndarray, members: np.ndarray | None = None) -> np.ndarray:
         """``M_i x_i + e_i`` of the chosen members (all of them when ``members`` is None), ``X`` ``(k, n)``."""
-        if self.template is not None:
-            A = X @ self.template.T
+        cols = self.selection
+        if cols is not None:
+            A = X[:, cols]  # a gather, exact: what M x is for a selection M (no BLAS call, see split.py)
+        elif self.template is not None:
+            A = np.einsum("kn,rn->kr", X, self.template)
         else:
             M = self.M if members is None else self.M[members]
             A = np.matmul(M, X[:, :, None])[:, :, 0]
