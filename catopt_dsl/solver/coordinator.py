@@ -250,15 +250,20 @@ class Coordinator:
             self.t[index] = self.z[shared][var.offset : var.offset + var.size][None, :]
 
     def state(self, x: Mapping[str, np.ndarray]) -> SolverState:
+        # one copy of each row vector, and every block's entry a view of it (not a copy per block)
+        u, t = self.u.copy(), self.t.copy()
+        blocks = self.layout.blocks
+        secant: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if self._secant is not None:
+            a, yhat = self._secant.a.copy(), self._secant.yhat.copy()
+            secant = {b.key: (a[b.rows], yhat[b.rows]) for b in blocks}
         return SolverState(
             rho=self.rho,
             x={k: np.asarray(v, dtype=np.float64).copy() for k, v in x.items()},
             z={k: v.copy() for k, v in self.z.items()},
-            duals={b.key: self.u[b.rows].copy() for b in self.layout.blocks},
-            targets={b.key: self.t[b.rows].copy() for b in self.layout.blocks if b.kind == "coupling"},
-            secant={}
-            if self._secant is None
-            else {b.key: (self._secant.a[b.rows].copy(), self._secant.yhat[b.rows].copy()) for b in self.layout.blocks},
+            duals={b.key: u[b.rows] for b in blocks},
+            targets={b.key: t[b.rows] for b in blocks if b.kind == "coupling"},
+            secant=secant,
         )
 
     def prices(self) -> dict[str, dict[str, np.ndarray]]:
