@@ -865,7 +865,7 @@ def analyze_group(objects: Sequence[IRObject]) -> list[ObjectAnalysis]:
     reasons: list[str] = []
     # a member's class depends on it only through its convexity and whether it has general
     # inequality rows: decided once per distinct pair, not once per member
-    general_any = general.any(axis=1) if general is not None else np.zeros(B, dtype=bool)
+    general_any: np.ndarray = np.asarray(general.any(axis=1)) if general is not None else np.zeros(B, dtype=bool)
     decided: dict[tuple[bool, bool], tuple[str, str]] = {}
     for i in range(B):
         key = (bool(convex[i]), bool(general_any[i]))

@@ -51,6 +51,7 @@ from catopt_dsl.solver.local import (
     Accuracy,
     BatchData,
     BatchSolver,
+    StepResult,
     choose_method,
     make_solver,
 )
@@ -698,6 +699,7 @@ class FastBatch:
         return list(self._irregular.values())
 
     def _run(self, solver: BatchSolver, ws: list[LocalWorker], slots: np.ndarray, D: np.ndarray, rho: float) -> None:
+        result: StepResult | None
         if not self._irregular:  # the usual step: every member in its batch
             result = solver.solve(D, rho, slots)
             if result.ok.all():

@@ -351,7 +351,7 @@ class SplitSolver(BatchSolver):
     # slices small enough for the BLAS to run each on the calling thread (`_gemm`).
     def _Kx(self, members: np.ndarray, X: np.ndarray) -> np.ndarray:
         """``K x`` per member."""
-        if self._K0 is not None:
+        if self._K0T is not None:
             return _gemm(X, self._K0T)
         return _mv(_take(self.K, members), X)
 
