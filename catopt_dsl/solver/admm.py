@@ -58,6 +58,11 @@ def build_workers(layout: Layout, options: SolveOptions) -> list[LocalWorker]:
     )
 
 
+def stacked_x(layout: Layout, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Object name -> its stacked x, as views into ``x`` (the stacked x of all objects)."""
+    return {o.obj.name: x[xs] for o, xs in zip(layout.objects, layout.x_slices)}
+
+
 def _shared_values(plan: IRPlan, z: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
     names = set(plan.colimit.shared) if plan.colimit is not None else {b.name for b in plan.shared}
     shared: dict[str, dict[str, np.ndarray]] = {}
@@ -103,8 +108,10 @@ def solve(
     def finish(status: str, message: str, objective: float | None) -> SolveResult:
         # every x is in x_all (the last report wrote it); the values are views of one copy of it
         x_now = x_all.copy() if iterations else np.concatenate([w.x for w in workers] or [np.zeros(0)])
-        objects, shared = stacked_values(layout, x_now), _shared_values(plan, coordinator.z)
-        if objective is not None:
+        shared = _shared_values(plan, coordinator.z)
+        if objective is None:
+            objects = stacked_values(layout, x_now)
+        else:
             z_all = {
                 blk.name: {
                     v.name: coordinator.z[blk.name][v.offset : v.offset + v.size].reshape(v.shape)
@@ -129,7 +136,8 @@ def solve(
             shared=shared,
             message=message,
             history=history,
-            state=coordinator.state({o.obj.name: x_now[xs] for o, xs in zip(layout.objects, layout.x_slices)}),
+            # the state's x: views of one more copy (the reported objects are views of x_now)
+            state=coordinator.state(stacked_x(layout, x_now.copy()), copy=False),
             prices=coordinator.prices() if status == "optimal" else {},
             warnings=inaccurate_warnings(
                 status,

@@ -249,7 +249,9 @@ class Coordinator:
         for shared, var, index in self._targets:
             self.t[index] = self.z[shared][var.offset : var.offset + var.size][None, :]
 
-    def state(self, x: Mapping[str, np.ndarray]) -> SolverState:
+    def state(self, x: Mapping[str, np.ndarray], copy: bool = True) -> SolverState:
+        """The state to warm-start or resume from; ``copy=False``: the caller hands over ``x``'s
+        arrays (it keeps no other reference to them), which are then stored as they are."""
         # one copy of each row vector, and every block's entry a view of it (not a copy per block)
         u, t = self.u.copy(), self.t.copy()
         blocks = self.layout.blocks
@@ -259,7 +261,7 @@ class Coordinator:
             secant = {b.key: (a[b.rows], yhat[b.rows]) for b in blocks}
         return SolverState(
             rho=self.rho,
-            x={k: np.asarray(v, dtype=np.float64).copy() for k, v in x.items()},
+            x={k: np.asarray(v, dtype=np.float64).copy() for k, v in x.items()} if copy else dict(x),
             z={k: v.copy() for k, v in self.z.items()},
             duals={b.key: u[b.rows] for b in blocks},
             targets={b.key: t[b.rows] for b in blocks if b.kind == "coupling"},
