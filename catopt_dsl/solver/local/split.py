@@ -180,7 +180,7 @@ class SplitSolver(BatchSolver):
         self.l = np.concatenate([np.full((k, start), -np.inf), lc], axis=1)
         self.u = np.concatenate([np.full((k, start), np.inf), uc], axis=1)
         self.is_eq = np.concatenate([np.zeros(start, dtype=bool), eq])
-        self.MtM = np.matmul(np.swapaxes(data.M, 1, 2), data.M)
+        self.MtM = data.MtM()
         mk = self.K.shape[1]
         self.Z = np.zeros((k, mk))
         self.Y = np.zeros((k, mk))
