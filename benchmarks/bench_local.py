@@ -138,7 +138,8 @@ def _previous(work: Path) -> list[dict[str, Any]]:
             folder = work / f"prev_{problem}_{n}"
             plan = load_plan(lasso_spec(folder, n)) if problem == "lasso" else fleet_plan(folder, n)
             ref = reference_objective(plan)
-            samples = [time_to_gap(_admm(plan, True), ref, BUDGET_S) for _ in range(3)]
+            # as many samples as the previous report's median was taken over (the solver benchmark's 5)
+            samples = [time_to_gap(_admm(plan, True), ref, BUDGET_S) for _ in range(max(3, len(fast)))]
             out.append({
                 "problem": problem, "n": n, "before_s": before, "now_s": _median(samples),
                 "before_iteration": fast[0].get("iteration"), "now_iteration": samples[0].get("iteration"),
@@ -228,7 +229,11 @@ def _summarise(cases: list[dict[str, Any]], hand: list[dict[str, Any]], previous
             "required": "<= 2x the hand-written time, set-up included",
             "measured": f"{ratio:.2f}x ({fmt_num(h['catoptc_s'])} s vs {fmt_num(h['hand_s'])} s)",
             "met": ratio <= 2.0,
-            "reason": "" if ratio <= 2.0 else "catoptc's per-object set-up (layout, analysis, workers) and per-iteration bookkeeping",
+            "reason": "" if ratio <= 2.0 else (
+                "set-up still walks every object once (structure keys, row blocks, workers), each rho "
+                "change refactorises the family, and every iteration computes the objective, residuals "
+                "and certificate checks the hand-written loop skips"
+            ),
         })
     tables.append({
         "title": "catoptc vs a hand-written batched numpy ADMM of the same plan (the same stopping test, default tolerance)",

@@ -30,6 +30,7 @@ from catopt_dsl.check.scope import ExprContext
 from catopt_dsl.diagnostics import DiagnosticSink, help_, note
 from catopt_dsl.errors import ErrorCode
 from catopt_dsl.files import ReadError, check_file
+from catopt_dsl.span import Span
 from catopt_dsl.syntax import ast
 
 __all__ = ["EXTERNAL_ARGS", "ExternalCheck", "check_adapter", "check_external", "check_platform"]
@@ -61,30 +62,9 @@ def check_adapter(item: ast.LocalProblem, sink: DiagnosticSink, cache: dict[Any,
     requirement or an external loss); None otherwise, or after reporting why it does not resolve."""
     if item.adapter is None or not (item.adapter_version or item.body.externals):
         return None
-    key = ("adapter", item.adapter, item.adapter_version)
-    if key in cache:
-        return cache[key]
-    from packaging.specifiers import InvalidSpecifier
-    from packaging.version import InvalidVersion
-
-    from catopt_dsl.adapters.api import AdapterError
-    from catopt_dsl.adapters.registry import Requirement, resolve
-
-    span = item.adapter_span or item.name_span
-    try:
-        found = resolve(Requirement(item.adapter, item.adapter_version), kind="framework")
-    except AdapterError as exc:  # an unparsable specifier
-        sink.error(ErrorCode.ADAPTER, str(exc), span)
-        cache[key] = None
-        return None
-    except (InvalidSpecifier, InvalidVersion) as exc:  # `via torch == 1.0.0.0.x`
-        sink.error(ErrorCode.ADAPTER, f"`via {item.adapter} {item.adapter_version}`: {exc}", span)
-        cache[key] = None
-        return None
-    if not found.ok:
-        sink.error(ErrorCode.ADAPTER, found.message, span, *((help_(found.help),) if found.help else ()))
-    cache[key] = found.adapter
-    return found.adapter
+    return _resolve_adapter(
+        "framework", "via", item.adapter, item.adapter_version, item.adapter_span or item.name_span, sink, cache
+    )
 
 
 def check_platform(item: ast.LocalProblem, sink: DiagnosticSink, cache: dict[Any, Any]) -> Any | None:
@@ -93,7 +73,17 @@ def check_platform(item: ast.LocalProblem, sink: DiagnosticSink, cache: dict[Any
     it does not resolve (E0901)."""
     if item.platform is None or not item.platform_version:
         return None
-    key = ("platform", item.platform, item.platform_version)
+    return _resolve_adapter(
+        "hardware", "on", item.platform, item.platform_version, item.platform_span or item.name_span, sink, cache
+    )
+
+
+def _resolve_adapter(
+    kind: str, keyword: str, name: str, version: str, span: Span, sink: DiagnosticSink, cache: dict[Any, Any]
+) -> Any | None:
+    """Resolve ``name version`` among the ``kind`` adapters once per spec (``cache``), reporting
+    E0901 at ``span`` when the requirement does not parse or nothing installed satisfies it."""
+    key = (kind, name, version)
     if key in cache:
         return cache[key]
     from packaging.specifiers import InvalidSpecifier
@@ -102,15 +92,14 @@ def check_platform(item: ast.LocalProblem, sink: DiagnosticSink, cache: dict[Any
     from catopt_dsl.adapters.api import AdapterError
     from catopt_dsl.adapters.registry import Requirement, resolve
 
-    span = item.platform_span or item.name_span
     try:
-        found = resolve(Requirement(item.platform, item.platform_version), kind="hardware")
-    except AdapterError as exc:
+        found = resolve(Requirement(name, version), kind=kind)
+    except AdapterError as exc:  # an unparsable specifier
         sink.error(ErrorCode.ADAPTER, str(exc), span)
         cache[key] = None
         return None
-    except (InvalidSpecifier, InvalidVersion) as exc:
-        sink.error(ErrorCode.ADAPTER, f"`on {item.platform} {item.platform_version}`: {exc}", span)
+    except (InvalidSpecifier, InvalidVersion) as exc:  # `via torch == 1.0.0.0.x`
+        sink.error(ErrorCode.ADAPTER, f"`{keyword} {name} {version}`: {exc}", span)
         cache[key] = None
         return None
     if not found.ok:

@@ -359,10 +359,12 @@ class PlanAnalysis:
             by_key: dict[tuple, list[IRObject]] = {}
             for o in self.plan.objects:
                 by_key.setdefault(structure_key(o), []).append(o)
-            # One tuple per group, shared by its members: a tuple per member made this quadratic
-            # (800 MB for 10,000 objects of one structure).
-            groups = [tuple(members) for members in by_key.values()]
-            self._groups = {o.name: group for group in groups for o in group}
+            groups: dict[str, tuple[IRObject, ...]] = {}
+            for members in by_key.values():
+                group = tuple(members)  # one tuple per group, shared by its members (not one each)
+                for o in members:
+                    groups[o.name] = group
+            self._groups = groups
         found = self._groups.get(name)
         if found is None:
             raise KeyError(name)
@@ -861,10 +863,17 @@ def analyze_group(objects: Sequence[IRObject]) -> list[ObjectAnalysis]:
         convex = psd(form.P, 1e-9)
     classes: list[str] = []
     reasons: list[str] = []
+    # a member's class depends on it only through its convexity and whether it has general
+    # inequality rows: decided once per distinct pair, not once per member
+    general_any: np.ndarray = np.asarray(general.any(axis=1)) if general is not None else np.zeros(B, dtype=bool)
+    decided: dict[tuple[bool, bool], tuple[str, str]] = {}
     for i in range(B):
-        cls, why = _classify(form, form_why, cons, cons_why, general, bool(convex[i]), i)
-        classes.append(cls)
-        reasons.append(why)
+        key = (bool(convex[i]), bool(general_any[i]))
+        found = decided.get(key)
+        if found is None:
+            found = decided[key] = _classify(form, form_why, cons, cons_why, general, key[0], i)
+        classes.append(found[0])
+        reasons.append(found[1])
     group = GroupAnalysis(
         names=tuple(o.name for o in objects),
         n=n,

@@ -31,7 +31,7 @@ import numpy as np
 from catopt_dsl.ir.analysis import analyze_ir
 from catopt_dsl.ir.model import IRPlan
 from catopt_dsl.solver.coordinator import Coordinator, Iterate, Round
-from catopt_dsl.solver.glue import glue_solution
+from catopt_dsl.solver.glue import glue_stacked, stacked_values
 from catopt_dsl.solver.layout import Layout, build_layout
 from catopt_dsl.solver.local import Accuracy
 from catopt_dsl.solver.result import (
@@ -58,15 +58,12 @@ def build_workers(layout: Layout, options: SolveOptions) -> list[LocalWorker]:
     )
 
 
-def _values(
-    layout: Layout, workers: list[LocalWorker], z: dict[str, np.ndarray]
-) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]]:
-    objects: dict[str, dict[str, np.ndarray]] = {}
-    for w in workers:
-        objects[w.name] = {
-            v.name: w.x[v.offset : v.offset + v.size].reshape(v.shape).copy() for v in w.obj.vars
-        }
-    plan = layout.plan
+def stacked_x(layout: Layout, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Object name -> its stacked x, as views into ``x`` (the stacked x of all objects)."""
+    return {o.obj.name: x[xs] for o, xs in zip(layout.objects, layout.x_slices)}
+
+
+def _shared_values(plan: IRPlan, z: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
     names = set(plan.colimit.shared) if plan.colimit is not None else {b.name for b in plan.shared}
     shared: dict[str, dict[str, np.ndarray]] = {}
     for blk in plan.shared:
@@ -75,7 +72,7 @@ def _values(
         shared[blk.name] = {
             v.name: z[blk.name][v.offset : v.offset + v.size].reshape(v.shape).copy() for v in blk.vars
         }
-    return objects, shared
+    return shared
 
 
 def solve(
@@ -109,8 +106,12 @@ def solve(
     iterations = 0
 
     def finish(status: str, message: str, objective: float | None) -> SolveResult:
-        objects, shared = _values(layout, workers, coordinator.z)
-        if objective is not None:
+        # every x is in x_all (the last report wrote it); the values are views of one copy of it
+        x_now = x_all.copy() if iterations else np.concatenate([w.x for w in workers] or [np.zeros(0)])
+        shared = _shared_values(plan, coordinator.z)
+        if objective is None:
+            objects = stacked_values(layout, x_now)
+        else:
             z_all = {
                 blk.name: {
                     v.name: coordinator.z[blk.name][v.offset : v.offset + v.size].reshape(v.shape)
@@ -119,7 +120,7 @@ def solve(
                 for blk in plan.shared
             }
             evaluators = {w.name: w.objective_value for w in workers if w.obj.external is not None}
-            objects, objective = glue_solution(plan, objects, z_all, evaluators)
+            objects, objective = glue_stacked(layout, x_now, z_all, [w.analysis for w in workers], evaluators)
         if status == "optimal" and heuristic:
             # converged, but on a loss no one vouches is convex: a stationary point, not a proven optimum
             status, message = "stationary", heuristic_message(heuristic)
@@ -135,7 +136,8 @@ def solve(
             shared=shared,
             message=message,
             history=history,
-            state=coordinator.state({w.name: w.x for w in workers}),
+            # the state's x: views of one more copy (the reported objects are views of x_now)
+            state=coordinator.state(stacked_x(layout, x_now.copy()), copy=False),
             prices=coordinator.prices() if status == "optimal" else {},
             warnings=inaccurate_warnings(
                 status,

@@ -81,13 +81,20 @@ _TINY = 1e-12
 
 
 def _stacked_transpose(layout: Layout) -> sp.csr_matrix:
-    """``M'`` of the block-diagonal ``M = diag(M_1, ..., M_N)`` (x-space by rows), built in one go."""
+    """``M'`` of the block-diagonal ``M = diag(M_1, ..., M_N)`` (x-space by rows), built in one go:
+    the nonzeros of each distinct ``M_i`` once (family members share their row template, see
+    ``layout.py``), placed at every member's offsets by broadcasting."""
+    by_matrix: dict[int, tuple[np.ndarray, list[int]]] = {}
+    for i, o in enumerate(layout.objects):
+        by_matrix.setdefault(id(o.M), (o.M, []))[1].append(i)
     rows, cols, vals = [], [], []
-    for o, xs in zip(layout.objects, layout.x_slices):
-        r, c = np.nonzero(o.M)
-        rows.append(c + xs.start)
-        cols.append(r + o.rows.start)
-        vals.append(o.M[r, c])
+    for M, members in by_matrix.values():
+        r, c = np.nonzero(M)
+        x0 = np.array([layout.x_slices[i].start for i in members], dtype=np.int64)
+        r0 = np.array([layout.objects[i].rows.start for i in members], dtype=np.int64)
+        rows.append((c[None, :] + x0[:, None]).reshape(-1))
+        cols.append((r[None, :] + r0[:, None]).reshape(-1))
+        vals.append(np.tile(M[r, c], len(members)))
     return sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
         shape=(layout.total_n, layout.total_rows),
@@ -242,16 +249,23 @@ class Coordinator:
         for shared, var, index in self._targets:
             self.t[index] = self.z[shared][var.offset : var.offset + var.size][None, :]
 
-    def state(self, x: Mapping[str, np.ndarray]) -> SolverState:
+    def state(self, x: Mapping[str, np.ndarray], copy: bool = True) -> SolverState:
+        """The state to warm-start or resume from; ``copy=False``: the caller hands over ``x``'s
+        arrays (it keeps no other reference to them), which are then stored as they are."""
+        # one copy of each row vector, and every block's entry a view of it (not a copy per block)
+        u, t = self.u.copy(), self.t.copy()
+        blocks = self.layout.blocks
+        secant: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if self._secant is not None:
+            a, yhat = self._secant.a.copy(), self._secant.yhat.copy()
+            secant = {b.key: (a[b.rows], yhat[b.rows]) for b in blocks}
         return SolverState(
             rho=self.rho,
-            x={k: np.asarray(v, dtype=np.float64).copy() for k, v in x.items()},
+            x={k: np.asarray(v, dtype=np.float64).copy() for k, v in x.items()} if copy else dict(x),
             z={k: v.copy() for k, v in self.z.items()},
-            duals={b.key: self.u[b.rows].copy() for b in self.layout.blocks},
-            targets={b.key: self.t[b.rows].copy() for b in self.layout.blocks if b.kind == "coupling"},
-            secant={}
-            if self._secant is None
-            else {b.key: (self._secant.a[b.rows].copy(), self._secant.yhat[b.rows].copy()) for b in self.layout.blocks},
+            duals={b.key: u[b.rows] for b in blocks},
+            targets={b.key: t[b.rows] for b in blocks if b.kind == "coupling"},
+            secant=secant,
         )
 
     def prices(self) -> dict[str, dict[str, np.ndarray]]:

@@ -10,13 +10,14 @@ Coupling-only variables keep their local values: sharing has no single value to 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from catopt_dsl.ir.analysis import GroupAnalysis, analyze_ir
+from catopt_dsl.ir.analysis import GroupAnalysis, ObjectAnalysis, analyze_ir
 from catopt_dsl.ir.evaluate import evaluate
 from catopt_dsl.ir.model import IRPlan
+from catopt_dsl.solver.layout import Layout
 
 
 def glue_solution(
@@ -66,3 +67,69 @@ def glue_solution(
         if s.objective is not None and s.name in z:
             total += float(evaluate(s.objective, dict(z[s.name]), {p.name: p.value for p in s.params}))
     return glued, total
+
+
+def stacked_values(layout: Layout, x: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Every object's vars by name, as views into ``x`` (the stacked x of all objects, layout order)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for o, xs in zip(layout.objects, layout.x_slices):
+        s = xs.start
+        out[o.obj.name] = {v.name: x[s + v.offset : s + v.offset + v.size].reshape(v.shape) for v in o.obj.vars}
+    return out
+
+
+def glue_stacked(
+    layout: Layout,
+    x: np.ndarray,
+    z: Mapping[str, Mapping[str, np.ndarray]],
+    analyses: Sequence[ObjectAnalysis],
+    external: Mapping[str, Callable[[np.ndarray], float]] | None = None,
+) -> tuple[dict[str, dict[str, np.ndarray]], float]:
+    """:func:`glue_solution` for the in-process solver, which holds every x stacked in one vector
+    (``x``, layout order) and each object's analysis (``analyses``, layout order): the glued point
+    is one copy of ``x`` with the consensus-linked positions overwritten by z, family by family, and
+    each family's objective one batched evaluation; the values and the objective (summed in the
+    same order) are those of :func:`glue_solution`."""
+    plan = layout.plan
+    xg = np.array(x, dtype=np.float64)
+    positions = [layout.consensus_x[key] for key in layout.consensus_x if key[0] in z]
+    flat = np.concatenate([p.reshape(-1) for p in positions]) if positions else np.zeros(0, dtype=np.int64)
+    if np.unique(flat).size == flat.size:  # no var linked twice: the order of the overwrites is moot
+        for (shared, var), where in layout.consensus_x.items():
+            if shared in z:
+                xg[where] = np.asarray(z[shared][var], dtype=np.float64).reshape(-1)[None, :]
+    else:  # a var linked to two shared vars: the last link wins, as in glue_solution
+        for link in plan.consensus:
+            i = layout.index.get(link.object)
+            if i is not None and link.shared in z:
+                v = layout.objects[i].obj.var(link.var)
+                s = layout.x_slices[i].start + v.offset
+                xg[s : s + v.size] = np.asarray(z[link.shared][link.shared_var], dtype=np.float64).reshape(-1)
+    total = 0.0
+    batches: dict[int, tuple[GroupAnalysis, list[int], list[int]]] = {}
+    for i, (o, a) in enumerate(zip(layout.objects, analyses)):
+        obj = o.obj
+        xs = layout.x_slices[i]
+        if obj.external is not None:
+            if external is not None and obj.name in external:
+                total += float(external[obj.name](xg[xs].copy()))
+            else:
+                from catopt_dsl.solver.local.external import external_loss
+
+                total += external_loss(obj)(xg[xs].copy())
+            continue
+        if a.group.has_form:
+            entry = batches.setdefault(id(a.group), (a.group, [], []))
+            entry[1].append(a.index)
+            entry[2].append(xs.start)
+            continue
+        s = xs.start
+        values = {v.name: xg[s + v.offset : s + v.offset + v.size].reshape(v.shape) for v in obj.vars}
+        total += float(evaluate(obj.objective, values, {p.name: p.value for p in obj.params}))
+    for group, index, starts in batches.values():
+        X = xg[np.asarray(starts, dtype=np.int64)[:, None] + np.arange(group.n)[None, :]]
+        total += float(np.sum(group.objective_values(X, np.asarray(index, dtype=np.int64))))
+    for s_blk in plan.shared:
+        if s_blk.objective is not None and s_blk.name in z:
+            total += float(evaluate(s_blk.objective, dict(z[s_blk.name]), {p.name: p.value for p in s_blk.params}))
+    return stacked_values(layout, xg), total

@@ -18,6 +18,7 @@ Row-block keys (stable across plan deltas, used by :class:`SolverState`):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -82,7 +83,11 @@ class Layout:
             raise KeyError(name)
         return self.objects[found]
 
-    @property
+    #: (block, var) -> (N, size) positions in the stacked x of the object vars linked to it, in
+    #: the order of ``consensus_index`` (the reported point is glued there, ``glue.py``)
+    consensus_x: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+    @cached_property
     def blocks(self) -> tuple[RowBlock, ...]:
         return tuple(b for o in self.objects for b in o.blocks)
 
@@ -91,7 +96,6 @@ def build_layout(plan: IRPlan) -> Layout:
     """Compute M_i, e_i and the global row index maps from the plan."""
     objects: list[ObjectRows] = []
     offset = 0
-    cons_rows: dict[tuple[str, str], list[np.ndarray]] = {}
     term_rows: dict[str, list[RowBlock]] = {c.name: [] for c in plan.couplings}
     # each object's links and coupling terms, in plan order (one pass, not one per object)
     links_of: dict[str, list] = {}
@@ -101,60 +105,84 @@ def build_layout(plan: IRPlan) -> Layout:
     for coupling in plan.couplings:
         for term in coupling.terms:
             terms_of.setdefault(term.object, []).append((coupling, term))
+    # Members of a family usually link the same vars and have no coupling terms: their M and e
+    # are one read-only array per link pattern, shared, not built once per member (set-up time
+    # of a 512-site consensus was dominated by these small arrays).
+    templates: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    # per (shared block, var): the first row and the first x position of every link to it (the
+    # index arrays are built at the end, one broadcast per shared var)
+    cons_start: dict[tuple[str, str], tuple[int, list[int], list[int]]] = {}
+    x_offset = 0
+    x_slices: list[slice] = []
     for obj in plan.objects:
-        n = obj.n
-        Ms: list[np.ndarray] = [np.zeros((0, n))]
-        es: list[np.ndarray] = [np.zeros(0)]
+        n = 0
+        for v in obj.vars:
+            n += v.size
+        links = links_of.get(obj.name, ())
+        terms = terms_of.get(obj.name, ())
         blocks: list[RowBlock] = []
         local = 0
-        for link in links_of.get(obj.name, ()):
+        spans = []
+        for link in links:
             var = obj.var(link.var)
-            M = np.zeros((var.size, n))
-            M[np.arange(var.size), var.offset + np.arange(var.size)] = 1.0
-            key = f"consensus:{link.limit}:{link.object}.{link.var}={link.shared}.{link.shared_var}"
+            size = var.size
+            row0 = offset + local
             block = RowBlock(
-                key=key,
+                key=f"consensus:{link.limit}:{link.object}.{link.var}={link.shared}.{link.shared_var}",
                 kind="consensus",
                 object=obj.name,
-                local=slice(local, local + var.size),
-                rows=slice(offset + local, offset + local + var.size),
+                local=slice(local, local + size),
+                rows=slice(row0, row0 + size),
                 shared=link.shared,
                 shared_var=link.shared_var,
                 var=link.var,
             )
-            cons_rows.setdefault((link.shared, link.shared_var), []).append(
-                np.arange(block.rows.start, block.rows.stop)
-            )
-            Ms.append(M)
-            es.append(np.zeros(var.size))
+            key = (link.shared, link.shared_var)
+            entry = cons_start.get(key)
+            if entry is None:
+                entry = cons_start[key] = (size, [], [])
+            entry[1].append(row0)
+            entry[2].append(x_offset + var.offset)
+            spans.append((var.offset, size))
             blocks.append(block)
-            local += var.size
-        for coupling, term in terms_of.get(obj.name, ()):
-            B = np.asarray(term.B, dtype=np.float64).reshape(-1, n)
-            m = B.shape[0]
-            block = RowBlock(
-                key=f"coupling:{coupling.name}:{term.morphism}.{term.field}",
-                kind="coupling",
-                object=obj.name,
-                local=slice(local, local + m),
-                rows=slice(offset + local, offset + local + m),
-                coupling=coupling.name,
-            )
-            term_rows[coupling.name].append(block)
-            Ms.append(B)
-            es.append(np.asarray(term.b, dtype=np.float64).reshape(-1))
-            blocks.append(block)
-            local += m
-        objects.append(
-            ObjectRows(
-                obj=obj,
-                M=np.vstack(Ms),
-                e=np.concatenate(es),
-                rows=slice(offset, offset + local),
-                blocks=tuple(blocks),
-            )
-        )
+            local += size
+        pattern = (n, tuple(spans))
+        found = templates.get(pattern)
+        if found is None:
+            M_links = np.zeros((local, n))
+            row = 0
+            for start, size in spans:
+                M_links[row + np.arange(size), start + np.arange(size)] = 1.0
+                row += size
+            M_links.setflags(write=False)
+            e_links = np.zeros(local)
+            e_links.setflags(write=False)
+            found = templates[pattern] = (M_links, e_links)
+        M, e = found
+        if terms:
+            Ms: list[np.ndarray] = [M]
+            es: list[np.ndarray] = [e]
+            for coupling, term in terms:
+                B = np.asarray(term.B, dtype=np.float64).reshape(-1, n)
+                m = B.shape[0]
+                block = RowBlock(
+                    key=f"coupling:{coupling.name}:{term.morphism}.{term.field}",
+                    kind="coupling",
+                    object=obj.name,
+                    local=slice(local, local + m),
+                    rows=slice(offset + local, offset + local + m),
+                    coupling=coupling.name,
+                )
+                term_rows[coupling.name].append(block)
+                Ms.append(B)
+                es.append(np.asarray(term.b, dtype=np.float64).reshape(-1))
+                blocks.append(block)
+                local += m
+            M, e = np.vstack(Ms), np.concatenate(es)
+        objects.append(ObjectRows(obj=obj, M=M, e=e, rows=slice(offset, offset + local), blocks=tuple(blocks)))
         offset += local
+        x_slices.append(slice(x_offset, x_offset + n))
+        x_offset += n
     couplings: list[CouplingRows] = []
     for coupling in plan.couplings:
         terms = term_rows[coupling.name]
@@ -173,12 +201,15 @@ def build_layout(plan: IRPlan) -> Layout:
                 term_index=index,
             )
         )
-    consensus_index = {key: np.stack(rows) for key, rows in cons_rows.items()}
-    x_slices = []
-    start = 0
-    for o in objects:
-        x_slices.append(slice(start, start + o.obj.n))
-        start += o.obj.n
+    # a shared var's links all have its size (the checker matched the shapes)
+    consensus_index = {
+        key: np.asarray(rows, dtype=np.int64)[:, None] + np.arange(size)[None, :]
+        for key, (size, rows, _) in cons_start.items()
+    }
+    consensus_x = {
+        key: np.asarray(xs, dtype=np.int64)[:, None] + np.arange(size)[None, :]
+        for key, (size, _, xs) in cons_start.items()
+    }
     return Layout(
         plan=plan,
         objects=tuple(objects),
@@ -188,6 +219,7 @@ def build_layout(plan: IRPlan) -> Layout:
         total_rows=offset,
         index={o.obj.name: i for i, o in enumerate(objects)},
         x_slices=tuple(x_slices),
-        total_n=start,
+        total_n=x_offset,
         e=np.concatenate([o.e for o in objects]) if objects else np.zeros(0),
+        consensus_x=consensus_x,
     )

@@ -51,9 +51,11 @@ from catopt_dsl.solver.local import (
     Accuracy,
     BatchData,
     BatchSolver,
+    StepResult,
     choose_method,
     make_solver,
 )
+from catopt_dsl.solver.local.base import choose_methods
 from catopt_dsl.solver.local.external import ExternalProx
 
 __all__ = [
@@ -218,11 +220,12 @@ class LocalWorker:
         accuracy: Accuracy | None = None,
         _batched: bool = False,
         _separable_rows: bool | None = None,
+        _method: tuple[str, str] | None = None,
     ) -> None:
         self.obj = obj
         self.name = obj.name
-        self.n = obj.n
         self.M = np.asarray(M, dtype=np.float64)
+        self.n = self.M.shape[1] if self.M.ndim == 2 else obj.n
         self.e = np.asarray(e, dtype=np.float64)
         self.r = self.M.shape[0]
         self._x = np.zeros(self.n)
@@ -236,6 +239,8 @@ class LocalWorker:
             self.method, self.method_reason = "cvxpy", "the fast paths are turned off (fast_path=False)"
         elif self.n == 0:
             self.method, self.method_reason = "cvxpy", "no variables"
+        elif _method is not None:  # decided for the whole family at once (make_workers)
+            self.method, self.method_reason = _method
         else:
             self.method, self.method_reason = choose_method(
                 self.analysis.group, self.analysis.index, self.M, _separable_rows
@@ -538,22 +543,49 @@ def make_workers(
     fast_path: bool = True,
     accuracy: Accuracy | None = None,
 ) -> list[LocalWorker]:
-    """Workers for ``(object, M, e, analysis)`` items, members of one structure sharing a batch."""
-    # whether each M'M is diagonal, one batched check per row shape
-    shapes: dict[tuple[int, int], list[int]] = {}
-    for i, (_, M, _, _) in enumerate(items):
-        shapes.setdefault(np.shape(M), []).append(i)
-    separable = [False] * len(items)
-    for idx in shapes.values():
-        Ms = np.stack([np.asarray(items[i][1], dtype=np.float64) for i in idx])
+    """Workers for ``(object, M, e, analysis)`` items, members of one structure sharing a batch.
+
+    Set-up is done per family, not per member: whether ``M'M`` is diagonal is checked once per
+    distinct M (family members share their row template, ``layout.py``) and once per row shape
+    for the others, and the methods of a family's members are chosen in one call
+    (:func:`~catopt_dsl.solver.local.base.choose_methods`)."""
+    items = [(obj, np.asarray(M, dtype=np.float64), np.asarray(e, dtype=np.float64), a) for obj, M, e, a in items]
+    distinct: dict[int, np.ndarray] = {}
+    for _, M, _, _ in items:
+        distinct.setdefault(id(M), M)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for key, M in distinct.items():
+        by_shape.setdefault(M.shape, []).append(key)
+    separable_of: dict[int, bool] = {}
+    for keys in by_shape.values():
+        Ms = np.stack([distinct[key] for key in keys])
         MtM = np.matmul(np.swapaxes(Ms, 1, 2), Ms)
         n = MtM.shape[-1]
-        off = np.count_nonzero(MtM * (1.0 - np.eye(n)), axis=(1, 2)) if n else np.zeros(len(idx), dtype=np.int64)
-        for i, count in zip(idx, off):
-            separable[i] = not count
+        off = np.count_nonzero(MtM * (1.0 - np.eye(n)), axis=(1, 2)) if n else np.zeros(len(keys), dtype=np.int64)
+        for key, count in zip(keys, off):
+            separable_of[key] = not count
+    separable = [separable_of[id(M)] for _, M, _, _ in items]
+    methods: list[tuple[str, str] | None] = [None] * len(items)
+    if fast_path:
+        families: dict[int, list[int]] = {}
+        for i, (obj, M, _, a) in enumerate(items):
+            if a is not None and obj.external is None and M.shape[1]:
+                families.setdefault(id(a.group), []).append(i)
+        for idx in families.values():
+            a0 = items[idx[0]][3]
+            assert a0 is not None
+            chosen = choose_methods(
+                a0.group,
+                np.array([items[i][3].index for i in idx], dtype=np.int64),  # type: ignore[union-attr]
+                np.array([separable[i] for i in idx], dtype=bool),
+            )
+            for i, method in zip(idx, chosen):
+                methods[i] = method
     workers = [
-        LocalWorker(obj, M, e, fast_path=fast_path, analysis=a, accuracy=accuracy, _batched=True, _separable_rows=sep)
-        for (obj, M, e, a), sep in zip(items, separable)
+        LocalWorker(
+            obj, M, e, fast_path=fast_path, analysis=a, accuracy=accuracy, _batched=True, _separable_rows=sep, _method=m
+        )
+        for (obj, M, e, a), sep, m in zip(items, separable, methods)
     ]
     _attach([w for w in workers if w.method not in ("cvxpy", "adapter")])
     _share_cvxpy([w for w in workers if w.method == "cvxpy"])
@@ -576,18 +608,26 @@ def _share_cvxpy(workers: Sequence[LocalWorker]) -> None:
 
 
 def _attach(workers: Sequence[LocalWorker]) -> None:
-    """Give the workers their batch solvers: one per (analysis group, method, row count)."""
+    """Give the workers their batch solvers: one per (analysis group, method, row count).
+
+    Members that share one M (and one e) get a batch holding that one matrix
+    (``BatchData.template``): a read-only broadcast instead of a stack of copies."""
     groups: dict[tuple[int, str, int], list[LocalWorker]] = {}
     for w in workers:
         groups.setdefault((id(w.analysis.group), w.method, w.r), []).append(w)
     for (_, method, _), members in groups.items():
         group = members[0].analysis.group
+        k = len(members)
+        M0, e0 = members[0].M, members[0].e
+        shared = all(w.M is M0 for w in members)
+        same_e = all(w.e is e0 for w in members)
         data = BatchData(
             names=tuple(w.name for w in members),
             group=group,
             members=np.array([w.analysis.index for w in members], dtype=np.int64),
-            M=np.stack([w.M for w in members]),
-            e=np.stack([w.e for w in members]),
+            M=np.broadcast_to(M0, (k,) + M0.shape) if shared else np.stack([w.M for w in members]),
+            e=np.broadcast_to(e0, (k,) + e0.shape) if same_e else np.stack([w.e for w in members]),
+            template=M0 if shared else None,
         )
         solver = make_solver(method, data, members[0].accuracy)
         for slot, w in enumerate(members):
@@ -605,7 +645,8 @@ class FastBatch:
     ``rows`` (optional, for the in-process loop): each worker's slice of the global row vector,
     its slice of the stacked x and its position among the objects, so :meth:`step_flat` and
     :meth:`report_flat` read the centres and write the rows, x and objectives of a whole batch
-    with one indexing operation each.
+    with one indexing operation each (one slice each when the batch's members are consecutive
+    objects, as a family's are).
     """
 
     def __init__(
@@ -616,24 +657,41 @@ class FastBatch:
         for w in self.workers:
             assert w._solver is not None
             solvers.setdefault(id(w._solver), (w._solver, []))[1].append(w)
-        self.batches = [
-            (solver, ws, np.array([w._slot for w in ws], dtype=np.int64)) for solver, ws in solvers.values()
-        ]
+        self.batches = []
+        for solver, ws in solvers.values():
+            slots = np.array([w._slot for w in ws], dtype=np.int64)
+            # every member in slot order: the solver serves `everyone` without gathering copies
+            if slots.size == solver.data.k and np.array_equal(slots, solver.everyone):
+                slots = solver.everyone
+            self.batches.append((solver, ws, slots))
         #: workers that left their batch for good, or fell back to CVXPY in the latest step
         self._irregular: dict[str, LocalWorker] = {}
         self._index: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        #: per batch, the (rows, x, positions) slices when its members are consecutive objects
+        self._spans: list[tuple[slice, slice, slice] | None] = []
         if rows is not None:
             self._index = []
             for _, ws, _ in self.batches:
                 spans = [rows[w.name] for w in ws]
                 r_start = np.array([r.start for r, _, _ in spans], dtype=np.int64)
                 x_start = np.array([x.start for _, x, _ in spans], dtype=np.int64)
-                self._index.append(
+                pos = np.array([p for _, _, p in spans], dtype=np.int64)
+                r, n, k = ws[0].r, ws[0].n, len(ws)
+                self._index.append((r_start[:, None] + np.arange(r)[None, :], x_start[:, None] + np.arange(n)[None, :], pos))
+                step = np.arange(k)
+                consecutive = (
+                    np.array_equal(r_start, r_start[0] + r * step)
+                    and np.array_equal(x_start, x_start[0] + n * step)
+                    and np.array_equal(pos, pos[0] + step)
+                )
+                self._spans.append(
                     (
-                        r_start[:, None] + np.arange(ws[0].r)[None, :],
-                        x_start[:, None] + np.arange(ws[0].n)[None, :],
-                        np.array([pos for _, _, pos in spans], dtype=np.int64),
+                        slice(int(r_start[0]), int(r_start[0]) + r * k),
+                        slice(int(x_start[0]), int(x_start[0]) + n * k),
+                        slice(int(pos[0]), int(pos[0]) + k),
                     )
+                    if consecutive
+                    else None
                 )
 
     def irregular(self) -> list[LocalWorker]:
@@ -641,15 +699,21 @@ class FastBatch:
         return list(self._irregular.values())
 
     def _run(self, solver: BatchSolver, ws: list[LocalWorker], slots: np.ndarray, D: np.ndarray, rho: float) -> None:
-        detached = [i for i, w in enumerate(ws) if w.name in self._irregular and w._solver is not solver]
-        for w in [w for w in ws if w.name in self._irregular and w._solver is solver]:
-            del self._irregular[w.name]  # fell back last step, back in the batch now
-        if detached:
-            live = np.setdiff1d(np.arange(len(ws)), detached)
-        else:
+        result: StepResult | None
+        if not self._irregular:  # the usual step: every member in its batch
+            result = solver.solve(D, rho, slots)
+            if result.ok.all():
+                solver.X[slots] = result.X
+                return
             live = np.arange(len(ws))
-        if live.size:
-            result = solver.solve(D[live], rho, slots[live])
+            detached: list[int] = []
+        else:
+            detached = [i for i, w in enumerate(ws) if w.name in self._irregular and w._solver is not solver]
+            for w in [w for w in ws if w.name in self._irregular and w._solver is solver]:
+                del self._irregular[w.name]  # fell back last step, back in the batch now
+            live = np.setdiff1d(np.arange(len(ws)), detached) if detached else np.arange(len(ws))
+            result = solver.solve(D[live], rho, slots[live]) if live.size else None
+        if result is not None and live.size:
             good = live[result.ok]
             solver.X[slots[good]] = result.X[result.ok]
             failed = live[~result.ok]
@@ -674,20 +738,28 @@ class FastBatch:
     def step_flat(self, d: np.ndarray, rho: float) -> None:
         """x-update of every batched worker from the global centres vector ``d``."""
         assert self._index is not None, "FastBatch was built without rows"
-        for (solver, ws, slots), (rows, _, _) in zip(self.batches, self._index):
-            self._run(solver, ws, slots, d[rows], rho)
+        for (solver, ws, slots), (rows, _, _), span in zip(self.batches, self._index, self._spans):
+            D = d[span[0]].reshape(len(ws), -1) if span is not None else d[rows]
+            self._run(solver, ws, slots, D, rho)
 
     def report_flat(self, a: np.ndarray, x: np.ndarray, f: np.ndarray) -> float:
         """Write every batched worker's rows ``M x + e`` into ``a``, its x into ``x`` and its
         objective into ``f`` (global vectors); return the largest ``grad_scale``."""
         assert self._index is not None, "FastBatch was built without rows"
         grad = 0.0
-        for (solver, _ws, slots), (rows, xs, pos) in zip(self.batches, self._index):
-            X = solver.X[slots]
-            a[rows] = np.matmul(solver.data.M[slots], X[:, :, None])[:, :, 0] + solver.data.e[slots]
-            x[xs] = X
-            f[pos] = solver.objective(X, slots)
-            g = solver.grad_scale(X, slots)
+        for (solver, _ws, slots), (rows, xs, pos), span in zip(self.batches, self._index, self._spans):
+            whole = slots is solver.everyone
+            X = solver.X if whole else solver.X[slots]
+            A = solver.data.rows(X, None if whole else slots)
+            values, g = solver.report(X, None if whole else slots)
+            if span is not None:
+                a[span[0]] = A.reshape(-1)
+                x[span[1]] = X.reshape(-1)
+                f[span[2]] = values
+            else:
+                a[rows] = A
+                x[xs] = X
+                f[pos] = values
             grad = max(grad, float(g.max(initial=0.0)))
         for w in self._irregular.values():  # their own report: status, CVXPY's x
             c = w.contribution()

@@ -13,13 +13,23 @@ the caller (``worker.py``), which then reports CVXPY's status with the object's 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from catopt_dsl.ir.analysis import BatchTerm, GroupAnalysis
 from catopt_dsl.ir.calculus import CALCULUS
 
-__all__ = ["METHODS", "Accuracy", "BatchData", "BatchSolver", "StepResult", "choose_method", "diagonal"]
+__all__ = [
+    "METHODS",
+    "Accuracy",
+    "BatchData",
+    "BatchSolver",
+    "StepResult",
+    "choose_method",
+    "choose_methods",
+    "diagonal",
+]
 
 #: how an x-update is computed, from the cheapest (see the modules of this package)
 METHODS: tuple[str, ...] = (
@@ -54,30 +64,71 @@ def choose_method(group: GroupAnalysis, index: int, M: np.ndarray, separable_row
     """The method for member ``index`` of ``group`` with rows ``M``, and why (from the IR class).
 
     ``separable_rows``: whether ``M'M`` is diagonal, when the caller knows it already."""
-    cls = group.classes[index]
-    if cls == "general":
-        return "cvxpy", group.reasons[index]
-    assert group.terms is not None and group.general is not None and group.A_eq is not None
     if separable_rows is None:
         separable_rows = diagonal(M.T @ M)
-    bounds_only = group.A_eq.shape[1] == 0 and not bool(group.general[index].any())
+    return choose_methods(group, np.array([index], dtype=np.int64), np.array([separable_rows]))[0]
+
+
+def choose_methods(group: GroupAnalysis, indices: np.ndarray, separable_rows: np.ndarray) -> list[tuple[str, str]]:
+    """:func:`choose_method` for members ``indices`` of ``group`` at once (``separable_rows``: per
+    member, whether its ``M'M`` is diagonal). The per-member facts the choice reads (P diagonal,
+    general inequality rows) are computed for all of them in one go, and members with the same
+    facts share one decision: set-up stays a few array operations per family."""
+    indices = np.asarray(indices, dtype=np.int64)
+    separable_rows = np.asarray(separable_rows, dtype=bool)
+    k = indices.size
+    if group.terms is None or group.general is None or group.A_eq is None or group.P is None:
+        return [("cvxpy", group.reasons[int(i)]) for i in indices]
+    n = group.P.shape[-1]
+    P = group.P[indices]
+    diag_P = np.count_nonzero(P * (1.0 - np.eye(n)), axis=(1, 2)) == 0 if k else np.zeros(0, dtype=bool)
+    general = group.general[indices].any(axis=1) if group.general.shape[-1] else np.zeros(k, dtype=bool)
+    inequalities = group.A_in is not None and group.A_in.shape[1] > 0
+    equalities = group.A_eq.shape[1] > 0
+    coordinatewise: list[bool] = []  # computed on first need (a walk over the terms' rows)
+    decided: dict[tuple[str, bool, bool, bool], tuple[str, str]] = {}
+    out: list[tuple[str, str]] = []
+    for j, i in enumerate(indices.tolist()):
+        cls = group.classes[i]
+        if cls == "general":
+            out.append(("cvxpy", group.reasons[i]))
+            continue
+        key = (cls, bool(separable_rows[j]), bool(diag_P[j]), bool(general[j]))
+        found = decided.get(key)
+        if found is None:
+            found = decided[key] = _decide(
+                cls, key[1], key[2], not equalities and not key[3], inequalities, group.terms, coordinatewise
+            )
+        out.append(found)
+    return out
+
+
+def _decide(
+    cls: str,
+    separable_rows: bool,
+    diag_P: bool,
+    bounds_only: bool,
+    inequalities: bool,
+    terms: tuple[BatchTerm, ...],
+    coordinatewise: list[bool],
+) -> tuple[str, str]:
     if cls == "closed_form_qp":
         return "kkt", "one linear map per rho"
     if cls == "box_qp":
-        assert group.P is not None
-        if separable_rows and diagonal(group.P[index]):
+        if separable_rows and diag_P:
             return "clip", "separable: the closed form, clipped to the bounds"
         return "split", "the bounds couple through P or the rows: active-set solves"
     if cls == "qp":
         return "split", "active-set solves (an inner ADMM finds the set)"
-    inequalities = group.A_in is not None and group.A_in.shape[1] > 0
     if cls == "smooth":
-        assert group.P is not None
-        if bounds_only and inequalities and separable_rows and diagonal(group.P[index]) and _coordinatewise(group.terms):
-            return "coord", "separable with bounds: exact 1-D Newton per coordinate"
+        if bounds_only and inequalities and separable_rows and diag_P:
+            if not coordinatewise:
+                coordinatewise.append(_coordinatewise(terms))
+            if coordinatewise[0]:
+                return "coord", "separable with bounds: exact 1-D Newton per coordinate"
         if not inequalities:
             return "newton", "Newton with exact Hessians"
-        if all(CALCULUS[t.atom].prox is not None for t in group.terms):
+        if all(CALCULUS[t.atom].prox is not None for t in terms):
             return "split", "inequalities: an inner ADMM with the terms' proxes"
         return "cvxpy", "smooth terms without a closed-form prox under inequality constraints"
     if cls == "prox":
@@ -94,6 +145,10 @@ class BatchData:
     members: np.ndarray  # (k,) indices into the group
     M: np.ndarray  # (k, r, n)
     e: np.ndarray  # (k, r)
+    #: the one ``(r, n)`` matrix every member's M is, when they share it (family members linking
+    #: the same vars, ``layout.py``): ``M`` is then a read-only broadcast of it, and the methods
+    #: compute ``M'M`` and ``M x`` once for the batch
+    template: np.ndarray | None = None
 
     def take(self, arr: np.ndarray | None) -> np.ndarray:
         """The chosen members' rows of a group array (no copy when they are the whole group)."""
@@ -114,6 +169,37 @@ class BatchData:
     @property
     def r(self) -> int:
         return int(self.M.shape[1])
+
+    def MtM(self) -> np.ndarray:
+        """``M_i'M_i`` of every member ``(k, n, n)`` (a broadcast of one product for a shared template)."""
+        if self.template is not None:
+            T = self.template
+            return np.broadcast_to(T.T @ T, (self.k, self.n, self.n))
+        return np.matmul(np.swapaxes(self.M, 1, 2), self.M)
+
+    @cached_property
+    def selection(self) -> np.ndarray | None:
+        """The column each row of the shared template picks, when it is a selection matrix (one
+        1.0 per row, zeros elsewhere: consensus rows), else None."""
+        T = self.template
+        if T is None or T.size == 0:
+            return None
+        cols = np.argmax(T != 0.0, axis=1)
+        pick = np.zeros_like(T)
+        pick[np.arange(T.shape[0]), cols] = 1.0
+        return cols if np.array_equal(pick, T) else None
+
+    def rows(self, X: np.ndarray, members: np.ndarray | None = None) -> np.ndarray:
+        """``M_i x_i + e_i`` of the chosen members (all of them when ``members`` is None), ``X`` ``(k, n)``."""
+        cols = self.selection
+        if cols is not None:
+            A = X[:, cols]  # a gather, exact: what M x is for a selection M (no BLAS call, see split.py)
+        elif self.template is not None:
+            A = np.einsum("kn,rn->kr", X, self.template)
+        else:
+            M = self.M if members is None else self.M[members]
+            A = np.matmul(M, X[:, :, None])[:, :, 0]
+        return A + (self.e if members is None else self.e[members])
 
     def terms(self) -> tuple[BatchTerm, ...]:
         assert self.group.terms is not None
@@ -180,6 +266,12 @@ class BatchSolver:
         self._rho_prev: float | None = None
         self.accepted = np.ones(data.k, dtype=bool)
         self.rejected: dict[int, str] = {}
+        m, size = data.members, data.group.classes
+        #: the batch is its whole group, in order: the group's arrays are the batch's, unindexed
+        self.whole = bool(m.size == len(size) and np.array_equal(m, np.arange(m.size)))
+        #: ``arange(k)``: passed as ``members`` it means every member in order, which the methods
+        #: recognise (``members is self.everyone``) and serve without gathering copies
+        self.everyone = np.arange(data.k)
 
     def reject(self, mask: np.ndarray, why: str) -> None:
         for i in np.flatnonzero(mask & self.accepted):
@@ -219,3 +311,22 @@ class BatchSolver:
     def objective(self, X: np.ndarray, members: np.ndarray) -> np.ndarray:
         """f_i(x_i) for the chosen members (exact, from the analysis' form)."""
         return self.data.group.objective_values(X, self.data.members[members])
+
+    def report(self, X: np.ndarray, members: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(objective, grad_scale)`` of the chosen members (all when None) at ``X``: the values of
+        :meth:`objective` and :meth:`grad_scale`, with ``P x`` formed once for both when the
+        objective is a plain quadratic (the in-process loop asks for both every iteration)."""
+        g = self.data.group
+        if g.P is None or g.q is None or g.r is None or g.terms is None or g.terms:
+            every = np.arange(self.data.k) if members is None else members
+            return self.objective(X, every), self.grad_scale(X, every)
+        if members is None:
+            idx: np.ndarray | slice = slice(None) if self.whole else self.data.members
+        else:
+            idx = self.data.members[members]
+        P, q, r = g.P[idx], g.q[idx], g.r[idx]
+        with np.errstate(over="ignore", invalid="ignore"):
+            PX = np.matmul(P, X[:, :, None])[:, :, 0]
+            f = np.sum(X * (0.5 * PX + q), axis=1) + r
+            px = np.abs(PX).max(axis=1, initial=0.0)
+        return np.asarray(f), np.maximum(px, np.abs(q).max(axis=1, initial=0.0))

@@ -45,7 +45,7 @@ class KKTSolver(BatchSolver):
         assert self.P is not None and self.q is not None and self.G is not None and self.h is not None
         self.lo: np.ndarray | None = data.take(g.lo) if clip else None
         self.hi: np.ndarray | None = data.take(g.hi) if clip else None
-        self.MtM = np.matmul(np.swapaxes(data.M, 1, 2), data.M)
+        self.MtM = data.MtM()
         ok, why = self._check()
         self.accepted, self.rejected = ok, why
         self._rho: float | None = None
@@ -99,7 +99,7 @@ class KKTSolver(BatchSolver):
         rhs = np.zeros((k, n + p, 1 + r))
         rhs[:, :n, 0] = -self.q
         rhs[:, n:, 0] = self.h
-        rhs[:, :n, 1:] = rho * np.swapaxes(d.M, 1, 2)
+        rhs[:, :n, 1:] = rho * (d.template.T if d.template is not None else np.swapaxes(d.M, 1, 2))
         live = self.accepted
         if live.all():
             sol = np.linalg.solve(K, rhs)
@@ -113,6 +113,11 @@ class KKTSolver(BatchSolver):
 
     def solve(self, D: np.ndarray, rho: float, members: np.ndarray) -> StepResult:
         self.prepare(rho)
+        if members is self.everyone:  # the whole batch in order: no gathering copies
+            X = self.C0 + np.matmul(self.L, D[:, :, None])[:, :, 0]
+            if self.lo is not None and self.hi is not None:
+                X = np.clip(X, self.lo, self.hi)
+            return StepResult(X, self.accepted & np.isfinite(X).all(axis=1), {})
         X = self.C0[members] + np.matmul(self.L[members], D[:, :, None])[:, :, 0]
         if self.lo is not None and self.hi is not None:
             X = np.clip(X, self.lo[members], self.hi[members])

@@ -75,7 +75,7 @@ class NewtonSolver(BatchSolver):
         self.P, self.q = data.take(g.P), data.take(g.q)
         self.G, self.h = data.take(g.A_eq), data.take(g.b_eq)
         self.terms = data.terms()
-        self.MtM = np.matmul(np.swapaxes(data.M, 1, 2), data.M)
+        self.MtM = data.MtM()
         finite = np.isfinite(self.P).all(axis=(1, 2)) & np.isfinite(self.q).all(axis=1)
         for t in self.terms:
             finite &= np.isfinite(t.A).all(axis=(1, 2)) & np.isfinite(t.b).all(axis=1) & np.isfinite(t.w).all(axis=1)

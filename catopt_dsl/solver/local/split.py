@@ -72,6 +72,24 @@ def _mv(A: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.matmul(A, x[:, :, None])[:, :, 0]
 
 
+#: OpenBLAS runs a GEMM of ``m n k`` multiply-adds on the calling thread up to
+#: ``SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD`` = 65536 * 4 (its interface/gemm.c); above it
+#: the product is split over its threads, and on a busy machine the caller then waits for them a
+#: scheduler quantum per call (measured: 10-15 ms instead of 0.02 ms on a loaded 2-core box).
+_GEMM_ONE_THREAD = 65536 * 4
+
+
+def _gemm(X: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``X @ B`` (``X`` ``(k, a)``, ``B`` ``(a, b)`` C-contiguous) in row slices that each stay on
+    the calling thread: a BLAS product, without the thread hand-off (an einsum contraction did the
+    same without BLAS, ten times slower)."""
+    k = X.shape[0]
+    step = max(1, _GEMM_ONE_THREAD // max(1, B.shape[0] * B.shape[1]))
+    if k <= step:
+        return X @ B
+    return np.concatenate([X[i : i + step] @ B for i in range(0, k, step)])
+
+
 def _take(arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``arr[rows]``, without the copy when ``rows`` are all of them in order."""
     if rows.size == arr.shape[0] and (rows.size == 0 or (rows[0] == 0 and rows[-1] == rows.size - 1)):
@@ -157,11 +175,12 @@ class SplitSolver(BatchSolver):
         self.KT = np.ascontiguousarray(np.swapaxes(self.K, 1, 2))
         # rows that are the same for every member (bounds, ramp rows): one GEMM per product
         self._K0 = self.K[0].copy() if k and bool((self.K[:1] == self.K).all()) else None
+        self._K0T = None if self._K0 is None else np.ascontiguousarray(self._K0.T)
         self.s = np.concatenate([*s_parts, np.zeros((k, C.shape[1]))], axis=1)
         self.l = np.concatenate([np.full((k, start), -np.inf), lc], axis=1)
         self.u = np.concatenate([np.full((k, start), np.inf), uc], axis=1)
         self.is_eq = np.concatenate([np.zeros(start, dtype=bool), eq])
-        self.MtM = np.matmul(np.swapaxes(data.M, 1, 2), data.M)
+        self.MtM = data.MtM()
         mk = self.K.shape[1]
         self.Z = np.zeros((k, mk))
         self.Y = np.zeros((k, mk))
@@ -328,19 +347,18 @@ class SplitSolver(BatchSolver):
             todo = todo[miss]
         return X, lam, verified, low | up
 
-    # With one K for every member the products are one contraction for the batch. einsum, not a
-    # BLAS matrix product: a multithreaded BLAS on a busy machine waits for its threads for a
-    # scheduler quantum per call (measured: 10-15 ms instead of 0.02 ms on a loaded 2-core box).
+    # With one K for every member the products are one matrix product for the batch, cut into
+    # slices small enough for the BLAS to run each on the calling thread (`_gemm`).
     def _Kx(self, members: np.ndarray, X: np.ndarray) -> np.ndarray:
         """``K x`` per member."""
-        if self._K0 is not None:
-            return np.einsum("kn,mn->km", X, self._K0)
+        if self._K0T is not None:
+            return _gemm(X, self._K0T)
         return _mv(_take(self.K, members), X)
 
     def _KTy(self, members: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """``K' y`` per member."""
         if self._K0 is not None:
-            return np.einsum("km,mn->kn", Y, self._K0)
+            return _gemm(Y, self._K0)
         return _mv(_take(self.KT, members), Y)
 
     def _masked(self, sel: np.ndarray, act: np.ndarray) -> np.ndarray:
@@ -434,6 +452,7 @@ class SplitSolver(BatchSolver):
         converged = np.zeros(members.size, dtype=bool)
         acc = self.accuracy
         it = 0
+        some_done = False
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for it in range(1, SPLIT_MAX_ITER + 1):
                 W = R * (Z - s) - Y
@@ -443,10 +462,15 @@ class SplitSolver(BatchSolver):
                 Znew = self._z_update(Zhat + Y * Rinv, R, members)
                 # a member that has converged stops: its answer must not depend on which other
                 # members share its batch (a node's batch is a slice of the family)
-                run = ~done[:, None]
-                Y = np.where(run, Y + R * (Zhat - Znew), Y)
-                X = np.where(run, ALPHA * Xt + (1.0 - ALPHA) * X, X)
-                Z = np.where(run, Znew, Z)
+                if some_done:
+                    run = ~done[:, None]
+                    Y = np.where(run, Y + R * (Zhat - Znew), Y)
+                    X = np.where(run, ALPHA * Xt + (1.0 - ALPHA) * X, X)
+                    Z = np.where(run, Znew, Z)
+                else:  # every member still running (the usual case): no masking
+                    Y = Y + R * (Zhat - Znew)
+                    X = ALPHA * Xt + (1.0 - ALPHA) * X
+                    Z = Znew
                 if it % CHECK_EVERY and it != 1:
                     continue
                 KX = self._Kx(members, X) + s
@@ -462,6 +486,7 @@ class SplitSolver(BatchSolver):
                 done |= good
                 if done.all():
                     break
+                some_done = bool(done.any())
                 if it % ADAPT_EVERY == 0:
                     # OSQP's rule, per member: rebalance R when the normalised residuals drift apart
                     ratio = (r_p / np.maximum(s_p, 1e-12)) / np.maximum(r_d / np.maximum(s_d, 1e-12), 1e-12)
