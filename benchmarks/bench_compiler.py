@@ -79,9 +79,11 @@ def _child(spec: Path, front_only: bool, targets: tuple[str, ...]) -> dict[str, 
                 available.remove(target)
                 skipped[target] = f"emit failed: {type(exc).__name__}: {exc}"
         baseline = _rss_mib()
+        c0 = time.process_time()
         t0 = time.perf_counter()
         analysis = analyze(spec, lower=not front_only)
         front = time.perf_counter() - t0
+        front_cpu = time.process_time() - c0
         if not analysis.ok:
             return {"error": "spec has errors: " + "; ".join(d.message for d in analysis.diagnostics[:3])}
         emit: dict[str, float] = {}
@@ -99,6 +101,8 @@ def _child(spec: Path, front_only: bool, targets: tuple[str, ...]) -> dict[str, 
         objects = len(analysis.plan.objects) if analysis.plan is not None else None
         return {
             "front_s": front,
+            "front_cpu_s": front_cpu,
+            "total_cpu_s": time.process_time() - c0,
             "emit_s": emit,
             "files": files,
             "bytes": out_bytes,
@@ -333,9 +337,10 @@ def _summarise(cases: list[dict[str, Any]], quick: bool) -> dict[str, Any]:
             row.append("-" if c["front_only"] else fmt_stats(summarize(s["emit_s"].get(t) for s in ok)))
         per_obj = total["median"] / c["n"] * 1000 if ok else float("nan")
         row += [fmt_stats(total), fmt_num(per_obj), fmt_num(peak["max"]), fmt_num(growth["max"])]
+        row += [fmt_stats(summarize(s.get("front_cpu_s") for s in ok)), fmt_stats(summarize(s.get("total_cpu_s") for s in ok))]
         rows.append(row)
     columns = ["case", "LocalProblems", "runs", "front end s"] + [f"emit {t} s" for t in emitted] + [
-        "total s", "ms per object", "peak RSS MiB", "RSS growth MiB"]
+        "total s", "ms per object", "peak RSS MiB", "RSS growth MiB", "front end CPU s", "total CPU s"]
     table = {"title": "Seconds (median, min-max over fresh processes) and peak memory", "columns": columns,
              "rows": rows}
     targets = []
@@ -374,6 +379,9 @@ def _summarise(cases: list[dict[str, Any]], quick: bool) -> dict[str, Any]:
         "peak minus the peak after the warm-up.",
         "Written-out specs give every LocalProblem and Morphism its own declaration; the family spec "
         "declares one `LocalProblem t[i in 0..N-1]` that lowering expands to N objects.",
+        "The CPU columns are the child's process time (user + system) over the same spans as the front end "
+        "and total columns: on a machine shared with other work they move far less than wall time. The "
+        "targets are judged on wall time; their rows quote the CPU time beside it.",
     ]
     for target, why in sorted(skipped.items()):
         notes.append(f"Target `{target}` not measured: {why}.")
@@ -385,6 +393,15 @@ def _summarise(cases: list[dict[str, Any]], quick: bool) -> dict[str, Any]:
 ALL_TARGETS_S_PER_OBJECT = 4.0 / 1000
 FRONT_END_LINES_PER_S = 20_000
 PEAK_RSS_MIB = 600
+
+
+def _cpu_note(cases: list[dict[str, Any]], n: int, key: str) -> str:
+    """`` (CPU 1.23 s)``: the median process time of the written-out case of ``n`` objects."""
+    cpu = summarize(
+        s.get(key) for c in cases if c["kind"] == "written" and not c["front_only"] and c["n"] == n
+        for s in c["samples"] if "error" not in s
+    )["median"]
+    return "" if math.isnan(cpu) else f" (CPU {cpu:.2f} s)"
 
 
 def _speed_targets(
@@ -408,7 +425,7 @@ def _speed_targets(
             {
                 "name": name,
                 "required": f"< {fmt_num(limit)} s",
-                "measured": f"{total:.2f} s",
+                "measured": f"{total:.2f} s" + _cpu_note(cases, n, "total_cpu_s"),
                 "met": met,
                 "reason": "" if met else "compiling is too slow",
             }
@@ -418,16 +435,18 @@ def _speed_targets(
         if c["kind"] != "written" or c["front_only"] or c["n"] not in (small, big):
             continue
         front = summarize(s["front_s"] for s in c["samples"] if "error" not in s)["median"]
+        cpu = summarize(s.get("front_cpu_s") for s in c["samples"] if "error" not in s)["median"]
         if not math.isnan(front) and front > 0:
-            rates.append((c["spec_lines"] / front, c["n"], c["spec_lines"]))
+            rates.append((c["spec_lines"] / front, c["n"], c["spec_lines"], c["spec_lines"] / cpu if cpu > 0 else math.nan))
     if rates:
-        rate, n, lines = min(rates)
+        rate, n, lines, cpu_rate = min(rates)
         met = rate >= FRONT_END_LINES_PER_S
         out.append(
             {
                 "name": f"front end (parse + check + lower) lines per second{scaled}",
                 "required": f">= {FRONT_END_LINES_PER_S:,} spec lines/s on the {small:,}- and {big:,}-object specs",
-                "measured": f"{rate:,.0f} lines/s (slowest: {n:,} objects, {lines:,} lines)",
+                "measured": f"{rate:,.0f} lines/s (slowest: {n:,} objects, {lines:,} lines; "
+                f"{cpu_rate:,.0f} lines per CPU second)",
                 "met": met,
                 "reason": "" if met else "the front end is too slow per line",
             }

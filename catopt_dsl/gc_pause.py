@@ -17,9 +17,15 @@ from contextlib import contextmanager
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic collector for the block (reference counting still frees). Memory the
-    stages drop is still freed at once by reference counting; any cycles they leave behind are
-    collected by the first collection after the block. Nested blocks leave the collector as they
-    found it.
+    stages drop is still freed at once by reference counting. Nested blocks leave the collector as
+    they found it.
+
+    Every object the block allocated is still in the youngest generation when it ends, so the
+    first collection after it would walk the whole graph the stage built (a tenth of a second per
+    1,000 objects compiled, more than a second for 10,000) only to promote it. The outermost block
+    instead moves everything straight to the oldest generation (``gc.freeze()`` then
+    ``gc.unfreeze()``, two list splices): the graph is walked no sooner than the next full
+    collection, and any cycles the block left behind are collected there.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -27,4 +33,6 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()

@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from catopt_dsl.diagnostics import CatoptError, DiagnosticSink, note
@@ -151,25 +152,35 @@ _KIND_ALIASES: Mapping[str, Kind] = {
 _WORD = re.compile(r"[A-Z]+[0-9]*(?=[A-Z][a-z])|[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*|[0-9]+")
 
 
+_SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
+
+
 def split_words(name: str) -> list[str]:
     """The words of a spec name (see the module docstring); never empty."""
+    return list(_words(name))
+
+
+# Every name is cased for each of three targets and often more than one kind; bounded, so a
+# long-lived process compiling many plans does not grow without limit.
+@lru_cache(maxsize=1 << 16)
+def _words(name: str) -> tuple[str, ...]:
     words: list[str] = []
-    for chunk in re.split(r"[^A-Za-z0-9]+", name):
+    for chunk in _SEPARATORS.split(name):
         words.extend(_WORD.findall(chunk))
     # A name made only of underscores has no words; give it one so every name maps somewhere.
-    return words or ["unnamed"]
+    return tuple(words) or ("unnamed",)
 
 
 def snake_case(name: str) -> str:
-    return "_".join(w.lower() for w in split_words(name))
+    return "_".join(w.lower() for w in _words(name))
 
 
 def pascal_case(name: str) -> str:
-    return "".join(w[:1].upper() + w[1:].lower() for w in split_words(name))
+    return "".join(w[:1].upper() + w[1:].lower() for w in _words(name))
 
 
 def screaming_case(name: str) -> str:
-    return "_".join(w.upper() for w in split_words(name))
+    return "_".join(w.upper() for w in _words(name))
 
 
 _CASE = {
@@ -315,10 +326,16 @@ def find_collisions(
     lands on one collides with the entry ``("generated", identifier)``.
     """
     namer = Namer(target)
+    return _collisions(target, scope, [(namer.name(kind, name, reserved), kind, name) for kind, name in names], taken)
+
+
+def _collisions(
+    target: Target, scope: str, named: Iterable[tuple[str, str, str]], taken: AbstractSet[str]
+) -> list[Collision]:
+    """:func:`find_collisions` on (identifier, kind, spec name) entries already named."""
     # dicts as ordered sets: first-appearance order, identical entries once
     by_ident: dict[str, dict[tuple[str, str], None]] = {t: {("generated", t): None} for t in sorted(taken)}
-    for kind, name in names:
-        ident = namer.name(kind, name, reserved)
+    for ident, kind, name in named:
         by_ident.setdefault(ident, {})[(normalise_kind(kind), name)] = None
     return [
         Collision(target, scope, ident, tuple(entries))
@@ -455,9 +472,13 @@ def name_targets(plan: IRPlan, targets: Sequence[Target] = TARGETS) -> NameTable
         per_scope: dict[str, dict[tuple[str, str], str]] = {}
         for sc in target_scopes(plan, target):
             table = per_scope.setdefault(sc.name, {})
+            named = []
             for kind, name in sc.entries:
-                table[(normalise_kind(kind), name)] = namer.name(kind, name, sc.reserved)
-            for c in find_collisions(target, sc.entries, scope=sc.name, reserved=sc.reserved, taken=sc.taken):
+                ident = namer.name(kind, name, sc.reserved)
+                table[(normalise_kind(kind), name)] = ident
+                named.append((ident, kind, name))
+            # the identifiers just computed, not find_collisions (which would name every entry again)
+            for c in _collisions(target, sc.name, named, sc.taken):
                 grouped.setdefault((c.scope, c.names), []).append((target, c.identifier))
         tables[target] = per_scope
     collisions = tuple(TargetCollision(scope, names, tuple(ids)) for (scope, names), ids in grouped.items())

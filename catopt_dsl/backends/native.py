@@ -224,7 +224,10 @@ def _linear_rows_feasible(npl: NativePlan) -> bool:
             for r in range(b.size):
                 cols, vals, const = acc[r]
                 nz = np.flatnonzero(B[r])
-                acc[r] = (cols + [x0 + int(k) for k in nz], vals + [float(B[r, k]) for k in nz], const + float(b[r]))
+                # in place: a row summing every object's terms grew by copying (quadratic)
+                cols.extend(x0 + int(k) for k in nz)
+                vals.extend(float(B[r, k]) for k in nz)
+                acc[r] = (cols, vals, const + float(b[r]))
     for ci, c in enumerate(npl.couplings):
         rows = coupling_rows.get(ci, [([], [], 0.0) for _ in range(c.rhs.size)])
         for r, (cols, vals, const) in enumerate(rows):
@@ -271,22 +274,26 @@ def native_plan(path: tuple[str, ...], plan: IRPlan) -> NativePlan:
             var_index[(blk.name, v.name)] = (si, vi)
         shared.append(NativeShared(blk.name, blk.n, tuple(nvars), closed is not None))
     coupling_index = {c.name: i for i, c in enumerate(plan.couplings)}
+    # Each object's links and coupling terms, in plan order, found once: scanning every link and
+    # term per object was quadratic (most of emitting 10,000 objects).
+    links_of: dict[str, list[Any]] = {}
+    for link in plan.consensus:
+        links_of.setdefault(link.object, []).append(link)
+    terms_of: dict[str, list[tuple[int, Any]]] = {}
+    for coupling in plan.couplings:
+        for term in coupling.terms:
+            terms_of.setdefault(term.object, []).append((coupling_index[coupling.name], term))
     objects: list[NativeObject] = []
     for obj in plan.objects:
         blocks: list[NativeBlock] = []
-        for link in plan.consensus:
-            if link.object != obj.name:
-                continue
+        for link in links_of.get(obj.name, ()):
             var = obj.var(link.var)
             si, vi = var_index[(link.shared, link.shared_var)]
             blocks.append(NativeBlock("consensus", shared=si, var=vi, x_offset=var.offset, size=var.size))
-        for coupling in plan.couplings:
-            for term in coupling.terms:
-                if term.object != obj.name:
-                    continue
-                B = np.asarray(term.B, dtype=np.float64).reshape(-1, obj.n)
-                b = np.asarray(term.b, dtype=np.float64).reshape(-1)
-                blocks.append(NativeBlock("coupling", coupling=coupling_index[coupling.name], B=B, b=b))
+        for ci, term in terms_of.get(obj.name, ()):
+            B = np.asarray(term.B, dtype=np.float64).reshape(-1, obj.n)
+            b = np.asarray(term.b, dtype=np.float64).reshape(-1)
+            blocks.append(NativeBlock("coupling", coupling=ci, B=B, b=b))
         objects.append(NativeObject(obj.name, obj.n, tuple(blocks)))
     couplings = tuple(
         NativeCoupling(c.name, c.sense, np.asarray(c.rhs, dtype=np.float64).reshape(-1)) for c in plan.couplings

@@ -85,6 +85,7 @@ from catopt_dsl.check.atoms import (
     sign_join,
     sign_mul,
     sign_neg,
+    sign_of_range,
     sign_of_value,
 )
 from catopt_dsl.check.data import load_data
@@ -419,13 +420,13 @@ class _Checker:
                 self.sink.error(ErrorCode.TYPE, f"integer literal `{v}` does not fit in 64 bits", e.span)
                 return None
             arr = self._ro(np.array(v, dtype=np.int64))
-            return ExprType("int", (), Curvature.CONSTANT, sign_of_value(arr), arr)
+            return ExprType("int", (), Curvature.CONSTANT, sign_of_range(v, v), arr)
         f = float(e.value)
         if not np.isfinite(f):
             self.sink.error(ErrorCode.LOAD_NONFINITE, "number literal is too large (it overflows to Inf)", e.span)
             return None
         arr = self._ro(np.array(f, dtype=np.float64))
-        return ExprType("float", (), Curvature.CONSTANT, sign_of_value(arr), arr)
+        return ExprType("float", (), Curvature.CONSTANT, sign_of_range(f, f), arr)
 
     def _name(self, e: ast.Name) -> ExprType | None:
         sym = self.scope.lookup(e.name)

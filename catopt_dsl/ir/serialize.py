@@ -511,9 +511,12 @@ def plan_from_dict(d: dict[str, Any]) -> IRPlan:
     return validate_ir(_dec_plan(d, _inline_reader))
 
 
+_CANONICAL: dict[str, Any] = {"sort_keys": True, "indent": 1, "allow_nan": False, "ensure_ascii": False}
+
+
 def dumps(d: dict[str, Any]) -> str:
     """The canonical JSON text (sorted keys, one-space indent, trailing newline, no NaN literals)."""
-    return json.dumps(d, sort_keys=True, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
+    return json.dumps(d, **_CANONICAL) + "\n"
 
 
 def plan_to_json(plan: IRPlan) -> str:
@@ -558,7 +561,11 @@ def plan_to_files(plan: IRPlan, directory: Path | str) -> list[Path]:
         if stale.name not in keep:
             stale.unlink()
     plan_file = out / PLAN_FILE
-    plan_file.write_text(dumps(doc), encoding="utf-8", newline="\n")
+    # dumps()'s text, written as it is encoded: json.dumps with an indent joins a list of every
+    # chunk first (hundreds of MB for a 10,000-object plan), json.dump writes them one by one.
+    with open(plan_file, "w", encoding="utf-8", newline="\n") as fh:
+        json.dump(doc, fh, **_CANONICAL)
+        fh.write("\n")
     return sorted([plan_file, *written])
 
 

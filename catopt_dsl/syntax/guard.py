@@ -135,8 +135,12 @@ class Guard:
 _state = threading.local()
 
 
-def _current() -> Guard | None:
+def current_guard() -> Guard | None:
+    """The guard of the parse running on this thread, if any."""
     return getattr(_state, "guard", None)
+
+
+_current = current_guard  # the name the rest of this module uses
 
 
 def on_token(tok: Token) -> Token:
@@ -155,51 +159,50 @@ def on_comment(tok: Token) -> Token:
     return tok
 
 
-class SlotMeta:
-    """A parse-tree node's position, as Lark's ``Meta`` holds it, in slots instead of a dict.
+class DepthTree(Tree):
+    """A parse-tree node that knows its height and where it lies, and refuses to exceed ``MAX_TREE_DEPTH``.
 
-    Lark gives every node a ``Meta`` and its position step (``propagate_positions``) sets up to 13
-    attributes on it: as a dict that is most of a large file's parse tree (about 320 MB of a
-    10,000-object spec). An unset slot reads as missing, as an unset attribute does, which is how
-    Lark tells a node whose position is not known yet.
+    Lark builds a node when it reduces a rule, children first, so the height is known at once and a
+    too-deep chain is refused at its ``MAX_TREE_DEPTH``-th operator.
+
+    The node is its own ``meta`` (the attributes Lark's ``Meta`` has, as slots): a separate meta
+    object per node, or a dict of attributes, was most of a large file's parse tree. An unset
+    position slot reads as missing, as an unset attribute does on Lark's ``Meta``, which is how
+    Lark's position step tells a node whose position is not known yet;
+    :func:`catopt_dsl.syntax.grammar.parser` installs a faster equivalent of that step.
     """
 
     __slots__ = (
+        "_meta",
+        "children",
         "column",
         "container_column",
         "container_end_column",
         "container_end_line",
-        "container_end_pos",
         "container_line",
-        "container_start_pos",
+        "data",
         "empty",
         "end_column",
         "end_line",
-        "end_pos",
+        "height",
         "line",
-        "match_tree",
-        "orig_expansion",
-        "start_pos",
     )
-
-    def __init__(self) -> None:
-        self.empty = True
-
-
-class DepthTree(Tree):
-    """A parse-tree node that knows its height and refuses to exceed ``MAX_TREE_DEPTH``.
-
-    Lark builds a node when it reduces a rule, children first, so the height is known at once and a
-    too-deep chain is refused at its ``MAX_TREE_DEPTH``-th operator.
-    """
-
-    __slots__ = ("height",)
+    empty: bool
+    height: int
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    container_line: int
+    container_column: int
+    container_end_line: int
+    container_end_column: int
 
     def __init__(self, data: str, children: list[Any], meta: Any = None) -> None:
-        # Tree.__init__'s three assignments, inline: one node per rule reduction makes the call count.
+        # Tree.__init__'s assignments, inline: one node per rule reduction makes the call count.
         self.data = data
         self.children = children
-        self._meta = meta
+        self.empty = True
         if data[0] == "_":
             # Lark's helper for `(",", expr)*` grows one shared child list per element and is
             # inlined into its parent, which measures the flattened list once; measuring every
@@ -208,7 +211,7 @@ class DepthTree(Tree):
             return
         h = 0
         for c in children:
-            if isinstance(c, DepthTree) and c.height > h:
+            if type(c) is DepthTree and c.height > h:
                 h = c.height
         self.height = h + 1
         if h >= limits.MAX_TREE_DEPTH:
@@ -221,13 +224,11 @@ class DepthTree(Tree):
                 "split it into params, or use `sum(...)` over a vector instead of a long chain of `+`",
             )
 
-
     @property
     def meta(self) -> Any:
-        # Tree.meta with a SlotMeta: Lark calls this for every node it builds.
-        if self._meta is None:
-            self._meta = SlotMeta()  # type: ignore[assignment]  # Lark reads it by attribute only
-        return self._meta
+        # Lark's position step (the fallback when the fast one cannot be installed) reads and
+        # writes the position through ``meta``; the node holds it itself.
+        return self
 
 
 def _first_token(node: Any) -> Token | None:

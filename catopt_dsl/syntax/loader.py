@@ -102,7 +102,7 @@ def load_spec(
             for imp in spec.imports:
                 # Relative to the folder of the file that says `import`, after its links resolve.
                 target = resolved.parent / imp.path
-                visit(target, display_name(target), imp)
+                visit(target, display_name(target), imp)  # noqa: F821 - defined; load_spec empties it on return
         visiting.pop()
         done[resolved] = spec
         if spec is not None:
@@ -112,6 +112,10 @@ def load_spec(
 
     result.root = visit(path, display or display_name(path), None)
     result.digest = result._hasher.hexdigest()
+    # `visit` calls itself, so its closure holds it: a cycle that would keep every parsed module
+    # (the whole AST, through `done`) alive until a full garbage collection. Emptying the cell
+    # lets reference counting free them as soon as the caller drops them.
+    del visit
     return result
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lark import Token, Tree
 
@@ -21,7 +21,7 @@ from catopt_dsl.errors import ErrorCode
 from catopt_dsl.files import Folders, ReadError, Refusal, read_file
 from catopt_dsl.span import Span
 from catopt_dsl.syntax import ast
-from catopt_dsl.syntax.guard import guarded
+from catopt_dsl.syntax.guard import DepthTree, guarded
 from catopt_dsl.syntax.hints import describe
 from catopt_dsl.syntax.recover import Outcome, parse_clean, parse_recovering
 
@@ -107,7 +107,7 @@ def parse_text(text: str, file: str, sink: DiagnosticSink, comments: list[ast.Co
     Resource limits (tokens, nesting, list lengths, token sizes) are checked while Lark runs
     (:mod:`catopt_dsl.syntax.guard`), so refusing a hostile input costs work bounded by the limit.
     """
-    # Most files parse: Lark's own loop first, the recovering driver only for a file that fails.
+    # Most files parse: the clean loop first (grammar.parse_fast), the recovering driver only for a file that fails.
     with guarded(collect_comments=comments is not None) as guard:
         outcome = parse_clean(text)
     if outcome is None:
@@ -169,10 +169,10 @@ def _span_of(node: Tree | Token, file: str) -> Span:
         end_line = node.end_line or line
         end_col = node.end_column or (col + len(str(node)))
         return Span(file, line, col, end_line, end_col)
-    meta = node.meta
-    if getattr(meta, "empty", True):
+    tree = cast(DepthTree, node)  # the parser's tree class holds its own position (guard.py)
+    if tree.empty:
         return Span(file, 1, 1, 1, 2)
-    return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
+    return Span(file, tree.line, tree.column, tree.end_line, tree.end_column)
 
 
 class _Builder:
@@ -183,6 +183,10 @@ class _Builder:
         self.sink = sink
 
     def sp(self, node: Tree | Token) -> Span:
+        if type(node) is DepthTree:  # _span_of's tree case, inline: one call per AST node
+            if node.empty:
+                return Span(self.file, 1, 1, 1, 2)
+            return Span(self.file, node.line, node.column, node.end_line, node.end_column)
         return _span_of(node, self.file)
 
     # -- top level ------------------------------------------------------------------------------
@@ -470,6 +474,8 @@ class _Builder:
         kind = node.data
         span = self.sp(node)
         ch = node.children
+        if kind == "name":  # the commonest first
+            return ast.Name(str(ch[0]), span)
         if kind == "number":
             text = str(ch[0])
             if "." in text or "e" in text or "E" in text:
@@ -477,8 +483,6 @@ class _Builder:
             return ast.Number(int(text), True, span, text)
         if kind == "boolean":
             return ast.Bool(str(ch[0]) == "true", span)
-        if kind == "name":
-            return ast.Name(str(ch[0]), span)
         if kind == "call":
             fname = ch[0]
             args = tuple(self.expr(a) for a in ch[1:] if a is not None)

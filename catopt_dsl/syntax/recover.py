@@ -38,8 +38,10 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from catopt_dsl import limits
 from catopt_dsl.syntax.grammar import (
+    Refused,
     keyword_terminal,
     literal_terminal,
+    parse_fast,
     parser,
     spellings,
 )
@@ -544,10 +546,11 @@ def _string_problem(text: str, start: int) -> str:
 
 
 def parse_clean(text: str) -> Outcome | None:
-    """Parse ``text`` with Lark's own loop, the fast path for a file without syntax errors: the
-    same parser, lexer callbacks and tree builder as the driver, without the driver's work per
-    token (a snapshot of the stacks, the token history). None at a syntax error:
-    :func:`parse_recovering` then parses the file again and reports every error.
+    """Parse ``text`` with Lark's loop (inlined: :func:`catopt_dsl.syntax.grammar.parse_fast`), the
+    fast path for a file without syntax errors: the same parser, lexer callbacks and tree builder
+    as the driver, without the driver's work per token (a snapshot of the stacks, the token
+    history). None at a syntax error: :func:`parse_recovering` then parses the file again and
+    reports every error.
 
     A resource limit crossed here is the driver's outcome too (Lark stops at the first syntax
     error, so none came before the limit, and the same tokens reach the same limit), so it is
@@ -562,8 +565,8 @@ def parse_clean(text: str) -> Outcome | None:
     if last >= 0 and text.find("*/", last + 2) < 0:
         return None
     try:
-        return Outcome(parser().parse(text), [])
-    except UnexpectedInput:
+        return Outcome(parse_fast(text), [])
+    except (Refused, UnexpectedInput):
         return None
     except LimitExceeded as exc:
         return Outcome(None, [], "limit", None, exc)
