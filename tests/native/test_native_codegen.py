@@ -49,7 +49,7 @@ def test_header_names_spec_hash_and_version_and_nothing_machine_specific(tmp_pat
     for name, source in RUNTIME_COPIES.items():
         # the static runtime is copied byte for byte; its own header says where to edit it
         assert files.pop(name) == source.read_text(encoding="utf-8")
-    assert len(files) == 16  # 6 Rust (solve binary included), 10 C++ (solve program and C API included)
+    assert len(files) == 17  # 7 Rust (solve binary and C API included), 10 C++ (solve program and C API included)
     for text in files.values():
         head = text.splitlines()[0]
         assert "gpu_fleet.cat" in head and plan.spec_hash in head and "catoptc 0.1.0" in head
