@@ -68,6 +68,9 @@ class RustDialect(native.Dialect):
     def vector(self, items: Sequence[str], kind: str) -> str:
         return "vec![" + ", ".join(items) + "]" if items else "Vec::new()"
 
+    def zeros(self, kind: str, count: int) -> str:
+        return f"vec![{self.scalar(0, kind)}; {count}]"
+
     def blob_vector(self, blob: native.Blob) -> str:
         return f'crate::runtime::blob_{blob.kind}(include_bytes!("data/{blob.file_name}"))'
 

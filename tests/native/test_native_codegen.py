@@ -69,7 +69,7 @@ def test_keyword_names_are_escaped_once_by_the_namer() -> None:
     assert "pub is: Vec<f64>," in problems and "pub r#impl: Vec<f64>," in problems
     assert "pub fn gen_plan()" in rs["src/plans.rs"]
     cpp = render_cpp(plan)["keywords.hpp"]
-    assert "struct TypeV2 {" in cpp and "bool class_{};" in cpp and "std::int64_t match{};" in cpp
+    assert "struct TypeV2 {" in cpp and "bool class_ = false;" in cpp and "std::int64_t match = 0LL;" in cpp
     assert "double delete_{};" in cpp and "struct Struct {" in cpp and "rt::PlanSpec gen_plan();" in cpp
     # never double-escaped
     assert "r#r#" not in schemas and "__" not in re.sub(r"__(?:LINE|FILE)__", "", cpp.replace("::", ""))
