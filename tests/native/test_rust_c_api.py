@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from nativetools import ROOT, NativeBuilds, cargo_env, run
 
-from catopt_dsl.backends.rust import emit_rust
+from catopt_dsl.backends.rust import c_symbol_prefix, emit_rust
 from catopt_dsl.cli import main
 from catopt_dsl.compile import load_plan
 from catopt_dsl.runtime.native_backend import _load, build_native, run_native
@@ -111,3 +111,17 @@ def test_plain_cargo_build_leaves_the_c_api_out(tmp_path: Path, native_builds: N
     rlib = target / "debug" / "libcatopt_gpu_fleet.rlib"
     assert rlib.exists() and b"catopt_gpu_fleet_create" not in rlib.read_bytes()
     assert not list((target / "debug").glob("libcatopt_gpu_fleet.so"))
+    # the same crate with the feature: the C API compiles warning-free and the symbols appear
+    run(["cargo", "build", "--offline", "-q", "--lib", "--features", "c-api"], tmp_path / "crate", cargo_env(target))
+    assert b"catopt_gpu_fleet_create" in rlib.read_bytes()
+
+
+@pytest.mark.parametrize("spec", ["tests/cases/keywords/keywords.cat", "tests/cases/naming/edges.cat"])
+def test_c_api_compiles_for_hostile_names(spec: str, tmp_path: Path, native_builds: NativeBuilds, need_rust: None) -> None:
+    """Keyword plan names (`gen`), stems that start with a digit: the C API's module compiles
+    warning-free, with the C++ library's symbol prefix."""
+    plan = load_plan(ROOT / spec)
+    emit_rust(plan, tmp_path / "crate")
+    run(["cargo", "check", "--offline", "-q", "--lib", "--features", "c-api"], tmp_path / "crate",
+        cargo_env(native_builds.target_dir))
+    assert f"pub extern \"C\" fn {c_symbol_prefix(plan)}_create()" in (tmp_path / "crate" / "src" / "c_api.rs").read_text()
