@@ -156,6 +156,9 @@ def _load_or_exit(file: Path, allow_paths: Sequence[str], color: str, as_json: b
     "protocol in this process, on Ray, as one centralised CVXPY problem, or with the plan's generated C++ "
     "solver (QP objects only; compiled once, cached under $CATOPT_CACHE or ~/.cache/catoptc/native).",
 )
+@click.option("--native-lang", type=click.Choice(["cpp", "rust"]), default=None,
+              help="With --backend native: the generated solver's language (default cpp; rust builds the "
+              "crate's C API as a cdylib with cargo).")
 @click.option("--address", default=None, help="Ray cluster address (with --backend ray); default: start a local Ray.")
 @click.option("--max-iter", type=click.IntRange(1), default=10_000, show_default=True, help="ADMM iterations before giving up.")
 @click.option("--eps-abs", type=click.FloatRange(min=0.0, min_open=True), default=1e-5, show_default=True, help="Absolute tolerance of the residuals.")
@@ -190,6 +193,7 @@ def solve(
     as_json: bool,
     centralized: bool,
     backend: str,
+    native_lang: str | None,
     address: str | None,
     max_iter: int,
     eps_abs: float,
@@ -222,6 +226,8 @@ def solve(
     centralized = backend == "centralized"
     if address is not None and backend != "ray":
         raise click.UsageError("--address names a Ray cluster: it needs --backend ray")
+    if native_lang is not None and backend != "native":
+        raise click.UsageError("--native-lang picks the language of --backend native: it needs --backend native")
     if plot is not None and centralized:
         raise click.UsageError("--plot draws ADMM's iteration history; a --centralized solve has none")
     if plot is not None:
@@ -239,7 +245,7 @@ def solve(
     phase = (lambda text: click.echo(f"catoptc: {text}", err=True)) if interactive else _log_phase
     from catopt_dsl.runtime.backends import RunOptions
 
-    run_opts = RunOptions(**build_run_options(run, backend, phase))
+    run_opts = RunOptions(**build_run_options(run, backend, phase), native_lang=native_lang or "cpp")
     if delta is not None and (run_opts.resume is not None or run_opts.checkpoint is not None):
         raise click.UsageError("--delta re-solves warm-started: it does not combine with --checkpoint/--resume")
     plan = _load_or_exit(file, allow_paths, color, as_json=as_json)
@@ -255,7 +261,7 @@ def solve(
     if identity_path is not None and ledger_path is None and not signed:
         raise click.UsageError("--identity signs a --ledger entry or a signed run's coordinator frames: this solve has neither")
     signer = _signer(identity_path)
-    delta_run = None
+    delta_run = RunOptions(native_lang=run_opts.native_lang) if backend == "native" else None
     if signed:
         keys = _keys(key_paths)
         run_opts = dataclasses.replace(run_opts, auth=_run_auth(plan, keys, signer, owners))

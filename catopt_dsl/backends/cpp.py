@@ -80,6 +80,9 @@ class CppDialect(native.Dialect):
     def vector(self, items: Sequence[str], kind: str) -> str:
         return self.vector_type(kind) + self.seq(items)
 
+    def zeros(self, kind: str, count: int) -> str:
+        return f"{self.vector_type(kind)}({count})"  # value-initialised: 0, 0.0, false
+
     def blob_vector(self, blob: native.Blob) -> str:
         if blob.kind == "f64":  # stored as bit patterns: converted, never through a double literal
             return f"{self.rt}blob_f64({blob.symbol}, {blob.count})"

@@ -495,6 +495,10 @@ class Dialect(ABC):
         """A growable vector of ``kind`` holding already-written items (possibly none)."""
 
     @abstractmethod
+    def zeros(self, kind: str, count: int) -> str:
+        """A growable vector of ``count`` zeros (``false``) of ``kind``."""
+
+    @abstractmethod
     def blob_vector(self, blob: Blob) -> str:
         """A growable vector holding the data of ``blob`` (embedded next to the code)."""
 
@@ -556,6 +560,7 @@ class FieldView:
     dims: str
     what: str  # string literal "Schema.vN.field"
     default_expr: str  # "" when required
+    init_expr: str  # what a default-constructed record holds: the default, else zeros of the shape
     sample_expr: str
     doc: str
 
@@ -713,6 +718,11 @@ def _field_view(d: Dialect, s: IRSchema, index: int, f: IRSchemaField, seed: int
         dims=d.dims(f.shape),
         what=d.string(f"{s.name}.v{s.version}.{f.name}"),
         default_expr="" if f.default is None else value(flat_default(f)),
+        init_expr=(
+            value(flat_default(f)) if f.default is not None
+            else d.scalar(0, kind) if not f.shape
+            else d.zeros(kind, int(np.prod(f.shape)))
+        ),
         sample_expr=value(sample_values(f, seed)),
         doc=safe_comment(f"`{f.name}`: {doc}"),
     )

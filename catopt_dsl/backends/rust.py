@@ -15,6 +15,8 @@ Layout of ``<out>/``::
     src/plans.rs        ``plan()`` and one ``<delta>_plan()`` per PlanDelta: the PlanSpec, and
                         ``local()`` / ``report()`` (``<delta>_plan_local()``, ...): each object's
                         QP data (None: not a QP, needs a user LocalSolver) and the JSON report
+    src/c_api.rs        feature ``c-api``: the C++ library's C API (``<prefix>_create``, ...), built
+                        as a shared library by ``cargo rustc --lib --features c-api --crate-type cdylib``
     src/bin/solve.rs    ``cargo run --release --bin solve``: the plan solved natively, printed
                         as ``catoptc solve --json`` prints it
     src/data/*.bin      little-endian param / coupling data, embedded with ``include_bytes!``
@@ -27,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from catopt_dsl.backends import native
+from catopt_dsl.backends.cpp import namespace as cpp_namespace
 from catopt_dsl.backends.escape import rust_str, safe_comment
 from catopt_dsl.backends.naming import Namer, require_names, snake_case
 from catopt_dsl.ir.model import IRPlan
@@ -65,6 +68,9 @@ class RustDialect(native.Dialect):
     def vector(self, items: Sequence[str], kind: str) -> str:
         return "vec![" + ", ".join(items) + "]" if items else "Vec::new()"
 
+    def zeros(self, kind: str, count: int) -> str:
+        return f"vec![{self.scalar(0, kind)}; {count}]"
+
     def blob_vector(self, blob: native.Blob) -> str:
         return f'crate::runtime::blob_{blob.kind}(include_bytes!("data/{blob.file_name}"))'
 
@@ -98,6 +104,12 @@ def crate_name(plan: IRPlan) -> str:
     return "catopt_" + snake_case(plan.name)
 
 
+def c_symbol_prefix(plan: IRPlan) -> str:
+    """The prefix of the C API's functions: the C++ library's (``catopt_<stem>``), so that
+    ``native_backend`` loads the Rust ``cdylib`` and the C++ shared library the same way."""
+    return cpp_namespace(plan)
+
+
 def dialect(plan: IRPlan) -> RustDialect:
     return RustDialect(crate_name(plan))
 
@@ -110,6 +122,7 @@ _TEMPLATES = {
     "src/plans.rs": "plans.rs.j2",
     "tests/generated.rs": "generated_test.rs.j2",
     "src/bin/solve.rs": "solve.rs.j2",
+    "src/c_api.rs": "c_api.rs.j2",
 }
 _RUNTIME = {"src/runtime.rs": "src/runtime.rs"}
 
@@ -117,7 +130,8 @@ _RUNTIME = {"src/runtime.rs": "src/runtime.rs"}
 def render_rust(plan: IRPlan) -> tuple[dict[str, str], list[native.Blob]]:
     """Relative path -> source text, plus the data blobs (no files written)."""
     view, blobs = native.build_package(plan, dialect(plan))
-    sources = native.render_templates("rust", _TEMPLATES, crate=view)
+    # The C API mirrors the C++ library's, symbol names included, so one loader drives either.
+    sources = native.render_templates("rust", _TEMPLATES, crate=view, c_prefix=c_symbol_prefix(plan))
     sources.update(native.runtime_sources("rust", _RUNTIME))
     return dict(sorted(sources.items())), blobs
 
@@ -132,4 +146,4 @@ def emit_rust(plan: IRPlan, out_dir: Path) -> list[Path]:
     return native.write_files(Path(out_dir), sources, {f"src/data/{b.file_name}": b.data for b in blobs})
 
 
-__all__ = ["NAMER", "RustDialect", "crate_name", "emit_rust", "render_rust", "rust_str", "safe_comment"]
+__all__ = ["NAMER", "RustDialect", "c_symbol_prefix", "crate_name", "emit_rust", "render_rust", "rust_str", "safe_comment"]

@@ -155,11 +155,19 @@ class PlanBase:
         alpha: float = 1.6,
         adaptive_rho: bool = True,
         verbose: bool = False,
+        native_lang: str = "cpp",
     ) -> PlanResult:
         """Solve with any backend the CLI has (``catopt_dsl.runtime.backends``: ``inprocess``,
-        ``distributed``, ``ray``, ``centralized``). ``warm``: start from the previous solve of this
-        plan (after :meth:`set_param`, say); the other options are those of ``catoptc solve``."""
-        from catopt_dsl.runtime.backends import solve_with  # lazy: the solver pulls in cvxpy
+        ``distributed``, ``ray``, ``centralized``, ``native``). ``warm``: start from the previous
+        solve of this plan (after :meth:`set_param`, say; ADMM backends only); the other options
+        are those of ``catoptc solve``.
+
+        ``backend="native"`` solves with the plan's generated solver (QP objects only), built with
+        the machine's compiler on first use and cached by content (``$CATOPT_CACHE``), so a plan
+        changed by :meth:`set_param` gets a build of its own; ``native_lang="rust"`` builds the
+        Rust crate's C API instead of the C++ library's. The result is the same :class:`PlanResult`
+        (no prices: the native coordinator does not report them)."""
+        from catopt_dsl.runtime.backends import RunOptions, solve_with  # lazy: the solver pulls in cvxpy
         from catopt_dsl.solver import SolveOptions
 
         options = SolveOptions(
@@ -172,7 +180,8 @@ class PlanBase:
             verbose=verbose,
         )
         start = self._last.state if warm and self._last is not None else None
-        raw = solve_with(self._ir, options, backend=backend, address=address, warm_start=start)
+        run = RunOptions(native_lang=native_lang) if native_lang != "cpp" else None
+        raw = solve_with(self._ir, options, backend=backend, address=address, warm_start=start, run=run)
         if getattr(raw, "state", None) is not None:
             self._last = raw
         return PlanResult.from_solver(raw)

@@ -10,7 +10,8 @@ distributed    the same ADMM over the delta-sync protocol, every node in this pr
 ray            the same ADMM over the protocol, each node a Ray actor (the ``ray`` extra)
 centralized    the whole plan as one CVXPY problem (the reference; no iterations, no warm start)
 native         the plan's generated C++ solver (QP objects only), compiled once and cached,
-               called through its C API (``native_backend.py``)
+               called through its C API (``native_backend.py``); ``RunOptions(native_lang=
+               "rust")``: the generated Rust crate's C API, built as a ``cdylib``, instead
 =============  ===============================================================================
 
 Each entry imports what it needs on first use, so listing backends costs nothing.
@@ -53,7 +54,8 @@ class RunOptions:
     ``phase``: hears start-up steps. Ray only: ``call_timeout_s``, ``start_timeout_s``,
     ``max_restarts`` (:class:`~catopt_dsl.runtime.ray_backend.RayNodes`). ``auth``: a
     :class:`~catopt_dsl.sync.auth.RunAuth` that signs every frame (required for a plan whose spec
-    names owners; the Ray actors receive their tenant's key with their node).
+    names owners; the Ray actors receive their tenant's key with their node). Native only:
+    ``native_lang``, the language of the generated solver (``cpp`` or ``rust``).
     """
 
     settings: Any = None
@@ -68,10 +70,15 @@ class RunOptions:
     start_timeout_s: float | None = None
     max_restarts: int | None = None
     auth: Any = None
+    native_lang: str = "cpp"
 
     def given(self) -> list[str]:
-        """The options set to something other than their default (phase aside)."""
-        return [f.name for f in fields(self) if f.name != "phase" and getattr(self, f.name) != f.default]
+        """The protocol options set to something other than their default (phase and the native
+        backend's ``native_lang`` aside)."""
+        return [
+            f.name for f in fields(self)
+            if f.name not in ("phase", "native_lang") and getattr(self, f.name) != f.default
+        ]
 
     def distributed_kwargs(self, assignment: Any = None) -> dict[str, Any]:
         """Keyword arguments of ``DistributedSolve``; ``fault_specs`` resolved for ``assignment``."""
@@ -155,7 +162,7 @@ def _native(
 ) -> SolveResult:
     from catopt_dsl.runtime.native_backend import solve_native
 
-    return solve_native(plan, options)
+    return solve_native(plan, options, run.native_lang)
 
 
 _Solve = Callable[
@@ -208,6 +215,8 @@ def solve_with(
     if address is not None and not info.takes_address:
         raise ValueError(f"backend {backend!r} runs no cluster: an address is only for {', '.join(n for n, (b, _) in _TABLE.items() if b.takes_address)}")
     run = run or RunOptions()
+    if run.native_lang != "cpp" and backend != "native":
+        raise ValueError(f"native_lang={run.native_lang!r} only applies to the native backend")
     given = run.given()
     if given and not info.protocol:
         raise ValueError(f"backend {backend!r} does not run the delta-sync protocol: {', '.join(given)} need(s) distributed or ray")

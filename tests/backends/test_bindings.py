@@ -4,6 +4,7 @@ typed options, every backend, and dual prices that match the centralised solve."
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,3 +88,33 @@ def test_every_cli_backend_is_offered(gpu_fleet: Any) -> None:
     plan = gpu_fleet.Plan()
     for backend in ("inprocess", "distributed", "centralized"):
         assert plan.solve(backend).status == "optimal"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="no C++ compiler")
+def test_native_backend_returns_the_in_process_result(
+    gpu_fleet: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Plan().solve(backend="native")`: the generated C++ solver, built once per content and cached,
+    returns the same PlanResult as the in-process solve, and follows a changed param."""
+    monkeypatch.setenv("CATOPT_CACHE", str(tmp_path / "cache"))
+    plan = gpu_fleet.Plan()
+    native, inproc = plan.solve(backend="native"), plan.solve()
+    assert type(native) is type(inproc)
+    assert native.status == inproc.status == "optimal"
+    assert native.objective == pytest.approx(inproc.objective, rel=1e-5)
+    assert native.objects.keys() == inproc.objects.keys() and native.shared.keys() == inproc.shared.keys()
+    for name, vars_ in inproc.objects.items():
+        for var, value in vars_.items():
+            assert native.objects[name][var].shape == value.shape
+            np.testing.assert_allclose(native.objects[name][var], value, rtol=1e-3, atol=1e-3)
+    builds = list((tmp_path / "cache").glob("*/libplan.so"))
+    assert len(builds) == 1 and plan.solve(backend="native").objective == native.objective  # cached
+    changed = _changed(gpu_fleet)
+    got, ref = changed.solve(backend="native"), changed.centralized()
+    assert got.status == ref.status == "optimal"
+    assert got.objective == pytest.approx(ref.objective, rel=1e-5)
+    assert got.objective != pytest.approx(native.objective, rel=1e-3)  # the change reached the native build
+    assert len(list((tmp_path / "cache").glob("*/libplan.so"))) == 2
+    with pytest.raises(ValueError, match="only applies to the native backend"):
+        plan.solve(native_lang="rust")

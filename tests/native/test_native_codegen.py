@@ -49,7 +49,7 @@ def test_header_names_spec_hash_and_version_and_nothing_machine_specific(tmp_pat
     for name, source in RUNTIME_COPIES.items():
         # the static runtime is copied byte for byte; its own header says where to edit it
         assert files.pop(name) == source.read_text(encoding="utf-8")
-    assert len(files) == 16  # 6 Rust (solve binary included), 10 C++ (solve program and C API included)
+    assert len(files) == 17  # 7 Rust (solve binary and C API included), 10 C++ (solve program and C API included)
     for text in files.values():
         head = text.splitlines()[0]
         assert "gpu_fleet.cat" in head and plan.spec_hash in head and "catoptc 0.1.0" in head
@@ -69,7 +69,7 @@ def test_keyword_names_are_escaped_once_by_the_namer() -> None:
     assert "pub is: Vec<f64>," in problems and "pub r#impl: Vec<f64>," in problems
     assert "pub fn gen_plan()" in rs["src/plans.rs"]
     cpp = render_cpp(plan)["keywords.hpp"]
-    assert "struct TypeV2 {" in cpp and "bool class_{};" in cpp and "std::int64_t match{};" in cpp
+    assert "struct TypeV2 {" in cpp and "bool class_ = false;" in cpp and "std::int64_t match = 0LL;" in cpp
     assert "double delete_{};" in cpp and "struct Struct {" in cpp and "rt::PlanSpec gen_plan();" in cpp
     # never double-escaped
     assert "r#r#" not in schemas and "__" not in re.sub(r"__(?:LINE|FILE)__", "", cpp.replace("::", ""))

@@ -10,6 +10,19 @@
 
 #include <stddef.h>
 
+/* A result the caller must read: [[nodiscard]] in C++17 and later (and C23), the GNU attribute in
+ * older C and C++ (this header is plain C, included from C++14 too), nothing elsewhere. Every
+ * generated header defines it the same way, so several plans' headers mix in one program. */
+#ifndef CATOPT_C_NODISCARD
+#if (defined(__cplusplus) && __cplusplus >= 201703L) || (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 202311L)
+#define CATOPT_C_NODISCARD [[nodiscard]]
+#elif defined(__GNUC__) || defined(__clang__)
+#define CATOPT_C_NODISCARD __attribute__((warn_unused_result))
+#else
+#define CATOPT_C_NODISCARD
+#endif
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -17,18 +30,18 @@ extern "C" {
 typedef struct catopt_consensus_lasso_solver catopt_consensus_lasso_solver;
 
 /* A solver for the plan (every QP object with its generated solver); NULL when out of memory. */
-catopt_consensus_lasso_solver* catopt_consensus_lasso_create(void);
+CATOPT_C_NODISCARD catopt_consensus_lasso_solver* catopt_consensus_lasso_create(void);
 /* Set an ADMM option: max_iter, eps_abs, eps_rel, rho, alpha, adaptive_rho (0 or 1); 0 or -1. */
-int catopt_consensus_lasso_set_param(catopt_consensus_lasso_solver* s, const char* name, double value);
+CATOPT_C_NODISCARD int catopt_consensus_lasso_set_param(catopt_consensus_lasso_solver* s, const char* name, double value);
 /* Solve; returns the status code (0 optimal, 1 infeasible, 2 unbounded, 3 max_iterations,
  * 4 local_solver_failed) or -1 when the plan cannot be solved natively (an object is no QP). */
-int catopt_consensus_lasso_solve(catopt_consensus_lasso_solver* s);
+CATOPT_C_NODISCARD int catopt_consensus_lasso_solve(catopt_consensus_lasso_solver* s);
 /* The last solve's `catoptc solve --json` object (owned by the handle; NULL before a solve). */
-const char* catopt_consensus_lasso_result_json(const catopt_consensus_lasso_solver* s);
+CATOPT_C_NODISCARD const char* catopt_consensus_lasso_result_json(const catopt_consensus_lasso_solver* s);
 /* The last solve's glued x of object `index` (plan order) into out[0..len); its length, or -1. */
-long catopt_consensus_lasso_x(const catopt_consensus_lasso_solver* s, size_t index, double* out, size_t len);
+CATOPT_C_NODISCARD long catopt_consensus_lasso_x(const catopt_consensus_lasso_solver* s, size_t index, double* out, size_t len);
 /* Why the last call failed ("" when it did not). */
-const char* catopt_consensus_lasso_error(const catopt_consensus_lasso_solver* s);
+CATOPT_C_NODISCARD const char* catopt_consensus_lasso_error(const catopt_consensus_lasso_solver* s);
 void catopt_consensus_lasso_free(catopt_consensus_lasso_solver* s);
 
 #ifdef __cplusplus

@@ -25,58 +25,59 @@ inline constexpr const char* CATOPTC_VERSION = "0.1.0";
 // ---------------------------------------------------------------------------------------------
 // schemas: arrays are flat, row-major vectors of the schema's shape. decode() accepts records of
 // any version of the same schema (appended fields skipped or defaulted) and throws rt::WireError.
+// A default-constructed record holds the schema's declared defaults (zeros where it declares none).
 // ---------------------------------------------------------------------------------------------
 namespace schemas {
 
 // Schema `Allocation` v1: 1 field(s).
 struct AllocationV1 {
     // `hours`: float array, shape (3,), row-major
-    std::vector<double> hours{};
+    std::vector<double> hours = std::vector<double>(3);
 
     static constexpr const char* SCHEMA_NAME = "Allocation";
     static constexpr std::uint32_t SCHEMA_VERSION = 1;
     static constexpr std::uint16_t FIELD_COUNT = 1;
 
-    ::catopt_gpu_fleet::rt::Bytes encode() const;
-    static AllocationV1 decode(const std::uint8_t* data, std::size_t size);
-    static AllocationV1 decode(const ::catopt_gpu_fleet::rt::Bytes& data) { return decode(data.data(), data.size()); }
-    bool operator==(const AllocationV1& other) const;
+    [[nodiscard]] ::catopt_gpu_fleet::rt::Bytes encode() const;
+    [[nodiscard]] static AllocationV1 decode(const std::uint8_t* data, std::size_t size);
+    [[nodiscard]] static AllocationV1 decode(const ::catopt_gpu_fleet::rt::Bytes& data) { return decode(data.data(), data.size()); }
+    [[nodiscard]] bool operator==(const AllocationV1& other) const;
 };
 
 // Schema `Allocation` v2: 2 field(s).
 struct AllocationV2 {
     // `hours`: float array, shape (3,), row-major
-    std::vector<double> hours{};
+    std::vector<double> hours = std::vector<double>(3);
     // `priority`: float; default 0.0
-    double priority{};
+    double priority = ::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL);
 
     static constexpr const char* SCHEMA_NAME = "Allocation";
     static constexpr std::uint32_t SCHEMA_VERSION = 2;
     static constexpr std::uint16_t FIELD_COUNT = 2;
 
-    ::catopt_gpu_fleet::rt::Bytes encode() const;
-    static AllocationV2 decode(const std::uint8_t* data, std::size_t size);
-    static AllocationV2 decode(const ::catopt_gpu_fleet::rt::Bytes& data) { return decode(data.data(), data.size()); }
-    bool operator==(const AllocationV2& other) const;
+    [[nodiscard]] ::catopt_gpu_fleet::rt::Bytes encode() const;
+    [[nodiscard]] static AllocationV2 decode(const std::uint8_t* data, std::size_t size);
+    [[nodiscard]] static AllocationV2 decode(const ::catopt_gpu_fleet::rt::Bytes& data) { return decode(data.data(), data.size()); }
+    [[nodiscard]] bool operator==(const AllocationV2& other) const;
 };
 
 // Schema `ComputeUsage` v1: 1 field(s).
 struct ComputeUsageV1 {
     // `h`: float
-    double h{};
+    double h = ::catopt_gpu_fleet::rt::f64_from_bits(0x0000000000000000ULL);
 
     static constexpr const char* SCHEMA_NAME = "ComputeUsage";
     static constexpr std::uint32_t SCHEMA_VERSION = 1;
     static constexpr std::uint16_t FIELD_COUNT = 1;
 
-    ::catopt_gpu_fleet::rt::Bytes encode() const;
-    static ComputeUsageV1 decode(const std::uint8_t* data, std::size_t size);
-    static ComputeUsageV1 decode(const ::catopt_gpu_fleet::rt::Bytes& data) { return decode(data.data(), data.size()); }
-    bool operator==(const ComputeUsageV1& other) const;
+    [[nodiscard]] ::catopt_gpu_fleet::rt::Bytes encode() const;
+    [[nodiscard]] static ComputeUsageV1 decode(const std::uint8_t* data, std::size_t size);
+    [[nodiscard]] static ComputeUsageV1 decode(const ::catopt_gpu_fleet::rt::Bytes& data) { return decode(data.data(), data.size()); }
+    [[nodiscard]] bool operator==(const ComputeUsageV1& other) const;
 };
 
 /// Decode `data` as schema `name` version `version` and encode it again (conformance checks).
-::catopt_gpu_fleet::rt::Bytes reencode(const std::string& name, std::uint32_t version, const ::catopt_gpu_fleet::rt::Bytes& data);
+[[nodiscard]] ::catopt_gpu_fleet::rt::Bytes reencode(const std::string& name, std::uint32_t version, const ::catopt_gpu_fleet::rt::Bytes& data);
 
 }  // namespace schemas
 
@@ -102,13 +103,13 @@ struct TenantA {
     /// Length of the stacked variable vector.
     static constexpr std::size_t N = 3;
     /// Functors applied to the params, in order.
-    static std::vector<std::string> functors();
+    [[nodiscard]] static std::vector<std::string> functors();
     /// (var, shape) in stacking order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
     /// (param, shape) in declaration order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
     /// The handle with the spec's param values.
-    static TenantA load();
+    [[nodiscard]] static TenantA load();
 };
 
 // LocalProblem `tenant_b` on `rocm`, via `torch`; it maximizes its objective.
@@ -128,13 +129,13 @@ struct TenantB {
     /// Length of the stacked variable vector.
     static constexpr std::size_t N = 3;
     /// Functors applied to the params, in order.
-    static std::vector<std::string> functors();
+    [[nodiscard]] static std::vector<std::string> functors();
     /// (var, shape) in stacking order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
     /// (param, shape) in declaration order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
     /// The handle with the spec's param values.
-    static TenantB load();
+    [[nodiscard]] static TenantB load();
 };
 
 // LocalProblem `tenant_c` on `cuda`, via `jax`; it maximizes its objective.
@@ -154,13 +155,13 @@ struct TenantC {
     /// Length of the stacked variable vector.
     static constexpr std::size_t N = 3;
     /// Functors applied to the params, in order.
-    static std::vector<std::string> functors();
+    [[nodiscard]] static std::vector<std::string> functors();
     /// (var, shape) in stacking order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
     /// (param, shape) in declaration order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
     /// The handle with the spec's param values.
-    static TenantC load();
+    [[nodiscard]] static TenantC load();
 };
 
 // LocalProblem `tenant_d` on `cpu`; it minimizes its objective.
@@ -178,13 +179,13 @@ struct TenantD {
     /// Length of the stacked variable vector.
     static constexpr std::size_t N = 3;
     /// Functors applied to the params, in order.
-    static std::vector<std::string> functors();
+    [[nodiscard]] static std::vector<std::string> functors();
     /// (var, shape) in stacking order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
     /// (param, shape) in declaration order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
     /// The handle with the spec's param values.
-    static TenantD load();
+    [[nodiscard]] static TenantD load();
 };
 
 }  // namespace problems
@@ -195,7 +196,7 @@ struct TenantD {
 namespace plans {
 
 // The plan `gpu_fleet`: 4 local problem(s), 1 shared block(s).
-::catopt_gpu_fleet::rt::PlanSpec plan();
+[[nodiscard]] ::catopt_gpu_fleet::rt::PlanSpec plan();
 
 /// The generated x-update of every object of plan() (plan order): QP data (the IR
 /// analysis found a quadratic objective with linear constraints; rt::QpSolver solves it), or

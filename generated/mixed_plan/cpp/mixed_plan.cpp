@@ -53,8 +53,8 @@ AllocationV2 AllocationV2::decode(const std::uint8_t* data, std::size_t size) {
     }
     {
         std::vector<double> v;
-        if (rec.f64s(1, {}, "Allocation.v2.priority", v)) {
-            out.priority = v[0];
+        if (rec.f64s(1, {}, "Allocation.v2.priority", v) && !v.empty()) {
+            out.priority = v.front();
         } else {
             out.priority = ::catopt_mixed_plan::rt::f64_from_bits(0x0000000000000000ULL);
         }
@@ -77,8 +77,8 @@ ComputeUsageV1 ComputeUsageV1::decode(const std::uint8_t* data, std::size_t size
     ComputeUsageV1 out;
     {
         std::vector<double> v;
-        if (rec.f64s(0, {}, "ComputeUsage.v1.h", v)) {
-            out.h = v[0];
+        if (rec.f64s(0, {}, "ComputeUsage.v1.h", v) && !v.empty()) {
+            out.h = v.front();
         } else {
             ::catopt_mixed_plan::rt::missing("ComputeUsage.v1.h");
         }

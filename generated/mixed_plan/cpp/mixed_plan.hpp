@@ -25,58 +25,59 @@ inline constexpr const char* CATOPTC_VERSION = "0.1.0";
 // ---------------------------------------------------------------------------------------------
 // schemas: arrays are flat, row-major vectors of the schema's shape. decode() accepts records of
 // any version of the same schema (appended fields skipped or defaulted) and throws rt::WireError.
+// A default-constructed record holds the schema's declared defaults (zeros where it declares none).
 // ---------------------------------------------------------------------------------------------
 namespace schemas {
 
 // Schema `Allocation` v1: 1 field(s).
 struct AllocationV1 {
     // `hours`: float array, shape (3,), row-major
-    std::vector<double> hours{};
+    std::vector<double> hours = std::vector<double>(3);
 
     static constexpr const char* SCHEMA_NAME = "Allocation";
     static constexpr std::uint32_t SCHEMA_VERSION = 1;
     static constexpr std::uint16_t FIELD_COUNT = 1;
 
-    ::catopt_mixed_plan::rt::Bytes encode() const;
-    static AllocationV1 decode(const std::uint8_t* data, std::size_t size);
-    static AllocationV1 decode(const ::catopt_mixed_plan::rt::Bytes& data) { return decode(data.data(), data.size()); }
-    bool operator==(const AllocationV1& other) const;
+    [[nodiscard]] ::catopt_mixed_plan::rt::Bytes encode() const;
+    [[nodiscard]] static AllocationV1 decode(const std::uint8_t* data, std::size_t size);
+    [[nodiscard]] static AllocationV1 decode(const ::catopt_mixed_plan::rt::Bytes& data) { return decode(data.data(), data.size()); }
+    [[nodiscard]] bool operator==(const AllocationV1& other) const;
 };
 
 // Schema `Allocation` v2: 2 field(s).
 struct AllocationV2 {
     // `hours`: float array, shape (3,), row-major
-    std::vector<double> hours{};
+    std::vector<double> hours = std::vector<double>(3);
     // `priority`: float; default 0.0
-    double priority{};
+    double priority = ::catopt_mixed_plan::rt::f64_from_bits(0x0000000000000000ULL);
 
     static constexpr const char* SCHEMA_NAME = "Allocation";
     static constexpr std::uint32_t SCHEMA_VERSION = 2;
     static constexpr std::uint16_t FIELD_COUNT = 2;
 
-    ::catopt_mixed_plan::rt::Bytes encode() const;
-    static AllocationV2 decode(const std::uint8_t* data, std::size_t size);
-    static AllocationV2 decode(const ::catopt_mixed_plan::rt::Bytes& data) { return decode(data.data(), data.size()); }
-    bool operator==(const AllocationV2& other) const;
+    [[nodiscard]] ::catopt_mixed_plan::rt::Bytes encode() const;
+    [[nodiscard]] static AllocationV2 decode(const std::uint8_t* data, std::size_t size);
+    [[nodiscard]] static AllocationV2 decode(const ::catopt_mixed_plan::rt::Bytes& data) { return decode(data.data(), data.size()); }
+    [[nodiscard]] bool operator==(const AllocationV2& other) const;
 };
 
 // Schema `ComputeUsage` v1: 1 field(s).
 struct ComputeUsageV1 {
     // `h`: float
-    double h{};
+    double h = ::catopt_mixed_plan::rt::f64_from_bits(0x0000000000000000ULL);
 
     static constexpr const char* SCHEMA_NAME = "ComputeUsage";
     static constexpr std::uint32_t SCHEMA_VERSION = 1;
     static constexpr std::uint16_t FIELD_COUNT = 1;
 
-    ::catopt_mixed_plan::rt::Bytes encode() const;
-    static ComputeUsageV1 decode(const std::uint8_t* data, std::size_t size);
-    static ComputeUsageV1 decode(const ::catopt_mixed_plan::rt::Bytes& data) { return decode(data.data(), data.size()); }
-    bool operator==(const ComputeUsageV1& other) const;
+    [[nodiscard]] ::catopt_mixed_plan::rt::Bytes encode() const;
+    [[nodiscard]] static ComputeUsageV1 decode(const std::uint8_t* data, std::size_t size);
+    [[nodiscard]] static ComputeUsageV1 decode(const ::catopt_mixed_plan::rt::Bytes& data) { return decode(data.data(), data.size()); }
+    [[nodiscard]] bool operator==(const ComputeUsageV1& other) const;
 };
 
 /// Decode `data` as schema `name` version `version` and encode it again (conformance checks).
-::catopt_mixed_plan::rt::Bytes reencode(const std::string& name, std::uint32_t version, const ::catopt_mixed_plan::rt::Bytes& data);
+[[nodiscard]] ::catopt_mixed_plan::rt::Bytes reencode(const std::string& name, std::uint32_t version, const ::catopt_mixed_plan::rt::Bytes& data);
 
 }  // namespace schemas
 
@@ -102,17 +103,17 @@ struct Site {
     /// Length of the stacked variable vector.
     static constexpr std::size_t N = 5;
     /// Functors applied to the params, in order.
-    static std::vector<std::string> functors();
+    [[nodiscard]] static std::vector<std::string> functors();
     /// (var, shape) in stacking order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
     /// (param, shape) in declaration order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
     /// The family's member indices.
-    static std::vector<std::int64_t> indices();
+    [[nodiscard]] static std::vector<std::int64_t> indices();
     /// The member with family index `index` (nullopt when there is none).
-    static std::optional<Site> member(std::int64_t index);
+    [[nodiscard]] static std::optional<Site> member(std::int64_t index);
     /// Every member as (object name, handle), in index order.
-    static std::vector<std::pair<std::string, Site>> members();
+    [[nodiscard]] static std::vector<std::pair<std::string, Site>> members();
 };
 
 }  // namespace problems
@@ -123,7 +124,7 @@ struct Site {
 namespace plans {
 
 // The plan `mixed_plan`: 6 local problem(s), 2 shared block(s).
-::catopt_mixed_plan::rt::PlanSpec plan();
+[[nodiscard]] ::catopt_mixed_plan::rt::PlanSpec plan();
 
 /// The generated x-update of every object of plan() (plan order): QP data (the IR
 /// analysis found a quadratic objective with linear constraints; rt::QpSolver solves it), or

@@ -53,8 +53,8 @@ UsageV2 UsageV2::decode(const std::uint8_t* data, std::size_t size) {
     }
     {
         std::vector<double> v;
-        if (rec.f64s(1, {}, "Usage.v2.peak", v)) {
-            out.peak = v[0];
+        if (rec.f64s(1, {}, "Usage.v2.peak", v) && !v.empty()) {
+            out.peak = v.front();
         } else {
             out.peak = ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL);
         }

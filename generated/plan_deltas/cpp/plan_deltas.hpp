@@ -25,43 +25,44 @@ inline constexpr const char* CATOPTC_VERSION = "0.1.0";
 // ---------------------------------------------------------------------------------------------
 // schemas: arrays are flat, row-major vectors of the schema's shape. decode() accepts records of
 // any version of the same schema (appended fields skipped or defaulted) and throws rt::WireError.
+// A default-constructed record holds the schema's declared defaults (zeros where it declares none).
 // ---------------------------------------------------------------------------------------------
 namespace schemas {
 
 // Schema `Usage` v1: 1 field(s).
 struct UsageV1 {
     // `hours`: float array, shape (2,), row-major
-    std::vector<double> hours{};
+    std::vector<double> hours = std::vector<double>(2);
 
     static constexpr const char* SCHEMA_NAME = "Usage";
     static constexpr std::uint32_t SCHEMA_VERSION = 1;
     static constexpr std::uint16_t FIELD_COUNT = 1;
 
-    ::catopt_plan_deltas::rt::Bytes encode() const;
-    static UsageV1 decode(const std::uint8_t* data, std::size_t size);
-    static UsageV1 decode(const ::catopt_plan_deltas::rt::Bytes& data) { return decode(data.data(), data.size()); }
-    bool operator==(const UsageV1& other) const;
+    [[nodiscard]] ::catopt_plan_deltas::rt::Bytes encode() const;
+    [[nodiscard]] static UsageV1 decode(const std::uint8_t* data, std::size_t size);
+    [[nodiscard]] static UsageV1 decode(const ::catopt_plan_deltas::rt::Bytes& data) { return decode(data.data(), data.size()); }
+    [[nodiscard]] bool operator==(const UsageV1& other) const;
 };
 
 // Schema `Usage` v2: 2 field(s).
 struct UsageV2 {
     // `hours`: float array, shape (2,), row-major
-    std::vector<double> hours{};
+    std::vector<double> hours = std::vector<double>(2);
     // `peak`: float; default 0.0
-    double peak{};
+    double peak = ::catopt_plan_deltas::rt::f64_from_bits(0x0000000000000000ULL);
 
     static constexpr const char* SCHEMA_NAME = "Usage";
     static constexpr std::uint32_t SCHEMA_VERSION = 2;
     static constexpr std::uint16_t FIELD_COUNT = 2;
 
-    ::catopt_plan_deltas::rt::Bytes encode() const;
-    static UsageV2 decode(const std::uint8_t* data, std::size_t size);
-    static UsageV2 decode(const ::catopt_plan_deltas::rt::Bytes& data) { return decode(data.data(), data.size()); }
-    bool operator==(const UsageV2& other) const;
+    [[nodiscard]] ::catopt_plan_deltas::rt::Bytes encode() const;
+    [[nodiscard]] static UsageV2 decode(const std::uint8_t* data, std::size_t size);
+    [[nodiscard]] static UsageV2 decode(const ::catopt_plan_deltas::rt::Bytes& data) { return decode(data.data(), data.size()); }
+    [[nodiscard]] bool operator==(const UsageV2& other) const;
 };
 
 /// Decode `data` as schema `name` version `version` and encode it again (conformance checks).
-::catopt_plan_deltas::rt::Bytes reencode(const std::string& name, std::uint32_t version, const ::catopt_plan_deltas::rt::Bytes& data);
+[[nodiscard]] ::catopt_plan_deltas::rt::Bytes reencode(const std::string& name, std::uint32_t version, const ::catopt_plan_deltas::rt::Bytes& data);
 
 }  // namespace schemas
 
@@ -83,13 +84,13 @@ struct TenantA {
     /// Length of the stacked variable vector.
     static constexpr std::size_t N = 2;
     /// Functors applied to the params, in order.
-    static std::vector<std::string> functors();
+    [[nodiscard]] static std::vector<std::string> functors();
     /// (var, shape) in stacking order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
     /// (param, shape) in declaration order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
     /// The handle with the spec's param values.
-    static TenantA load();
+    [[nodiscard]] static TenantA load();
 };
 
 // LocalProblem `tenant_b` on `rocm`; it maximizes its objective.
@@ -105,13 +106,13 @@ struct TenantB {
     /// Length of the stacked variable vector.
     static constexpr std::size_t N = 2;
     /// Functors applied to the params, in order.
-    static std::vector<std::string> functors();
+    [[nodiscard]] static std::vector<std::string> functors();
     /// (var, shape) in stacking order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
     /// (param, shape) in declaration order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
     /// The handle with the spec's param values.
-    static TenantB load();
+    [[nodiscard]] static TenantB load();
 };
 
 // LocalProblem `tenant_c` on `cpu`; it maximizes its objective.
@@ -127,13 +128,13 @@ struct TenantC {
     /// Length of the stacked variable vector.
     static constexpr std::size_t N = 2;
     /// Functors applied to the params, in order.
-    static std::vector<std::string> functors();
+    [[nodiscard]] static std::vector<std::string> functors();
     /// (var, shape) in stacking order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
     /// (param, shape) in declaration order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
     /// The handle with the spec's param values.
-    static TenantC load();
+    [[nodiscard]] static TenantC load();
 };
 
 // LocalProblem `tenant_d` on `cuda`; it maximizes its objective.
@@ -149,13 +150,13 @@ struct TenantD {
     /// Length of the stacked variable vector.
     static constexpr std::size_t N = 2;
     /// Functors applied to the params, in order.
-    static std::vector<std::string> functors();
+    [[nodiscard]] static std::vector<std::string> functors();
     /// (var, shape) in stacking order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
     /// (param, shape) in declaration order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
     /// The handle with the spec's param values.
-    static TenantD load();
+    [[nodiscard]] static TenantD load();
 };
 
 }  // namespace problems
@@ -166,7 +167,7 @@ struct TenantD {
 namespace plans {
 
 // The plan `plan_deltas`: 3 local problem(s), 1 shared block(s).
-::catopt_plan_deltas::rt::PlanSpec plan();
+[[nodiscard]] ::catopt_plan_deltas::rt::PlanSpec plan();
 
 /// The generated x-update of every object of plan() (plan order): QP data (the IR
 /// analysis found a quadratic objective with linear constraints; rt::QpSolver solves it), or
@@ -177,7 +178,7 @@ namespace plans {
 [[nodiscard]] ::catopt_plan_deltas::rt::ReportSpec report();
 
 // The plan `plan_deltas` after PlanDelta `tenant_d_joins`.
-::catopt_plan_deltas::rt::PlanSpec tenant_d_joins_plan();
+[[nodiscard]] ::catopt_plan_deltas::rt::PlanSpec tenant_d_joins_plan();
 
 /// The generated x-update of every object of tenant_d_joins_plan() (plan order): QP data (the IR
 /// analysis found a quadratic objective with linear constraints; rt::QpSolver solves it), or
@@ -188,7 +189,7 @@ namespace plans {
 [[nodiscard]] ::catopt_plan_deltas::rt::ReportSpec tenant_d_joins_plan_report();
 
 // The plan `plan_deltas` after PlanDelta `tenant_b_leaves`.
-::catopt_plan_deltas::rt::PlanSpec tenant_b_leaves_plan();
+[[nodiscard]] ::catopt_plan_deltas::rt::PlanSpec tenant_b_leaves_plan();
 
 /// The generated x-update of every object of tenant_b_leaves_plan() (plan order): QP data (the IR
 /// analysis found a quadratic objective with linear constraints; rt::QpSolver solves it), or
@@ -199,7 +200,7 @@ namespace plans {
 [[nodiscard]] ::catopt_plan_deltas::rt::ReportSpec tenant_b_leaves_plan_report();
 
 // The plan `plan_deltas` after PlanDelta `upgrade_schema`.
-::catopt_plan_deltas::rt::PlanSpec upgrade_schema_plan();
+[[nodiscard]] ::catopt_plan_deltas::rt::PlanSpec upgrade_schema_plan();
 
 /// The generated x-update of every object of upgrade_schema_plan() (plan order): QP data (the IR
 /// analysis found a quadratic objective with linear constraints; rt::QpSolver solves it), or

@@ -25,11 +25,12 @@ inline constexpr const char* CATOPTC_VERSION = "0.1.0";
 // ---------------------------------------------------------------------------------------------
 // schemas: arrays are flat, row-major vectors of the schema's shape. decode() accepts records of
 // any version of the same schema (appended fields skipped or defaulted) and throws rt::WireError.
+// A default-constructed record holds the schema's declared defaults (zeros where it declares none).
 // ---------------------------------------------------------------------------------------------
 namespace schemas {
 
 /// Decode `data` as schema `name` version `version` and encode it again (conformance checks).
-::catopt_sites_200::rt::Bytes reencode(const std::string& name, std::uint32_t version, const ::catopt_sites_200::rt::Bytes& data);
+[[nodiscard]] ::catopt_sites_200::rt::Bytes reencode(const std::string& name, std::uint32_t version, const ::catopt_sites_200::rt::Bytes& data);
 
 }  // namespace schemas
 
@@ -51,17 +52,17 @@ struct Site {
     /// Length of the stacked variable vector.
     static constexpr std::size_t N = 10;
     /// Functors applied to the params, in order.
-    static std::vector<std::string> functors();
+    [[nodiscard]] static std::vector<std::string> functors();
     /// (var, shape) in stacking order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> var_shapes();
     /// (param, shape) in declaration order.
-    static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
+    [[nodiscard]] static std::vector<std::pair<std::string, std::vector<std::size_t>>> param_shapes();
     /// The family's member indices.
-    static std::vector<std::int64_t> indices();
+    [[nodiscard]] static std::vector<std::int64_t> indices();
     /// The member with family index `index` (nullopt when there is none).
-    static std::optional<Site> member(std::int64_t index);
+    [[nodiscard]] static std::optional<Site> member(std::int64_t index);
     /// Every member as (object name, handle), in index order.
-    static std::vector<std::pair<std::string, Site>> members();
+    [[nodiscard]] static std::vector<std::pair<std::string, Site>> members();
 };
 
 }  // namespace problems
@@ -72,7 +73,7 @@ struct Site {
 namespace plans {
 
 // The plan `sites_200`: 200 local problem(s), 1 shared block(s).
-::catopt_sites_200::rt::PlanSpec plan();
+[[nodiscard]] ::catopt_sites_200::rt::PlanSpec plan();
 
 /// The generated x-update of every object of plan() (plan order): QP data (the IR
 /// analysis found a quadratic objective with linear constraints; rt::QpSolver solves it), or

@@ -5,12 +5,12 @@
 //! Param data is embedded bit-exactly (`f64::from_bits` literals, or little-endian files under
 //! `src/data/` read with `include_bytes!`). Arrays are flat, row-major `Vec`s.
 
-// LocalProblem family `tenant` (16 members); it minimizes its objective.
+/// LocalProblem family `tenant` (16 members); it minimizes its objective.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tenant {
-    // `A`: float array, shape (50, 20), row-major
+    /// `A`: float array, shape (50, 20), row-major
     pub a: Vec<f64>,
-    // `b`: float array, shape (50,), row-major
+    /// `b`: float array, shape (50,), row-major
     pub b: Vec<f64>,
 }
 
@@ -28,7 +28,8 @@ impl Tenant {
     /// The family's member indices.
     pub const INDICES: &'static [i64] = &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
 
-    /// The member with family index `index`.
+    /// The member with family index `index` (`None` when there is none).
+    #[must_use]
     pub fn member(index: i64) -> Option<Self> {
         match index {
             0 => Some(Self {
@@ -100,6 +101,7 @@ impl Tenant {
     }
 
     /// Every member as (object name, handle), in index order.
+    #[must_use]
     pub fn members() -> Vec<(&'static str, Self)> {
         vec![
             ("tenant[0]", Self::member(0).expect("generated index")),

@@ -3,7 +3,8 @@
 
 //! One struct per schema version. Arrays are flat, row-major `Vec`s of the schema's shape.
 //! `decode` accepts records of any version of the same schema: fields a newer writer appended
-//! are skipped, fields an older writer did not know take their defaults.
+//! are skipped, fields an older writer did not know take their defaults. `Default` holds the
+//! schema's declared defaults (zeros of the field's shape where it declares none).
 
 #![allow(clippy::all)]
 
@@ -11,6 +12,7 @@ use crate::runtime::WireError;
 
 /// Decode `data` as schema `name` version `version` and encode it again (conformance checks).
 #[allow(unused_variables)]
+#[must_use = "the re-encoded bytes (or the error) are the only result"]
 pub fn reencode(name: &str, version: u32, data: &[u8]) -> Result<Vec<u8>, WireError> {
     match (name, version) {
         _ => Err(WireError::new(

@@ -17,7 +17,8 @@ from .problems import (
 class Plan(rt.PlanBase):
     """The plan `federated_logreg`: 8 local problem(s), 1 shared block(s).
 
-    `Plan()` loads the plan shipped in this package; `solve()` runs the ADMM solver.
+    `Plan()` loads the plan shipped in this package; `solve()` runs the ADMM solver,
+    `solve(backend="native")` the plan's generated C++ solver (QP objects only; compiled once, cached).
     """
 
     NAME: ClassVar[str] = "federated_logreg"

@@ -6,8 +6,11 @@
 //! * `schemas`: one struct per schema version, `encode` / `decode` in the record wire format;
 //! * `problems`: one typed handle per LocalProblem (platform, adapter, shapes, embedded params);
 //! * `plans`: the coordinator structure of the plan and of each PlanDelta result;
-//! * `runtime`: CRC32C, the record and frame codecs, `LocalSolver`, `Coordinator`.
+//! * `runtime`: CRC32C, the record and frame codecs, `LocalSolver`, `Coordinator`;
+//! * `c_api` (feature `c-api`): the C API of the C++ library, for a `cdylib` build.
 
+#[cfg(feature = "c-api")]
+pub mod c_api;
 pub mod plans;
 pub mod problems;
 pub mod runtime;

@@ -5,7 +5,8 @@
 //! their closed-form global terms), each object's row blocks (consensus links, then coupling
 //! terms `B x + b`, the order of `catopt_dsl.solver.layout`) and the coupling limits.
 
-// The plan `federated_logreg`: 8 local problem(s), 1 shared block(s).
+/// The plan `federated_logreg`: 8 local problem(s), 1 shared block(s).
+#[must_use]
 pub fn plan() -> crate::runtime::PlanSpec {
     crate::runtime::PlanSpec {
         name: "federated_logreg",

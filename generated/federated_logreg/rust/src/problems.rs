@@ -5,12 +5,12 @@
 //! Param data is embedded bit-exactly (`f64::from_bits` literals, or little-endian files under
 //! `src/data/` read with `include_bytes!`). Arrays are flat, row-major `Vec`s.
 
-// LocalProblem family `site` (8 members); it minimizes its objective.
+/// LocalProblem family `site` (8 members); it minimizes its objective.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Site {
-    // `X`: float array, shape (40, 5), row-major
+    /// `X`: float array, shape (40, 5), row-major
     pub x: Vec<f64>,
-    // `y`: float array, shape (40,), row-major
+    /// `y`: float array, shape (40,), row-major
     pub y: Vec<f64>,
 }
 
@@ -28,7 +28,8 @@ impl Site {
     /// The family's member indices.
     pub const INDICES: &'static [i64] = &[0, 1, 2, 3, 4, 5, 6, 7];
 
-    /// The member with family index `index`.
+    /// The member with family index `index` (`None` when there is none).
+    #[must_use]
     pub fn member(index: i64) -> Option<Self> {
         match index {
             0 => Some(Self {
@@ -68,6 +69,7 @@ impl Site {
     }
 
     /// Every member as (object name, handle), in index order.
+    #[must_use]
     pub fn members() -> Vec<(&'static str, Self)> {
         vec![
             ("site[0]", Self::member(0).expect("generated index")),

@@ -5,16 +5,16 @@
 //! Param data is embedded bit-exactly (`f64::from_bits` literals, or little-endian files under
 //! `src/data/` read with `include_bytes!`). Arrays are flat, row-major `Vec`s.
 
-// LocalProblem `tenant_a` on `cuda`, via `torch`; it maximizes its objective.
+/// LocalProblem `tenant_a` on `cuda`, via `torch`; it maximizes its objective.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantA {
-    // `value`: float array, shape (3,), row-major
+    /// `value`: float array, shape (3,), row-major
     pub value: Vec<f64>,
-    // `gpu_hours`: float array, shape (3,), row-major
+    /// `gpu_hours`: float array, shape (3,), row-major
     pub gpu_hours: Vec<f64>,
-    // `penalty`: float scalar
+    /// `penalty`: float scalar
     pub penalty: f64,
-    // `demand`: float array, shape (3,), row-major
+    /// `demand`: float array, shape (3,), row-major
     pub demand: Vec<f64>,
 }
 
@@ -31,6 +31,7 @@ impl TenantA {
     pub const PARAM_SHAPES: &'static [(&'static str, &'static [usize])] = &[("value", &[3]), ("gpu_hours", &[3]), ("penalty", &[]), ("demand", &[3])];
 
     /// The handle with the spec's param values.
+    #[must_use]
     pub fn load() -> Self {
         Self {
             value: vec![f64::from_bits(0x400428f5c28f5c29), f64::from_bits(0x400370a3d70a3d71), f64::from_bits(0x400feb851eb851ec)],
@@ -41,16 +42,16 @@ impl TenantA {
     }
 }
 
-// LocalProblem `tenant_b` on `rocm`, via `torch`; it maximizes its objective.
+/// LocalProblem `tenant_b` on `rocm`, via `torch`; it maximizes its objective.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantB {
-    // `value`: float array, shape (3,), row-major
+    /// `value`: float array, shape (3,), row-major
     pub value: Vec<f64>,
-    // `gpu_hours`: float array, shape (3,), row-major
+    /// `gpu_hours`: float array, shape (3,), row-major
     pub gpu_hours: Vec<f64>,
-    // `penalty`: float scalar
+    /// `penalty`: float scalar
     pub penalty: f64,
-    // `demand`: float array, shape (3,), row-major
+    /// `demand`: float array, shape (3,), row-major
     pub demand: Vec<f64>,
 }
 
@@ -67,6 +68,7 @@ impl TenantB {
     pub const PARAM_SHAPES: &'static [(&'static str, &'static [usize])] = &[("value", &[3]), ("gpu_hours", &[3]), ("penalty", &[]), ("demand", &[3])];
 
     /// The handle with the spec's param values.
+    #[must_use]
     pub fn load() -> Self {
         Self {
             value: vec![f64::from_bits(0x40047ae147ae147b), f64::from_bits(0x4002cccccccccccd), f64::from_bits(0x4009c28f5c28f5c3)],
@@ -77,16 +79,16 @@ impl TenantB {
     }
 }
 
-// LocalProblem `tenant_c` on `cuda`, via `jax`; it maximizes its objective.
+/// LocalProblem `tenant_c` on `cuda`, via `jax`; it maximizes its objective.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantC {
-    // `value`: float array, shape (3,), row-major
+    /// `value`: float array, shape (3,), row-major
     pub value: Vec<f64>,
-    // `gpu_minutes`: float array, shape (3,), row-major
+    /// `gpu_minutes`: float array, shape (3,), row-major
     pub gpu_minutes: Vec<f64>,
-    // `penalty`: float scalar
+    /// `penalty`: float scalar
     pub penalty: f64,
-    // `demand`: float array, shape (3,), row-major
+    /// `demand`: float array, shape (3,), row-major
     pub demand: Vec<f64>,
 }
 
@@ -103,6 +105,7 @@ impl TenantC {
     pub const PARAM_SHAPES: &'static [(&'static str, &'static [usize])] = &[("value", &[3]), ("gpu_minutes", &[3]), ("penalty", &[]), ("demand", &[3])];
 
     /// The handle with the spec's param values.
+    #[must_use]
     pub fn load() -> Self {
         Self {
             value: vec![f64::from_bits(0x3ffc000000000000), f64::from_bits(0x3ff7ae147ae147ae), f64::from_bits(0x401170a3d70a3d71)],
@@ -113,14 +116,14 @@ impl TenantC {
     }
 }
 
-// LocalProblem `tenant_d` on `cpu`; it minimizes its objective.
+/// LocalProblem `tenant_d` on `cpu`; it minimizes its objective.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantD {
-    // `value`: float array, shape (3,), row-major
+    /// `value`: float array, shape (3,), row-major
     pub value: Vec<f64>,
-    // `demand`: float array, shape (3,), row-major
+    /// `demand`: float array, shape (3,), row-major
     pub demand: Vec<f64>,
-    // `penalty`: float scalar
+    /// `penalty`: float scalar
     pub penalty: f64,
 }
 
@@ -137,6 +140,7 @@ impl TenantD {
     pub const PARAM_SHAPES: &'static [(&'static str, &'static [usize])] = &[("value", &[3]), ("demand", &[3]), ("penalty", &[])];
 
     /// The handle with the spec's param values.
+    #[must_use]
     pub fn load() -> Self {
         Self {
             value: vec![f64::from_bits(0x4004e147ae147ae1), f64::from_bits(0x4012e147ae147ae1), f64::from_bits(0x40031eb851eb851f)],

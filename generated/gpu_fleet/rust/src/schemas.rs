@@ -3,17 +3,27 @@
 
 //! One struct per schema version. Arrays are flat, row-major `Vec`s of the schema's shape.
 //! `decode` accepts records of any version of the same schema: fields a newer writer appended
-//! are skipped, fields an older writer did not know take their defaults.
+//! are skipped, fields an older writer did not know take their defaults. `Default` holds the
+//! schema's declared defaults (zeros of the field's shape where it declares none).
 
 #![allow(clippy::all)]
 
 use crate::runtime::WireError;
 
-// Schema `Allocation` v1: 1 field(s).
+/// Schema `Allocation` v1: 1 field(s).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AllocationV1 {
-    // `hours`: float array, shape (3,), row-major
+    /// `hours`: float array, shape (3,), row-major
     pub hours: Vec<f64>,
+}
+
+impl Default for AllocationV1 {
+    /// The schema's declared defaults (zeros of the field's shape where it declares none).
+    fn default() -> Self {
+        Self {
+            hours: vec![f64::from_bits(0x0000000000000000); 3],
+        }
+    }
 }
 
 impl AllocationV1 {
@@ -22,6 +32,7 @@ impl AllocationV1 {
     pub const FIELD_COUNT: u16 = 1;
 
     /// The canonical record bytes.
+    #[must_use = "encoding has no effect but its bytes (or its error)"]
     pub fn encode(&self) -> Result<Vec<u8>, WireError> {
         #[allow(unused_mut)]
         let mut w = crate::runtime::RecordWriter::new(Self::SCHEMA_NAME, Self::SCHEMA_VERSION, Self::FIELD_COUNT)?;
@@ -29,7 +40,8 @@ impl AllocationV1 {
         Ok(w.finish())
     }
 
-    /// Decode a record of any version of this schema; every bad input is an `Err`.
+    /// Decode a record of any version of this schema; every bad input is an `Err`, never a panic.
+    #[must_use = "a decoded record (or the reason the bytes are not one) is the only result"]
     pub fn decode(data: &[u8]) -> Result<Self, WireError> {
         #[allow(unused_variables)]
         let rec = crate::runtime::parse_record(data, Self::SCHEMA_NAME, Self::SCHEMA_VERSION, 1)?;
@@ -39,13 +51,23 @@ impl AllocationV1 {
     }
 }
 
-// Schema `Allocation` v2: 2 field(s).
+/// Schema `Allocation` v2: 2 field(s).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AllocationV2 {
-    // `hours`: float array, shape (3,), row-major
+    /// `hours`: float array, shape (3,), row-major
     pub hours: Vec<f64>,
-    // `priority`: float; default 0.0
+    /// `priority`: float; default 0.0
     pub priority: f64,
+}
+
+impl Default for AllocationV2 {
+    /// The schema's declared defaults (zeros of the field's shape where it declares none).
+    fn default() -> Self {
+        Self {
+            hours: vec![f64::from_bits(0x0000000000000000); 3],
+            priority: f64::from_bits(0x0000000000000000),
+        }
+    }
 }
 
 impl AllocationV2 {
@@ -54,6 +76,7 @@ impl AllocationV2 {
     pub const FIELD_COUNT: u16 = 2;
 
     /// The canonical record bytes.
+    #[must_use = "encoding has no effect but its bytes (or its error)"]
     pub fn encode(&self) -> Result<Vec<u8>, WireError> {
         #[allow(unused_mut)]
         let mut w = crate::runtime::RecordWriter::new(Self::SCHEMA_NAME, Self::SCHEMA_VERSION, Self::FIELD_COUNT)?;
@@ -62,22 +85,32 @@ impl AllocationV2 {
         Ok(w.finish())
     }
 
-    /// Decode a record of any version of this schema; every bad input is an `Err`.
+    /// Decode a record of any version of this schema; every bad input is an `Err`, never a panic.
+    #[must_use = "a decoded record (or the reason the bytes are not one) is the only result"]
     pub fn decode(data: &[u8]) -> Result<Self, WireError> {
         #[allow(unused_variables)]
         let rec = crate::runtime::parse_record(data, Self::SCHEMA_NAME, Self::SCHEMA_VERSION, 2)?;
         Ok(Self {
             hours: crate::runtime::required(rec.f64s(0, &[3], "Allocation.v2.hours")?, "Allocation.v2.hours")?,
-            priority: rec.f64s(1, &[], "Allocation.v2.priority")?.map(crate::runtime::scalar).unwrap_or(f64::from_bits(0x0000000000000000)),
+            priority: rec.f64s(1, &[], "Allocation.v2.priority")?.and_then(|v| v.first().copied()).unwrap_or(f64::from_bits(0x0000000000000000)),
         })
     }
 }
 
-// Schema `ComputeUsage` v1: 1 field(s).
+/// Schema `ComputeUsage` v1: 1 field(s).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComputeUsageV1 {
-    // `h`: float
+    /// `h`: float
     pub h: f64,
+}
+
+impl Default for ComputeUsageV1 {
+    /// The schema's declared defaults (zeros of the field's shape where it declares none).
+    fn default() -> Self {
+        Self {
+            h: f64::from_bits(0x0000000000000000),
+        }
+    }
 }
 
 impl ComputeUsageV1 {
@@ -86,6 +119,7 @@ impl ComputeUsageV1 {
     pub const FIELD_COUNT: u16 = 1;
 
     /// The canonical record bytes.
+    #[must_use = "encoding has no effect but its bytes (or its error)"]
     pub fn encode(&self) -> Result<Vec<u8>, WireError> {
         #[allow(unused_mut)]
         let mut w = crate::runtime::RecordWriter::new(Self::SCHEMA_NAME, Self::SCHEMA_VERSION, Self::FIELD_COUNT)?;
@@ -93,18 +127,20 @@ impl ComputeUsageV1 {
         Ok(w.finish())
     }
 
-    /// Decode a record of any version of this schema; every bad input is an `Err`.
+    /// Decode a record of any version of this schema; every bad input is an `Err`, never a panic.
+    #[must_use = "a decoded record (or the reason the bytes are not one) is the only result"]
     pub fn decode(data: &[u8]) -> Result<Self, WireError> {
         #[allow(unused_variables)]
         let rec = crate::runtime::parse_record(data, Self::SCHEMA_NAME, Self::SCHEMA_VERSION, 1)?;
         Ok(Self {
-            h: crate::runtime::required(rec.f64s(0, &[], "ComputeUsage.v1.h")?.map(crate::runtime::scalar), "ComputeUsage.v1.h")?,
+            h: crate::runtime::required(rec.f64s(0, &[], "ComputeUsage.v1.h")?.and_then(|v| v.first().copied()), "ComputeUsage.v1.h")?,
         })
     }
 }
 
 /// Decode `data` as schema `name` version `version` and encode it again (conformance checks).
 #[allow(unused_variables)]
+#[must_use = "the re-encoded bytes (or the error) are the only result"]
 pub fn reencode(name: &str, version: u32, data: &[u8]) -> Result<Vec<u8>, WireError> {
     match (name, version) {
         ("Allocation", 1) => AllocationV1::decode(data)?.encode(),

@@ -5,16 +5,16 @@
 //! Param data is embedded bit-exactly (`f64::from_bits` literals, or little-endian files under
 //! `src/data/` read with `include_bytes!`). Arrays are flat, row-major `Vec`s.
 
-// LocalProblem family `site` (6 members); it minimizes its objective.
+/// LocalProblem family `site` (6 members); it minimizes its objective.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Site {
-    // `A`: float array, shape (20, 4), row-major
+    /// `A`: float array, shape (20, 4), row-major
     pub a: Vec<f64>,
-    // `b`: float array, shape (20,), row-major
+    /// `b`: float array, shape (20,), row-major
     pub b: Vec<f64>,
-    // `need`: float scalar
+    /// `need`: float scalar
     pub need: f64,
-    // `cost`: float scalar
+    /// `cost`: float scalar
     pub cost: f64,
 }
 
@@ -32,7 +32,8 @@ impl Site {
     /// The family's member indices.
     pub const INDICES: &'static [i64] = &[0, 1, 2, 3, 4, 5];
 
-    /// The member with family index `index`.
+    /// The member with family index `index` (`None` when there is none).
+    #[must_use]
     pub fn member(index: i64) -> Option<Self> {
         match index {
             0 => Some(Self {
@@ -76,6 +77,7 @@ impl Site {
     }
 
     /// Every member as (object name, handle), in index order.
+    #[must_use]
     pub fn members() -> Vec<(&'static str, Self)> {
         vec![
             ("site[0]", Self::member(0).expect("generated index")),

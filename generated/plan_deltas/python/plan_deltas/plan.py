@@ -19,7 +19,8 @@ from .problems import (
 class Plan(rt.PlanBase):
     """The plan `plan_deltas`: 3 local problem(s), 1 shared block(s).
 
-    `Plan()` loads the plan shipped in this package; `solve()` runs the ADMM solver.
+    `Plan()` loads the plan shipped in this package; `solve()` runs the ADMM solver,
+    `solve(backend="native")` the plan's generated C++ solver (QP objects only; compiled once, cached).
     """
 
     NAME: ClassVar[str] = "plan_deltas"
@@ -47,7 +48,8 @@ class Plan(rt.PlanBase):
 class TenantDJoinsPlan(rt.PlanBase):
     """The plan `plan_deltas` after PlanDelta `tenant_d_joins`.
 
-    `TenantDJoinsPlan()` loads the plan shipped in this package; `solve()` runs the ADMM solver.
+    `TenantDJoinsPlan()` loads the plan shipped in this package; `solve()` runs the ADMM solver,
+    `solve(backend="native")` the plan's generated C++ solver (QP objects only; compiled once, cached).
     """
 
     NAME: ClassVar[str] = "plan_deltas"
@@ -64,7 +66,8 @@ class TenantDJoinsPlan(rt.PlanBase):
 class TenantBLeavesPlan(rt.PlanBase):
     """The plan `plan_deltas` after PlanDelta `tenant_b_leaves`.
 
-    `TenantBLeavesPlan()` loads the plan shipped in this package; `solve()` runs the ADMM solver.
+    `TenantBLeavesPlan()` loads the plan shipped in this package; `solve()` runs the ADMM solver,
+    `solve(backend="native")` the plan's generated C++ solver (QP objects only; compiled once, cached).
     """
 
     NAME: ClassVar[str] = "plan_deltas"
@@ -79,7 +82,8 @@ class TenantBLeavesPlan(rt.PlanBase):
 class UpgradeSchemaPlan(rt.PlanBase):
     """The plan `plan_deltas` after PlanDelta `upgrade_schema`.
 
-    `UpgradeSchemaPlan()` loads the plan shipped in this package; `solve()` runs the ADMM solver.
+    `UpgradeSchemaPlan()` loads the plan shipped in this package; `solve()` runs the ADMM solver,
+    `solve(backend="native")` the plan's generated C++ solver (QP objects only; compiled once, cached).
     """
 
     NAME: ClassVar[str] = "plan_deltas"

@@ -5,7 +5,8 @@
 //! their closed-form global terms), each object's row blocks (consensus links, then coupling
 //! terms `B x + b`, the order of `catopt_dsl.solver.layout`) and the coupling limits.
 
-// The plan `plan_deltas`: 3 local problem(s), 1 shared block(s).
+/// The plan `plan_deltas`: 3 local problem(s), 1 shared block(s).
+#[must_use]
 pub fn plan() -> crate::runtime::PlanSpec {
     crate::runtime::PlanSpec {
         name: "plan_deltas",
@@ -47,7 +48,8 @@ pub fn plan() -> crate::runtime::PlanSpec {
     }
 }
 
-// The plan `plan_deltas` after PlanDelta `tenant_d_joins`.
+/// The plan `plan_deltas` after PlanDelta `tenant_d_joins`.
+#[must_use]
 pub fn tenant_d_joins_plan() -> crate::runtime::PlanSpec {
     crate::runtime::PlanSpec {
         name: "plan_deltas",
@@ -96,7 +98,8 @@ pub fn tenant_d_joins_plan() -> crate::runtime::PlanSpec {
     }
 }
 
-// The plan `plan_deltas` after PlanDelta `tenant_b_leaves`.
+/// The plan `plan_deltas` after PlanDelta `tenant_b_leaves`.
+#[must_use]
 pub fn tenant_b_leaves_plan() -> crate::runtime::PlanSpec {
     crate::runtime::PlanSpec {
         name: "plan_deltas",
@@ -131,7 +134,8 @@ pub fn tenant_b_leaves_plan() -> crate::runtime::PlanSpec {
     }
 }
 
-// The plan `plan_deltas` after PlanDelta `upgrade_schema`.
+/// The plan `plan_deltas` after PlanDelta `upgrade_schema`.
+#[must_use]
 pub fn upgrade_schema_plan() -> crate::runtime::PlanSpec {
     crate::runtime::PlanSpec {
         name: "plan_deltas",

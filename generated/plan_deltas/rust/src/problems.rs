@@ -5,12 +5,12 @@
 //! Param data is embedded bit-exactly (`f64::from_bits` literals, or little-endian files under
 //! `src/data/` read with `include_bytes!`). Arrays are flat, row-major `Vec`s.
 
-// LocalProblem `tenant_a` on `cuda`; it maximizes its objective.
+/// LocalProblem `tenant_a` on `cuda`; it maximizes its objective.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantA {
-    // `value`: float array, shape (2,), row-major
+    /// `value`: float array, shape (2,), row-major
     pub value: Vec<f64>,
-    // `demand`: float array, shape (2,), row-major
+    /// `demand`: float array, shape (2,), row-major
     pub demand: Vec<f64>,
 }
 
@@ -27,6 +27,7 @@ impl TenantA {
     pub const PARAM_SHAPES: &'static [(&'static str, &'static [usize])] = &[("value", &[2]), ("demand", &[2])];
 
     /// The handle with the spec's param values.
+    #[must_use]
     pub fn load() -> Self {
         Self {
             value: vec![f64::from_bits(0x4008000000000000), f64::from_bits(0x4000000000000000)],
@@ -35,12 +36,12 @@ impl TenantA {
     }
 }
 
-// LocalProblem `tenant_b` on `rocm`; it maximizes its objective.
+/// LocalProblem `tenant_b` on `rocm`; it maximizes its objective.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantB {
-    // `value`: float array, shape (2,), row-major
+    /// `value`: float array, shape (2,), row-major
     pub value: Vec<f64>,
-    // `demand`: float array, shape (2,), row-major
+    /// `demand`: float array, shape (2,), row-major
     pub demand: Vec<f64>,
 }
 
@@ -57,6 +58,7 @@ impl TenantB {
     pub const PARAM_SHAPES: &'static [(&'static str, &'static [usize])] = &[("value", &[2]), ("demand", &[2])];
 
     /// The handle with the spec's param values.
+    #[must_use]
     pub fn load() -> Self {
         Self {
             value: vec![f64::from_bits(0x4004000000000000), f64::from_bits(0x400c000000000000)],
@@ -65,12 +67,12 @@ impl TenantB {
     }
 }
 
-// LocalProblem `tenant_c` on `cpu`; it maximizes its objective.
+/// LocalProblem `tenant_c` on `cpu`; it maximizes its objective.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantC {
-    // `value`: float array, shape (2,), row-major
+    /// `value`: float array, shape (2,), row-major
     pub value: Vec<f64>,
-    // `demand`: float array, shape (2,), row-major
+    /// `demand`: float array, shape (2,), row-major
     pub demand: Vec<f64>,
 }
 
@@ -87,6 +89,7 @@ impl TenantC {
     pub const PARAM_SHAPES: &'static [(&'static str, &'static [usize])] = &[("value", &[2]), ("demand", &[2])];
 
     /// The handle with the spec's param values.
+    #[must_use]
     pub fn load() -> Self {
         Self {
             value: vec![f64::from_bits(0x3ff8000000000000), f64::from_bits(0x3ff0000000000000)],
@@ -95,12 +98,12 @@ impl TenantC {
     }
 }
 
-// LocalProblem `tenant_d` on `cuda`; it maximizes its objective.
+/// LocalProblem `tenant_d` on `cuda`; it maximizes its objective.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantD {
-    // `value`: float array, shape (2,), row-major
+    /// `value`: float array, shape (2,), row-major
     pub value: Vec<f64>,
-    // `demand`: float array, shape (2,), row-major
+    /// `demand`: float array, shape (2,), row-major
     pub demand: Vec<f64>,
 }
 
@@ -117,6 +120,7 @@ impl TenantD {
     pub const PARAM_SHAPES: &'static [(&'static str, &'static [usize])] = &[("value", &[2]), ("demand", &[2])];
 
     /// The handle with the spec's param values.
+    #[must_use]
     pub fn load() -> Self {
         Self {
             value: vec![f64::from_bits(0x4010000000000000), f64::from_bits(0x3ff0000000000000)],

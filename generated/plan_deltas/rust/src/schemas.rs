@@ -3,17 +3,27 @@
 
 //! One struct per schema version. Arrays are flat, row-major `Vec`s of the schema's shape.
 //! `decode` accepts records of any version of the same schema: fields a newer writer appended
-//! are skipped, fields an older writer did not know take their defaults.
+//! are skipped, fields an older writer did not know take their defaults. `Default` holds the
+//! schema's declared defaults (zeros of the field's shape where it declares none).
 
 #![allow(clippy::all)]
 
 use crate::runtime::WireError;
 
-// Schema `Usage` v1: 1 field(s).
+/// Schema `Usage` v1: 1 field(s).
 #[derive(Debug, Clone, PartialEq)]
 pub struct UsageV1 {
-    // `hours`: float array, shape (2,), row-major
+    /// `hours`: float array, shape (2,), row-major
     pub hours: Vec<f64>,
+}
+
+impl Default for UsageV1 {
+    /// The schema's declared defaults (zeros of the field's shape where it declares none).
+    fn default() -> Self {
+        Self {
+            hours: vec![f64::from_bits(0x0000000000000000); 2],
+        }
+    }
 }
 
 impl UsageV1 {
@@ -22,6 +32,7 @@ impl UsageV1 {
     pub const FIELD_COUNT: u16 = 1;
 
     /// The canonical record bytes.
+    #[must_use = "encoding has no effect but its bytes (or its error)"]
     pub fn encode(&self) -> Result<Vec<u8>, WireError> {
         #[allow(unused_mut)]
         let mut w = crate::runtime::RecordWriter::new(Self::SCHEMA_NAME, Self::SCHEMA_VERSION, Self::FIELD_COUNT)?;
@@ -29,7 +40,8 @@ impl UsageV1 {
         Ok(w.finish())
     }
 
-    /// Decode a record of any version of this schema; every bad input is an `Err`.
+    /// Decode a record of any version of this schema; every bad input is an `Err`, never a panic.
+    #[must_use = "a decoded record (or the reason the bytes are not one) is the only result"]
     pub fn decode(data: &[u8]) -> Result<Self, WireError> {
         #[allow(unused_variables)]
         let rec = crate::runtime::parse_record(data, Self::SCHEMA_NAME, Self::SCHEMA_VERSION, 1)?;
@@ -39,13 +51,23 @@ impl UsageV1 {
     }
 }
 
-// Schema `Usage` v2: 2 field(s).
+/// Schema `Usage` v2: 2 field(s).
 #[derive(Debug, Clone, PartialEq)]
 pub struct UsageV2 {
-    // `hours`: float array, shape (2,), row-major
+    /// `hours`: float array, shape (2,), row-major
     pub hours: Vec<f64>,
-    // `peak`: float; default 0.0
+    /// `peak`: float; default 0.0
     pub peak: f64,
+}
+
+impl Default for UsageV2 {
+    /// The schema's declared defaults (zeros of the field's shape where it declares none).
+    fn default() -> Self {
+        Self {
+            hours: vec![f64::from_bits(0x0000000000000000); 2],
+            peak: f64::from_bits(0x0000000000000000),
+        }
+    }
 }
 
 impl UsageV2 {
@@ -54,6 +76,7 @@ impl UsageV2 {
     pub const FIELD_COUNT: u16 = 2;
 
     /// The canonical record bytes.
+    #[must_use = "encoding has no effect but its bytes (or its error)"]
     pub fn encode(&self) -> Result<Vec<u8>, WireError> {
         #[allow(unused_mut)]
         let mut w = crate::runtime::RecordWriter::new(Self::SCHEMA_NAME, Self::SCHEMA_VERSION, Self::FIELD_COUNT)?;
@@ -62,19 +85,21 @@ impl UsageV2 {
         Ok(w.finish())
     }
 
-    /// Decode a record of any version of this schema; every bad input is an `Err`.
+    /// Decode a record of any version of this schema; every bad input is an `Err`, never a panic.
+    #[must_use = "a decoded record (or the reason the bytes are not one) is the only result"]
     pub fn decode(data: &[u8]) -> Result<Self, WireError> {
         #[allow(unused_variables)]
         let rec = crate::runtime::parse_record(data, Self::SCHEMA_NAME, Self::SCHEMA_VERSION, 2)?;
         Ok(Self {
             hours: crate::runtime::required(rec.f64s(0, &[2], "Usage.v2.hours")?, "Usage.v2.hours")?,
-            peak: rec.f64s(1, &[], "Usage.v2.peak")?.map(crate::runtime::scalar).unwrap_or(f64::from_bits(0x0000000000000000)),
+            peak: rec.f64s(1, &[], "Usage.v2.peak")?.and_then(|v| v.first().copied()).unwrap_or(f64::from_bits(0x0000000000000000)),
         })
     }
 }
 
 /// Decode `data` as schema `name` version `version` and encode it again (conformance checks).
 #[allow(unused_variables)]
+#[must_use = "the re-encoded bytes (or the error) are the only result"]
 pub fn reencode(name: &str, version: u32, data: &[u8]) -> Result<Vec<u8>, WireError> {
     match (name, version) {
         ("Usage", 1) => UsageV1::decode(data)?.encode(),
