@@ -93,3 +93,15 @@ def test_the_checkers_typer_stays_private() -> None:
         if f.relative_to(PKG).parts[0] != "check" and "_Checker" in f.read_text(encoding="utf-8")
     ]
     assert not outside, outside
+
+
+def test_the_native_targets_share_only_the_native_model() -> None:
+    """rust.py and cpp.py are two dialects of one native model (backends/native.py): what both
+    need lives there, so neither imports the other (the copy issue 10 removed stays removed)."""
+    for this, other in (("rust", "cpp"), ("cpp", "rust")):
+        tree = ast.parse((PKG / "backends" / f"{this}.py").read_text(encoding="utf-8"))
+        imported = {
+            node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+        } | {f"catopt_dsl.backends.{a.name}" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+             and node.module == "catopt_dsl.backends" for a in node.names}
+        assert f"catopt_dsl.backends.{other}" not in imported, f"backends/{this}.py imports backends/{other}.py"

@@ -114,8 +114,8 @@ def file_stem(plan: IRPlan) -> str:
 
 
 def namespace(plan: IRPlan) -> str:
-    """``catopt_<stem>``: never a keyword, never a double underscore."""
-    return "catopt_" + file_stem(plan)
+    """``catopt_<stem>``: never a keyword, never a double underscore (the C API's prefix too)."""
+    return native.c_api_prefix(plan)
 
 
 def dialect(plan: IRPlan) -> CppDialect:

@@ -43,6 +43,16 @@ from catopt_dsl.ir.analysis import analyze_ir
 from catopt_dsl.ir.model import IRObject, IRPlan, IRSchema, IRSchemaField, IRShared
 from catopt_dsl.resources import native_dir
 
+
+def c_api_prefix(plan: IRPlan) -> str:
+    """``catopt_<stem>``: the C++ namespace and the prefix of the C API's functions, one for both
+    languages so that ``runtime.native_backend`` loads the C++ library and the Rust ``cdylib`` the
+    same way. Never a keyword, never a double underscore, never a leading digit."""
+    return "catopt_" + _C_NAMER.package_name(plan.name)
+
+
+_C_NAMER = Namer("cpp")
+
 #: Arrays up to this many elements are written inline (readable output); larger ones become blobs.
 INLINE_MAX = 8
 

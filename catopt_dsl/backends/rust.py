@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from catopt_dsl.backends import native
-from catopt_dsl.backends.cpp import namespace as cpp_namespace
 from catopt_dsl.backends.escape import rust_str, safe_comment
 from catopt_dsl.backends.naming import Namer, require_names, snake_case
 from catopt_dsl.ir.model import IRPlan
@@ -107,7 +106,7 @@ def crate_name(plan: IRPlan) -> str:
 def c_symbol_prefix(plan: IRPlan) -> str:
     """The prefix of the C API's functions: the C++ library's (``catopt_<stem>``), so that
     ``native_backend`` loads the Rust ``cdylib`` and the C++ shared library the same way."""
-    return cpp_namespace(plan)
+    return native.c_api_prefix(plan)
 
 
 def dialect(plan: IRPlan) -> RustDialect:

@@ -86,8 +86,7 @@ def build_native(plan: IRPlan, lang: str = "cpp") -> NativeLibrary:
     """The plan's shared library in ``lang`` (``cpp``: the C++ library compiled with the machine's
     C++ compiler; ``rust``: the crate's ``c-api`` feature as a ``cdylib``), compiled or found in
     the cache. Both export the same C API under the same prefix."""
-    from catopt_dsl.backends.cpp import namespace
-    from catopt_dsl.backends.native import needs_local_solver
+    from catopt_dsl.backends.native import c_api_prefix, needs_local_solver
 
     if lang not in NATIVE_LANGS:
         raise ValueError(f"unknown native language {lang!r}; choose from {', '.join(NATIVE_LANGS)}")
@@ -111,7 +110,7 @@ def build_native(plan: IRPlan, lang: str = "cpp") -> NativeLibrary:
     digest.update(version.encode())
     folder = cache_dir() / digest.hexdigest()[:32]
     lib = folder / "libplan.so"
-    prefix = namespace(plan)
+    prefix = c_api_prefix(plan)
     if lib.exists():
         return NativeLibrary(lib, prefix, 0.0, True, lang)
     start = time.perf_counter()
