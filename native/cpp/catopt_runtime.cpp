@@ -588,6 +588,40 @@ std::vector<double> ObjectSpec::apply_t(const std::vector<double>& y) const {
     return out;
 }
 
+void ObjectSpec::apply_into(const double* x, double* out) const {
+    for (const auto& b : blocks) {
+        if (b.kind == BlockKind::Consensus) {
+            for (std::size_t j = 0; j < b.size; ++j) *out++ = x[b.x_offset + j];
+        } else {
+            for (std::size_t r = 0; r < b.rows; ++r) {
+                const double* row = &b.b_mat[r * n];
+                double dot = 0.0;
+                for (std::size_t j = 0; j < n; ++j) dot += row[j] * x[j];
+                *out++ = dot + b.b_vec[r];
+            }
+        }
+    }
+}
+
+void ObjectSpec::apply_t_into(const double* y, double* out) const {
+    for (std::size_t j = 0; j < n; ++j) out[j] = 0.0;
+    for (const auto& b : blocks) {
+        if (b.kind == BlockKind::Consensus) {
+            for (std::size_t j = 0; j < b.size; ++j) out[b.x_offset + j] += y[j];
+        } else {
+            // Column by column with the sum in a register (out may alias nothing, but the
+            // compiler cannot know): the same additions in the same order as row by row.
+            const double* mat = b.b_mat.data();
+            for (std::size_t j = 0; j < n; ++j) {
+                double acc = out[j];
+                for (std::size_t r = 0; r < b.rows; ++r) acc += mat[r * n + j] * y[r];
+                out[j] = acc;
+            }
+        }
+        y += b.row_count();
+    }
+}
+
 void ObjectSpec::dense(std::vector<double>& m, std::vector<double>& e) const {
     const std::size_t r = rows();
     m.assign(r * n, 0.0);
@@ -700,14 +734,15 @@ double norm2(const std::vector<double>& v) {
 // secant is rounding, not correlated, or out of range (as catopt_dsl.solver.rho.secant_curvature).
 double secant_curvature(const std::vector<double>& a_prev, const std::vector<double>& y_prev,
                         const std::vector<double>& a, const std::vector<double>& yhat) {
-    std::vector<double> da(a.size()), dy(a.size());
-    double inner = 0.0;
+    // One pass, no temporaries: each sum runs in index order, as norm2 over the differences would.
+    double inner = 0.0, sda = 0.0, sdy = 0.0;
     for (std::size_t k = 0; k < a.size(); ++k) {
-        da[k] = a[k] - a_prev[k];
-        dy[k] = yhat[k] - y_prev[k];
-        inner += dy[k] * da[k];
+        const double da = a[k] - a_prev[k], dy = yhat[k] - y_prev[k];
+        inner += dy * da;
+        sda += da * da;
+        sdy += dy * dy;
     }
-    const double nda = norm2(da), ndy = norm2(dy);
+    const double nda = std::sqrt(sda), ndy = std::sqrt(sdy);
     if (!std::isfinite(nda) || !std::isfinite(ndy)) return -1.0;
     if (nda <= SECANT_FLOOR * std::max(norm2(a), 1.0) || ndy <= SECANT_FLOOR * std::max(norm2(yhat), 1.0)) return -1.0;
     if (-inner < MIN_CORRELATION * nda * ndy) return -1.0;
@@ -744,6 +779,22 @@ Coordinator::Coordinator(PlanSpec plan_in, Options opts_in)
     for (const auto& s : plan.shared) z.emplace_back(s.n, 0.0);
     proxes_.resize(plan.shared.size());
     sync_consensus_targets();
+    for (auto* buf : {&a_, &t_old_, &yhat_, &h_, &v_, &dt_, &a_prev_, &y_prev_, &secant_a_, &secant_y_})
+        buf->assign(offset, 0.0);
+    std::size_t widest = 0, coupling_rows = 0;
+    for (const auto& o : plan.objects) widest = std::max(widest, o.n);
+    for (const auto& cp : plan.couplings) coupling_rows = std::max(coupling_rows, cp.rhs.size());
+    col_buf_.assign(widest, 0.0);
+    cp_sum_.assign(coupling_rows, 0.0);
+    cp_shift_.assign(coupling_rows, 0.0);
+    means_.resize(plan.shared.size());
+    counts_.resize(plan.shared.size());
+    for (std::size_t s = 0; s < plan.shared.size(); ++s) {
+        for (std::size_t v = 0; v < plan.shared[s].vars.size(); ++v) {
+            means_[s].emplace_back(plan.shared[s].vars[v].size, 0.0);
+            counts_[s].push_back(consensus_index_[s][v].size());
+        }
+    }
 }
 
 void Coordinator::set_shared_prox(std::size_t block, std::shared_ptr<SharedProx> prox) {
@@ -762,26 +813,33 @@ void Coordinator::sync_consensus_targets() {
 }
 
 std::vector<std::vector<double>> Coordinator::centres() const {
-    std::vector<std::vector<double>> out;
-    for (std::size_t i = 0; i < plan.objects.size(); ++i) {
-        const std::size_t start = object_rows_[i], r = plan.objects[i].rows();
-        std::vector<double> d(r);
-        for (std::size_t k = 0; k < r; ++k) d[k] = t[start + k] - u[start + k] - e_[i][k];
-        out.push_back(std::move(d));
-    }
+    std::vector<std::vector<double>> out(plan.objects.size());
+    centres_into(out);
     return out;
 }
 
-std::vector<double> Coordinator::mt(const std::vector<double>& vec) const {
-    std::vector<double> out;
+void Coordinator::centres_into(std::vector<std::vector<double>>& out) const {
     for (std::size_t i = 0; i < plan.objects.size(); ++i) {
-        const std::size_t start = object_rows_[i], r = plan.objects[i].rows();
-        std::vector<double> part(vec.begin() + static_cast<std::ptrdiff_t>(start),
-                                 vec.begin() + static_cast<std::ptrdiff_t>(start + r));
-        const auto img = plan.objects[i].apply_t(part);
-        out.insert(out.end(), img.begin(), img.end());
+        const std::size_t start = object_rows_[i];
+        const std::vector<double>& e = e_[i];
+        std::vector<double>& d = out[i];
+        d.resize(e.size());
+        for (std::size_t k = 0; k < e.size(); ++k) d[k] = t[start + k] - u[start + k] - e[k];
     }
-    return out;
+}
+
+void Coordinator::mt_max_abs(const std::vector<double>& v1, const std::vector<double>& v2, double rho_now,
+                             double& m1, double& m2) {
+    m1 = 0.0;
+    m2 = 0.0;
+    double* col = col_buf_.data();
+    for (std::size_t i = 0; i < plan.objects.size(); ++i) {
+        const ObjectSpec& o = plan.objects[i];
+        o.apply_t_into(v1.data() + object_rows_[i], col);
+        for (std::size_t j = 0; j < o.n; ++j) m1 = std::max(m1, std::fabs(col[j] * rho_now));
+        o.apply_t_into(v2.data() + object_rows_[i], col);
+        for (std::size_t j = 0; j < o.n; ++j) m2 = std::max(m2, std::fabs(col[j] * rho_now));
+    }
 }
 
 double Coordinator::g_value(std::size_t s) const {
@@ -803,20 +861,19 @@ double Coordinator::g_value(std::size_t s) const {
 
 void Coordinator::z_update(std::size_t s, const std::vector<double>& v, double rho_now) {
     const auto& blk = plan.shared[s];
-    std::vector<std::vector<double>> means;
-    std::vector<std::size_t> counts;
+    std::vector<std::vector<double>>& means = means_[s];
+    const std::vector<std::size_t>& counts = counts_[s];
     for (std::size_t vi = 0; vi < blk.vars.size(); ++vi) {
         const auto& var = blk.vars[vi];
         const auto& index = consensus_index_[s][vi];
-        std::vector<double> m(var.size, 0.0);
+        std::vector<double>& m = means[vi];
+        std::fill(m.begin(), m.end(), 0.0);
         for (std::size_t start : index) {
             for (std::size_t j = 0; j < var.size; ++j) m[j] += v[start + j];
         }
         if (!index.empty()) {
             for (auto& x : m) x /= static_cast<double>(index.size());
         }
-        means.push_back(std::move(m));
-        counts.push_back(index.size());
     }
     if (proxes_[s]) {
         z[s] = proxes_[s]->prox(means, counts, rho_now, z[s]);
@@ -864,24 +921,29 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
         }
     }
     const std::size_t nrows = total_rows_;
-    std::vector<double> a(nrows, 0.0);
+    // Every vector below is a member sized in the constructor: no allocation per iteration.
+    std::vector<double>& a = a_;
     double f_sum = 0.0;
     for (std::size_t i = 0; i < plan.objects.size(); ++i) {
-        const auto ax = plan.objects[i].apply(xs[i]);
-        std::copy(ax.begin(), ax.end(), a.begin() + static_cast<std::ptrdiff_t>(object_rows_[i]));
+        plan.objects[i].apply_into(xs[i].data(), a.data() + object_rows_[i]);
         f_sum += objectives[i];
     }
     const double rho_now = rho, alpha = opts.alpha;
-    const std::vector<double> t_old = t;
+    std::vector<double>& t_old = t_old_;
+    t_old = t;
     // yhat = rho (a - t + u): minus the row gradient of the objectives at the new x.
-    std::vector<double> yhat(nrows);
+    std::vector<double>& yhat = yhat_;
     for (std::size_t k = 0; k < nrows; ++k) yhat[k] = rho_now * ((a[k] - t_old[k]) + u[k]);
     const bool had_secant = has_secant_;
-    std::vector<double> a_prev = std::move(secant_a_), y_prev = std::move(secant_y_);
+    std::swap(a_prev_, secant_a_);
+    std::swap(y_prev_, secant_y_);
+    const std::vector<double>& a_prev = a_prev_;
+    const std::vector<double>& y_prev = y_prev_;
     secant_a_ = a;
     secant_y_ = yhat;
     has_secant_ = true;
-    std::vector<double> h(nrows), v(nrows);
+    std::vector<double>& h = h_;
+    std::vector<double>& v = v_;
     for (std::size_t k = 0; k < nrows; ++k) {
         h[k] = alpha * a[k] + (1.0 - alpha) * t_old[k];
         v[k] = h[k] + u[k];
@@ -893,7 +955,9 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
         if (starts.empty()) continue;
         const auto& cp = plan.couplings[c];
         const std::size_t m = cp.rhs.size();
-        std::vector<double> s(m, 0.0), shift(m);
+        std::vector<double>& s = cp_sum_;
+        std::vector<double>& shift = cp_shift_;
+        std::fill(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(m), 0.0);
         for (std::size_t start : starts) {
             for (std::size_t j = 0; j < m; ++j) s[j] += v[start + j];
         }
@@ -908,18 +972,14 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
     }
     for (std::size_t k = 0; k < nrows; ++k) u[k] = u[k] + h[k] - t[k];
     double r_prim = 0.0;
-    std::vector<double> dt(nrows);
+    std::vector<double>& dt = dt_;
     for (std::size_t k = 0; k < nrows; ++k) {
         r_prim = std::max(r_prim, std::fabs(a[k] - t[k]));
         dt[k] = t[k] - t_old[k];
     }
-    auto scaled = mt(dt);
-    for (auto& x : scaled) x *= rho_now;
-    const double r_dual = max_abs(scaled);
+    double r_dual = 0.0, dual_scale = 0.0;
+    mt_max_abs(dt, u, rho_now, r_dual, dual_scale);
     const double prim_scale = std::max(max_abs(a), max_abs(t));
-    auto mu = mt(u);
-    for (auto& x : mu) x *= rho_now;
-    const double dual_scale = max_abs(mu);
     const double eps_prim = opts.eps_abs + opts.eps_rel * prim_scale;
     const double eps_dual = opts.eps_abs + opts.eps_rel * dual_scale;
     double g_total = 0.0;
@@ -1000,25 +1060,29 @@ SolveResult Coordinator::solve(const std::vector<std::shared_ptr<LocalSolver>>& 
         return result(Status::LocalSolverFailed, false, 0.0, 0, xs,
                       std::to_string(solvers.size()) + " local solvers for " + std::to_string(nobj) + " objects");
     }
+    // Centres, points and objectives live across iterations; a step writes into them in place.
+    // Each object writes into its spare buffer, swapped with its point once the size is checked
+    // (a bad step leaves the previous point in place).
     auto cs = centres();
+    std::vector<std::vector<double>> spare = xs;
+    std::vector<double> objectives(nobj, 0.0);
     for (std::size_t k = 1; k <= opts.max_iter; ++k) {
-        std::vector<double> objectives;
         try {
             for (std::size_t i = 0; i < nobj; ++i) {
-                auto x = solvers[i]->prox(cs[i], rho);
-                if (x.size() != plan.objects[i].n) {
+                solvers[i]->prox_into(cs[i], rho, spare[i]);
+                if (spare[i].size() != plan.objects[i].n) {
                     throw StepError(Status::LocalSolverFailed,
                                     "object `" + plan.objects[i].name + "`: prox returned the wrong size");
                 }
-                xs[i] = std::move(x);
-                objectives.push_back(solvers[i]->objective(xs[i]));
+                xs[i].swap(spare[i]);
+                objectives[i] = solvers[i]->objective(xs[i]);
             }
             const Iterate it = update(xs, objectives);
             if (it.converged) return result(Status::Optimal, true, it.objective, k, xs, "");
         } catch (const StepError& err) {
             return result(err.status(), false, 0.0, k, xs, err.what());
         }
-        cs = centres();
+        centres_into(cs);
     }
     return result(Status::MaxIterations, has_last, has_last ? last.objective : 0.0, opts.max_iter, xs,
                   "no convergence within " + std::to_string(opts.max_iter) + " iterations");
@@ -1063,9 +1127,16 @@ double clip(double v, double lo, double hi) { return std::min(std::max(v, lo), h
 
 }  // namespace
 
-bool Lu::factor(std::vector<double> a, std::size_t n) {
+bool Lu::factor(std::vector<double> a, std::size_t n) { return factor_from(a.data(), n); }
+
+bool Lu::factor_from(const double* src, std::size_t n) {
+    // Works in this factor's own storage (kept across calls: refactorising allocates nothing once
+    // the storage has grown to the largest n); n_ is set only on success.
+    std::vector<double>& a = a_;
+    std::vector<std::size_t>& perm = perm_;
+    a.assign(src, src + n * n);
+    perm.resize(n);
     const double scale = std::max(max_abs(a), QP_TINY);
-    std::vector<std::size_t> perm(n);
     for (std::size_t i = 0; i < n; ++i) perm[i] = i;
     for (std::size_t col = 0; col < n; ++col) {
         std::size_t pivot = col;
@@ -1087,9 +1158,36 @@ bool Lu::factor(std::vector<double> a, std::size_t n) {
         }
     }
     n_ = n;
-    a_ = std::move(a);
-    perm_ = std::move(perm);
     return true;
+}
+
+void Lu::invert_into(std::vector<double>& inv) {
+    // Row by row, so every inner loop is an independent axpy over a row (no chain of dependent
+    // divisions as in n separate solves): X = L^-1 P first, then inv = U^-1 X in place.
+    const std::size_t n = n_;
+    const double* a = a_.data();
+    inv.assign(n * n, 0.0);
+    for (std::size_t i = 0; i < n; ++i) {
+        double* xi = &inv[i * n];
+        xi[perm_[i]] = 1.0;
+        for (std::size_t k = 0; k < i; ++k) {
+            const double l = a[i * n + k];
+            if (l == 0.0) continue;
+            const double* xk = &inv[k * n];
+            for (std::size_t j = 0; j < n; ++j) xi[j] -= l * xk[j];
+        }
+    }
+    for (std::size_t i = n; i-- > 0;) {
+        double* xi = &inv[i * n];
+        for (std::size_t k = i + 1; k < n; ++k) {
+            const double r = a[i * n + k];
+            if (r == 0.0) continue;
+            const double* xk = &inv[k * n];
+            for (std::size_t j = 0; j < n; ++j) xi[j] -= r * xk[j];
+        }
+        const double d = a[i * n + i];
+        for (std::size_t j = 0; j < n; ++j) xi[j] /= d;
+    }
 }
 
 std::vector<double> Lu::solve(const std::vector<double>& b) const {
@@ -1140,13 +1238,24 @@ QpSolver::QpSolver(const ObjectSpec& object, QpData data)
     x_.assign(n_, 0.0);
     z_.assign(m_, 0.0);
     y_.assign(m_, 0.0);
+    // The step's scratch at its largest (KKT of n + m rows), so no step grows it.
+    w_.reserve(m_);
+    p_.assign(n_, 0.0);
+    rhs_.reserve(n_ + m_);
+    sol_.reserve(n_ + m_);
+    ax_.assign(m_, 0.0);
+    kkt_buf_.reserve((n_ + m_) * (n_ + m_));
+    kkt_inv_.reserve((n_ + m_) * (n_ + m_));
+    act_try_.assign(m_, 0);
 }
 
 void QpSolver::fail(Status status, const std::string& what) const {
     throw StepError(status, "object `" + object_.name + "`: " + what);
 }
 
-void QpSolver::check() const {
+void QpSolver::check() {
+    // The data never changes after construction: once it has passed, a step skips the scan.
+    if (checked_) return;
     const QpData& d = data_;
     if (d.p.size() != n_ * n_ || d.q.size() != n_ || d.a.size() != m_ * n_ || d.u.size() != m_) {
         fail(Status::LocalSolverFailed, "QP data of the wrong size");
@@ -1156,6 +1265,7 @@ void QpSolver::check() const {
             fail(Status::Infeasible, "a constraint row has its lower bound above its upper");
         }
     }
+    checked_ = true;
 }
 
 void QpSolver::set_rho(double rho) {
@@ -1168,7 +1278,8 @@ void QpSolver::set_rho(double rho) {
 }
 
 bool QpSolver::polish(const std::vector<double>& p, const std::vector<signed char>& act, std::vector<double>& x) {
-    // Allocation-free once warm: a settled step is this function with a cached factor.
+    // Allocation-free: a settled step is this function with a cached inverse.
+    polish_solved_ = false;
     w_.clear();
     for (std::size_t i = 0; i < m_; ++i) {
         if (act[i] != 0) w_.push_back(i);
@@ -1176,7 +1287,8 @@ bool QpSolver::polish(const std::vector<double>& p, const std::vector<signed cha
     const std::size_t k = n_ + w_.size();
     if (!(has_kkt_ && kkt_active_ == act)) {
         has_kkt_ = false;
-        std::vector<double> kkt(k * k, 0.0);
+        std::vector<double>& kkt = kkt_buf_;
+        kkt.assign(k * k, 0.0);
         for (std::size_t i = 0; i < n_; ++i) {
             for (std::size_t j = 0; j < n_; ++j) kkt[i * k + j] = qmat_[i * n_ + j];
         }
@@ -1187,7 +1299,8 @@ bool QpSolver::polish(const std::vector<double>& p, const std::vector<signed cha
                 kkt[c * k + n_ + j] = v;
             }
         }
-        if (!kkt_.factor(std::move(kkt), k)) return false;
+        if (!kkt_.factor_from(kkt.data(), k)) return false;
+        kkt_.invert_into(kkt_inv_);
         has_kkt_ = true;
         kkt_active_ = act;
     }
@@ -1195,13 +1308,17 @@ bool QpSolver::polish(const std::vector<double>& p, const std::vector<signed cha
     sol_.resize(k);
     for (std::size_t i = 0; i < n_; ++i) rhs_[i] = -p[i];
     for (std::size_t j = 0; j < w_.size(); ++j) rhs_[n_ + j] = act[w_[j]] > 0 ? data_.u[w_[j]] : data_.l[w_[j]];
-    kkt_.solve_into(rhs_.data(), sol_.data());
+    for (std::size_t i = 0; i < k; ++i) {
+        const double* row = &kkt_inv_[i * k];
+        double s = 0.0;
+        for (std::size_t j = 0; j < k; ++j) s += row[j] * rhs_[j];
+        sol_[i] = s;
+    }
     double lam_max = 0.0;
     for (std::size_t i = 0; i < k; ++i) {
         if (!std::isfinite(sol_[i])) return false;
         if (i >= n_) lam_max = std::max(lam_max, std::fabs(sol_[i]));
     }
-    ax_.resize(m_);
     double ax_max = 0.0;
     for (std::size_t i = 0; i < m_; ++i) {
         double s = 0.0;
@@ -1211,6 +1328,9 @@ bool QpSolver::polish(const std::vector<double>& p, const std::vector<signed cha
     }
     const double tol_p = QP_EPS * (1.0 + ax_max);
     const double tol_d = QP_EPS * (1.0 + std::max(lam_max, max_abs(p)));
+    polish_solved_ = true;
+    tol_p_ = tol_p;
+    tol_d_ = tol_d;
     for (std::size_t j = 0; j < w_.size(); ++j) {
         const std::size_t row = w_[j];
         const double lam = sol_[n_ + j];
@@ -1227,6 +1347,33 @@ bool QpSolver::polish(const std::vector<double>& p, const std::vector<signed cha
     if (&act != &active_) active_ = act;
     x.assign(sol_.begin(), sol_.begin() + static_cast<std::ptrdiff_t>(n_));
     return true;
+}
+
+bool QpSolver::next_active_set(std::vector<signed char>& act) const {
+    // From the last polish's point (of the set `act`): inactive rows it violates join at the
+    // violated bound, then active inequality rows whose multiplier has the wrong sign leave.
+    // False when nothing would change (the failure was not of this kind).
+    if (!polish_solved_) return false;
+    bool changed = false;
+    for (std::size_t i = 0; i < m_; ++i) {
+        if (act[i] != 0) continue;
+        if (ax_[i] < data_.l[i] - tol_p_) {
+            act[i] = -1;
+            changed = true;
+        } else if (ax_[i] > data_.u[i] + tol_p_) {
+            act[i] = 1;
+            changed = true;
+        }
+    }
+    for (std::size_t j = 0; j < w_.size(); ++j) {
+        const std::size_t row = w_[j];
+        const double lam = sol_[n_ + j];
+        if (!eq_[row] && ((act[row] > 0 && lam < -tol_d_) || (act[row] < 0 && lam > tol_d_))) {
+            act[row] = 0;
+            changed = true;
+        }
+    }
+    return changed;
 }
 
 double QpSolver::rho_row(std::size_t i) const {
@@ -1376,16 +1523,30 @@ bool QpSolver::dual_infeasible(const std::vector<double>& dx, const std::vector<
 }
 
 std::vector<double> QpSolver::prox(const std::vector<double>& centre, double rho) {
+    std::vector<double> x;
+    prox_into(centre, rho, x);
+    return x;
+}
+
+void QpSolver::prox_into(const std::vector<double>& centre, double rho, std::vector<double>& x) {
     check();
     set_rho(rho);
-    p_ = object_.apply_t(centre);
+    if (centre.size() != object_.rows()) fail(Status::LocalSolverFailed, "a prox centre of the wrong size");
+    // The prox centre enters only the linear term: p = q - rho M' centre.
+    object_.apply_t_into(centre.data(), p_.data());
     for (std::size_t i = 0; i < n_; ++i) p_[i] = data_.q[i] - rho * p_[i];
-    std::vector<double> x;
     if (polish(p_, active_, x)) {
         x_ = x;
-        return x;
+        return;
     }
-    return admm_solve(p_);
+    act_try_ = active_;
+    for (std::size_t step = 0; step < QP_GUESS_STEPS && next_active_set(act_try_); ++step) {
+        if (polish(p_, act_try_, x)) {
+            x_ = x;
+            return;
+        }
+    }
+    x = admm_solve(p_);
 }
 
 double QpSolver::objective(const std::vector<double>& x) const {

@@ -214,6 +214,10 @@ struct ObjectSpec {
     std::vector<double> apply(const std::vector<double>& x) const;
     /// M' y
     std::vector<double> apply_t(const std::vector<double>& y) const;
+    /// M x + e into out (rows() values), without allocating: the coordinator's per-iteration form.
+    void apply_into(const double* x, double* out) const;
+    /// M' y into out (n values), without allocating.
+    void apply_t_into(const double* y, double* out) const;
     /// dense M (row-major) and e
     void dense(std::vector<double>& m, std::vector<double>& e) const;
 };
@@ -251,6 +255,12 @@ class LocalSolver {
 public:
     virtual ~LocalSolver() = default;
     virtual std::vector<double> prox(const std::vector<double>& centre, double rho) = 0;
+    /// The same x-update written into x (resized as needed; its old values mean nothing). The
+    /// coordinator calls this one; the default calls prox. A solver that keeps its buffers (the generated QP
+    /// solver) overrides it so that a settled iteration allocates nothing.
+    virtual void prox_into(const std::vector<double>& centre, double rho, std::vector<double>& x) {
+        x = prox(centre, rho);
+    }
     /// f(x) in minimise form.
     virtual double objective(const std::vector<double>& x) const = 0;
 };
@@ -296,9 +306,15 @@ class Lu {
 public:
     /// False when a pivot is zero to rounding (relative to the largest entry).
     bool factor(std::vector<double> a, std::size_t n);
+    /// The same from a (n x n row-major, left unchanged), reusing this factor's storage.
+    bool factor_from(const double* a, std::size_t n);
     std::vector<double> solve(const std::vector<double>& b) const;
     /// The same into x (n values; b and x must not overlap).
     void solve_into(const double* b, double* x) const;
+    /// The inverse (row-major n x n) into inv. A step that reuses a factor many times multiplies
+    /// by the inverse instead of two triangular solves (independent dot products instead of a
+    /// chain of dependent rows and divisions).
+    void invert_into(std::vector<double>& inv);
 
 private:
     std::size_t n_ = 0;
@@ -308,28 +324,35 @@ private:
 
 /// Inner iterations before a QP prox step gives up (a step never hangs).
 constexpr std::size_t QP_MAX_ITER = 20000;
+/// Active-set corrections a QP prox step tries before its inner ADMM: each one adds the rows the
+/// failed KKT solve violates and drops the multipliers of the wrong sign (a primal-dual active-set
+/// step), which settles a changed active set in one or two solves where ADMM takes dozens.
+constexpr std::size_t QP_GUESS_STEPS = 4;
 
 /// The x-update of a local QP: argmin f(x) + rho/2 ||M x - centre||^2 over l <= A x <= u.
 ///
 /// Exact: the step is the KKT solution of an active set, accepted only when every inactive row
 /// is within its bounds and every multiplier has the right sign. The guess is the previous step's
-/// active set (near convergence a step is one solve with a cached factor); when it fails, OSQP's
-/// ADMM, warm-started from the previous x, z and y, finds the active set, and its certificates
+/// active set (near convergence a step is one product with a cached inverse), then up to
+/// QP_GUESS_STEPS corrections of it; when those fail, OSQP's ADMM, warm-started from the previous x, z and y, finds the active set, and its certificates
 /// prove a local constraint set empty (Infeasible) or the local problem unbounded below.
-/// Matrices are factorised once per rho (and active set). Throws StepError.
+/// Matrices are factorised once per rho (and active set); a settled step allocates nothing.
+/// Throws StepError.
 class QpSolver : public LocalSolver {
 public:
     QpSolver(const ObjectSpec& object, QpData data);
     std::vector<double> prox(const std::vector<double>& centre, double rho) override;
+    void prox_into(const std::vector<double>& centre, double rho, std::vector<double>& x) override;
     double objective(const std::vector<double>& x) const override;
     const QpData& data() const noexcept { return data_; }
     /// Inner ADMM iterations over all steps (the exact active-set solves not counted).
     std::size_t inner_iterations = 0;
 
 private:
-    void check() const;
+    void check();
     void set_rho(double rho);
     bool polish(const std::vector<double>& p, const std::vector<signed char>& act, std::vector<double>& x);
+    bool next_active_set(std::vector<signed char>& act) const;
     double rho_row(std::size_t i) const;
     bool admm_factor();
     std::vector<double> admm_solve(const std::vector<double>& p);
@@ -348,6 +371,13 @@ private:
     bool has_kkt_ = false;
     std::vector<signed char> kkt_active_;
     Lu kkt_;
+    std::vector<double> kkt_buf_, kkt_inv_;
+    // What the last polish left: whether its KKT solve produced a point (sol_, ax_) and the
+    // tolerances it judged that point by (for next_active_set).
+    bool polish_solved_ = false;
+    double tol_p_ = 0.0, tol_d_ = 0.0;
+    std::vector<signed char> act_try_;
+    bool checked_ = false;
     bool has_admm_ = false;
     double admm_rho_ = 0.0;
     Lu admm_;
@@ -410,7 +440,11 @@ public:
 
 private:
     void sync_consensus_targets();
-    std::vector<double> mt(const std::vector<double>& vec) const;
+    void centres_into(std::vector<std::vector<double>>& out) const;
+    /// max |rho (M' v1)_j| and max |rho (M' v2)_j| over every object's columns, in one pass and
+    /// without allocating.
+    void mt_max_abs(const std::vector<double>& v1, const std::vector<double>& v2, double rho_now, double& m1,
+                    double& m2);
     double g_value(std::size_t s) const;
     void z_update(std::size_t s, const std::vector<double>& v, double rho_now);
     SolveResult result(Status status, bool has_objective, double objective, std::size_t iterations,
@@ -424,6 +458,11 @@ private:
     // The previous iteration's rows a and multiplier estimate yhat (the curvature secant).
     bool has_secant_ = false;
     std::vector<double> secant_a_, secant_y_;
+    // Scratch of update(), sized once: an iteration allocates nothing (the buffers are swapped
+    // or overwritten, never regrown).
+    std::vector<double> a_, t_old_, yhat_, h_, v_, dt_, a_prev_, y_prev_, col_buf_, cp_sum_, cp_shift_;
+    std::vector<std::vector<std::vector<double>>> means_;
+    std::vector<std::vector<std::size_t>> counts_;
 };
 
 /// The objects that need a user LocalSolver (not QPs) and got none.
