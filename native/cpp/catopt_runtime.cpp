@@ -828,8 +828,8 @@ void Coordinator::centres_into(std::vector<std::vector<double>>& out) const {
     }
 }
 
-void Coordinator::mt_max_abs(const std::vector<double>& v1, const std::vector<double>& v2, double rho_now,
-                             double& m1, double& m2) {
+void Coordinator::mt_max_abs(const std::vector<double>& v1, const std::vector<double>& v2, double rho_now, double& m1,
+                             double& m2) {
     m1 = 0.0;
     m2 = 0.0;
     double* col = col_buf_.data();

@@ -334,10 +334,9 @@ constexpr std::size_t QP_GUESS_STEPS = 4;
 /// Exact: the step is the KKT solution of an active set, accepted only when every inactive row
 /// is within its bounds and every multiplier has the right sign. The guess is the previous step's
 /// active set (near convergence a step is one product with a cached inverse), then up to
-/// QP_GUESS_STEPS corrections of it; when those fail, OSQP's ADMM, warm-started from the previous x, z and y, finds the active set, and its certificates
-/// prove a local constraint set empty (Infeasible) or the local problem unbounded below.
-/// Matrices are factorised once per rho (and active set); a settled step allocates nothing.
-/// Throws StepError.
+/// QP_GUESS_STEPS corrections of it; when those fail, OSQP's ADMM, warm-started from the previous x, z and y, finds the
+/// active set, and its certificates prove a local constraint set empty (Infeasible) or the local problem unbounded
+/// below. Matrices are factorised once per rho (and active set); a settled step allocates nothing. Throws StepError.
 class QpSolver : public LocalSolver {
 public:
     QpSolver(const ObjectSpec& object, QpData data);
