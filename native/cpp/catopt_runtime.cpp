@@ -588,37 +588,57 @@ std::vector<double> ObjectSpec::apply_t(const std::vector<double>& y) const {
     return out;
 }
 
-void ObjectSpec::apply_into(const double* x, double* out) const {
-    for (const auto& b : blocks) {
+RowMap::RowMap(const ObjectSpec& object) : n(object.n) {
+    start.push_back(0);
+    for (const auto& b : object.blocks) {
         if (b.kind == BlockKind::Consensus) {
-            for (std::size_t j = 0; j < b.size; ++j) *out++ = x[b.x_offset + j];
+            for (std::size_t j = 0; j < b.size; ++j) {
+                col.push_back(b.x_offset + j);
+                val.push_back(1.0);
+                e.push_back(0.0);
+                start.push_back(col.size());
+            }
         } else {
             for (std::size_t r = 0; r < b.rows; ++r) {
-                const double* row = &b.b_mat[r * n];
-                double dot = 0.0;
-                for (std::size_t j = 0; j < n; ++j) dot += row[j] * x[j];
-                *out++ = dot + b.b_vec[r];
+                for (std::size_t j = 0; j < n; ++j) {
+                    const double v = b.b_mat[r * n + j];
+                    if (v == 0.0) continue;
+                    col.push_back(j);
+                    val.push_back(v);
+                }
+                e.push_back(b.b_vec[r]);
+                start.push_back(col.size());
             }
         }
     }
+    selection = is_selection();
 }
 
-void ObjectSpec::apply_t_into(const double* y, double* out) const {
+bool RowMap::is_selection() const {
+    std::vector<bool> hit(n, false);
+    for (std::size_t k = 0; k < e.size(); ++k) {
+        const std::size_t p = start[k];
+        if (start[k + 1] != p + 1 || val[p] != 1.0 || col[p] >= n || hit[col[p]]) return false;
+        hit[col[p]] = true;
+    }
+    return true;
+}
+
+void RowMap::apply_into(const double* x, double* out) const {
+    const std::size_t rows = e.size();
+    for (std::size_t k = 0; k < rows; ++k) {
+        double dot = 0.0;
+        for (std::size_t p = start[k]; p < start[k + 1]; ++p) dot += val[p] * x[col[p]];
+        out[k] = dot + e[k];
+    }
+}
+
+void RowMap::apply_t_into(const double* y, double* out) const {
     for (std::size_t j = 0; j < n; ++j) out[j] = 0.0;
-    for (const auto& b : blocks) {
-        if (b.kind == BlockKind::Consensus) {
-            for (std::size_t j = 0; j < b.size; ++j) out[b.x_offset + j] += y[j];
-        } else {
-            // Column by column with the sum in a register (out may alias nothing, but the
-            // compiler cannot know): the same additions in the same order as row by row.
-            const double* mat = b.b_mat.data();
-            for (std::size_t j = 0; j < n; ++j) {
-                double acc = out[j];
-                for (std::size_t r = 0; r < b.rows; ++r) acc += mat[r * n + j] * y[r];
-                out[j] = acc;
-            }
-        }
-        y += b.row_count();
+    const std::size_t rows = e.size();
+    for (std::size_t k = 0; k < rows; ++k) {
+        const double yk = y[k];
+        for (std::size_t p = start[k]; p < start[k + 1]; ++p) out[col[p]] += val[p] * yk;
     }
 }
 
@@ -760,9 +780,9 @@ Coordinator::Coordinator(PlanSpec plan_in, Options opts_in)
     std::size_t offset = 0;
     for (const auto& o : plan.objects) {
         object_rows_.push_back(offset);
-        std::vector<double> m, e;
-        o.dense(m, e);
-        e_.push_back(e);
+        maps_.emplace_back(o);
+        e_.push_back(maps_.back().e);
+        all_selection_ = all_selection_ && maps_.back().selection;
         std::size_t local = 0;
         for (const auto& b : o.blocks) {
             if (b.kind == BlockKind::Consensus)
@@ -779,8 +799,7 @@ Coordinator::Coordinator(PlanSpec plan_in, Options opts_in)
     for (const auto& s : plan.shared) z.emplace_back(s.n, 0.0);
     proxes_.resize(plan.shared.size());
     sync_consensus_targets();
-    for (auto* buf : {&a_, &t_old_, &yhat_, &h_, &v_, &dt_, &a_prev_, &y_prev_, &secant_a_, &secant_y_})
-        buf->assign(offset, 0.0);
+    for (auto* buf : {&a_, &t_old_, &yhat_, &h_, &v_, &dt_, &secant_a_, &secant_y_}) buf->assign(offset, 0.0);
     std::size_t widest = 0, coupling_rows = 0;
     for (const auto& o : plan.objects) widest = std::max(widest, o.n);
     for (const auto& cp : plan.couplings) coupling_rows = std::max(coupling_rows, cp.rhs.size());
@@ -834,7 +853,7 @@ void Coordinator::mt_max_abs(const std::vector<double>& v1, const std::vector<do
     m2 = 0.0;
     double* col = col_buf_.data();
     for (std::size_t i = 0; i < plan.objects.size(); ++i) {
-        const ObjectSpec& o = plan.objects[i];
+        const RowMap& o = maps_[i];
         o.apply_t_into(v1.data() + object_rows_[i], col);
         for (std::size_t j = 0; j < o.n; ++j) m1 = std::max(m1, std::fabs(col[j] * rho_now));
         o.apply_t_into(v2.data() + object_rows_[i], col);
@@ -925,27 +944,27 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
     std::vector<double>& a = a_;
     double f_sum = 0.0;
     for (std::size_t i = 0; i < plan.objects.size(); ++i) {
-        plan.objects[i].apply_into(xs[i].data(), a.data() + object_rows_[i]);
+        maps_[i].apply_into(xs[i].data(), a.data() + object_rows_[i]);
         f_sum += objectives[i];
     }
     const double rho_now = rho, alpha = opts.alpha;
-    std::vector<double>& t_old = t_old_;
-    t_old = t;
-    // yhat = rho (a - t + u): minus the row gradient of the objectives at the new x.
-    std::vector<double>& yhat = yhat_;
-    for (std::size_t k = 0; k < nrows; ++k) yhat[k] = rho_now * ((a[k] - t_old[k]) + u[k]);
+    // The secant of a checkpoint needs this iteration's and the previous one's (a, yhat): yhat is
+    // formed, and kept, only around checkpoints (the rule's result is the same as keeping both
+    // every iteration).
+    const bool check_now = opts.adaptive_rho && checkpoint(iteration);
+    const bool check_next = opts.adaptive_rho && checkpoint(iteration + 1);
     const bool had_secant = has_secant_;
-    std::swap(a_prev_, secant_a_);
-    std::swap(y_prev_, secant_y_);
-    const std::vector<double>& a_prev = a_prev_;
-    const std::vector<double>& y_prev = y_prev_;
-    secant_a_ = a;
-    secant_y_ = yhat;
-    has_secant_ = true;
+    std::vector<double>& t_old = t_old_;
+    std::vector<double>& yhat = yhat_;
     std::vector<double>& h = h_;
     std::vector<double>& v = v_;
+    const bool need_yhat = check_now || check_next;
     for (std::size_t k = 0; k < nrows; ++k) {
-        h[k] = alpha * a[k] + (1.0 - alpha) * t_old[k];
+        const double tk = t[k];
+        t_old[k] = tk;
+        // yhat = rho (a - t + u): minus the row gradient of the objectives at the new x.
+        if (need_yhat) yhat[k] = rho_now * ((a[k] - tk) + u[k]);
+        h[k] = alpha * a[k] + (1.0 - alpha) * tk;
         v[k] = h[k] + u[k];
     }
     for (std::size_t s = 0; s < plan.shared.size(); ++s) z_update(s, v, rho_now);
@@ -970,16 +989,25 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
             for (std::size_t j = 0; j < m; ++j) t[start + j] = v[start + j] + shift[j];
         }
     }
-    for (std::size_t k = 0; k < nrows; ++k) u[k] = u[k] + h[k] - t[k];
-    double r_prim = 0.0;
+    double r_prim = 0.0, a_max = 0.0, t_max = 0.0, r_dual = 0.0, dual_scale = 0.0;
     std::vector<double>& dt = dt_;
     for (std::size_t k = 0; k < nrows; ++k) {
+        u[k] = u[k] + h[k] - t[k];
         r_prim = std::max(r_prim, std::fabs(a[k] - t[k]));
         dt[k] = t[k] - t_old[k];
+        a_max = std::max(a_max, std::fabs(a[k]));
+        t_max = std::max(t_max, std::fabs(t[k]));
     }
-    double r_dual = 0.0, dual_scale = 0.0;
-    mt_max_abs(dt, u, rho_now, r_dual, dual_scale);
-    const double prim_scale = std::max(max_abs(a), max_abs(t));
+    if (all_selection_) {
+        // M' only places each row in its own column: the column maxima are the row maxima.
+        for (std::size_t k = 0; k < nrows; ++k) {
+            r_dual = std::max(r_dual, std::fabs(dt[k] * rho_now));
+            dual_scale = std::max(dual_scale, std::fabs(u[k] * rho_now));
+        }
+    } else {
+        mt_max_abs(dt, u, rho_now, r_dual, dual_scale);
+    }
+    const double prim_scale = std::max(a_max, t_max);
     const double eps_prim = opts.eps_abs + opts.eps_rel * prim_scale;
     const double eps_dual = opts.eps_abs + opts.eps_rel * dual_scale;
     double g_total = 0.0;
@@ -998,11 +1026,8 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
         std::isfinite(it.objective) ? 0.1 * (opts.eps_abs + opts.eps_rel * std::fabs(it.objective)) : 0.0;
     const bool converged = r_prim <= eps_prim && r_dual <= eps_dual && std::fabs(gap_est) <= eps_gap;
     const std::size_t interval = opts.adaptive_rho_interval;
-    // Checkpoints 1, 2, 4, 8, ... below the interval, then every interval (as the Python reference).
-    const bool checkpoint =
-        interval > 0 && (iteration % interval == 0 || (iteration < interval && (iteration & (iteration - 1)) == 0));
-    if (opts.adaptive_rho && !converged && checkpoint) {
-        const double kappa = had_secant ? secant_curvature(a_prev, y_prev, a, yhat) : -1.0;
+    if (check_now && !converged) {
+        const double kappa = had_secant ? secant_curvature(secant_a_, secant_y_, a, yhat) : -1.0;
         double rho_new = rho_now;
         if (kappa > 0.0) {
             // The curvature rule: move to kappa when rho is outside [kappa / band, band * kappa].
@@ -1023,6 +1048,11 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
             it.rho_changed = true;
         }
     }
+    if (check_next) {
+        secant_a_ = a;
+        secant_y_ = yhat;
+    }
+    has_secant_ = check_next;
     it.iteration = iteration;
     it.rho = rho;
     it.r_prim = r_prim;
@@ -1033,6 +1063,12 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
     last = it;
     has_last = true;
     return it;
+}
+
+bool Coordinator::checkpoint(std::size_t k) const {
+    // Checkpoints 1, 2, 4, 8, ... below the interval, then every interval (as the Python reference).
+    const std::size_t interval = opts.adaptive_rho_interval;
+    return interval > 0 && (k % interval == 0 || (k < interval && (k & (k - 1)) == 0));
 }
 
 SolveResult Coordinator::result(Status status, bool has_objective, double objective, std::size_t iterations,
@@ -1213,6 +1249,7 @@ void Lu::solve_into(const double* b, double* x) const {
 
 QpSolver::QpSolver(const ObjectSpec& object, QpData data)
     : object_(object),
+      map_(object),
       data_(std::move(data)),
       n_(object.n),
       m_(data_.rows()),
@@ -1241,12 +1278,28 @@ QpSolver::QpSolver(const ObjectSpec& object, QpData data)
     // The step's scratch at its largest (KKT of n + m rows), so no step grows it.
     w_.reserve(m_);
     p_.assign(n_, 0.0);
-    rhs_.reserve(n_ + m_);
+    kkt_bound_.reserve(n_ + m_);
     sol_.reserve(n_ + m_);
     ax_.assign(m_, 0.0);
     kkt_buf_.reserve((n_ + m_) * (n_ + m_));
     kkt_inv_.reserve((n_ + m_) * (n_ + m_));
     act_try_.assign(m_, 0);
+    // A's rows compressed (when its size is right; check() reports it otherwise).
+    a_rows_.n = n_;
+    a_rows_.start.push_back(0);
+    if (data_.a.size() == m_ * n_) {
+        for (std::size_t i = 0; i < m_; ++i) {
+            for (std::size_t j = 0; j < n_; ++j) {
+                const double v = data_.a[i * n_ + j];
+                if (v == 0.0) continue;
+                a_rows_.col.push_back(j);
+                a_rows_.val.push_back(v);
+            }
+            a_rows_.e.push_back(0.0);
+            a_rows_.start.push_back(a_rows_.col.size());
+        }
+    }
+    a_rows_.selection = a_rows_.is_selection();
 }
 
 void QpSolver::fail(Status status, const std::string& what) const {
@@ -1278,54 +1331,60 @@ void QpSolver::set_rho(double rho) {
 }
 
 bool QpSolver::polish(const std::vector<double>& p, const std::vector<signed char>& act, std::vector<double>& x) {
-    // Allocation-free: a settled step is this function with a cached inverse.
+    // Allocation-free: a settled step is this function with a cached inverse, one product with
+    // the prox's linear term p.
     polish_solved_ = false;
-    w_.clear();
-    for (std::size_t i = 0; i < m_; ++i) {
-        if (act[i] != 0) w_.push_back(i);
-    }
-    const std::size_t k = n_ + w_.size();
+    const std::size_t n = n_, m = m_;
     if (!(has_kkt_ && kkt_active_ == act)) {
+        // w_ (the active rows) and kkt_bound_ belong to the cached system: rebuilt with it.
         has_kkt_ = false;
+        w_.clear();
+        for (std::size_t i = 0; i < m; ++i) {
+            if (act[i] != 0) w_.push_back(i);
+        }
+        const std::size_t k = n + w_.size();
         std::vector<double>& kkt = kkt_buf_;
         kkt.assign(k * k, 0.0);
-        for (std::size_t i = 0; i < n_; ++i) {
-            for (std::size_t j = 0; j < n_; ++j) kkt[i * k + j] = qmat_[i * n_ + j];
+        for (std::size_t i = 0; i < n; ++i) {
+            for (std::size_t j = 0; j < n; ++j) kkt[i * k + j] = qmat_[i * n + j];
         }
         for (std::size_t j = 0; j < w_.size(); ++j) {
-            for (std::size_t c = 0; c < n_; ++c) {
-                const double v = data_.a[w_[j] * n_ + c];
-                kkt[(n_ + j) * k + c] = v;
-                kkt[c * k + n_ + j] = v;
+            for (std::size_t c = 0; c < n; ++c) {
+                const double v = data_.a[w_[j] * n + c];
+                kkt[(n + j) * k + c] = v;
+                kkt[c * k + n + j] = v;
             }
         }
         if (!kkt_.factor_from(kkt.data(), k)) return false;
         kkt_.invert_into(kkt_inv_);
+        // The active bounds' part of the solution, K^-1 [0; b_w]: fixed while the set is.
+        kkt_bound_.assign(k, 0.0);
+        for (std::size_t i = 0; i < k; ++i) {
+            double s = 0.0;
+            for (std::size_t j = 0; j < w_.size(); ++j) {
+                const std::size_t row = w_[j];
+                s += kkt_inv_[i * k + n + j] * (act[row] > 0 ? data_.u[row] : data_.l[row]);
+            }
+            kkt_bound_[i] = s;
+        }
         has_kkt_ = true;
         kkt_active_ = act;
     }
-    rhs_.resize(k);
+    const std::size_t k = n + w_.size();
     sol_.resize(k);
-    for (std::size_t i = 0; i < n_; ++i) rhs_[i] = -p[i];
-    for (std::size_t j = 0; j < w_.size(); ++j) rhs_[n_ + j] = act[w_[j]] > 0 ? data_.u[w_[j]] : data_.l[w_[j]];
-    for (std::size_t i = 0; i < k; ++i) {
-        const double* row = &kkt_inv_[i * k];
-        double s = 0.0;
-        for (std::size_t j = 0; j < k; ++j) s += row[j] * rhs_[j];
-        sol_[i] = s;
-    }
+    const double* inv = kkt_inv_.data();
     double lam_max = 0.0;
     for (std::size_t i = 0; i < k; ++i) {
-        if (!std::isfinite(sol_[i])) return false;
-        if (i >= n_) lam_max = std::max(lam_max, std::fabs(sol_[i]));
+        const double* row = inv + i * k;
+        double s = kkt_bound_[i];
+        for (std::size_t j = 0; j < n; ++j) s -= row[j] * p[j];
+        if (!std::isfinite(s)) return false;
+        sol_[i] = s;
+        if (i >= n) lam_max = std::max(lam_max, std::fabs(s));
     }
+    a_rows_.apply_into(sol_.data(), ax_.data());
     double ax_max = 0.0;
-    for (std::size_t i = 0; i < m_; ++i) {
-        double s = 0.0;
-        for (std::size_t j = 0; j < n_; ++j) s += data_.a[i * n_ + j] * sol_[j];
-        ax_[i] = s;
-        ax_max = std::max(ax_max, std::fabs(s));
-    }
+    for (std::size_t i = 0; i < m; ++i) ax_max = std::max(ax_max, std::fabs(ax_[i]));
     const double tol_p = QP_EPS * (1.0 + ax_max);
     const double tol_d = QP_EPS * (1.0 + std::max(lam_max, max_abs(p)));
     polish_solved_ = true;
@@ -1333,19 +1392,19 @@ bool QpSolver::polish(const std::vector<double>& p, const std::vector<signed cha
     tol_d_ = tol_d;
     for (std::size_t j = 0; j < w_.size(); ++j) {
         const std::size_t row = w_[j];
-        const double lam = sol_[n_ + j];
+        const double lam = sol_[n + j];
         if (!eq_[row] && ((act[row] > 0 && lam < -tol_d) || (act[row] < 0 && lam > tol_d))) return false;
     }
-    for (std::size_t i = 0; i < m_; ++i) {
+    for (std::size_t i = 0; i < m; ++i) {
         if (act[i] == 0 && (ax_[i] < data_.l[i] - tol_p || ax_[i] > data_.u[i] + tol_p)) return false;
     }
-    for (std::size_t i = 0; i < m_; ++i) {
+    for (std::size_t i = 0; i < m; ++i) {
         z_[i] = clip(ax_[i], data_.l[i], data_.u[i]);
         y_[i] = 0.0;
     }
-    for (std::size_t j = 0; j < w_.size(); ++j) y_[w_[j]] = sol_[n_ + j];
+    for (std::size_t j = 0; j < w_.size(); ++j) y_[w_[j]] = sol_[n + j];
     if (&act != &active_) active_ = act;
-    x.assign(sol_.begin(), sol_.begin() + static_cast<std::ptrdiff_t>(n_));
+    x.assign(sol_.begin(), sol_.begin() + static_cast<std::ptrdiff_t>(n));
     return true;
 }
 
@@ -1531,9 +1590,9 @@ std::vector<double> QpSolver::prox(const std::vector<double>& centre, double rho
 void QpSolver::prox_into(const std::vector<double>& centre, double rho, std::vector<double>& x) {
     check();
     set_rho(rho);
-    if (centre.size() != object_.rows()) fail(Status::LocalSolverFailed, "a prox centre of the wrong size");
+    if (centre.size() != map_.rows()) fail(Status::LocalSolverFailed, "a prox centre of the wrong size");
     // The prox centre enters only the linear term: p = q - rho M' centre.
-    object_.apply_t_into(centre.data(), p_.data());
+    map_.apply_t_into(centre.data(), p_.data());
     for (std::size_t i = 0; i < n_; ++i) p_[i] = data_.q[i] - rho * p_[i];
     if (polish(p_, active_, x)) {
         x_ = x;
@@ -1550,12 +1609,16 @@ void QpSolver::prox_into(const std::vector<double>& centre, double rho, std::vec
 }
 
 double QpSolver::objective(const std::vector<double>& x) const {
+    // Called every iteration: the bounds hoisted out of the loops.
+    const std::size_t n = std::min(n_, x.size());
+    const double* xv = x.data();
     double quad = 0.0, lin = 0.0;
-    for (std::size_t i = 0; i < n_ && i < x.size(); ++i) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const double* row = &data_.p[i * n_];
         double px = 0.0;
-        for (std::size_t j = 0; j < n_ && j < x.size(); ++j) px += data_.p[i * n_ + j] * x[j];
-        quad += x[i] * px;
-        lin += data_.q[i] * x[i];
+        for (std::size_t j = 0; j < n; ++j) px += row[j] * xv[j];
+        quad += xv[i] * px;
+        lin += data_.q[i] * xv[i];
     }
     return 0.5 * quad + lin + data_.r;
 }

@@ -214,12 +214,30 @@ struct ObjectSpec {
     std::vector<double> apply(const std::vector<double>& x) const;
     /// M' y
     std::vector<double> apply_t(const std::vector<double>& y) const;
-    /// M x + e into out (rows() values), without allocating: the coordinator's per-iteration form.
-    void apply_into(const double* x, double* out) const;
-    /// M' y into out (n values), without allocating.
-    void apply_t_into(const double* y, double* out) const;
     /// dense M (row-major) and e
     void dense(std::vector<double>& m, std::vector<double>& e) const;
+};
+
+/// An object's row map M x + e as compressed rows: the nonzeros of its blocks in row order, built
+/// once. The per-iteration products use it (no allocation, and the zeros of a dense coupling
+/// block -- an identity, say -- cost nothing); they add in the order ObjectSpec's would.
+struct RowMap {
+    RowMap() = default;
+    explicit RowMap(const ObjectSpec& object);
+    std::size_t rows() const noexcept { return e.size(); }
+    /// out = M x + e (rows() values).
+    void apply_into(const double* x, double* out) const;
+    /// out = M' y (n values).
+    void apply_t_into(const double* y, double* out) const;
+    /// Whether every row picks one column with weight 1 and no column twice (sets `selection`).
+    bool is_selection() const;
+
+    std::size_t n = 0;
+    std::vector<std::size_t> start, col;  // row k's entries: start[k] .. start[k + 1]
+    std::vector<double> val, e;
+    /// Every row picks one column with weight 1 and no column twice (consensus links, identity
+    /// couplings): then max_j |(M' y)_j| is max_k |y_k|, no product needed.
+    bool selection = true;
 };
 
 struct CouplingSpec {
@@ -360,7 +378,9 @@ private:
     [[noreturn]] void fail(Status status, const std::string& what) const;
 
     ObjectSpec object_;
+    RowMap map_;
     QpData data_;
+    RowMap a_rows_;  // A as compressed rows (e unused)
     std::size_t n_, m_;
     std::vector<double> mtm_, qmat_;
     double rho_;
@@ -370,7 +390,7 @@ private:
     bool has_kkt_ = false;
     std::vector<signed char> kkt_active_;
     Lu kkt_;
-    std::vector<double> kkt_buf_, kkt_inv_;
+    std::vector<double> kkt_buf_, kkt_inv_, kkt_bound_;
     // What the last polish left: whether its KKT solve produced a point (sol_, ax_) and the
     // tolerances it judged that point by (for next_active_set).
     bool polish_solved_ = false;
@@ -383,7 +403,7 @@ private:
     double rho_in_;
     // scratch of a step (no allocation once warm)
     std::vector<std::size_t> w_;
-    std::vector<double> p_, rhs_, sol_, ax_;
+    std::vector<double> p_, sol_, ax_;
 };
 
 /// ADMM settings (the defaults of catopt_dsl.solver.SolveOptions).
@@ -439,6 +459,8 @@ public:
 
 private:
     void sync_consensus_targets();
+    /// Whether iteration k is an adaptive-rho checkpoint.
+    bool checkpoint(std::size_t k) const;
     void centres_into(std::vector<std::vector<double>>& out) const;
     /// max |rho (M' v1)_j| and max |rho (M' v2)_j| over every object's columns, in one pass and
     /// without allocating.
@@ -449,17 +471,20 @@ private:
     SolveResult result(Status status, bool has_objective, double objective, std::size_t iterations,
                        std::vector<std::vector<double>> x, std::string message) const;
     std::vector<std::size_t> object_rows_;
+    std::vector<RowMap> maps_;
+    bool all_selection_ = true;  // every object's RowMap is a selection
     std::vector<std::vector<double>> e_;
     std::vector<std::vector<std::vector<std::size_t>>> consensus_index_;
     std::vector<std::vector<std::size_t>> term_index_;
     std::vector<std::shared_ptr<SharedProx>> proxes_;
     std::size_t total_rows_ = 0;
-    // The previous iteration's rows a and multiplier estimate yhat (the curvature secant).
+    // The previous iteration's rows a and multiplier estimate yhat (the curvature secant), kept
+    // when this iteration is a checkpoint.
     bool has_secant_ = false;
     std::vector<double> secant_a_, secant_y_;
     // Scratch of update(), sized once: an iteration allocates nothing (the buffers are swapped
     // or overwritten, never regrown).
-    std::vector<double> a_, t_old_, yhat_, h_, v_, dt_, a_prev_, y_prev_, col_buf_, cp_sum_, cp_shift_;
+    std::vector<double> a_, t_old_, yhat_, h_, v_, dt_, col_buf_, cp_sum_, cp_shift_;
     std::vector<std::vector<std::vector<double>>> means_;
     std::vector<std::vector<std::size_t>> counts_;
 };

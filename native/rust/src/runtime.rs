@@ -840,59 +840,6 @@ impl ObjectSpec {
         out
     }
 
-    /// `M x + e` into `out` (`rows()` values), without allocating: the coordinator's form.
-    pub fn apply_into(&self, x: &[f64], out: &mut [f64]) {
-        let mut k = 0;
-        for b in &self.blocks {
-            match b {
-                Block::Consensus { x_offset, size, .. } => {
-                    out[k..k + size].copy_from_slice(&x[*x_offset..*x_offset + *size]);
-                    k += size;
-                }
-                Block::Coupling { rows, b_mat, b_vec, .. } => {
-                    for r in 0..*rows {
-                        let row = &b_mat[r * self.n..(r + 1) * self.n];
-                        let mut dot = 0.0;
-                        for (m, v) in row.iter().zip(x) {
-                            dot += m * v;
-                        }
-                        out[k] = dot + b_vec[r];
-                        k += 1;
-                    }
-                }
-            }
-        }
-    }
-
-    /// `M' y` into `out` (`n` values), without allocating.
-    pub fn apply_t_into(&self, y: &[f64], out: &mut [f64]) {
-        let n = self.n;
-        out[..n].fill(0.0);
-        let mut row0 = 0;
-        for b in &self.blocks {
-            match b {
-                Block::Consensus { x_offset, size, .. } => {
-                    for j in 0..*size {
-                        out[x_offset + j] += y[row0 + j];
-                    }
-                }
-                Block::Coupling { rows, b_mat, .. } => {
-                    // Column by column with the sum in a register: the same additions in the
-                    // same order as row by row.
-                    let yb = &y[row0..row0 + rows];
-                    for (j, o) in out[..n].iter_mut().enumerate() {
-                        let mut acc = *o;
-                        for (r, yr) in yb.iter().enumerate() {
-                            acc += b_mat[r * n + j] * yr;
-                        }
-                        *o = acc;
-                    }
-                }
-            }
-            row0 += b.rows();
-        }
-    }
-
     /// The dense `M` (row-major, `rows x n`) and `e`.
     pub fn dense(&self) -> (Vec<f64>, Vec<f64>) {
         let r = self.rows();
@@ -914,6 +861,112 @@ impl ObjectSpec {
             row0 += b.rows();
         }
         (m, e)
+    }
+}
+
+/// An object's row map `M x + e` as compressed rows: the nonzeros of its blocks in row order,
+/// built once. The per-iteration products use it (no allocation, and the zeros of a dense coupling
+/// block -- an identity, say -- cost nothing); they add in the order `ObjectSpec`'s would.
+#[derive(Debug, Clone, Default)]
+struct RowMap {
+    n: usize,
+    // row k's entries: start[k] .. start[k + 1]
+    start: Vec<usize>,
+    col: Vec<usize>,
+    val: Vec<f64>,
+    e: Vec<f64>,
+    // Every row picks one column with weight 1 and no column twice (consensus links, identity
+    // couplings): then max_j |(M' y)_j| is max_k |y_k|, no product needed.
+    selection: bool,
+}
+
+impl RowMap {
+    fn new(object: &ObjectSpec) -> RowMap {
+        let n = object.n;
+        let mut m = RowMap { n, start: vec![0], ..RowMap::default() };
+        for b in &object.blocks {
+            match b {
+                Block::Consensus { x_offset, size, .. } => {
+                    for j in 0..*size {
+                        m.col.push(x_offset + j);
+                        m.val.push(1.0);
+                        m.e.push(0.0);
+                        m.start.push(m.col.len());
+                    }
+                }
+                Block::Coupling { rows, b_mat, b_vec, .. } => {
+                    for r in 0..*rows {
+                        for j in 0..n {
+                            let v = b_mat[r * n + j];
+                            if v != 0.0 {
+                                m.col.push(j);
+                                m.val.push(v);
+                            }
+                        }
+                        m.e.push(b_vec[r]);
+                        m.start.push(m.col.len());
+                    }
+                }
+            }
+        }
+        m.selection = m.is_selection();
+        m
+    }
+
+    /// `A` (`rows x n` row-major) as compressed rows, `e` zero.
+    fn from_dense(a: &[f64], rows: usize, n: usize) -> RowMap {
+        let mut m = RowMap { n, start: vec![0], ..RowMap::default() };
+        if a.len() == rows * n {
+            for i in 0..rows {
+                for (j, &v) in a[i * n..(i + 1) * n].iter().enumerate() {
+                    if v != 0.0 {
+                        m.col.push(j);
+                        m.val.push(v);
+                    }
+                }
+                m.e.push(0.0);
+                m.start.push(m.col.len());
+            }
+        }
+        m.selection = m.is_selection();
+        m
+    }
+
+    fn is_selection(&self) -> bool {
+        let mut hit = vec![false; self.n];
+        for k in 0..self.e.len() {
+            let p = self.start[k];
+            if self.start[k + 1] != p + 1 || self.val[p] != 1.0 || self.col[p] >= self.n || hit[self.col[p]] {
+                return false;
+            }
+            hit[self.col[p]] = true;
+        }
+        true
+    }
+
+    fn rows(&self) -> usize {
+        self.e.len()
+    }
+
+    /// `out = M x + e` (`rows()` values).
+    fn apply_into(&self, x: &[f64], out: &mut [f64]) {
+        for (k, o) in out[..self.e.len()].iter_mut().enumerate() {
+            let mut dot = 0.0;
+            for p in self.start[k]..self.start[k + 1] {
+                dot += self.val[p] * x[self.col[p]];
+            }
+            *o = dot + self.e[k];
+        }
+    }
+
+    /// `out = M' y` (`n` values).
+    fn apply_t_into(&self, y: &[f64], out: &mut [f64]) {
+        out[..self.n].fill(0.0);
+        for (k, &yk) in y[..self.e.len()].iter().enumerate() {
+            for p in self.start[k]..self.start[k + 1] {
+                out[self.col[p]] += self.val[p] * yk;
+            }
+        }
     }
 }
 
@@ -1164,6 +1217,9 @@ pub struct Coordinator {
     term_index: Vec<Vec<usize>>,
     proxes: Vec<Option<Box<dyn SharedProx>>>,
     total_rows: usize,
+    maps: Vec<RowMap>,
+    // every object's RowMap is a selection
+    all_selection: bool,
     counts: Vec<Vec<usize>>,
     scratch: Scratch,
 }
@@ -1178,12 +1234,11 @@ struct Scratch {
     h: Vec<f64>,
     v: Vec<f64>,
     dt: Vec<f64>,
-    // The previous iteration's rows a and multiplier estimate yhat (the curvature secant).
+    // The previous iteration's rows a and multiplier estimate yhat (the curvature secant), kept
+    // when this iteration is a checkpoint.
     has_secant: bool,
     secant_a: Vec<f64>,
     secant_y: Vec<f64>,
-    a_prev: Vec<f64>,
-    y_prev: Vec<f64>,
     col: Vec<f64>,
     cp_sum: Vec<f64>,
     cp_shift: Vec<f64>,
@@ -1235,10 +1290,12 @@ impl Coordinator {
             plan.shared.iter().map(|s| vec![Vec::new(); s.vars.len()]).collect();
         let mut term_index = vec![Vec::new(); plan.couplings.len()];
         let mut offset = 0;
+        let mut maps = Vec::new();
         for o in &plan.objects {
             object_rows.push(offset);
-            let (_, e_o) = o.dense();
-            e.push(e_o);
+            let map = RowMap::new(o);
+            e.push(map.e.clone());
+            maps.push(map);
             let mut local = 0;
             for b in &o.blocks {
                 match b {
@@ -1264,9 +1321,7 @@ impl Coordinator {
             dt: rows.clone(),
             has_secant: false,
             secant_a: rows.clone(),
-            secant_y: rows.clone(),
-            a_prev: rows.clone(),
-            y_prev: rows,
+            secant_y: rows,
             col: vec![0.0; widest],
             cp_sum: vec![0.0; coupling_rows],
             cp_shift: vec![0.0; coupling_rows],
@@ -1287,6 +1342,8 @@ impl Coordinator {
             term_index,
             proxes,
             total_rows: offset,
+            all_selection: maps.iter().all(|m| m.selection),
+            maps,
             counts,
             scratch,
         };
@@ -1307,6 +1364,13 @@ impl Coordinator {
                 }
             }
         }
+    }
+
+    /// Whether iteration `k` is an adaptive-rho checkpoint: 1, 2, 4, 8, ... below the interval,
+    /// then every interval (as the Python reference).
+    fn checkpoint(&self, k: usize) -> bool {
+        let interval = self.opts.adaptive_rho_interval;
+        interval > 0 && (k % interval == 0 || (k < interval && k.is_power_of_two()))
     }
 
     fn rows_of(&self, i: usize) -> std::ops::Range<usize> {
@@ -1336,7 +1400,7 @@ impl Coordinator {
     /// without allocating (`col`: at least the widest object's n).
     fn mt_max_abs(&self, v1: &[f64], v2: &[f64], rho: f64, col: &mut [f64]) -> (f64, f64) {
         let (mut m1, mut m2) = (0.0f64, 0.0f64);
-        for (i, o) in self.plan.objects.iter().enumerate() {
+        for (i, o) in self.maps.iter().enumerate() {
             let r = self.rows_of(i);
             o.apply_t_into(&v1[r.clone()], col);
             for c in &col[..o.n] {
@@ -1459,31 +1523,31 @@ impl Coordinator {
         }
         let nrows = self.total_rows;
         let mut f_sum = 0.0;
-        for (i, o) in self.plan.objects.iter().enumerate() {
+        for (i, o) in self.maps.iter().enumerate() {
             o.apply_into(&xs[i], &mut sc.a[self.rows_of(i)]);
             f_sum += objectives[i];
         }
         let a = &sc.a;
         let rho = self.rho;
         let alpha = self.opts.alpha;
-        sc.t_old.copy_from_slice(&self.t);
-        let t_old = &sc.t_old;
-        // yhat = rho (a - t + u): minus the row gradient of the objectives at the new x.
-        for k in 0..nrows {
-            sc.yhat[k] = rho * ((a[k] - t_old[k]) + self.u[k]);
-        }
-        let yhat = &sc.yhat;
+        // The secant of a checkpoint needs this iteration's and the previous one's (a, yhat): yhat
+        // is formed, and kept, only around checkpoints (the rule's result is the same as keeping
+        // both every iteration).
+        let check_now = self.opts.adaptive_rho && self.checkpoint(self.iteration);
+        let check_next = self.opts.adaptive_rho && self.checkpoint(self.iteration + 1);
         let had_secant = sc.has_secant;
-        std::mem::swap(&mut sc.a_prev, &mut sc.secant_a);
-        std::mem::swap(&mut sc.y_prev, &mut sc.secant_y);
-        sc.secant_a.copy_from_slice(a);
-        sc.secant_y.copy_from_slice(yhat);
-        sc.has_secant = true;
+        let need_yhat = check_now || check_next;
         for k in 0..nrows {
-            sc.h[k] = alpha * a[k] + (1.0 - alpha) * t_old[k];
+            let tk = self.t[k];
+            sc.t_old[k] = tk;
+            // yhat = rho (a - t + u): minus the row gradient of the objectives at the new x.
+            if need_yhat {
+                sc.yhat[k] = rho * ((a[k] - tk) + self.u[k]);
+            }
+            sc.h[k] = alpha * a[k] + (1.0 - alpha) * tk;
             sc.v[k] = sc.h[k] + self.u[k];
         }
-        let (h, v) = (&sc.h, &sc.v);
+        let (t_old, yhat, h, v) = (&sc.t_old, &sc.yhat, &sc.h, &sc.v);
         // consensus z-update
         for s in 0..self.plan.shared.len() {
             self.z_update(s, v, &mut sc.means[s], rho)?;
@@ -1520,16 +1584,28 @@ impl Coordinator {
                 }
             }
         }
+        // residuals (infinity norms), in one pass with the dual update
+        let (mut r_prim, mut a_max, mut t_max) = (0.0f64, 0.0f64, 0.0f64);
         for k in 0..nrows {
-            self.u[k] = self.u[k] + h[k] - self.t[k];
+            let tk = self.t[k];
+            self.u[k] = self.u[k] + h[k] - tk;
+            r_prim = r_prim.max((a[k] - tk).abs());
+            sc.dt[k] = tk - t_old[k];
+            a_max = a_max.max(a[k].abs());
+            t_max = t_max.max(tk.abs());
         }
-        // residuals (infinity norms)
-        let r_prim = a.iter().zip(&self.t).fold(0.0, |m: f64, (a, t)| m.max((a - t).abs()));
-        for k in 0..nrows {
-            sc.dt[k] = self.t[k] - t_old[k];
-        }
-        let (r_dual, dual_scale) = self.mt_max_abs(&sc.dt, &self.u, rho, &mut sc.col);
-        let prim_scale = max_abs(a).max(max_abs(&self.t));
+        let (r_dual, dual_scale) = if self.all_selection {
+            // M' only places each row in its own column: the column maxima are the row maxima.
+            let (mut r_dual, mut dual_scale) = (0.0f64, 0.0f64);
+            for k in 0..nrows {
+                r_dual = r_dual.max((sc.dt[k] * rho).abs());
+                dual_scale = dual_scale.max((self.u[k] * rho).abs());
+            }
+            (r_dual, dual_scale)
+        } else {
+            self.mt_max_abs(&sc.dt, &self.u, rho, &mut sc.col)
+        };
+        let prim_scale = a_max.max(t_max);
         let eps_prim = self.opts.eps_abs + self.opts.eps_rel * prim_scale;
         let eps_dual = self.opts.eps_abs + self.opts.eps_rel * dual_scale;
         let mut g_total = 0.0;
@@ -1552,11 +1628,8 @@ impl Coordinator {
         let converged = r_prim <= eps_prim && r_dual <= eps_dual && gap_est.abs() <= eps_gap;
         let mut rho_changed = false;
         let interval = self.opts.adaptive_rho_interval;
-        // Checkpoints 1, 2, 4, 8, ... below the interval, then every interval (as the Python reference).
-        let checkpoint = interval > 0
-            && (self.iteration % interval == 0 || (self.iteration < interval && self.iteration.is_power_of_two()));
-        if self.opts.adaptive_rho && !converged && checkpoint {
-            let kappa = if had_secant { secant_curvature(&sc.a_prev, &sc.y_prev, a, yhat) } else { None };
+        if check_now && !converged {
+            let kappa = if had_secant { secant_curvature(&sc.secant_a, &sc.secant_y, a, yhat) } else { None };
             let rho_new = match kappa {
                 // The curvature rule: move to kappa when rho is outside [kappa / band, band * kappa].
                 Some(k) => {
@@ -1590,6 +1663,11 @@ impl Coordinator {
                 rho_changed = true;
             }
         }
+        if check_next {
+            sc.secant_a.copy_from_slice(a);
+            sc.secant_y.copy_from_slice(yhat);
+        }
+        sc.has_secant = check_next;
         let it = Iterate {
             iteration: self.iteration,
             rho: self.rho,
@@ -1846,6 +1924,9 @@ pub const QP_GUESS_STEPS: usize = 4;
 pub struct QpSolver {
     pub data: QpData,
     object: ObjectSpec,
+    map: RowMap,
+    // A as compressed rows (e unused)
+    a_rows: RowMap,
     n: usize,
     m: usize,
     mtm: Vec<f64>,
@@ -1862,6 +1943,7 @@ pub struct QpSolver {
     kkt_lu: Lu,
     kkt_buf: Vec<f64>,
     kkt_inv: Vec<f64>,
+    kkt_bound: Vec<f64>,
     // What the last polish left: whether its KKT solve produced a point (sol, ax) and the
     // tolerances it judged that point by (for next_active_set).
     polish_solved: bool,
@@ -1869,7 +1951,6 @@ pub struct QpSolver {
     tol_d: f64,
     // scratch of a step (no allocation once warm)
     w: Vec<usize>,
-    rhs: Vec<f64>,
     sol: Vec<f64>,
     ax: Vec<f64>,
     pbuf: Vec<f64>,
@@ -1915,6 +1996,8 @@ impl QpSolver {
         let active = eq.iter().map(|&e| i8::from(e)).collect();
         QpSolver {
             object: object.clone(),
+            map: RowMap::new(object),
+            a_rows: RowMap::from_dense(&data.a, m, n),
             n,
             m,
             mtm,
@@ -1930,11 +2013,11 @@ impl QpSolver {
             kkt_lu: Lu::default(),
             kkt_buf: Vec::with_capacity((n + m) * (n + m)),
             kkt_inv: Vec::with_capacity((n + m) * (n + m)),
+            kkt_bound: Vec::with_capacity(n + m),
             polish_solved: false,
             tol_p: 0.0,
             tol_d: 0.0,
             w: Vec::with_capacity(m),
-            rhs: Vec::with_capacity(n + m),
             sol: Vec::with_capacity(n + m),
             ax: vec![0.0; m],
             pbuf: vec![0.0; n],
@@ -1978,15 +2061,16 @@ impl QpSolver {
     fn polish(&mut self, p: &[f64], act: &[i8], x: &mut Vec<f64>) -> bool {
         let (n, m) = (self.n, self.m);
         self.polish_solved = false;
-        self.w.clear();
-        for (i, &a) in act.iter().enumerate().take(m) {
-            if a != 0 {
-                self.w.push(i);
-            }
-        }
-        let k = n + self.w.len();
         if !(self.has_kkt && self.kkt_active.as_slice() == act) {
+            // w (the active rows) and kkt_bound belong to the cached system: rebuilt with it.
             self.has_kkt = false;
+            self.w.clear();
+            for (i, &a) in act.iter().enumerate().take(m) {
+                if a != 0 {
+                    self.w.push(i);
+                }
+            }
+            let k = n + self.w.len();
             let kkt = &mut self.kkt_buf;
             kkt.clear();
             kkt.resize(k * k, 0.0);
@@ -2004,41 +2088,38 @@ impl QpSolver {
                 return false;
             }
             self.kkt_lu.invert_into(&mut self.kkt_inv);
+            // The active bounds' part of the solution, K^-1 [0; b_w]: fixed while the set is.
+            self.kkt_bound.clear();
+            for i in 0..k {
+                let mut acc = 0.0;
+                for (j, &row) in self.w.iter().enumerate() {
+                    acc += self.kkt_inv[i * k + n + j] * if act[row] > 0 { self.data.u[row] } else { self.data.l[row] };
+                }
+                self.kkt_bound.push(acc);
+            }
             self.has_kkt = true;
             self.kkt_active.clear();
             self.kkt_active.extend_from_slice(act);
         }
-        self.rhs.clear();
-        self.rhs.extend(p.iter().map(|v| -v));
-        for &row in &self.w {
-            self.rhs.push(if act[row] > 0 { self.data.u[row] } else { self.data.l[row] });
-        }
+        let k = n + self.w.len();
         self.sol.clear();
-        for i in 0..k {
-            let mut acc = 0.0;
-            for (a, b) in self.kkt_inv[i * k..(i + 1) * k].iter().zip(&self.rhs) {
-                acc += a * b;
-            }
-            self.sol.push(acc);
-        }
         let mut lam_max = 0.0f64;
-        for (i, v) in self.sol.iter().enumerate() {
-            if !v.is_finite() {
+        for i in 0..k {
+            let row = &self.kkt_inv[i * k..i * k + n];
+            let mut acc = self.kkt_bound[i];
+            for (a, b) in row.iter().zip(p) {
+                acc -= a * b;
+            }
+            if !acc.is_finite() {
                 return false;
             }
+            self.sol.push(acc);
             if i >= n {
-                lam_max = lam_max.max(v.abs());
+                lam_max = lam_max.max(acc.abs());
             }
         }
-        let mut ax_max = 0.0f64;
-        for i in 0..m {
-            let mut acc = 0.0;
-            for j in 0..n {
-                acc += self.data.a[i * n + j] * self.sol[j];
-            }
-            self.ax[i] = acc;
-            ax_max = ax_max.max(acc.abs());
-        }
+        self.a_rows.apply_into(&self.sol, &mut self.ax);
+        let ax_max = self.ax.iter().fold(0.0f64, |acc, v| acc.max(v.abs()));
         let tol_p = QP_EPS * (1.0 + ax_max);
         let tol_d = QP_EPS * (1.0 + lam_max.max(max_abs(p)));
         self.polish_solved = true;
@@ -2315,13 +2396,13 @@ impl LocalSolver for QpSolver {
             self.checked = true;
         }
         self.set_rho(rho);
-        if centre.len() != self.object.rows() {
+        if centre.len() != self.map.rows() {
             return Err(self.failure(Status::LocalSolverFailed, "a prox centre of the wrong size".into()));
         }
         // The prox centre enters only the linear term: p = q - rho M' centre.
         let mut p = std::mem::take(&mut self.pbuf);
         p.resize(self.n, 0.0);
-        self.object.apply_t_into(centre, &mut p);
+        self.map.apply_t_into(centre, &mut p);
         for (pi, qi) in p.iter_mut().zip(&self.data.q) {
             *pi = qi - rho * *pi;
         }
@@ -2331,9 +2412,17 @@ impl LocalSolver for QpSolver {
     }
 
     fn objective(&self, x: &[f64]) -> f64 {
-        let px = mat_vec(&self.data.p, x, self.n, self.n);
-        let quad: f64 = x.iter().zip(&px).map(|(a, b)| a * b).sum();
-        let lin: f64 = self.data.q.iter().zip(x).map(|(a, b)| a * b).sum();
+        // Called every iteration: no temporaries (the sums run in the order of the C++ runtime).
+        let n = self.n.min(x.len());
+        let (mut quad, mut lin) = (0.0, 0.0);
+        for i in 0..n {
+            let mut px = 0.0;
+            for j in 0..n {
+                px += self.data.p[i * self.n + j] * x[j];
+            }
+            quad += x[i] * px;
+            lin += self.data.q[i] * x[i];
+        }
         0.5 * quad + lin + self.data.r
     }
 }
