@@ -624,8 +624,34 @@ bool RowMap::is_selection() const {
     return true;
 }
 
+RowMap RowMap::from_dense(const std::vector<double>& a, std::size_t rows, std::size_t n) {
+    RowMap out;
+    out.n = n;
+    out.start.push_back(0);
+    if (a.size() == rows * n) {
+        for (std::size_t i = 0; i < rows; ++i) {
+            for (std::size_t j = 0; j < n; ++j) {
+                const double v = a[i * n + j];
+                if (v == 0.0) continue;
+                out.col.push_back(j);
+                out.val.push_back(v);
+            }
+            out.e.push_back(0.0);
+            out.start.push_back(out.col.size());
+        }
+    }
+    out.selection = out.is_selection();
+    return out;
+}
+
 void RowMap::apply_into(const double* x, double* out) const {
     const std::size_t rows = e.size();
+    if (selection) {  // row k's one entry is col[k], weight 1
+        const std::size_t* c = col.data();
+        const double* ev = e.data();
+        for (std::size_t k = 0; k < rows; ++k) out[k] = x[c[k]] + ev[k];
+        return;
+    }
     for (std::size_t k = 0; k < rows; ++k) {
         double dot = 0.0;
         for (std::size_t p = start[k]; p < start[k + 1]; ++p) dot += val[p] * x[col[p]];
@@ -636,6 +662,11 @@ void RowMap::apply_into(const double* x, double* out) const {
 void RowMap::apply_t_into(const double* y, double* out) const {
     for (std::size_t j = 0; j < n; ++j) out[j] = 0.0;
     const std::size_t rows = e.size();
+    if (selection) {
+        const std::size_t* c = col.data();
+        for (std::size_t k = 0; k < rows; ++k) out[c[k]] += y[k];
+        return;
+    }
     for (std::size_t k = 0; k < rows; ++k) {
         const double yk = y[k];
         for (std::size_t p = start[k]; p < start[k + 1]; ++p) out[col[p]] += val[p] * yk;
@@ -841,9 +872,14 @@ void Coordinator::centres_into(std::vector<std::vector<double>>& out) const {
     for (std::size_t i = 0; i < plan.objects.size(); ++i) {
         const std::size_t start = object_rows_[i];
         const std::vector<double>& e = e_[i];
+        const std::size_t r = e.size();
         std::vector<double>& d = out[i];
-        d.resize(e.size());
-        for (std::size_t k = 0; k < e.size(); ++k) d[k] = t[start + k] - u[start + k] - e[k];
+        if (d.size() != r) d.resize(r);
+        const double* tv = t.data() + start;
+        const double* uv = u.data() + start;
+        const double* ev = e.data();
+        double* dv = d.data();
+        for (std::size_t k = 0; k < r; ++k) dv[k] = tv[k] - uv[k] - ev[k];
     }
 }
 
@@ -1284,22 +1320,9 @@ QpSolver::QpSolver(const ObjectSpec& object, QpData data)
     kkt_buf_.reserve((n_ + m_) * (n_ + m_));
     kkt_inv_.reserve((n_ + m_) * (n_ + m_));
     act_try_.assign(m_, 0);
-    // A's rows compressed (when its size is right; check() reports it otherwise).
-    a_rows_.n = n_;
-    a_rows_.start.push_back(0);
-    if (data_.a.size() == m_ * n_) {
-        for (std::size_t i = 0; i < m_; ++i) {
-            for (std::size_t j = 0; j < n_; ++j) {
-                const double v = data_.a[i * n_ + j];
-                if (v == 0.0) continue;
-                a_rows_.col.push_back(j);
-                a_rows_.val.push_back(v);
-            }
-            a_rows_.e.push_back(0.0);
-            a_rows_.start.push_back(a_rows_.col.size());
-        }
-    }
-    a_rows_.selection = a_rows_.is_selection();
+    // A and P as compressed rows (when their sizes are right; check() reports it otherwise).
+    a_rows_ = RowMap::from_dense(data_.a, m_, n_);
+    p_rows_ = RowMap::from_dense(data_.p, n_, n_);
 }
 
 void QpSolver::fail(Status status, const std::string& what) const {
@@ -1384,27 +1407,32 @@ bool QpSolver::polish(const std::vector<double>& p, const std::vector<signed cha
     }
     a_rows_.apply_into(sol_.data(), ax_.data());
     double ax_max = 0.0;
-    for (std::size_t i = 0; i < m; ++i) ax_max = std::max(ax_max, std::fabs(ax_[i]));
+    const double* ax = ax_.data();
+    for (std::size_t i = 0; i < m; ++i) ax_max = std::max(ax_max, std::fabs(ax[i]));
     const double tol_p = QP_EPS * (1.0 + ax_max);
     const double tol_d = QP_EPS * (1.0 + std::max(lam_max, max_abs(p)));
     polish_solved_ = true;
     tol_p_ = tol_p;
     tol_d_ = tol_d;
-    for (std::size_t j = 0; j < w_.size(); ++j) {
-        const std::size_t row = w_[j];
-        const double lam = sol_[n + j];
-        if (!eq_[row] && ((act[row] > 0 && lam < -tol_d) || (act[row] < 0 && lam > tol_d))) return false;
+    // Active rows (in order, as w_ lists them) need a multiplier of the right sign, inactive
+    // ones a point within their bounds.
+    const double* lo = data_.l.data();
+    const double* hi = data_.u.data();
+    for (std::size_t i = 0, j = n; i < m; ++i) {
+        if (act[i] != 0) {
+            const double lam = sol_[j++];
+            if (!eq_[i] && ((act[i] > 0 && lam < -tol_d) || (act[i] < 0 && lam > tol_d))) return false;
+        } else if (ax_[i] < lo[i] - tol_p || ax_[i] > hi[i] + tol_p) {
+            return false;
+        }
     }
-    for (std::size_t i = 0; i < m; ++i) {
-        if (act[i] == 0 && (ax_[i] < data_.l[i] - tol_p || ax_[i] > data_.u[i] + tol_p)) return false;
+    for (std::size_t i = 0, j = n; i < m; ++i) {
+        z_[i] = clip(ax_[i], lo[i], hi[i]);
+        y_[i] = act[i] != 0 ? sol_[j++] : 0.0;
     }
-    for (std::size_t i = 0; i < m; ++i) {
-        z_[i] = clip(ax_[i], data_.l[i], data_.u[i]);
-        y_[i] = 0.0;
-    }
-    for (std::size_t j = 0; j < w_.size(); ++j) y_[w_[j]] = sol_[n + j];
     if (&act != &active_) active_ = act;
-    x.assign(sol_.begin(), sol_.begin() + static_cast<std::ptrdiff_t>(n));
+    if (x.size() != n) x.resize(n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = sol_[i];
     return true;
 }
 
@@ -1592,16 +1620,19 @@ void QpSolver::prox_into(const std::vector<double>& centre, double rho, std::vec
     set_rho(rho);
     if (centre.size() != map_.rows()) fail(Status::LocalSolverFailed, "a prox centre of the wrong size");
     // The prox centre enters only the linear term: p = q - rho M' centre.
-    map_.apply_t_into(centre.data(), p_.data());
-    for (std::size_t i = 0; i < n_; ++i) p_[i] = data_.q[i] - rho * p_[i];
+    double* pv = p_.data();
+    const double* q = data_.q.data();
+    map_.apply_t_into(centre.data(), pv);
+    for (std::size_t i = 0; i < n_; ++i) pv[i] = q[i] - rho * pv[i];
+    // x_ (the inner ADMM's warm start) follows every step; x has n values after a polish.
     if (polish(p_, active_, x)) {
-        x_ = x;
+        for (std::size_t i = 0; i < n_; ++i) x_[i] = x[i];
         return;
     }
     act_try_ = active_;
     for (std::size_t step = 0; step < QP_GUESS_STEPS && next_active_set(act_try_); ++step) {
         if (polish(p_, act_try_, x)) {
-            x_ = x;
+            for (std::size_t i = 0; i < n_; ++i) x_[i] = x[i];
             return;
         }
     }
@@ -1609,10 +1640,24 @@ void QpSolver::prox_into(const std::vector<double>& centre, double rho, std::vec
 }
 
 double QpSolver::objective(const std::vector<double>& x) const {
-    // Called every iteration: the bounds hoisted out of the loops.
+    // Called every iteration: P's nonzeros only (in the order of the dense sum), the bounds
+    // hoisted out of the loops.
     const std::size_t n = std::min(n_, x.size());
     const double* xv = x.data();
     double quad = 0.0, lin = 0.0;
+    if (n == n_ && p_rows_.rows() == n_) {
+        const std::size_t* start = p_rows_.start.data();
+        const std::size_t* col = p_rows_.col.data();
+        const double* val = p_rows_.val.data();
+        const double* q = data_.q.data();
+        for (std::size_t i = 0; i < n; ++i) {
+            double px = 0.0;
+            for (std::size_t k = start[i]; k < start[i + 1]; ++k) px += val[k] * xv[col[k]];
+            quad += xv[i] * px;
+            lin += q[i] * xv[i];
+        }
+        return 0.5 * quad + lin + data_.r;
+    }
     for (std::size_t i = 0; i < n; ++i) {
         const double* row = &data_.p[i * n_];
         double px = 0.0;

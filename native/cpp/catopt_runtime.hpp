@@ -224,6 +224,8 @@ struct ObjectSpec {
 struct RowMap {
     RowMap() = default;
     explicit RowMap(const ObjectSpec& object);
+    /// A (rows x n, row-major) as compressed rows, e zero; no rows when a has the wrong size.
+    static RowMap from_dense(const std::vector<double>& a, std::size_t rows, std::size_t n);
     std::size_t rows() const noexcept { return e.size(); }
     /// out = M x + e (rows() values).
     void apply_into(const double* x, double* out) const;
@@ -380,7 +382,7 @@ private:
     ObjectSpec object_;
     RowMap map_;
     QpData data_;
-    RowMap a_rows_;  // A as compressed rows (e unused)
+    RowMap a_rows_, p_rows_;  // A and P as compressed rows (e unused)
     std::size_t n_, m_;
     std::vector<double> mtm_, qmat_;
     double rho_;

@@ -950,6 +950,13 @@ impl RowMap {
 
     /// `out = M x + e` (`rows()` values).
     fn apply_into(&self, x: &[f64], out: &mut [f64]) {
+        if self.selection {
+            // row k's one entry is col[k], weight 1
+            for ((o, &c), e) in out[..self.e.len()].iter_mut().zip(&self.col).zip(&self.e) {
+                *o = x[c] + e;
+            }
+            return;
+        }
         for (k, o) in out[..self.e.len()].iter_mut().enumerate() {
             let mut dot = 0.0;
             for p in self.start[k]..self.start[k + 1] {
@@ -962,6 +969,12 @@ impl RowMap {
     /// `out = M' y` (`n` values).
     fn apply_t_into(&self, y: &[f64], out: &mut [f64]) {
         out[..self.n].fill(0.0);
+        if self.selection {
+            for (&c, yk) in self.col.iter().zip(&y[..self.e.len()]) {
+                out[c] += yk;
+            }
+            return;
+        }
         for (k, &yk) in y[..self.e.len()].iter().enumerate() {
             for p in self.start[k]..self.start[k + 1] {
                 out[self.col[p]] += self.val[p] * yk;
@@ -1925,8 +1938,9 @@ pub struct QpSolver {
     pub data: QpData,
     object: ObjectSpec,
     map: RowMap,
-    // A as compressed rows (e unused)
+    // A and P as compressed rows (e unused)
     a_rows: RowMap,
+    p_rows: RowMap,
     n: usize,
     m: usize,
     mtm: Vec<f64>,
@@ -1998,6 +2012,7 @@ impl QpSolver {
             object: object.clone(),
             map: RowMap::new(object),
             a_rows: RowMap::from_dense(&data.a, m, n),
+            p_rows: RowMap::from_dense(&data.p, n, n),
             n,
             m,
             mtm,
@@ -2125,23 +2140,30 @@ impl QpSolver {
         self.polish_solved = true;
         self.tol_p = tol_p;
         self.tol_d = tol_d;
-        for (j, &row) in self.w.iter().enumerate() {
-            let lam = self.sol[n + j];
-            if !self.eq[row] && ((act[row] > 0 && lam < -tol_d) || (act[row] < 0 && lam > tol_d)) {
+        // Active rows (in order, as w lists them) need a multiplier of the right sign, inactive
+        // ones a point within their bounds.
+        let (lo, hi) = (&self.data.l, &self.data.u);
+        let mut j = n;
+        for i in 0..m {
+            if act[i] != 0 {
+                let lam = self.sol[j];
+                j += 1;
+                if !self.eq[i] && ((act[i] > 0 && lam < -tol_d) || (act[i] < 0 && lam > tol_d)) {
+                    return false;
+                }
+            } else if self.ax[i] < lo[i] - tol_p || self.ax[i] > hi[i] + tol_p {
                 return false;
             }
         }
+        let mut j = n;
         for i in 0..m {
-            if act[i] == 0 && (self.ax[i] < self.data.l[i] - tol_p || self.ax[i] > self.data.u[i] + tol_p) {
-                return false;
-            }
-        }
-        for i in 0..m {
-            self.z[i] = self.ax[i].max(self.data.l[i]).min(self.data.u[i]);
-            self.y[i] = 0.0;
-        }
-        for (j, &row) in self.w.iter().enumerate() {
-            self.y[row] = self.sol[n + j];
+            self.z[i] = self.ax[i].max(lo[i]).min(hi[i]);
+            self.y[i] = if act[i] != 0 {
+                j += 1;
+                self.sol[j - 1]
+            } else {
+                0.0
+            };
         }
         self.active.copy_from_slice(act);
         x.clear();
@@ -2412,9 +2434,22 @@ impl LocalSolver for QpSolver {
     }
 
     fn objective(&self, x: &[f64]) -> f64 {
-        // Called every iteration: no temporaries (the sums run in the order of the C++ runtime).
+        // Called every iteration: P's nonzeros only (in the order of the dense sum), no
+        // temporaries (the sums run in the order of the C++ runtime).
         let n = self.n.min(x.len());
         let (mut quad, mut lin) = (0.0, 0.0);
+        if n == self.n && self.p_rows.rows() == self.n && self.data.q.len() == n {
+            let pm = &self.p_rows;
+            for i in 0..n {
+                let mut px = 0.0;
+                for k in pm.start[i]..pm.start[i + 1] {
+                    px += pm.val[k] * x[pm.col[k]];
+                }
+                quad += x[i] * px;
+                lin += self.data.q[i] * x[i];
+            }
+            return 0.5 * quad + lin + self.data.r;
+        }
         for i in 0..n {
             let mut px = 0.0;
             for j in 0..n {
