@@ -1645,7 +1645,8 @@ double QpSolver::objective(const std::vector<double>& x) const {
     const std::size_t n = std::min(n_, x.size());
     const double* xv = x.data();
     double quad = 0.0, lin = 0.0;
-    if (n == n_ && p_rows_.rows() == n_) {
+    // Compressed rows pay when P is mostly zeros (a diagonal, say); a dense P is summed densely.
+    if (n == n_ && p_rows_.rows() == n_ && 2 * p_rows_.val.size() <= n_ * n_) {
         const std::size_t* start = p_rows_.start.data();
         const std::size_t* col = p_rows_.col.data();
         const double* val = p_rows_.val.data();

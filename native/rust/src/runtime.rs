@@ -2438,7 +2438,8 @@ impl LocalSolver for QpSolver {
         // temporaries (the sums run in the order of the C++ runtime).
         let n = self.n.min(x.len());
         let (mut quad, mut lin) = (0.0, 0.0);
-        if n == self.n && self.p_rows.rows() == self.n && self.data.q.len() == n {
+        // Compressed rows pay when P is mostly zeros (a diagonal, say); a dense P is summed densely.
+        if n == self.n && self.p_rows.rows() == self.n && self.data.q.len() == n && 2 * self.p_rows.val.len() <= n * n {
             let pm = &self.p_rows;
             for i in 0..n {
                 let mut px = 0.0;
