@@ -1323,6 +1323,14 @@ QpSolver::QpSolver(const ObjectSpec& object, QpData data)
     // A and P as compressed rows (when their sizes are right; check() reports it otherwise).
     a_rows_ = RowMap::from_dense(data_.a, m_, n_);
     p_rows_ = RowMap::from_dense(data_.p, n_, n_);
+    // Separable: P and M'M diagonal, each row of A bounds one coordinate (weight 1, no coordinate
+    // twice). Then the prox splits into one clipped scalar per coordinate (see separable_step).
+    separable_ = data_.p.size() == n_ * n_ && a_rows_.rows() == m_ && a_rows_.selection;
+    for (std::size_t i = 0; i < n_ && separable_; ++i) {
+        for (std::size_t j = 0; j < n_; ++j) {
+            if (i != j && (data_.p[i * n_ + j] != 0.0 || mtm_[i * n_ + j] != 0.0)) separable_ = false;
+        }
+    }
 }
 
 void QpSolver::fail(Status status, const std::string& what) const {
@@ -1349,6 +1357,8 @@ void QpSolver::set_rho(double rho) {
     qmat_.resize(n_ * n_);
     for (std::size_t k = 0; k < n_ * n_; ++k) qmat_[k] = data_.p[k] + rho * mtm_[k];
     rho_ = rho;
+    separable_now_ = separable_;
+    for (std::size_t j = 0; j < n_ && separable_now_; ++j) separable_now_ = qmat_[j * (n_ + 1)] > 0.0;
     has_kkt_ = false;
     has_admm_ = false;
 }
@@ -1433,6 +1443,42 @@ bool QpSolver::polish(const std::vector<double>& p, const std::vector<signed cha
     if (&act != &active_) active_ = act;
     if (x.size() != n) x.resize(n);
     for (std::size_t i = 0; i < n; ++i) x[i] = sol_[i];
+    return true;
+}
+
+bool QpSolver::separable_step(std::vector<double>& x) {
+    // A separable strictly convex QP: each coordinate's minimiser -p_j / Q_jj clipped to its row's
+    // bounds is the exact solution (the KKT point of the active set the clipping picks, with the
+    // multiplier -(Q_jj x_j + p_j) of the right sign by construction). The state a polish leaves
+    // (z, y, the active set, x) is left the same way, for a later step that is not separable.
+    const std::size_t n = n_, m = m_;
+    if (x.size() != n) x.resize(n);
+    const double* pv = p_.data();
+    const double* lo = data_.l.data();
+    const double* hi = data_.u.data();
+    const std::size_t* col = a_rows_.col.data();
+    for (std::size_t j = 0; j < n; ++j) x[j] = -pv[j] / qmat_[j * (n + 1)];
+    for (std::size_t i = 0; i < m; ++i) {
+        const std::size_t j = col[i];
+        const double v = x[j];
+        signed char a = 0;
+        double xj = v;
+        if (eq_[i] || v > hi[i]) {
+            a = 1;
+            xj = hi[i];
+        } else if (v < lo[i]) {
+            a = -1;
+            xj = lo[i];
+        }
+        x[j] = xj;
+        z_[i] = xj;
+        y_[i] = a != 0 ? -(qmat_[j * (n + 1)] * xj + pv[j]) : 0.0;
+        active_[i] = a;
+    }
+    for (std::size_t j = 0; j < n; ++j) {
+        if (!std::isfinite(x[j])) return false;  // the general step reports it
+    }
+    for (std::size_t j = 0; j < n; ++j) x_[j] = x[j];
     return true;
 }
 
@@ -1624,6 +1670,7 @@ void QpSolver::prox_into(const std::vector<double>& centre, double rho, std::vec
     const double* q = data_.q.data();
     map_.apply_t_into(centre.data(), pv);
     for (std::size_t i = 0; i < n_; ++i) pv[i] = q[i] - rho * pv[i];
+    if (separable_now_ && separable_step(x)) return;
     // x_ (the inner ADMM's warm start) follows every step; x has n values after a polish.
     if (polish(p_, active_, x)) {
         for (std::size_t i = 0; i < n_; ++i) x_[i] = x[i];

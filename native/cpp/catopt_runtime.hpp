@@ -372,6 +372,7 @@ private:
     void set_rho(double rho);
     bool polish(const std::vector<double>& p, const std::vector<signed char>& act, std::vector<double>& x);
     bool next_active_set(std::vector<signed char>& act) const;
+    bool separable_step(std::vector<double>& x);
     double rho_row(std::size_t i) const;
     bool admm_factor();
     std::vector<double> admm_solve(const std::vector<double>& p);
@@ -399,6 +400,9 @@ private:
     double tol_p_ = 0.0, tol_d_ = 0.0;
     std::vector<signed char> act_try_;
     bool checked_ = false;
+    // P and M'M diagonal and A one coordinate per row (separable_), and every Q_jj > 0 at this
+    // rho (separable_now_): the step is separable_step's closed form.
+    bool separable_ = false, separable_now_ = false;
     bool has_admm_ = false;
     double admm_rho_ = 0.0;
     Lu admm_;

@@ -1941,6 +1941,10 @@ pub struct QpSolver {
     // A and P as compressed rows (e unused)
     a_rows: RowMap,
     p_rows: RowMap,
+    // P and M'M diagonal and A one coordinate per row (separable), and every Q_jj > 0 at this
+    // rho (separable_now): the step is separable_step's closed form.
+    separable: bool,
+    separable_now: bool,
     n: usize,
     m: usize,
     mtm: Vec<f64>,
@@ -2008,10 +2012,23 @@ impl QpSolver {
         let m = data.rows();
         let eq: Vec<bool> = data.l.iter().zip(&data.u).map(|(l, u)| l == u).collect();
         let active = eq.iter().map(|&e| i8::from(e)).collect();
+        let a_rows = RowMap::from_dense(&data.a, m, n);
+        // Separable: P and M'M diagonal, each row of A bounds one coordinate (weight 1, no
+        // coordinate twice). Then the prox splits into one clipped scalar per coordinate.
+        let mut separable = data.p.len() == n * n && a_rows.rows() == m && a_rows.selection;
+        for i in 0..n {
+            for j in 0..n {
+                if separable && i != j && (data.p[i * n + j] != 0.0 || mtm[i * n + j] != 0.0) {
+                    separable = false;
+                }
+            }
+        }
         QpSolver {
             object: object.clone(),
             map: RowMap::new(object),
-            a_rows: RowMap::from_dense(&data.a, m, n),
+            a_rows,
+            separable,
+            separable_now: false,
             p_rows: RowMap::from_dense(&data.p, n, n),
             n,
             m,
@@ -2065,10 +2082,46 @@ impl QpSolver {
         if rho == self.rho {
             return;
         }
-        self.qmat = self.data.p.iter().zip(&self.mtm).map(|(p, m)| p + rho * m).collect();
+        self.qmat.clear();
+        self.qmat.extend(self.data.p.iter().zip(&self.mtm).map(|(p, m)| p + rho * m));
         self.rho = rho;
         self.has_kkt = false;
         self.admm = None;
+        let n = self.n;
+        self.separable_now = self.separable && (0..n).all(|j| self.qmat[j * (n + 1)] > 0.0);
+    }
+
+    /// A separable strictly convex QP: each coordinate's minimiser `-p_j / Q_jj` clipped to its
+    /// row's bounds is the exact solution (the KKT point of the active set the clipping picks,
+    /// with the multiplier `-(Q_jj x_j + p_j)` of the right sign by construction). The state a
+    /// polish leaves (z, y, the active set, x) is left the same way, for a later step that is not
+    /// separable. False (the general step reports it) when a value is not finite.
+    fn separable_step(&mut self, p: &[f64], x: &mut Vec<f64>) -> bool {
+        let (n, m) = (self.n, self.m);
+        x.resize(n, 0.0);
+        for j in 0..n {
+            x[j] = -p[j] / self.qmat[j * (n + 1)];
+        }
+        for i in 0..m {
+            let j = self.a_rows.col[i];
+            let (v, lo, hi) = (x[j], self.data.l[i], self.data.u[i]);
+            let (a, xj) = if self.eq[i] || v > hi {
+                (1, hi)
+            } else if v < lo {
+                (-1, lo)
+            } else {
+                (0, v)
+            };
+            x[j] = xj;
+            self.z[i] = xj;
+            self.y[i] = if a != 0 { -(self.qmat[j * (n + 1)] * xj + p[j]) } else { 0.0 };
+            self.active[i] = a;
+        }
+        if x.iter().any(|v| !v.is_finite()) {
+            return false;
+        }
+        self.x.copy_from_slice(x);
+        true
     }
 
     /// The KKT solution for active set `act` (-1 lower, +1 upper, 0 inactive) into `x`, if it
@@ -2428,7 +2481,7 @@ impl LocalSolver for QpSolver {
         for (pi, qi) in p.iter_mut().zip(&self.data.q) {
             *pi = qi - rho * *pi;
         }
-        let out = self.step(&p, x);
+        let out = if self.separable_now && self.separable_step(&p, x) { Ok(()) } else { self.step(&p, x) };
         self.pbuf = p;
         out
     }
