@@ -588,6 +588,91 @@ std::vector<double> ObjectSpec::apply_t(const std::vector<double>& y) const {
     return out;
 }
 
+RowMap::RowMap(const ObjectSpec& object) : n(object.n) {
+    start.push_back(0);
+    for (const auto& b : object.blocks) {
+        if (b.kind == BlockKind::Consensus) {
+            for (std::size_t j = 0; j < b.size; ++j) {
+                col.push_back(b.x_offset + j);
+                val.push_back(1.0);
+                e.push_back(0.0);
+                start.push_back(col.size());
+            }
+        } else {
+            for (std::size_t r = 0; r < b.rows; ++r) {
+                for (std::size_t j = 0; j < n; ++j) {
+                    const double v = b.b_mat[r * n + j];
+                    if (v == 0.0) continue;
+                    col.push_back(j);
+                    val.push_back(v);
+                }
+                e.push_back(b.b_vec[r]);
+                start.push_back(col.size());
+            }
+        }
+    }
+    selection = is_selection();
+}
+
+bool RowMap::is_selection() const {
+    std::vector<bool> hit(n, false);
+    for (std::size_t k = 0; k < e.size(); ++k) {
+        const std::size_t p = start[k];
+        if (start[k + 1] != p + 1 || val[p] != 1.0 || col[p] >= n || hit[col[p]]) return false;
+        hit[col[p]] = true;
+    }
+    return true;
+}
+
+RowMap RowMap::from_dense(const std::vector<double>& a, std::size_t rows, std::size_t n) {
+    RowMap out;
+    out.n = n;
+    out.start.push_back(0);
+    if (a.size() == rows * n) {
+        for (std::size_t i = 0; i < rows; ++i) {
+            for (std::size_t j = 0; j < n; ++j) {
+                const double v = a[i * n + j];
+                if (v == 0.0) continue;
+                out.col.push_back(j);
+                out.val.push_back(v);
+            }
+            out.e.push_back(0.0);
+            out.start.push_back(out.col.size());
+        }
+    }
+    out.selection = out.is_selection();
+    return out;
+}
+
+void RowMap::apply_into(const double* x, double* out) const {
+    const std::size_t rows = e.size();
+    if (selection) {  // row k's one entry is col[k], weight 1
+        const std::size_t* c = col.data();
+        const double* ev = e.data();
+        for (std::size_t k = 0; k < rows; ++k) out[k] = x[c[k]] + ev[k];
+        return;
+    }
+    for (std::size_t k = 0; k < rows; ++k) {
+        double dot = 0.0;
+        for (std::size_t p = start[k]; p < start[k + 1]; ++p) dot += val[p] * x[col[p]];
+        out[k] = dot + e[k];
+    }
+}
+
+void RowMap::apply_t_into(const double* y, double* out) const {
+    for (std::size_t j = 0; j < n; ++j) out[j] = 0.0;
+    const std::size_t rows = e.size();
+    if (selection) {
+        const std::size_t* c = col.data();
+        for (std::size_t k = 0; k < rows; ++k) out[c[k]] += y[k];
+        return;
+    }
+    for (std::size_t k = 0; k < rows; ++k) {
+        const double yk = y[k];
+        for (std::size_t p = start[k]; p < start[k + 1]; ++p) out[col[p]] += val[p] * yk;
+    }
+}
+
 void ObjectSpec::dense(std::vector<double>& m, std::vector<double>& e) const {
     const std::size_t r = rows();
     m.assign(r * n, 0.0);
@@ -700,14 +785,15 @@ double norm2(const std::vector<double>& v) {
 // secant is rounding, not correlated, or out of range (as catopt_dsl.solver.rho.secant_curvature).
 double secant_curvature(const std::vector<double>& a_prev, const std::vector<double>& y_prev,
                         const std::vector<double>& a, const std::vector<double>& yhat) {
-    std::vector<double> da(a.size()), dy(a.size());
-    double inner = 0.0;
+    // One pass, no temporaries: each sum runs in index order, as norm2 over the differences would.
+    double inner = 0.0, sda = 0.0, sdy = 0.0;
     for (std::size_t k = 0; k < a.size(); ++k) {
-        da[k] = a[k] - a_prev[k];
-        dy[k] = yhat[k] - y_prev[k];
-        inner += dy[k] * da[k];
+        const double da = a[k] - a_prev[k], dy = yhat[k] - y_prev[k];
+        inner += dy * da;
+        sda += da * da;
+        sdy += dy * dy;
     }
-    const double nda = norm2(da), ndy = norm2(dy);
+    const double nda = std::sqrt(sda), ndy = std::sqrt(sdy);
     if (!std::isfinite(nda) || !std::isfinite(ndy)) return -1.0;
     if (nda <= SECANT_FLOOR * std::max(norm2(a), 1.0) || ndy <= SECANT_FLOOR * std::max(norm2(yhat), 1.0)) return -1.0;
     if (-inner < MIN_CORRELATION * nda * ndy) return -1.0;
@@ -725,9 +811,9 @@ Coordinator::Coordinator(PlanSpec plan_in, Options opts_in)
     std::size_t offset = 0;
     for (const auto& o : plan.objects) {
         object_rows_.push_back(offset);
-        std::vector<double> m, e;
-        o.dense(m, e);
-        e_.push_back(e);
+        maps_.emplace_back(o);
+        e_.push_back(maps_.back().e);
+        all_selection_ = all_selection_ && maps_.back().selection;
         std::size_t local = 0;
         for (const auto& b : o.blocks) {
             if (b.kind == BlockKind::Consensus)
@@ -744,6 +830,21 @@ Coordinator::Coordinator(PlanSpec plan_in, Options opts_in)
     for (const auto& s : plan.shared) z.emplace_back(s.n, 0.0);
     proxes_.resize(plan.shared.size());
     sync_consensus_targets();
+    for (auto* buf : {&a_, &t_old_, &yhat_, &h_, &v_, &dt_, &secant_a_, &secant_y_}) buf->assign(offset, 0.0);
+    std::size_t widest = 0, coupling_rows = 0;
+    for (const auto& o : plan.objects) widest = std::max(widest, o.n);
+    for (const auto& cp : plan.couplings) coupling_rows = std::max(coupling_rows, cp.rhs.size());
+    col_buf_.assign(widest, 0.0);
+    cp_sum_.assign(coupling_rows, 0.0);
+    cp_shift_.assign(coupling_rows, 0.0);
+    means_.resize(plan.shared.size());
+    counts_.resize(plan.shared.size());
+    for (std::size_t s = 0; s < plan.shared.size(); ++s) {
+        for (std::size_t v = 0; v < plan.shared[s].vars.size(); ++v) {
+            means_[s].emplace_back(plan.shared[s].vars[v].size, 0.0);
+            counts_[s].push_back(consensus_index_[s][v].size());
+        }
+    }
 }
 
 void Coordinator::set_shared_prox(std::size_t block, std::shared_ptr<SharedProx> prox) {
@@ -762,26 +863,38 @@ void Coordinator::sync_consensus_targets() {
 }
 
 std::vector<std::vector<double>> Coordinator::centres() const {
-    std::vector<std::vector<double>> out;
-    for (std::size_t i = 0; i < plan.objects.size(); ++i) {
-        const std::size_t start = object_rows_[i], r = plan.objects[i].rows();
-        std::vector<double> d(r);
-        for (std::size_t k = 0; k < r; ++k) d[k] = t[start + k] - u[start + k] - e_[i][k];
-        out.push_back(std::move(d));
-    }
+    std::vector<std::vector<double>> out(plan.objects.size());
+    centres_into(out);
     return out;
 }
 
-std::vector<double> Coordinator::mt(const std::vector<double>& vec) const {
-    std::vector<double> out;
+void Coordinator::centres_into(std::vector<std::vector<double>>& out) const {
     for (std::size_t i = 0; i < plan.objects.size(); ++i) {
-        const std::size_t start = object_rows_[i], r = plan.objects[i].rows();
-        std::vector<double> part(vec.begin() + static_cast<std::ptrdiff_t>(start),
-                                 vec.begin() + static_cast<std::ptrdiff_t>(start + r));
-        const auto img = plan.objects[i].apply_t(part);
-        out.insert(out.end(), img.begin(), img.end());
+        const std::size_t start = object_rows_[i];
+        const std::vector<double>& e = e_[i];
+        const std::size_t r = e.size();
+        std::vector<double>& d = out[i];
+        if (d.size() != r) d.resize(r);
+        const double* tv = t.data() + start;
+        const double* uv = u.data() + start;
+        const double* ev = e.data();
+        double* dv = d.data();
+        for (std::size_t k = 0; k < r; ++k) dv[k] = tv[k] - uv[k] - ev[k];
     }
-    return out;
+}
+
+void Coordinator::mt_max_abs(const std::vector<double>& v1, const std::vector<double>& v2, double rho_now, double& m1,
+                             double& m2) {
+    m1 = 0.0;
+    m2 = 0.0;
+    double* col = col_buf_.data();
+    for (std::size_t i = 0; i < plan.objects.size(); ++i) {
+        const RowMap& o = maps_[i];
+        o.apply_t_into(v1.data() + object_rows_[i], col);
+        for (std::size_t j = 0; j < o.n; ++j) m1 = std::max(m1, std::fabs(col[j] * rho_now));
+        o.apply_t_into(v2.data() + object_rows_[i], col);
+        for (std::size_t j = 0; j < o.n; ++j) m2 = std::max(m2, std::fabs(col[j] * rho_now));
+    }
 }
 
 double Coordinator::g_value(std::size_t s) const {
@@ -803,20 +916,19 @@ double Coordinator::g_value(std::size_t s) const {
 
 void Coordinator::z_update(std::size_t s, const std::vector<double>& v, double rho_now) {
     const auto& blk = plan.shared[s];
-    std::vector<std::vector<double>> means;
-    std::vector<std::size_t> counts;
+    std::vector<std::vector<double>>& means = means_[s];
+    const std::vector<std::size_t>& counts = counts_[s];
     for (std::size_t vi = 0; vi < blk.vars.size(); ++vi) {
         const auto& var = blk.vars[vi];
         const auto& index = consensus_index_[s][vi];
-        std::vector<double> m(var.size, 0.0);
+        std::vector<double>& m = means[vi];
+        std::fill(m.begin(), m.end(), 0.0);
         for (std::size_t start : index) {
             for (std::size_t j = 0; j < var.size; ++j) m[j] += v[start + j];
         }
         if (!index.empty()) {
             for (auto& x : m) x /= static_cast<double>(index.size());
         }
-        means.push_back(std::move(m));
-        counts.push_back(index.size());
     }
     if (proxes_[s]) {
         z[s] = proxes_[s]->prox(means, counts, rho_now, z[s]);
@@ -864,26 +976,31 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
         }
     }
     const std::size_t nrows = total_rows_;
-    std::vector<double> a(nrows, 0.0);
+    // Every vector below is a member sized in the constructor: no allocation per iteration.
+    std::vector<double>& a = a_;
     double f_sum = 0.0;
     for (std::size_t i = 0; i < plan.objects.size(); ++i) {
-        const auto ax = plan.objects[i].apply(xs[i]);
-        std::copy(ax.begin(), ax.end(), a.begin() + static_cast<std::ptrdiff_t>(object_rows_[i]));
+        maps_[i].apply_into(xs[i].data(), a.data() + object_rows_[i]);
         f_sum += objectives[i];
     }
     const double rho_now = rho, alpha = opts.alpha;
-    const std::vector<double> t_old = t;
-    // yhat = rho (a - t + u): minus the row gradient of the objectives at the new x.
-    std::vector<double> yhat(nrows);
-    for (std::size_t k = 0; k < nrows; ++k) yhat[k] = rho_now * ((a[k] - t_old[k]) + u[k]);
+    // The secant of a checkpoint needs this iteration's and the previous one's (a, yhat): yhat is
+    // formed, and kept, only around checkpoints (the rule's result is the same as keeping both
+    // every iteration).
+    const bool check_now = opts.adaptive_rho && checkpoint(iteration);
+    const bool check_next = opts.adaptive_rho && checkpoint(iteration + 1);
     const bool had_secant = has_secant_;
-    std::vector<double> a_prev = std::move(secant_a_), y_prev = std::move(secant_y_);
-    secant_a_ = a;
-    secant_y_ = yhat;
-    has_secant_ = true;
-    std::vector<double> h(nrows), v(nrows);
+    std::vector<double>& t_old = t_old_;
+    std::vector<double>& yhat = yhat_;
+    std::vector<double>& h = h_;
+    std::vector<double>& v = v_;
+    const bool need_yhat = check_now || check_next;
     for (std::size_t k = 0; k < nrows; ++k) {
-        h[k] = alpha * a[k] + (1.0 - alpha) * t_old[k];
+        const double tk = t[k];
+        t_old[k] = tk;
+        // yhat = rho (a - t + u): minus the row gradient of the objectives at the new x.
+        if (need_yhat) yhat[k] = rho_now * ((a[k] - tk) + u[k]);
+        h[k] = alpha * a[k] + (1.0 - alpha) * tk;
         v[k] = h[k] + u[k];
     }
     for (std::size_t s = 0; s < plan.shared.size(); ++s) z_update(s, v, rho_now);
@@ -893,7 +1010,9 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
         if (starts.empty()) continue;
         const auto& cp = plan.couplings[c];
         const std::size_t m = cp.rhs.size();
-        std::vector<double> s(m, 0.0), shift(m);
+        std::vector<double>& s = cp_sum_;
+        std::vector<double>& shift = cp_shift_;
+        std::fill(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(m), 0.0);
         for (std::size_t start : starts) {
             for (std::size_t j = 0; j < m; ++j) s[j] += v[start + j];
         }
@@ -906,20 +1025,25 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
             for (std::size_t j = 0; j < m; ++j) t[start + j] = v[start + j] + shift[j];
         }
     }
-    for (std::size_t k = 0; k < nrows; ++k) u[k] = u[k] + h[k] - t[k];
-    double r_prim = 0.0;
-    std::vector<double> dt(nrows);
+    double r_prim = 0.0, a_max = 0.0, t_max = 0.0, r_dual = 0.0, dual_scale = 0.0;
+    std::vector<double>& dt = dt_;
     for (std::size_t k = 0; k < nrows; ++k) {
+        u[k] = u[k] + h[k] - t[k];
         r_prim = std::max(r_prim, std::fabs(a[k] - t[k]));
         dt[k] = t[k] - t_old[k];
+        a_max = std::max(a_max, std::fabs(a[k]));
+        t_max = std::max(t_max, std::fabs(t[k]));
     }
-    auto scaled = mt(dt);
-    for (auto& x : scaled) x *= rho_now;
-    const double r_dual = max_abs(scaled);
-    const double prim_scale = std::max(max_abs(a), max_abs(t));
-    auto mu = mt(u);
-    for (auto& x : mu) x *= rho_now;
-    const double dual_scale = max_abs(mu);
+    if (all_selection_) {
+        // M' only places each row in its own column: the column maxima are the row maxima.
+        for (std::size_t k = 0; k < nrows; ++k) {
+            r_dual = std::max(r_dual, std::fabs(dt[k] * rho_now));
+            dual_scale = std::max(dual_scale, std::fabs(u[k] * rho_now));
+        }
+    } else {
+        mt_max_abs(dt, u, rho_now, r_dual, dual_scale);
+    }
+    const double prim_scale = std::max(a_max, t_max);
     const double eps_prim = opts.eps_abs + opts.eps_rel * prim_scale;
     const double eps_dual = opts.eps_abs + opts.eps_rel * dual_scale;
     double g_total = 0.0;
@@ -938,11 +1062,8 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
         std::isfinite(it.objective) ? 0.1 * (opts.eps_abs + opts.eps_rel * std::fabs(it.objective)) : 0.0;
     const bool converged = r_prim <= eps_prim && r_dual <= eps_dual && std::fabs(gap_est) <= eps_gap;
     const std::size_t interval = opts.adaptive_rho_interval;
-    // Checkpoints 1, 2, 4, 8, ... below the interval, then every interval (as the Python reference).
-    const bool checkpoint =
-        interval > 0 && (iteration % interval == 0 || (iteration < interval && (iteration & (iteration - 1)) == 0));
-    if (opts.adaptive_rho && !converged && checkpoint) {
-        const double kappa = had_secant ? secant_curvature(a_prev, y_prev, a, yhat) : -1.0;
+    if (check_now && !converged) {
+        const double kappa = had_secant ? secant_curvature(secant_a_, secant_y_, a, yhat) : -1.0;
         double rho_new = rho_now;
         if (kappa > 0.0) {
             // The curvature rule: move to kappa when rho is outside [kappa / band, band * kappa].
@@ -963,6 +1084,11 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
             it.rho_changed = true;
         }
     }
+    if (check_next) {
+        secant_a_ = a;
+        secant_y_ = yhat;
+    }
+    has_secant_ = check_next;
     it.iteration = iteration;
     it.rho = rho;
     it.r_prim = r_prim;
@@ -973,6 +1099,12 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
     last = it;
     has_last = true;
     return it;
+}
+
+bool Coordinator::checkpoint(std::size_t k) const {
+    // Checkpoints 1, 2, 4, 8, ... below the interval, then every interval (as the Python reference).
+    const std::size_t interval = opts.adaptive_rho_interval;
+    return interval > 0 && (k % interval == 0 || (k < interval && (k & (k - 1)) == 0));
 }
 
 SolveResult Coordinator::result(Status status, bool has_objective, double objective, std::size_t iterations,
@@ -1000,25 +1132,29 @@ SolveResult Coordinator::solve(const std::vector<std::shared_ptr<LocalSolver>>& 
         return result(Status::LocalSolverFailed, false, 0.0, 0, xs,
                       std::to_string(solvers.size()) + " local solvers for " + std::to_string(nobj) + " objects");
     }
+    // Centres, points and objectives live across iterations; a step writes into them in place.
+    // Each object writes into its spare buffer, swapped with its point once the size is checked
+    // (a bad step leaves the previous point in place).
     auto cs = centres();
+    std::vector<std::vector<double>> spare = xs;
+    std::vector<double> objectives(nobj, 0.0);
     for (std::size_t k = 1; k <= opts.max_iter; ++k) {
-        std::vector<double> objectives;
         try {
             for (std::size_t i = 0; i < nobj; ++i) {
-                auto x = solvers[i]->prox(cs[i], rho);
-                if (x.size() != plan.objects[i].n) {
+                solvers[i]->prox_into(cs[i], rho, spare[i]);
+                if (spare[i].size() != plan.objects[i].n) {
                     throw StepError(Status::LocalSolverFailed,
                                     "object `" + plan.objects[i].name + "`: prox returned the wrong size");
                 }
-                xs[i] = std::move(x);
-                objectives.push_back(solvers[i]->objective(xs[i]));
+                xs[i].swap(spare[i]);
+                objectives[i] = solvers[i]->objective(xs[i]);
             }
             const Iterate it = update(xs, objectives);
             if (it.converged) return result(Status::Optimal, true, it.objective, k, xs, "");
         } catch (const StepError& err) {
             return result(err.status(), false, 0.0, k, xs, err.what());
         }
-        cs = centres();
+        centres_into(cs);
     }
     return result(Status::MaxIterations, has_last, has_last ? last.objective : 0.0, opts.max_iter, xs,
                   "no convergence within " + std::to_string(opts.max_iter) + " iterations");
@@ -1063,9 +1199,16 @@ double clip(double v, double lo, double hi) { return std::min(std::max(v, lo), h
 
 }  // namespace
 
-bool Lu::factor(std::vector<double> a, std::size_t n) {
+bool Lu::factor(std::vector<double> a, std::size_t n) { return factor_from(a.data(), n); }
+
+bool Lu::factor_from(const double* src, std::size_t n) {
+    // Works in this factor's own storage (kept across calls: refactorising allocates nothing once
+    // the storage has grown to the largest n); n_ is set only on success.
+    std::vector<double>& a = a_;
+    std::vector<std::size_t>& perm = perm_;
+    a.assign(src, src + n * n);
+    perm.resize(n);
     const double scale = std::max(max_abs(a), QP_TINY);
-    std::vector<std::size_t> perm(n);
     for (std::size_t i = 0; i < n; ++i) perm[i] = i;
     for (std::size_t col = 0; col < n; ++col) {
         std::size_t pivot = col;
@@ -1087,9 +1230,36 @@ bool Lu::factor(std::vector<double> a, std::size_t n) {
         }
     }
     n_ = n;
-    a_ = std::move(a);
-    perm_ = std::move(perm);
     return true;
+}
+
+void Lu::invert_into(std::vector<double>& inv) {
+    // Row by row, so every inner loop is an independent axpy over a row (no chain of dependent
+    // divisions as in n separate solves): X = L^-1 P first, then inv = U^-1 X in place.
+    const std::size_t n = n_;
+    const double* a = a_.data();
+    inv.assign(n * n, 0.0);
+    for (std::size_t i = 0; i < n; ++i) {
+        double* xi = &inv[i * n];
+        xi[perm_[i]] = 1.0;
+        for (std::size_t k = 0; k < i; ++k) {
+            const double l = a[i * n + k];
+            if (l == 0.0) continue;
+            const double* xk = &inv[k * n];
+            for (std::size_t j = 0; j < n; ++j) xi[j] -= l * xk[j];
+        }
+    }
+    for (std::size_t i = n; i-- > 0;) {
+        double* xi = &inv[i * n];
+        for (std::size_t k = i + 1; k < n; ++k) {
+            const double r = a[i * n + k];
+            if (r == 0.0) continue;
+            const double* xk = &inv[k * n];
+            for (std::size_t j = 0; j < n; ++j) xi[j] -= r * xk[j];
+        }
+        const double d = a[i * n + i];
+        for (std::size_t j = 0; j < n; ++j) xi[j] /= d;
+    }
 }
 
 std::vector<double> Lu::solve(const std::vector<double>& b) const {
@@ -1115,6 +1285,7 @@ void Lu::solve_into(const double* b, double* x) const {
 
 QpSolver::QpSolver(const ObjectSpec& object, QpData data)
     : object_(object),
+      map_(object),
       data_(std::move(data)),
       n_(object.n),
       m_(data_.rows()),
@@ -1140,13 +1311,35 @@ QpSolver::QpSolver(const ObjectSpec& object, QpData data)
     x_.assign(n_, 0.0);
     z_.assign(m_, 0.0);
     y_.assign(m_, 0.0);
+    // The step's scratch at its largest (KKT of n + m rows), so no step grows it.
+    w_.reserve(m_);
+    p_.assign(n_, 0.0);
+    kkt_bound_.reserve(n_ + m_);
+    sol_.reserve(n_ + m_);
+    ax_.assign(m_, 0.0);
+    kkt_buf_.reserve((n_ + m_) * (n_ + m_));
+    kkt_inv_.reserve((n_ + m_) * (n_ + m_));
+    act_try_.assign(m_, 0);
+    // A and P as compressed rows (when their sizes are right; check() reports it otherwise).
+    a_rows_ = RowMap::from_dense(data_.a, m_, n_);
+    p_rows_ = RowMap::from_dense(data_.p, n_, n_);
+    // Separable: P and M'M diagonal, each row of A bounds one coordinate (weight 1, no coordinate
+    // twice). Then the prox splits into one clipped scalar per coordinate (see separable_step).
+    separable_ = data_.p.size() == n_ * n_ && a_rows_.rows() == m_ && a_rows_.selection;
+    for (std::size_t i = 0; i < n_ && separable_; ++i) {
+        for (std::size_t j = 0; j < n_; ++j) {
+            if (i != j && (data_.p[i * n_ + j] != 0.0 || mtm_[i * n_ + j] != 0.0)) separable_ = false;
+        }
+    }
 }
 
 void QpSolver::fail(Status status, const std::string& what) const {
     throw StepError(status, "object `" + object_.name + "`: " + what);
 }
 
-void QpSolver::check() const {
+void QpSolver::check() {
+    // The data never changes after construction: once it has passed, a step skips the scan.
+    if (checked_) return;
     const QpData& d = data_;
     if (d.p.size() != n_ * n_ || d.q.size() != n_ || d.a.size() != m_ * n_ || d.u.size() != m_) {
         fail(Status::LocalSolverFailed, "QP data of the wrong size");
@@ -1156,6 +1349,7 @@ void QpSolver::check() const {
             fail(Status::Infeasible, "a constraint row has its lower bound above its upper");
         }
     }
+    checked_ = true;
 }
 
 void QpSolver::set_rho(double rho) {
@@ -1163,70 +1357,156 @@ void QpSolver::set_rho(double rho) {
     qmat_.resize(n_ * n_);
     for (std::size_t k = 0; k < n_ * n_; ++k) qmat_[k] = data_.p[k] + rho * mtm_[k];
     rho_ = rho;
+    separable_now_ = separable_;
+    for (std::size_t j = 0; j < n_ && separable_now_; ++j) separable_now_ = qmat_[j * (n_ + 1)] > 0.0;
     has_kkt_ = false;
     has_admm_ = false;
 }
 
 bool QpSolver::polish(const std::vector<double>& p, const std::vector<signed char>& act, std::vector<double>& x) {
-    // Allocation-free once warm: a settled step is this function with a cached factor.
-    w_.clear();
-    for (std::size_t i = 0; i < m_; ++i) {
-        if (act[i] != 0) w_.push_back(i);
-    }
-    const std::size_t k = n_ + w_.size();
+    // Allocation-free: a settled step is this function with a cached inverse, one product with
+    // the prox's linear term p.
+    polish_solved_ = false;
+    const std::size_t n = n_, m = m_;
     if (!(has_kkt_ && kkt_active_ == act)) {
+        // w_ (the active rows) and kkt_bound_ belong to the cached system: rebuilt with it.
         has_kkt_ = false;
-        std::vector<double> kkt(k * k, 0.0);
-        for (std::size_t i = 0; i < n_; ++i) {
-            for (std::size_t j = 0; j < n_; ++j) kkt[i * k + j] = qmat_[i * n_ + j];
+        w_.clear();
+        for (std::size_t i = 0; i < m; ++i) {
+            if (act[i] != 0) w_.push_back(i);
+        }
+        const std::size_t k = n + w_.size();
+        std::vector<double>& kkt = kkt_buf_;
+        kkt.assign(k * k, 0.0);
+        for (std::size_t i = 0; i < n; ++i) {
+            for (std::size_t j = 0; j < n; ++j) kkt[i * k + j] = qmat_[i * n + j];
         }
         for (std::size_t j = 0; j < w_.size(); ++j) {
-            for (std::size_t c = 0; c < n_; ++c) {
-                const double v = data_.a[w_[j] * n_ + c];
-                kkt[(n_ + j) * k + c] = v;
-                kkt[c * k + n_ + j] = v;
+            for (std::size_t c = 0; c < n; ++c) {
+                const double v = data_.a[w_[j] * n + c];
+                kkt[(n + j) * k + c] = v;
+                kkt[c * k + n + j] = v;
             }
         }
-        if (!kkt_.factor(std::move(kkt), k)) return false;
+        if (!kkt_.factor_from(kkt.data(), k)) return false;
+        kkt_.invert_into(kkt_inv_);
+        // The active bounds' part of the solution, K^-1 [0; b_w]: fixed while the set is.
+        kkt_bound_.assign(k, 0.0);
+        for (std::size_t i = 0; i < k; ++i) {
+            double s = 0.0;
+            for (std::size_t j = 0; j < w_.size(); ++j) {
+                const std::size_t row = w_[j];
+                s += kkt_inv_[i * k + n + j] * (act[row] > 0 ? data_.u[row] : data_.l[row]);
+            }
+            kkt_bound_[i] = s;
+        }
         has_kkt_ = true;
         kkt_active_ = act;
     }
-    rhs_.resize(k);
+    const std::size_t k = n + w_.size();
     sol_.resize(k);
-    for (std::size_t i = 0; i < n_; ++i) rhs_[i] = -p[i];
-    for (std::size_t j = 0; j < w_.size(); ++j) rhs_[n_ + j] = act[w_[j]] > 0 ? data_.u[w_[j]] : data_.l[w_[j]];
-    kkt_.solve_into(rhs_.data(), sol_.data());
+    const double* inv = kkt_inv_.data();
     double lam_max = 0.0;
     for (std::size_t i = 0; i < k; ++i) {
-        if (!std::isfinite(sol_[i])) return false;
-        if (i >= n_) lam_max = std::max(lam_max, std::fabs(sol_[i]));
+        const double* row = inv + i * k;
+        double s = kkt_bound_[i];
+        for (std::size_t j = 0; j < n; ++j) s -= row[j] * p[j];
+        if (!std::isfinite(s)) return false;
+        sol_[i] = s;
+        if (i >= n) lam_max = std::max(lam_max, std::fabs(s));
     }
-    ax_.resize(m_);
+    a_rows_.apply_into(sol_.data(), ax_.data());
     double ax_max = 0.0;
-    for (std::size_t i = 0; i < m_; ++i) {
-        double s = 0.0;
-        for (std::size_t j = 0; j < n_; ++j) s += data_.a[i * n_ + j] * sol_[j];
-        ax_[i] = s;
-        ax_max = std::max(ax_max, std::fabs(s));
-    }
+    const double* ax = ax_.data();
+    for (std::size_t i = 0; i < m; ++i) ax_max = std::max(ax_max, std::fabs(ax[i]));
     const double tol_p = QP_EPS * (1.0 + ax_max);
     const double tol_d = QP_EPS * (1.0 + std::max(lam_max, max_abs(p)));
+    polish_solved_ = true;
+    tol_p_ = tol_p;
+    tol_d_ = tol_d;
+    // Active rows (in order, as w_ lists them) need a multiplier of the right sign, inactive
+    // ones a point within their bounds.
+    const double* lo = data_.l.data();
+    const double* hi = data_.u.data();
+    for (std::size_t i = 0, j = n; i < m; ++i) {
+        if (act[i] != 0) {
+            const double lam = sol_[j++];
+            if (!eq_[i] && ((act[i] > 0 && lam < -tol_d) || (act[i] < 0 && lam > tol_d))) return false;
+        } else if (ax_[i] < lo[i] - tol_p || ax_[i] > hi[i] + tol_p) {
+            return false;
+        }
+    }
+    for (std::size_t i = 0, j = n; i < m; ++i) {
+        z_[i] = clip(ax_[i], lo[i], hi[i]);
+        y_[i] = act[i] != 0 ? sol_[j++] : 0.0;
+    }
+    if (&act != &active_) active_ = act;
+    if (x.size() != n) x.resize(n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = sol_[i];
+    return true;
+}
+
+bool QpSolver::separable_step(std::vector<double>& x) {
+    // A separable strictly convex QP: each coordinate's minimiser -p_j / Q_jj clipped to its row's
+    // bounds is the exact solution (the KKT point of the active set the clipping picks, with the
+    // multiplier -(Q_jj x_j + p_j) of the right sign by construction). The state a polish leaves
+    // (z, y, the active set, x) is left the same way, for a later step that is not separable.
+    const std::size_t n = n_, m = m_;
+    if (x.size() != n) x.resize(n);
+    const double* pv = p_.data();
+    const double* lo = data_.l.data();
+    const double* hi = data_.u.data();
+    const std::size_t* col = a_rows_.col.data();
+    for (std::size_t j = 0; j < n; ++j) x[j] = -pv[j] / qmat_[j * (n + 1)];
+    for (std::size_t i = 0; i < m; ++i) {
+        const std::size_t j = col[i];
+        const double v = x[j];
+        signed char a = 0;
+        double xj = v;
+        if (eq_[i] || v > hi[i]) {
+            a = 1;
+            xj = hi[i];
+        } else if (v < lo[i]) {
+            a = -1;
+            xj = lo[i];
+        }
+        x[j] = xj;
+        z_[i] = xj;
+        y_[i] = a != 0 ? -(qmat_[j * (n + 1)] * xj + pv[j]) : 0.0;
+        active_[i] = a;
+    }
+    for (std::size_t j = 0; j < n; ++j) {
+        if (!std::isfinite(x[j])) return false;  // the general step reports it
+    }
+    for (std::size_t j = 0; j < n; ++j) x_[j] = x[j];
+    return true;
+}
+
+bool QpSolver::next_active_set(std::vector<signed char>& act) const {
+    // From the last polish's point (of the set `act`): inactive rows it violates join at the
+    // violated bound, then active inequality rows whose multiplier has the wrong sign leave.
+    // False when nothing would change (the failure was not of this kind).
+    if (!polish_solved_) return false;
+    bool changed = false;
+    for (std::size_t i = 0; i < m_; ++i) {
+        if (act[i] != 0) continue;
+        if (ax_[i] < data_.l[i] - tol_p_) {
+            act[i] = -1;
+            changed = true;
+        } else if (ax_[i] > data_.u[i] + tol_p_) {
+            act[i] = 1;
+            changed = true;
+        }
+    }
     for (std::size_t j = 0; j < w_.size(); ++j) {
         const std::size_t row = w_[j];
         const double lam = sol_[n_ + j];
-        if (!eq_[row] && ((act[row] > 0 && lam < -tol_d) || (act[row] < 0 && lam > tol_d))) return false;
+        if (!eq_[row] && ((act[row] > 0 && lam < -tol_d_) || (act[row] < 0 && lam > tol_d_))) {
+            act[row] = 0;
+            changed = true;
+        }
     }
-    for (std::size_t i = 0; i < m_; ++i) {
-        if (act[i] == 0 && (ax_[i] < data_.l[i] - tol_p || ax_[i] > data_.u[i] + tol_p)) return false;
-    }
-    for (std::size_t i = 0; i < m_; ++i) {
-        z_[i] = clip(ax_[i], data_.l[i], data_.u[i]);
-        y_[i] = 0.0;
-    }
-    for (std::size_t j = 0; j < w_.size(); ++j) y_[w_[j]] = sol_[n_ + j];
-    if (&act != &active_) active_ = act;
-    x.assign(sol_.begin(), sol_.begin() + static_cast<std::ptrdiff_t>(n_));
-    return true;
+    return changed;
 }
 
 double QpSolver::rho_row(std::size_t i) const {
@@ -1376,25 +1656,62 @@ bool QpSolver::dual_infeasible(const std::vector<double>& dx, const std::vector<
 }
 
 std::vector<double> QpSolver::prox(const std::vector<double>& centre, double rho) {
+    std::vector<double> x;
+    prox_into(centre, rho, x);
+    return x;
+}
+
+void QpSolver::prox_into(const std::vector<double>& centre, double rho, std::vector<double>& x) {
     check();
     set_rho(rho);
-    p_ = object_.apply_t(centre);
-    for (std::size_t i = 0; i < n_; ++i) p_[i] = data_.q[i] - rho * p_[i];
-    std::vector<double> x;
+    if (centre.size() != map_.rows()) fail(Status::LocalSolverFailed, "a prox centre of the wrong size");
+    // The prox centre enters only the linear term: p = q - rho M' centre.
+    double* pv = p_.data();
+    const double* q = data_.q.data();
+    map_.apply_t_into(centre.data(), pv);
+    for (std::size_t i = 0; i < n_; ++i) pv[i] = q[i] - rho * pv[i];
+    if (separable_now_ && separable_step(x)) return;
+    // x_ (the inner ADMM's warm start) follows every step; x has n values after a polish.
     if (polish(p_, active_, x)) {
-        x_ = x;
-        return x;
+        for (std::size_t i = 0; i < n_; ++i) x_[i] = x[i];
+        return;
     }
-    return admm_solve(p_);
+    act_try_ = active_;
+    for (std::size_t step = 0; step < QP_GUESS_STEPS && next_active_set(act_try_); ++step) {
+        if (polish(p_, act_try_, x)) {
+            for (std::size_t i = 0; i < n_; ++i) x_[i] = x[i];
+            return;
+        }
+    }
+    x = admm_solve(p_);
 }
 
 double QpSolver::objective(const std::vector<double>& x) const {
+    // Called every iteration: P's nonzeros only (in the order of the dense sum), the bounds
+    // hoisted out of the loops.
+    const std::size_t n = std::min(n_, x.size());
+    const double* xv = x.data();
     double quad = 0.0, lin = 0.0;
-    for (std::size_t i = 0; i < n_ && i < x.size(); ++i) {
+    // Compressed rows pay when P is mostly zeros (a diagonal, say); a dense P is summed densely.
+    if (n == n_ && p_rows_.rows() == n_ && 2 * p_rows_.val.size() <= n_ * n_) {
+        const std::size_t* start = p_rows_.start.data();
+        const std::size_t* col = p_rows_.col.data();
+        const double* val = p_rows_.val.data();
+        const double* q = data_.q.data();
+        for (std::size_t i = 0; i < n; ++i) {
+            double px = 0.0;
+            for (std::size_t k = start[i]; k < start[i + 1]; ++k) px += val[k] * xv[col[k]];
+            quad += xv[i] * px;
+            lin += q[i] * xv[i];
+        }
+        return 0.5 * quad + lin + data_.r;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        const double* row = &data_.p[i * n_];
         double px = 0.0;
-        for (std::size_t j = 0; j < n_ && j < x.size(); ++j) px += data_.p[i * n_ + j] * x[j];
-        quad += x[i] * px;
-        lin += data_.q[i] * x[i];
+        for (std::size_t j = 0; j < n; ++j) px += row[j] * xv[j];
+        quad += xv[i] * px;
+        lin += data_.q[i] * xv[i];
     }
     return 0.5 * quad + lin + data_.r;
 }

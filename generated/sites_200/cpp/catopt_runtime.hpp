@@ -218,6 +218,30 @@ struct ObjectSpec {
     void dense(std::vector<double>& m, std::vector<double>& e) const;
 };
 
+/// An object's row map M x + e as compressed rows: the nonzeros of its blocks in row order, built
+/// once. The per-iteration products use it (no allocation, and the zeros of a dense coupling
+/// block -- an identity, say -- cost nothing); they add in the order ObjectSpec's would.
+struct RowMap {
+    RowMap() = default;
+    explicit RowMap(const ObjectSpec& object);
+    /// A (rows x n, row-major) as compressed rows, e zero; no rows when a has the wrong size.
+    static RowMap from_dense(const std::vector<double>& a, std::size_t rows, std::size_t n);
+    std::size_t rows() const noexcept { return e.size(); }
+    /// out = M x + e (rows() values).
+    void apply_into(const double* x, double* out) const;
+    /// out = M' y (n values).
+    void apply_t_into(const double* y, double* out) const;
+    /// Whether every row picks one column with weight 1 and no column twice (sets `selection`).
+    bool is_selection() const;
+
+    std::size_t n = 0;
+    std::vector<std::size_t> start, col;  // row k's entries: start[k] .. start[k + 1]
+    std::vector<double> val, e;
+    /// Every row picks one column with weight 1 and no column twice (consensus links, identity
+    /// couplings): then max_j |(M' y)_j| is max_k |y_k|, no product needed.
+    bool selection = true;
+};
+
 struct CouplingSpec {
     std::string name;
     Sense sense = Sense::Le;
@@ -251,6 +275,12 @@ class LocalSolver {
 public:
     virtual ~LocalSolver() = default;
     virtual std::vector<double> prox(const std::vector<double>& centre, double rho) = 0;
+    /// The same x-update written into x (resized as needed; its old values mean nothing). The
+    /// coordinator calls this one; the default calls prox. A solver that keeps its buffers (the generated QP
+    /// solver) overrides it so that a settled iteration allocates nothing.
+    virtual void prox_into(const std::vector<double>& centre, double rho, std::vector<double>& x) {
+        x = prox(centre, rho);
+    }
     /// f(x) in minimise form.
     virtual double objective(const std::vector<double>& x) const = 0;
 };
@@ -296,9 +326,15 @@ class Lu {
 public:
     /// False when a pivot is zero to rounding (relative to the largest entry).
     bool factor(std::vector<double> a, std::size_t n);
+    /// The same from a (n x n row-major, left unchanged), reusing this factor's storage.
+    bool factor_from(const double* a, std::size_t n);
     std::vector<double> solve(const std::vector<double>& b) const;
     /// The same into x (n values; b and x must not overlap).
     void solve_into(const double* b, double* x) const;
+    /// The inverse (row-major n x n) into inv. A step that reuses a factor many times multiplies
+    /// by the inverse instead of two triangular solves (independent dot products instead of a
+    /// chain of dependent rows and divisions).
+    void invert_into(std::vector<double>& inv);
 
 private:
     std::size_t n_ = 0;
@@ -308,28 +344,35 @@ private:
 
 /// Inner iterations before a QP prox step gives up (a step never hangs).
 constexpr std::size_t QP_MAX_ITER = 20000;
+/// Active-set corrections a QP prox step tries before its inner ADMM: each one adds the rows the
+/// failed KKT solve violates and drops the multipliers of the wrong sign (a primal-dual active-set
+/// step), which settles a changed active set in one or two solves where ADMM takes dozens.
+constexpr std::size_t QP_GUESS_STEPS = 4;
 
 /// The x-update of a local QP: argmin f(x) + rho/2 ||M x - centre||^2 over l <= A x <= u.
 ///
 /// Exact: the step is the KKT solution of an active set, accepted only when every inactive row
 /// is within its bounds and every multiplier has the right sign. The guess is the previous step's
-/// active set (near convergence a step is one solve with a cached factor); when it fails, OSQP's
-/// ADMM, warm-started from the previous x, z and y, finds the active set, and its certificates
-/// prove a local constraint set empty (Infeasible) or the local problem unbounded below.
-/// Matrices are factorised once per rho (and active set). Throws StepError.
+/// active set (near convergence a step is one product with a cached inverse), then up to
+/// QP_GUESS_STEPS corrections of it; when those fail, OSQP's ADMM, warm-started from the previous x, z and y, finds the
+/// active set, and its certificates prove a local constraint set empty (Infeasible) or the local problem unbounded
+/// below. Matrices are factorised once per rho (and active set); a settled step allocates nothing. Throws StepError.
 class QpSolver : public LocalSolver {
 public:
     QpSolver(const ObjectSpec& object, QpData data);
     std::vector<double> prox(const std::vector<double>& centre, double rho) override;
+    void prox_into(const std::vector<double>& centre, double rho, std::vector<double>& x) override;
     double objective(const std::vector<double>& x) const override;
     const QpData& data() const noexcept { return data_; }
     /// Inner ADMM iterations over all steps (the exact active-set solves not counted).
     std::size_t inner_iterations = 0;
 
 private:
-    void check() const;
+    void check();
     void set_rho(double rho);
     bool polish(const std::vector<double>& p, const std::vector<signed char>& act, std::vector<double>& x);
+    bool next_active_set(std::vector<signed char>& act) const;
+    bool separable_step(std::vector<double>& x);
     double rho_row(std::size_t i) const;
     bool admm_factor();
     std::vector<double> admm_solve(const std::vector<double>& p);
@@ -338,7 +381,9 @@ private:
     [[noreturn]] void fail(Status status, const std::string& what) const;
 
     ObjectSpec object_;
+    RowMap map_;
     QpData data_;
+    RowMap a_rows_, p_rows_;  // A and P as compressed rows (e unused)
     std::size_t n_, m_;
     std::vector<double> mtm_, qmat_;
     double rho_;
@@ -348,13 +393,23 @@ private:
     bool has_kkt_ = false;
     std::vector<signed char> kkt_active_;
     Lu kkt_;
+    std::vector<double> kkt_buf_, kkt_inv_, kkt_bound_;
+    // What the last polish left: whether its KKT solve produced a point (sol_, ax_) and the
+    // tolerances it judged that point by (for next_active_set).
+    bool polish_solved_ = false;
+    double tol_p_ = 0.0, tol_d_ = 0.0;
+    std::vector<signed char> act_try_;
+    bool checked_ = false;
+    // P and M'M diagonal and A one coordinate per row (separable_), and every Q_jj > 0 at this
+    // rho (separable_now_): the step is separable_step's closed form.
+    bool separable_ = false, separable_now_ = false;
     bool has_admm_ = false;
     double admm_rho_ = 0.0;
     Lu admm_;
     double rho_in_;
     // scratch of a step (no allocation once warm)
     std::vector<std::size_t> w_;
-    std::vector<double> p_, rhs_, sol_, ax_;
+    std::vector<double> p_, sol_, ax_;
 };
 
 /// ADMM settings (the defaults of catopt_dsl.solver.SolveOptions).
@@ -410,20 +465,34 @@ public:
 
 private:
     void sync_consensus_targets();
-    std::vector<double> mt(const std::vector<double>& vec) const;
+    /// Whether iteration k is an adaptive-rho checkpoint.
+    bool checkpoint(std::size_t k) const;
+    void centres_into(std::vector<std::vector<double>>& out) const;
+    /// max |rho (M' v1)_j| and max |rho (M' v2)_j| over every object's columns, in one pass and
+    /// without allocating.
+    void mt_max_abs(const std::vector<double>& v1, const std::vector<double>& v2, double rho_now, double& m1,
+                    double& m2);
     double g_value(std::size_t s) const;
     void z_update(std::size_t s, const std::vector<double>& v, double rho_now);
     SolveResult result(Status status, bool has_objective, double objective, std::size_t iterations,
                        std::vector<std::vector<double>> x, std::string message) const;
     std::vector<std::size_t> object_rows_;
+    std::vector<RowMap> maps_;
+    bool all_selection_ = true;  // every object's RowMap is a selection
     std::vector<std::vector<double>> e_;
     std::vector<std::vector<std::vector<std::size_t>>> consensus_index_;
     std::vector<std::vector<std::size_t>> term_index_;
     std::vector<std::shared_ptr<SharedProx>> proxes_;
     std::size_t total_rows_ = 0;
-    // The previous iteration's rows a and multiplier estimate yhat (the curvature secant).
+    // The previous iteration's rows a and multiplier estimate yhat (the curvature secant), kept
+    // when this iteration is a checkpoint.
     bool has_secant_ = false;
     std::vector<double> secant_a_, secant_y_;
+    // Scratch of update(), sized once: an iteration allocates nothing (the buffers are swapped
+    // or overwritten, never regrown).
+    std::vector<double> a_, t_old_, yhat_, h_, v_, dt_, col_buf_, cp_sum_, cp_shift_;
+    std::vector<std::vector<std::vector<double>>> means_;
+    std::vector<std::vector<std::size_t>> counts_;
 };
 
 /// The objects that need a user LocalSolver (not QPs) and got none.

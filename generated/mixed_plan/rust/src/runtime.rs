@@ -864,6 +864,125 @@ impl ObjectSpec {
     }
 }
 
+/// An object's row map `M x + e` as compressed rows: the nonzeros of its blocks in row order,
+/// built once. The per-iteration products use it (no allocation, and the zeros of a dense coupling
+/// block -- an identity, say -- cost nothing); they add in the order `ObjectSpec`'s would.
+#[derive(Debug, Clone, Default)]
+struct RowMap {
+    n: usize,
+    // row k's entries: start[k] .. start[k + 1]
+    start: Vec<usize>,
+    col: Vec<usize>,
+    val: Vec<f64>,
+    e: Vec<f64>,
+    // Every row picks one column with weight 1 and no column twice (consensus links, identity
+    // couplings): then max_j |(M' y)_j| is max_k |y_k|, no product needed.
+    selection: bool,
+}
+
+impl RowMap {
+    fn new(object: &ObjectSpec) -> RowMap {
+        let n = object.n;
+        let mut m = RowMap { n, start: vec![0], ..RowMap::default() };
+        for b in &object.blocks {
+            match b {
+                Block::Consensus { x_offset, size, .. } => {
+                    for j in 0..*size {
+                        m.col.push(x_offset + j);
+                        m.val.push(1.0);
+                        m.e.push(0.0);
+                        m.start.push(m.col.len());
+                    }
+                }
+                Block::Coupling { rows, b_mat, b_vec, .. } => {
+                    for r in 0..*rows {
+                        for j in 0..n {
+                            let v = b_mat[r * n + j];
+                            if v != 0.0 {
+                                m.col.push(j);
+                                m.val.push(v);
+                            }
+                        }
+                        m.e.push(b_vec[r]);
+                        m.start.push(m.col.len());
+                    }
+                }
+            }
+        }
+        m.selection = m.is_selection();
+        m
+    }
+
+    /// `A` (`rows x n` row-major) as compressed rows, `e` zero.
+    fn from_dense(a: &[f64], rows: usize, n: usize) -> RowMap {
+        let mut m = RowMap { n, start: vec![0], ..RowMap::default() };
+        if a.len() == rows * n {
+            for i in 0..rows {
+                for (j, &v) in a[i * n..(i + 1) * n].iter().enumerate() {
+                    if v != 0.0 {
+                        m.col.push(j);
+                        m.val.push(v);
+                    }
+                }
+                m.e.push(0.0);
+                m.start.push(m.col.len());
+            }
+        }
+        m.selection = m.is_selection();
+        m
+    }
+
+    fn is_selection(&self) -> bool {
+        let mut hit = vec![false; self.n];
+        for k in 0..self.e.len() {
+            let p = self.start[k];
+            if self.start[k + 1] != p + 1 || self.val[p] != 1.0 || self.col[p] >= self.n || hit[self.col[p]] {
+                return false;
+            }
+            hit[self.col[p]] = true;
+        }
+        true
+    }
+
+    fn rows(&self) -> usize {
+        self.e.len()
+    }
+
+    /// `out = M x + e` (`rows()` values).
+    fn apply_into(&self, x: &[f64], out: &mut [f64]) {
+        if self.selection {
+            // row k's one entry is col[k], weight 1
+            for ((o, &c), e) in out[..self.e.len()].iter_mut().zip(&self.col).zip(&self.e) {
+                *o = x[c] + e;
+            }
+            return;
+        }
+        for (k, o) in out[..self.e.len()].iter_mut().enumerate() {
+            let mut dot = 0.0;
+            for p in self.start[k]..self.start[k + 1] {
+                dot += self.val[p] * x[self.col[p]];
+            }
+            *o = dot + self.e[k];
+        }
+    }
+
+    /// `out = M' y` (`n` values).
+    fn apply_t_into(&self, y: &[f64], out: &mut [f64]) {
+        out[..self.n].fill(0.0);
+        if self.selection {
+            for (&c, yk) in self.col.iter().zip(&y[..self.e.len()]) {
+                out[c] += yk;
+            }
+            return;
+        }
+        for (k, &yk) in y[..self.e.len()].iter().enumerate() {
+            for p in self.start[k]..self.start[k + 1] {
+                out[self.col[p]] += self.val[p] * yk;
+            }
+        }
+    }
+}
+
 /// A coupling (sharing) limit: `sum of its terms <sense> rhs`, elementwise.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CouplingSpec {
@@ -920,6 +1039,13 @@ pub struct StepFailure {
 /// `M` is the object's row map (`ObjectSpec::dense`, `apply`, `apply_t`).
 pub trait LocalSolver {
     fn prox(&mut self, centre: &[f64], rho: f64) -> Result<Vec<f64>, StepFailure>;
+    /// The same x-update written into `x` (resized as needed; its old values mean nothing). The
+    /// coordinator calls this one; the default calls `prox`. A solver that keeps its buffers (the
+    /// generated `QpSolver`) overrides it so that a settled iteration allocates nothing.
+    fn prox_into(&mut self, centre: &[f64], rho: f64, x: &mut Vec<f64>) -> Result<(), StepFailure> {
+        *x = self.prox(centre, rho)?;
+        Ok(())
+    }
     /// The local objective f(x) in minimise form (reported, summed into the plan objective).
     fn objective(&self, x: &[f64]) -> f64;
 }
@@ -1104,8 +1230,32 @@ pub struct Coordinator {
     term_index: Vec<Vec<usize>>,
     proxes: Vec<Option<Box<dyn SharedProx>>>,
     total_rows: usize,
-    // The previous iteration's rows a and multiplier estimate yhat (the curvature secant).
-    secant: Option<(Vec<f64>, Vec<f64>)>,
+    maps: Vec<RowMap>,
+    // every object's RowMap is a selection
+    all_selection: bool,
+    counts: Vec<Vec<usize>>,
+    scratch: Scratch,
+}
+
+/// The buffers of one `Coordinator::update`, sized once in `Coordinator::new`: an iteration
+/// allocates nothing (they are swapped or overwritten, never regrown).
+#[derive(Default)]
+struct Scratch {
+    a: Vec<f64>,
+    t_old: Vec<f64>,
+    yhat: Vec<f64>,
+    h: Vec<f64>,
+    v: Vec<f64>,
+    dt: Vec<f64>,
+    // The previous iteration's rows a and multiplier estimate yhat (the curvature secant), kept
+    // when this iteration is a checkpoint.
+    has_secant: bool,
+    secant_a: Vec<f64>,
+    secant_y: Vec<f64>,
+    col: Vec<f64>,
+    cp_sum: Vec<f64>,
+    cp_shift: Vec<f64>,
+    means: Vec<Vec<Vec<f64>>>,
 }
 
 fn norm2(v: &[f64]) -> f64 {
@@ -1115,16 +1265,21 @@ fn norm2(v: &[f64]) -> f64 {
 /// The secant curvature ||delta yhat|| / ||delta a|| of two iterations, or None when the secant
 /// is rounding, not correlated, or out of range (as `catopt_dsl.solver.rho.secant_curvature`).
 fn secant_curvature(a_prev: &[f64], y_prev: &[f64], a: &[f64], yhat: &[f64]) -> Option<f64> {
-    let da: Vec<f64> = a.iter().zip(a_prev).map(|(x, p)| x - p).collect();
-    let dy: Vec<f64> = yhat.iter().zip(y_prev).map(|(x, p)| x - p).collect();
-    let (nda, ndy) = (norm2(&da), norm2(&dy));
+    // One pass, no temporaries: each sum runs in index order, as norm2 over the differences would.
+    let (mut inner, mut sda, mut sdy) = (0.0, 0.0, 0.0);
+    for k in 0..a.len() {
+        let (da, dy) = (a[k] - a_prev[k], yhat[k] - y_prev[k]);
+        inner += dy * da;
+        sda += da * da;
+        sdy += dy * dy;
+    }
+    let (nda, ndy): (f64, f64) = (f64::sqrt(sda), f64::sqrt(sdy));
     if !(nda.is_finite() && ndy.is_finite()) {
         return None;
     }
     if nda <= SECANT_FLOOR * norm2(a).max(1.0) || ndy <= SECANT_FLOOR * norm2(yhat).max(1.0) {
         return None;
     }
-    let inner: f64 = dy.iter().zip(&da).map(|(y, x)| y * x).sum();
     if -inner < MIN_CORRELATION * nda * ndy {
         return None;
     }
@@ -1148,10 +1303,12 @@ impl Coordinator {
             plan.shared.iter().map(|s| vec![Vec::new(); s.vars.len()]).collect();
         let mut term_index = vec![Vec::new(); plan.couplings.len()];
         let mut offset = 0;
+        let mut maps = Vec::new();
         for o in &plan.objects {
             object_rows.push(offset);
-            let (_, e_o) = o.dense();
-            e.push(e_o);
+            let map = RowMap::new(o);
+            e.push(map.e.clone());
+            maps.push(map);
             let mut local = 0;
             for b in &o.blocks {
                 match b {
@@ -1164,6 +1321,25 @@ impl Coordinator {
         }
         let z = plan.shared.iter().map(|s| vec![0.0; s.n]).collect();
         let proxes = plan.shared.iter().map(|_| None).collect();
+        let counts: Vec<Vec<usize>> = consensus_index.iter().map(|vars| vars.iter().map(Vec::len).collect()).collect();
+        let widest = plan.objects.iter().map(|o| o.n).max().unwrap_or(0);
+        let coupling_rows = plan.couplings.iter().map(|c| c.rhs.len()).max().unwrap_or(0);
+        let rows = vec![0.0; offset];
+        let scratch = Scratch {
+            a: rows.clone(),
+            t_old: rows.clone(),
+            yhat: rows.clone(),
+            h: rows.clone(),
+            v: rows.clone(),
+            dt: rows.clone(),
+            has_secant: false,
+            secant_a: rows.clone(),
+            secant_y: rows,
+            col: vec![0.0; widest],
+            cp_sum: vec![0.0; coupling_rows],
+            cp_shift: vec![0.0; coupling_rows],
+            means: plan.shared.iter().map(|s| s.vars.iter().map(|v| vec![0.0; v.size]).collect()).collect(),
+        };
         let mut c = Coordinator {
             rho: opts.rho,
             plan,
@@ -1179,7 +1355,10 @@ impl Coordinator {
             term_index,
             proxes,
             total_rows: offset,
-            secant: None,
+            all_selection: maps.iter().all(|m| m.selection),
+            maps,
+            counts,
+            scratch,
         };
         c.sync_consensus_targets();
         c
@@ -1200,6 +1379,13 @@ impl Coordinator {
         }
     }
 
+    /// Whether iteration `k` is an adaptive-rho checkpoint: 1, 2, 4, 8, ... below the interval,
+    /// then every interval (as the Python reference).
+    fn checkpoint(&self, k: usize) -> bool {
+        let interval = self.opts.adaptive_rho_interval;
+        interval > 0 && (k % interval == 0 || (k < interval && k.is_power_of_two()))
+    }
+
     fn rows_of(&self, i: usize) -> std::ops::Range<usize> {
         let start = self.object_rows[i];
         start..start + self.plan.objects[i].rows()
@@ -1207,20 +1393,38 @@ impl Coordinator {
 
     /// The centres `d_i = t_i - u_i - e_i`, one per object.
     pub fn centres(&self) -> Vec<Vec<f64>> {
-        (0..self.plan.objects.len())
-            .map(|i| {
-                let r = self.rows_of(i);
-                self.t[r.clone()].iter().zip(&self.u[r]).zip(&self.e[i]).map(|((t, u), e)| t - u - e).collect()
-            })
-            .collect()
+        let mut out = vec![Vec::new(); self.plan.objects.len()];
+        self.centres_into(&mut out);
+        out
     }
 
-    fn mt(&self, vec: &[f64]) -> Vec<f64> {
-        let mut out = Vec::new();
-        for (i, o) in self.plan.objects.iter().enumerate() {
-            out.extend(o.apply_t(&vec[self.rows_of(i)]));
+    fn centres_into(&self, out: &mut [Vec<f64>]) {
+        for (i, d) in out.iter_mut().enumerate() {
+            let start = self.object_rows[i];
+            let e = &self.e[i];
+            d.resize(e.len(), 0.0);
+            for k in 0..e.len() {
+                d[k] = self.t[start + k] - self.u[start + k] - e[k];
+            }
         }
-        out
+    }
+
+    /// max |rho (M' v1)_j| and max |rho (M' v2)_j| over every object's columns, in one pass and
+    /// without allocating (`col`: at least the widest object's n).
+    fn mt_max_abs(&self, v1: &[f64], v2: &[f64], rho: f64, col: &mut [f64]) -> (f64, f64) {
+        let (mut m1, mut m2) = (0.0f64, 0.0f64);
+        for (i, o) in self.maps.iter().enumerate() {
+            let r = self.rows_of(i);
+            o.apply_t_into(&v1[r.clone()], col);
+            for c in &col[..o.n] {
+                m1 = m1.max((c * rho).abs());
+            }
+            o.apply_t_into(&v2[r], col);
+            for c in &col[..o.n] {
+                m2 = m2.max((c * rho).abs());
+            }
+        }
+        (m1, m2)
     }
 
     /// g(z) of every shared block at the current z (the shared part of the plan objective).
@@ -1245,15 +1449,15 @@ impl Coordinator {
         g
     }
 
-    fn z_update(&mut self, s: usize, v: &[f64], rho: f64) -> Result<(), StepFailure> {
+    fn z_update(&mut self, s: usize, v: &[f64], means: &mut [Vec<f64>], rho: f64) -> Result<(), StepFailure> {
         let blk = &self.plan.shared[s];
-        let mut means = Vec::new();
-        let mut counts = Vec::new();
-        for (vi, var) in blk.vars.iter().enumerate() {
+        let counts = &self.counts[s];
+        for (vi, m) in means.iter_mut().enumerate() {
+            let size = blk.vars[vi].size;
             let index = &self.consensus_index[s][vi];
-            let mut m = vec![0.0; var.size];
+            m.fill(0.0);
             for &start in index {
-                for (mj, vj) in m.iter_mut().zip(&v[start..start + var.size]) {
+                for (mj, vj) in m.iter_mut().zip(&v[start..start + size]) {
                     *mj += vj;
                 }
             }
@@ -1263,11 +1467,9 @@ impl Coordinator {
                     *mj /= count;
                 }
             }
-            means.push(m);
-            counts.push(index.len());
         }
         if let Some(p) = self.proxes[s].as_mut() {
-            self.z[s] = p.prox(&means, &counts, rho, &self.z[s])?;
+            self.z[s] = p.prox(means, counts, rho, &self.z[s])?;
             return Ok(());
         }
         if !blk.closed_form {
@@ -1279,43 +1481,47 @@ impl Coordinator {
         for (vi, var) in blk.vars.iter().enumerate() {
             let rho_n = rho * counts[vi] as f64;
             let m = &means[vi];
-            let val: Vec<f64> = match var.term {
+            let zv = &mut self.z[s][var.offset..var.offset + var.size];
+            match var.term {
                 SharedTerm::SumSquares(c) => {
-                    if 2.0 * c + rho_n == 0.0 {
-                        vec![0.0; var.size]
-                    } else {
-                        m.iter().map(|x| rho_n * x / (2.0 * c + rho_n)).collect()
+                    for (zj, x) in zv.iter_mut().zip(m) {
+                        *zj = if 2.0 * c + rho_n == 0.0 { 0.0 } else { rho_n * x / (2.0 * c + rho_n) };
                     }
                 }
                 SharedTerm::Norm1(c) => {
-                    if rho_n == 0.0 {
-                        vec![0.0; var.size]
-                    } else {
-                        let kappa = c / rho_n;
-                        m.iter()
-                            .map(|&x| {
-                                let sign = if x > 0.0 {
-                                    1.0
-                                } else if x < 0.0 {
-                                    -1.0
-                                } else {
-                                    0.0
-                                };
-                                sign * (x.abs() - kappa).max(0.0)
-                            })
-                            .collect()
+                    for (zj, &x) in zv.iter_mut().zip(m) {
+                        *zj = if rho_n == 0.0 {
+                            0.0
+                        } else {
+                            let sign = if x > 0.0 {
+                                1.0
+                            } else if x < 0.0 {
+                                -1.0
+                            } else {
+                                0.0
+                            };
+                            sign * (x.abs() - c / rho_n).max(0.0)
+                        };
                     }
                 }
-                SharedTerm::Free if counts[vi] > 0 => m.clone(),
+                SharedTerm::Free if counts[vi] > 0 => zv.copy_from_slice(m),
                 SharedTerm::Free => continue, // unlinked and free: keep the previous value
-            };
-            self.z[s][var.offset..var.offset + var.size].copy_from_slice(&val);
+            }
         }
         Ok(())
     }
 
     /// One iteration from every object's new x and local objective (plan order).
     pub fn update(&mut self, xs: &[Vec<f64>], objectives: &[f64]) -> Result<Iterate, StepFailure> {
+        // The buffers leave self for the iteration (the borrow checker's way to lend them) and
+        // always come back, whatever the outcome.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let out = self.update_with(&mut scratch, xs, objectives);
+        self.scratch = scratch;
+        out
+    }
+
+    fn update_with(&mut self, sc: &mut Scratch, xs: &[Vec<f64>], objectives: &[f64]) -> Result<Iterate, StepFailure> {
         self.iteration += 1;
         // A non-finite value must never reach z or u: it ends the solve naming the object.
         for (i, o) in self.plan.objects.iter().enumerate() {
@@ -1329,25 +1535,35 @@ impl Coordinator {
             }
         }
         let nrows = self.total_rows;
-        let mut a = vec![0.0; nrows];
         let mut f_sum = 0.0;
-        for (i, o) in self.plan.objects.iter().enumerate() {
-            let start = self.object_rows[i];
-            let ax = o.apply(&xs[i]);
-            a[start..start + ax.len()].copy_from_slice(&ax);
+        for (i, o) in self.maps.iter().enumerate() {
+            o.apply_into(&xs[i], &mut sc.a[self.rows_of(i)]);
             f_sum += objectives[i];
         }
+        let a = &sc.a;
         let rho = self.rho;
         let alpha = self.opts.alpha;
-        let t_old = self.t.clone();
-        // yhat = rho (a - t + u): minus the row gradient of the objectives at the new x.
-        let yhat: Vec<f64> = (0..nrows).map(|k| rho * ((a[k] - t_old[k]) + self.u[k])).collect();
-        let previous = self.secant.replace((a.clone(), yhat.clone()));
-        let h: Vec<f64> = a.iter().zip(&t_old).map(|(a, t)| alpha * a + (1.0 - alpha) * t).collect();
-        let v: Vec<f64> = h.iter().zip(&self.u).map(|(h, u)| h + u).collect();
+        // The secant of a checkpoint needs this iteration's and the previous one's (a, yhat): yhat
+        // is formed, and kept, only around checkpoints (the rule's result is the same as keeping
+        // both every iteration).
+        let check_now = self.opts.adaptive_rho && self.checkpoint(self.iteration);
+        let check_next = self.opts.adaptive_rho && self.checkpoint(self.iteration + 1);
+        let had_secant = sc.has_secant;
+        let need_yhat = check_now || check_next;
+        for k in 0..nrows {
+            let tk = self.t[k];
+            sc.t_old[k] = tk;
+            // yhat = rho (a - t + u): minus the row gradient of the objectives at the new x.
+            if need_yhat {
+                sc.yhat[k] = rho * ((a[k] - tk) + self.u[k]);
+            }
+            sc.h[k] = alpha * a[k] + (1.0 - alpha) * tk;
+            sc.v[k] = sc.h[k] + self.u[k];
+        }
+        let (t_old, yhat, h, v) = (&sc.t_old, &sc.yhat, &sc.h, &sc.v);
         // consensus z-update
         for s in 0..self.plan.shared.len() {
-            self.z_update(s, &v, rho)?;
+            self.z_update(s, v, &mut sc.means[s], rho)?;
         }
         self.sync_consensus_targets();
         // sharing y-update: Euclidean projection of the term copies onto {sum y in K}
@@ -1357,40 +1573,52 @@ impl Coordinator {
                 continue;
             }
             let m = cp.rhs.len();
-            let mut s = vec![0.0; m];
+            let s = &mut sc.cp_sum[..m];
+            s.fill(0.0);
             for &start in starts {
                 for (sj, vj) in s.iter_mut().zip(&v[start..start + m]) {
                     *sj += vj;
                 }
             }
             let count = starts.len() as f64;
-            let shift: Vec<f64> = s
-                .iter()
-                .zip(&cp.rhs)
-                .map(|(&sj, &r)| {
-                    let p = match cp.sense {
-                        Sense::Le => sj.min(r),
-                        Sense::Ge => sj.max(r),
-                        Sense::Eq => r,
-                    };
-                    (p - sj) / count
-                })
-                .collect();
+            let shift = &mut sc.cp_shift[..m];
+            for j in 0..m {
+                let (sj, r) = (s[j], cp.rhs[j]);
+                let p = match cp.sense {
+                    Sense::Le => sj.min(r),
+                    Sense::Ge => sj.max(r),
+                    Sense::Eq => r,
+                };
+                shift[j] = (p - sj) / count;
+            }
             for &start in starts {
                 for j in 0..m {
                     self.t[start + j] = v[start + j] + shift[j];
                 }
             }
         }
+        // residuals (infinity norms), in one pass with the dual update
+        let (mut r_prim, mut a_max, mut t_max) = (0.0f64, 0.0f64, 0.0f64);
         for k in 0..nrows {
-            self.u[k] = self.u[k] + h[k] - self.t[k];
+            let tk = self.t[k];
+            self.u[k] = self.u[k] + h[k] - tk;
+            r_prim = r_prim.max((a[k] - tk).abs());
+            sc.dt[k] = tk - t_old[k];
+            a_max = a_max.max(a[k].abs());
+            t_max = t_max.max(tk.abs());
         }
-        // residuals (infinity norms)
-        let r_prim = a.iter().zip(&self.t).fold(0.0, |m: f64, (a, t)| m.max((a - t).abs()));
-        let dt: Vec<f64> = self.t.iter().zip(&t_old).map(|(t, o)| t - o).collect();
-        let r_dual = max_abs(&self.mt(&dt).iter().map(|x| rho * x).collect::<Vec<f64>>());
-        let prim_scale = max_abs(&a).max(max_abs(&self.t));
-        let dual_scale = max_abs(&self.mt(&self.u).iter().map(|x| rho * x).collect::<Vec<f64>>());
+        let (r_dual, dual_scale) = if self.all_selection {
+            // M' only places each row in its own column: the column maxima are the row maxima.
+            let (mut r_dual, mut dual_scale) = (0.0f64, 0.0f64);
+            for k in 0..nrows {
+                r_dual = r_dual.max((sc.dt[k] * rho).abs());
+                dual_scale = dual_scale.max((self.u[k] * rho).abs());
+            }
+            (r_dual, dual_scale)
+        } else {
+            self.mt_max_abs(&sc.dt, &self.u, rho, &mut sc.col)
+        };
+        let prim_scale = a_max.max(t_max);
         let eps_prim = self.opts.eps_abs + self.opts.eps_rel * prim_scale;
         let eps_dual = self.opts.eps_abs + self.opts.eps_rel * dual_scale;
         let mut g_total = 0.0;
@@ -1413,11 +1641,8 @@ impl Coordinator {
         let converged = r_prim <= eps_prim && r_dual <= eps_dual && gap_est.abs() <= eps_gap;
         let mut rho_changed = false;
         let interval = self.opts.adaptive_rho_interval;
-        // Checkpoints 1, 2, 4, 8, ... below the interval, then every interval (as the Python reference).
-        let checkpoint = interval > 0
-            && (self.iteration % interval == 0 || (self.iteration < interval && self.iteration.is_power_of_two()));
-        if self.opts.adaptive_rho && !converged && checkpoint {
-            let kappa = previous.and_then(|(a_prev, y_prev)| secant_curvature(&a_prev, &y_prev, &a, &yhat));
+        if check_now && !converged {
+            let kappa = if had_secant { secant_curvature(&sc.secant_a, &sc.secant_y, a, yhat) } else { None };
             let rho_new = match kappa {
                 // The curvature rule: move to kappa when rho is outside [kappa / band, band * kappa].
                 Some(k) => {
@@ -1451,6 +1676,11 @@ impl Coordinator {
                 rho_changed = true;
             }
         }
+        if check_next {
+            sc.secant_a.copy_from_slice(a);
+            sc.secant_y.copy_from_slice(yhat);
+        }
+        sc.has_secant = check_next;
         let it = Iterate {
             iteration: self.iteration,
             rho: self.rho,
@@ -1474,24 +1704,28 @@ impl Coordinator {
             let msg = format!("{} local solvers for {} objects", solvers.len(), nobj);
             return self.result(Status::LocalSolverFailed, None, 0, xs, msg);
         }
+        // Centres, points and objectives live across iterations. Each object writes into its spare
+        // buffer, swapped with its point once the size is checked (a bad step leaves the previous
+        // point in place).
         let mut centres = self.centres();
+        let mut spare = xs.clone();
+        let mut objectives = vec![0.0; nobj];
         for k in 1..=self.opts.max_iter {
-            let mut objectives = Vec::with_capacity(nobj);
             for i in 0..nobj {
-                match solvers[i].prox(&centres[i], self.rho) {
-                    Ok(x) if x.len() == self.plan.objects[i].n => xs[i] = x,
-                    Ok(x) => {
+                match solvers[i].prox_into(&centres[i], self.rho, &mut spare[i]) {
+                    Ok(()) if spare[i].len() == self.plan.objects[i].n => std::mem::swap(&mut xs[i], &mut spare[i]),
+                    Ok(()) => {
                         let msg = format!(
                             "object `{}`: prox returned {} values, expected {}",
                             self.plan.objects[i].name,
-                            x.len(),
+                            spare[i].len(),
                             self.plan.objects[i].n
                         );
                         return self.result(Status::LocalSolverFailed, None, k, xs, msg);
                     }
                     Err(f) => return self.result(f.status, None, k, xs, f.message),
                 }
-                objectives.push(solvers[i].objective(&xs[i]));
+                objectives[i] = solvers[i].objective(&xs[i]);
             }
             let it = match self.update(&xs, &objectives) {
                 Ok(it) => it,
@@ -1500,7 +1734,7 @@ impl Coordinator {
             if it.converged {
                 return self.result(Status::Optimal, Some(it.objective), k, xs, String::new());
             }
-            centres = self.centres();
+            self.centres_into(&mut centres);
         }
         let objective = self.last.as_ref().map(|l| l.objective);
         let msg = format!("no convergence within {} iterations", self.opts.max_iter);
@@ -1555,7 +1789,7 @@ impl QpData {
 }
 
 /// A dense LU factorisation with partial pivoting: factor once, solve many right-hand sides.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Lu {
     n: usize,
     a: Vec<f64>,
@@ -1564,13 +1798,35 @@ struct Lu {
 
 impl Lu {
     /// None when a pivot is zero to rounding (relative to the matrix's largest entry).
-    fn factor(mut a: Vec<f64>, n: usize) -> Option<Lu> {
-        let scale = max_abs(&a).max(TINY);
-        let mut perm: Vec<usize> = (0..n).collect();
+    fn factor(a: Vec<f64>, n: usize) -> Option<Lu> {
+        let mut lu = Lu::default();
+        if lu.factor_from(&a, n) {
+            Some(lu)
+        } else {
+            None
+        }
+    }
+
+    /// The same from `src` (`n x n` row-major), reusing this factor's storage (refactorising
+    /// allocates nothing once it has grown to the largest n); false when singular to rounding.
+    fn factor_from(&mut self, src: &[f64], n: usize) -> bool {
+        let a = &mut self.a;
+        a.clear();
+        a.extend_from_slice(&src[..n * n]);
+        let perm = &mut self.perm;
+        perm.clear();
+        perm.extend(0..n);
+        let scale = max_abs(a).max(TINY);
         for col in 0..n {
-            let pivot = (col..n).max_by(|&i, &j| a[i * n + col].abs().total_cmp(&a[j * n + col].abs()))?;
+            // The first largest entry (as the C++ runtime picks it).
+            let mut pivot = col;
+            for i in col + 1..n {
+                if a[i * n + col].abs() > a[pivot * n + col].abs() {
+                    pivot = i;
+                }
+            }
             if !(a[pivot * n + col].abs() > 1e-13 * scale) {
-                return None;
+                return false;
             }
             if pivot != col {
                 for k in 0..n {
@@ -1589,7 +1845,46 @@ impl Lu {
                 }
             }
         }
-        Some(Lu { n, a, perm })
+        self.n = n;
+        true
+    }
+
+    /// The inverse (row-major `n x n`) into `inv`, row by row so every inner loop is an
+    /// independent axpy (no chain of dependent divisions as in n solves): X = L^-1 P, then
+    /// inv = U^-1 X in place. A step that reuses a factor many times multiplies by it.
+    fn invert_into(&self, inv: &mut Vec<f64>) {
+        let (n, a) = (self.n, &self.a);
+        inv.clear();
+        inv.resize(n * n, 0.0);
+        for i in 0..n {
+            inv[i * n + self.perm[i]] = 1.0;
+            for k in 0..i {
+                let l = a[i * n + k];
+                if l == 0.0 {
+                    continue;
+                }
+                let (head, tail) = inv.split_at_mut(i * n);
+                for (xi, xk) in tail[..n].iter_mut().zip(&head[k * n..(k + 1) * n]) {
+                    *xi -= l * xk;
+                }
+            }
+        }
+        for i in (0..n).rev() {
+            for k in i + 1..n {
+                let r = a[i * n + k];
+                if r == 0.0 {
+                    continue;
+                }
+                let (head, tail) = inv.split_at_mut(k * n);
+                for (xi, xk) in head[i * n..(i + 1) * n].iter_mut().zip(&tail[..n]) {
+                    *xi -= r * xk;
+                }
+            }
+            let d = a[i * n + i];
+            for xi in &mut inv[i * n..(i + 1) * n] {
+                *xi /= d;
+            }
+        }
     }
 
     fn solve(&self, b: &[f64]) -> Vec<f64> {
@@ -1624,19 +1919,32 @@ const QP_CHECK_EVERY: usize = 5;
 const QP_ADAPT_EVERY: usize = 25;
 /// Inner iterations before a prox step gives up (a step never hangs).
 pub const QP_MAX_ITER: usize = 20000;
+/// Active-set corrections a QP prox step tries before its inner ADMM: each one adds the rows the
+/// failed KKT solve violates and drops the multipliers of the wrong sign (a primal-dual active-set
+/// step), which settles a changed active set in one or two solves where ADMM takes dozens.
+pub const QP_GUESS_STEPS: usize = 4;
 
 /// The x-update of a local QP: `argmin f(x) + rho/2 ||M x - centre||^2` over `l <= A x <= u`.
 ///
 /// Exact: the step is the solution of the KKT system of an active set, accepted only when every
 /// inactive row is within its bounds and every multiplier has the right sign. The guess is the
-/// previous step's active set (near convergence a step is one solve with a cached factor); when
-/// it fails, OSQP's ADMM (Stellato et al. 2020), warm-started from the previous x, z and y, finds
+/// previous step's active set (near convergence a step is one product with a cached inverse),
+/// then up to `QP_GUESS_STEPS` corrections of it; when those fail, OSQP's ADMM (Stellato et al. 2020), warm-started from the previous x, z and y, finds
 /// the active set, and its certificates prove a local constraint set empty (`infeasible`) or the
-/// local problem unbounded below. Matrices are factorised once per rho (and active set).
+/// local problem unbounded below. Matrices are factorised once per rho (and active set); a
+/// settled step allocates nothing.
 #[derive(Debug, Clone)]
 pub struct QpSolver {
     pub data: QpData,
     object: ObjectSpec,
+    map: RowMap,
+    // A and P as compressed rows (e unused)
+    a_rows: RowMap,
+    p_rows: RowMap,
+    // P and M'M diagonal and A one coordinate per row (separable), and every Q_jj > 0 at this
+    // rho (separable_now): the step is separable_step's closed form.
+    separable: bool,
+    separable_now: bool,
     n: usize,
     m: usize,
     mtm: Vec<f64>,
@@ -1647,7 +1955,25 @@ pub struct QpSolver {
     z: Vec<f64>,
     y: Vec<f64>,
     active: Vec<i8>,
-    kkt: Option<(Vec<i8>, Lu)>,
+    // The KKT system of the active set kkt_active (valid when has_kkt): its factor and inverse.
+    has_kkt: bool,
+    kkt_active: Vec<i8>,
+    kkt_lu: Lu,
+    kkt_buf: Vec<f64>,
+    kkt_inv: Vec<f64>,
+    kkt_bound: Vec<f64>,
+    // What the last polish left: whether its KKT solve produced a point (sol, ax) and the
+    // tolerances it judged that point by (for next_active_set).
+    polish_solved: bool,
+    tol_p: f64,
+    tol_d: f64,
+    // scratch of a step (no allocation once warm)
+    w: Vec<usize>,
+    sol: Vec<f64>,
+    ax: Vec<f64>,
+    pbuf: Vec<f64>,
+    act_try: Vec<i8>,
+    checked: bool,
     admm: Option<(f64, Lu)>,
     rho_in: f64,
     /// Inner ADMM iterations over all steps (the exact active-set solves not counted).
@@ -1686,8 +2012,24 @@ impl QpSolver {
         let m = data.rows();
         let eq: Vec<bool> = data.l.iter().zip(&data.u).map(|(l, u)| l == u).collect();
         let active = eq.iter().map(|&e| i8::from(e)).collect();
+        let a_rows = RowMap::from_dense(&data.a, m, n);
+        // Separable: P and M'M diagonal, each row of A bounds one coordinate (weight 1, no
+        // coordinate twice). Then the prox splits into one clipped scalar per coordinate.
+        let mut separable = data.p.len() == n * n && a_rows.rows() == m && a_rows.selection;
+        for i in 0..n {
+            for j in 0..n {
+                if separable && i != j && (data.p[i * n + j] != 0.0 || mtm[i * n + j] != 0.0) {
+                    separable = false;
+                }
+            }
+        }
         QpSolver {
             object: object.clone(),
+            map: RowMap::new(object),
+            a_rows,
+            separable,
+            separable_now: false,
+            p_rows: RowMap::from_dense(&data.p, n, n),
             n,
             m,
             mtm,
@@ -1698,7 +2040,21 @@ impl QpSolver {
             z: vec![0.0; m],
             y: vec![0.0; m],
             active,
-            kkt: None,
+            has_kkt: false,
+            kkt_active: Vec::with_capacity(m),
+            kkt_lu: Lu::default(),
+            kkt_buf: Vec::with_capacity((n + m) * (n + m)),
+            kkt_inv: Vec::with_capacity((n + m) * (n + m)),
+            kkt_bound: Vec::with_capacity(n + m),
+            polish_solved: false,
+            tol_p: 0.0,
+            tol_d: 0.0,
+            w: Vec::with_capacity(m),
+            sol: Vec::with_capacity(n + m),
+            ax: vec![0.0; m],
+            pbuf: vec![0.0; n],
+            act_try: vec![0; m],
+            checked: false,
             admm: None,
             rho_in: QP_RHO0,
             inner_iterations: 0,
@@ -1709,7 +2065,7 @@ impl QpSolver {
     /// Whether the data has the object's sizes (`Err` names what is wrong).
     pub fn check(&self) -> Result<(), StepFailure> {
         let (n, m, d) = (self.n, self.m, &self.data);
-        if d.p.len() != n * n || d.q.len() != n || d.a.len() != m * n || d.u.len() != m {
+        if d.p.len() != n * n || d.q.len() != n || d.a.len() != m * n || d.l.len() != m || d.u.len() != m {
             return Err(self.failure(Status::LocalSolverFailed, "QP data of the wrong size".to_string()));
         }
         if d.l.iter().zip(&d.u).any(|(l, u)| l.is_nan() || u.is_nan() || l > u) {
@@ -1726,62 +2082,197 @@ impl QpSolver {
         if rho == self.rho {
             return;
         }
-        self.qmat = self.data.p.iter().zip(&self.mtm).map(|(p, m)| p + rho * m).collect();
+        self.qmat.clear();
+        self.qmat.extend(self.data.p.iter().zip(&self.mtm).map(|(p, m)| p + rho * m));
         self.rho = rho;
-        self.kkt = None;
+        self.has_kkt = false;
         self.admm = None;
+        let n = self.n;
+        self.separable_now = self.separable && (0..n).all(|j| self.qmat[j * (n + 1)] > 0.0);
     }
 
-    /// The KKT solution for active set `act` (-1 lower, +1 upper, 0 inactive), if it verifies.
-    fn polish(&mut self, p: &[f64], act: &[i8]) -> Option<Vec<f64>> {
+    /// A separable strictly convex QP: each coordinate's minimiser `-p_j / Q_jj` clipped to its
+    /// row's bounds is the exact solution (the KKT point of the active set the clipping picks,
+    /// with the multiplier `-(Q_jj x_j + p_j)` of the right sign by construction). The state a
+    /// polish leaves (z, y, the active set, x) is left the same way, for a later step that is not
+    /// separable. False (the general step reports it) when a value is not finite.
+    fn separable_step(&mut self, p: &[f64], x: &mut Vec<f64>) -> bool {
         let (n, m) = (self.n, self.m);
-        let w: Vec<usize> = (0..m).filter(|&i| act[i] != 0).collect();
-        let k = n + w.len();
-        let cached = matches!(&self.kkt, Some((a, _)) if a.as_slice() == act);
-        if !cached {
-            let mut kkt = vec![0.0; k * k];
+        x.resize(n, 0.0);
+        for j in 0..n {
+            x[j] = -p[j] / self.qmat[j * (n + 1)];
+        }
+        for i in 0..m {
+            let j = self.a_rows.col[i];
+            let (v, lo, hi) = (x[j], self.data.l[i], self.data.u[i]);
+            let (a, xj) = if self.eq[i] || v > hi {
+                (1, hi)
+            } else if v < lo {
+                (-1, lo)
+            } else {
+                (0, v)
+            };
+            x[j] = xj;
+            self.z[i] = xj;
+            self.y[i] = if a != 0 { -(self.qmat[j * (n + 1)] * xj + p[j]) } else { 0.0 };
+            self.active[i] = a;
+        }
+        if x.iter().any(|v| !v.is_finite()) {
+            return false;
+        }
+        self.x.copy_from_slice(x);
+        true
+    }
+
+    /// The KKT solution for active set `act` (-1 lower, +1 upper, 0 inactive) into `x`, if it
+    /// verifies. Allocation-free: a settled step is this function with a cached inverse.
+    fn polish(&mut self, p: &[f64], act: &[i8], x: &mut Vec<f64>) -> bool {
+        let (n, m) = (self.n, self.m);
+        self.polish_solved = false;
+        if !(self.has_kkt && self.kkt_active.as_slice() == act) {
+            // w (the active rows) and kkt_bound belong to the cached system: rebuilt with it.
+            self.has_kkt = false;
+            self.w.clear();
+            for (i, &a) in act.iter().enumerate().take(m) {
+                if a != 0 {
+                    self.w.push(i);
+                }
+            }
+            let k = n + self.w.len();
+            let kkt = &mut self.kkt_buf;
+            kkt.clear();
+            kkt.resize(k * k, 0.0);
             for i in 0..n {
                 kkt[i * k..i * k + n].copy_from_slice(&self.qmat[i * n..(i + 1) * n]);
             }
-            for (j, &row) in w.iter().enumerate() {
+            for (j, &row) in self.w.iter().enumerate() {
                 for c in 0..n {
                     let v = self.data.a[row * n + c];
                     kkt[(n + j) * k + c] = v;
                     kkt[c * k + n + j] = v;
                 }
             }
-            self.kkt = Some((act.to_vec(), Lu::factor(kkt, k)?));
+            if !self.kkt_lu.factor_from(&self.kkt_buf, k) {
+                return false;
+            }
+            self.kkt_lu.invert_into(&mut self.kkt_inv);
+            // The active bounds' part of the solution, K^-1 [0; b_w]: fixed while the set is.
+            self.kkt_bound.clear();
+            for i in 0..k {
+                let mut acc = 0.0;
+                for (j, &row) in self.w.iter().enumerate() {
+                    acc += self.kkt_inv[i * k + n + j] * if act[row] > 0 { self.data.u[row] } else { self.data.l[row] };
+                }
+                self.kkt_bound.push(acc);
+            }
+            self.has_kkt = true;
+            self.kkt_active.clear();
+            self.kkt_active.extend_from_slice(act);
         }
-        let (_, lu) = self.kkt.as_ref()?;
-        let mut rhs: Vec<f64> = p.iter().map(|v| -v).collect();
-        for &row in &w {
-            rhs.push(if act[row] > 0 { self.data.u[row] } else { self.data.l[row] });
-        }
-        let sol = lu.solve(&rhs);
-        if sol.iter().any(|v| !v.is_finite()) {
-            return None;
-        }
-        let x = sol[..n].to_vec();
-        let ax = mat_vec(&self.data.a, &x, m, n);
-        let tol_p = QP_EPS * (1.0 + max_abs(&ax));
-        let lam = &sol[n..];
-        let tol_d = QP_EPS * (1.0 + max_abs(lam).max(max_abs(p)));
-        let mut y = vec![0.0; m];
-        for (j, &row) in w.iter().enumerate() {
-            y[row] = lam[j];
-            if !self.eq[row] && ((act[row] > 0 && lam[j] < -tol_d) || (act[row] < 0 && lam[j] > tol_d)) {
-                return None;
+        let k = n + self.w.len();
+        self.sol.clear();
+        let mut lam_max = 0.0f64;
+        for i in 0..k {
+            let row = &self.kkt_inv[i * k..i * k + n];
+            let mut acc = self.kkt_bound[i];
+            for (a, b) in row.iter().zip(p) {
+                acc -= a * b;
+            }
+            if !acc.is_finite() {
+                return false;
+            }
+            self.sol.push(acc);
+            if i >= n {
+                lam_max = lam_max.max(acc.abs());
             }
         }
+        self.a_rows.apply_into(&self.sol, &mut self.ax);
+        let ax_max = self.ax.iter().fold(0.0f64, |acc, v| acc.max(v.abs()));
+        let tol_p = QP_EPS * (1.0 + ax_max);
+        let tol_d = QP_EPS * (1.0 + lam_max.max(max_abs(p)));
+        self.polish_solved = true;
+        self.tol_p = tol_p;
+        self.tol_d = tol_d;
+        // Active rows (in order, as w lists them) need a multiplier of the right sign, inactive
+        // ones a point within their bounds.
+        let (lo, hi) = (&self.data.l, &self.data.u);
+        let mut j = n;
         for i in 0..m {
-            if act[i] == 0 && (ax[i] < self.data.l[i] - tol_p || ax[i] > self.data.u[i] + tol_p) {
-                return None;
+            if act[i] != 0 {
+                let lam = self.sol[j];
+                j += 1;
+                if !self.eq[i] && ((act[i] > 0 && lam < -tol_d) || (act[i] < 0 && lam > tol_d)) {
+                    return false;
+                }
+            } else if self.ax[i] < lo[i] - tol_p || self.ax[i] > hi[i] + tol_p {
+                return false;
             }
         }
-        self.z = ax.iter().zip(self.data.l.iter().zip(&self.data.u)).map(|(v, (l, u))| v.max(*l).min(*u)).collect();
-        self.y = y;
-        self.active = act.to_vec();
-        Some(x)
+        let mut j = n;
+        for i in 0..m {
+            self.z[i] = self.ax[i].max(lo[i]).min(hi[i]);
+            self.y[i] = if act[i] != 0 {
+                j += 1;
+                self.sol[j - 1]
+            } else {
+                0.0
+            };
+        }
+        self.active.copy_from_slice(act);
+        x.clear();
+        x.extend_from_slice(&self.sol[..n]);
+        true
+    }
+
+    /// From the last polish's point (of the set `act`): inactive rows it violates join at the
+    /// violated bound, then active inequality rows whose multiplier has the wrong sign leave.
+    /// False when nothing would change (the failure was not of this kind).
+    fn next_active_set(&self, act: &mut [i8]) -> bool {
+        if !self.polish_solved {
+            return false;
+        }
+        let mut changed = false;
+        for i in 0..self.m {
+            if act[i] != 0 {
+                continue;
+            }
+            if self.ax[i] < self.data.l[i] - self.tol_p {
+                act[i] = -1;
+                changed = true;
+            } else if self.ax[i] > self.data.u[i] + self.tol_p {
+                act[i] = 1;
+                changed = true;
+            }
+        }
+        for (j, &row) in self.w.iter().enumerate() {
+            let lam = self.sol[self.n + j];
+            if !self.eq[row] && ((act[row] > 0 && lam < -self.tol_d) || (act[row] < 0 && lam > self.tol_d)) {
+                act[row] = 0;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// One prox step for the linear term `p`: the previous active set, its corrections, then ADMM.
+    fn step(&mut self, p: &[f64], x: &mut Vec<f64>) -> Result<(), StepFailure> {
+        let mut act = std::mem::take(&mut self.act_try);
+        act.clear();
+        act.extend_from_slice(&self.active);
+        let mut done = self.polish(p, &act, x);
+        let mut step = 0;
+        while !done && step < QP_GUESS_STEPS && self.next_active_set(&mut act) {
+            done = self.polish(p, &act, x);
+            step += 1;
+        }
+        self.act_try = act;
+        if done {
+            self.x.clear();
+            self.x.extend_from_slice(x);
+            return Ok(());
+        }
+        *x = self.admm_solve(p)?;
+        Ok(())
     }
 
     fn rho_row(&self, i: usize) -> f64 {
@@ -1876,7 +2367,8 @@ impl QpSolver {
                     })
                     .collect();
                 if last_polish.as_ref() != Some(&act) {
-                    if let Some(xp) = self.polish(p, &act) {
+                    let mut xp = Vec::with_capacity(n);
+                    if self.polish(p, &act, &mut xp) {
                         self.x = xp.clone();
                         return Ok(xp);
                     }
@@ -1964,22 +2456,62 @@ impl QpSolver {
 
 impl LocalSolver for QpSolver {
     fn prox(&mut self, centre: &[f64], rho: f64) -> Result<Vec<f64>, StepFailure> {
-        self.check()?;
-        self.set_rho(rho);
-        let mt = self.object.apply_t(centre);
-        let p: Vec<f64> = self.data.q.iter().zip(&mt).map(|(q, d)| q - rho * d).collect();
-        let act = self.active.clone();
-        if let Some(x) = self.polish(&p, &act) {
-            self.x = x.clone();
-            return Ok(x);
+        let mut x = Vec::new();
+        self.prox_into(centre, rho, &mut x)?;
+        Ok(x)
+    }
+
+    fn prox_into(&mut self, centre: &[f64], rho: f64, x: &mut Vec<f64>) -> Result<(), StepFailure> {
+        // The O(m) scan of the bounds runs once; the sizes (data is public) are compared every step.
+        let d = &self.data;
+        let (n, m) = (self.n, self.m);
+        let sizes = d.p.len() == n * n && d.q.len() == n && d.a.len() == m * n && d.l.len() == m && d.u.len() == m;
+        if !(self.checked && sizes) {
+            self.check()?;
+            self.checked = true;
         }
-        self.admm_solve(&p)
+        self.set_rho(rho);
+        if centre.len() != self.map.rows() {
+            return Err(self.failure(Status::LocalSolverFailed, "a prox centre of the wrong size".into()));
+        }
+        // The prox centre enters only the linear term: p = q - rho M' centre.
+        let mut p = std::mem::take(&mut self.pbuf);
+        p.resize(self.n, 0.0);
+        self.map.apply_t_into(centre, &mut p);
+        for (pi, qi) in p.iter_mut().zip(&self.data.q) {
+            *pi = qi - rho * *pi;
+        }
+        let out = if self.separable_now && self.separable_step(&p, x) { Ok(()) } else { self.step(&p, x) };
+        self.pbuf = p;
+        out
     }
 
     fn objective(&self, x: &[f64]) -> f64 {
-        let px = mat_vec(&self.data.p, x, self.n, self.n);
-        let quad: f64 = x.iter().zip(&px).map(|(a, b)| a * b).sum();
-        let lin: f64 = self.data.q.iter().zip(x).map(|(a, b)| a * b).sum();
+        // Called every iteration: P's nonzeros only (in the order of the dense sum), no
+        // temporaries (the sums run in the order of the C++ runtime).
+        let n = self.n.min(x.len());
+        let (mut quad, mut lin) = (0.0, 0.0);
+        // Compressed rows pay when P is mostly zeros (a diagonal, say); a dense P is summed densely.
+        if n == self.n && self.p_rows.rows() == self.n && self.data.q.len() == n && 2 * self.p_rows.val.len() <= n * n {
+            let pm = &self.p_rows;
+            for i in 0..n {
+                let mut px = 0.0;
+                for k in pm.start[i]..pm.start[i + 1] {
+                    px += pm.val[k] * x[pm.col[k]];
+                }
+                quad += x[i] * px;
+                lin += self.data.q[i] * x[i];
+            }
+            return 0.5 * quad + lin + self.data.r;
+        }
+        for i in 0..n {
+            let mut px = 0.0;
+            for j in 0..n {
+                px += self.data.p[i * self.n + j] * x[j];
+            }
+            quad += x[i] * px;
+            lin += self.data.q[i] * x[i];
+        }
         0.5 * quad + lin + self.data.r
     }
 }
