@@ -2,8 +2,9 @@
 
 :func:`solve_on_ray` runs :class:`catopt_dsl.sync.run.DistributedSolve` with its nodes hosted by
 Ray actors. Each actor holds one node: a batch of objects (one LocalProblem, or several family
-members; :func:`actor_count` says how many actors a plan gets) with their :class:`~catopt_dsl.solver.worker.LocalWorker`\\ s -- CVXPY problems compiled
-once, fast-path factorisations cached -- plus the node's
+members; :func:`actor_count` says how many actors a plan gets) with their
+:class:`~catopt_dsl.solver.worker.LocalWorker`\\ s -- CVXPY problems compiled once, fast-path
+factorisations cached -- plus the node's
 :class:`~catopt_dsl.sync.protocol.NodeProtocol`. The coordinator protocol and the transport run
 in the driver; every message crosses the driver/actor boundary as encoded frame bytes, so the
 actors see exactly what a networked node would (and the fault-injecting transport works
@@ -358,18 +359,20 @@ def placement_for(
     return opts, None
 
 
-def actor_count(objects: int, cpus: float | None, max_actors: int = DEFAULT_MAX_ACTORS) -> int:
+def actor_count(objects: int, cpus: float | None, max_actors: int = DEFAULT_MAX_ACTORS, *, shards: bool) -> int:
     """How many node actors a plan of ``objects`` objects gets on a cluster of ``cpus`` CPUs.
 
-    A plan of at most ``max_actors`` objects gets one actor per object: each object is a failure
-    domain of its own (a killed actor loses exactly its tenant). A larger plan is batched anyway,
-    and then into one actor per CPU of the cluster, at most ``max_actors``: more actor processes
-    than cores only add Ray calls and process switches to every round (each actor is called once a
-    round) without adding parallelism. ``cpus`` None or 0 (unknown): ``max_actors``.
+    Distinct LocalProblems (``shards`` false: at least one object is no family member) are failure
+    domains of their own -- a tenant, a site with its own owner --: one actor per object up to
+    ``max_actors``, then ``max_actors`` batches, so that a killed actor loses as few of them as the
+    cap allows. Family members (``shards`` true: every object is a member of a family, the shards
+    of one problem) beyond ``max_actors`` are batched into one actor per CPU of the cluster, at
+    most ``max_actors``: more actor processes than cores only add a Ray call and a process switch
+    per actor to every round, without adding parallelism. ``cpus`` None or 0 (unknown): the cap.
     """
     if max_actors < 1:
         raise ValueError("max_actors must be >= 1")
-    if objects <= max_actors or not cpus or cpus < 1:
+    if not shards or objects <= max_actors or not cpus or cpus < 1:
         return max_actors
     return max(1, min(max_actors, int(cpus)))
 
@@ -383,7 +386,8 @@ def ray_assignment(
     if ray is None:
         import ray
     cpus = ray.cluster_resources().get("CPU") if ray.is_initialized() else None
-    return assign_nodes(plan, actor_count(len(plan.objects), cpus, max_actors))
+    shards = bool(plan.objects) and all(o.family is not None for o in plan.objects)
+    return assign_nodes(plan, actor_count(len(plan.objects), cpus, max_actors, shards=shards))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -758,12 +762,13 @@ def solve_on_ray(
 ) -> SolveResult:
     """Solve ``plan`` with ADMM whose local problems run as Ray actors (see the module docstring).
 
-    ``max_actors`` caps the actor count (objects are batched in plan order, one actor per CPU
-    of the cluster once they outnumber the cap: :func:`actor_count`); ``settings``, ``faults``
+    ``max_actors`` caps the actor count (objects are batched in plan order; a plan of family
+    members only, one actor per CPU of the cluster once they outnumber the cap: :func:`actor_count`); ``settings``, ``faults``
     and ``seed`` are those of :func:`catopt_dsl.sync.run.solve_distributed` (the transport runs
     in the driver) -- ``faults`` may also be a function of the node assignment (node id ->
-    objects) returning the plan, for faults written against object names --, as are ``run_options`` (``min_members``, ``checkpoint``,
-    ``checkpoint_every``, ``resume``, ``auth``, ``leave_at``). ``progress`` hears every iteration,
+    objects) returning the plan, for faults written against object names --, as are
+    ``run_options`` (``min_members``, ``checkpoint``, ``checkpoint_every``, ``resume``, ``auth``,
+    ``leave_at``). ``progress`` hears every iteration,
     ``phase(text)`` every start-up step. ``call_timeout_s``, ``start_timeout_s`` and
     ``max_restarts`` bound how long an actor may hang or take to start, and how often a node is
     replaced. Same options => the same iterates as the in-process solver. A cluster that cannot be

@@ -87,24 +87,30 @@ def test_cli_backend_ray_json(ray_up: Any, monkeypatch: pytest.MonkeyPatch) -> N
     assert ray_up.is_initialized()  # the CLI used the running session and left it up
 
 
-def test_actor_count_is_one_per_object_up_to_the_cap_then_one_per_cpu() -> None:
-    # a small plan: every object its own actor (its own failure domain), whatever the CPUs
-    assert [actor_count(n, 2.0) for n in (1, 3, 4)] == [DEFAULT_MAX_ACTORS] * 3
-    # a plan that is batched anyway: one actor per CPU (more processes than cores only add calls)
-    assert actor_count(8, 2.0) == 2 and actor_count(512, 3.0) == 3 and actor_count(8, 1.0) == 1
-    assert actor_count(8, 64.0) == DEFAULT_MAX_ACTORS and actor_count(8, 64.0, max_actors=16) == 16
-    assert actor_count(8, None) == actor_count(8, 0.0) == DEFAULT_MAX_ACTORS  # CPUs unknown: the cap
+def test_actor_count_is_one_per_object_up_to_the_cap_then_one_per_cpu_for_family_members() -> None:
+    # a small plan: every object its own actor, whatever the CPUs
+    assert [actor_count(n, 2.0, shards=s) for n in (1, 3, 4) for s in (True, False)] == [DEFAULT_MAX_ACTORS] * 6
+    # family members batched anyway: one actor per CPU (more processes than cores only add calls)
+    assert actor_count(8, 2.0, shards=True) == 2 and actor_count(512, 3.0, shards=True) == 3
+    assert actor_count(8, 1.0, shards=True) == 1
+    assert actor_count(8, 64.0, shards=True) == DEFAULT_MAX_ACTORS and actor_count(8, 64.0, 16, shards=True) == 16
+    assert actor_count(8, None, shards=True) == actor_count(8, 0.0, shards=True) == DEFAULT_MAX_ACTORS  # CPUs unknown
+    # distinct LocalProblems (tenants) stay as many failure domains as the cap allows
+    assert actor_count(8, 2.0, shards=False) == DEFAULT_MAX_ACTORS
     with pytest.raises(ValueError):
-        actor_count(8, 2.0, max_actors=0)
+        actor_count(8, 2.0, max_actors=0, shards=True)
 
 
 def test_a_batched_plan_gets_one_actor_per_cpu_and_its_faults_those_node_ids(ray_up: Any) -> None:
-    """mixed_plan (6 objects) on the 2-CPU session: 2 actors of 3 objects; faults written against
-    the assignment see the one the run uses, and crashing a node loses exactly its objects."""
+    """mixed_plan (6 members of one family) on the 2-CPU session: 2 actors of 3 objects; faults
+    written against the assignment see the one the run uses, and crashing a node loses exactly its
+    objects. Distinct LocalProblems keep one actor each up to the cap."""
     plan = load_plan(EXAMPLES / "mixed_plan.cat")
     assignment = ray_assignment(plan, ray_up)
     names = tuple(o.name for o in plan.objects)
     assert assignment == {1: names[:3], 2: names[3:]}
+    fleet = load_plan(EXAMPLES / "gpu_fleet.cat")
+    assert ray_assignment(fleet, ray_up) == {i + 1: (o.name,) for i, o in enumerate(fleet.objects)}
     seen: list[Any] = []
 
     def crash_node_2(given: Any) -> FaultPlan:
