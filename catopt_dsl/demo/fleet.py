@@ -348,9 +348,9 @@ def _node_mates(plan: IRPlan, backend: str, names: Sequence[str]) -> list[str]:
     from catopt_dsl.sync.run import assign_nodes
 
     if backend == "ray":
-        from catopt_dsl.runtime.ray_backend import DEFAULT_MAX_ACTORS
+        from catopt_dsl.runtime.ray_backend import ray_assignment
 
-        assignment = assign_nodes(plan, DEFAULT_MAX_ACTORS)
+        assignment = ray_assignment(plan)
     else:
         assignment = assign_nodes(plan)
     wanted = set(names)

@@ -134,7 +134,11 @@ def _ray(
 
     if run.resume is not None:
         warm = None
+    # Checked here, before Ray starts (a mistyped object is a quick user error); resolved again
+    # for the node ids the run really gets, which depend on the cluster's CPUs (``actor_count``).
     kwargs: dict[str, Any] = run.distributed_kwargs(assign_nodes(plan, DEFAULT_MAX_ACTORS))
+    if run.fault_specs:
+        kwargs["faults"] = lambda assignment: run.distributed_kwargs(assignment)["faults"]
     for name in ("call_timeout_s", "start_timeout_s", "max_restarts"):
         if getattr(run, name) is not None:
             kwargs[name] = getattr(run, name)

@@ -2,8 +2,9 @@
 
 :func:`solve_on_ray` runs :class:`catopt_dsl.sync.run.DistributedSolve` with its nodes hosted by
 Ray actors. Each actor holds one node: a batch of objects (one LocalProblem, or several family
-members) with their :class:`~catopt_dsl.solver.worker.LocalWorker`\\ s -- CVXPY problems compiled
-once, fast-path factorisations cached -- plus the node's
+members; :func:`actor_count` says how many actors a plan gets) with their
+:class:`~catopt_dsl.solver.worker.LocalWorker`\\ s -- CVXPY problems compiled once, fast-path
+factorisations cached -- plus the node's
 :class:`~catopt_dsl.sync.protocol.NodeProtocol`. The coordinator protocol and the transport run
 in the driver; every message crosses the driver/actor boundary as encoded frame bytes, so the
 actors see exactly what a networked node would (and the fault-injecting transport works
@@ -73,9 +74,11 @@ __all__ = [
     "DEFAULT_START_TIMEOUT_S",
     "AcceleratorFallbackWarning",
     "RayNodes",
+    "actor_count",
     "clean_stale_sessions",
     "placement_for",
     "probe_address",
+    "ray_assignment",
     "ray_session",
     "solve_on_ray",
 ]
@@ -83,7 +86,8 @@ __all__ = [
 log = logging.getLogger("catopt_dsl.ray")
 log.addHandler(logging.NullHandler())
 
-#: actors per run unless told otherwise (family members are batched to stay under it)
+#: actors per run unless told otherwise (family members are batched to stay under it; see
+#: :func:`actor_count`)
 DEFAULT_MAX_ACTORS = 4
 #: seconds one tick waits for its actors' answers before calling the late ones hung
 DEFAULT_CALL_TIMEOUT_S = 300.0
@@ -353,6 +357,37 @@ def placement_for(
     if types:
         opts["accelerator_type"] = types[0]
     return opts, None
+
+
+def actor_count(objects: int, cpus: float | None, max_actors: int = DEFAULT_MAX_ACTORS, *, shards: bool) -> int:
+    """How many node actors a plan of ``objects`` objects gets on a cluster of ``cpus`` CPUs.
+
+    Distinct LocalProblems (``shards`` false: at least one object is no family member) are failure
+    domains of their own -- a tenant, a site with its own owner --: one actor per object up to
+    ``max_actors``, then ``max_actors`` batches, so that a killed actor loses as few of them as the
+    cap allows. Family members (``shards`` true: every object is a member of a family, the shards
+    of one problem) beyond ``max_actors`` are batched into one actor per CPU of the cluster, at
+    most ``max_actors``: more actor processes than cores only add a Ray call and a process switch
+    per actor to every round, without adding parallelism. ``cpus`` None or 0 (unknown): the cap.
+    """
+    if max_actors < 1:
+        raise ValueError("max_actors must be >= 1")
+    if not shards or objects <= max_actors or not cpus or cpus < 1:
+        return max_actors
+    return max(1, min(max_actors, int(cpus)))
+
+
+def ray_assignment(
+    plan: IRPlan, ray: Any = None, max_actors: int = DEFAULT_MAX_ACTORS
+) -> dict[int, tuple[str, ...]]:
+    """Node id -> objects, as :func:`solve_on_ray` cuts ``plan`` on the running Ray session
+    (``ray``: the module, or None to import it): :func:`actor_count` actors, objects in plan order.
+    Without a running session the CPU count is unknown and the cap applies."""
+    if ray is None:
+        import ray
+    cpus = ray.cluster_resources().get("CPU") if ray.is_initialized() else None
+    shards = bool(plan.objects) and all(o.family is not None for o in plan.objects)
+    return assign_nodes(plan, actor_count(len(plan.objects), cpus, max_actors, shards=shards))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -716,7 +751,7 @@ def solve_on_ray(
     warm_start: SolverState | None = None,
     max_actors: int = DEFAULT_MAX_ACTORS,
     settings: SyncSettings | None = None,
-    faults: FaultPlan = FaultPlan(),
+    faults: FaultPlan | Callable[[Mapping[int, tuple[str, ...]]], FaultPlan] = FaultPlan(),
     seed: int = 0,
     progress: Callable[[dict[str, float]], None] | None = None,
     phase: PhaseFn | None = None,
@@ -727,23 +762,27 @@ def solve_on_ray(
 ) -> SolveResult:
     """Solve ``plan`` with ADMM whose local problems run as Ray actors (see the module docstring).
 
-    ``max_actors`` caps the actor count (objects are batched in plan order); ``settings``,
-    ``faults`` and ``seed`` are those of :func:`catopt_dsl.sync.run.solve_distributed` (the
-    transport runs in the driver), as are ``run_options`` (``min_members``, ``checkpoint``,
-    ``checkpoint_every``, ``resume``, ``auth``, ``leave_at``). ``progress`` hears every iteration,
+    ``max_actors`` caps the actor count (objects are batched in plan order; a plan of family
+    members only, one actor per CPU of the cluster once they outnumber the cap: :func:`actor_count`); ``settings``, ``faults``
+    and ``seed`` are those of :func:`catopt_dsl.sync.run.solve_distributed` (the transport runs
+    in the driver) -- ``faults`` may also be a function of the node assignment (node id ->
+    objects) returning the plan, for faults written against object names --, as are
+    ``run_options`` (``min_members``, ``checkpoint``, ``checkpoint_every``, ``resume``, ``auth``,
+    ``leave_at``). ``progress`` hears every iteration,
     ``phase(text)`` every start-up step. ``call_timeout_s``, ``start_timeout_s`` and
     ``max_restarts`` bound how long an actor may hang or take to start, and how often a node is
     replaced. Same options => the same iterates as the in-process solver. A cluster that cannot be
     reached raises :class:`~catopt_dsl.runtime.backends.ClusterConnectionError`.
     """
     opts = options or SolveOptions()
-    assignment = assign_nodes(plan, max_actors)
-    auth = run_options.get("auth")
-    if auth is not None:
-        assignment = auth.split(assignment)  # an actor speaks for one tenant: it holds one key
     t0 = time.perf_counter()
-    with ray_session(address, phase=phase):
+    with ray_session(address, phase=phase) as ray:
         ray_init_s = time.perf_counter() - t0
+        assignment = ray_assignment(plan, ray, max_actors)
+        auth = run_options.get("auth")
+        if auth is not None:
+            assignment = auth.split(assignment)  # an actor speaks for one tenant: it holds one key
+        fault_plan = faults if isinstance(faults, FaultPlan) else faults(assignment)
 
         def hosts(
             specs: Mapping[int, NodeSpec], o: SolveOptions, st: SyncSettings, warm: Mapping[str, np.ndarray]
@@ -762,7 +801,7 @@ def solve_on_ray(
         run = DistributedSolve(
             plan,
             opts,
-            faults=faults,
+            faults=fault_plan,
             seed=seed,
             settings=settings,
             warm_start=warm_start,

@@ -18,8 +18,11 @@ from click.testing import CliRunner  # noqa: E402
 from catopt_dsl.cli import main  # noqa: E402
 from catopt_dsl.compile import load_plan  # noqa: E402
 from catopt_dsl.runtime.ray_backend import (  # noqa: E402
+    DEFAULT_MAX_ACTORS,
     AcceleratorFallbackWarning,
+    actor_count,
     placement_for,
+    ray_assignment,
     ray_session,
     solve_on_ray,
 )
@@ -82,6 +85,42 @@ def test_cli_backend_ray_json(ray_up: Any, monkeypatch: pytest.MonkeyPatch) -> N
     assert _close(data["objective"], in_process("gpu_fleet").objective)
     assert sorted(data["objects"]) == ["tenant_a", "tenant_b", "tenant_c", "tenant_d"]
     assert ray_up.is_initialized()  # the CLI used the running session and left it up
+
+
+def test_actor_count_is_one_per_object_up_to_the_cap_then_one_per_cpu_for_family_members() -> None:
+    # a small plan: every object its own actor, whatever the CPUs
+    assert [actor_count(n, 2.0, shards=s) for n in (1, 3, 4) for s in (True, False)] == [DEFAULT_MAX_ACTORS] * 6
+    # family members batched anyway: one actor per CPU (more processes than cores only add calls)
+    assert actor_count(8, 2.0, shards=True) == 2 and actor_count(512, 3.0, shards=True) == 3
+    assert actor_count(8, 1.0, shards=True) == 1
+    assert actor_count(8, 64.0, shards=True) == DEFAULT_MAX_ACTORS and actor_count(8, 64.0, 16, shards=True) == 16
+    assert actor_count(8, None, shards=True) == actor_count(8, 0.0, shards=True) == DEFAULT_MAX_ACTORS  # CPUs unknown
+    # distinct LocalProblems (tenants) stay as many failure domains as the cap allows
+    assert actor_count(8, 2.0, shards=False) == DEFAULT_MAX_ACTORS
+    with pytest.raises(ValueError):
+        actor_count(8, 2.0, max_actors=0, shards=True)
+
+
+def test_a_batched_plan_gets_one_actor_per_cpu_and_its_faults_those_node_ids(ray_up: Any) -> None:
+    """mixed_plan (6 members of one family) on the 2-CPU session: 2 actors of 3 objects; faults
+    written against the assignment see the one the run uses, and crashing a node loses exactly its
+    objects. Distinct LocalProblems keep one actor each up to the cap."""
+    plan = load_plan(EXAMPLES / "mixed_plan.cat")
+    assignment = ray_assignment(plan, ray_up)
+    names = tuple(o.name for o in plan.objects)
+    assert assignment == {1: names[:3], 2: names[3:]}
+    fleet = load_plan(EXAMPLES / "gpu_fleet.cat")
+    assert ray_assignment(fleet, ray_up) == {i + 1: (o.name,) for i, o in enumerate(fleet.objects)}
+    seen: list[Any] = []
+
+    def crash_node_2(given: Any) -> FaultPlan:
+        seen.append(dict(given))
+        return FaultPlan(crash_at={2: 5})
+
+    got = solve_on_ray(plan, faults=crash_node_2)
+    assert seen == [assignment]
+    assert got.status == "member_lost" and got.run is not None
+    assert tuple(got.run.to_json()["lost"]) == names[3:]
 
 
 def test_placement_asks_for_matching_accelerators() -> None:

@@ -286,3 +286,81 @@ def test_crafted_frames_are_dropped_and_counted_by_both_receivers() -> None:
         assert coordinator.receive(data, now) == [] and node.receive(data, now) == []
     for stats in (coordinator.stats, node.stats):
         assert stats.undecodable == 2 and stats.errors == {"MalformedError": 2}
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast paths (common entry types on encode, well-formed payloads on decode) agree with the
+# general ones: same bytes, same values, and never a verdict of their own on a bad frame.
+# ---------------------------------------------------------------------------------------------
+
+
+def _checked_payload(data: bytes) -> dict[str, object]:
+    from catopt_dsl.sync.frame import _decode_payload
+    from catopt_dsl.wire.arrays import Reader
+
+    buf = memoryview(data).cast("B")
+    (length,) = struct.unpack_from("<I", data, 52)
+    return _decode_payload(Reader(buf, HEADER_SIZE, HEADER_SIZE + length), False)
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+                and a.shape == b.shape and a.tobytes() == b.tobytes())
+    return type(a) is type(b) and (a == b or (a != a and b != b))  # NaN == NaN here
+
+
+def test_fast_encoding_writes_the_bytes_of_the_general_one() -> None:
+    h = Header(MsgType.DELTA, 7, 3, 41, 12, HASH, 2, 5)
+    nan = struct.unpack("<d", struct.pack("<Q", 0x7FF8_0000_DEAD_BEEF))[0]  # a NaN with a payload
+    fast = {"a": 1.5, "b": -0.0, "c": nan, "d": np.arange(6.0).reshape(2, 3), "e": np.zeros(0), "f": 2**62,
+            "g": -(2**63), "h": np.arange(7.0)[::2].copy(), "z": float("inf")}
+    general = {"a": np.float64(1.5), "b": np.float64(-0.0), "c": np.float64(nan), "d": np.arange(6.0).reshape(2, 3).tolist(),
+               "e": np.zeros(0, dtype=np.float32), "f": np.int64(2**62), "g": np.int64(-(2**63)),
+               "h": np.arange(7.0)[::2], "z": np.float64("inf")}  # a strided view: copied by the general path
+    assert encode_frame(Frame(h, fast)) == encode_frame(Frame(h, general))
+    with pytest.raises(EncodeError, match="does not fit int64"):
+        encode_frame(Frame(h, {"n": 2**63}))  # out of range: the general path's error
+
+
+def test_fast_decoding_gives_the_values_of_the_checked_decoder() -> None:
+    from catopt_dsl.sync.frame import _decode_payload_fast
+
+    frames = [encode_frame(_frame())]
+    frames += [encode_message(m) for m in (
+        Join(ENV, "node-7", 3, 9), Leave(ENV, "bye"), Ack(ENV, 40, 2, AckStatus.DUPLICATE), SnapshotRequest(ENV, 4),
+        Delta(ENV, {"x:a": np.arange(3.0), "x:b": np.zeros(0)}, {"f:a": 1.25, "g:a": float("nan")}),
+        Broadcast(ENV, {"d:1": np.ones(4)}, 0.5, (1, 2, 9)),
+        Snapshot(ENV, {"d:1": np.ones(2)}, 2.0, (1,), {"w:a": np.arange(2.0)}, 5, 3, 2),
+    )]
+    for data in frames:
+        buf = memoryview(data).cast("B")
+        (length,) = struct.unpack_from("<I", data, 52)
+        got = _decode_payload_fast(buf, HEADER_SIZE, HEADER_SIZE + length, False)
+        want = _checked_payload(data)
+        assert got is not None and list(got) == list(want)
+        assert all(_same(got[k], want[k]) for k in want), data
+        assert all(not v.flags.writeable for v in got.values() if isinstance(v, np.ndarray))  # views, no copy
+
+
+def test_fast_decoding_declines_every_corrupted_payload_the_checked_decoder_refuses() -> None:
+    """Every single-byte change of a payload (CRC fixed up): the fast path returns the checked
+    decoder's values or None (then decode_frame raises the checked decoder's error)."""
+    from catopt_dsl.sync.frame import _decode_payload_fast
+
+    data = encode_frame(_frame())
+    (length,) = struct.unpack_from("<I", data, 52)
+    for i in range(HEADER_SIZE, HEADER_SIZE + length):
+        for value in (0x00, 0x01, 0x02, 0x7F, 0xFF):
+            raw = bytearray(data)
+            raw[i] = value
+            bad = _recrc(bytes(raw))
+            fast = _decode_payload_fast(memoryview(bad).cast("B"), HEADER_SIZE, HEADER_SIZE + length, False)
+            try:
+                want = _checked_payload(bad)
+            except WireError:
+                assert fast is None, (i, value)
+                with pytest.raises(WireError):
+                    decode_frame(bad)
+                continue
+            assert fast is None or (list(fast) == list(want) and all(_same(fast[k], want[k]) for k in want)), (i, value)
