@@ -132,7 +132,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         (f"Per iteration (CPU time): up to {ITERATIONS} iterations each with tolerances 1e-14; medians of {repeats} runs (Python: "
         f"{max(1, repeats // 2)})."),
         ("The native solve is timed from the C API's create to free, through ctypes, the JSON result parsed; the "
-        "compile (c++ -O2 -funroll-loops, cached by content hash) is shown apart."),
+        "compile (c++ -O3, cached by content hash) is shown apart."),
     ]
     return {"tables": tables, "targets": targets, "notes": notes, "cases": cases}
 

@@ -363,6 +363,9 @@ public:
     std::vector<double> prox(const std::vector<double>& centre, double rho) override;
     void prox_into(const std::vector<double>& centre, double rho, std::vector<double>& x) override;
     double objective(const std::vector<double>& x) const override;
+    /// prox_into for the coordinator's own loop: the centre as map rows (object.rows() values)
+    /// and the object's rows M x + e written to `rows` (object.rows() values).
+    void step(const double* centre, double rho, std::vector<double>& x, double* rows);
     const QpData& data() const noexcept { return data_; }
     /// Inner ADMM iterations over all steps (the exact active-set solves not counted).
     std::size_t inner_iterations = 0;
@@ -370,12 +373,21 @@ public:
 private:
     void check();
     void set_rho(double rho);
-    bool polish(const std::vector<double>& p, const std::vector<signed char>& act, std::vector<double>& x);
+    /// The KKT point of the active set `act` for this centre (p_ must hold the prox's linear term
+    /// when the QP has rows: their tolerances scale with it).
+    bool polish(const double* centre, const std::vector<signed char>& act, std::vector<double>& x);
+    void compute_p(const double* centre, double rho);
+    /// The separable step from the centre directly when M is the identity (x_j = clip(-(q_j -
+    /// rho c_j) / Q_jj)); false when not applicable or not finite.
+    bool direct_step(const double* centre, double rho, std::vector<double>& x);
+    void prox_step(const double* centre, double rho, std::vector<double>& x);
+    /// After separable steps (which keep only x_): a warm start for a step that is not separable.
+    void settle_separable_state();
     bool next_active_set(std::vector<signed char>& act) const;
     bool separable_step(std::vector<double>& x);
     double rho_row(std::size_t i) const;
     bool admm_factor();
-    std::vector<double> admm_solve(const std::vector<double>& p);
+    std::vector<double> admm_solve(const double* centre, const std::vector<double>& p);
     bool primal_infeasible(const std::vector<double>& dy) const;
     bool dual_infeasible(const std::vector<double>& dx, const std::vector<double>& p) const;
     [[noreturn]] void fail(Status status, const std::string& what) const;
@@ -393,7 +405,11 @@ private:
     bool has_kkt_ = false;
     std::vector<signed char> kkt_active_;
     Lu kkt_;
-    std::vector<double> kkt_buf_, kkt_inv_, kkt_bound_;
+    std::vector<double> kkt_buf_, kkt_inv_, kkt_bound_, chol_;
+    // The cached KKT point as an affine map of the prox centre c (fixed while rho and the active
+    // set are): sol = aff_c0_ + G c, G stored column by column (aff_g_[c * k + i]), so a settled
+    // step is k x r multiply-adds over contiguous columns and needs neither p nor M'c.
+    std::vector<double> aff_c0_, aff_g_;
     // What the last polish left: whether its KKT solve produced a point (sol_, ax_) and the
     // tolerances it judged that point by (for next_active_set).
     bool polish_solved_ = false;
@@ -403,6 +419,14 @@ private:
     // P and M'M diagonal and A one coordinate per row (separable_), and every Q_jj > 0 at this
     // rho (separable_now_): the step is separable_step's closed form.
     bool separable_ = false, separable_now_ = false;
+    // 1 / Q_jj at this rho (separable_now_), and whether z_, y_ and active_ lag behind x_ (a
+    // separable step updates only x_; settle_separable_state catches them up when needed).
+    std::vector<double> sep_inv_;
+    bool sep_stale_ = false;
+    // M is the identity (the centre is x's own coordinates) and each coordinate's bounds
+    // (-inf/inf where no row bounds it): direct_step's data.
+    bool identity_map_ = false;
+    std::vector<double> sep_lo_, sep_hi_;
     bool has_admm_ = false;
     double admm_rho_ = 0.0;
     Lu admm_;
@@ -464,6 +488,14 @@ public:
     Iterate last;
 
 private:
+    /// update() with the local objectives either given (`objectives`) or, when null, asked of
+    /// `solvers` only where the stopping test needs them (see advance's comment).
+    Iterate advance(const std::vector<std::vector<double>>& xs, const std::vector<double>* objectives,
+                    const std::vector<std::shared_ptr<LocalSolver>>* solvers);
+    /// The sum of the local objectives at xs; throws StepError naming an object whose value is
+    /// not finite.
+    double local_objectives(const std::vector<std::vector<double>>& xs,
+                            const std::vector<std::shared_ptr<LocalSolver>>& solvers) const;
     void sync_consensus_targets();
     /// Whether iteration k is an adaptive-rho checkpoint.
     bool checkpoint(std::size_t k) const;
@@ -493,6 +525,21 @@ private:
     std::vector<double> a_, t_old_, yhat_, h_, v_, dt_, col_buf_, cp_sum_, cp_shift_;
     std::vector<std::vector<std::vector<double>>> means_;
     std::vector<std::vector<std::size_t>> counts_;
+    // 1.0 on coupling rows (the gap sum's weights); whether there are any; per coupling, whether
+    // its terms' rows are one block term after term (the stride loops of advance).
+    std::vector<double> coupling_mask_;
+    bool has_coupling_rows_ = false;
+    std::vector<char> cp_stride_;
+    // Per object, set by solve(): its solver is the generated QpSolver, whose every step checks
+    // its own point is finite (the coordinator's check of x is skipped for it).
+    std::vector<char> verified_;
+    // Every object's e_i end to end (row order), and the prox centres t - u - e of every row,
+    // kept by the row pass (the coordinator's loop hands each QpSolver its slice).
+    std::vector<double> e_flat_, centre_flat_;
+    /// Iterate from the rows a_ (already M x + e for every object).
+    Iterate advance_rows(const std::vector<std::vector<double>>& xs, const std::vector<double>* objectives,
+                         const std::vector<std::shared_ptr<LocalSolver>>* solvers);
+    void centres_flat();
 };
 
 /// The objects that need a user LocalSolver (not QPs) and got none.

@@ -7,6 +7,15 @@
 #include <chrono>
 #include <cstdio>
 #include <limits>
+#include <typeinfo>
+
+// Pointers that do not alias (the step's inner loops vectorise without run-time overlap checks):
+// GCC, Clang and MSVC all spell it __restrict.
+#if defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER)
+#define CATOPT_RESTRICT __restrict
+#else
+#define CATOPT_RESTRICT
+#endif
 
 namespace CATOPT_RT_NAMESPACE {
 namespace rt {
@@ -825,8 +834,24 @@ Coordinator::Coordinator(PlanSpec plan_in, Options opts_in)
         offset += local;
     }
     total_rows_ = offset;
+    coupling_mask_.assign(offset, 0.0);
+    cp_stride_.assign(plan.couplings.size(), 0);
+    for (std::size_t c = 0; c < plan.couplings.size(); ++c) {
+        const std::vector<std::size_t>& starts = term_index_[c];
+        const std::size_t m = plan.couplings[c].rhs.size();
+        bool stride = !starts.empty();
+        for (std::size_t i = 0; i < starts.size(); ++i) {
+            stride = stride && starts[i] == starts[0] + i * m;
+            for (std::size_t j = 0; j < m; ++j) coupling_mask_[starts[i] + j] = 1.0;
+            has_coupling_rows_ = true;
+        }
+        cp_stride_[c] = stride ? 1 : 0;
+    }
     t.assign(offset, 0.0);
     u.assign(offset, 0.0);
+    e_flat_.reserve(offset);
+    for (const auto& e : e_) e_flat_.insert(e_flat_.end(), e.begin(), e.end());
+    centre_flat_.assign(offset, 0.0);
     for (const auto& s : plan.shared) z.emplace_back(s.n, 0.0);
     proxes_.resize(plan.shared.size());
     sync_consensus_targets();
@@ -964,25 +989,96 @@ void Coordinator::z_update(std::size_t s, const std::vector<double>& v, double r
     }
 }
 
+namespace {
+
+struct RowSums {
+    double r_prim = 0.0, a_max = 0.0, t_max = 0.0, dt_max = 0.0, u_max = 0.0, gap = 0.0;
+};
+
+// The row pass of an iteration, specialised so the loop carries no test: Sel (every map a
+// selection: the dual residual's maxima are row maxima, dt is not kept) and Cp (some rows are
+// coupling rows: the gap sum runs).
+template <bool Sel, bool Cp>
+RowSums finish_rows(std::size_t nrows, const double* a, const double* t, const double* t_old, const double* h,
+                    double* u, double* dt, const double* mask, const double* e, double* centre) {
+    RowSums s;
+    for (std::size_t k = 0; k < nrows; ++k) {
+        const double tk = t[k], ak = a[k];
+        const double uk = u[k] + h[k] - tk;
+        u[k] = uk;
+        centre[k] = tk - uk - e[k];
+        const double res = ak - tk;
+        s.r_prim = std::max(s.r_prim, std::fabs(res));
+        s.a_max = std::max(s.a_max, std::fabs(ak));
+        s.t_max = std::max(s.t_max, std::fabs(tk));
+        const double dk = tk - t_old[k];
+        if (Sel) {
+            s.dt_max = std::max(s.dt_max, std::fabs(dk));
+            s.u_max = std::max(s.u_max, std::fabs(uk));
+        } else {
+            dt[k] = dk;
+        }
+        if (Cp) s.gap += mask[k] * (uk * res);
+    }
+    return s;
+}
+
+}  // namespace
+
 Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const std::vector<double>& objectives) {
+    return advance(xs, &objectives, nullptr);
+}
+
+double Coordinator::local_objectives(const std::vector<std::vector<double>>& xs,
+                                     const std::vector<std::shared_ptr<LocalSolver>>& solvers) const {
+    double f = 0.0;
+    for (std::size_t i = 0; i < solvers.size(); ++i) {
+        const double fi = solvers[i]->objective(xs[i]);
+        if (!std::isfinite(fi)) {
+            throw StepError(Status::LocalSolverFailed, "object `" + plan.objects[i].name +
+                                                           "`: the local solver returned a non-finite objective "
+                                                           "value (NaN or Inf)");
+        }
+        f += fi;
+    }
+    return f;
+}
+
+Iterate Coordinator::advance(const std::vector<std::vector<double>>& xs, const std::vector<double>* objectives,
+                             const std::vector<std::shared_ptr<LocalSolver>>* solvers) {
+    for (std::size_t i = 0; i < plan.objects.size(); ++i)
+        maps_[i].apply_into(xs[i].data(), a_.data() + object_rows_[i]);
+    return advance_rows(xs, objectives, solvers);
+}
+
+void Coordinator::centres_flat() {
+    double* c = centre_flat_.data();
+    const double* tv = t.data();
+    const double* uv = u.data();
+    const double* ev = e_flat_.data();
+    for (std::size_t k = 0; k < total_rows_; ++k) c[k] = tv[k] - uv[k] - ev[k];
+}
+
+Iterate Coordinator::advance_rows(const std::vector<std::vector<double>>& xs, const std::vector<double>* objectives,
+                                  const std::vector<std::shared_ptr<LocalSolver>>* solvers) {
     ++iteration;
     // A non-finite value must never reach z or u: it ends the solve naming the object.
     for (std::size_t i = 0; i < plan.objects.size(); ++i) {
-        const bool bad_x = std::any_of(xs[i].begin(), xs[i].end(), [](double x) { return !std::isfinite(x); });
-        if (bad_x || !std::isfinite(objectives[i])) {
+        bool finite = true;
+        if (objectives != nullptr || i >= verified_.size() || !verified_[i]) {
+            for (double x : xs[i]) finite = finite && std::isfinite(x);
+        }
+        const bool bad_f = objectives != nullptr && !std::isfinite((*objectives)[i]);
+        if (!finite || bad_f) {
             throw StepError(Status::LocalSolverFailed,
                             "object `" + plan.objects[i].name + "`: the local solver returned " +
-                                (bad_x ? "a non-finite value in x" : "a non-finite objective value") + " (NaN or Inf)");
+                                (!finite ? "a non-finite value in x" : "a non-finite objective value") +
+                                " (NaN or Inf)");
         }
     }
     const std::size_t nrows = total_rows_;
     // Every vector below is a member sized in the constructor: no allocation per iteration.
     std::vector<double>& a = a_;
-    double f_sum = 0.0;
-    for (std::size_t i = 0; i < plan.objects.size(); ++i) {
-        maps_[i].apply_into(xs[i].data(), a.data() + object_rows_[i]);
-        f_sum += objectives[i];
-    }
     const double rho_now = rho, alpha = opts.alpha;
     // The secant of a checkpoint needs this iteration's and the previous one's (a, yhat): yhat is
     // formed, and kept, only around checkpoints (the rule's result is the same as keeping both
@@ -995,13 +1091,20 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
     std::vector<double>& h = h_;
     std::vector<double>& v = v_;
     const bool need_yhat = check_now || check_next;
-    for (std::size_t k = 0; k < nrows; ++k) {
-        const double tk = t[k];
-        t_old[k] = tk;
+    // Every row is a consensus row (rewritten from z by sync_consensus_targets) or a coupling
+    // row (rewritten below): t is overwritten whole, so the previous targets are kept by a swap.
+    t.swap(t_old);
+    const double* to = t_old.data();
+    const double* av = a.data();
+    const double* uv = u.data();
+    if (need_yhat) {
         // yhat = rho (a - t + u): minus the row gradient of the objectives at the new x.
-        if (need_yhat) yhat[k] = rho_now * ((a[k] - tk) + u[k]);
-        h[k] = alpha * a[k] + (1.0 - alpha) * tk;
-        v[k] = h[k] + u[k];
+        for (std::size_t k = 0; k < nrows; ++k) yhat[k] = rho_now * ((av[k] - to[k]) + uv[k]);
+    }
+    for (std::size_t k = 0; k < nrows; ++k) {
+        const double hk = alpha * av[k] + (1.0 - alpha) * to[k];
+        h[k] = hk;
+        v[k] = hk + uv[k];
     }
     for (std::size_t s = 0; s < plan.shared.size(); ++s) z_update(s, v, rho_now);
     sync_consensus_targets();
@@ -1012,52 +1115,85 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
         const std::size_t m = cp.rhs.size();
         std::vector<double>& s = cp_sum_;
         std::vector<double>& shift = cp_shift_;
-        std::fill(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(m), 0.0);
-        for (std::size_t start : starts) {
-            for (std::size_t j = 0; j < m; ++j) s[j] += v[start + j];
+        const std::size_t terms = starts.size();
+        if (cp_stride_[c]) {
+            // The terms' rows are one block, term after term: column sums with a fixed stride
+            // (the same additions in the same order as term by term).
+            const double* vb = v.data() + starts[0];
+            for (std::size_t j = 0; j < m; ++j) {
+                double acc = 0.0;
+                for (std::size_t i = 0; i < terms; ++i) acc += vb[i * m + j];
+                s[j] = acc;
+            }
+        } else {
+            std::fill(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(m), 0.0);
+            for (std::size_t start : starts) {
+                for (std::size_t j = 0; j < m; ++j) s[j] += v[start + j];
+            }
         }
         for (std::size_t j = 0; j < m; ++j) {
             const double p = cp.sense == Sense::Le ? std::min(s[j], cp.rhs[j])
                                                    : (cp.sense == Sense::Ge ? std::max(s[j], cp.rhs[j]) : cp.rhs[j]);
-            shift[j] = (p - s[j]) / static_cast<double>(starts.size());
+            shift[j] = (p - s[j]) / static_cast<double>(terms);
         }
-        for (std::size_t start : starts) {
-            for (std::size_t j = 0; j < m; ++j) t[start + j] = v[start + j] + shift[j];
+        if (cp_stride_[c]) {
+            const double* vb = v.data() + starts[0];
+            double* tb = t.data() + starts[0];
+            for (std::size_t j = 0; j < m; ++j) {
+                const double sj = shift[j];
+                for (std::size_t i = 0; i < terms; ++i) tb[i * m + j] = vb[i * m + j] + sj;
+            }
+        } else {
+            for (std::size_t start : starts) {
+                for (std::size_t j = 0; j < m; ++j) t[start + j] = v[start + j] + shift[j];
+            }
         }
     }
-    double r_prim = 0.0, a_max = 0.0, t_max = 0.0, r_dual = 0.0, dual_scale = 0.0;
-    std::vector<double>& dt = dt_;
-    for (std::size_t k = 0; k < nrows; ++k) {
-        u[k] = u[k] + h[k] - t[k];
-        r_prim = std::max(r_prim, std::fabs(a[k] - t[k]));
-        dt[k] = t[k] - t_old[k];
-        a_max = std::max(a_max, std::fabs(a[k]));
-        t_max = std::max(t_max, std::fabs(t[k]));
-    }
+    // One pass over the rows: the dual update, the residuals and their scales, and the
+    // first-order objective error on the coupling rows, |y'(a - t)| with y = rho u (as the
+    // reference; coupling_mask_ is 1 on coupling rows).
+    RowSums sums;
     if (all_selection_) {
-        // M' only places each row in its own column: the column maxima are the row maxima.
-        for (std::size_t k = 0; k < nrows; ++k) {
-            r_dual = std::max(r_dual, std::fabs(dt[k] * rho_now));
-            dual_scale = std::max(dual_scale, std::fabs(u[k] * rho_now));
-        }
+        sums = has_coupling_rows_
+                   ? finish_rows<true, true>(nrows, av, t.data(), to, h.data(), u.data(), dt_.data(),
+                                             coupling_mask_.data(), e_flat_.data(), centre_flat_.data())
+                   : finish_rows<true, false>(nrows, av, t.data(), to, h.data(), u.data(), dt_.data(),
+                                              coupling_mask_.data(), e_flat_.data(), centre_flat_.data());
     } else {
-        mt_max_abs(dt, u, rho_now, r_dual, dual_scale);
+        sums = has_coupling_rows_
+                   ? finish_rows<false, true>(nrows, av, t.data(), to, h.data(), u.data(), dt_.data(),
+                                              coupling_mask_.data(), e_flat_.data(), centre_flat_.data())
+                   : finish_rows<false, false>(nrows, av, t.data(), to, h.data(), u.data(), dt_.data(),
+                                               coupling_mask_.data(), e_flat_.data(), centre_flat_.data());
     }
-    const double prim_scale = std::max(a_max, t_max);
+    const double r_prim = sums.r_prim;
+    double r_dual = 0.0, dual_scale = 0.0;
+    if (all_selection_) {
+        // M' only places each row in its own column: the column maxima are the row maxima (and
+        // max |rho x| is rho max |x|: rounding is monotone).
+        r_dual = rho_now * sums.dt_max;
+        dual_scale = rho_now * sums.u_max;
+    } else {
+        mt_max_abs(dt_, u, rho_now, r_dual, dual_scale);
+    }
+    const double prim_scale = std::max(sums.a_max, sums.t_max);
     const double eps_prim = opts.eps_abs + opts.eps_rel * prim_scale;
     const double eps_dual = opts.eps_abs + opts.eps_rel * dual_scale;
-    double g_total = 0.0;
-    for (std::size_t s = 0; s < plan.shared.size(); ++s) g_total += g_value(s);
+    // The objective enters the stopping test only through eps_gap, which matters only once both
+    // residuals pass: with no objectives given it is asked of the solvers then (and at the end
+    // of a solve), not every iteration. Until then it is NaN.
     Iterate it;
-    it.objective = f_sum + g_total;
-    // First-order objective error on the coupling rows, |y'(a - t)| with y = rho u (as the reference).
-    double gap_est = 0.0;
-    for (std::size_t c = 0; c < plan.couplings.size(); ++c) {
-        const std::size_t m = plan.couplings[c].rhs.size();
-        for (std::size_t start : term_index_[c]) {
-            for (std::size_t k = start; k < start + m; ++k) gap_est += rho_now * u[k] * (a[k] - t[k]);
+    it.objective = std::numeric_limits<double>::quiet_NaN();
+    if (objectives != nullptr || (r_prim <= eps_prim && r_dual <= eps_dual)) {
+        double f_sum = 0.0;
+        if (objectives != nullptr) {
+            for (double f : *objectives) f_sum += f;
+        } else {
+            f_sum = local_objectives(xs, *solvers);
         }
+        it.objective = f_sum + shared_value();
     }
+    const double gap_est = rho_now * sums.gap;
     const double eps_gap =
         std::isfinite(it.objective) ? 0.1 * (opts.eps_abs + opts.eps_rel * std::fabs(it.objective)) : 0.0;
     const bool converged = r_prim <= eps_prim && r_dual <= eps_dual && std::fabs(gap_est) <= eps_gap;
@@ -1080,6 +1216,7 @@ Iterate Coordinator::update(const std::vector<std::vector<double>>& xs, const st
         if (rho_new != rho_now) {
             const double scale = rho_now / rho_new;
             for (auto& x : u) x *= scale;
+            centres_flat();
             rho = rho_new;
             it.rho_changed = true;
         }
@@ -1135,28 +1272,57 @@ SolveResult Coordinator::solve(const std::vector<std::shared_ptr<LocalSolver>>& 
     // Centres, points and objectives live across iterations; a step writes into them in place.
     // Each object writes into its spare buffer, swapped with its point once the size is checked
     // (a bad step leaves the previous point in place).
-    auto cs = centres();
+    // The generated QpSolver (exactly that type: a subclass may step differently) takes its
+    // centre straight from the flat centres and writes its rows itself; any other solver gets
+    // its centre as a vector and its rows are formed here.
+    std::vector<QpSolver*> fast(nobj, nullptr);
+    verified_.assign(nobj, 0);
+    for (std::size_t i = 0; i < nobj; ++i) {
+        LocalSolver* solver = solvers[i].get();
+        if (solver != nullptr && typeid(*solver) == typeid(QpSolver)) {
+            fast[i] = static_cast<QpSolver*>(solver);
+            verified_[i] = 1;
+        }
+    }
+    std::vector<std::vector<double>> cs(nobj);
     std::vector<std::vector<double>> spare = xs;
-    std::vector<double> objectives(nobj, 0.0);
+    centres_flat();
     for (std::size_t k = 1; k <= opts.max_iter; ++k) {
         try {
             for (std::size_t i = 0; i < nobj; ++i) {
+                const std::size_t row0 = object_rows_[i];
+                if (fast[i] != nullptr) {
+                    fast[i]->step(centre_flat_.data() + row0, rho, spare[i], a_.data() + row0);
+                    xs[i].swap(spare[i]);
+                    continue;
+                }
+                const std::size_t r = e_[i].size();
+                cs[i].assign(centre_flat_.begin() + static_cast<std::ptrdiff_t>(row0),
+                             centre_flat_.begin() + static_cast<std::ptrdiff_t>(row0 + r));
                 solvers[i]->prox_into(cs[i], rho, spare[i]);
                 if (spare[i].size() != plan.objects[i].n) {
                     throw StepError(Status::LocalSolverFailed,
                                     "object `" + plan.objects[i].name + "`: prox returned the wrong size");
                 }
                 xs[i].swap(spare[i]);
-                objectives[i] = solvers[i]->objective(xs[i]);
+                maps_[i].apply_into(xs[i].data(), a_.data() + row0);
             }
-            const Iterate it = update(xs, objectives);
+            const Iterate it = advance_rows(xs, nullptr, &solvers);
             if (it.converged) return result(Status::Optimal, true, it.objective, k, xs, "");
         } catch (const StepError& err) {
             return result(err.status(), false, 0.0, k, xs, err.what());
         }
-        centres_into(cs);
     }
-    return result(Status::MaxIterations, has_last, has_last ? last.objective : 0.0, opts.max_iter, xs,
+    double objective = 0.0;
+    if (has_last) {
+        try {
+            objective = std::isnan(last.objective) ? local_objectives(xs, solvers) + shared_value() : last.objective;
+        } catch (const StepError& err) {
+            return result(err.status(), false, 0.0, opts.max_iter, xs, err.what());
+        }
+        last.objective = objective;
+    }
+    return result(Status::MaxIterations, has_last, objective, opts.max_iter, xs,
                   "no convergence within " + std::to_string(opts.max_iter) + " iterations");
 }
 
@@ -1196,6 +1362,69 @@ std::vector<double> mat_t_vec(const std::vector<double>& a, const std::vector<do
 }
 
 double clip(double v, double lo, double hi) { return std::min(std::max(v, lo), hi); }
+
+}  // namespace
+
+namespace {
+
+bool spd_inverse(const double* a, std::size_t n, std::vector<double>& inv, std::vector<double>& work) {
+    // A = L L' (refused unless every pivot is above 1e-13 of A's largest entry, as Lu), then
+    // W = L^-1 and A^-1 = W'W: n^3/6 multiply-adds apiece. One n x n scratch: L in the lower
+    // triangle; W' (row p holds W[k][p], k >= p) takes the upper triangle and the diagonal
+    // column by column, once L's entries there are no longer read.
+    // Every entry read below is written first: the buffers are only sized.
+    work.resize(n * n);
+    inv.resize(n * n);
+    double* l = work.data();
+    // A positive definite matrix's largest entry is on its diagonal (|a_ij| <= sqrt(a_ii a_jj)),
+    // and one that is not fails a pivot whatever the scale.
+    double scale = 0.0;
+    for (std::size_t j = 0; j < n; ++j) scale = std::max(scale, std::fabs(a[j * n + j]));
+    const double floor = 1e-13 * std::max(scale, QP_TINY);
+    for (std::size_t j = 0; j < n; ++j) {
+        const double* lj = l + j * n;
+        double d = a[j * n + j];
+        for (std::size_t k = 0; k < j; ++k) d -= lj[k] * lj[k];
+        if (!(d > floor)) return false;
+        const double root = std::sqrt(d);
+        l[j * n + j] = root;
+        for (std::size_t i = j + 1; i < n; ++i) {
+            const double* li = l + i * n;
+            double s = a[i * n + j];
+            for (std::size_t k = 0; k < j; ++k) s -= li[k] * lj[k];
+            l[i * n + j] = s / root;
+        }
+    }
+    for (std::size_t j = 0; j < n; ++j) {
+        // Column j of W: W[j][j] = 1 / L[j][j], W[i][j] = -(sum_{k=j}^{i-1} L[i][k] W[k][j]) / L[i][i],
+        // written to row j of the scratch (entries i > j, then the diagonal: later columns read
+        // neither L[j][j] nor anything right of it in row j).
+        double* wt = l + j * n;
+        const double wjj = 1.0 / wt[j];
+        for (std::size_t i = j + 1; i < n; ++i) {
+            const double* li = l + i * n;
+            double s = li[j] * wjj;
+            for (std::size_t k = j + 1; k < i; ++k) s += li[k] * wt[k];
+            wt[i] = -s / li[i];
+        }
+        wt[j] = wjj;
+    }
+    // A^-1[p][q] = sum_{k >= q} W[k][p] W[k][q] (q >= p): rows p and q of W' from column q on.
+    double* out = inv.data();
+    double nonfinite = 0.0;  // x - x: 0 for a finite x, NaN otherwise
+    for (std::size_t p = 0; p < n; ++p) {
+        const double* wp = l + p * n;
+        for (std::size_t q = p; q < n; ++q) {
+            const double* wq = l + q * n;
+            double s = 0.0;
+            for (std::size_t k = q; k < n; ++k) s += wp[k] * wq[k];
+            out[p * n + q] = s;
+            out[q * n + p] = s;
+            nonfinite += s - s;
+        }
+    }
+    return nonfinite == 0.0;
+}
 
 }  // namespace
 
@@ -1319,13 +1548,26 @@ QpSolver::QpSolver(const ObjectSpec& object, QpData data)
     ax_.assign(m_, 0.0);
     kkt_buf_.reserve((n_ + m_) * (n_ + m_));
     kkt_inv_.reserve((n_ + m_) * (n_ + m_));
+    aff_c0_.reserve(n_ + m_);
+    aff_g_.reserve((n_ + m_) * r);
+    sep_inv_.assign(n_, 0.0);
     act_try_.assign(m_, 0);
     // A and P as compressed rows (when their sizes are right; check() reports it otherwise).
     a_rows_ = RowMap::from_dense(data_.a, m_, n_);
     p_rows_ = RowMap::from_dense(data_.p, n_, n_);
     // Separable: P and M'M diagonal, each row of A bounds one coordinate (weight 1, no coordinate
     // twice). Then the prox splits into one clipped scalar per coordinate (see separable_step).
+    identity_map_ = map_.selection && map_.rows() == n_;
+    for (std::size_t k = 0; k < map_.rows() && identity_map_; ++k) identity_map_ = map_.col[k] == k && e[k] == 0.0;
     separable_ = data_.p.size() == n_ * n_ && a_rows_.rows() == m_ && a_rows_.selection;
+    sep_lo_.assign(n_, -std::numeric_limits<double>::infinity());
+    sep_hi_.assign(n_, std::numeric_limits<double>::infinity());
+    if (separable_) {
+        for (std::size_t i = 0; i < m_ && i < data_.u.size(); ++i) {
+            sep_lo_[a_rows_.col[i]] = data_.l[i];
+            sep_hi_[a_rows_.col[i]] = data_.u[i];
+        }
+    }
     for (std::size_t i = 0; i < n_ && separable_; ++i) {
         for (std::size_t j = 0; j < n_; ++j) {
             if (i != j && (data_.p[i * n_ + j] != 0.0 || mtm_[i * n_ + j] != 0.0)) separable_ = false;
@@ -1359,15 +1601,18 @@ void QpSolver::set_rho(double rho) {
     rho_ = rho;
     separable_now_ = separable_;
     for (std::size_t j = 0; j < n_ && separable_now_; ++j) separable_now_ = qmat_[j * (n_ + 1)] > 0.0;
+    if (separable_now_) {
+        for (std::size_t j = 0; j < n_; ++j) sep_inv_[j] = 1.0 / qmat_[j * (n_ + 1)];
+    }
     has_kkt_ = false;
     has_admm_ = false;
 }
 
-bool QpSolver::polish(const std::vector<double>& p, const std::vector<signed char>& act, std::vector<double>& x) {
-    // Allocation-free: a settled step is this function with a cached inverse, one product with
-    // the prox's linear term p.
+bool QpSolver::polish(const double* centre, const std::vector<signed char>& act, std::vector<double>& x) {
+    // Allocation-free: a settled step is this function with a cached affine map, k x r
+    // multiply-adds with the centre.
     polish_solved_ = false;
-    const std::size_t n = n_, m = m_;
+    const std::size_t n = n_, m = m_, r = map_.rows();
     if (!(has_kkt_ && kkt_active_ == act)) {
         // w_ (the active rows) and kkt_bound_ belong to the cached system: rebuilt with it.
         has_kkt_ = false;
@@ -1388,39 +1633,106 @@ bool QpSolver::polish(const std::vector<double>& p, const std::vector<signed cha
                 kkt[c * k + n + j] = v;
             }
         }
-        if (!kkt_.factor_from(kkt.data(), k)) return false;
-        kkt_.invert_into(kkt_inv_);
-        // The active bounds' part of the solution, K^-1 [0; b_w]: fixed while the set is.
+        // No active rows: K = P + rho M'M, positive definite for a QP the checker accepted, and
+        // its inverse through Cholesky costs n^3/2 multiply-adds against LU's 4n^3/3. LU (with
+        // pivoting) takes what Cholesky refuses.
+        if (!(w_.empty() && spd_inverse(kkt.data(), k, kkt_inv_, chol_))) {
+            if (!kkt_.factor_from(kkt.data(), k)) return false;
+            kkt_.invert_into(kkt_inv_);
+        }
+        // sol = K^-1 [-p; b_w] with p = q - rho M'c: the active bounds' part K^-1 [0; b_w] and
+        // -K^-1 [q; 0] are fixed while the set is (aff_c0_), the centre enters through
+        // G = rho K^-1[:, :n] M' (kkt_bound_ keeps the bounds' part for next_active_set).
         kkt_bound_.assign(k, 0.0);
+        aff_c0_.assign(k, 0.0);
+        aff_g_.assign(r * k, 0.0);
+        const double* q = data_.q.data();
         for (std::size_t i = 0; i < k; ++i) {
+            const double* row = &kkt_inv_[i * k];
             double s = 0.0;
             for (std::size_t j = 0; j < w_.size(); ++j) {
-                const std::size_t row = w_[j];
-                s += kkt_inv_[i * k + n + j] * (act[row] > 0 ? data_.u[row] : data_.l[row]);
+                const std::size_t w = w_[j];
+                s += row[n + j] * (act[w] > 0 ? data_.u[w] : data_.l[w]);
             }
             kkt_bound_[i] = s;
+            double sq = 0.0;
+            for (std::size_t j = 0; j < n; ++j) sq += row[j] * q[j];
+            aff_c0_[i] = s - sq;
+        }
+        // G's column c is rho K^-1[:, :n] times M's row c: M's nonzeros only (a consensus row is
+        // one unit entry, so its column is a scaled column of the inverse).
+        for (std::size_t c = 0; c < r; ++c) {
+            double* gc = &aff_g_[c * k];
+            for (std::size_t p = map_.start[c]; p < map_.start[c + 1]; ++p) {
+                const std::size_t j = map_.col[p];
+                const double v = rho_ * map_.val[p];
+                for (std::size_t i = 0; i < k; ++i) gc[i] += v * kkt_inv_[i * k + j];
+            }
         }
         has_kkt_ = true;
         kkt_active_ = act;
     }
     const std::size_t k = n + w_.size();
     sol_.resize(k);
-    const double* inv = kkt_inv_.data();
-    double lam_max = 0.0;
-    for (std::size_t i = 0; i < k; ++i) {
-        const double* row = inv + i * k;
-        double s = kkt_bound_[i];
-        for (std::size_t j = 0; j < n; ++j) s -= row[j] * p[j];
-        if (!std::isfinite(s)) return false;
-        sol_[i] = s;
-        if (i >= n) lam_max = std::max(lam_max, std::fabs(s));
+    // Without rows the point is x itself: written in place (x is the caller's buffer, never
+    // the solver's own data, so nothing below aliases).
+    if (m == 0 && x.size() != n) x.resize(n);
+    double* CATOPT_RESTRICT sol = m == 0 ? x.data() : sol_.data();
+    const double* CATOPT_RESTRICT g = aff_g_.data();
+    const double* CATOPT_RESTRICT cv = centre;
+    const double* CATOPT_RESTRICT c0 = aff_c0_.data();
+    // Four columns per pass over sol (one load and store of sol[i] per four multiply-adds, in
+    // the order of the plain column loop, so the sums round the same).
+    std::size_t c = 0;
+    for (; c + 4 <= r; c += 4, g += 4 * k) {
+        const double d0 = cv[c], d1 = cv[c + 1], d2 = cv[c + 2], d3 = cv[c + 3];
+        const double* CATOPT_RESTRICT g1 = g + k;
+        const double* CATOPT_RESTRICT g2 = g + 2 * k;
+        const double* CATOPT_RESTRICT g3 = g + 3 * k;
+        for (std::size_t i = 0; i < k; ++i) {
+            double s = c == 0 ? c0[i] : sol[i];
+            s += g[i] * d0;
+            s += g1[i] * d1;
+            s += g2[i] * d2;
+            s += g3[i] * d3;
+            sol[i] = s;
+        }
     }
+    if (c == 0) {
+        for (std::size_t i = 0; i < k; ++i) sol[i] = c0[i];
+    }
+    for (; c + 2 <= r; c += 2, g += 2 * k) {
+        const double d0 = cv[c], d1 = cv[c + 1];
+        const double* CATOPT_RESTRICT g1 = g + k;
+        for (std::size_t i = 0; i < k; ++i) {
+            double s = sol[i];
+            s += g[i] * d0;
+            s += g1[i] * d1;
+            sol[i] = s;
+        }
+    }
+    if (c < r) {
+        const double dc = cv[c];
+        for (std::size_t i = 0; i < k; ++i) sol[i] += g[i] * dc;
+    }
+    if (m == 0) {  // no rows: the KKT point is the step, nothing to verify
+        // x - x is 0 for a finite x and NaN otherwise: one sum tells.
+        double nonfinite = 0.0;
+        for (std::size_t i = 0; i < n; ++i) nonfinite += sol[i] - sol[i];
+        polish_solved_ = nonfinite == 0.0;
+        return polish_solved_;
+    }
+    bool finite = true;
+    for (std::size_t i = 0; i < k; ++i) finite = finite && std::isfinite(sol[i]);
+    if (!finite) return false;
+    double lam_max = 0.0;
+    for (std::size_t i = n; i < k; ++i) lam_max = std::max(lam_max, std::fabs(sol[i]));
     a_rows_.apply_into(sol_.data(), ax_.data());
     double ax_max = 0.0;
     const double* ax = ax_.data();
     for (std::size_t i = 0; i < m; ++i) ax_max = std::max(ax_max, std::fabs(ax[i]));
     const double tol_p = QP_EPS * (1.0 + ax_max);
-    const double tol_d = QP_EPS * (1.0 + std::max(lam_max, max_abs(p)));
+    const double tol_d = QP_EPS * (1.0 + std::max(lam_max, max_abs(p_)));
     polish_solved_ = true;
     tol_p_ = tol_p;
     tol_d_ = tol_d;
@@ -1449,37 +1761,44 @@ bool QpSolver::polish(const std::vector<double>& p, const std::vector<signed cha
 bool QpSolver::separable_step(std::vector<double>& x) {
     // A separable strictly convex QP: each coordinate's minimiser -p_j / Q_jj clipped to its row's
     // bounds is the exact solution (the KKT point of the active set the clipping picks, with the
-    // multiplier -(Q_jj x_j + p_j) of the right sign by construction). The state a polish leaves
-    // (z, y, the active set, x) is left the same way, for a later step that is not separable.
+    // multiplier -(Q_jj x_j + p_j) of the right sign by construction). Only x_ follows the step;
+    // the rest of the state a polish leaves (z, y, the active set) is rebuilt from it, by
+    // settle_separable_state, only if a later step is not separable.
     const std::size_t n = n_, m = m_;
     if (x.size() != n) x.resize(n);
     const double* pv = p_.data();
+    const double* inv = sep_inv_.data();
     const double* lo = data_.l.data();
     const double* hi = data_.u.data();
     const std::size_t* col = a_rows_.col.data();
-    for (std::size_t j = 0; j < n; ++j) x[j] = -pv[j] / qmat_[j * (n + 1)];
+    double* xv = x.data();
+    for (std::size_t j = 0; j < n; ++j) xv[j] = -pv[j] * inv[j];
+    // One row per bounded coordinate (a selection: no coordinate twice); an equality row has
+    // lo == hi. NaN stays NaN through the clip.
     for (std::size_t i = 0; i < m; ++i) {
         const std::size_t j = col[i];
-        const double v = x[j];
-        signed char a = 0;
-        double xj = v;
-        if (eq_[i] || v > hi[i]) {
-            a = 1;
-            xj = hi[i];
-        } else if (v < lo[i]) {
-            a = -1;
-            xj = lo[i];
-        }
-        x[j] = xj;
-        z_[i] = xj;
-        y_[i] = a != 0 ? -(qmat_[j * (n + 1)] * xj + pv[j]) : 0.0;
-        active_[i] = a;
+        xv[j] = std::min(std::max(xv[j], lo[i]), hi[i]);
     }
-    for (std::size_t j = 0; j < n; ++j) {
-        if (!std::isfinite(x[j])) return false;  // the general step reports it
-    }
-    for (std::size_t j = 0; j < n; ++j) x_[j] = x[j];
+    bool finite = true;
+    for (std::size_t j = 0; j < n; ++j) finite = finite && std::isfinite(xv[j]);
+    if (!finite) return false;  // the general step reports it
+    for (std::size_t j = 0; j < n; ++j) x_[j] = xv[j];
+    sep_stale_ = true;
     return true;
+}
+
+void QpSolver::settle_separable_state() {
+    // The separable step's active set and point, from x_ (exact: the clip picked them); its
+    // multipliers are left at zero (a warm start only: every later step verifies its own).
+    if (!sep_stale_) return;
+    sep_stale_ = false;
+    a_rows_.apply_into(x_.data(), ax_.data());
+    for (std::size_t i = 0; i < m_; ++i) {
+        z_[i] = clip(ax_[i], data_.l[i], data_.u[i]);
+        y_[i] = 0.0;
+        active_[i] = eq_[i] ? 1 : (ax_[i] >= data_.u[i] ? 1 : (ax_[i] <= data_.l[i] ? -1 : 0));
+    }
+    polish_solved_ = false;
 }
 
 bool QpSolver::next_active_set(std::vector<signed char>& act) const {
@@ -1534,7 +1853,7 @@ bool QpSolver::admm_factor() {
     return true;
 }
 
-std::vector<double> QpSolver::admm_solve(const std::vector<double>& p) {
+std::vector<double> QpSolver::admm_solve(const double* centre, const std::vector<double>& p) {
     const std::vector<double>& l = data_.l;
     const std::vector<double>& u = data_.u;
     std::vector<double> x = x_, y = y_, z(m_);
@@ -1589,7 +1908,7 @@ std::vector<double> QpSolver::admm_solve(const std::vector<double>& p) {
             }
             if (!(has_last_polish && last_polish == act)) {
                 std::vector<double> xp;
-                if (polish(p, act, xp)) {
+                if (polish(centre, act, xp)) {
                     x_ = xp;
                     return xp;
                 }
@@ -1661,29 +1980,77 @@ std::vector<double> QpSolver::prox(const std::vector<double>& centre, double rho
     return x;
 }
 
+void QpSolver::compute_p(const double* centre, double rho) {
+    // The prox centre enters only the linear term: p = q - rho M' centre.
+    double* pv = p_.data();
+    const double* q = data_.q.data();
+    map_.apply_t_into(centre, pv);
+    for (std::size_t i = 0; i < n_; ++i) pv[i] = q[i] - rho * pv[i];
+}
+
+bool QpSolver::direct_step(const double* centre, double rho, std::vector<double>& x) {
+    // separable_step with p = q - rho c formed per coordinate (M is the identity) and the
+    // row-by-row clip done per coordinate (one row per coordinate at most): the same values.
+    const std::size_t n = n_;
+    if (x.size() != n) x.resize(n);
+    const double* q = data_.q.data();
+    const double* inv = sep_inv_.data();
+    const double* lo = sep_lo_.data();
+    const double* hi = sep_hi_.data();
+    double* xv = x.data();
+    double* xw = x_.data();
+    bool finite = true;
+    for (std::size_t j = 0; j < n; ++j) {
+        const double v = std::min(std::max(-(q[j] - rho * centre[j]) * inv[j], lo[j]), hi[j]);
+        finite = finite && std::isfinite(v);
+        xv[j] = v;
+        xw[j] = v;
+    }
+    sep_stale_ = true;
+    return finite;
+}
+
 void QpSolver::prox_into(const std::vector<double>& centre, double rho, std::vector<double>& x) {
     check();
     set_rho(rho);
     if (centre.size() != map_.rows()) fail(Status::LocalSolverFailed, "a prox centre of the wrong size");
-    // The prox centre enters only the linear term: p = q - rho M' centre.
-    double* pv = p_.data();
-    const double* q = data_.q.data();
-    map_.apply_t_into(centre.data(), pv);
-    for (std::size_t i = 0; i < n_; ++i) pv[i] = q[i] - rho * pv[i];
+    prox_step(centre.data(), rho, x);
+}
+
+void QpSolver::step(const double* centre, double rho, std::vector<double>& x, double* rows) {
+    check();
+    if (rho != rho_) set_rho(rho);
+    prox_step(centre, rho, x);
+    if (identity_map_) {  // M = I, e = 0: the rows are x
+        const double* xv = x.data();
+        for (std::size_t j = 0; j < n_; ++j) rows[j] = xv[j];
+    } else {
+        map_.apply_into(x.data(), rows);
+    }
+}
+
+void QpSolver::prox_step(const double* centre, double rho, std::vector<double>& x) {
+    if (identity_map_ && separable_now_ && direct_step(centre, rho, x)) return;
+    // p serves the separable step, the rows' tolerances and the inner ADMM: a QP without rows
+    // whose KKT map is cached never needs it.
+    const bool has_p = separable_now_ || m_ > 0;
+    if (has_p) compute_p(centre, rho);
     if (separable_now_ && separable_step(x)) return;
+    settle_separable_state();
     // x_ (the inner ADMM's warm start) follows every step; x has n values after a polish.
-    if (polish(p_, active_, x)) {
+    if (polish(centre, active_, x)) {
         for (std::size_t i = 0; i < n_; ++i) x_[i] = x[i];
         return;
     }
     act_try_ = active_;
     for (std::size_t step = 0; step < QP_GUESS_STEPS && next_active_set(act_try_); ++step) {
-        if (polish(p_, act_try_, x)) {
+        if (polish(centre, act_try_, x)) {
             for (std::size_t i = 0; i < n_; ++i) x_[i] = x[i];
             return;
         }
     }
-    x = admm_solve(p_);
+    if (!has_p) compute_p(centre, rho);
+    x = admm_solve(centre, p_);
 }
 
 double QpSolver::objective(const std::vector<double>& x) const {
