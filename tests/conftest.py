@@ -13,6 +13,7 @@ import pytest
 SLOW_MODULES = (
     "tests/native/test_admm_reference.py",
     "tests/native/test_native_build.py",
+    "tests/runtime/test_native_certificates.py",
 )
 
 #: single tests that take several seconds each (Ray start-up, native builds, long fuzzing)

@@ -1244,6 +1244,237 @@ bool Coordinator::checkpoint(std::size_t k) const {
     return interval > 0 && (k % interval == 0 || (k < interval && (k & (k - 1)) == 0));
 }
 
+void Coordinator::record_dual_increment(double rho_used, bool rho_changed) {
+    // dy = y_k - y_{k-1} with y = rho u, the unscaled duals: rho (h - t) of this iteration (a rho
+    // change rescales u, not y). A pair straddling a rho change is not compared.
+    dy_prev_.swap(dy_last_);
+    has_dy_prev_ = has_dy_last_;
+    dy_last_.resize(total_rows_);
+    for (std::size_t k = 0; k < total_rows_; ++k) dy_last_[k] = rho_used * (h_[k] - t[k]);
+    has_dy_last_ = true;
+    if (rho_changed) has_dy_last_ = has_dy_prev_ = false;
+}
+
+namespace {
+
+// Rows of a sparse matrix over the certificate's parameters.
+using SparseRows = std::vector<std::vector<std::pair<std::size_t, double>>>;
+
+// v - C'w with C C' w = C v (conjugate gradients; C C' may be singular, C v is in its range):
+// the projection of v onto null(C).
+void project_null(const SparseRows& c, std::vector<double>& v) {
+    const std::size_t m = c.size();
+    if (m == 0) return;
+    const std::size_t p = v.size();
+    std::vector<double> tmp(p), w(m, 0.0), r(m), d(m), ad(m);
+    auto apply = [&](const std::vector<double>& in, std::vector<double>& out) {  // out = C C' in
+        std::fill(tmp.begin(), tmp.end(), 0.0);
+        for (std::size_t i = 0; i < m; ++i) {
+            for (const auto& [j, a] : c[i]) tmp[j] += a * in[i];
+        }
+        for (std::size_t i = 0; i < m; ++i) {
+            double s = 0.0;
+            for (const auto& [j, a] : c[i]) s += a * tmp[j];
+            out[i] = s;
+        }
+    };
+    for (std::size_t i = 0; i < m; ++i) {
+        double s = 0.0;
+        for (const auto& [j, a] : c[i]) s += a * v[j];
+        r[i] = s;
+    }
+    d = r;
+    double rs = 0.0;
+    for (double x : r) rs += x * x;
+    const double stop = 1e-30 * std::max(rs, 1.0);
+    for (std::size_t it = 0; it < 10 * m + 100 && rs > stop; ++it) {
+        apply(d, ad);
+        double dad = 0.0;
+        for (std::size_t i = 0; i < m; ++i) dad += d[i] * ad[i];
+        if (!(dad > 0.0)) break;
+        const double alpha = rs / dad;
+        double next = 0.0;
+        for (std::size_t i = 0; i < m; ++i) {
+            w[i] += alpha * d[i];
+            r[i] -= alpha * ad[i];
+            next += r[i] * r[i];
+        }
+        for (std::size_t i = 0; i < m; ++i) d[i] = r[i] + (next / rs) * d[i];
+        rs = next;
+    }
+    for (std::size_t i = 0; i < m; ++i) {
+        for (const auto& [j, a] : c[i]) v[j] -= a * w[i];
+    }
+}
+
+}  // namespace
+
+bool Coordinator::certify_infeasible(const std::vector<QpSolver*>& fast, std::string& message) {
+    // Primal infeasibility of the plan's links (Banjac et al., JOTA 2019; the reference's rule,
+    // catopt_dsl/solver/certificate.py, for the sets the native runtime can support exactly).
+    // The settled dual increment is projected onto the structure every proof needs -- one
+    // lambda per coupling component shared by its terms, in the sense's dual cone; consensus
+    // lambdas summing to zero over each shared var's links (closed-form blocks have no
+    // constraint, so any other sum has no finite bound); each object's M'lambda zero on the
+    // coordinates its set leaves free both ways -- and then checked exactly:
+    //   sum_i min over object i's set of lambda_i'(M_i x + e_i) > sum_c lambda_c' rhs_c.
+    // Objects are supported when they are generated QPs whose rows each bound one coordinate;
+    // anything else (general rows, user solvers, user shared proxes) leaves the status alone.
+    message.clear();
+    if (!has_dy_last_ || !has_dy_prev_) return false;
+    double size = 0.0, moved = 0.0;
+    for (std::size_t k = 0; k < total_rows_; ++k) {
+        size = std::max(size, std::fabs(dy_last_[k]));
+        moved = std::max(moved, std::fabs(dy_last_[k] - dy_prev_[k]));
+    }
+    if (!std::isfinite(size) || size <= opts.eps_abs || moved > 1e-3 * size) return false;
+    message = "unsettled";  // from here on a failure counts as a tried candidate
+    for (std::size_t s = 0; s < plan.shared.size(); ++s) {
+        if (!plan.shared[s].closed_form || proxes_[s]) return false;
+    }
+    const std::size_t nobj = plan.objects.size();
+    std::vector<std::vector<double>> lo(nobj), hi(nobj);
+    for (std::size_t i = 0; i < nobj; ++i) {
+        if (maps_[i].rows() == 0) continue;
+        if (i >= fast.size() || fast[i] == nullptr || !fast[i]->coordinate_bounds(lo[i], hi[i])) return false;
+    }
+    // Parameters: one per coupling component (its terms share it), one per consensus row.
+    const std::size_t nrows = total_rows_;
+    std::vector<std::size_t> param(nrows, 0);
+    std::vector<int> cone;  // +1: >= 0 (<=), -1: <= 0 (>=), 0: free
+    std::vector<double> theta;
+    std::vector<std::vector<std::size_t>> coupling_params(plan.couplings.size());
+    for (std::size_t c = 0; c < plan.couplings.size(); ++c) {
+        const auto& starts = term_index_[c];
+        if (starts.empty()) continue;
+        const auto& cp = plan.couplings[c];
+        for (std::size_t j = 0; j < cp.rhs.size(); ++j) {
+            double mean = 0.0;
+            for (std::size_t start : starts) {
+                param[start + j] = theta.size();
+                mean += dy_last_[start + j];
+            }
+            coupling_params[c].push_back(theta.size());
+            theta.push_back(mean / static_cast<double>(starts.size()) / size);
+            cone.push_back(cp.sense == Sense::Le ? 1 : (cp.sense == Sense::Ge ? -1 : 0));
+        }
+    }
+    SparseRows constraints;
+    for (std::size_t s = 0; s < plan.shared.size(); ++s) {
+        for (std::size_t v = 0; v < plan.shared[s].vars.size(); ++v) {
+            const auto& index = consensus_index_[s][v];
+            for (std::size_t j = 0; j < plan.shared[s].vars[v].size && !index.empty(); ++j) {
+                constraints.emplace_back();
+                for (std::size_t start : index) {
+                    param[start + j] = theta.size();
+                    constraints.back().emplace_back(theta.size(), 1.0);
+                    theta.push_back(dy_last_[start + j] / size);
+                    cone.push_back(0);
+                }
+            }
+        }
+    }
+    for (std::size_t i = 0; i < nobj; ++i) {
+        const RowMap& map = maps_[i];
+        if (map.rows() == 0) continue;
+        std::vector<std::vector<std::pair<std::size_t, double>>> cols(map.n);
+        for (std::size_t k = 0; k < map.rows(); ++k) {
+            for (std::size_t p = map.start[k]; p < map.start[k + 1]; ++p) {
+                cols[map.col[p]].emplace_back(param[object_rows_[i] + k], map.val[p]);
+            }
+        }
+        for (std::size_t j = 0; j < map.n; ++j) {
+            if (std::isinf(lo[i][j]) && std::isinf(hi[i][j]) && !cols[j].empty()) constraints.push_back(cols[j]);
+        }
+    }
+    // Alternate: the subspace, then the cones (as the reference).
+    for (std::size_t round = 0; round < 20; ++round) {
+        project_null(constraints, theta);
+        double change = 0.0, top = 0.0;
+        for (std::size_t p = 0; p < theta.size(); ++p) {
+            const double clipped =
+                cone[p] > 0 ? std::max(theta[p], 0.0) : (cone[p] < 0 ? std::min(theta[p], 0.0) : theta[p]);
+            change = std::max(change, std::fabs(clipped - theta[p]));
+            top = std::max(top, std::fabs(clipped));
+            theta[p] = clipped;
+        }
+        if (change <= 1e-13 * std::max(1.0, top)) break;
+    }
+    double top = 0.0;
+    for (double x : theta) top = std::max(top, std::fabs(x));
+    if (!(top > 0.0) || !std::isfinite(top)) return false;
+    for (double& x : theta) {
+        x /= top;
+        if (std::fabs(x) < 1e-12) x = 0.0;  // rounding left by the projection
+    }
+    // The bound: sup of lambda't over the shared sets (couplings only: the consensus sums are zero).
+    double bound = 0.0;
+    std::string through;
+    for (std::size_t c = 0; c < plan.couplings.size(); ++c) {
+        bool any = false;
+        for (std::size_t j = 0; j < coupling_params[c].size(); ++j) {
+            const double l = theta[coupling_params[c][j]];
+            bound += l * plan.couplings[c].rhs[j];
+            any = any || l != 0.0;
+        }
+        if (any) through += std::string(through.empty() ? "" : ", ") + "coupling `" + plan.couplings[c].name + "`";
+    }
+    for (std::size_t s = 0; s < plan.shared.size(); ++s) {
+        for (std::size_t v = 0; v < plan.shared[s].vars.size(); ++v) {
+            bool any = false;
+            for (std::size_t start : consensus_index_[s][v]) {
+                for (std::size_t j = 0; j < plan.shared[s].vars[v].size; ++j)
+                    any = any || theta[param[start + j]] != 0.0;
+            }
+            if (any) {
+                through += std::string(through.empty() ? "" : ", ") + "consensus on `" + plan.shared[s].name + "." +
+                           plan.shared[s].vars[v].name + "`";
+            }
+        }
+    }
+    // The objects' supports: min over each set of lambda_i'(M_i x + e_i), exact for coordinate bounds.
+    double total = 0.0;
+    std::string asked;
+    std::size_t named = 0, involved = 0;
+    std::vector<double> lam, c;
+    for (std::size_t i = 0; i < nobj; ++i) {
+        const RowMap& map = maps_[i];
+        const std::size_t r = map.rows();
+        if (r == 0) continue;
+        lam.assign(r, 0.0);
+        bool any = false;
+        for (std::size_t k = 0; k < r; ++k) {
+            lam[k] = theta[param[object_rows_[i] + k]];
+            any = any || lam[k] != 0.0;
+        }
+        if (!any) continue;
+        c.assign(map.n, 0.0);
+        map.apply_t_into(lam.data(), c.data());
+        double support = 0.0;
+        for (std::size_t k = 0; k < r; ++k) support += lam[k] * map.e[k];
+        for (std::size_t j = 0; j < map.n; ++j) {
+            const double cj = std::fabs(c[j]) <= 1e-12 ? 0.0 : c[j];
+            if (cj == 0.0) continue;
+            const double bound_j = cj > 0.0 ? lo[i][j] : hi[i][j];
+            if (std::isinf(bound_j)) return false;  // unbounded below along coordinate j: no proof
+            support += cj * bound_j;
+        }
+        total += support;
+        ++involved;
+        if (named < 5) asked += std::string(named++ ? ", " : "") + "`" + plan.objects[i].name + "`";
+    }
+    if (involved == 0) return false;
+    if (involved > named) asked += " and " + std::to_string(involved - named) + " more";
+    const double gap = total - bound;
+    if (!(gap > 1e-6 * std::max({1.0, std::fabs(total), std::fabs(bound)}))) return false;
+    char nums[96];
+    std::snprintf(nums, sizeof nums, "%.6g > sup over the shared sets = %.6g", total, bound);
+    message = "the plan is infeasible through " + (through.empty() ? std::string("its links") : through) +
+              " (certificate verified at iteration " + std::to_string(iteration) +
+              ": min over the local sets of lambda'(rows) = " + nums + "); objects involved: " + asked;
+    return true;
+}
+
 SolveResult Coordinator::result(Status status, bool has_objective, double objective, std::size_t iterations,
                                 std::vector<std::vector<double>> x, std::string message) const {
     SolveResult r;
@@ -1307,8 +1538,22 @@ SolveResult Coordinator::solve(const std::vector<std::shared_ptr<LocalSolver>>& 
                 xs[i].swap(spare[i]);
                 maps_[i].apply_into(xs[i].data(), a_.data() + row0);
             }
+            const double rho_used = rho;
             const Iterate it = advance_rows(xs, nullptr, &solvers);
             if (it.converged) return result(Status::Optimal, true, it.objective, k, xs, "");
+            const std::size_t every = opts.infeasibility_check_interval;
+            if (every > 0 && ((iteration + 1) % every == 0 || iteration % every == 0)) {
+                record_dual_increment(rho_used, it.rho_changed);
+                std::string why;
+                if (iteration % every == 0 && iteration >= std::max(cert_next_try_, every)) {
+                    if (certify_infeasible(fast, why)) return result(Status::Infeasible, false, 0.0, k, xs, why);
+                    if (!why.empty()) {  // a candidate that proved nothing: try again later
+                        ++cert_failures_;
+                        cert_next_try_ =
+                            iteration + every * (std::size_t{1} << std::min<std::size_t>(cert_failures_, 10));
+                    }
+                }
+            }
         } catch (const StepError& err) {
             return result(err.status(), false, 0.0, k, xs, err.what());
         }
@@ -1573,6 +1818,17 @@ QpSolver::QpSolver(const ObjectSpec& object, QpData data)
             if (i != j && (data_.p[i * n_ + j] != 0.0 || mtm_[i * n_ + j] != 0.0)) separable_ = false;
         }
     }
+}
+
+bool QpSolver::coordinate_bounds(std::vector<double>& lo, std::vector<double>& hi) const {
+    if (!(a_rows_.rows() == m_ && a_rows_.selection) || data_.l.size() != m_ || data_.u.size() != m_) return false;
+    lo.assign(n_, -std::numeric_limits<double>::infinity());
+    hi.assign(n_, std::numeric_limits<double>::infinity());
+    for (std::size_t i = 0; i < m_; ++i) {
+        lo[a_rows_.col[i]] = data_.l[i];
+        hi[a_rows_.col[i]] = data_.u[i];
+    }
+    return true;
 }
 
 void QpSolver::fail(Status status, const std::string& what) const {

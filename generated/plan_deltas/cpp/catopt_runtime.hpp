@@ -367,6 +367,10 @@ public:
     /// and the object's rows M x + e written to `rows` (object.rows() values).
     void step(const double* centre, double rho, std::vector<double>& x, double* rows);
     const QpData& data() const noexcept { return data_; }
+    /// Each coordinate's bounds (-inf/inf where none) when every constraint row bounds one
+    /// coordinate (no rows counts); false for general rows. The support of such a set along c is
+    /// sum_j c_j (c_j > 0 ? lo_j : hi_j).
+    bool coordinate_bounds(std::vector<double>& lo, std::vector<double>& hi) const;
     /// Inner ADMM iterations over all steps (the exact active-set solves not counted).
     std::size_t inner_iterations = 0;
 
@@ -445,6 +449,9 @@ struct Options {
     double alpha = 1.6;
     bool adaptive_rho = true;
     std::size_t adaptive_rho_interval = 10;
+    /// How often (iterations) a settled dual increment is tried as a certificate that the plan's
+    /// links cannot all hold (0: never); the reference's default.
+    std::size_t infeasibility_check_interval = 25;
 };
 
 struct Iterate {
@@ -540,6 +547,13 @@ private:
     Iterate advance_rows(const std::vector<std::vector<double>>& xs, const std::vector<double>* objectives,
                          const std::vector<std::shared_ptr<LocalSolver>>* solvers);
     void centres_flat();
+    /// The plan-level Farkas certificate (see certify_infeasible in the .cpp): the dual
+    /// increments of the two latest recorded iterations, and when to try next.
+    void record_dual_increment(double rho_used, bool rho_changed);
+    bool certify_infeasible(const std::vector<QpSolver*>& fast, std::string& message);
+    std::vector<double> dy_last_, dy_prev_;
+    bool has_dy_last_ = false, has_dy_prev_ = false;
+    std::size_t cert_next_try_ = 0, cert_failures_ = 0;
 };
 
 /// The objects that need a user LocalSolver (not QPs) and got none.
