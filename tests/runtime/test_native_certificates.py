@@ -1,4 +1,4 @@
-"""Plan-level infeasibility in the native C++ runtime: a plan whose local sets each have points
+"""Plan-level infeasibility in the native runtimes (C++ and Rust): a plan whose local sets each have points
 but whose links cannot all hold ends ``infeasible`` with a verified Farkas certificate, as the
 reference does (``catopt_dsl/solver/certificate.py``), where every object involved is a generated
 QP whose rows each bound one coordinate; elsewhere it never claims more than ``max_iterations``."""
@@ -67,3 +67,22 @@ def test_feasible_plans_stay_optimal(spec: str, cache: Path) -> None:
     got = run_native(build_native(plan), SolveOptions())
     assert ref.status == got["status"] == "optimal"
     assert got["objective"] == pytest.approx(ref.objective, rel=1e-5, abs=1e-7)
+
+
+#: the Rust runtime's copy of the check, on a coupling plan, a consensus plan and two couplings
+RUST_CERTIFIED = [
+    "tests/cases/naming/infeasible_coupling.cat",
+    "tests/plans/cases/consensus_infeasible.cat",
+    "tests/plans/cases/two_couplings_jointly_infeasible.cat",
+]
+
+
+@pytest.mark.skipif(shutil.which("cargo") is None, reason="no Rust toolchain")
+@pytest.mark.parametrize("spec", RUST_CERTIFIED)
+def test_rust_and_cpp_give_one_verdict(spec: str, cache: Path) -> None:
+    """The Rust cdylib proves the same certificate at the same iteration, word for word."""
+    plan = load_plan(ROOT / spec)
+    rust = run_native(build_native(plan, "rust"), SolveOptions())
+    cpp = run_native(build_native(plan, "cpp"), SolveOptions())
+    assert rust["status"] == cpp["status"] == "infeasible"
+    assert rust["iterations"] == cpp["iterations"] and rust["message"] == cpp["message"]
