@@ -107,48 +107,36 @@ def build_layout(plan: IRPlan) -> Layout:
             terms_of.setdefault(term.object, []).append((coupling, term))
     # Members of a family usually link the same vars and have no coupling terms: their M and e
     # are one read-only array per link pattern, shared, not built once per member (set-up time
-    # of a 512-site consensus was dominated by these small arrays).
-    templates: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    # of a 512-site consensus was dominated by these small arrays), and what their links have
+    # in common (var offsets and sizes, the shared var, the key's tail) is worked out once per
+    # pattern: a member then costs its row blocks and its ObjectRows, nothing more.
+    templates: dict[tuple, tuple[np.ndarray, np.ndarray, tuple]] = {}
     # per (shared block, var): the first row and the first x position of every link to it (the
     # index arrays are built at the end, one broadcast per shared var)
     cons_start: dict[tuple[str, str], tuple[int, list[int], list[int]]] = {}
     x_offset = 0
     x_slices: list[slice] = []
     for obj in plan.objects:
+        vars_ = obj.vars
         n = 0
-        for v in obj.vars:
+        for v in vars_:
             n += v.size
         links = links_of.get(obj.name, ())
         terms = terms_of.get(obj.name, ())
-        blocks: list[RowBlock] = []
-        local = 0
-        spans = []
-        for link in links:
-            var = obj.var(link.var)
-            size = var.size
-            row0 = offset + local
-            block = RowBlock(
-                key=f"consensus:{link.limit}:{link.object}.{link.var}={link.shared}.{link.shared_var}",
-                kind="consensus",
-                object=obj.name,
-                local=slice(local, local + size),
-                rows=slice(row0, row0 + size),
-                shared=link.shared,
-                shared_var=link.shared_var,
-                var=link.var,
-            )
-            key = (link.shared, link.shared_var)
-            entry = cons_start.get(key)
-            if entry is None:
-                entry = cons_start[key] = (size, [], [])
-            entry[1].append(row0)
-            entry[2].append(x_offset + var.offset)
-            spans.append((var.offset, size))
-            blocks.append(block)
-            local += size
-        pattern = (n, tuple(spans))
+        pattern = (n, tuple((lk.limit, lk.var, lk.shared, lk.shared_var) for lk in links))
         found = templates.get(pattern)
         if found is None:
+            spans = []
+            specs = []
+            local = 0
+            for lk in links:
+                var = obj.var(lk.var)
+                size = var.size
+                key = (lk.shared, lk.shared_var)
+                specs.append((f"consensus:{lk.limit}:", f".{lk.var}={lk.shared}.{lk.shared_var}", local, size,
+                              var.offset, key, lk.shared, lk.shared_var, lk.var))
+                spans.append((var.offset, size))
+                local += size
             M_links = np.zeros((local, n))
             row = 0
             for start, size in spans:
@@ -157,8 +145,24 @@ def build_layout(plan: IRPlan) -> Layout:
             M_links.setflags(write=False)
             e_links = np.zeros(local)
             e_links.setflags(write=False)
-            found = templates[pattern] = (M_links, e_links)
-        M, e = found
+            found = templates[pattern] = (M_links, e_links, tuple(specs))
+        M, e, specs_ = found
+        blocks: list[RowBlock] = []
+        name = obj.name
+        for head, tail, local0, size, var_offset, key, shared, shared_var, var_name in specs_:
+            row0 = offset + local0
+            blocks.append(
+                RowBlock(
+                    f"{head}{name}{tail}", "consensus", name, slice(local0, local0 + size), slice(row0, row0 + size),
+                    shared, shared_var, var_name,
+                )
+            )
+            entry = cons_start.get(key)
+            if entry is None:
+                entry = cons_start[key] = (size, [], [])
+            entry[1].append(row0)
+            entry[2].append(x_offset + var_offset)
+        local = M.shape[0]
         if terms:
             Ms: list[np.ndarray] = [M]
             es: list[np.ndarray] = [e]
@@ -179,7 +183,7 @@ def build_layout(plan: IRPlan) -> Layout:
                 blocks.append(block)
                 local += m
             M, e = np.vstack(Ms), np.concatenate(es)
-        objects.append(ObjectRows(obj=obj, M=M, e=e, rows=slice(offset, offset + local), blocks=tuple(blocks)))
+        objects.append(ObjectRows(obj, M, e, slice(offset, offset + local), tuple(blocks)))
         offset += local
         x_slices.append(slice(x_offset, x_offset + n))
         x_offset += n

@@ -30,6 +30,32 @@ __all__ = ["FAST_MAX_SIZE", "KKTSolver"]
 FAST_MAX_SIZE = 2000
 
 
+#: the largest n whose KKT matrices (no equalities) are inverted through a Cholesky factor
+_CHOLESKY_MAX = 16
+
+
+def _spd_inverse(K: np.ndarray) -> np.ndarray | None:
+    """The inverses of a stack ``(k, n, n)`` of symmetric positive definite matrices, from their
+    Cholesky factors ``K = L L'``: ``K^-1 = W'W`` with ``W = L^-1`` found row by row (forward
+    substitution, each row one product over the whole stack). None when a factorisation fails."""
+    if not np.array_equal(K, np.swapaxes(K, 1, 2)):  # a Cholesky factor reads one triangle only
+        return None
+    try:
+        L = np.linalg.cholesky(K)
+    except np.linalg.LinAlgError:
+        return None
+    n = K.shape[-1]
+    W = np.zeros_like(K)
+    inv_diag = 1.0 / np.diagonal(L, axis1=1, axis2=2)
+    W[:, 0, 0] = inv_diag[:, 0]
+    for j in range(1, n):
+        # row j of W = (e_j - L[j, :j] W[:j, :]) / L[j, j]  (W lower triangular: columns > j stay 0)
+        row = -np.matmul(L[:, j : j + 1, :j], W[:, :j, : j + 1])[:, 0, :]
+        row[:, j] += 1.0
+        W[:, j, : j + 1] = row * inv_diag[:, j, None]
+    return np.matmul(np.swapaxes(W, 1, 2), W)
+
+
 class KKTSolver(BatchSolver):
     """The closed-form x-update of a batch (``clip``: followed by the separable bounds)."""
 
@@ -101,12 +127,16 @@ class KKTSolver(BatchSolver):
         rhs[:, n:, 0] = self.h
         rhs[:, :n, 1:] = rho * (d.template.T if d.template is not None else np.swapaxes(d.M, 1, 2))
         live = self.accepted
-        if live.all():
-            sol = np.linalg.solve(K, rhs)
-        else:
-            sol = np.zeros_like(rhs)
-            if live.any():
-                sol[live] = np.linalg.solve(K[live], rhs[live])
+        sol = np.zeros_like(rhs)
+        if live.any():
+            Kl, Rl = (K, rhs) if live.all() else (K[live], rhs[live])
+            # Without equalities K is positive definite (checked in _check): a small one is
+            # solved through its Cholesky factor, inverted by a substitution vectorised over the
+            # batch (numpy has no batched triangular solve; a batched LU solve of many small
+            # systems costs about twice as much). Should rounding make a factorisation fail,
+            # the LU solve decides, as before.
+            Kinv = _spd_inverse(Kl) if p == 0 and n <= _CHOLESKY_MAX else None
+            sol[live] = np.linalg.solve(Kl, Rl) if Kinv is None else np.matmul(Kinv, Rl)
         self.C0 = np.ascontiguousarray(sol[:, :n, 0])
         self.L = np.ascontiguousarray(sol[:, :n, 1:])
         self._rho = rho
