@@ -60,7 +60,17 @@ def build_workers(layout: Layout, options: SolveOptions) -> list[LocalWorker]:
 
 def stacked_x(layout: Layout, x: np.ndarray) -> dict[str, np.ndarray]:
     """Object name -> its stacked x, as views into ``x`` (the stacked x of all objects)."""
-    return {o.obj.name: x[xs] for o, xs in zip(layout.objects, layout.x_slices)}
+    out: dict[str, np.ndarray] = {}
+    objects = layout.objects
+    for run in layout.member_runs:
+        k = run.stop - run.start
+        if k > 1:  # a family's members: row j of the run's range is member j's x (a view)
+            names = [o.obj.name for o in objects[run.start : run.stop]]
+            out.update(zip(names, x[run.x_start : run.x_start + k * run.n].reshape(k, run.n)))
+        else:
+            for i in range(run.start, run.stop):
+                out[objects[i].obj.name] = x[layout.x_slices[i]]
+    return out
 
 
 def _shared_values(plan: IRPlan, z: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:

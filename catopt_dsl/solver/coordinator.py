@@ -285,10 +285,19 @@ class Coordinator:
             if c.term_index.size:
                 couplings[c.name] = y[c.term_index].mean(axis=0).reshape(spec.shape)
         consensus = {}
-        for o in self.layout.objects:
-            for block in o.blocks:
-                if block.kind == "consensus" and block.var is not None:
-                    consensus[f"{o.obj.name}.{block.var}"] = y[block.rows].reshape(o.obj.var(block.var).shape)
+        objects = self.layout.objects
+        for run in self.layout.member_runs:
+            k = run.stop - run.start
+            if k > 1 and run.r > 0 and len(run.links) == 1 and len(run.vars) == 1 and len(run.vars[0].shape) == 1:
+                # a family linking its one vector var: member j's price is row j of the run's rows
+                var = run.links[0][0]
+                rows = y[run.row_start : run.row_start + k * run.r].reshape(k, run.r)
+                consensus.update(zip([f"{o.obj.name}.{var}" for o in objects[run.start : run.stop]], rows))
+                continue
+            for o in objects[run.start : run.stop]:
+                for block in o.blocks:
+                    if block.kind == "consensus" and block.var is not None:
+                        consensus[f"{o.obj.name}.{block.var}"] = y[block.rows].reshape(o.obj.var(block.var).shape)
         return {"couplings": couplings, "consensus": consensus}
 
     def centres(self) -> dict[str, np.ndarray]:

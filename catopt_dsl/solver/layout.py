@@ -24,7 +24,7 @@ import numpy as np
 
 from catopt_dsl.ir.model import IRObject, IRPlan, IRShared
 
-__all__ = ["RowBlock", "ObjectRows", "CouplingRows", "Layout", "build_layout"]
+__all__ = ["RowBlock", "ObjectRows", "CouplingRows", "Layout", "Run", "build_layout"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,6 +61,24 @@ class CouplingRows:
 
 
 @dataclass(frozen=True, eq=False)
+class Run:
+    """Consecutive objects (``objects[start:stop]``) with equal vars and one link pattern and no
+    coupling terms, as family members usually are: their x and their rows are two equal-strided
+    ranges, so whatever is read per member (the reported values, the prices, the state) is one
+    reshape of the run's range, not a slice per member."""
+
+    start: int
+    stop: int
+    x_start: int
+    n: int  # each member's stacked x size
+    row_start: int
+    r: int  # each member's row count
+    vars: tuple  # the members' IRVars (equal for all of them)
+    #: per consensus block of a member: (var name, local start, size)
+    links: tuple[tuple[str, int, int], ...]
+
+
+@dataclass(frozen=True, eq=False)
 class Layout:
     plan: IRPlan
     objects: tuple[ObjectRows, ...]
@@ -76,6 +94,8 @@ class Layout:
     total_n: int = 0
     #: the concatenated e_i of all objects (the global row offsets)
     e: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: every object in exactly one run, in order (a run of one for an object unlike its neighbours)
+    runs: tuple[Run, ...] = ()
 
     def object_rows(self, name: str) -> ObjectRows:
         found = self.index.get(name)
@@ -86,6 +106,16 @@ class Layout:
     #: (block, var) -> (N, size) positions in the stacked x of the object vars linked to it, in
     #: the order of ``consensus_index`` (the reported point is glued there, ``glue.py``)
     consensus_x: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+    @cached_property
+    def member_runs(self) -> tuple[Run, ...]:
+        """``runs``, or a run of one per object when the layout was built without them."""
+        if self.runs or not self.objects:
+            return self.runs
+        return tuple(
+            Run(i, i + 1, xs.start, xs.stop - xs.start, o.rows.start, -1, o.obj.vars, ())
+            for i, (o, xs) in enumerate(zip(self.objects, self.x_slices))
+        )
 
     @cached_property
     def blocks(self) -> tuple[RowBlock, ...]:
@@ -116,6 +146,8 @@ def build_layout(plan: IRPlan) -> Layout:
     cons_start: dict[tuple[str, str], tuple[int, list[int], list[int]]] = {}
     x_offset = 0
     x_slices: list[slice] = []
+    runs: list[Run] = []
+    run: list | None = None
     for obj in plan.objects:
         vars_ = obj.vars
         n = 0
@@ -147,6 +179,13 @@ def build_layout(plan: IRPlan) -> Layout:
             e_links.setflags(write=False)
             found = templates[pattern] = (M_links, e_links, tuple(specs))
         M, e, specs_ = found
+        if run is not None and not terms and run[6] is found and (run[5] is vars_ or run[5] == vars_):
+            run[1] += 1
+        else:
+            if run is not None:
+                runs.append(_run(run))
+            # [start, stop, x_start, n, row_start, template, vars, terms]
+            run = [len(objects), len(objects) + 1, x_offset, n, offset, vars_, found if not terms else None]
         blocks: list[RowBlock] = []
         name = obj.name
         for head, tail, local0, size, var_offset, key, shared, shared_var, var_name in specs_:
@@ -187,6 +226,8 @@ def build_layout(plan: IRPlan) -> Layout:
         offset += local
         x_slices.append(slice(x_offset, x_offset + n))
         x_offset += n
+    if run is not None:
+        runs.append(_run(run))
     couplings: list[CouplingRows] = []
     for coupling in plan.couplings:
         terms = term_rows[coupling.name]
@@ -226,4 +267,14 @@ def build_layout(plan: IRPlan) -> Layout:
         total_n=x_offset,
         e=np.concatenate([o.e for o in objects]) if objects else np.zeros(0),
         consensus_x=consensus_x,
+        runs=tuple(runs),
     )
+
+
+def _run(run: list) -> Run:
+    start, stop, x_start, n, row_start, vars_, found = run
+    if found is None:  # an object with coupling terms: a run of its own, its rows not uniform
+        return Run(start, stop, x_start, n, row_start, -1, tuple(vars_), ())
+    M = found[0]
+    links = tuple((spec[8], spec[2], spec[3]) for spec in found[2])
+    return Run(start, stop, x_start, n, row_start, int(M.shape[0]), tuple(vars_), links)
