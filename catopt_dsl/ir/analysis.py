@@ -436,23 +436,32 @@ def structure_key(obj: IRObject) -> tuple:
 
 
 def _walk_key(e: IRExpr, out: list[object]) -> None:
-    kind = type(e).__name__
-    if isinstance(e, IRConst):
-        value = np.ascontiguousarray(e.value)
+    # exact type tests, the commonest nodes first: this runs once per node of every object when
+    # a plan is first analysed (the IR node classes have no subclasses)
+    t = type(e)
+    kind = t.__name__
+    if t is IRBinary:
+        out.append((kind, e.op, tuple(e.shape)))  # type: ignore[union-attr]
+        _walk_key(e.left, out)  # type: ignore[union-attr]
+        _walk_key(e.right, out)  # type: ignore[union-attr]
+        return
+    if t is IRParamRef or t is IRVarRef:
+        out.append((kind, e.name, tuple(e.shape)))  # type: ignore[union-attr]
+        return
+    if t is IRCall:
+        out.append((kind, e.atom, tuple(e.shape), repr(e.options), len(e.args)))  # type: ignore[union-attr]
+        for child in e.args:  # type: ignore[union-attr]
+            _walk_key(child, out)
+        return
+    if t is IRConst:
+        value = np.ascontiguousarray(e.value)  # type: ignore[union-attr]
         raw = value.tobytes()
         out.append((kind, e.shape, value.dtype.str, raw if len(raw) <= 256 else hashlib.sha256(raw).digest()))
         return
-    if isinstance(e, (IRParamRef, IRVarRef)):
-        out.append((kind, e.name, tuple(e.shape)))
-        return
-    if isinstance(e, IRCall):
-        out.append((kind, e.atom, tuple(e.shape), repr(e.options), len(e.args)))
-    elif isinstance(e, IRBinary):
-        out.append((kind, e.op, tuple(e.shape)))
-    elif isinstance(e, IRIndex):
-        out.append((kind, e.key, tuple(e.shape)))
-    elif isinstance(e, IRStack):
-        out.append((kind, len(e.elements), tuple(e.shape)))
+    if t is IRIndex:
+        out.append((kind, e.key, tuple(e.shape)))  # type: ignore[union-attr]
+    elif t is IRStack:
+        out.append((kind, len(e.elements), tuple(e.shape)))  # type: ignore[union-attr]
     else:
         out.append((kind, tuple(e.shape)))
     for child in _children(e):
