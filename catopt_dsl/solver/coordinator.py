@@ -254,17 +254,35 @@ class Coordinator:
         arrays (it keeps no other reference to them), which are then stored as they are."""
         # one copy of each row vector, and every block's entry a view of it (not a copy per block)
         u, t = self.u.copy(), self.t.copy()
-        blocks = self.layout.blocks
+        sec = None if self._secant is None else (self._secant.a.copy(), self._secant.yhat.copy())
+        duals: dict[str, np.ndarray] = {}
+        targets: dict[str, np.ndarray] = {}
         secant: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        if self._secant is not None:
-            a, yhat = self._secant.a.copy(), self._secant.yhat.copy()
-            secant = {b.key: (a[b.rows], yhat[b.rows]) for b in blocks}
+        objects = self.layout.objects
+        for run in self.layout.member_runs:
+            k = run.stop - run.start
+            if k > 1 and run.r > 0 and len(run.links) == 1:
+                # a family with one link each: member j's entries are row j of the run's rows
+                head, tail = run.links[0][0], run.links[0][1]
+                keys = [f"{head}{o.obj.name}{tail}" for o in objects[run.start : run.stop]]
+                span = slice(run.row_start, run.row_start + k * run.r)
+                duals.update(zip(keys, u[span].reshape(k, run.r)))
+                if sec is not None:
+                    secant.update(zip(keys, zip(sec[0][span].reshape(k, run.r), sec[1][span].reshape(k, run.r))))
+                continue
+            for o in objects[run.start : run.stop]:
+                for b in o.blocks:
+                    duals[b.key] = u[b.rows]
+                    if b.kind == "coupling":
+                        targets[b.key] = t[b.rows]
+                    if sec is not None:
+                        secant[b.key] = (sec[0][b.rows], sec[1][b.rows])
         return SolverState(
             rho=self.rho,
             x={k: np.asarray(v, dtype=np.float64).copy() for k, v in x.items()} if copy else dict(x),
             z={k: v.copy() for k, v in self.z.items()},
-            duals={b.key: u[b.rows] for b in blocks},
-            targets={b.key: t[b.rows] for b in blocks if b.kind == "coupling"},
+            duals=duals,
+            targets=targets,
             secant=secant,
         )
 
@@ -290,7 +308,7 @@ class Coordinator:
             k = run.stop - run.start
             if k > 1 and run.r > 0 and len(run.links) == 1 and len(run.vars) == 1 and len(run.vars[0].shape) == 1:
                 # a family linking its one vector var: member j's price is row j of the run's rows
-                var = run.links[0][0]
+                var = run.links[0][8]
                 rows = y[run.row_start : run.row_start + k * run.r].reshape(k, run.r)
                 consensus.update(zip([f"{o.obj.name}.{var}" for o in objects[run.start : run.stop]], rows))
                 continue

@@ -24,7 +24,7 @@ import numpy as np
 
 from catopt_dsl.ir.model import IRObject, IRPlan, IRShared
 
-__all__ = ["RowBlock", "ObjectRows", "CouplingRows", "Layout", "Run", "build_layout"]
+__all__ = ["RowBlock", "ObjectRows", "CouplingRows", "Layout", "LinkSpec", "Run", "build_layout"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,13 +42,35 @@ class RowBlock:
     coupling: str | None = None
 
 
+#: one consensus link of a row pattern: the key's head and tail (the object's name goes between),
+#: the link's first row among the object's rows, its size, the var's offset in the object's x,
+#: the (shared block, shared var) pair, the shared block, the shared var and the object's var
+LinkSpec = tuple[str, str, int, int, int, tuple[str, str], str, str, str]
+
+
 @dataclass(frozen=True, eq=False)
 class ObjectRows:
     obj: IRObject
     M: np.ndarray  # (r_i, n_i)
     e: np.ndarray  # (r_i,)
     rows: slice  # the object's range in the global row vector
-    blocks: tuple[RowBlock, ...]
+    #: the coupling row blocks (after the consensus ones)
+    terms: tuple[RowBlock, ...] = ()
+    #: the consensus links, as the row pattern the object shares with its family (``blocks``
+    #: builds their row blocks on first use: a solve reads them by run, ``Layout.runs``)
+    links: tuple[LinkSpec, ...] = ()
+
+    @cached_property
+    def blocks(self) -> tuple[RowBlock, ...]:
+        """The object's row blocks: one per consensus link, then one per coupling term."""
+        name, offset = self.obj.name, self.rows.start
+        return tuple(
+            RowBlock(
+                f"{head}{name}{tail}", "consensus", name, slice(local, local + size),
+                slice(offset + local, offset + local + size), shared, shared_var, var,
+            )
+            for head, tail, local, size, _, _, shared, shared_var, var in self.links
+        ) + self.terms
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,8 +96,8 @@ class Run:
     row_start: int
     r: int  # each member's row count
     vars: tuple  # the members' IRVars (equal for all of them)
-    #: per consensus block of a member: (var name, local start, size)
-    links: tuple[tuple[str, int, int], ...]
+    #: each member's consensus links (its row pattern, see ``ObjectRows.links``)
+    links: tuple[LinkSpec, ...]
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,15 +209,8 @@ def build_layout(plan: IRPlan) -> Layout:
             # [start, stop, x_start, n, row_start, template, vars, terms]
             run = [len(objects), len(objects) + 1, x_offset, n, offset, vars_, found if not terms else None]
         blocks: list[RowBlock] = []
-        name = obj.name
-        for head, tail, local0, size, var_offset, key, shared, shared_var, var_name in specs_:
+        for _, _, local0, size, var_offset, key, _, _, _ in specs_:
             row0 = offset + local0
-            blocks.append(
-                RowBlock(
-                    f"{head}{name}{tail}", "consensus", name, slice(local0, local0 + size), slice(row0, row0 + size),
-                    shared, shared_var, var_name,
-                )
-            )
             entry = cons_start.get(key)
             if entry is None:
                 entry = cons_start[key] = (size, [], [])
@@ -222,7 +237,7 @@ def build_layout(plan: IRPlan) -> Layout:
                 blocks.append(block)
                 local += m
             M, e = np.vstack(Ms), np.concatenate(es)
-        objects.append(ObjectRows(obj, M, e, slice(offset, offset + local), tuple(blocks)))
+        objects.append(ObjectRows(obj, M, e, slice(offset, offset + local), tuple(blocks) if blocks else (), specs_))
         offset += local
         x_slices.append(slice(x_offset, x_offset + n))
         x_offset += n
@@ -275,6 +290,4 @@ def _run(run: list) -> Run:
     start, stop, x_start, n, row_start, vars_, found = run
     if found is None:  # an object with coupling terms: a run of its own, its rows not uniform
         return Run(start, stop, x_start, n, row_start, -1, tuple(vars_), ())
-    M = found[0]
-    links = tuple((spec[8], spec[2], spec[3]) for spec in found[2])
-    return Run(start, stop, x_start, n, row_start, int(M.shape[0]), tuple(vars_), links)
+    return Run(start, stop, x_start, n, row_start, int(found[0].shape[0]), tuple(vars_), found[2])
