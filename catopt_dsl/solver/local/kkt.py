@@ -118,6 +118,24 @@ class KKTSolver(BatchSolver):
             return
         d = self.data
         k, n, r, p = d.k, d.n, d.r, self.G.shape[1]
+        if p == 0 and n <= _CHOLESKY_MAX and self.accepted.all():
+            # Without equalities K = P + rho M'M is positive definite (checked in _check): a small
+            # one is inverted through its Cholesky factor by a substitution vectorised over the
+            # batch (numpy has no batched triangular solve; a batched LU solve of many small
+            # systems costs about twice as much), and the maps are products with the inverse
+            # (columns of it, for a selection template). Should rounding make a factorisation
+            # fail, the LU solve below decides, as before.
+            Kinv = _spd_inverse(self.P + rho * self.MtM)
+            if Kinv is not None:
+                self.C0 = -np.matmul(Kinv, self.q[:, :, None])[:, :, 0]
+                cols = d.selection
+                if cols is not None:
+                    self.L = rho * Kinv[:, :, cols]
+                else:
+                    MT = d.template.T if d.template is not None else np.swapaxes(d.M, 1, 2)
+                    self.L = np.ascontiguousarray(np.matmul(Kinv, rho * MT))
+                self._rho = rho
+                return
         K = np.zeros((k, n + p, n + p))
         K[:, :n, :n] = self.P + rho * self.MtM
         K[:, :n, n:] = np.swapaxes(self.G, 1, 2)
@@ -127,16 +145,12 @@ class KKTSolver(BatchSolver):
         rhs[:, n:, 0] = self.h
         rhs[:, :n, 1:] = rho * (d.template.T if d.template is not None else np.swapaxes(d.M, 1, 2))
         live = self.accepted
-        sol = np.zeros_like(rhs)
-        if live.any():
-            Kl, Rl = (K, rhs) if live.all() else (K[live], rhs[live])
-            # Without equalities K is positive definite (checked in _check): a small one is
-            # solved through its Cholesky factor, inverted by a substitution vectorised over the
-            # batch (numpy has no batched triangular solve; a batched LU solve of many small
-            # systems costs about twice as much). Should rounding make a factorisation fail,
-            # the LU solve decides, as before.
-            Kinv = _spd_inverse(Kl) if p == 0 and n <= _CHOLESKY_MAX else None
-            sol[live] = np.linalg.solve(Kl, Rl) if Kinv is None else np.matmul(Kinv, Rl)
+        if live.all():
+            sol = np.linalg.solve(K, rhs)
+        else:
+            sol = np.zeros_like(rhs)
+            if live.any():
+                sol[live] = np.linalg.solve(K[live], rhs[live])
         self.C0 = np.ascontiguousarray(sol[:, :n, 0])
         self.L = np.ascontiguousarray(sol[:, :n, 1:])
         self._rho = rho
