@@ -101,6 +101,30 @@ def _stacked_transpose(layout: Layout) -> sp.csr_matrix:
     )
 
 
+def _strided(index: np.ndarray) -> tuple[int, int] | None:
+    """``(start, stride)`` when the ``(N, size)`` index array is ``start + stride * j + arange(size)``
+    in row j (a family's links to one shared var, one per member at equal offsets), else None:
+    its rows are then the first ``size`` columns of a reshape of one range (a view, no gather)."""
+    N, size = index.shape
+    if N == 0 or size == 0:
+        return None
+    start = int(index[0, 0])
+    stride = int(index[1, 0] - start) if N > 1 else size
+    if stride < size:
+        return None
+    expected = start + stride * np.arange(N)[:, None] + np.arange(size)[None, :]
+    return (start, stride) if np.array_equal(index, expected) else None
+
+
+def _selection_columns(MTt: sp.csr_matrix) -> np.ndarray | None:
+    """For an ``M'`` whose every column (a row of M) holds one 1.0: the x position of each row,
+    so that ``M' v`` is a scatter-add of ``v`` (exactly the sparse product's values); else None."""
+    csc = MTt.tocsc()
+    if not (np.array_equal(np.diff(csc.indptr), np.ones(MTt.shape[1], dtype=np.int64)) and np.all(csc.data == 1.0)):
+        return None
+    return np.asarray(csc.indices, dtype=np.int64)
+
+
 def project_box(s: np.ndarray, sense: str, rhs: np.ndarray) -> np.ndarray:
     """Euclidean projection of s onto K = {s <= rhs} | {s >= rhs} | {rhs}."""
     if sense == "<=":
@@ -191,6 +215,13 @@ class Coordinator:
         self._x: np.ndarray | None = None
         #: every object's M_i on the block diagonal: M' of a row vector in one product
         self._MTt = _stacked_transpose(layout) if layout.objects else None
+        # Consensus-only plans have selection rows (one 1.0 each): M' v is then a scatter of v,
+        # and when every x position is selected once, in order (each member linking all its
+        # vars), it is v itself. The same values as the sparse product, without its overhead.
+        cols = _selection_columns(self._MTt) if self._MTt is not None and self._MTt.shape[1] else None
+        self._MT_identity = cols is not None and cols.size == layout.total_n and np.array_equal(cols, np.arange(cols.size))
+        #: per (shared block, var) with a strided index: (start, stride) (``_strided``)
+        self._strides = {key: _strided(index) for key, index in layout.consensus_index.items()}
         self._coupling_rows = (
             np.concatenate([c.term_index.reshape(-1) for c in layout.couplings])
             if layout.couplings
@@ -247,7 +278,21 @@ class Coordinator:
                 for (shared, var_name), index in self.layout.consensus_index.items()
             ]
         for shared, var, index in self._targets:
-            self.t[index] = self.z[shared][var.offset : var.offset + var.size][None, :]
+            value = self.z[shared][var.offset : var.offset + var.size][None, :]
+            found = self._strides.get((shared, var.name))
+            if found is None:
+                self.t[index] = value
+            else:
+                self._links_of(self.t, (shared, var.name), index)[...] = value
+
+    def _links_of(self, vec: np.ndarray, key: tuple[str, str], index: np.ndarray) -> np.ndarray:
+        """``vec[index]`` for the links to one shared var: a view when they are strided."""
+        found = self._strides.get(key)
+        if found is None:
+            return vec[index]
+        start, stride = found
+        N, size = index.shape
+        return vec[start : start + N * stride].reshape(N, stride)[:, :size] if stride * N + start <= vec.size else vec[index]
 
     def state(self, x: Mapping[str, np.ndarray], copy: bool = True) -> SolverState:
         """The state to warm-start or resume from; ``copy=False``: the caller hands over ``x``'s
@@ -338,9 +383,12 @@ class Coordinator:
         return float(sum(self.proxes[name].g_value(z) for name, z in self.z.items()))
 
     def _MT(self, vec: np.ndarray) -> np.ndarray:
-        """Concatenate M_i' vec_i over objects (the x-space image of a row vector)."""
+        """Concatenate M_i' vec_i over objects (the x-space image of a row vector; ``vec`` itself
+        when M' is the identity: read it, do not write to it)."""
         if self._MTt is None:
             return np.zeros(0)
+        if self._MT_identity:
+            return vec
         return np.asarray(self._MTt @ vec)
 
     # -- one iteration ------------------------------------------------------------------------------
@@ -356,6 +404,12 @@ class Coordinator:
                 if st == kind or (kind == "failed" and st not in ("ok", "infeasible", "unbounded")):
                     status = {"infeasible": "infeasible", "unbounded": "unbounded"}.get(st, "local_solver_failed")
                     return status, message or f"object `{name}`: local solve reported `{st}`"
+        # a finite sum has finite terms (a NaN or an infinity carries into it): the usual round
+        # is cleared by three sums; an overflowing sum of finite values falls to the exact test
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = float(np.sum(rnd.a)) + float(np.sum(rnd.f)) + (0.0 if rnd.x is None else float(np.sum(rnd.x)))
+        if np.isfinite(total):
+            return None
         x_ok = rnd.x is None or bool(np.all(np.isfinite(rnd.x)))
         if x_ok and bool(np.all(np.isfinite(rnd.a))) and bool(np.all(np.isfinite(rnd.f))):
             return None
@@ -469,7 +523,7 @@ class Coordinator:
                     index = lay.consensus_index.get((blk.name, var.name))
                     if index is None:
                         continue
-                    means[var.name] = v[index].mean(axis=0)
+                    means[var.name] = self._links_of(v, (blk.name, var.name), index).mean(axis=0)
                     counts[var.name] = int(index.shape[0])
                 self.z[blk.name] = self.proxes[blk.name].prox(means, counts, rho, self.z[blk.name])
         except ProxFailure as exc:
