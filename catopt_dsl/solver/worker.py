@@ -718,7 +718,10 @@ class FastBatch:
         if not self._irregular:  # the usual step: every member in its batch
             result = solver.solve(D, rho, slots)
             if result.ok.all():
-                solver.X[slots] = result.X
+                if slots is solver.everyone:
+                    solver.X[...] = result.X
+                else:
+                    solver.X[slots] = result.X
                 return
             live = np.arange(len(ws))
             detached: list[int] = []

@@ -272,6 +272,8 @@ class BatchSolver:
         #: ``arange(k)``: passed as ``members`` it means every member in order, which the methods
         #: recognise (``members is self.everyone``) and serve without gathering copies
         self.everyone = np.arange(data.k)
+        #: ``||q_i||_inf`` of every member (``report``), computed on first use
+        self._q_scale: np.ndarray | None = None
 
     def reject(self, mask: np.ndarray, why: str) -> None:
         for i in np.flatnonzero(mask & self.accepted):
@@ -329,4 +331,10 @@ class BatchSolver:
             PX = np.matmul(P, X[:, :, None])[:, :, 0]
             f = np.sum(X * (0.5 * PX + q), axis=1) + r
             px = np.abs(PX).max(axis=1, initial=0.0)
-        return np.asarray(f), np.maximum(px, np.abs(q).max(axis=1, initial=0.0))
+        if members is None:  # ||q||_inf of the whole batch does not change: once per solver
+            if self._q_scale is None:
+                self._q_scale = np.abs(q).max(axis=1, initial=0.0)
+            q_scale = self._q_scale
+        else:
+            q_scale = np.abs(q).max(axis=1, initial=0.0)
+        return np.asarray(f), np.maximum(px, q_scale)
