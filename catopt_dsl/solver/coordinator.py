@@ -116,13 +116,14 @@ def _strided(index: np.ndarray) -> tuple[int, int] | None:
     return (start, stride) if np.array_equal(index, expected) else None
 
 
-def _selection_columns(MTt: sp.csr_matrix) -> np.ndarray | None:
-    """For an ``M'`` whose every column (a row of M) holds one 1.0: the x position of each row,
-    so that ``M' v`` is a scatter-add of ``v`` (exactly the sparse product's values); else None."""
-    csc = MTt.tocsc()
-    if not (np.array_equal(np.diff(csc.indptr), np.ones(MTt.shape[1], dtype=np.int64)) and np.all(csc.data == 1.0)):
-        return None
-    return np.asarray(csc.indices, dtype=np.int64)
+def _identity_rows(layout: Layout) -> bool:
+    """Whether the block-diagonal M is the identity: every object's M_i a square identity (each
+    member linking all its vars, in order; family members share one template, checked once),
+    so that object i's rows are its x positions and ``M' v`` is ``v``."""
+    if layout.total_rows != layout.total_n:
+        return False
+    distinct = {id(o.M): o.M for o in layout.objects}
+    return all(M.shape[0] == M.shape[1] and np.array_equal(M, np.eye(M.shape[0])) for M in distinct.values())
 
 
 def project_box(s: np.ndarray, sense: str, rhs: np.ndarray) -> np.ndarray:
@@ -213,13 +214,11 @@ class Coordinator:
             layout, self.proxes, options.infeasibility_check_interval, options.eps_abs
         )
         self._x: np.ndarray | None = None
+        # When every object's rows are its x (consensus on all its vars, in order), M' v is v: the
+        # same values as the sparse product, without building it or paying for it per iteration.
+        self._MT_identity = bool(layout.objects) and _identity_rows(layout)
         #: every object's M_i on the block diagonal: M' of a row vector in one product
-        self._MTt = _stacked_transpose(layout) if layout.objects else None
-        # Consensus-only plans have selection rows (one 1.0 each): M' v is then a scatter of v,
-        # and when every x position is selected once, in order (each member linking all its
-        # vars), it is v itself. The same values as the sparse product, without its overhead.
-        cols = _selection_columns(self._MTt) if self._MTt is not None and self._MTt.shape[1] else None
-        self._MT_identity = cols is not None and cols.size == layout.total_n and np.array_equal(cols, np.arange(cols.size))
+        self._MTt = _stacked_transpose(layout) if layout.objects and not self._MT_identity else None
         #: per (shared block, var) with a strided index: (start, stride) (``_strided``)
         self._strides = {key: _strided(index) for key, index in layout.consensus_index.items()}
         self._coupling_rows = (
@@ -385,10 +384,10 @@ class Coordinator:
     def _MT(self, vec: np.ndarray) -> np.ndarray:
         """Concatenate M_i' vec_i over objects (the x-space image of a row vector; ``vec`` itself
         when M' is the identity: read it, do not write to it)."""
-        if self._MTt is None:
-            return np.zeros(0)
         if self._MT_identity:
             return vec
+        if self._MTt is None:
+            return np.zeros(0)
         return np.asarray(self._MTt @ vec)
 
     # -- one iteration ------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from catopt_dsl.compile import load_plan
 from catopt_dsl.ir.model import IRPlan
 from catopt_dsl.solver import SolveOptions, build_layout, solve
 from catopt_dsl.solver.admm import stacked_x
-from catopt_dsl.solver.coordinator import Coordinator
+from catopt_dsl.solver.coordinator import Coordinator, _stacked_transpose, _strided
 from catopt_dsl.solver.glue import stacked_values
 from catopt_dsl.solver.layout import Layout
 from catopt_dsl.solver.rho import Secant
@@ -157,3 +157,43 @@ def test_a_state_read_by_run_warm_starts_as_the_per_block_one(name: str, tmp_pat
     cold = solve(plan)
     assert again.status == cold.status == "optimal"
     assert again.objective == pytest.approx(cold.objective, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(PLANS))
+def test_coordinator_shortcuts_are_the_products_and_gathers(name: str, tmp_path: Path) -> None:
+    layout = _layout(name, tmp_path)
+    coordinator = Coordinator(layout, SolveOptions())
+    rng = np.random.default_rng(4)
+    v = rng.normal(size=layout.total_rows)
+    # M' v: the identity shortcut (when taken) is the sparse product's value, exactly
+    np.testing.assert_array_equal(coordinator._MT(v), _stacked_transpose(layout) @ v)
+    # interleaved: every object's rows (consensus and coupling) are its vars in order; s[*] in
+    # two_links keeps one var out of its rows
+    assert coordinator._MT_identity == (name != "two_links")
+    # a family's links through a strided view are the gathered rows
+    for key, index in layout.consensus_index.items():
+        np.testing.assert_array_equal(coordinator._links_of(v, key, index), v[index])
+    if name == "consensus":
+        assert all(found is not None for found in coordinator._strides.values())
+    if name == "two_links":  # s[*].w: 4 members 3 apart in rows of 5, then lone and t[*] elsewhere
+        assert coordinator._strides[("model", "w")] is None
+    # the targets written through the views are the targets written by index
+    coordinator.z = {k: rng.normal(size=z.shape) for k, z in coordinator.z.items()}
+    coordinator._sync_consensus_targets()
+    for (shared, var_name), index in layout.consensus_index.items():
+        var = layout.plan.shared_block(shared).var(var_name)
+        want = np.broadcast_to(coordinator.z[shared][var.offset : var.offset + var.size], index.shape)
+        np.testing.assert_array_equal(coordinator.t[index], want)
+
+
+def test_strided_recognises_only_equal_strides() -> None:
+    base = 7 + 5 * np.arange(4)[:, None] + np.arange(3)[None, :]
+    assert _strided(base) == (7, 5)
+    assert _strided(base[:1]) == (7, 3)
+    shuffled = base[[0, 2, 1, 3]]
+    assert _strided(shuffled) is None
+    uneven = base.copy()
+    uneven[3] += 1
+    assert _strided(uneven) is None
+    overlapping = 2 * np.arange(4)[:, None] + np.arange(3)[None, :]  # stride 2 < size 3
+    assert _strided(overlapping) is None
