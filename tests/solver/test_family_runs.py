@@ -175,8 +175,11 @@ def test_coordinator_shortcuts_are_the_products_and_gathers(name: str, tmp_path:
         np.testing.assert_array_equal(coordinator._links_of(v, key, index), v[index])
     if name == "consensus":
         assert all(found is not None for found in coordinator._strides.values())
-    if name == "two_links":  # s[*].w: 4 members 3 apart in rows of 5, then lone and t[*] elsewhere
-        assert coordinator._strides[("model", "w")] is None
+    if name == "two_links":
+        # w: s[0..3] every 5 rows from row 0, then lone at row 20 (still the stride); v: s[*]
+        # every 5 rows from row 3, then t[0], t[1], t[2] 2 apart: gathered
+        assert coordinator._strides[("model", "w")] == (0, 5)
+        assert coordinator._strides[("model", "v")] is None
     # the targets written through the views are the targets written by index
     coordinator.z = {k: rng.normal(size=z.shape) for k, z in coordinator.z.items()}
     coordinator._sync_consensus_targets()
