@@ -876,7 +876,10 @@ def analyze_group(objects: Sequence[IRObject]) -> list[ObjectAnalysis]:
     # inequality rows: decided once per distinct pair, not once per member
     general_any: np.ndarray = np.asarray(general.any(axis=1)) if general is not None else np.zeros(B, dtype=bool)
     decided: dict[tuple[bool, bool], tuple[str, str]] = {}
-    for i in range(B):
+    if B and bool(convex.all()) and not bool(general_any.any()):  # the usual family: one pair for all
+        found = _classify(form, form_why, cons, cons_why, general, True, 0)
+        classes, reasons = [found[0]] * B, [found[1]] * B
+    for i in range(B if not classes else 0):
         key = (bool(convex[i]), bool(general_any[i]))
         found = decided.get(key)
         if found is None:

@@ -291,6 +291,20 @@ class LocalWorker:
         else:  # make_workers attaches it to its family's batch (where its x lives) or gives it one
             self._x = _NO_X
 
+    @classmethod
+    def _member(
+        cls, obj: IRObject, M: np.ndarray, e: np.ndarray, analysis: ObjectAnalysis, accuracy: Accuracy, method: tuple[str, str]
+    ) -> LocalWorker:
+        """A family member whose batch method :func:`make_workers` chose (no external loss, vars,
+        float64 ``M`` and ``e``): what ``__init__`` would set for it, assigned at once, its x left
+        to the batch ``_attach`` gives it (hundreds of members per solve)."""
+        w = cls.__new__(cls)
+        w.__dict__.update(
+            obj=obj, name=obj.name, M=M, n=M.shape[1], e=e, r=M.shape[0], analysis=analysis, accuracy=accuracy,
+            method=method[0], method_reason=method[1], _x=_NO_X,
+        )
+        return w
+
     @cached_property
     def params(self) -> dict[str, np.ndarray]:
         """The object's params (for its CVXPY model, built only when needed)."""
@@ -595,8 +609,11 @@ def make_workers(
             )
             for i, method in zip(idx, chosen):
                 methods[i] = method
+    accuracy = accuracy or Accuracy()
     workers = [
-        LocalWorker(
+        LocalWorker._member(obj, M, e, a, accuracy, m)
+        if m is not None and m[0] not in ("cvxpy", "adapter") and a is not None and obj.external is None and M.shape[1]
+        else LocalWorker(
             obj, M, e, fast_path=fast_path, analysis=a, accuracy=accuracy, _batched=True, _separable_rows=sep, _method=m
         )
         for (obj, M, e, a), sep, m in zip(items, separable, methods)

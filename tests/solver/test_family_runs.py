@@ -15,12 +15,13 @@ import pytest
 
 from catopt_dsl.compile import load_plan
 from catopt_dsl.ir.model import IRPlan
-from catopt_dsl.solver import SolveOptions, build_layout, solve
+from catopt_dsl.solver import SolveOptions, build_layout, build_workers, solve
 from catopt_dsl.solver.admm import stacked_x
 from catopt_dsl.solver.coordinator import Coordinator, _stacked_transpose, _strided
 from catopt_dsl.solver.glue import stacked_values
 from catopt_dsl.solver.layout import Layout
 from catopt_dsl.solver.rho import Secant
+from catopt_dsl.solver.worker import LocalWorker
 from tests.solver.test_family_setup import _consensus, _interleaved
 
 
@@ -200,3 +201,17 @@ def test_strided_recognises_only_equal_strides() -> None:
     assert _strided(uneven) is None
     overlapping = 2 * np.arange(4)[:, None] + np.arange(3)[None, :]  # stride 2 < size 3
     assert _strided(overlapping) is None
+
+
+@pytest.mark.parametrize("name", sorted(PLANS))
+def test_family_workers_are_the_workers_built_one_by_one(name: str, tmp_path: Path) -> None:
+    layout = _layout(name, tmp_path)
+    workers = build_workers(layout, SolveOptions())
+    for w in workers:
+        alone = LocalWorker(w.obj, w.M, w.e, analysis=w.analysis)
+        for attr in ("name", "n", "r", "method", "method_reason", "status", "message", "fallbacks", "inaccurate", "unbounded", "fast"):
+            assert getattr(w, attr) == getattr(alone, attr), (w.name, attr)
+        assert w.accuracy == alone.accuracy
+        np.testing.assert_array_equal(w.x, alone.x)
+        np.testing.assert_array_equal(w.M, alone.M)
+        np.testing.assert_array_equal(w.e, alone.e)

@@ -87,6 +87,14 @@ def choose_methods(group: GroupAnalysis, indices: np.ndarray, separable_rows: np
     equalities = group.A_eq.shape[1] > 0
     coordinatewise: list[bool] = []  # computed on first need (a walk over the terms' rows)
     decided: dict[tuple[str, bool, bool, bool], tuple[str, str]] = {}
+    classes = group.classes
+    if k and separable_rows.all() == separable_rows.any() and diag_P.all() == diag_P.any() and general.all() == general.any():
+        # the usual family: every member has the same facts, so one class means one decision
+        first = classes[int(indices[0])]
+        if first != "general" and all(classes[i] == first for i in indices.tolist()):
+            key = (first, bool(separable_rows[0]), bool(diag_P[0]), bool(general[0]))
+            found = _decide(first, key[1], key[2], not equalities and not key[3], inequalities, group.terms, coordinatewise)
+            return [found] * k
     out: list[tuple[str, str]] = []
     for j, i in enumerate(indices.tolist()):
         cls = group.classes[i]
