@@ -172,14 +172,15 @@ def build_layout(plan: IRPlan) -> Layout:
     run: list | None = None
     for obj in plan.objects:
         vars_ = obj.vars
-        n = 0
-        for v in vars_:
-            n += v.size
         links = links_of.get(obj.name, ())
         terms = terms_of.get(obj.name, ())
-        pattern = (n, tuple((lk.limit, lk.var, lk.shared, lk.shared_var) for lk in links))
+        # the vars (names, shapes, offsets: equal vars hash alike) and the links fix M and e
+        pattern = (vars_, tuple([(lk.limit, lk.var, lk.shared, lk.shared_var) for lk in links]))
         found = templates.get(pattern)
         if found is None:
+            n = 0
+            for v in vars_:
+                n += v.size
             spans = []
             specs = []
             local = 0
@@ -201,7 +202,8 @@ def build_layout(plan: IRPlan) -> Layout:
             e_links.setflags(write=False)
             found = templates[pattern] = (M_links, e_links, tuple(specs))
         M, e, specs_ = found
-        if run is not None and not terms and run[6] is found and (run[5] is vars_ or run[5] == vars_):
+        n = M.shape[1]
+        if run is not None and not terms and run[6] is found:  # one pattern: equal vars and links
             run[1] += 1
         else:
             if run is not None:

@@ -215,3 +215,23 @@ def test_family_workers_are_the_workers_built_one_by_one(name: str, tmp_path: Pa
         np.testing.assert_array_equal(w.x, alone.x)
         np.testing.assert_array_equal(w.M, alone.M)
         np.testing.assert_array_equal(w.e, alone.e)
+
+
+def test_objects_with_equal_sizes_but_other_var_orders_get_their_own_rows(tmp_path: Path) -> None:
+    # same n, same link: only the var order tells their M apart (a template per pattern must see it)
+    spec = tmp_path / "orders.cat"
+    spec.write_text(
+        "catopt 1;\n"
+        "SharedVariables model { var w: float[3]; }\n"
+        "LocalProblem p { var w: float[3]; var v: float[2]; minimize sum_squares(w) + sum_squares(v); }\n"
+        "LocalProblem q { var v: float[2]; var w: float[3]; minimize sum_squares(w - 1.0) + sum_squares(v); }\n"
+        "Limit agree on model { p.w == model.w; q.w == model.w; }\n"
+        "Colimit plan of model;\n",
+        encoding="utf-8",
+    )
+    layout = build_layout(load_plan(spec))
+    p, q = layout.object_rows("p"), layout.object_rows("q")
+    np.testing.assert_array_equal(p.M, np.eye(5)[:3])
+    np.testing.assert_array_equal(q.M, np.eye(5)[2:])
+    assert len(layout.runs) == 2
+    np.testing.assert_array_equal(layout.consensus_x[("model", "w")], [[0, 1, 2], [7, 8, 9]])
