@@ -13,6 +13,12 @@ row blocks in plan order of objects.
 Row-block keys (stable across plan deltas, used by :class:`SolverState`):
 ``consensus:<limit>:<object>.<var>=<shared>.<shared_var>`` and
 ``coupling:<coupling>:<morphism>.<field>``.
+
+Family members with equal vars and one link pattern share one read-only M and e (a *row
+template*), and consecutive such members form a :class:`Run`: their x and their rows are two
+equal-strided ranges, so the solver reads a family's values, duals and prices as one reshape.
+An object's consensus row blocks are built from its template on first use (``ObjectRows.blocks``);
+a solve of a family plan builds none of them.
 """
 
 from __future__ import annotations

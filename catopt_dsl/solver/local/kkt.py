@@ -7,8 +7,11 @@ For ``f(x) = 1/2 x'Px + q'x`` and equalities ``G x = h`` the x-update is the sol
     [G             0 ] [v] = [h          ]
 
 which is affine in the centres: ``x = c0 + L d``. The system is solved once per rho for the whole
-batch (one ``numpy.linalg.solve`` over the stack ``(k, n+p, n+p)`` with ``1 + r`` right-hand
-sides) and every step is one ``einsum``. With separable bounds (P and M'M diagonal, so the problem
+batch and every step is one batched product. Without equalities (``p = 0``) the matrix
+``P + rho M'M`` is positive definite and, for ``n <= 16``, inverted through its Cholesky factor
+(one batched factorisation and a forward substitution vectorised over the stack); otherwise, or
+should a factorisation fail, one ``numpy.linalg.solve`` over the stack ``(k, n+p, n+p)`` with
+``1 + r`` right-hand sides gives the maps. With separable bounds (P and M'M diagonal, so the problem
 splits by coordinate and each 1-D minimiser over an interval is the clipped free one) the map is
 followed by a clip.
 
