@@ -877,8 +877,8 @@ def analyze_group(objects: Sequence[IRObject]) -> list[ObjectAnalysis]:
     general_any: np.ndarray = np.asarray(general.any(axis=1)) if general is not None else np.zeros(B, dtype=bool)
     decided: dict[tuple[bool, bool], tuple[str, str]] = {}
     if B and bool(convex.all()) and not bool(general_any.any()):  # the usual family: one pair for all
-        found = _classify(form, form_why, cons, cons_why, general, True, 0)
-        classes, reasons = [found[0]] * B, [found[1]] * B
+        one = _classify(form, form_why, cons, cons_why, general, True, 0)
+        classes, reasons = [one[0]] * B, [one[1]] * B
     for i in range(B if not classes else 0):
         key = (bool(convex[i]), bool(general_any[i]))
         found = decided.get(key)

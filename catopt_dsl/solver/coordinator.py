@@ -346,7 +346,7 @@ class Coordinator:
         for c, spec in zip(self.layout.couplings, self.layout.plan.couplings):
             if c.term_index.size:
                 couplings[c.name] = y[c.term_index].mean(axis=0).reshape(spec.shape)
-        consensus = {}
+        consensus: dict[str, np.ndarray] = {}
         objects = self.layout.objects
         for run in self.layout.member_runs:
             k = run.stop - run.start

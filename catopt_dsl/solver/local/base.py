@@ -92,9 +92,9 @@ def choose_methods(group: GroupAnalysis, indices: np.ndarray, separable_rows: np
         # the usual family: every member has the same facts, so one class means one decision
         first = classes[int(indices[0])]
         if first != "general" and all(classes[i] == first for i in indices.tolist()):
-            key = (first, bool(separable_rows[0]), bool(diag_P[0]), bool(general[0]))
-            found = _decide(first, key[1], key[2], not equalities and not key[3], inequalities, group.terms, coordinatewise)
-            return [found] * k
+            facts = (bool(separable_rows[0]), bool(diag_P[0]), bool(general[0]))
+            one = _decide(first, facts[0], facts[1], not equalities and not facts[2], inequalities, group.terms, coordinatewise)
+            return [one] * k
     out: list[tuple[str, str]] = []
     for j, i in enumerate(indices.tolist()):
         cls = group.classes[i]
