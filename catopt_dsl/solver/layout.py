@@ -171,7 +171,7 @@ def build_layout(plan: IRPlan) -> Layout:
     templates: dict[tuple, tuple[np.ndarray, np.ndarray, tuple]] = {}
     # per (shared block, var): the first row and the first x position of every link to it (the
     # index arrays are built at the end, one broadcast per shared var)
-    cons_start: dict[tuple[str, str], tuple[int, list[int], list[int]]] = {}
+    cons_start: dict[tuple[str, str], tuple[int, list[np.ndarray], list[np.ndarray]]] = {}
     x_offset = 0
     x_slices: list[slice] = []
     runs: list[Run] = []
@@ -213,17 +213,10 @@ def build_layout(plan: IRPlan) -> Layout:
             run[1] += 1
         else:
             if run is not None:
-                runs.append(_run(run))
-            # [start, stop, x_start, n, row_start, template, vars, terms]
-            run = [len(objects), len(objects) + 1, x_offset, n, offset, vars_, found if not terms else None]
+                runs.append(_run(run, cons_start))
+            # [start, stop, x_start, n, row_start, vars, template (None: coupling terms), links]
+            run = [len(objects), len(objects) + 1, x_offset, n, offset, vars_, found if not terms else None, specs_]
         blocks: list[RowBlock] = []
-        for _, _, local0, size, var_offset, key, _, _, _ in specs_:
-            row0 = offset + local0
-            entry = cons_start.get(key)
-            if entry is None:
-                entry = cons_start[key] = (size, [], [])
-            entry[1].append(row0)
-            entry[2].append(x_offset + var_offset)
         local = M.shape[0]
         if terms:
             Ms: list[np.ndarray] = [M]
@@ -250,7 +243,7 @@ def build_layout(plan: IRPlan) -> Layout:
         x_slices.append(slice(x_offset, x_offset + n))
         x_offset += n
     if run is not None:
-        runs.append(_run(run))
+        runs.append(_run(run, cons_start))
     couplings: list[CouplingRows] = []
     for coupling in plan.couplings:
         terms = term_rows[coupling.name]
@@ -271,12 +264,10 @@ def build_layout(plan: IRPlan) -> Layout:
         )
     # a shared var's links all have its size (the checker matched the shapes)
     consensus_index = {
-        key: np.asarray(rows, dtype=np.int64)[:, None] + np.arange(size)[None, :]
-        for key, (size, rows, _) in cons_start.items()
+        key: np.concatenate(rows)[:, None] + np.arange(size)[None, :] for key, (size, rows, _) in cons_start.items()
     }
     consensus_x = {
-        key: np.asarray(xs, dtype=np.int64)[:, None] + np.arange(size)[None, :]
-        for key, (size, _, xs) in cons_start.items()
+        key: np.concatenate(xs)[:, None] + np.arange(size)[None, :] for key, (size, _, xs) in cons_start.items()
     }
     return Layout(
         plan=plan,
@@ -294,8 +285,19 @@ def build_layout(plan: IRPlan) -> Layout:
     )
 
 
-def _run(run: list) -> Run:
-    start, stop, x_start, n, row_start, vars_, found = run
+def _run(run: list, cons_start: dict[tuple[str, str], tuple[int, list[np.ndarray], list[np.ndarray]]]) -> Run:
+    """The :class:`Run` of a finished run, its links' first rows and x positions recorded per
+    shared var (runs finish in plan order, so every shared var's links stay in plan order)."""
+    start, stop, x_start, n, row_start, vars_, found, specs = run
+    # a member's row count: the template's (a run with coupling terms is one object: no stride)
+    stride = int(found[0].shape[0]) if found is not None else 0
+    step = np.arange(stop - start, dtype=np.int64)
+    for _, _, local0, size, var_offset, key, _, _, _ in specs:
+        entry = cons_start.get(key)
+        if entry is None:
+            entry = cons_start[key] = (size, [], [])
+        entry[1].append(row_start + local0 + stride * step)
+        entry[2].append(x_start + var_offset + n * step)
     if found is None:  # an object with coupling terms: a run of its own, its rows not uniform
         return Run(start, stop, x_start, n, row_start, -1, tuple(vars_), ())
-    return Run(start, stop, x_start, n, row_start, int(found[0].shape[0]), tuple(vars_), found[2])
+    return Run(start, stop, x_start, n, row_start, stride, tuple(vars_), found[2])

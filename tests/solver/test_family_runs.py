@@ -235,3 +235,22 @@ def test_objects_with_equal_sizes_but_other_var_orders_get_their_own_rows(tmp_pa
     np.testing.assert_array_equal(q.M, np.eye(5)[2:])
     assert len(layout.runs) == 2
     np.testing.assert_array_equal(layout.consensus_x[("model", "w")], [[0, 1, 2], [7, 8, 9]])
+
+
+@pytest.mark.parametrize("name", sorted(PLANS))
+def test_consensus_indices_list_every_link_in_plan_order(name: str, tmp_path: Path) -> None:
+    layout = _layout(name, tmp_path)
+    rows: dict[tuple[str, str], list[list[int]]] = {}
+    xs: dict[tuple[str, str], list[list[int]]] = {}
+    for o, sl in zip(layout.objects, layout.x_slices):
+        for b in o.blocks:
+            if b.kind == "consensus":
+                var = o.obj.var(b.var or "")
+                key = (b.shared or "", b.shared_var or "")
+                rows.setdefault(key, []).append(list(range(b.rows.start, b.rows.stop)))
+                xs.setdefault(key, []).append(list(range(sl.start + var.offset, sl.start + var.offset + var.size)))
+    assert list(layout.consensus_index) == list(rows)
+    for key in rows:
+        np.testing.assert_array_equal(layout.consensus_index[key], rows[key])
+        np.testing.assert_array_equal(layout.consensus_x[key], xs[key])
+        assert layout.consensus_index[key].dtype == np.int64
