@@ -914,11 +914,12 @@ def psd(P: np.ndarray, tol: float) -> np.ndarray:
     shifted matrices first; the eigenvalues only when some member fails it)."""
     B, n = P.shape[0], P.shape[-1]
     scale = np.maximum(1.0, np.abs(P).max(axis=(1, 2)))
-    finite = np.isfinite(P).all(axis=(1, 2))
+    finite = np.isfinite(scale)  # max propagates a NaN and keeps an infinity: finite iff every entry is
     out = np.zeros(B, dtype=bool)
     if not finite.any():
         return out
-    shifted = P[finite] + (tol * scale[finite])[:, None, None] * np.eye(n)
+    every = bool(finite.all())
+    shifted = (P if every else P[finite]) + (tol * (scale if every else scale[finite]))[:, None, None] * np.eye(n)
     try:
         np.linalg.cholesky(shifted)
         out[finite] = True
