@@ -149,7 +149,10 @@ def solve(
             # the state's x: views of one more copy (the reported objects are views of x_now)
             state=coordinator.state(stacked_x(layout, x_now.copy()), copy=False),
             prices=coordinator.prices() if status == "optimal" else {},
-            warnings=inaccurate_warnings(
+            # (an optimal run has none: its residuals verified the point; no per-object counts then)
+            warnings=[]
+            if status == "optimal"
+            else inaccurate_warnings(
                 status,
                 {**{w.name: w.inaccurate for w in workers}, **{n: p.inaccurate for n, p in coordinator.proxes.items()}},
                 iterations,
@@ -160,7 +163,7 @@ def solve(
     a = np.zeros(layout.total_rows)
     x_all = np.zeros(layout.total_n)
     f = np.zeros(len(workers))
-    order = {w.name: i for i, w in enumerate(workers)}
+    order: dict[str, int] = {}  # object name -> position, built when a failure needs sorting
     for k in range(1, opts.max_iter + 1):
         iterations = k
         batch.step_flat(bc.d, bc.rho)
@@ -192,7 +195,10 @@ def solve(
             for w in workers:
                 if w.fast and w.name in bc.queries:
                     answers[w.name] = w.answer(bc.queries[w.name])
-        failures.sort(key=lambda item: order[item[0]])
+        if failures:
+            if not order:
+                order = {w.name: i for i, w in enumerate(workers)}
+            failures.sort(key=lambda item: order[item[0]])
         bc = coordinator.update_round(Round(a, f, grad, x_all, tuple(failures), answers, tuple(unbounded)))
         if bc.status is not None:
             return finish(bc.status, bc.message, None)
