@@ -436,23 +436,32 @@ def structure_key(obj: IRObject) -> tuple:
 
 
 def _walk_key(e: IRExpr, out: list[object]) -> None:
-    kind = type(e).__name__
-    if isinstance(e, IRConst):
-        value = np.ascontiguousarray(e.value)
+    # exact type tests, the commonest nodes first: this runs once per node of every object when
+    # a plan is first analysed (the IR node classes have no subclasses)
+    t = type(e)
+    kind = t.__name__
+    if t is IRBinary:
+        out.append((kind, e.op, tuple(e.shape)))  # type: ignore[union-attr]
+        _walk_key(e.left, out)  # type: ignore[union-attr]
+        _walk_key(e.right, out)  # type: ignore[union-attr]
+        return
+    if t is IRParamRef or t is IRVarRef:
+        out.append((kind, e.name, tuple(e.shape)))  # type: ignore[union-attr]
+        return
+    if t is IRCall:
+        out.append((kind, e.atom, tuple(e.shape), repr(e.options), len(e.args)))  # type: ignore[union-attr]
+        for child in e.args:  # type: ignore[union-attr]
+            _walk_key(child, out)
+        return
+    if t is IRConst:
+        value = np.ascontiguousarray(e.value)  # type: ignore[union-attr]
         raw = value.tobytes()
         out.append((kind, e.shape, value.dtype.str, raw if len(raw) <= 256 else hashlib.sha256(raw).digest()))
         return
-    if isinstance(e, (IRParamRef, IRVarRef)):
-        out.append((kind, e.name, tuple(e.shape)))
-        return
-    if isinstance(e, IRCall):
-        out.append((kind, e.atom, tuple(e.shape), repr(e.options), len(e.args)))
-    elif isinstance(e, IRBinary):
-        out.append((kind, e.op, tuple(e.shape)))
-    elif isinstance(e, IRIndex):
-        out.append((kind, e.key, tuple(e.shape)))
-    elif isinstance(e, IRStack):
-        out.append((kind, len(e.elements), tuple(e.shape)))
+    if t is IRIndex:
+        out.append((kind, e.key, tuple(e.shape)))  # type: ignore[union-attr]
+    elif t is IRStack:
+        out.append((kind, len(e.elements), tuple(e.shape)))  # type: ignore[union-attr]
     else:
         out.append((kind, tuple(e.shape)))
     for child in _children(e):
@@ -867,7 +876,10 @@ def analyze_group(objects: Sequence[IRObject]) -> list[ObjectAnalysis]:
     # inequality rows: decided once per distinct pair, not once per member
     general_any: np.ndarray = np.asarray(general.any(axis=1)) if general is not None else np.zeros(B, dtype=bool)
     decided: dict[tuple[bool, bool], tuple[str, str]] = {}
-    for i in range(B):
+    if B and bool(convex.all()) and not bool(general_any.any()):  # the usual family: one pair for all
+        one = _classify(form, form_why, cons, cons_why, general, True, 0)
+        classes, reasons = [one[0]] * B, [one[1]] * B
+    for i in range(B if not classes else 0):
         key = (bool(convex[i]), bool(general_any[i]))
         found = decided.get(key)
         if found is None:
@@ -902,11 +914,12 @@ def psd(P: np.ndarray, tol: float) -> np.ndarray:
     shifted matrices first; the eigenvalues only when some member fails it)."""
     B, n = P.shape[0], P.shape[-1]
     scale = np.maximum(1.0, np.abs(P).max(axis=(1, 2)))
-    finite = np.isfinite(P).all(axis=(1, 2))
+    finite = np.isfinite(scale)  # max propagates a NaN and keeps an infinity: finite iff every entry is
     out = np.zeros(B, dtype=bool)
     if not finite.any():
         return out
-    shifted = P[finite] + (tol * scale[finite])[:, None, None] * np.eye(n)
+    every = bool(finite.all())
+    shifted = (P if every else P[finite]) + (tol * (scale if every else scale[finite]))[:, None, None] * np.eye(n)
     try:
         np.linalg.cholesky(shifted)
         out[finite] = True

@@ -60,7 +60,17 @@ def build_workers(layout: Layout, options: SolveOptions) -> list[LocalWorker]:
 
 def stacked_x(layout: Layout, x: np.ndarray) -> dict[str, np.ndarray]:
     """Object name -> its stacked x, as views into ``x`` (the stacked x of all objects)."""
-    return {o.obj.name: x[xs] for o, xs in zip(layout.objects, layout.x_slices)}
+    out: dict[str, np.ndarray] = {}
+    objects = layout.objects
+    for run in layout.member_runs:
+        k = run.stop - run.start
+        if k > 1:  # a family's members: row j of the run's range is member j's x (a view)
+            names = [o.obj.name for o in objects[run.start : run.stop]]
+            out.update(zip(names, x[run.x_start : run.x_start + k * run.n].reshape(k, run.n)))
+        else:
+            for i in range(run.start, run.stop):
+                out[objects[i].obj.name] = x[layout.x_slices[i]]
+    return out
 
 
 def _shared_values(plan: IRPlan, z: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
@@ -139,7 +149,10 @@ def solve(
             # the state's x: views of one more copy (the reported objects are views of x_now)
             state=coordinator.state(stacked_x(layout, x_now.copy()), copy=False),
             prices=coordinator.prices() if status == "optimal" else {},
-            warnings=inaccurate_warnings(
+            # (an optimal run has none: its residuals verified the point; no per-object counts then)
+            warnings=[]
+            if status == "optimal"
+            else inaccurate_warnings(
                 status,
                 {**{w.name: w.inaccurate for w in workers}, **{n: p.inaccurate for n, p in coordinator.proxes.items()}},
                 iterations,
@@ -150,7 +163,7 @@ def solve(
     a = np.zeros(layout.total_rows)
     x_all = np.zeros(layout.total_n)
     f = np.zeros(len(workers))
-    order = {w.name: i for i, w in enumerate(workers)}
+    order: dict[str, int] = {}  # object name -> position, built when a failure needs sorting
     for k in range(1, opts.max_iter + 1):
         iterations = k
         batch.step_flat(bc.d, bc.rho)
@@ -182,7 +195,10 @@ def solve(
             for w in workers:
                 if w.fast and w.name in bc.queries:
                     answers[w.name] = w.answer(bc.queries[w.name])
-        failures.sort(key=lambda item: order[item[0]])
+        if failures:
+            if not order:
+                order = {w.name: i for i, w in enumerate(workers)}
+            failures.sort(key=lambda item: order[item[0]])
         bc = coordinator.update_round(Round(a, f, grad, x_all, tuple(failures), answers, tuple(unbounded)))
         if bc.status is not None:
             return finish(bc.status, bc.message, None)

@@ -101,6 +101,31 @@ def _stacked_transpose(layout: Layout) -> sp.csr_matrix:
     )
 
 
+def _strided(index: np.ndarray) -> tuple[int, int] | None:
+    """``(start, stride)`` when the ``(N, size)`` index array is ``start + stride * j + arange(size)``
+    in row j (a family's links to one shared var, one per member at equal offsets), else None:
+    its rows are then the first ``size`` columns of a reshape of one range (a view, no gather)."""
+    N, size = index.shape
+    if N == 0 or size == 0:
+        return None
+    start = int(index[0, 0])
+    stride = int(index[1, 0] - start) if N > 1 else size
+    if stride < size:
+        return None
+    expected = start + stride * np.arange(N)[:, None] + np.arange(size)[None, :]
+    return (start, stride) if np.array_equal(index, expected) else None
+
+
+def _identity_rows(layout: Layout) -> bool:
+    """Whether the block-diagonal M is the identity: every object's M_i a square identity (each
+    member linking all its vars, in order; family members share one template, checked once),
+    so that object i's rows are its x positions and ``M' v`` is ``v``."""
+    if layout.total_rows != layout.total_n:
+        return False
+    distinct = {id(o.M): o.M for o in layout.objects}
+    return all(M.shape[0] == M.shape[1] and np.array_equal(M, np.eye(M.shape[0])) for M in distinct.values())
+
+
 def project_box(s: np.ndarray, sense: str, rhs: np.ndarray) -> np.ndarray:
     """Euclidean projection of s onto K = {s <= rhs} | {s >= rhs} | {rhs}."""
     if sense == "<=":
@@ -189,8 +214,13 @@ class Coordinator:
             layout, self.proxes, options.infeasibility_check_interval, options.eps_abs
         )
         self._x: np.ndarray | None = None
+        # When every object's rows are its x (consensus on all its vars, in order), M' v is v: the
+        # same values as the sparse product, without building it or paying for it per iteration.
+        self._MT_identity = bool(layout.objects) and _identity_rows(layout)
         #: every object's M_i on the block diagonal: M' of a row vector in one product
-        self._MTt = _stacked_transpose(layout) if layout.objects else None
+        self._MTt = _stacked_transpose(layout) if layout.objects and not self._MT_identity else None
+        #: per (shared block, var) with a strided index: (start, stride) (``_strided``)
+        self._strides = {key: _strided(index) for key, index in layout.consensus_index.items()}
         self._coupling_rows = (
             np.concatenate([c.term_index.reshape(-1) for c in layout.couplings])
             if layout.couplings
@@ -247,24 +277,56 @@ class Coordinator:
                 for (shared, var_name), index in self.layout.consensus_index.items()
             ]
         for shared, var, index in self._targets:
-            self.t[index] = self.z[shared][var.offset : var.offset + var.size][None, :]
+            value = self.z[shared][var.offset : var.offset + var.size][None, :]
+            found = self._strides.get((shared, var.name))
+            if found is None:
+                self.t[index] = value
+            else:
+                self._links_of(self.t, (shared, var.name), index)[...] = value
+
+    def _links_of(self, vec: np.ndarray, key: tuple[str, str], index: np.ndarray) -> np.ndarray:
+        """``vec[index]`` for the links to one shared var: a view when they are strided."""
+        found = self._strides.get(key)
+        if found is None:
+            return vec[index]
+        start, stride = found
+        N, size = index.shape
+        return vec[start : start + N * stride].reshape(N, stride)[:, :size] if stride * N + start <= vec.size else vec[index]
 
     def state(self, x: Mapping[str, np.ndarray], copy: bool = True) -> SolverState:
         """The state to warm-start or resume from; ``copy=False``: the caller hands over ``x``'s
         arrays (it keeps no other reference to them), which are then stored as they are."""
         # one copy of each row vector, and every block's entry a view of it (not a copy per block)
         u, t = self.u.copy(), self.t.copy()
-        blocks = self.layout.blocks
+        sec = None if self._secant is None else (self._secant.a.copy(), self._secant.yhat.copy())
+        duals: dict[str, np.ndarray] = {}
+        targets: dict[str, np.ndarray] = {}
         secant: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        if self._secant is not None:
-            a, yhat = self._secant.a.copy(), self._secant.yhat.copy()
-            secant = {b.key: (a[b.rows], yhat[b.rows]) for b in blocks}
+        objects = self.layout.objects
+        for run in self.layout.member_runs:
+            k = run.stop - run.start
+            if k > 1 and run.r > 0 and len(run.links) == 1:
+                # a family with one link each: member j's entries are row j of the run's rows
+                head, tail = run.links[0][0], run.links[0][1]
+                keys = [f"{head}{o.obj.name}{tail}" for o in objects[run.start : run.stop]]
+                span = slice(run.row_start, run.row_start + k * run.r)
+                duals.update(zip(keys, u[span].reshape(k, run.r)))
+                if sec is not None:
+                    secant.update(zip(keys, zip(sec[0][span].reshape(k, run.r), sec[1][span].reshape(k, run.r))))
+                continue
+            for o in objects[run.start : run.stop]:
+                for b in o.blocks:
+                    duals[b.key] = u[b.rows]
+                    if b.kind == "coupling":
+                        targets[b.key] = t[b.rows]
+                    if sec is not None:
+                        secant[b.key] = (sec[0][b.rows], sec[1][b.rows])
         return SolverState(
             rho=self.rho,
             x={k: np.asarray(v, dtype=np.float64).copy() for k, v in x.items()} if copy else dict(x),
             z={k: v.copy() for k, v in self.z.items()},
-            duals={b.key: u[b.rows] for b in blocks},
-            targets={b.key: t[b.rows] for b in blocks if b.kind == "coupling"},
+            duals=duals,
+            targets=targets,
             secant=secant,
         )
 
@@ -284,11 +346,20 @@ class Coordinator:
         for c, spec in zip(self.layout.couplings, self.layout.plan.couplings):
             if c.term_index.size:
                 couplings[c.name] = y[c.term_index].mean(axis=0).reshape(spec.shape)
-        consensus = {}
-        for o in self.layout.objects:
-            for block in o.blocks:
-                if block.kind == "consensus" and block.var is not None:
-                    consensus[f"{o.obj.name}.{block.var}"] = y[block.rows].reshape(o.obj.var(block.var).shape)
+        consensus: dict[str, np.ndarray] = {}
+        objects = self.layout.objects
+        for run in self.layout.member_runs:
+            k = run.stop - run.start
+            if k > 1 and run.r > 0 and len(run.links) == 1 and len(run.vars) == 1 and len(run.vars[0].shape) == 1:
+                # a family linking its one vector var: member j's price is row j of the run's rows
+                var = run.links[0][8]
+                rows = y[run.row_start : run.row_start + k * run.r].reshape(k, run.r)
+                consensus.update(zip([f"{o.obj.name}.{var}" for o in objects[run.start : run.stop]], rows))
+                continue
+            for o in objects[run.start : run.stop]:
+                for block in o.blocks:
+                    if block.kind == "consensus" and block.var is not None:
+                        consensus[f"{o.obj.name}.{block.var}"] = y[block.rows].reshape(o.obj.var(block.var).shape)
         return {"couplings": couplings, "consensus": consensus}
 
     def centres(self) -> dict[str, np.ndarray]:
@@ -311,7 +382,10 @@ class Coordinator:
         return float(sum(self.proxes[name].g_value(z) for name, z in self.z.items()))
 
     def _MT(self, vec: np.ndarray) -> np.ndarray:
-        """Concatenate M_i' vec_i over objects (the x-space image of a row vector)."""
+        """Concatenate M_i' vec_i over objects (the x-space image of a row vector; ``vec`` itself
+        when M' is the identity: read it, do not write to it)."""
+        if self._MT_identity:
+            return vec
         if self._MTt is None:
             return np.zeros(0)
         return np.asarray(self._MTt @ vec)
@@ -329,6 +403,12 @@ class Coordinator:
                 if st == kind or (kind == "failed" and st not in ("ok", "infeasible", "unbounded")):
                     status = {"infeasible": "infeasible", "unbounded": "unbounded"}.get(st, "local_solver_failed")
                     return status, message or f"object `{name}`: local solve reported `{st}`"
+        # a finite sum has finite terms (a NaN or an infinity carries into it): the usual round
+        # is cleared by three sums; an overflowing sum of finite values falls to the exact test
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = float(np.sum(rnd.a)) + float(np.sum(rnd.f)) + (0.0 if rnd.x is None else float(np.sum(rnd.x)))
+        if np.isfinite(total):
+            return None
         x_ok = rnd.x is None or bool(np.all(np.isfinite(rnd.x)))
         if x_ok and bool(np.all(np.isfinite(rnd.a))) and bool(np.all(np.isfinite(rnd.f))):
             return None
@@ -442,7 +522,7 @@ class Coordinator:
                     index = lay.consensus_index.get((blk.name, var.name))
                     if index is None:
                         continue
-                    means[var.name] = v[index].mean(axis=0)
+                    means[var.name] = self._links_of(v, (blk.name, var.name), index).mean(axis=0)
                     counts[var.name] = int(index.shape[0])
                 self.z[blk.name] = self.proxes[blk.name].prox(means, counts, rho, self.z[blk.name])
         except ProxFailure as exc:
@@ -466,9 +546,16 @@ class Coordinator:
         # residuals
         r_prim_vec = a - self.t
         r_prim = float(np.abs(r_prim_vec).max(initial=0.0))
-        r_dual = float(np.abs(rho * self._MT(self.t - t_old)).max(initial=0.0))
+        if self._MT_identity:
+            # rho * max|.| is max|rho * .| exactly (rho > 0, rounding is monotone): one array op less each
+            r_dual = rho * float(np.abs(self.t - t_old).max(initial=0.0))
+        else:
+            r_dual = float(np.abs(rho * self._MT(self.t - t_old)).max(initial=0.0))
         prim_scale = max(float(np.abs(a).max(initial=0.0)), float(np.abs(self.t).max(initial=0.0)))
-        dual_scale = float(np.abs(rho * self._MT(self.u)).max(initial=0.0))
+        if self._MT_identity:
+            dual_scale = rho * float(np.abs(self.u).max(initial=0.0))
+        else:
+            dual_scale = float(np.abs(rho * self._MT(self.u)).max(initial=0.0))
         eps_prim = opts.eps_abs + opts.eps_rel * prim_scale
         eps_dual = opts.eps_abs + opts.eps_rel * dual_scale
         dy = rho * self.u - y_old  # unscaled dual increment: the primal-infeasibility candidate

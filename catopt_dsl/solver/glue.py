@@ -72,9 +72,20 @@ def glue_solution(
 def stacked_values(layout: Layout, x: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
     """Every object's vars by name, as views into ``x`` (the stacked x of all objects, layout order)."""
     out: dict[str, dict[str, np.ndarray]] = {}
-    for o, xs in zip(layout.objects, layout.x_slices):
-        s = xs.start
-        out[o.obj.name] = {v.name: x[s + v.offset : s + v.offset + v.size].reshape(v.shape) for v in o.obj.vars}
+    objects = layout.objects
+    for run in layout.member_runs:
+        k = run.stop - run.start
+        vars_ = run.vars
+        if len(vars_) == 1 and len(vars_[0].shape) == 1 and k > 1:
+            # one vector var per member: member j's value is row j of the run's range (a view)
+            name = vars_[0].name
+            rows = x[run.x_start : run.x_start + k * run.n].reshape(k, run.n)
+            out.update(zip([o.obj.name for o in objects[run.start : run.stop]], [{name: row} for row in rows]))
+            continue
+        for i in range(run.start, run.stop):
+            o = objects[i]
+            s = layout.x_slices[i].start
+            out[o.obj.name] = {v.name: x[s + v.offset : s + v.offset + v.size].reshape(v.shape) for v in o.obj.vars}
     return out
 
 
@@ -94,7 +105,8 @@ def glue_stacked(
     xg = np.array(x, dtype=np.float64)
     positions = [layout.consensus_x[key] for key in layout.consensus_x if key[0] in z]
     flat = np.concatenate([p.reshape(-1) for p in positions]) if positions else np.zeros(0, dtype=np.int64)
-    if np.unique(flat).size == flat.size:  # no var linked twice: the order of the overwrites is moot
+    # no var linked twice (a count per x position, cheaper than np.unique): the order of the overwrites is moot
+    if flat.size == 0 or int(np.bincount(flat).max()) <= 1:
         for (shared, var), where in layout.consensus_x.items():
             if shared in z:
                 xg[where] = np.asarray(z[shared][var], dtype=np.float64).reshape(-1)[None, :]
@@ -106,29 +118,47 @@ def glue_stacked(
                 s = layout.x_slices[i].start + v.offset
                 xg[s : s + v.size] = np.asarray(z[link.shared][link.shared_var], dtype=np.float64).reshape(-1)
     total = 0.0
-    batches: dict[int, tuple[GroupAnalysis, list[int], list[int]]] = {}
-    for i, (o, a) in enumerate(zip(layout.objects, analyses)):
-        obj = o.obj
-        xs = layout.x_slices[i]
-        if obj.external is not None:
-            if external is not None and obj.name in external:
-                total += float(external[obj.name](xg[xs].copy()))
-            else:
-                from catopt_dsl.solver.local.external import external_loss
+    # per analysis group: the member indices and the x rows of its objects, chunk by chunk
+    batches: dict[int, tuple[GroupAnalysis, list[np.ndarray], list[np.ndarray]]] = {}
+    objects = layout.objects
+    for run in layout.member_runs:
+        k = run.stop - run.start
+        group = analyses[run.start].group
+        if (
+            k > 1
+            and group.has_form
+            and all(a.group is group for a in analyses[run.start : run.stop])
+            and all(o.obj.external is None for o in objects[run.start : run.stop])
+        ):
+            # a run of one family: its x rows are one reshape, its objective one batched evaluation
+            entry = batches.setdefault(id(group), (group, [], []))
+            entry[1].append(np.fromiter((a.index for a in analyses[run.start : run.stop]), dtype=np.int64, count=k))
+            entry[2].append(xg[run.x_start : run.x_start + k * run.n].reshape(k, run.n))
+            continue
+        for i in range(run.start, run.stop):
+            o, a = objects[i], analyses[i]
+            obj = o.obj
+            xs = layout.x_slices[i]
+            if obj.external is not None:
+                if external is not None and obj.name in external:
+                    total += float(external[obj.name](xg[xs].copy()))
+                else:
+                    from catopt_dsl.solver.local.external import external_loss
 
-                total += external_loss(obj)(xg[xs].copy())
-            continue
-        if a.group.has_form:
-            entry = batches.setdefault(id(a.group), (a.group, [], []))
-            entry[1].append(a.index)
-            entry[2].append(xs.start)
-            continue
-        s = xs.start
-        values = {v.name: xg[s + v.offset : s + v.offset + v.size].reshape(v.shape) for v in obj.vars}
-        total += float(evaluate(obj.objective, values, {p.name: p.value for p in obj.params}))
-    for group, index, starts in batches.values():
-        X = xg[np.asarray(starts, dtype=np.int64)[:, None] + np.arange(group.n)[None, :]]
-        total += float(np.sum(group.objective_values(X, np.asarray(index, dtype=np.int64))))
+                    total += external_loss(obj)(xg[xs].copy())
+                continue
+            if a.group.has_form:
+                entry = batches.setdefault(id(a.group), (a.group, [], []))
+                entry[1].append(np.array([a.index], dtype=np.int64))
+                entry[2].append(xg[xs][None, :])
+                continue
+            s = xs.start
+            values = {v.name: xg[s + v.offset : s + v.offset + v.size].reshape(v.shape) for v in obj.vars}
+            total += float(evaluate(obj.objective, values, {p.name: p.value for p in obj.params}))
+    for group, index, chunks in batches.values():
+        X = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        idx = index[0] if len(index) == 1 else np.concatenate(index)
+        total += float(np.sum(group.objective_values(X, idx)))
     for s_blk in plan.shared:
         if s_blk.objective is not None and s_blk.name in z:
             total += float(evaluate(s_blk.objective, dict(z[s_blk.name]), {p.name: p.value for p in s_blk.params}))

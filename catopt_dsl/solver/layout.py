@@ -13,6 +13,12 @@ row blocks in plan order of objects.
 Row-block keys (stable across plan deltas, used by :class:`SolverState`):
 ``consensus:<limit>:<object>.<var>=<shared>.<shared_var>`` and
 ``coupling:<coupling>:<morphism>.<field>``.
+
+Family members with equal vars and one link pattern share one read-only M and e (a *row
+template*), and consecutive such members form a :class:`Run`: their x and their rows are two
+equal-strided ranges, so the solver reads a family's values, duals and prices as one reshape.
+An object's consensus row blocks are built from its template on first use (``ObjectRows.blocks``);
+a solve of a family plan builds none of them.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import numpy as np
 
 from catopt_dsl.ir.model import IRObject, IRPlan, IRShared
 
-__all__ = ["RowBlock", "ObjectRows", "CouplingRows", "Layout", "build_layout"]
+__all__ = ["RowBlock", "ObjectRows", "CouplingRows", "Layout", "LinkSpec", "Run", "build_layout"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,13 +48,35 @@ class RowBlock:
     coupling: str | None = None
 
 
+#: one consensus link of a row pattern: the key's head and tail (the object's name goes between),
+#: the link's first row among the object's rows, its size, the var's offset in the object's x,
+#: the (shared block, shared var) pair, the shared block, the shared var and the object's var
+LinkSpec = tuple[str, str, int, int, int, tuple[str, str], str, str, str]
+
+
 @dataclass(frozen=True, eq=False)
 class ObjectRows:
     obj: IRObject
     M: np.ndarray  # (r_i, n_i)
     e: np.ndarray  # (r_i,)
     rows: slice  # the object's range in the global row vector
-    blocks: tuple[RowBlock, ...]
+    #: the coupling row blocks (after the consensus ones)
+    terms: tuple[RowBlock, ...] = ()
+    #: the consensus links, as the row pattern the object shares with its family (``blocks``
+    #: builds their row blocks on first use: a solve reads them by run, ``Layout.runs``)
+    links: tuple[LinkSpec, ...] = ()
+
+    @cached_property
+    def blocks(self) -> tuple[RowBlock, ...]:
+        """The object's row blocks: one per consensus link, then one per coupling term."""
+        name, offset = self.obj.name, self.rows.start
+        return tuple(
+            RowBlock(
+                f"{head}{name}{tail}", "consensus", name, slice(local, local + size),
+                slice(offset + local, offset + local + size), shared, shared_var, var,
+            )
+            for head, tail, local, size, _, _, shared, shared_var, var in self.links
+        ) + self.terms
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +86,24 @@ class CouplingRows:
     rhs: np.ndarray  # (m,)
     terms: tuple[RowBlock, ...]
     term_index: np.ndarray  # (T, m) global row indices
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """Consecutive objects (``objects[start:stop]``) with equal vars and one link pattern and no
+    coupling terms, as family members usually are: their x and their rows are two equal-strided
+    ranges, so whatever is read per member (the reported values, the prices, the state) is one
+    reshape of the run's range, not a slice per member."""
+
+    start: int
+    stop: int
+    x_start: int
+    n: int  # each member's stacked x size
+    row_start: int
+    r: int  # each member's row count
+    vars: tuple  # the members' IRVars (equal for all of them)
+    #: each member's consensus links (its row pattern, see ``ObjectRows.links``)
+    links: tuple[LinkSpec, ...]
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,6 +122,8 @@ class Layout:
     total_n: int = 0
     #: the concatenated e_i of all objects (the global row offsets)
     e: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: every object in exactly one run, in order (a run of one for an object unlike its neighbours)
+    runs: tuple[Run, ...] = ()
 
     def object_rows(self, name: str) -> ObjectRows:
         found = self.index.get(name)
@@ -86,6 +134,16 @@ class Layout:
     #: (block, var) -> (N, size) positions in the stacked x of the object vars linked to it, in
     #: the order of ``consensus_index`` (the reported point is glued there, ``glue.py``)
     consensus_x: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+    @cached_property
+    def member_runs(self) -> tuple[Run, ...]:
+        """``runs``, or a run of one per object when the layout was built without them."""
+        if self.runs or not self.objects:
+            return self.runs
+        return tuple(
+            Run(i, i + 1, xs.start, xs.stop - xs.start, o.rows.start, -1, o.obj.vars, ())
+            for i, (o, xs) in enumerate(zip(self.objects, self.x_slices))
+        )
 
     @cached_property
     def blocks(self) -> tuple[RowBlock, ...]:
@@ -107,48 +165,39 @@ def build_layout(plan: IRPlan) -> Layout:
             terms_of.setdefault(term.object, []).append((coupling, term))
     # Members of a family usually link the same vars and have no coupling terms: their M and e
     # are one read-only array per link pattern, shared, not built once per member (set-up time
-    # of a 512-site consensus was dominated by these small arrays).
-    templates: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    # of a 512-site consensus was dominated by these small arrays), and what their links have
+    # in common (var offsets and sizes, the shared var, the key's tail) is worked out once per
+    # pattern: a member then costs its row blocks and its ObjectRows, nothing more.
+    templates: dict[tuple, tuple[np.ndarray, np.ndarray, tuple]] = {}
     # per (shared block, var): the first row and the first x position of every link to it (the
     # index arrays are built at the end, one broadcast per shared var)
-    cons_start: dict[tuple[str, str], tuple[int, list[int], list[int]]] = {}
+    cons_start: dict[tuple[str, str], tuple[int, list[np.ndarray], list[np.ndarray]]] = {}
     x_offset = 0
     x_slices: list[slice] = []
+    runs: list[Run] = []
+    run: list | None = None
     for obj in plan.objects:
-        n = 0
-        for v in obj.vars:
-            n += v.size
+        vars_ = obj.vars
         links = links_of.get(obj.name, ())
         terms = terms_of.get(obj.name, ())
-        blocks: list[RowBlock] = []
-        local = 0
-        spans = []
-        for link in links:
-            var = obj.var(link.var)
-            size = var.size
-            row0 = offset + local
-            block = RowBlock(
-                key=f"consensus:{link.limit}:{link.object}.{link.var}={link.shared}.{link.shared_var}",
-                kind="consensus",
-                object=obj.name,
-                local=slice(local, local + size),
-                rows=slice(row0, row0 + size),
-                shared=link.shared,
-                shared_var=link.shared_var,
-                var=link.var,
-            )
-            key = (link.shared, link.shared_var)
-            entry = cons_start.get(key)
-            if entry is None:
-                entry = cons_start[key] = (size, [], [])
-            entry[1].append(row0)
-            entry[2].append(x_offset + var.offset)
-            spans.append((var.offset, size))
-            blocks.append(block)
-            local += size
-        pattern = (n, tuple(spans))
+        # the vars (names, shapes, offsets: equal vars hash alike) and the links fix M and e
+        pattern = (vars_, tuple([(lk.limit, lk.var, lk.shared, lk.shared_var) for lk in links]))
         found = templates.get(pattern)
         if found is None:
+            n = 0
+            for v in vars_:
+                n += v.size
+            spans = []
+            specs = []
+            local = 0
+            for lk in links:
+                var = obj.var(lk.var)
+                size = var.size
+                key = (lk.shared, lk.shared_var)
+                specs.append((f"consensus:{lk.limit}:", f".{lk.var}={lk.shared}.{lk.shared_var}", local, size,
+                              var.offset, key, lk.shared, lk.shared_var, lk.var))
+                spans.append((var.offset, size))
+                local += size
             M_links = np.zeros((local, n))
             row = 0
             for start, size in spans:
@@ -157,8 +206,18 @@ def build_layout(plan: IRPlan) -> Layout:
             M_links.setflags(write=False)
             e_links = np.zeros(local)
             e_links.setflags(write=False)
-            found = templates[pattern] = (M_links, e_links)
-        M, e = found
+            found = templates[pattern] = (M_links, e_links, tuple(specs))
+        M, e, specs_ = found
+        n = M.shape[1]
+        if run is not None and not terms and run[6] is found:  # one pattern: equal vars and links
+            run[1] += 1
+        else:
+            if run is not None:
+                runs.append(_run(run, cons_start))
+            # [start, stop, x_start, n, row_start, vars, template (None: coupling terms), links]
+            run = [len(objects), len(objects) + 1, x_offset, n, offset, vars_, found if not terms else None, specs_]
+        blocks: list[RowBlock] = []
+        local = M.shape[0]
         if terms:
             Ms: list[np.ndarray] = [M]
             es: list[np.ndarray] = [e]
@@ -179,10 +238,12 @@ def build_layout(plan: IRPlan) -> Layout:
                 blocks.append(block)
                 local += m
             M, e = np.vstack(Ms), np.concatenate(es)
-        objects.append(ObjectRows(obj=obj, M=M, e=e, rows=slice(offset, offset + local), blocks=tuple(blocks)))
+        objects.append(ObjectRows(obj, M, e, slice(offset, offset + local), tuple(blocks) if blocks else (), specs_))
         offset += local
         x_slices.append(slice(x_offset, x_offset + n))
         x_offset += n
+    if run is not None:
+        runs.append(_run(run, cons_start))
     couplings: list[CouplingRows] = []
     for coupling in plan.couplings:
         terms = term_rows[coupling.name]
@@ -203,12 +264,10 @@ def build_layout(plan: IRPlan) -> Layout:
         )
     # a shared var's links all have its size (the checker matched the shapes)
     consensus_index = {
-        key: np.asarray(rows, dtype=np.int64)[:, None] + np.arange(size)[None, :]
-        for key, (size, rows, _) in cons_start.items()
+        key: np.concatenate(rows)[:, None] + np.arange(size)[None, :] for key, (size, rows, _) in cons_start.items()
     }
     consensus_x = {
-        key: np.asarray(xs, dtype=np.int64)[:, None] + np.arange(size)[None, :]
-        for key, (size, _, xs) in cons_start.items()
+        key: np.concatenate(xs)[:, None] + np.arange(size)[None, :] for key, (size, _, xs) in cons_start.items()
     }
     return Layout(
         plan=plan,
@@ -222,4 +281,23 @@ def build_layout(plan: IRPlan) -> Layout:
         total_n=x_offset,
         e=np.concatenate([o.e for o in objects]) if objects else np.zeros(0),
         consensus_x=consensus_x,
+        runs=tuple(runs),
     )
+
+
+def _run(run: list, cons_start: dict[tuple[str, str], tuple[int, list[np.ndarray], list[np.ndarray]]]) -> Run:
+    """The :class:`Run` of a finished run, its links' first rows and x positions recorded per
+    shared var (runs finish in plan order, so every shared var's links stay in plan order)."""
+    start, stop, x_start, n, row_start, vars_, found, specs = run
+    # a member's row count: the template's (a run with coupling terms is one object: no stride)
+    stride = int(found[0].shape[0]) if found is not None else 0
+    step = np.arange(stop - start, dtype=np.int64)
+    for _, _, local0, size, var_offset, key, _, _, _ in specs:
+        entry = cons_start.get(key)
+        if entry is None:
+            entry = cons_start[key] = (size, [], [])
+        entry[1].append(row_start + local0 + stride * step)
+        entry[2].append(x_start + var_offset + n * step)
+    if found is None:  # an object with coupling terms: a run of its own, its rows not uniform
+        return Run(start, stop, x_start, n, row_start, -1, tuple(vars_), ())
+    return Run(start, stop, x_start, n, row_start, stride, tuple(vars_), found[2])

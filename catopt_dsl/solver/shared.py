@@ -14,6 +14,7 @@ CVXPY, compiled once with parameters ``w_v = sqrt(rho N_v)`` and ``w_v * m_v`` (
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 
 import cvxpy as cp
 import numpy as np
@@ -144,6 +145,16 @@ class SharedProx:
         A_eq, A_in = cons.A_eq, cons.A_in
         return recession_slope(0.5 * (quad.P + quad.P.T), quad.q, A_eq, A_in, dz)
 
+    @cached_property
+    def _closed_parts(self) -> tuple[tuple[str, float, int, int, tuple[int, ...]], ...]:
+        """The closed form's terms with their vars' ranges: (atom, c, start, stop, shape)."""
+        assert self.closed is not None
+        parts = []
+        for name, (atom, c) in self.closed.items():
+            v = self.block.var(name)
+            parts.append((atom, c, v.offset, v.offset + v.size, tuple(v.shape)))
+        return tuple(parts)
+
     def g_value(self, z: np.ndarray) -> float:
         """g_s(z) (0 when the block has no objective), evaluated with numpy from the IR."""
         if self.block.objective is None or not self.block.n:
@@ -153,9 +164,8 @@ class SharedProx:
             # the closed form's own terms (c * sum_squares(v), c * norm1(v)): no tree walk per iteration
             total = 0.0
             with np.errstate(all="ignore"):
-                for name, (atom, c) in self.closed.items():  # in the objective's order, as evaluated
-                    v = self.block.var(name)
-                    part = z[v.offset : v.offset + v.size].reshape(v.shape)
+                for atom, c, start, stop, shape in self._closed_parts:  # in the objective's order, as evaluated
+                    part = z[start:stop].reshape(shape)
                     if atom == "norm1":
                         total += c * float(np.sum(np.abs(part)))
                     elif atom == "sum_squares":

@@ -202,12 +202,44 @@ class CvxFamily:
         return status, inaccurate, x
 
 
+#: the x of a worker whose batch holds it (read-only: never written through the worker)
+_NO_X = np.zeros(0)
+_NO_X.setflags(write=False)
+
+
 class LocalWorker:
     """One object's x-update. ``step(centres, rho) -> x`` then ``contribution()``.
 
     Built alone (``LocalWorker(obj, M, e)``) it gets a batch of its own; :func:`make_workers`
     builds many at once, sharing one batch per structure.
     """
+
+    # Defaults every worker starts with, as class attributes (immutable values: an instance
+    # assigns its own on the first change). A family of hundreds of members builds hundreds of
+    # workers per solve, and most of them never change these.
+    status = "ok"
+    message = ""
+    #: an external loss's adapter-backed x-update (``local/external.py``), or None
+    _external: ExternalProx | None = None
+    _solver: BatchSolver | None = None
+    _slot = 0
+    #: steps whose batch solve failed and CVXPY solved instead, and the last reason
+    fallbacks = 0
+    fallback_reason = ""
+    # The CVXPY model (prox solves, objective values off the fast path, support queries for
+    # infeasibility certificates) is built on first use: fast-path objects usually never need
+    # it, and building it was half the set-up time of a 64-site consensus lasso.
+    _cvx: tuple[cp.Variable, cp.Expression, list[cp.Constraint]] | None = None
+    _prox: cp.Problem | None = None
+    _support: cp.Problem | None = None
+    _lineality: np.ndarray | bool | None = None
+    #: local solves CVXPY flagged as inaccurate (reported only if the run is not verified)
+    inaccurate = 0
+    #: why the object is unbounded below on its own, once its prox said so (see ``step``)
+    unbounded = ""
+    _solved_once = False
+    #: the compiled CVXPY problem this object shares with its family (``make_workers``)
+    _family: CvxFamily | None = None
 
     def __init__(
         self,
@@ -224,13 +256,10 @@ class LocalWorker:
     ) -> None:
         self.obj = obj
         self.name = obj.name
-        self.M = np.asarray(M, dtype=np.float64)
+        self.M = M if type(M) is np.ndarray and M.dtype == np.float64 else np.asarray(M, dtype=np.float64)
         self.n = self.M.shape[1] if self.M.ndim == 2 else obj.n
-        self.e = np.asarray(e, dtype=np.float64)
+        self.e = e if type(e) is np.ndarray and e.dtype == np.float64 else np.asarray(e, dtype=np.float64)
         self.r = self.M.shape[0]
-        self._x = np.zeros(self.n)
-        self.status = "ok"
-        self.message = ""
         #: the object's forms and solver class, from the IR analysis (``catopt_dsl.ir.analysis``)
         self.analysis = analysis if analysis is not None else analyze_object(obj)
         self.accuracy = accuracy or Accuracy()
@@ -245,9 +274,8 @@ class LocalWorker:
             self.method, self.method_reason = choose_method(
                 self.analysis.group, self.analysis.index, self.M, _separable_rows
             )
-        #: an external loss's adapter-backed x-update (``local/external.py``), or None
-        self._external: ExternalProx | None = None
         if obj.external is not None:
+            self._x = np.zeros(self.n)
             self._external = ExternalProx(obj, self.M, tol=min(1e-9, 1e-3 * self.accuracy.eps_abs))
             if obj.external.init:  # a non-convex model's starting point (zero is often a saddle)
                 self._x = np.concatenate([np.asarray(a, dtype=np.float64).reshape(-1) for _, a in obj.external.init])
@@ -255,27 +283,27 @@ class LocalWorker:
             self.method_reason = f"the prox step of adapter `{obj.external.adapter}` on {self._external.device}" + (
                 f" ({'; '.join(self._external.notes)})" if self._external.notes else ""
             )
-        self._solver: BatchSolver | None = None
-        self._slot = 0
-        #: steps whose batch solve failed and CVXPY solved instead, and the last reason
-        self.fallbacks = 0
-        self.fallback_reason = ""
-        # The CVXPY model (prox solves, objective values off the fast path, support queries for
-        # infeasibility certificates) is built on first use: fast-path objects usually never need
-        # it, and building it was half the set-up time of a 64-site consensus lasso.
-        self._cvx: tuple[cp.Variable, cp.Expression, list[cp.Constraint]] | None = None
-        self._prox: cp.Problem | None = None
-        self._support: cp.Problem | None = None
-        self._lineality: np.ndarray | bool | None = None
-        #: local solves CVXPY flagged as inaccurate (reported only if the run is not verified)
-        self.inaccurate = 0
-        #: why the object is unbounded below on its own, once its prox said so (see ``step``)
-        self.unbounded = ""
-        self._solved_once = False
-        #: the compiled CVXPY problem this object shares with its family (``make_workers``)
-        self._family: CvxFamily | None = None
-        if self.method not in ("cvxpy", "adapter") and not _batched:
+        elif self.method in ("cvxpy", "adapter"):
+            self._x = np.zeros(self.n)
+        elif not _batched:
+            self._x = np.zeros(self.n)
             _attach([self])
+        else:  # make_workers attaches it to its family's batch (where its x lives) or gives it one
+            self._x = _NO_X
+
+    @classmethod
+    def _member(
+        cls, obj: IRObject, M: np.ndarray, e: np.ndarray, analysis: ObjectAnalysis, accuracy: Accuracy, method: tuple[str, str]
+    ) -> LocalWorker:
+        """A family member whose batch method :func:`make_workers` chose (no external loss, vars,
+        float64 ``M`` and ``e``): what ``__init__`` would set for it, assigned at once, its x left
+        to the batch ``_attach`` gives it (hundreds of members per solve)."""
+        w = cls.__new__(cls)
+        w.__dict__.update(
+            obj=obj, name=obj.name, M=M, n=M.shape[1], e=e, r=M.shape[0], analysis=analysis, accuracy=accuracy,
+            method=method[0], method_reason=method[1], _x=_NO_X,
+        )
+        return w
 
     @cached_property
     def params(self) -> dict[str, np.ndarray]:
@@ -581,8 +609,11 @@ def make_workers(
             )
             for i, method in zip(idx, chosen):
                 methods[i] = method
+    accuracy = accuracy or Accuracy()
     workers = [
-        LocalWorker(
+        LocalWorker._member(obj, M, e, a, accuracy, m)
+        if m is not None and m[0] not in ("cvxpy", "adapter") and a is not None and obj.external is None and M.shape[1]
+        else LocalWorker(
             obj, M, e, fast_path=fast_path, analysis=a, accuracy=accuracy, _batched=True, _separable_rows=sep, _method=m
         )
         for (obj, M, e, a), sep, m in zip(items, separable, methods)
@@ -633,8 +664,9 @@ def _attach(workers: Sequence[LocalWorker]) -> None:
         for slot, w in enumerate(members):
             if solver.accepted[slot]:
                 w._solver, w._slot = solver, slot
-                w._x = np.zeros(0)
+                w._x = _NO_X
             else:
+                w._x = np.zeros(w.n)
                 w.method = "cvxpy"
                 w.method_reason = solver.rejected.get(slot, "the batch method cannot take it")
 
@@ -703,7 +735,10 @@ class FastBatch:
         if not self._irregular:  # the usual step: every member in its batch
             result = solver.solve(D, rho, slots)
             if result.ok.all():
-                solver.X[slots] = result.X
+                if slots is solver.everyone:
+                    solver.X[...] = result.X
+                else:
+                    solver.X[slots] = result.X
                 return
             live = np.arange(len(ws))
             detached: list[int] = []

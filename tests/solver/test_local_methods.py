@@ -18,6 +18,7 @@ from catopt_dsl.solver import (
     solve,
     solve_centralized,
 )
+from catopt_dsl.solver.local.kkt import KKTSolver, _spd_inverse
 from catopt_dsl.solver.worker import FastBatch, LocalWorker
 
 RHOS = (0.1, 1.0, 10.0)
@@ -116,6 +117,44 @@ def test_kkt_on_a_single_point(tmp_path: Path) -> None:
 
 def test_kkt_without_rows_or_constraints(tmp_path: Path) -> None:
     check(plan_with(tmp_path, "minimize sum_squares(A @ x - b);", link=False), "kkt")
+
+
+def test_kkt_with_consensus_rows_and_no_equalities(tmp_path: Path) -> None:
+    # the positive definite path: maps from the Cholesky-based inverse
+    check(plan_with(tmp_path, "minimize sum_squares(A @ x - b) + dot(c, x);", n=6), "kkt")
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 16])
+def test_spd_inverse_is_the_inverse(n: int) -> None:
+    rng = np.random.default_rng(n)
+    B = rng.normal(size=(50, n, n))
+    K = np.einsum("kij,klj->kil", B, B) + 1e-3 * np.eye(n)
+    inv = _spd_inverse(K)
+    assert inv is not None
+    np.testing.assert_allclose(np.matmul(inv, K), np.broadcast_to(np.eye(n), K.shape), atol=1e-8)
+    np.testing.assert_allclose(inv, np.linalg.inv(K), rtol=1e-8, atol=1e-10)
+
+
+def test_spd_inverse_declines_what_it_cannot_factor() -> None:
+    K = np.stack([np.eye(3), np.diag([1.0, -1.0, 2.0])])  # the second is indefinite
+    assert _spd_inverse(K) is None
+    N = np.stack([np.eye(3), np.eye(3)])
+    N[1, 0, 2] = 0.5  # not symmetric: a Cholesky factor would read one triangle only
+    assert _spd_inverse(N) is None
+
+
+def test_kkt_maps_without_equalities_are_the_lu_maps(tmp_path: Path) -> None:
+    plan = plan_with(tmp_path, "minimize sum_squares(A @ x - b) + dot(c, x);", members=5, n=5)
+    (w, *_) = build_workers(build_layout(plan), TIGHT)
+    solver = w._solver
+    assert isinstance(solver, KKTSolver) and solver.data.selection is not None
+    for rho in (0.01, 1.0, 300.0):
+        solver.prepare(rho)
+        K = solver.P + rho * solver.MtM
+        want_L = np.linalg.solve(K, np.broadcast_to(rho * solver.data.template.T, (5, 5, 5)))
+        want_C0 = np.linalg.solve(K, -solver.q[:, :, None])[:, :, 0]
+        np.testing.assert_allclose(solver.L, want_L, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(solver.C0, want_C0, rtol=1e-10, atol=1e-12)
 
 
 def test_clip_with_active_bounds(tmp_path: Path) -> None:

@@ -87,6 +87,14 @@ def choose_methods(group: GroupAnalysis, indices: np.ndarray, separable_rows: np
     equalities = group.A_eq.shape[1] > 0
     coordinatewise: list[bool] = []  # computed on first need (a walk over the terms' rows)
     decided: dict[tuple[str, bool, bool, bool], tuple[str, str]] = {}
+    classes = group.classes
+    if k and separable_rows.all() == separable_rows.any() and diag_P.all() == diag_P.any() and general.all() == general.any():
+        # the usual family: every member has the same facts, so one class means one decision
+        first = classes[int(indices[0])]
+        if first != "general" and all(classes[i] == first for i in indices.tolist()):
+            facts = (bool(separable_rows[0]), bool(diag_P[0]), bool(general[0]))
+            one = _decide(first, facts[0], facts[1], not equalities and not facts[2], inequalities, group.terms, coordinatewise)
+            return [one] * k
     out: list[tuple[str, str]] = []
     for j, i in enumerate(indices.tolist()):
         cls = group.classes[i]
@@ -272,6 +280,8 @@ class BatchSolver:
         #: ``arange(k)``: passed as ``members`` it means every member in order, which the methods
         #: recognise (``members is self.everyone``) and serve without gathering copies
         self.everyone = np.arange(data.k)
+        #: ``||q_i||_inf`` of every member (``report``), computed on first use
+        self._q_scale: np.ndarray | None = None
 
     def reject(self, mask: np.ndarray, why: str) -> None:
         for i in np.flatnonzero(mask & self.accepted):
@@ -329,4 +339,10 @@ class BatchSolver:
             PX = np.matmul(P, X[:, :, None])[:, :, 0]
             f = np.sum(X * (0.5 * PX + q), axis=1) + r
             px = np.abs(PX).max(axis=1, initial=0.0)
-        return np.asarray(f), np.maximum(px, np.abs(q).max(axis=1, initial=0.0))
+        if members is None:  # ||q||_inf of the whole batch does not change: once per solver
+            if self._q_scale is None:
+                self._q_scale = np.abs(q).max(axis=1, initial=0.0)
+            q_scale = self._q_scale
+        else:
+            q_scale = np.abs(q).max(axis=1, initial=0.0)
+        return np.asarray(f), np.maximum(px, q_scale)

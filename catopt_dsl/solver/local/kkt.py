@@ -7,8 +7,11 @@ For ``f(x) = 1/2 x'Px + q'x`` and equalities ``G x = h`` the x-update is the sol
     [G             0 ] [v] = [h          ]
 
 which is affine in the centres: ``x = c0 + L d``. The system is solved once per rho for the whole
-batch (one ``numpy.linalg.solve`` over the stack ``(k, n+p, n+p)`` with ``1 + r`` right-hand
-sides) and every step is one ``einsum``. With separable bounds (P and M'M diagonal, so the problem
+batch and every step is one batched product. Without equalities (``p = 0``) the matrix
+``P + rho M'M`` is positive definite and, for ``n <= 16``, inverted through its Cholesky factor
+(one batched factorisation and a forward substitution vectorised over the stack); otherwise, or
+should a factorisation fail, one ``numpy.linalg.solve`` over the stack ``(k, n+p, n+p)`` with
+``1 + r`` right-hand sides gives the maps. With separable bounds (P and M'M diagonal, so the problem
 splits by coordinate and each 1-D minimiser over an interval is the clipped free one) the map is
 followed by a clip.
 
@@ -28,6 +31,33 @@ from catopt_dsl.solver.local.base import Accuracy, BatchData, BatchSolver, StepR
 __all__ = ["FAST_MAX_SIZE", "KKTSolver"]
 
 FAST_MAX_SIZE = 2000
+
+
+#: the largest n whose KKT matrices (no equalities) are inverted through a Cholesky factor
+_CHOLESKY_MAX = 16
+
+
+def _spd_inverse(K: np.ndarray) -> np.ndarray | None:
+    """The inverses of a stack ``(k, n, n)`` of symmetric positive definite matrices, from their
+    Cholesky factors ``K = L L'``: ``K^-1 = W'W`` with ``W = L^-1`` found row by row (forward
+    substitution, each row one product over the whole stack). None when a factorisation fails."""
+    if not np.array_equal(K, np.swapaxes(K, 1, 2)):  # a Cholesky factor reads one triangle only
+        return None
+    try:
+        L = np.linalg.cholesky(K)
+    except np.linalg.LinAlgError:
+        return None
+    n = K.shape[-1]
+    W = np.zeros_like(K)
+    inv_diag = 1.0 / np.diagonal(L, axis1=1, axis2=2)
+    W[:, 0, 0] = inv_diag[:, 0]
+    for j in range(1, n):
+        # row j of W = (e_j - L[j, :j] W[:j, :]) / L[j, j]  (W lower triangular: columns > j stay 0)
+        row = -np.matmul(L[:, j : j + 1, :j], W[:, :j, : j + 1])[:, 0, :]
+        row[:, j] += 1.0
+        W[:, j, : j + 1] = row * inv_diag[:, j, None]
+    # W' made contiguous first: the batched product of two contiguous stacks is the faster one
+    return np.matmul(np.ascontiguousarray(np.swapaxes(W, 1, 2)), W)
 
 
 class KKTSolver(BatchSolver):
@@ -92,6 +122,24 @@ class KKTSolver(BatchSolver):
             return
         d = self.data
         k, n, r, p = d.k, d.n, d.r, self.G.shape[1]
+        if p == 0 and n <= _CHOLESKY_MAX and self.accepted.all():
+            # Without equalities K = P + rho M'M is positive definite (checked in _check): a small
+            # one is inverted through its Cholesky factor by a substitution vectorised over the
+            # batch (numpy has no batched triangular solve; a batched LU solve of many small
+            # systems costs about twice as much), and the maps are products with the inverse
+            # (columns of it, for a selection template). Should rounding make a factorisation
+            # fail, the LU solve below decides, as before.
+            Kinv = _spd_inverse(self.P + rho * self.MtM)
+            if Kinv is not None:
+                self.C0 = -np.matmul(Kinv, self.q[:, :, None])[:, :, 0]
+                cols = d.selection
+                if cols is not None:
+                    self.L = rho * Kinv[:, :, cols]
+                else:
+                    MT = d.template.T if d.template is not None else np.swapaxes(d.M, 1, 2)
+                    self.L = np.ascontiguousarray(np.matmul(Kinv, rho * MT))
+                self._rho = rho
+                return
         K = np.zeros((k, n + p, n + p))
         K[:, :n, :n] = self.P + rho * self.MtM
         K[:, :n, n:] = np.swapaxes(self.G, 1, 2)
