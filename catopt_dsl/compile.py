@@ -101,7 +101,9 @@ def _analyze(path: Path, allow_paths: Sequence[str | Path], lower: bool, text: s
     report_collisions(names, sink, file=shown, spans=_declaration_spans(items))
     if sink.has_errors:
         return Analysis(sink, loaded.sources, checked, None, shown)
-    return Analysis(sink, loaded.sources, checked, plan, shown, analyze_ir(plan), names)
+    # Classification at lowering time: every object's solver class and data are decided here,
+    # once, and carried with the plan (a solve starts from them).
+    return Analysis(sink, loaded.sources, checked, plan, shown, analyze_ir(plan).classify(), names)
 
 
 def _declaration_spans(items: Sequence[ast.Item]) -> dict[str, Span]:

@@ -347,7 +347,9 @@ class GroupAnalysis:
 @dataclass(eq=False)
 class PlanAnalysis:
     """The analysis of one plan; objects (a whole structure group at a time) and shared blocks
-    are analysed on first request."""
+    are analysed on first request. Lowering (``catopt_dsl.compile.analyze``) asks for every
+    object at once (:meth:`classify`), so a compiled plan carries its classes; a plan built
+    another way (a delta, a test) is analysed when first asked."""
 
     plan: IRPlan
     _objects: dict[str, ObjectAnalysis] = field(default_factory=dict)
@@ -378,6 +380,15 @@ class PlanAnalysis:
                 self._objects[o.name] = a
             found = self._objects[name]
         return found
+
+    def classify(self) -> PlanAnalysis:
+        """Analyse every object now (a structure group at a time) and return self: lowering calls
+        this, so each object's solver class and data are decided at compile time, once, and carried
+        with the plan (``catoptc solve`` and the backends read them, never re-derive them)."""
+        for o in self.plan.objects:
+            if o.name not in self._objects:
+                self.object(o.name)
+        return self
 
     def shared(self, name: str) -> SharedAnalysis:
         found = self._shared.get(name)

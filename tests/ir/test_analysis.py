@@ -77,3 +77,23 @@ def test_a_structure_group_is_held_once_whatever_its_size(tmp_path: Path) -> Non
     analysis = analyze_ir(plan)
     groups = {id(analysis._group_members(o.name)) for o in plan.objects}
     assert len(groups) == 1 and len(analysis._group_members(plan.objects[0].name)) == 50
+
+
+def test_lowering_classifies_every_object_and_solve_starts_from_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Classification at lowering time: a compiled plan carries every object's analysis, and a
+    solve reads it without analysing anything again."""
+    import catopt_dsl.ir.analysis as analysis_module
+    from catopt_dsl.solver import solve
+
+    root = Path(__file__).resolve().parents[2]
+    plan = load_plan(root / "examples" / "sites_200.cat")
+    analysis = analysis_module.analyze_ir(plan)
+    assert {o.name for o in plan.objects} <= set(analysis._objects)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("analysed again after lowering")
+
+    monkeypatch.setattr(analysis_module, "analyze_group", refuse)
+    result = solve(plan)
+    assert result.status == "optimal"
+    assert result.local_solvers is not None and result.local_solvers["classes"]["closed_form_qp"] == 200
