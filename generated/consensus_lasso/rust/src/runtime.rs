@@ -1048,6 +1048,13 @@ pub trait LocalSolver {
     }
     /// The local objective f(x) in minimise form (reported, summed into the plan objective).
     fn objective(&self, x: &[f64]) -> f64;
+    /// Each coordinate's bounds `(lo, hi)` (infinite where none) when every constraint row of the
+    /// object's set bounds one coordinate: the plan-level infeasibility check supports such sets
+    /// exactly (`sum_j c_j (c_j > 0 ? lo_j : hi_j)`). None, the default: the solver cannot say,
+    /// and a plan that involves it is not certified.
+    fn coordinate_bounds(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        None
+    }
 }
 
 /// A user z-update for a shared block that has no closed form:
@@ -1165,6 +1172,9 @@ pub struct Options {
     pub alpha: f64,
     pub adaptive_rho: bool,
     pub adaptive_rho_interval: usize,
+    /// How often (iterations) a settled dual increment is tried as a certificate that the plan's
+    /// links cannot all hold (0: never); the reference's default.
+    pub infeasibility_check_interval: usize,
 }
 
 impl Default for Options {
@@ -1177,6 +1187,7 @@ impl Default for Options {
             alpha: 1.6,
             adaptive_rho: true,
             adaptive_rho_interval: 10,
+            infeasibility_check_interval: 25,
         }
     }
 }
@@ -1235,6 +1246,7 @@ pub struct Coordinator {
     all_selection: bool,
     counts: Vec<Vec<usize>>,
     scratch: Scratch,
+    cert: CertState,
 }
 
 /// The buffers of one `Coordinator::update`, sized once in `Coordinator::new`: an iteration
@@ -1359,6 +1371,7 @@ impl Coordinator {
             maps,
             counts,
             scratch,
+            cert: CertState::default(),
         };
         c.sync_consensus_targets();
         c
@@ -1727,6 +1740,7 @@ impl Coordinator {
                 }
                 objectives[i] = solvers[i].objective(&xs[i]);
             }
+            let rho_used = self.rho;
             let it = match self.update(&xs, &objectives) {
                 Ok(it) => it,
                 Err(f) => return self.result(f.status, None, k, xs, f.message),
@@ -1734,11 +1748,67 @@ impl Coordinator {
             if it.converged {
                 return self.result(Status::Optimal, Some(it.objective), k, xs, String::new());
             }
+            if let Some(message) = self.check_infeasible(solvers, rho_used, it.rho_changed) {
+                return self.result(Status::Infeasible, None, k, xs, message);
+            }
             self.centres_into(&mut centres);
         }
         let objective = self.last.as_ref().map(|l| l.objective);
         let msg = format!("no convergence within {} iterations", self.opts.max_iter);
         self.result(Status::MaxIterations, objective, self.opts.max_iter, xs, msg)
+    }
+
+    /// The plan-level infeasibility check of an iteration (see `certify_infeasible`): the dual
+    /// increments of the iterations before and at every `infeasibility_check_interval`-th are
+    /// kept, and a settled one is tried as a certificate (again later, with a doubling backoff,
+    /// when it proves nothing). The proof's message when it holds.
+    fn check_infeasible(
+        &mut self,
+        solvers: &[Box<dyn LocalSolver>],
+        rho_used: f64,
+        rho_changed: bool,
+    ) -> Option<String> {
+        let every = self.opts.infeasibility_check_interval;
+        let k = self.iteration;
+        if every == 0 || ((k + 1) % every != 0 && k % every != 0) {
+            return None;
+        }
+        // dy = y_k - y_{k-1} with y = rho u, the unscaled duals: rho (h - t) of this iteration (a
+        // rho change rescales u, not y). A pair straddling a rho change is not compared.
+        let st = &mut self.cert;
+        std::mem::swap(&mut st.dy_prev, &mut st.dy_last);
+        st.has_prev = st.has_last;
+        st.dy_last.clear();
+        st.dy_last.extend(self.scratch.h.iter().zip(&self.t).map(|(h, t)| rho_used * (h - t)));
+        st.has_last = true;
+        if rho_changed {
+            st.has_last = false;
+            st.has_prev = false;
+        }
+        if k % every != 0 || k < st.next_try.max(every) {
+            return None;
+        }
+        let bounds: Vec<Option<(Vec<f64>, Vec<f64>)>> = solvers.iter().map(|s| s.coordinate_bounds()).collect();
+        let inputs = CertInputs {
+            plan: &self.plan,
+            maps: &self.maps,
+            object_rows: &self.object_rows,
+            term_index: &self.term_index,
+            consensus_index: &self.consensus_index,
+            shared_free: self.plan.shared.iter().zip(&self.proxes).all(|(b, p)| b.closed_form && p.is_none()),
+            eps_abs: self.opts.eps_abs,
+            iteration: k,
+        };
+        match certify_infeasible(&inputs, &self.cert, &bounds) {
+            Certificate::Proven(message) => Some(message),
+            Certificate::Unsettled => None,
+            Certificate::Unproven => {
+                let st = &mut self.cert;
+                st.failures += 1;
+                st.next_try = k + every * (1usize << st.failures.min(10));
+                None
+            }
+        }
     }
 
     fn result(
@@ -2455,6 +2525,20 @@ impl QpSolver {
 }
 
 impl LocalSolver for QpSolver {
+    fn coordinate_bounds(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        let d = &self.data;
+        if !(self.a_rows.rows() == self.m && self.a_rows.selection && d.l.len() == self.m && d.u.len() == self.m) {
+            return None;
+        }
+        let mut lo = vec![f64::NEG_INFINITY; self.n];
+        let mut hi = vec![f64::INFINITY; self.n];
+        for i in 0..self.m {
+            lo[self.a_rows.col[i]] = d.l[i];
+            hi[self.a_rows.col[i]] = d.u[i];
+        }
+        Some((lo, hi))
+    }
+
     fn prox(&mut self, centre: &[f64], rho: f64) -> Result<Vec<f64>, StepFailure> {
         let mut x = Vec::new();
         self.prox_into(centre, rho, &mut x)?;
@@ -2640,6 +2724,326 @@ pub fn json_str(text: &str) -> String {
     }
     out.push('"');
     out
+}
+
+// -- plan-level infeasibility (the Farkas certificate) ----------------------------------------
+
+/// The outcome of one certificate check.
+enum Certificate {
+    /// No settled candidate: nothing was tried.
+    Unsettled,
+    /// A candidate that proved nothing (tried again later, with a backoff).
+    Unproven,
+    /// Proven: the `infeasible` message.
+    Proven(String),
+}
+
+/// The dual increments of the two latest recorded iterations, and when to try next.
+#[derive(Default)]
+struct CertState {
+    dy_last: Vec<f64>,
+    dy_prev: Vec<f64>,
+    has_last: bool,
+    has_prev: bool,
+    next_try: usize,
+    failures: usize,
+}
+
+/// Rows of a sparse matrix over the certificate's parameters.
+type SparseRows = Vec<Vec<(usize, f64)>>;
+
+/// `v - C'w` with `C C' w = C v` (conjugate gradients; `C C'` may be singular, `C v` is in its
+/// range): the projection of v onto null(C).
+fn project_null(c: &SparseRows, v: &mut [f64]) {
+    let m = c.len();
+    if m == 0 {
+        return;
+    }
+    let mut tmp = vec![0.0; v.len()];
+    let apply = |input: &[f64], out: &mut [f64], tmp: &mut [f64]| {
+        tmp.iter_mut().for_each(|x| *x = 0.0);
+        for (row, &w) in c.iter().zip(input) {
+            for &(j, a) in row {
+                tmp[j] += a * w;
+            }
+        }
+        for (row, o) in c.iter().zip(out.iter_mut()) {
+            *o = row.iter().map(|&(j, a)| a * tmp[j]).sum();
+        }
+    };
+    let mut w = vec![0.0; m];
+    let mut r: Vec<f64> = c.iter().map(|row| row.iter().map(|&(j, a)| a * v[j]).sum()).collect();
+    let mut d = r.clone();
+    let mut ad = vec![0.0; m];
+    let mut rs: f64 = r.iter().map(|x| x * x).sum();
+    let stop = 1e-30 * rs.max(1.0);
+    let mut it = 0;
+    while it < 10 * m + 100 && rs > stop {
+        it += 1;
+        apply(&d, &mut ad, &mut tmp);
+        let dad: f64 = d.iter().zip(&ad).map(|(a, b)| a * b).sum();
+        if !(dad > 0.0) {
+            break;
+        }
+        let alpha = rs / dad;
+        let mut next = 0.0;
+        for i in 0..m {
+            w[i] += alpha * d[i];
+            r[i] -= alpha * ad[i];
+            next += r[i] * r[i];
+        }
+        for i in 0..m {
+            d[i] = r[i] + (next / rs) * d[i];
+        }
+        rs = next;
+    }
+    for (row, &wi) in c.iter().zip(&w) {
+        for &(j, a) in row {
+            v[j] -= a * wi;
+        }
+    }
+}
+
+/// What a certificate check reads of the coordinator.
+struct CertInputs<'a> {
+    plan: &'a PlanSpec,
+    maps: &'a [RowMap],
+    object_rows: &'a [usize],
+    term_index: &'a [Vec<usize>],
+    consensus_index: &'a [Vec<Vec<usize>>],
+    /// shared blocks whose z-update is closed-form and not a user prox (their sets are everything)
+    shared_free: bool,
+    eps_abs: f64,
+    iteration: usize,
+}
+
+/// Primal infeasibility of the plan's links (Banjac et al., JOTA 2019; the reference's rule,
+/// `catopt_dsl/solver/certificate.py`, for the sets this runtime can support exactly). The
+/// settled dual increment is projected onto the structure every proof needs -- one multiplier
+/// per coupling component shared by its terms, in the sense's dual cone; consensus multipliers
+/// summing to zero over each shared var's links (closed-form blocks have no constraint, so any
+/// other sum has no finite bound); each object's `M'lambda` zero on the coordinates its set
+/// leaves free both ways -- and then checked exactly:
+/// `sum_i min over object i's set of lambda_i'(M_i x + e_i) > sum_c lambda_c' rhs_c`.
+/// `bounds[i]`: object i's coordinate bounds (None: it cannot support one; see
+/// `LocalSolver::coordinate_bounds`).
+fn certify_infeasible(inp: &CertInputs<'_>, state: &CertState, bounds: &[Option<(Vec<f64>, Vec<f64>)>]) -> Certificate {
+    if !state.has_last || !state.has_prev {
+        return Certificate::Unsettled;
+    }
+    let mut size: f64 = 0.0;
+    let mut moved: f64 = 0.0;
+    for (a, b) in state.dy_last.iter().zip(&state.dy_prev) {
+        size = size.max(a.abs());
+        moved = moved.max((a - b).abs());
+    }
+    if !size.is_finite() || size <= inp.eps_abs || moved > 1e-3 * size {
+        return Certificate::Unsettled;
+    }
+    let plan = inp.plan;
+    if !inp.shared_free {
+        return Certificate::Unproven;
+    }
+    let nobj = plan.objects.len();
+    for i in 0..nobj {
+        if inp.maps[i].rows() > 0 && bounds.get(i).map_or(true, |b| b.is_none()) {
+            return Certificate::Unproven;
+        }
+    }
+    let dy = &state.dy_last;
+    // Parameters: one per coupling component (its terms share it), one per consensus row.
+    let mut param = vec![0usize; dy.len()];
+    let mut cone: Vec<i8> = Vec::new(); // 1: >= 0 (<=), -1: <= 0 (>=), 0: free
+    let mut theta: Vec<f64> = Vec::new();
+    let mut coupling_params: Vec<Vec<usize>> = vec![Vec::new(); plan.couplings.len()];
+    for (c, cp) in plan.couplings.iter().enumerate() {
+        let starts = &inp.term_index[c];
+        if starts.is_empty() {
+            continue;
+        }
+        for j in 0..cp.rhs.len() {
+            let mut mean = 0.0;
+            for &start in starts {
+                param[start + j] = theta.len();
+                mean += dy[start + j];
+            }
+            coupling_params[c].push(theta.len());
+            theta.push(mean / starts.len() as f64 / size);
+            cone.push(match cp.sense {
+                Sense::Le => 1,
+                Sense::Ge => -1,
+                Sense::Eq => 0,
+            });
+        }
+    }
+    let mut constraints: SparseRows = Vec::new();
+    for (s, blk) in plan.shared.iter().enumerate() {
+        for (v, var) in blk.vars.iter().enumerate() {
+            let index = &inp.consensus_index[s][v];
+            if index.is_empty() {
+                continue;
+            }
+            for j in 0..var.size {
+                let mut row = Vec::with_capacity(index.len());
+                for &start in index {
+                    param[start + j] = theta.len();
+                    row.push((theta.len(), 1.0));
+                    theta.push(dy[start + j] / size);
+                    cone.push(0);
+                }
+                constraints.push(row);
+            }
+        }
+    }
+    for (i, map) in inp.maps.iter().enumerate() {
+        let Some((lo, hi)) = bounds.get(i).and_then(|b| b.as_ref()) else { continue };
+        let mut cols: SparseRows = vec![Vec::new(); map.n];
+        for k in 0..map.rows() {
+            for p in map.start[k]..map.start[k + 1] {
+                cols[map.col[p]].push((param[inp.object_rows[i] + k], map.val[p]));
+            }
+        }
+        for (j, col) in cols.into_iter().enumerate() {
+            if lo[j].is_infinite() && hi[j].is_infinite() && !col.is_empty() {
+                constraints.push(col);
+            }
+        }
+    }
+    // Alternate: the subspace, then the cones (as the reference).
+    for _ in 0..20 {
+        project_null(&constraints, &mut theta);
+        let (mut change, mut top) = (0.0f64, 0.0f64);
+        for (x, &k) in theta.iter_mut().zip(&cone) {
+            let clipped = match k {
+                1 => x.max(0.0),
+                -1 => x.min(0.0),
+                _ => *x,
+            };
+            change = change.max((clipped - *x).abs());
+            top = top.max(clipped.abs());
+            *x = clipped;
+        }
+        if change <= 1e-13 * top.max(1.0) {
+            break;
+        }
+    }
+    let top = theta.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    if !(top > 0.0) || !top.is_finite() {
+        return Certificate::Unproven;
+    }
+    for x in theta.iter_mut() {
+        *x /= top;
+        if x.abs() < 1e-12 {
+            *x = 0.0; // rounding left by the projection
+        }
+    }
+    // The bound: sup of lambda't over the shared sets (couplings only: the consensus sums are zero).
+    let mut bound = 0.0;
+    let mut through: Vec<String> = Vec::new();
+    for (c, cp) in plan.couplings.iter().enumerate() {
+        let mut any = false;
+        for (j, &p) in coupling_params[c].iter().enumerate() {
+            bound += theta[p] * cp.rhs[j];
+            any = any || theta[p] != 0.0;
+        }
+        if any {
+            through.push(format!("coupling `{}`", cp.name));
+        }
+    }
+    for (s, blk) in plan.shared.iter().enumerate() {
+        for (v, var) in blk.vars.iter().enumerate() {
+            let any =
+                inp.consensus_index[s][v].iter().any(|&start| (0..var.size).any(|j| theta[param[start + j]] != 0.0));
+            if any {
+                through.push(format!("consensus on `{}.{}`", blk.name, var.name));
+            }
+        }
+    }
+    // The objects' supports: min over each set of lambda_i'(M_i x + e_i), exact for coordinate bounds.
+    let mut total = 0.0;
+    let mut involved: Vec<&str> = Vec::new();
+    for (i, map) in inp.maps.iter().enumerate() {
+        let r = map.rows();
+        let Some((lo, hi)) = bounds.get(i).and_then(|b| b.as_ref()) else { continue };
+        if r == 0 {
+            continue;
+        }
+        let lam: Vec<f64> = (0..r).map(|k| theta[param[inp.object_rows[i] + k]]).collect();
+        if lam.iter().all(|&l| l == 0.0) {
+            continue;
+        }
+        let mut c = vec![0.0; map.n];
+        map.apply_t_into(&lam, &mut c);
+        let mut support: f64 = lam.iter().zip(&map.e).map(|(l, e)| l * e).sum();
+        for (j, &cj) in c.iter().enumerate() {
+            if cj.abs() <= 1e-12 {
+                continue;
+            }
+            let bound_j = if cj > 0.0 { lo[j] } else { hi[j] };
+            if bound_j.is_infinite() {
+                return Certificate::Unproven; // unbounded below along coordinate j: no proof
+            }
+            support += cj * bound_j;
+        }
+        total += support;
+        involved.push(plan.objects[i].name);
+    }
+    if involved.is_empty() {
+        return Certificate::Unproven;
+    }
+    let gap = total - bound;
+    if !(gap > 1e-6 * 1.0f64.max(total.abs()).max(bound.abs())) {
+        return Certificate::Unproven;
+    }
+    let mut asked: Vec<String> = involved.iter().take(5).map(|n| format!("`{n}`")).collect::<Vec<_>>();
+    let mut asked_text = asked.join(", ");
+    if involved.len() > 5 {
+        asked_text += &format!(" and {} more", involved.len() - 5);
+    }
+    asked.clear();
+    let through_text = if through.is_empty() { "its links".to_string() } else { through.join(", ") };
+    Certificate::Proven(format!(
+        "the plan is infeasible through {} (certificate verified at iteration {}: min over the local sets of \
+         lambda'(rows) = {} > sup over the shared sets = {}); objects involved: {}",
+        through_text,
+        inp.iteration,
+        fmt_g6(total),
+        fmt_g6(bound),
+        asked_text
+    ))
+}
+
+/// `v` as C's `%.6g` (and Python's `:.6g`): six significant digits, trailing zeros dropped,
+/// scientific below 1e-4 and from 1e6 on.
+fn fmt_g6(v: f64) -> String {
+    if !v.is_finite() {
+        return if v.is_nan() {
+            "nan".into()
+        } else if v > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    let sci = format!("{v:.5e}"); // rounded to six digits: its exponent decides the style
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if !(-4..6).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{}{:02}", trim(mantissa), sign, exp.abs())
+    } else {
+        trim(&format!("{:.*}", (5 - exp) as usize, v))
+    }
 }
 
 /// A JSON number (`null` for NaN and infinities, as the Python contract).
