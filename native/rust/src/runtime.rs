@@ -471,9 +471,14 @@ pub fn required<T>(value: Option<T>, what: &str) -> Result<T, WireError> {
     })
 }
 
-/// The single element of a scalar field.
-pub fn scalar<T: Copy>(values: Vec<T>) -> T {
-    values[0]
+/// The single element of a scalar field's values; None unless there is exactly one (a decoded
+/// scalar field always has one, but the values may come from anywhere: this never panics).
+#[must_use]
+pub fn scalar<T: Copy>(values: &[T]) -> Option<T> {
+    match values {
+        [v] => Some(*v),
+        _ => None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1034,6 +1039,15 @@ pub struct StepFailure {
     pub message: String,
 }
 
+impl fmt::Display for StepFailure {
+    /// `<status>: <message>` (the status as `Status::as_str` spells it).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.status.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for StepFailure {}
+
 /// The x-update an object must provide:
 /// `x = argmin_x f(x) + rho/2 ||M x - centre||^2` subject to the object's constraints, where
 /// `M` is the object's row map (`ObjectSpec::dense`, `apply`, `apply_t`).
@@ -1195,8 +1209,9 @@ pub struct Iterate {
     pub rho_changed: bool,
 }
 
-/// The outcome of `Coordinator::solve`.
+/// The outcome of `Coordinator::solve`: its status says whether x means anything.
 #[derive(Debug, Clone, PartialEq)]
+#[must_use = "a solve's status (optimal or not) is only in its result"]
 pub struct SolveResult {
     pub status: Status,
     /// Plan objective (minimise form); None unless optimal or max_iterations.
@@ -2583,6 +2598,7 @@ pub struct ReportSpec {
 
 /// A finished native solve: the coordinator's result, the glued point and its objective.
 #[derive(Debug, Clone, PartialEq)]
+#[must_use = "a solve's status (optimal or not) is only in its result"]
 pub struct PlanSolution {
     pub result: SolveResult,
     /// Every object's x with consensus-linked entries set to their shared value.

@@ -307,3 +307,30 @@ fn a_shared_block_without_closed_form_needs_a_prox() {
     let mut c = rt::Coordinator::new(plan, rt::Options::default());
     assert_eq!(c.solve(&mut solvers).status, rt::Status::LocalSolverFailed);
 }
+
+// -- error and result types ---------------------------------------------------------------------
+
+#[test]
+fn step_failure_is_a_displayable_error() {
+    let failure = rt::StepFailure { status: rt::Status::Infeasible, message: "object `a`: no point".into() };
+    assert_eq!(failure.to_string(), "infeasible: object `a`: no point");
+    // `?` turns it into a boxed error (what an embedding program's main returns)
+    fn fails(f: rt::StepFailure) -> Result<(), Box<dyn std::error::Error>> {
+        Err(f)?
+    }
+    let boxed = fails(failure.clone()).unwrap_err();
+    assert_eq!(boxed.to_string(), failure.to_string());
+    assert!(boxed.source().is_none());
+}
+
+#[test]
+fn scalar_never_panics() {
+    assert_eq!(rt::scalar::<f64>(&[]), None);
+    assert_eq!(rt::scalar(&[2.5]), Some(2.5));
+    assert_eq!(rt::scalar(&[1i64, 2]), None);
+    // a decoded scalar field
+    let bytes = sample_record();
+    let rec = rt::parse_record(&bytes, "S", 2, 3).expect("parses");
+    let f = rec.f64s(0, &[], "S.f").unwrap().expect("present");
+    assert_eq!(rt::scalar(&f).map(f64::to_bits), Some((-0.0f64).to_bits()));
+}
