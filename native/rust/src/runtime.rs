@@ -1531,8 +1531,8 @@ impl Coordinator {
     }
 
     fn rows_of(&self, i: usize) -> std::ops::Range<usize> {
-        let start = self.object_rows[i];
-        start..start + self.plan.objects[i].rows()
+        // object i's rows end where object i + 1's start (the last object's at total_rows)
+        self.object_rows[i]..self.object_rows.get(i + 1).copied().unwrap_or(self.total_rows)
     }
 
     /// The centres `d_i = t_i - u_i - e_i`, one per object.
@@ -1919,10 +1919,15 @@ impl Coordinator {
         }
         // The generated QP solver of the plan's own object takes its centre straight from the
         // flat centres and writes its rows itself; any other solver goes through LocalSolver.
+        // Its data (public, but not changed while the solve holds it) is checked here, once: a
+        // solver whose data is bad goes the general way and reports it at its first step.
         let fast: Vec<bool> = solvers
             .iter_mut()
             .zip(&self.plan.objects)
-            .map(|(s, o)| matches!(s.generated_qp(), Some(q) if q.object == *o))
+            .map(|(s, o)| match s.generated_qp() {
+                Some(q) => q.object == *o && q.ready().is_ok(),
+                None => false,
+            })
             .collect();
         let mut slots = Vec::with_capacity(nobj);
         for (i, (s, fast)) in solvers.iter_mut().zip(fast).enumerate() {
@@ -2545,6 +2550,7 @@ impl QpSolver {
     /// The separable step from the centre directly when M is the identity: `x_j = clip(-(q_j -
     /// rho c_j) / Q_jj)` with each coordinate's own bounds (separable_step's values, no p). False
     /// when a value is not finite.
+    #[inline]
     fn direct_step(&mut self, centre: &[f64], rho: f64, x: &mut Vec<f64>) -> bool {
         let n = self.n;
         x.resize(n, 0.0);
@@ -2602,7 +2608,10 @@ impl QpSolver {
     fn polish(&mut self, centre: &[f64], act: &[i8], x: &mut Vec<f64>) -> bool {
         let (n, m, r) = (self.n, self.m, self.map.rows());
         self.polish_solved = false;
-        if !(self.has_kkt && self.kkt_active.as_slice() == act) {
+        // (compared element by element: a slice `==` calls memcmp even for no rows, at a cost
+        // out of proportion to a settled step)
+        let same_set = self.kkt_active.len() == act.len() && self.kkt_active.iter().zip(act).all(|(a, b)| a == b);
+        if !(self.has_kkt && same_set) {
             // w (the active rows) and kkt_bound belong to the cached system: rebuilt with it.
             self.has_kkt = false;
             self.w.clear();
@@ -2765,6 +2774,13 @@ impl QpSolver {
         if self.identity_map && self.separable_now && self.direct_step(centre, rho, x) {
             return Ok(());
         }
+        self.general_step(centre, rho, x)
+    }
+
+    /// prox_step past the direct separable step (not inlined: a settled direct step's caller
+    /// stays small).
+    #[inline(never)]
+    fn general_step(&mut self, centre: &[f64], rho: f64, x: &mut Vec<f64>) -> Result<(), StepFailure> {
         // p serves the separable step, the rows' tolerances and the inner ADMM: a QP without rows
         // whose KKT map is cached never needs it.
         let has_p = self.separable_now || self.m > 0;
@@ -2809,9 +2825,11 @@ impl QpSolver {
         Ok(())
     }
 
-    /// `prox_into` for the coordinator's own loop: the centre as this object's slice of the
-    /// coordinator's centres (`object.rows()` values, its object being the plan's), and the
-    /// object's rows `M x + e` written to `rows` (`object.rows()` values).
+    /// `prox_into` for the coordinator's own loop (which called `ready` before its first step and
+    /// holds the solver throughout): the centre as this object's slice of the coordinator's
+    /// centres (`object.rows()` values, its object being the plan's), and the object's rows
+    /// `M x + e` written to `rows` (`object.rows()` values).
+    #[inline]
     fn coordinator_step(
         &mut self,
         centre: &[f64],
@@ -2819,8 +2837,9 @@ impl QpSolver {
         x: &mut Vec<f64>,
         rows: &mut [f64],
     ) -> Result<(), StepFailure> {
-        self.ready()?;
-        self.set_rho(rho);
+        if rho != self.rho {
+            self.set_rho(rho);
+        }
         self.prox_step(centre, rho, x)?;
         if self.identity_map {
             // M = I, e = 0: the rows are x
