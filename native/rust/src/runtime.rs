@@ -1710,9 +1710,13 @@ impl Coordinator {
         // A non-finite value must never reach z or u: it ends the solve naming the object. The
         // generated QP solver checks every point it returns.
         for (i, o) in self.plan.objects.iter().enumerate() {
-            let trusted = matches!(objectives, Objectives::Ask(slots) if matches!(slots[i], Slot::Qp(_)));
-            let bad_x = !trusted && !xs[i].iter().all(|x| x.is_finite());
-            let bad_f = matches!(objectives, Objectives::Given(f) if !f[i].is_finite());
+            let (bad_x, bad_f) = match objectives {
+                Objectives::Given(f) => (!xs[i].iter().all(|x| x.is_finite()), !f[i].is_finite()),
+                Objectives::Ask(slots) => match slots[i] {
+                    Slot::Qp(_) => continue,
+                    Slot::User(_) => (!xs[i].iter().all(|x| x.is_finite()), false),
+                },
+            };
             if bad_x || bad_f {
                 let what = if bad_x { "a non-finite value in x" } else { "a non-finite objective value" };
                 return Err(StepFailure {
