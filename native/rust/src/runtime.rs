@@ -2556,16 +2556,32 @@ impl QpSolver {
     /// when a value is not finite.
     #[inline]
     fn direct_step(&mut self, centre: &[f64], rho: f64, x: &mut Vec<f64>) -> bool {
+        self.direct_step_rows::<false>(centre, rho, x, &mut [])
+    }
+
+    /// direct_step, writing the rows (x itself: M = I, e = 0) too when `ROWS`.
+    #[inline]
+    fn direct_step_rows<const ROWS: bool>(
+        &mut self,
+        centre: &[f64],
+        rho: f64,
+        x: &mut Vec<f64>,
+        rows: &mut [f64],
+    ) -> bool {
         let n = self.n;
         x.resize(n, 0.0);
         let (q, inv, lo, hi) = (&self.data.q[..n], &self.sep_inv[..n], &self.sep_lo[..n], &self.sep_hi[..n]);
         let (c, xw) = (&centre[..n], &mut self.x[..n]);
+        let rows = if ROWS { &mut rows[..n] } else { &mut rows[..0] };
         let mut finite = true;
         for j in 0..n {
             let v = clip(-(q[j] - rho * c[j]) * inv[j], lo[j], hi[j]);
             finite &= v.is_finite();
             x[j] = v;
             xw[j] = v;
+            if ROWS {
+                rows[j] = v;
+            }
         }
         self.sep_stale = true;
         finite
@@ -2844,11 +2860,15 @@ impl QpSolver {
         if rho != self.rho {
             self.set_rho(rho);
         }
-        self.prox_step(centre, rho, x)?;
         if self.identity_map {
-            // M = I, e = 0: the rows are x
+            // M = I, e = 0: the rows are x (written by the direct step as it goes)
+            if self.separable_now && self.direct_step_rows::<true>(centre, rho, x, rows) {
+                return Ok(());
+            }
+            self.general_step(centre, rho, x)?;
             rows[..self.n].copy_from_slice(&x[..self.n]);
         } else {
+            self.prox_step(centre, rho, x)?;
             self.map.apply_into(x, rows);
         }
         Ok(())
