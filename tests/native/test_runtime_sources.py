@@ -5,6 +5,7 @@ are formatted (rustfmt; clang-format where it is installed), and the backends co
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,25 @@ def test_backends_copy_the_runtime_unchanged(spec: str) -> None:
         assert cpp[name] == (NATIVE / "cpp" / name).read_text(encoding="utf-8")
     # the per-plan namespace comes from the generated config header, not from the runtime
     assert f"#define CATOPT_RT_NAMESPACE catopt_{Path(spec).stem}\n" in cpp["catopt_runtime_config.hpp"]
+
+
+def _check_with_runtime(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
+    """``rustc`` (analysis only) on ``body`` with the runtime as a module, unused results denied."""
+    src = tmp_path / "lib.rs"
+    runtime = (NATIVE / "rust" / "src" / "runtime.rs").as_posix()
+    src.write_text(f'#[path = "{runtime}"]\npub mod runtime;\nuse runtime as rt;\n{body}\n', encoding="utf-8")
+    cmd = ["rustc", "--edition", "2021", "--crate-type", "lib", "--emit", "metadata", "-D", "unused_must_use",
+           "--out-dir", str(tmp_path), str(src)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.parametrize("call", ["rt::solve_plan(plan, &mut [], rt::Options::default())",
+                                  "rt::Coordinator::new(plan, rt::Options::default()).solve(&mut [])"])
+def test_rust_solve_results_are_must_use(call: str, need_rust: None, tmp_path: Path) -> None:
+    """Dropping a solve's result unread (its status with it) is a compile error under
+    ``-D unused_must_use``; reading it is not."""
+    plan = 'rt::PlanSpec { name: "p", shared: vec![], objects: vec![], couplings: vec![] }'
+    used = _check_with_runtime(tmp_path, f"pub fn f() -> bool {{ let plan = {plan}; let r = {call}; r == r }}")
+    assert used.returncode == 0, used.stderr
+    dropped = _check_with_runtime(tmp_path, f"pub fn f() {{ let plan = {plan}; {call}; }}")
+    assert dropped.returncode != 0 and "that must be used" in dropped.stderr, dropped.stderr

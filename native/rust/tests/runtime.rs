@@ -307,3 +307,231 @@ fn a_shared_block_without_closed_form_needs_a_prox() {
     let mut c = rt::Coordinator::new(plan, rt::Options::default());
     assert_eq!(c.solve(&mut solvers).status, rt::Status::LocalSolverFailed);
 }
+
+// -- error and result types ---------------------------------------------------------------------
+
+#[test]
+fn step_failure_is_a_displayable_error() {
+    let failure = rt::StepFailure { status: rt::Status::Infeasible, message: "object `a`: no point".into() };
+    assert_eq!(failure.to_string(), "infeasible: object `a`: no point");
+    // `?` turns it into a boxed error (what an embedding program's main returns)
+    fn fails(f: rt::StepFailure) -> Result<(), Box<dyn std::error::Error>> {
+        Err(f)?
+    }
+    let boxed = fails(failure.clone()).unwrap_err();
+    assert_eq!(boxed.to_string(), failure.to_string());
+    assert!(boxed.source().is_none());
+}
+
+#[test]
+fn scalar_never_panics() {
+    assert_eq!(rt::scalar::<f64>(&[]), None);
+    assert_eq!(rt::scalar(&[2.5]), Some(2.5));
+    assert_eq!(rt::scalar(&[1i64, 2]), None);
+    // a decoded scalar field
+    let bytes = sample_record();
+    let rec = rt::parse_record(&bytes, "S", 2, 3).expect("parses");
+    let f = rec.f64s(0, &[], "S.f").unwrap().expect("present");
+    assert_eq!(rt::scalar(&f).map(f64::to_bits), Some((-0.0f64).to_bits()));
+}
+
+// -- the generated QP solver in the coordinator's own loop --------------------------------------
+
+/// Three QP objects agree on a shared 2-vector: a separable box QP (its map the identity: the
+/// direct step), a dense QP without rows (the cached affine KKT map through Cholesky) and one
+/// with a local variable and a general inequality (active sets, LU).
+fn qp_plan() -> (rt::PlanSpec, Vec<rt::QpData>) {
+    let object = |name: &'static str, n: usize| rt::ObjectSpec {
+        name,
+        n,
+        blocks: vec![rt::Block::Consensus { shared: 0, var: 0, x_offset: 0, size: 2 }],
+    };
+    let plan = rt::PlanSpec {
+        name: "qps",
+        shared: vec![rt::SharedSpec {
+            name: "g",
+            n: 2,
+            vars: vec![rt::SharedVarSpec { name: "w", offset: 0, size: 2, term: rt::SharedTerm::SumSquares(0.1) }],
+            closed_form: true,
+        }],
+        objects: vec![object("boxed", 2), object("dense", 2), object("general", 3)],
+        couplings: vec![],
+    };
+    let boxed = rt::QpData {
+        p: vec![2.0, 0.0, 0.0, 1.0],
+        q: vec![-2.0, -8.0],
+        r: 0.0,
+        a: vec![1.0, 0.0, 0.0, 1.0],
+        l: vec![0.0, 0.0],
+        u: vec![3.0, 3.0],
+    };
+    let dense = rt::QpData { p: vec![2.0, 0.5, 0.5, 1.0], q: vec![1.0, -1.0], r: 1.5, a: vec![], l: vec![], u: vec![] };
+    let general = rt::QpData {
+        p: vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        q: vec![0.0, 0.0, -4.0],
+        r: 0.0,
+        a: vec![1.0, 0.0, 1.0],
+        l: vec![f64::NEG_INFINITY],
+        u: vec![1.0],
+    };
+    (plan, vec![boxed, dense, general])
+}
+
+/// The generated QP solver behind a solver that is not one: the coordinator takes the general
+/// way (its centre as a slice, its rows formed by the coordinator, its x checked).
+struct Wrapped(rt::QpSolver);
+
+impl rt::LocalSolver for Wrapped {
+    fn prox(&mut self, centre: &[f64], rho: f64) -> Result<Vec<f64>, rt::StepFailure> {
+        self.0.prox(centre, rho)
+    }
+
+    fn prox_into(&mut self, centre: &[f64], rho: f64, x: &mut Vec<f64>) -> Result<(), rt::StepFailure> {
+        self.0.prox_into(centre, rho, x)
+    }
+
+    fn objective(&self, x: &[f64]) -> f64 {
+        self.0.objective(x)
+    }
+}
+
+fn qp_solvers(plan: &rt::PlanSpec, data: &[rt::QpData], wrapped: bool) -> Vec<Box<dyn rt::LocalSolver>> {
+    plan.objects
+        .iter()
+        .zip(data)
+        .map(|(o, d)| {
+            let s = rt::QpSolver::new(o, d.clone());
+            if wrapped {
+                Box::new(Wrapped(s)) as Box<dyn rt::LocalSolver>
+            } else {
+                Box::new(s) as Box<dyn rt::LocalSolver>
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn generated_qp_solvers_step_in_place_with_the_general_ways_result() {
+    let (plan, data) = qp_plan();
+    for opts in [rt::Options::default(), rt::Options { max_iter: 7, ..rt::Options::default() }] {
+        let fast = rt::Coordinator::new(plan.clone(), opts.clone()).solve(&mut qp_solvers(&plan, &data, false));
+        let slow = rt::Coordinator::new(plan.clone(), opts.clone()).solve(&mut qp_solvers(&plan, &data, true));
+        assert_eq!(fast, slow);
+        let objective = fast.objective.expect("an objective");
+        assert!(objective.is_finite());
+        if opts.max_iter == 7 {
+            // a max_iterations solve reports the objective at its last x, asked at the end
+            assert_eq!(fast.status, rt::Status::MaxIterations);
+            let f: f64 = qp_solvers(&plan, &data, false).iter().zip(&fast.x).map(|(s, x)| s.objective(x)).sum();
+            let g = 0.1 * fast.z[0].iter().map(|v| v * v).sum::<f64>();
+            assert!((objective - (f + g)).abs() <= 1e-12 * (1.0 + objective.abs()), "{} vs {}", objective, f + g);
+        } else {
+            assert_eq!(fast.status, rt::Status::Optimal, "{}", fast.message);
+            // the general object's row x0 + x2 <= 1 holds at the solution
+            assert!(fast.x[2][0] + fast.x[2][2] <= 1.0 + 1e-6, "x = {:?}", fast.x[2]);
+        }
+    }
+}
+
+#[test]
+fn update_with_given_objectives_reports_their_sum_every_iteration() {
+    let plan = consensus_plan();
+    let mut c = rt::Coordinator::new(plan, rt::Options::default());
+    let it = c.update(&[vec![1.0], vec![2.0], vec![6.0]], &[0.5, 1.0, 2.0]).expect("an iterate");
+    assert_eq!(it.objective, 3.5);
+    let err = c.update(&[vec![1.0], vec![2.0], vec![6.0]], &[0.5, f64::NAN, 2.0]).unwrap_err();
+    assert_eq!(err.status, rt::Status::LocalSolverFailed);
+    assert!(err.message.contains("`b`") && err.message.contains("non-finite objective"), "{}", err.message);
+}
+
+/// A solver whose x is fine but whose objective value is NaN.
+struct NanObjective(Box<dyn rt::LocalSolver>);
+
+impl rt::LocalSolver for NanObjective {
+    fn prox(&mut self, centre: &[f64], rho: f64) -> Result<Vec<f64>, rt::StepFailure> {
+        self.0.prox(centre, rho)
+    }
+
+    fn objective(&self, _x: &[f64]) -> f64 {
+        f64::NAN
+    }
+}
+
+#[test]
+fn a_nan_objective_fails_the_solve_when_it_is_asked_for() {
+    for max_iter in [10000, 2] {
+        let plan = consensus_plan();
+        let mut solvers: Vec<Box<dyn rt::LocalSolver>> = vec![
+            pull_towards(&plan.objects[0], 1.0),
+            Box::new(NanObjective(pull_towards(&plan.objects[1], 2.0))),
+            pull_towards(&plan.objects[2], 6.0),
+        ];
+        let mut c = rt::Coordinator::new(plan, rt::Options { max_iter, ..rt::Options::default() });
+        let r = c.solve(&mut solvers);
+        assert_eq!(r.status, rt::Status::LocalSolverFailed, "{}", r.message);
+        assert!(r.message.contains("`b`") && r.message.contains("non-finite objective"), "{}", r.message);
+        assert!(r.objective.is_none());
+    }
+}
+
+/// ADMM through the public step API: centres, each solver's prox, `update` with every objective.
+fn solve_by_updates(
+    plan: &rt::PlanSpec,
+    solvers: &mut [Box<dyn rt::LocalSolver>],
+    opts: rt::Options,
+) -> (usize, Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    let mut c = rt::Coordinator::new(plan.clone(), opts.clone());
+    let mut xs = Vec::new();
+    for k in 1..=opts.max_iter {
+        let centres = c.centres();
+        xs = solvers.iter_mut().zip(&centres).map(|(s, d)| s.prox(d, c.rho).expect("a step")).collect();
+        let objectives: Vec<f64> = solvers.iter().zip(&xs).map(|(s, x)| s.objective(x)).collect();
+        if c.update(&xs, &objectives).expect("an iterate").converged {
+            return (k, xs, c.z.clone());
+        }
+    }
+    (opts.max_iter, xs, c.z.clone())
+}
+
+/// Two QP tenants share a capacity: `x_a + x_b <= 3` in each of two pools, both pulling above it
+/// (coupling rows only, their terms one block: the stride sums).
+fn shared_capacity_plan() -> (rt::PlanSpec, Vec<rt::QpData>) {
+    let tenant = |name: &'static str| rt::ObjectSpec {
+        name,
+        n: 2,
+        blocks: vec![rt::Block::Coupling {
+            coupling: 0,
+            rows: 2,
+            b_mat: vec![1.0, 0.0, 0.0, 1.0],
+            b_vec: vec![0.0; 2],
+        }],
+    };
+    let plan = rt::PlanSpec {
+        name: "capacity",
+        shared: vec![],
+        objects: vec![tenant("a"), tenant("b")],
+        couplings: vec![rt::CouplingSpec { name: "cap", sense: rt::Sense::Le, rhs: vec![3.0, 3.0] }],
+    };
+    let data = |q: [f64; 2]| rt::QpData {
+        p: vec![1.0, 0.0, 0.0, 2.0],
+        q: q.to_vec(),
+        r: 0.0,
+        a: vec![1.0, 0.0, 0.0, 1.0],
+        l: vec![0.0, 0.0],
+        u: vec![4.0, 4.0],
+    };
+    (plan, vec![data([-3.0, -5.0]), data([-4.0, -2.0])])
+}
+
+#[test]
+fn solve_matches_a_loop_of_update_calls() {
+    for (plan, data) in [qp_plan(), shared_capacity_plan()] {
+        for max_iter in [10000, 3] {
+            let opts = rt::Options { max_iter, ..rt::Options::default() };
+            let r = rt::Coordinator::new(plan.clone(), opts.clone()).solve(&mut qp_solvers(&plan, &data, false));
+            let (iterations, x, z) = solve_by_updates(&plan, &mut qp_solvers(&plan, &data, true), opts);
+            assert_eq!((r.iterations, &r.x, &r.z), (iterations, &x, &z), "{}: {}", plan.name, r.message);
+            assert_eq!(r.status, if max_iter == 3 { rt::Status::MaxIterations } else { rt::Status::Optimal });
+        }
+    }
+}

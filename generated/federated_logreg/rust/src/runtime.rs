@@ -471,9 +471,14 @@ pub fn required<T>(value: Option<T>, what: &str) -> Result<T, WireError> {
     })
 }
 
-/// The single element of a scalar field.
-pub fn scalar<T: Copy>(values: Vec<T>) -> T {
-    values[0]
+/// The single element of a scalar field's values; None unless there is exactly one (a decoded
+/// scalar field always has one, but the values may come from anywhere: this never panics).
+#[must_use]
+pub fn scalar<T: Copy>(values: &[T]) -> Option<T> {
+    match values {
+        [v] => Some(*v),
+        _ => None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1034,6 +1039,15 @@ pub struct StepFailure {
     pub message: String,
 }
 
+impl fmt::Display for StepFailure {
+    /// `<status>: <message>` (the status as `Status::as_str` spells it).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.status.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for StepFailure {}
+
 /// The x-update an object must provide:
 /// `x = argmin_x f(x) + rho/2 ||M x - centre||^2` subject to the object's constraints, where
 /// `M` is the object's row map (`ObjectSpec::dense`, `apply`, `apply_t`).
@@ -1053,6 +1067,13 @@ pub trait LocalSolver {
     /// exactly (`sum_j c_j (c_j > 0 ? lo_j : hi_j)`). None, the default: the solver cannot say,
     /// and a plan that involves it is not certified.
     fn coordinate_bounds(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        None
+    }
+    /// The generated QP solver this solver is, if the coordinator may step it directly: hand it
+    /// its centre in place, let it write its own rows and trust its x to be finite (it checks
+    /// every point it returns). Only `QpSolver` answers `Some`; every other solver keeps this
+    /// default, and the coordinator calls its `prox_into` and checks its x.
+    fn generated_qp(&mut self) -> Option<&mut QpSolver> {
         None
     }
 }
@@ -1201,13 +1222,16 @@ pub struct Iterate {
     pub r_dual: f64,
     pub eps_prim: f64,
     pub eps_dual: f64,
+    /// The plan objective at this iterate; NaN where `solve` did not need it (it enters the
+    /// stopping test only once both residuals pass, so the solve asks its solvers only then).
     pub objective: f64,
     pub converged: bool,
     pub rho_changed: bool,
 }
 
-/// The outcome of `Coordinator::solve`.
+/// The outcome of `Coordinator::solve`: its status says whether x means anything.
 #[derive(Debug, Clone, PartialEq)]
+#[must_use = "a solve's status (optimal or not) is only in its result"]
 pub struct SolveResult {
     pub status: Status,
     /// Plan objective (minimise form); None unless optimal or max_iterations.
@@ -1245,8 +1269,85 @@ pub struct Coordinator {
     // every object's RowMap is a selection
     all_selection: bool,
     counts: Vec<Vec<usize>>,
+    // Every object's e end to end (row order); 1.0 on coupling rows (the gap sum's weights) and
+    // whether there are any; per coupling, whether its terms' rows are one block, term after
+    // term (the stride loops of the sharing update).
+    e_flat: Vec<f64>,
+    coupling_mask: Vec<f64>,
+    has_coupling_rows: bool,
+    cp_stride: Vec<bool>,
     scratch: Scratch,
     cert: CertState,
+}
+
+/// An object's solver in the coordinator's own loop: the generated QP solver, stepped in place
+/// from the flat centres, or any other, through `LocalSolver`.
+enum Slot<'a> {
+    Qp(&'a mut QpSolver),
+    User(&'a mut dyn LocalSolver),
+}
+
+/// Where an iteration's local objectives come from: given (`update`), or asked of the solvers
+/// only where the stopping test needs them (`solve`).
+enum Objectives<'s, 'a> {
+    Given(&'s [f64]),
+    Ask(&'s [Slot<'a>]),
+}
+
+/// The maxima and the gap sum of an iteration's row pass.
+#[derive(Default)]
+struct RowSums {
+    r_prim: f64,
+    a_max: f64,
+    t_max: f64,
+    dt_max: f64,
+    u_max: f64,
+    gap: f64,
+}
+
+/// The row pass of an iteration: the dual update, the next prox centres `t - u - e`, the
+/// residuals and their scales, and the first-order objective error on the coupling rows,
+/// `sum (u (a - t))` over them (`mask` is 1 there). Specialised so the loop carries no test:
+/// `SEL` (every map a selection: the dual residual's maxima are row maxima, dt is not kept) and
+/// `CP` (some rows are coupling rows: the gap sum runs).
+#[allow(clippy::too_many_arguments)]
+fn finish_rows<const SEL: bool, const CP: bool>(
+    a: &[f64],
+    t: &[f64],
+    t_old: &[f64],
+    h: &[f64],
+    u: &mut [f64],
+    dt: &mut [f64],
+    mask: &[f64],
+    e: &[f64],
+    centre: &mut [f64],
+) -> RowSums {
+    let n = a.len();
+    let (t, t_old, h, u, mask, e, centre) =
+        (&t[..n], &t_old[..n], &h[..n], &mut u[..n], &mask[..n], &e[..n], &mut centre[..n]);
+    let dt = if SEL { &mut dt[..0] } else { &mut dt[..n] };
+    let mut s = RowSums::default();
+    for k in 0..n {
+        let (tk, ak) = (t[k], a[k]);
+        let uk = u[k] + h[k] - tk;
+        u[k] = uk;
+        centre[k] = tk - uk - e[k];
+        let res = ak - tk;
+        s.r_prim = fmax(s.r_prim, res.abs());
+        s.a_max = fmax(s.a_max, ak.abs());
+        s.t_max = fmax(s.t_max, tk.abs());
+        let dk = tk - t_old[k];
+        if SEL {
+            s.dt_max = fmax(s.dt_max, dk.abs());
+            s.u_max = fmax(s.u_max, uk.abs());
+        } else {
+            dt[k] = dk;
+        }
+        if CP {
+            s.gap += mask[k] * (uk * res);
+        }
+    }
+    s
 }
 
 /// The buffers of one `Coordinator::update`, sized once in `Coordinator::new`: an iteration
@@ -1268,6 +1369,9 @@ struct Scratch {
     cp_sum: Vec<f64>,
     cp_shift: Vec<f64>,
     means: Vec<Vec<Vec<f64>>>,
+    // the prox centres t - u - e of every row, kept by the row pass (the coordinator's loop hands
+    // each generated QP solver its slice)
+    centre: Vec<f64>,
 }
 
 fn norm2(v: &[f64]) -> f64 {
@@ -1306,6 +1410,29 @@ fn max_abs(v: &[f64]) -> f64 {
     v.iter().fold(0.0, |m: f64, x| m.max(x.abs()))
 }
 
+/// The larger of `a` and `b`, `a` unless `a < b` (C++'s `std::max`: one machine instruction, and
+/// the same as `f64::max` where `a` is not NaN, as in every running maximum here).
+#[inline]
+fn fmax(a: f64, b: f64) -> f64 {
+    if a < b {
+        b
+    } else {
+        a
+    }
+}
+
+/// `v` clipped to `[lo, hi]` as C++'s `std::min(std::max(v, lo), hi)`: NaN stays NaN (so a step's
+/// finiteness test sees it), unlike `f64::clamp`'s panics and `f64::max`'s NaN-dropping.
+#[inline]
+fn clip(v: f64, lo: f64, hi: f64) -> f64 {
+    let a = if v < lo { lo } else { v };
+    if hi < a {
+        hi
+    } else {
+        a
+    }
+}
+
 impl Coordinator {
     /// A coordinator for `plan`; shared blocks without a closed form need `set_shared_prox`.
     pub fn new(plan: PlanSpec, opts: Options) -> Self {
@@ -1336,6 +1463,18 @@ impl Coordinator {
         let counts: Vec<Vec<usize>> = consensus_index.iter().map(|vars| vars.iter().map(Vec::len).collect()).collect();
         let widest = plan.objects.iter().map(|o| o.n).max().unwrap_or(0);
         let coupling_rows = plan.couplings.iter().map(|c| c.rhs.len()).max().unwrap_or(0);
+        let mut coupling_mask = vec![0.0; offset];
+        let mut has_coupling_rows = false;
+        let mut cp_stride = Vec::new();
+        for (starts, cp) in term_index.iter().zip(&plan.couplings) {
+            let m = cp.rhs.len();
+            for &start in starts {
+                coupling_mask[start..start + m].fill(1.0);
+                has_coupling_rows = true;
+            }
+            cp_stride.push(!starts.is_empty() && starts.iter().enumerate().all(|(i, &s)| s == starts[0] + i * m));
+        }
+        let e_flat = e.concat();
         let rows = vec![0.0; offset];
         let scratch = Scratch {
             a: rows.clone(),
@@ -1351,6 +1490,7 @@ impl Coordinator {
             cp_sum: vec![0.0; coupling_rows],
             cp_shift: vec![0.0; coupling_rows],
             means: plan.shared.iter().map(|s| s.vars.iter().map(|v| vec![0.0; v.size]).collect()).collect(),
+            centre: vec![0.0; offset],
         };
         let mut c = Coordinator {
             rho: opts.rho,
@@ -1370,6 +1510,10 @@ impl Coordinator {
             all_selection: maps.iter().all(|m| m.selection),
             maps,
             counts,
+            e_flat,
+            coupling_mask,
+            has_coupling_rows,
+            cp_stride,
             scratch,
             cert: CertState::default(),
         };
@@ -1400,8 +1544,8 @@ impl Coordinator {
     }
 
     fn rows_of(&self, i: usize) -> std::ops::Range<usize> {
-        let start = self.object_rows[i];
-        start..start + self.plan.objects[i].rows()
+        // object i's rows end where object i + 1's start (the last object's at total_rows)
+        self.object_rows[i]..self.object_rows.get(i + 1).copied().unwrap_or(self.total_rows)
     }
 
     /// The centres `d_i = t_i - u_i - e_i`, one per object.
@@ -1420,6 +1564,37 @@ impl Coordinator {
                 d[k] = self.t[start + k] - self.u[start + k] - e[k];
             }
         }
+    }
+
+    /// The flat centres `t - u - e` of every row (after a change of rho rescaled u).
+    fn centres_flat(&self, centre: &mut [f64]) {
+        let n = self.total_rows;
+        let (t, u, e) = (&self.t[..n], &self.u[..n], &self.e_flat[..n]);
+        for (k, c) in centre[..n].iter_mut().enumerate() {
+            *c = t[k] - u[k] - e[k];
+        }
+    }
+
+    /// The sum of the local objectives at xs; `Err` names an object whose value is not finite.
+    fn local_objectives(&self, xs: &[Vec<f64>], slots: &[Slot<'_>]) -> Result<f64, StepFailure> {
+        let mut f = 0.0;
+        for (i, slot) in slots.iter().enumerate() {
+            let fi = match slot {
+                Slot::Qp(q) => q.objective(&xs[i]),
+                Slot::User(s) => s.objective(&xs[i]),
+            };
+            if !fi.is_finite() {
+                return Err(StepFailure {
+                    status: Status::LocalSolverFailed,
+                    message: format!(
+                        "object `{}`: the local solver returned a non-finite objective value (NaN or Inf)",
+                        self.plan.objects[i].name
+                    ),
+                });
+            }
+            f += fi;
+        }
+        Ok(f)
     }
 
     /// max |rho (M' v1)_j| and max |rho (M' v2)_j| over every object's columns, in one pass and
@@ -1528,18 +1703,34 @@ impl Coordinator {
     pub fn update(&mut self, xs: &[Vec<f64>], objectives: &[f64]) -> Result<Iterate, StepFailure> {
         // The buffers leave self for the iteration (the borrow checker's way to lend them) and
         // always come back, whatever the outcome.
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let out = self.update_with(&mut scratch, xs, objectives);
-        self.scratch = scratch;
+        let mut sc = std::mem::take(&mut self.scratch);
+        for (i, o) in self.maps.iter().enumerate() {
+            o.apply_into(&xs[i], &mut sc.a[self.rows_of(i)]);
+        }
+        let out = self.advance_rows(&mut sc, xs, Objectives::Given(objectives));
+        self.scratch = sc;
         out
     }
 
-    fn update_with(&mut self, sc: &mut Scratch, xs: &[Vec<f64>], objectives: &[f64]) -> Result<Iterate, StepFailure> {
+    /// The iteration from the rows `sc.a` (already `M x + e` of every object's x).
+    fn advance_rows(
+        &mut self,
+        sc: &mut Scratch,
+        xs: &[Vec<f64>],
+        objectives: Objectives<'_, '_>,
+    ) -> Result<Iterate, StepFailure> {
         self.iteration += 1;
-        // A non-finite value must never reach z or u: it ends the solve naming the object.
+        // A non-finite value must never reach z or u: it ends the solve naming the object. The
+        // generated QP solver checks every point it returns.
         for (i, o) in self.plan.objects.iter().enumerate() {
-            let bad_x = xs[i].iter().any(|x| !x.is_finite());
-            if bad_x || !objectives[i].is_finite() {
+            let (bad_x, bad_f) = match objectives {
+                Objectives::Given(f) => (!xs[i].iter().all(|x| x.is_finite()), !f[i].is_finite()),
+                Objectives::Ask(slots) => match slots[i] {
+                    Slot::Qp(_) => continue,
+                    Slot::User(_) => (!xs[i].iter().all(|x| x.is_finite()), false),
+                },
+            };
+            if bad_x || bad_f {
                 let what = if bad_x { "a non-finite value in x" } else { "a non-finite objective value" };
                 return Err(StepFailure {
                     status: Status::LocalSolverFailed,
@@ -1548,11 +1739,6 @@ impl Coordinator {
             }
         }
         let nrows = self.total_rows;
-        let mut f_sum = 0.0;
-        for (i, o) in self.maps.iter().enumerate() {
-            o.apply_into(&xs[i], &mut sc.a[self.rows_of(i)]);
-            f_sum += objectives[i];
-        }
         let a = &sc.a;
         let rho = self.rho;
         let alpha = self.opts.alpha;
@@ -1563,15 +1749,20 @@ impl Coordinator {
         let check_next = self.opts.adaptive_rho && self.checkpoint(self.iteration + 1);
         let had_secant = sc.has_secant;
         let need_yhat = check_now || check_next;
-        for k in 0..nrows {
-            let tk = self.t[k];
-            sc.t_old[k] = tk;
+        // Every row is a consensus row (rewritten from z by sync_consensus_targets) or a coupling
+        // row (rewritten below): t is overwritten whole, so the previous targets are kept by a swap.
+        std::mem::swap(&mut self.t, &mut sc.t_old);
+        let (to, uv) = (&sc.t_old[..nrows], &self.u[..nrows]);
+        if need_yhat {
             // yhat = rho (a - t + u): minus the row gradient of the objectives at the new x.
-            if need_yhat {
-                sc.yhat[k] = rho * ((a[k] - tk) + self.u[k]);
+            for (k, y) in sc.yhat[..nrows].iter_mut().enumerate() {
+                *y = rho * ((a[k] - to[k]) + uv[k]);
             }
-            sc.h[k] = alpha * a[k] + (1.0 - alpha) * tk;
-            sc.v[k] = sc.h[k] + self.u[k];
+        }
+        for (k, (hk, vk)) in sc.h[..nrows].iter_mut().zip(&mut sc.v[..nrows]).enumerate() {
+            let x = alpha * a[k] + (1.0 - alpha) * to[k];
+            *hk = x;
+            *vk = x + uv[k];
         }
         let (t_old, yhat, h, v) = (&sc.t_old, &sc.yhat, &sc.h, &sc.v);
         // consensus z-update
@@ -1587,13 +1778,28 @@ impl Coordinator {
             }
             let m = cp.rhs.len();
             let s = &mut sc.cp_sum[..m];
-            s.fill(0.0);
-            for &start in starts {
-                for (sj, vj) in s.iter_mut().zip(&v[start..start + m]) {
-                    *sj += vj;
+            let terms = starts.len();
+            let stride = self.cp_stride[c];
+            if stride {
+                // The terms' rows are one block, term after term: column sums with a fixed stride
+                // (the same additions in the same order as term by term).
+                let vb = &v[starts[0]..starts[0] + terms * m];
+                for (j, sj) in s.iter_mut().enumerate() {
+                    let mut acc = 0.0;
+                    for i in 0..terms {
+                        acc += vb[i * m + j];
+                    }
+                    *sj = acc;
+                }
+            } else {
+                s.fill(0.0);
+                for &start in starts {
+                    for (sj, vj) in s.iter_mut().zip(&v[start..start + m]) {
+                        *sj += vj;
+                    }
                 }
             }
-            let count = starts.len() as f64;
+            let count = terms as f64;
             let shift = &mut sc.cp_shift[..m];
             for j in 0..m {
                 let (sj, r) = (s[j], cp.rhs[j]);
@@ -1604,51 +1810,61 @@ impl Coordinator {
                 };
                 shift[j] = (p - sj) / count;
             }
-            for &start in starts {
-                for j in 0..m {
-                    self.t[start + j] = v[start + j] + shift[j];
+            if stride {
+                let vb = &v[starts[0]..starts[0] + terms * m];
+                let tb = &mut self.t[starts[0]..starts[0] + terms * m];
+                for (j, &sj) in shift.iter().enumerate() {
+                    for i in 0..terms {
+                        tb[i * m + j] = vb[i * m + j] + sj;
+                    }
+                }
+            } else {
+                for &start in starts {
+                    for j in 0..m {
+                        self.t[start + j] = v[start + j] + shift[j];
+                    }
                 }
             }
         }
-        // residuals (infinity norms), in one pass with the dual update
-        let (mut r_prim, mut a_max, mut t_max) = (0.0f64, 0.0f64, 0.0f64);
-        for k in 0..nrows {
-            let tk = self.t[k];
-            self.u[k] = self.u[k] + h[k] - tk;
-            r_prim = r_prim.max((a[k] - tk).abs());
-            sc.dt[k] = tk - t_old[k];
-            a_max = a_max.max(a[k].abs());
-            t_max = t_max.max(tk.abs());
-        }
+        // One pass over the rows: the dual update, the next centres, the residuals (infinity norms)
+        // and their scales, and the first-order objective error on the coupling rows,
+        // |y'(a - t)| with y = rho u (as the reference).
+        let (t, u, mask, e, centre) = (&self.t, &mut self.u, &self.coupling_mask, &self.e_flat, &mut sc.centre);
+        let dt = &mut sc.dt;
+        let sums = match (self.all_selection, self.has_coupling_rows) {
+            (true, true) => finish_rows::<true, true>(&a[..nrows], t, t_old, h, u, dt, mask, e, centre),
+            (true, false) => finish_rows::<true, false>(&a[..nrows], t, t_old, h, u, dt, mask, e, centre),
+            (false, true) => finish_rows::<false, true>(&a[..nrows], t, t_old, h, u, dt, mask, e, centre),
+            (false, false) => finish_rows::<false, false>(&a[..nrows], t, t_old, h, u, dt, mask, e, centre),
+        };
+        let r_prim = sums.r_prim;
         let (r_dual, dual_scale) = if self.all_selection {
-            // M' only places each row in its own column: the column maxima are the row maxima.
-            let (mut r_dual, mut dual_scale) = (0.0f64, 0.0f64);
-            for k in 0..nrows {
-                r_dual = r_dual.max((sc.dt[k] * rho).abs());
-                dual_scale = dual_scale.max((self.u[k] * rho).abs());
-            }
-            (r_dual, dual_scale)
+            // M' only places each row in its own column: the column maxima are the row maxima
+            // (and max |rho x| is rho max |x|: rounding is monotone).
+            (rho * sums.dt_max, rho * sums.u_max)
         } else {
             self.mt_max_abs(&sc.dt, &self.u, rho, &mut sc.col)
         };
-        let prim_scale = a_max.max(t_max);
+        let prim_scale = fmax(sums.a_max, sums.t_max);
         let eps_prim = self.opts.eps_abs + self.opts.eps_rel * prim_scale;
         let eps_dual = self.opts.eps_abs + self.opts.eps_rel * dual_scale;
-        let mut g_total = 0.0;
-        for s in 0..self.plan.shared.len() {
-            g_total += self.g_value(s);
-        }
-        let objective = f_sum + g_total;
-        // First-order objective error on the coupling rows, |y'(a - t)| with y = rho u (as the reference).
-        let mut gap_est = 0.0;
-        for (c, starts) in self.term_index.iter().enumerate() {
-            let m = self.plan.couplings[c].rhs.len();
-            for &start in starts {
-                for k in start..start + m {
-                    gap_est += rho * self.u[k] * (a[k] - self.t[k]);
+        // The objective enters the stopping test only through eps_gap, which matters only once
+        // both residuals pass: with no objectives given it is asked of the solvers then (and at
+        // the end of a solve), not every iteration. Until then it is NaN.
+        let objective = match objectives {
+            Objectives::Given(f) => {
+                let mut f_sum = 0.0;
+                for fi in f {
+                    f_sum += fi;
                 }
+                f_sum + self.shared_value()
             }
-        }
+            Objectives::Ask(slots) if r_prim <= eps_prim && r_dual <= eps_dual => {
+                self.local_objectives(xs, slots)? + self.shared_value()
+            }
+            Objectives::Ask(_) => f64::NAN,
+        };
+        let gap_est = rho * sums.gap;
         let eps_gap =
             if objective.is_finite() { 0.1 * (self.opts.eps_abs + self.opts.eps_rel * objective.abs()) } else { 0.0 };
         let converged = r_prim <= eps_prim && r_dual <= eps_dual && gap_est.abs() <= eps_gap;
@@ -1685,6 +1901,7 @@ impl Coordinator {
                 for u in self.u.iter_mut() {
                     *u *= scale;
                 }
+                self.centres_flat(&mut sc.centre);
                 self.rho = rho_new;
                 rho_changed = true;
             }
@@ -1712,20 +1929,64 @@ impl Coordinator {
     /// Run ADMM to a status with one local solver per object (plan order).
     pub fn solve(&mut self, solvers: &mut [Box<dyn LocalSolver>]) -> SolveResult {
         let nobj = self.plan.objects.len();
-        let mut xs: Vec<Vec<f64>> = self.plan.objects.iter().map(|o| vec![0.0; o.n]).collect();
+        let xs: Vec<Vec<f64>> = self.plan.objects.iter().map(|o| vec![0.0; o.n]).collect();
         if solvers.len() != nobj {
             let msg = format!("{} local solvers for {} objects", solvers.len(), nobj);
             return self.result(Status::LocalSolverFailed, None, 0, xs, msg);
         }
-        // Centres, points and objectives live across iterations. Each object writes into its spare
-        // buffer, swapped with its point once the size is checked (a bad step leaves the previous
-        // point in place).
-        let mut centres = self.centres();
+        // The generated QP solver of the plan's own object takes its centre straight from the
+        // flat centres and writes its rows itself; any other solver goes through LocalSolver.
+        // Its data (public, but not changed while the solve holds it) is checked here, once: a
+        // solver whose data is bad goes the general way and reports it at its first step.
+        let fast: Vec<bool> = solvers
+            .iter_mut()
+            .zip(&self.plan.objects)
+            .map(|(s, o)| match s.generated_qp() {
+                Some(q) => q.object == *o && q.ready().is_ok(),
+                None => false,
+            })
+            .collect();
+        let mut slots = Vec::with_capacity(nobj);
+        for (i, (s, fast)) in solvers.iter_mut().zip(fast).enumerate() {
+            if !fast {
+                slots.push(Slot::User(s.as_mut()));
+                continue;
+            }
+            match s.generated_qp() {
+                Some(q) => slots.push(Slot::Qp(q)),
+                None => {
+                    let msg = format!("object `{}`: its solver stopped being a QpSolver", self.plan.objects[i].name);
+                    return self.result(Status::LocalSolverFailed, None, 0, xs, msg);
+                }
+            }
+        }
+        let mut sc = std::mem::take(&mut self.scratch);
+        let out = self.solve_with(&mut sc, &mut slots, xs);
+        self.scratch = sc;
+        out
+    }
+
+    fn solve_with(&mut self, sc: &mut Scratch, slots: &mut [Slot<'_>], mut xs: Vec<Vec<f64>>) -> SolveResult {
+        // Points live across iterations. Each object writes into its spare buffer, swapped with
+        // its point once the size is checked (a bad step leaves the previous point in place).
         let mut spare = xs.clone();
-        let mut objectives = vec![0.0; nobj];
+        self.centres_flat(&mut sc.centre);
         for k in 1..=self.opts.max_iter {
-            for i in 0..nobj {
-                match solvers[i].prox_into(&centres[i], self.rho, &mut spare[i]) {
+            for (i, slot) in slots.iter_mut().enumerate() {
+                let rows = self.rows_of(i);
+                let step = match slot {
+                    Slot::Qp(q) => {
+                        q.coordinator_step(&sc.centre[rows.clone()], self.rho, &mut spare[i], &mut sc.a[rows])
+                    }
+                    Slot::User(s) => {
+                        let out = s.prox_into(&sc.centre[rows.clone()], self.rho, &mut spare[i]);
+                        if out.is_ok() && spare[i].len() == self.plan.objects[i].n {
+                            self.maps[i].apply_into(&spare[i], &mut sc.a[rows]);
+                        }
+                        out
+                    }
+                };
+                match step {
                     Ok(()) if spare[i].len() == self.plan.objects[i].n => std::mem::swap(&mut xs[i], &mut spare[i]),
                     Ok(()) => {
                         let msg = format!(
@@ -1738,22 +1999,30 @@ impl Coordinator {
                     }
                     Err(f) => return self.result(f.status, None, k, xs, f.message),
                 }
-                objectives[i] = solvers[i].objective(&xs[i]);
             }
             let rho_used = self.rho;
-            let it = match self.update(&xs, &objectives) {
+            let it = match self.advance_rows(sc, &xs, Objectives::Ask(slots)) {
                 Ok(it) => it,
                 Err(f) => return self.result(f.status, None, k, xs, f.message),
             };
             if it.converged {
                 return self.result(Status::Optimal, Some(it.objective), k, xs, String::new());
             }
-            if let Some(message) = self.check_infeasible(solvers, rho_used, it.rho_changed) {
+            if let Some(message) = self.check_infeasible(&sc.h, slots, rho_used, it.rho_changed) {
                 return self.result(Status::Infeasible, None, k, xs, message);
             }
-            self.centres_into(&mut centres);
         }
-        let objective = self.last.as_ref().map(|l| l.objective);
+        // The last iterate's objective, asked of the solvers if the loop did not need it.
+        let mut objective = self.last.as_ref().map(|l| l.objective);
+        if objective.is_some_and(f64::is_nan) {
+            match self.local_objectives(&xs, slots) {
+                Ok(f) => objective = Some(f + self.shared_value()),
+                Err(f) => return self.result(f.status, None, self.opts.max_iter, xs, f.message),
+            }
+        }
+        if let (Some(last), Some(f)) = (self.last.as_mut(), objective) {
+            last.objective = f;
+        }
         let msg = format!("no convergence within {} iterations", self.opts.max_iter);
         self.result(Status::MaxIterations, objective, self.opts.max_iter, xs, msg)
     }
@@ -1762,12 +2031,7 @@ impl Coordinator {
     /// increments of the iterations before and at every `infeasibility_check_interval`-th are
     /// kept, and a settled one is tried as a certificate (again later, with a doubling backoff,
     /// when it proves nothing). The proof's message when it holds.
-    fn check_infeasible(
-        &mut self,
-        solvers: &[Box<dyn LocalSolver>],
-        rho_used: f64,
-        rho_changed: bool,
-    ) -> Option<String> {
+    fn check_infeasible(&mut self, h: &[f64], slots: &[Slot<'_>], rho_used: f64, rho_changed: bool) -> Option<String> {
         let every = self.opts.infeasibility_check_interval;
         let k = self.iteration;
         if every == 0 || ((k + 1) % every != 0 && k % every != 0) {
@@ -1779,7 +2043,7 @@ impl Coordinator {
         std::mem::swap(&mut st.dy_prev, &mut st.dy_last);
         st.has_prev = st.has_last;
         st.dy_last.clear();
-        st.dy_last.extend(self.scratch.h.iter().zip(&self.t).map(|(h, t)| rho_used * (h - t)));
+        st.dy_last.extend(h.iter().zip(&self.t).map(|(h, t)| rho_used * (h - t)));
         st.has_last = true;
         if rho_changed {
             st.has_last = false;
@@ -1788,7 +2052,13 @@ impl Coordinator {
         if k % every != 0 || k < st.next_try.max(every) {
             return None;
         }
-        let bounds: Vec<Option<(Vec<f64>, Vec<f64>)>> = solvers.iter().map(|s| s.coordinate_bounds()).collect();
+        let bounds: Vec<Option<(Vec<f64>, Vec<f64>)>> = slots
+            .iter()
+            .map(|slot| match slot {
+                Slot::Qp(q) => q.coordinate_bounds(),
+                Slot::User(s) => s.coordinate_bounds(),
+            })
+            .collect();
         let inputs = CertInputs {
             plan: &self.plan,
             maps: &self.maps,
@@ -1978,6 +2248,131 @@ impl Lu {
     }
 }
 
+/// The inverse of the symmetric positive definite `a` (`n x n` row-major) into `inv`, through
+/// Cholesky; false (nothing to use) unless every pivot is above 1e-13 of a's largest entry (as
+/// `Lu`) and the inverse is finite.
+fn spd_inverse(a: &[f64], n: usize, inv: &mut Vec<f64>, work: &mut Vec<f64>) -> bool {
+    // A = L L', then W = L^-1 and A^-1 = W'W: n^3/6 multiply-adds apiece. One n x n scratch: L in
+    // the lower triangle; W' (row p holds W[k][p], k >= p) takes the upper triangle and the
+    // diagonal column by column, once L's entries there are no longer read.
+    work.clear();
+    work.resize(n * n, 0.0);
+    inv.clear();
+    inv.resize(n * n, 0.0);
+    let l = &mut work[..];
+    // A positive definite matrix's largest entry is on its diagonal (|a_ij| <= sqrt(a_ii a_jj)),
+    // and one that is not fails a pivot whatever the scale.
+    let scale = (0..n).fold(0.0, |acc, j| fmax(acc, a[j * n + j].abs()));
+    let floor = 1e-13 * fmax(scale, TINY);
+    for j in 0..n {
+        let mut d = a[j * n + j];
+        for v in &l[j * n..j * n + j] {
+            d -= v * v;
+        }
+        if !(d > floor) {
+            return false;
+        }
+        let root = d.sqrt();
+        l[j * n + j] = root;
+        for i in j + 1..n {
+            let (head, tail) = l.split_at_mut(i * n);
+            let (lj, li) = (&head[j * n..j * n + j], &mut tail[..n]);
+            let mut s = a[i * n + j];
+            for (x, y) in li[..j].iter().zip(lj) {
+                s -= x * y;
+            }
+            li[j] = s / root;
+        }
+    }
+    for j in 0..n {
+        // Column j of W: W[j][j] = 1 / L[j][j], W[i][j] = -(sum_{k=j}^{i-1} L[i][k] W[k][j]) /
+        // L[i][i], written to row j of the scratch (entries i > j, then the diagonal: later
+        // columns read neither L[j][j] nor anything right of it in row j).
+        let wjj = 1.0 / l[j * n + j];
+        for i in j + 1..n {
+            let (head, tail) = l.split_at_mut(i * n);
+            let (wt, li) = (&mut head[j * n..(j + 1) * n], &tail[..n]);
+            let mut s = li[j] * wjj;
+            for (x, y) in li[j + 1..i].iter().zip(&wt[j + 1..i]) {
+                s += x * y;
+            }
+            wt[i] = -s / li[i];
+        }
+        l[j * n + j] = wjj;
+    }
+    // A^-1[p][q] = sum_{k >= q} W[k][p] W[k][q] (q >= p): rows p and q of W' from column q on.
+    let mut nonfinite = 0.0; // x - x: 0 for a finite x, NaN otherwise
+    for p in 0..n {
+        for q in p..n {
+            let mut s = 0.0;
+            for (x, y) in l[p * n + q..(p + 1) * n].iter().zip(&l[q * n + q..(q + 1) * n]) {
+                s += x * y;
+            }
+            inv[p * n + q] = s;
+            inv[q * n + p] = s;
+            nonfinite += s - s;
+        }
+    }
+    nonfinite == 0.0
+}
+
+/// `sol = c0 + G c`, G column by column (`g[c * k + i]`, k = sol's length): four columns per pass
+/// over sol (one load and store of sol[i] per four multiply-adds), then two, then one, adding in
+/// the order of the plain column loop (so the sums round the same).
+fn affine_point(sol: &mut [f64], c0: &[f64], g: &[f64], centre: &[f64]) {
+    let k = sol.len();
+    let r = centre.len();
+    let mut c = 0;
+    while c + 4 <= r {
+        let (d0, d1, d2, d3) = (centre[c], centre[c + 1], centre[c + 2], centre[c + 3]);
+        let cols = &g[c * k..(c + 4) * k];
+        let (g0, rest) = cols.split_at(k);
+        let (g1, rest) = rest.split_at(k);
+        let (g2, g3) = rest.split_at(k);
+        // the first pass starts from c0, the others from sol
+        if c == 0 {
+            for ((((s, &a), &b0), &b1), (&b2, &b3)) in sol.iter_mut().zip(c0).zip(g0).zip(g1).zip(g2.iter().zip(g3)) {
+                let mut v = a;
+                v += b0 * d0;
+                v += b1 * d1;
+                v += b2 * d2;
+                v += b3 * d3;
+                *s = v;
+            }
+        } else {
+            for (((s, &b0), &b1), (&b2, &b3)) in sol.iter_mut().zip(g0).zip(g1).zip(g2.iter().zip(g3)) {
+                let mut v = *s;
+                v += b0 * d0;
+                v += b1 * d1;
+                v += b2 * d2;
+                v += b3 * d3;
+                *s = v;
+            }
+        }
+        c += 4;
+    }
+    if c == 0 {
+        sol.copy_from_slice(&c0[..k]);
+    }
+    while c + 2 <= r {
+        let (d0, d1) = (centre[c], centre[c + 1]);
+        let (g0, g1) = g[c * k..(c + 2) * k].split_at(k);
+        for ((s, &b0), &b1) in sol.iter_mut().zip(g0).zip(g1) {
+            let mut v = *s;
+            v += b0 * d0;
+            v += b1 * d1;
+            *s = v;
+        }
+        c += 2;
+    }
+    if c < r {
+        let dc = centre[c];
+        for (s, &b) in sol.iter_mut().zip(&g[c * k..(c + 1) * k]) {
+            *s += b * dc;
+        }
+    }
+}
+
 const QP_SIGMA: f64 = 1e-6;
 const QP_ALPHA: f64 = 1.6;
 const QP_EQ_SCALE: f64 = 1e3;
@@ -2032,6 +2427,22 @@ pub struct QpSolver {
     kkt_buf: Vec<f64>,
     kkt_inv: Vec<f64>,
     kkt_bound: Vec<f64>,
+    // Cholesky's scratch (the KKT inverse when no row is active)
+    chol: Vec<f64>,
+    // The cached KKT point as an affine map of the prox centre c (fixed while rho and the active
+    // set are): sol = aff_c0 + G c, G stored column by column (aff_g[c * k + i]), so a settled
+    // step is k x r multiply-adds over contiguous columns and needs neither p nor M'c.
+    aff_c0: Vec<f64>,
+    aff_g: Vec<f64>,
+    // 1 / Q_jj at this rho (separable_now), and whether z, y and active lag behind x (a separable
+    // step updates only x; settle_separable_state catches them up when a step needs them).
+    sep_inv: Vec<f64>,
+    sep_stale: bool,
+    // M is the identity (the centre is x's own coordinates) and each coordinate's bounds
+    // (-inf / inf where no row bounds it): direct_step's data.
+    identity_map: bool,
+    sep_lo: Vec<f64>,
+    sep_hi: Vec<f64>,
     // What the last polish left: whether its KKT solve produced a point (sol, ax) and the
     // tolerances it judged that point by (for next_active_set).
     polish_solved: bool,
@@ -2041,6 +2452,7 @@ pub struct QpSolver {
     w: Vec<usize>,
     sol: Vec<f64>,
     ax: Vec<f64>,
+    // the prox's linear term p = q - rho M' centre (formed only by the steps that need it)
     pbuf: Vec<f64>,
     act_try: Vec<i8>,
     checked: bool,
@@ -2086,6 +2498,16 @@ impl QpSolver {
         // Separable: P and M'M diagonal, each row of A bounds one coordinate (weight 1, no
         // coordinate twice). Then the prox splits into one clipped scalar per coordinate.
         let mut separable = data.p.len() == n * n && a_rows.rows() == m && a_rows.selection;
+        let (mut sep_lo, mut sep_hi) = (vec![f64::NEG_INFINITY; n], vec![f64::INFINITY; n]);
+        if separable {
+            for i in 0..m.min(data.u.len()) {
+                sep_lo[a_rows.col[i]] = data.l[i];
+                sep_hi[a_rows.col[i]] = data.u[i];
+            }
+        }
+        let map = RowMap::new(object);
+        let identity_map = map.selection && map.rows() == n && (0..n).all(|k| map.col[k] == k && map.e[k] == 0.0);
+        let r = map.rows();
         for i in 0..n {
             for j in 0..n {
                 if separable && i != j && (data.p[i * n + j] != 0.0 || mtm[i * n + j] != 0.0) {
@@ -2095,7 +2517,7 @@ impl QpSolver {
         }
         QpSolver {
             object: object.clone(),
-            map: RowMap::new(object),
+            map,
             a_rows,
             separable,
             separable_now: false,
@@ -2116,6 +2538,14 @@ impl QpSolver {
             kkt_buf: Vec::with_capacity((n + m) * (n + m)),
             kkt_inv: Vec::with_capacity((n + m) * (n + m)),
             kkt_bound: Vec::with_capacity(n + m),
+            chol: Vec::new(),
+            aff_c0: Vec::with_capacity(n + m),
+            aff_g: Vec::with_capacity((n + m) * r),
+            sep_inv: vec![0.0; n],
+            sep_stale: false,
+            identity_map,
+            sep_lo,
+            sep_hi,
             polish_solved: false,
             tol_p: 0.0,
             tol_d: 0.0,
@@ -2159,47 +2589,120 @@ impl QpSolver {
         self.admm = None;
         let n = self.n;
         self.separable_now = self.separable && (0..n).all(|j| self.qmat[j * (n + 1)] > 0.0);
+        if self.separable_now {
+            for j in 0..n {
+                self.sep_inv[j] = 1.0 / self.qmat[j * (n + 1)];
+            }
+        }
     }
 
     /// A separable strictly convex QP: each coordinate's minimiser `-p_j / Q_jj` clipped to its
     /// row's bounds is the exact solution (the KKT point of the active set the clipping picks,
-    /// with the multiplier `-(Q_jj x_j + p_j)` of the right sign by construction). The state a
-    /// polish leaves (z, y, the active set, x) is left the same way, for a later step that is not
-    /// separable. False (the general step reports it) when a value is not finite.
-    fn separable_step(&mut self, p: &[f64], x: &mut Vec<f64>) -> bool {
+    /// with the multiplier `-(Q_jj x_j + p_j)` of the right sign by construction). Only x follows
+    /// the step; the rest of the state a polish leaves (z, y, the active set) is rebuilt from it,
+    /// by settle_separable_state, only if a later step is not separable. False (the general step
+    /// reports it) when a value is not finite.
+    fn separable_step(&mut self, x: &mut Vec<f64>) -> bool {
         let (n, m) = (self.n, self.m);
         x.resize(n, 0.0);
-        for j in 0..n {
-            x[j] = -p[j] / self.qmat[j * (n + 1)];
+        for ((xj, pj), inv) in x.iter_mut().zip(&self.pbuf[..n]).zip(&self.sep_inv[..n]) {
+            *xj = -pj * inv;
         }
+        // One row per bounded coordinate (a selection: no coordinate twice); an equality row has
+        // lo == hi. NaN stays NaN through the clip.
         for i in 0..m {
             let j = self.a_rows.col[i];
-            let (v, lo, hi) = (x[j], self.data.l[i], self.data.u[i]);
-            let (a, xj) = if self.eq[i] || v > hi {
-                (1, hi)
-            } else if v < lo {
-                (-1, lo)
-            } else {
-                (0, v)
-            };
-            x[j] = xj;
-            self.z[i] = xj;
-            self.y[i] = if a != 0 { -(self.qmat[j * (n + 1)] * xj + p[j]) } else { 0.0 };
-            self.active[i] = a;
+            x[j] = clip(x[j], self.data.l[i], self.data.u[i]);
         }
-        if x.iter().any(|v| !v.is_finite()) {
+        if !x.iter().all(|v| v.is_finite()) {
             return false;
         }
         self.x.copy_from_slice(x);
+        self.sep_stale = true;
         true
     }
 
-    /// The KKT solution for active set `act` (-1 lower, +1 upper, 0 inactive) into `x`, if it
-    /// verifies. Allocation-free: a settled step is this function with a cached inverse.
-    fn polish(&mut self, p: &[f64], act: &[i8], x: &mut Vec<f64>) -> bool {
-        let (n, m) = (self.n, self.m);
+    /// The separable step from the centre directly when M is the identity: `x_j = clip(-(q_j -
+    /// rho c_j) / Q_jj)` with each coordinate's own bounds (separable_step's values, no p). False
+    /// when a value is not finite.
+    #[inline]
+    fn direct_step(&mut self, centre: &[f64], rho: f64, x: &mut Vec<f64>) -> bool {
+        self.direct_step_rows::<false>(centre, rho, x, &mut [])
+    }
+
+    /// direct_step, writing the rows (x itself: M = I, e = 0) too when `ROWS`.
+    #[inline]
+    fn direct_step_rows<const ROWS: bool>(
+        &mut self,
+        centre: &[f64],
+        rho: f64,
+        x: &mut Vec<f64>,
+        rows: &mut [f64],
+    ) -> bool {
+        let n = self.n;
+        x.resize(n, 0.0);
+        let (q, inv, lo, hi) = (&self.data.q[..n], &self.sep_inv[..n], &self.sep_lo[..n], &self.sep_hi[..n]);
+        let (c, xw) = (&centre[..n], &mut self.x[..n]);
+        let rows = if ROWS { &mut rows[..n] } else { &mut rows[..0] };
+        let mut finite = true;
+        for j in 0..n {
+            let v = clip(-(q[j] - rho * c[j]) * inv[j], lo[j], hi[j]);
+            finite &= v.is_finite();
+            x[j] = v;
+            xw[j] = v;
+            if ROWS {
+                rows[j] = v;
+            }
+        }
+        self.sep_stale = true;
+        finite
+    }
+
+    /// After separable steps (which keep only x): the active set and z the clip picked, as a
+    /// warm start for a step that is not separable (exact; the multipliers are left at zero:
+    /// every later step verifies its own).
+    fn settle_separable_state(&mut self) {
+        if !self.sep_stale {
+            return;
+        }
+        self.sep_stale = false;
+        self.a_rows.apply_into(&self.x, &mut self.ax);
+        for i in 0..self.m {
+            let (ax, lo, hi) = (self.ax[i], self.data.l[i], self.data.u[i]);
+            self.z[i] = clip(ax, lo, hi);
+            self.y[i] = 0.0;
+            self.active[i] = if self.eq[i] || ax >= hi {
+                1
+            } else if ax <= lo {
+                -1
+            } else {
+                0
+            };
+        }
         self.polish_solved = false;
-        if !(self.has_kkt && self.kkt_active.as_slice() == act) {
+    }
+
+    /// p = q - rho M' centre (the prox centre enters only the linear term).
+    fn compute_p(&mut self, centre: &[f64], rho: f64) {
+        let p = &mut self.pbuf;
+        p.resize(self.n, 0.0);
+        self.map.apply_t_into(centre, p);
+        for (pi, qi) in p.iter_mut().zip(&self.data.q) {
+            *pi = qi - rho * *pi;
+        }
+    }
+
+    /// The KKT solution for active set `act` (-1 lower, +1 upper, 0 inactive) at this centre into
+    /// `x`, if it verifies (pbuf must hold p when the QP has rows: their tolerances scale with it).
+    /// Allocation-free: a settled step is this function with a cached affine map, k x r
+    /// multiply-adds with the centre.
+    fn polish(&mut self, centre: &[f64], act: &[i8], x: &mut Vec<f64>) -> bool {
+        let (n, m, r) = (self.n, self.m, self.map.rows());
+        self.polish_solved = false;
+        // (compared element by element: a slice `==` calls memcmp even for no rows, at a cost
+        // out of proportion to a settled step)
+        let same_set = self.kkt_active.len() == act.len() && self.kkt_active.iter().zip(act).all(|(a, b)| a == b);
+        if !(self.has_kkt && same_set) {
             // w (the active rows) and kkt_bound belong to the cached system: rebuilt with it.
             self.has_kkt = false;
             self.w.clear();
@@ -2222,44 +2725,76 @@ impl QpSolver {
                     kkt[c * k + n + j] = v;
                 }
             }
-            if !self.kkt_lu.factor_from(&self.kkt_buf, k) {
-                return false;
+            // No active rows: K = P + rho M'M, positive definite for a QP the checker accepted,
+            // and its inverse through Cholesky costs n^3/2 multiply-adds against LU's 4n^3/3. LU
+            // (with pivoting) takes what Cholesky refuses.
+            if !(self.w.is_empty() && spd_inverse(&self.kkt_buf, k, &mut self.kkt_inv, &mut self.chol)) {
+                if !self.kkt_lu.factor_from(&self.kkt_buf, k) {
+                    return false;
+                }
+                self.kkt_lu.invert_into(&mut self.kkt_inv);
             }
-            self.kkt_lu.invert_into(&mut self.kkt_inv);
-            // The active bounds' part of the solution, K^-1 [0; b_w]: fixed while the set is.
+            // sol = K^-1 [-p; b_w] with p = q - rho M'c: the active bounds' part K^-1 [0; b_w] and
+            // -K^-1 [q; 0] are fixed while the set is (aff_c0), the centre enters through
+            // G = rho K^-1[:, :n] M' (kkt_bound keeps the bounds' part for next_active_set).
             self.kkt_bound.clear();
+            self.aff_c0.clear();
+            let q = &self.data.q[..n];
             for i in 0..k {
+                let row = &self.kkt_inv[i * k..(i + 1) * k];
                 let mut acc = 0.0;
-                for (j, &row) in self.w.iter().enumerate() {
-                    acc += self.kkt_inv[i * k + n + j] * if act[row] > 0 { self.data.u[row] } else { self.data.l[row] };
+                for (j, &w) in self.w.iter().enumerate() {
+                    acc += row[n + j] * if act[w] > 0 { self.data.u[w] } else { self.data.l[w] };
                 }
                 self.kkt_bound.push(acc);
+                let mut sq = 0.0;
+                for (a, b) in row[..n].iter().zip(q) {
+                    sq += a * b;
+                }
+                self.aff_c0.push(acc - sq);
+            }
+            // G's column c is rho K^-1[:, :n] times M's row c: M's nonzeros only (a consensus row
+            // is one unit entry, so its column is a scaled column of the inverse).
+            self.aff_g.clear();
+            self.aff_g.resize(r * k, 0.0);
+            for c in 0..r {
+                let gc = &mut self.aff_g[c * k..(c + 1) * k];
+                for e in self.map.start[c]..self.map.start[c + 1] {
+                    let (j, v) = (self.map.col[e], self.rho * self.map.val[e]);
+                    for (i, g) in gc.iter_mut().enumerate() {
+                        *g += v * self.kkt_inv[i * k + j];
+                    }
+                }
             }
             self.has_kkt = true;
             self.kkt_active.clear();
             self.kkt_active.extend_from_slice(act);
         }
         let k = n + self.w.len();
-        self.sol.clear();
-        let mut lam_max = 0.0f64;
-        for i in 0..k {
-            let row = &self.kkt_inv[i * k..i * k + n];
-            let mut acc = self.kkt_bound[i];
-            for (a, b) in row.iter().zip(p) {
-                acc -= a * b;
-            }
-            if !acc.is_finite() {
-                return false;
-            }
-            self.sol.push(acc);
-            if i >= n {
-                lam_max = lam_max.max(acc.abs());
-            }
+        // Without rows the point is x itself: written in place.
+        let sol: &mut [f64] = if m == 0 {
+            x.resize(n, 0.0);
+            &mut x[..]
+        } else {
+            self.sol.resize(k, 0.0);
+            &mut self.sol[..k]
+        };
+        affine_point(sol, &self.aff_c0[..k], &self.aff_g[..r * k], &centre[..r]);
+        if m == 0 {
+            // No rows: the KKT point is the step, nothing to verify. x - x is 0 for a finite x
+            // and NaN otherwise: one sum tells.
+            let nonfinite = sol.iter().fold(0.0, |acc, v| acc + (v - v));
+            self.polish_solved = nonfinite == 0.0;
+            return self.polish_solved;
         }
+        if !self.sol.iter().all(|v| v.is_finite()) {
+            return false;
+        }
+        let lam_max = self.sol[n..].iter().fold(0.0f64, |acc, v| fmax(acc, v.abs()));
         self.a_rows.apply_into(&self.sol, &mut self.ax);
         let ax_max = self.ax.iter().fold(0.0f64, |acc, v| acc.max(v.abs()));
         let tol_p = QP_EPS * (1.0 + ax_max);
-        let tol_d = QP_EPS * (1.0 + lam_max.max(max_abs(p)));
+        let tol_d = QP_EPS * (1.0 + fmax(lam_max, max_abs(&self.pbuf)));
         self.polish_solved = true;
         self.tol_p = tol_p;
         self.tol_d = tol_d;
@@ -2324,24 +2859,89 @@ impl QpSolver {
         changed
     }
 
-    /// One prox step for the linear term `p`: the previous active set, its corrections, then ADMM.
-    fn step(&mut self, p: &[f64], x: &mut Vec<f64>) -> Result<(), StepFailure> {
+    /// One prox step from `centre`: the separable closed forms, the previous active set, its
+    /// corrections, then ADMM.
+    fn prox_step(&mut self, centre: &[f64], rho: f64, x: &mut Vec<f64>) -> Result<(), StepFailure> {
+        if self.identity_map && self.separable_now && self.direct_step(centre, rho, x) {
+            return Ok(());
+        }
+        self.general_step(centre, rho, x)
+    }
+
+    /// prox_step past the direct separable step (not inlined: a settled direct step's caller
+    /// stays small).
+    #[inline(never)]
+    fn general_step(&mut self, centre: &[f64], rho: f64, x: &mut Vec<f64>) -> Result<(), StepFailure> {
+        // p serves the separable step, the rows' tolerances and the inner ADMM: a QP without rows
+        // whose KKT map is cached never needs it.
+        let has_p = self.separable_now || self.m > 0;
+        if has_p {
+            self.compute_p(centre, rho);
+        }
+        if self.separable_now && self.separable_step(x) {
+            return Ok(());
+        }
+        self.settle_separable_state();
         let mut act = std::mem::take(&mut self.act_try);
         act.clear();
         act.extend_from_slice(&self.active);
-        let mut done = self.polish(p, &act, x);
+        let mut done = self.polish(centre, &act, x);
         let mut step = 0;
         while !done && step < QP_GUESS_STEPS && self.next_active_set(&mut act) {
-            done = self.polish(p, &act, x);
+            done = self.polish(centre, &act, x);
             step += 1;
         }
         self.act_try = act;
         if done {
-            self.x.clear();
-            self.x.extend_from_slice(x);
+            // x (the inner ADMM's warm start) follows every step; x has n values after a polish.
+            self.x.copy_from_slice(x);
             return Ok(());
         }
-        *x = self.admm_solve(p)?;
+        if !has_p {
+            self.compute_p(centre, rho);
+        }
+        *x = self.admm_solve(centre)?;
+        Ok(())
+    }
+
+    /// The sizes compared every step (the data is public), the bounds scanned once.
+    fn ready(&mut self) -> Result<(), StepFailure> {
+        let d = &self.data;
+        let (n, m) = (self.n, self.m);
+        let sizes = d.p.len() == n * n && d.q.len() == n && d.a.len() == m * n && d.l.len() == m && d.u.len() == m;
+        if !(self.checked && sizes) {
+            self.check()?;
+            self.checked = true;
+        }
+        Ok(())
+    }
+
+    /// `prox_into` for the coordinator's own loop (which called `ready` before its first step and
+    /// holds the solver throughout): the centre as this object's slice of the coordinator's
+    /// centres (`object.rows()` values, its object being the plan's), and the object's rows
+    /// `M x + e` written to `rows` (`object.rows()` values).
+    #[inline]
+    fn coordinator_step(
+        &mut self,
+        centre: &[f64],
+        rho: f64,
+        x: &mut Vec<f64>,
+        rows: &mut [f64],
+    ) -> Result<(), StepFailure> {
+        if rho != self.rho {
+            self.set_rho(rho);
+        }
+        if self.identity_map {
+            // M = I, e = 0: the rows are x (written by the direct step as it goes)
+            if self.separable_now && self.direct_step_rows::<true>(centre, rho, x, rows) {
+                return Ok(());
+            }
+            self.general_step(centre, rho, x)?;
+            rows[..self.n].copy_from_slice(&x[..self.n]);
+        } else {
+            self.prox_step(centre, rho, x)?;
+            self.map.apply_into(x, rows);
+        }
         Ok(())
     }
 
@@ -2380,8 +2980,10 @@ impl QpSolver {
     }
 
     /// OSQP's ADMM from the warm x, z, y; polishes once the residuals are small.
-    fn admm_solve(&mut self, p: &[f64]) -> Result<Vec<f64>, StepFailure> {
+    fn admm_solve(&mut self, centre: &[f64]) -> Result<Vec<f64>, StepFailure> {
         let (n, m) = (self.n, self.m);
+        let p = self.pbuf.clone();
+        let p = &p[..];
         let (l, u) = (self.data.l.clone(), self.data.u.clone());
         let mut x = self.x.clone();
         let mut z: Vec<f64> = self.z.iter().zip(l.iter().zip(&u)).map(|(v, (lo, hi))| v.max(*lo).min(*hi)).collect();
@@ -2438,7 +3040,7 @@ impl QpSolver {
                     .collect();
                 if last_polish.as_ref() != Some(&act) {
                     let mut xp = Vec::with_capacity(n);
-                    if self.polish(p, &act, &mut xp) {
+                    if self.polish(centre, &act, &mut xp) {
                         self.x = xp.clone();
                         return Ok(xp);
                     }
@@ -2546,28 +3148,16 @@ impl LocalSolver for QpSolver {
     }
 
     fn prox_into(&mut self, centre: &[f64], rho: f64, x: &mut Vec<f64>) -> Result<(), StepFailure> {
-        // The O(m) scan of the bounds runs once; the sizes (data is public) are compared every step.
-        let d = &self.data;
-        let (n, m) = (self.n, self.m);
-        let sizes = d.p.len() == n * n && d.q.len() == n && d.a.len() == m * n && d.l.len() == m && d.u.len() == m;
-        if !(self.checked && sizes) {
-            self.check()?;
-            self.checked = true;
-        }
+        self.ready()?;
         self.set_rho(rho);
         if centre.len() != self.map.rows() {
             return Err(self.failure(Status::LocalSolverFailed, "a prox centre of the wrong size".into()));
         }
-        // The prox centre enters only the linear term: p = q - rho M' centre.
-        let mut p = std::mem::take(&mut self.pbuf);
-        p.resize(self.n, 0.0);
-        self.map.apply_t_into(centre, &mut p);
-        for (pi, qi) in p.iter_mut().zip(&self.data.q) {
-            *pi = qi - rho * *pi;
-        }
-        let out = if self.separable_now && self.separable_step(&p, x) { Ok(()) } else { self.step(&p, x) };
-        self.pbuf = p;
-        out
+        self.prox_step(centre, rho, x)
+    }
+
+    fn generated_qp(&mut self) -> Option<&mut QpSolver> {
+        Some(self)
     }
 
     fn objective(&self, x: &[f64]) -> f64 {
@@ -2667,6 +3257,7 @@ pub struct ReportSpec {
 
 /// A finished native solve: the coordinator's result, the glued point and its objective.
 #[derive(Debug, Clone, PartialEq)]
+#[must_use = "a solve's status (optimal or not) is only in its result"]
 pub struct PlanSolution {
     pub result: SolveResult,
     /// Every object's x with consensus-linked entries set to their shared value.
