@@ -291,7 +291,11 @@ class Coordinator:
             return vec[index]
         start, stride = found
         N, size = index.shape
-        return vec[start : start + N * stride].reshape(N, stride)[:, :size] if stride * N + start <= vec.size else vec[index]
+        # A view whether or not a whole stride follows the last link (the last member's rows may
+        # end with it): the sync writes through it, so a copy would lose the targets. Its extent,
+        # start + (N - 1) stride + size, is the index's own last row + 1: within vec.
+        step = vec.strides[0]
+        return np.lib.stride_tricks.as_strided(vec[start:], shape=(N, size), strides=(stride * step, step))
 
     def state(self, x: Mapping[str, np.ndarray], copy: bool = True) -> SolverState:
         """The state to warm-start or resume from; ``copy=False``: the caller hands over ``x``'s

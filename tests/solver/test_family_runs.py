@@ -46,7 +46,27 @@ def _two_links(tmp_path: Path) -> IRPlan:
     return load_plan(spec)
 
 
-PLANS = {"consensus": _consensus, "interleaved": _interleaved, "two_links": _two_links}
+def _second_link_last(tmp_path: Path) -> IRPlan:
+    """A family linking two vars and nothing after it: the second var's links are strided from
+    row 3, and the last member's rows end with its link, short of a whole stride."""
+    spec = tmp_path / "second_link_last.cat"
+    spec.write_text(
+        "catopt 1;\n"
+        "SharedVariables model { var w: float[3]; var v: float[2]; }\n"
+        "LocalProblem s[i in 0..3] {\n"
+        "    param c: float = i;\n"
+        "    var w: float[3];\n"
+        "    var v: float[2];\n"
+        "    minimize sum_squares(w - c) + sum_squares(v + c);\n"
+        "}\n"
+        "Limit agree on model { s[*].w == model.w; s[*].v == model.v; }\n"
+        "Colimit plan of model;\n",
+        encoding="utf-8",
+    )
+    return load_plan(spec)
+
+
+PLANS = {"consensus": _consensus, "interleaved": _interleaved, "two_links": _two_links, "second_link_last": _second_link_last}
 
 
 def _layout(name: str, tmp_path: Path) -> Layout:
@@ -181,6 +201,8 @@ def test_coordinator_shortcuts_are_the_products_and_gathers(name: str, tmp_path:
         # every 5 rows from row 3, then t[0], t[1], t[2] 2 apart: gathered
         assert coordinator._strides[("model", "w")] == (0, 5)
         assert coordinator._strides[("model", "v")] is None
+    if name == "second_link_last":
+        assert coordinator._strides[("model", "v")] == (3, 5)  # 3 + 4 * 5 > 20 rows: still a view
     # the targets written through the views are the targets written by index
     coordinator.z = {k: rng.normal(size=z.shape) for k, z in coordinator.z.items()}
     coordinator._sync_consensus_targets()
@@ -254,3 +276,14 @@ def test_consensus_indices_list_every_link_in_plan_order(name: str, tmp_path: Pa
         np.testing.assert_array_equal(layout.consensus_index[key], rows[key])
         np.testing.assert_array_equal(layout.consensus_x[key], xs[key])
         assert layout.consensus_index[key].dtype == np.int64
+
+
+def test_a_family_whose_last_link_ends_the_rows_solves_to_the_centralised_optimum(tmp_path: Path) -> None:
+    """The consensus targets are written through strided views; one that fell back to a gathered
+    copy lost them, and the solve stopped `optimal` at a wrong point."""
+    from catopt_dsl.solver import solve_centralized
+
+    plan = _second_link_last(tmp_path)
+    got, ref = solve(plan), solve_centralized(plan)
+    assert got.status == ref.status == "optimal"
+    assert got.objective == pytest.approx(ref.objective, rel=1e-5, abs=1e-6)
